@@ -1,0 +1,82 @@
+"""The base of every configuration object: frozen, validated, JSON-describable, stably hashed.
+
+One configuration object per operator (and per primitive) drives the golden model, the RTL
+generator, the testbench, the manifest and the sweep.  Subclasses are frozen dataclasses whose
+``_validate`` raises ValueError naming the parameter, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from .fixed import check_int
+
+__all__ = ["Config"]
+
+
+class Config:
+    """Mixin for frozen dataclass configurations."""
+
+    #: short name of the thing configured (``"softmax"``, ``"division"``, ...)
+    kind: str = "config"
+
+    def __post_init__(self):
+        self._validate()
+
+    # -- validation helpers -------------------------------------------------------------------
+    def _int(self, name: str, lo: int, hi: int | None = None) -> int:
+        return check_int(self.kind, name, getattr(self, name), lo, hi)
+
+    def _choice(self, name: str, allowed: tuple):
+        value = getattr(self, name)
+        if value not in allowed:
+            raise ValueError(f"{self.kind}: {name}={value!r} is not allowed; allowed: "
+                             + ", ".join(repr(a) for a in allowed))
+        return value
+
+    def _number(self, name: str, lo: float, hi: float, *, lo_open: bool = False):
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{self.kind}: {name} must be a number, not {value!r}")
+        if not (value > lo if lo_open else value >= lo) or not value <= hi:
+            raise ValueError(f"{self.kind}: {name}={value!r} is out of range; allowed: "
+                             f"{'(' if lo_open else '['}{lo}, {hi}]")
+        return value
+
+    def _fail(self, name: str, message: str):
+        raise ValueError(f"{self.kind}: {name}={getattr(self, name)!r} {message}")
+
+    def _validate(self):  # pragma: no cover - overridden
+        pass
+
+    # -- description ----------------------------------------------------------------------------
+    def params(self) -> dict:
+        """The parameters as a plain dict (what ``replace`` and ``from_json`` take)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def derived(self) -> dict:
+        """Derived quantities (formats, widths, table sizes) for manifests; subclasses extend."""
+        return {}
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "params": self.params(), "derived": self.derived()}
+
+    @classmethod
+    def from_json(cls, data: dict):
+        params = data["params"] if "params" in data else data
+        return cls(**params)
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied (validated again)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown parameter(s) {sorted(unknown)}; known: "
+                             + ", ".join(f.name for f in dataclasses.fields(self)))
+        return dataclasses.replace(self, **changes)
+
+    def stable_hash(self) -> str:
+        """SHA-256 (16 hex digits) of the canonical JSON of kind and parameters; stable across runs."""
+        blob = json.dumps({"kind": self.kind, "params": self.params()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""The operators, each a composition of the primitives with one configuration object."""

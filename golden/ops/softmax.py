@@ -1,0 +1,119 @@
+"""Softmax with a mask: PWL-Exp of ``x - max + H`` and one Division Neuron Group per element.
+
+Number formats: input ``x`` is ``s<in_width>.<in_frac>`` whose most negative code is the mask
+(minus infinity); output is unsigned ``u<out_frac+1>.<out_frac>`` (1.0 is representable).
+
+Per row (last axis, at most ``d_max`` elements), over the valid positions only (not masked by the
+code or by the ``mask`` argument):
+
+    m   = max_j x_j
+    e_i = PWL-Exp(x_i - m + H)              in (0, e**H]; the maximum gives c_K ~ e**H
+    S   = sum_j e_j                         (>= c_K > 0 when any position is valid)
+    q_i = Division(A = e_i, B = S, shift = out_frac)
+
+Masked positions give exactly 0 and take no part in ``m`` or ``S``; a fully masked row is all 0.
+Positions more than ``2H`` below the maximum contribute 0 (``e**-2H`` relative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import reference
+from ..config import Config
+from ..division import ARCHITECTURES, ROUNDINGS, DivisionConfig, divide
+from ..exp import ExpConfig, pwl_exp
+from ..fixed import FixedFormat, check_codes
+
+__all__ = ["SoftmaxConfig", "softmax"]
+
+
+@dataclass(frozen=True)
+class SoftmaxConfig(Config):
+    """Softmax over rows of up to ``d_max`` elements (see the module docstring)."""
+
+    kind = "softmax"
+    in_width: int = 16
+    in_frac: int = 8
+    d_max: int = 1024
+    out_frac: int = 16
+    H: int = 8
+    K: int = 256
+    exp_frac: int = 12
+    slope_frac: int = 8
+    div_guard_bits: int = 8
+    div_arch: str = "binary"
+    rounding: str = "nearest"
+
+    def _validate(self):
+        self._int("in_width", 2, 32)
+        self._int("in_frac", 0, self.in_width - 1)
+        self._int("d_max", 1, 1 << 16)
+        self._int("out_frac", 1, 24)
+        self._int("div_guard_bits", 2, 24)
+        self._choice("div_arch", ARCHITECTURES)
+        self._choice("rounding", ROUNDINGS)
+        self.exp
+        self.division
+
+    @property
+    def in_format(self) -> FixedFormat:
+        return FixedFormat(self.in_width, self.in_frac, signed=True)
+
+    @property
+    def out_format(self) -> FixedFormat:
+        return FixedFormat(self.out_frac + 1, self.out_frac, signed=False)
+
+    @property
+    def exp(self) -> ExpConfig:
+        # argument x - m + H spans [-(2**in_width - 2) + Hc, Hc]
+        try:
+            return ExpConfig(in_width=self.in_width + 2, in_frac=self.in_frac, H=self.H, K=self.K,
+                             out_frac=self.exp_frac, slope_frac=self.slope_frac)
+        except ValueError as err:
+            raise ValueError(f"{self.kind}: {str(err).replace('exp: ', '').replace('out_frac', 'exp_frac')}") from None
+
+    @property
+    def sum_width(self) -> int:
+        """Width of the row sum ``S``: ``d_max`` terms of at most ``c_K``."""
+        return (self.d_max * ((1 << self.exp.out_width) - 1)).bit_length()
+
+    @property
+    def division(self) -> DivisionConfig:
+        q_width = self.out_frac + 1
+        return DivisionConfig(num_width=self.exp.out_width, den_width=self.sum_width,
+                              shift=self.out_frac, q_width=q_width,
+                              theta_bits=q_width + self.div_guard_bits, arch=self.div_arch,
+                              rounding=self.rounding)
+
+    def derived(self) -> dict:
+        return {"in_format": self.in_format.to_json(), "out_format": self.out_format.to_json(),
+                "sum_width": self.sum_width, "exp": self.exp.to_json(),
+                "division": self.division.to_json()}
+
+    def reference(self, x, mask=None):
+        return reference.softmax(x, mask)
+
+
+def softmax(x, cfg: SoftmaxConfig = SoftmaxConfig(), mask=None) -> np.ndarray:
+    """Softmax over the last axis of ``s<in_width>.<in_frac>`` codes (mask code allowed).
+
+    ``mask`` (bool, broadcast against ``x``) marks the valid positions; False positions are masked
+    like the mask code.  Returns ``u<out_frac+1>.<out_frac>`` codes.
+    """
+    x = check_codes(x, cfg.in_format, owner=cfg.kind, allow_mask=True)
+    if x.ndim == 0 or x.shape[-1] == 0 or x.shape[-1] > cfg.d_max:
+        n = x.shape[-1] if x.ndim else 0
+        raise ValueError(f"softmax: row length {n} (the last axis of x) is not allowed; allowed: "
+                         f"1 .. d_max={cfg.d_max}")
+    valid = x != cfg.in_format.mask_code
+    if mask is not None:
+        valid = valid & np.broadcast_to(np.asarray(mask, dtype=bool), x.shape)
+    ecfg = cfg.exp
+    m = np.max(np.where(valid, x, cfg.in_format.min_code), axis=-1, keepdims=True)
+    e = np.where(valid, pwl_exp(x - m + ecfg.H_codes, ecfg), 0)
+    s = e.sum(axis=-1, keepdims=True)
+    q = divide(e, np.broadcast_to(s, e.shape), cfg.division, check=False)
+    return np.where(valid, q, 0)
