@@ -1,0 +1,228 @@
+"""RMSNorm and LayerNorm: ``y_i = gamma_i * sqrt(d) * v_i / ||[v, eps_elem]|| (+ beta_i)`` by PolarNorm.
+
+Number formats: input ``x`` is ``s<in_width>.<in_frac>`` over rows of exactly ``d`` elements;
+``gamma`` is ``s<gamma_width>.<gamma_frac>``; ``beta`` and the output are ``s<out_width>.<out_frac>``
+(saturating).
+
+* RMSNorm: ``v = x`` and ``eps_elem = sqrt(eps * d)``, since
+  ``x / sqrt(mean(x**2) + eps) = sqrt(d) * x / ||[x, sqrt(eps d)]||``.
+* LayerNorm: the mean is never rounded: ``v = d * x - sum(x)`` (``d * (x - mean)``, exact; ``d * x``
+  is a shift when d is a power of two, a constant multiply otherwise) and ``eps_elem = d * sqrt(eps d)``.
+
+The shared datapath, in integers (``u`` = one input LSB):
+
+1. shift scaling of the row: ``r = bit_length(max_j |v_j|, eps_code) - norm_width``; the leaves
+   ``|v_j| * 2**-r`` (floor) have ``norm_width`` bits, so outlier channels and the bulk share one
+   block exponent and every datapath width is bounded;
+2. ``N = PolarNorm(leaves)`` (CORDIC tree or exact) ``~ gain * ||v|| * 2**-r``;
+3. read-out: ``N = N_m * 2**-e`` with a ``31``-bit mantissa (leading-one detection), then one integer
+   constant multiply folds the norm's gain and ``1/sqrt(d)``:
+   ``R = N_m * C`` with ``C = round(2**gain_frac / (gain * sqrt(d)))``, so the row's RMS is
+   ``R * 2**(r - e - gain_frac)`` in units of u;
+4. Division Neuron Group per element: ``A = |v_i| * |gamma_i|``, ``B = R`` with exponent
+   ``r - e - gain_frac``, ``shift = out_frac - gamma_frac``; ``y_i = sign(v_i gamma_i) * q_i (+ beta_i)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import reference
+from ..config import Config
+from ..division import ARCHITECTURES, ROUNDINGS, DivisionConfig, divide
+from ..fixed import FixedFormat, check_codes
+from ..norm import METHODS, NormConfig, polar_norm
+from ..shift import barrel_shift, bit_length, normalise
+
+__all__ = ["RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm"]
+
+#: mantissa bits of the norm at read-out (so ``mantissa * C`` fits 62 bits with gain_frac <= 31)
+_READOUT_BITS = 31
+
+
+@dataclass(frozen=True)
+class _NormOpConfig(Config):
+    """Shared parameters of RMSNorm and LayerNorm (see the module docstring)."""
+
+    d: int = 576
+    in_width: int = 24
+    in_frac: int = 9
+    out_width: int = 20
+    out_frac: int = 12
+    gamma_width: int = 16
+    gamma_frac: int = 12
+    eps: float = 1e-5
+    norm_method: str = "cordic"
+    cordic_iterations: int = 12
+    norm_width: int = 22
+    norm_guard_bits: int = 2
+    gain_frac: int = 30
+    div_guard_bits: int = 8
+    div_arch: str = "binary"
+    rounding: str = "nearest"
+
+    centred = False
+
+    def _validate(self):
+        self._int("d", 1, 1 << 14)
+        self._int("in_width", 2, 40)
+        self._int("in_frac", 0, self.in_width - 1)
+        self._int("out_width", 2, 40)
+        self._int("out_frac", 0, self.out_width - 1)
+        self._int("gamma_width", 2, 24)
+        self._int("gamma_frac", 0, self.gamma_width - 1)
+        self._number("eps", 0.0, 1.0, lo_open=True)
+        self._choice("norm_method", METHODS)
+        self._int("norm_width", 2, 40)
+        self._int("gain_frac", 8, 31)
+        self._int("div_guard_bits", 2, 24)
+        self._choice("div_arch", ARCHITECTURES)
+        self._choice("rounding", ROUNDINGS)
+        try:
+            self.norm
+        except ValueError as err:
+            raise ValueError(f"{self.kind}: {err} (set by norm_width, norm_guard_bits, d)") from None
+        if self.v_width + self.gamma_width - 1 > 62:
+            self._fail("in_width", f"with gamma_width={self.gamma_width} and d={self.d} gives a "
+                       f"{self.v_width + self.gamma_width - 1}-bit numerator; allowed: at most 62")
+        self.division
+
+    @property
+    def _eps_scale(self) -> float:
+        return float(self.d) if self.centred else 1.0
+
+    @property
+    def eps_element(self) -> float:
+        """The extra vector element in real units: ``sqrt(eps d)`` (LayerNorm: times d)."""
+        return math.sqrt(self.eps * self.d) * self._eps_scale
+
+    @property
+    def eps_code(self) -> int:
+        """``eps_element`` in input LSBs, rounded, and at least 1 so a constant row has a norm > 0
+        (a constant row then gives exactly ``beta``; a vanishing eps, like BERT's 1e-12, otherwise
+        changes nothing)."""
+        return max(1, int(math.floor(self.eps_element * 2 ** self.in_frac + 0.5)))
+
+    @property
+    def v_width(self) -> int:
+        """Bits of ``|v|``: the input magnitude, times d plus the sum for LayerNorm."""
+        mag = self.in_width - 1
+        return mag + (self.d.bit_length() + 1 if self.centred else 0)
+
+    @property
+    def in_format(self) -> FixedFormat:
+        return FixedFormat(self.in_width, self.in_frac, signed=True)
+
+    @property
+    def out_format(self) -> FixedFormat:
+        return FixedFormat(self.out_width, self.out_frac, signed=True)
+
+    @property
+    def gamma_format(self) -> FixedFormat:
+        return FixedFormat(self.gamma_width, self.gamma_frac, signed=True)
+
+    @property
+    def norm(self) -> NormConfig:
+        return NormConfig(length=self.d + 1, in_width=self.norm_width, method=self.norm_method,
+                          iterations=self.cordic_iterations, guard_bits=self.norm_guard_bits)
+
+    @property
+    def readout_constant(self) -> int:
+        """``C = round(2**gain_frac / (gain * sqrt(d)))``: folds the norm's gain and 1/sqrt(d)."""
+        return int(math.floor(2 ** self.gain_frac / (self.norm.gain * math.sqrt(self.d)) + 0.5))
+
+    @property
+    def division(self) -> DivisionConfig:
+        q_width = self.out_width - 1
+        return DivisionConfig(num_width=self.v_width + self.gamma_width - 1,
+                              den_width=_READOUT_BITS + self.readout_constant.bit_length(),
+                              shift=self.out_frac - self.gamma_frac, q_width=q_width,
+                              theta_bits=min(q_width + self.div_guard_bits, 61 - q_width),
+                              arch=self.div_arch, rounding=self.rounding)
+
+    def derived(self) -> dict:
+        return {"in_format": self.in_format.to_json(), "out_format": self.out_format.to_json(),
+                "gamma_format": self.gamma_format.to_json(), "eps_code": self.eps_code,
+                "v_width": self.v_width, "readout_constant": self.readout_constant,
+                "norm": self.norm.to_json(), "division": self.division.to_json()}
+
+    def quantize_gamma(self, gamma) -> np.ndarray:
+        from ..fixed import quantize
+        return quantize(gamma, self.gamma_format, name="gamma")
+
+    def quantize_beta(self, beta) -> np.ndarray:
+        from ..fixed import quantize
+        return quantize(beta, self.out_format, name="beta")
+
+
+@dataclass(frozen=True)
+class RMSNormConfig(_NormOpConfig):
+    """RMSNorm over rows of ``d`` elements; defaults sized for SmolLM2 (d=576, outliers to 1e4)."""
+
+    kind = "rmsnorm"
+
+    def reference(self, x, gamma=None):
+        return reference.rmsnorm(x, gamma, self.eps)
+
+
+@dataclass(frozen=True)
+class LayerNormConfig(_NormOpConfig):
+    """LayerNorm over rows of ``d`` elements (gamma, beta); defaults sized for MiniLM (d=384)."""
+
+    kind = "layernorm"
+    d: int = 384
+    in_width: int = 20
+    in_frac: int = 10
+    eps: float = 1e-12
+    centred = True
+
+    def reference(self, x, gamma=None, beta=None):
+        return reference.layernorm(x, gamma, beta, self.eps)
+
+
+def _check_row(x, cfg: _NormOpConfig, name: str, fmt: FixedFormat, *, vector: bool = False):
+    a = check_codes(x, fmt, owner=cfg.kind, name=name)
+    if (a.ndim != 1 if vector else a.ndim < 1) or a.shape[-1] != cfg.d:
+        raise ValueError(f"{cfg.kind}: {name} has shape {a.shape}; allowed: "
+                         f"{'(d,)' if vector else '(..., d)'} with d={cfg.d}")
+    return a
+
+
+def _polar_normalise(v: np.ndarray, cfg: _NormOpConfig, gamma, beta) -> np.ndarray:
+    """Steps 1-4 of the module docstring on the centred (or raw) integer rows ``v``."""
+    mag = np.abs(v)
+    eps = np.full(v.shape[:-1] + (1,), cfg.eps_code, dtype=np.int64)
+    leaves = np.concatenate([mag, eps], axis=-1)
+    r = bit_length(leaves.max(axis=-1, keepdims=True)) - cfg.norm_width
+    big_n = polar_norm(barrel_shift(leaves, -r), cfg.norm)
+    n_m, e = normalise(big_n, _READOUT_BITS)
+    rms = n_m * cfg.readout_constant
+    b_exp = r[..., 0] - e - cfg.gain_frac
+    if gamma is None:
+        g = np.int64(1 << cfg.gamma_frac)
+        num, neg = mag * g, v < 0
+    else:
+        g = _check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)
+        num, neg = mag * np.abs(g), (v < 0) != (g < 0)
+    q = divide(num, rms[..., None], cfg.division, b_exp=b_exp[..., None], check=False)
+    y = np.where(neg, -q, q)
+    if beta is not None:
+        y = np.clip(y + _check_row(beta, cfg, "beta", cfg.out_format, vector=True),
+                    cfg.out_format.min_code, cfg.out_format.max_code)
+    return y
+
+
+def rmsnorm(x, cfg: RMSNormConfig = RMSNormConfig(), gamma=None) -> np.ndarray:
+    """RMSNorm of ``s<in_width>.<in_frac>`` rows (last axis, length d); ``gamma`` codes (d,) or None (=1)."""
+    x = _check_row(x, cfg, "x", cfg.in_format)
+    return _polar_normalise(x, cfg, gamma, None)
+
+
+def layernorm(x, cfg: LayerNormConfig = LayerNormConfig(), gamma=None, beta=None) -> np.ndarray:
+    """LayerNorm of ``s<in_width>.<in_frac>`` rows; ``gamma`` (gamma format), ``beta`` (out format) codes."""
+    x = _check_row(x, cfg, "x", cfg.in_format)
+    v = cfg.d * x - x.sum(axis=-1, keepdims=True)
+    return _polar_normalise(v, cfg, gamma, beta)
