@@ -174,6 +174,24 @@ def divide(a, b, cfg: DivisionConfig, *, b_exp=0, realisation: str = "fast", che
                 bad = v.min() if v.min() < 0 else v.max()
                 raise ValueError(f"divide: {name}={int(bad)} is outside the unsigned {w}-bit range "
                                  f"({wname}={w}); allowed: [0, {(1 << w) - 1}]")
+    if realisation == "fast" and np.ndim(b_exp) == 0:
+        k = cfg.shift - int(b_exp)
+        if cfg.den_width <= cfg.theta_bits and k >= 0 and cfg.num_width + k + 2 <= 62:
+            return _divide_exact(a, b, cfg, k)
     current, theta, saturated = _stage1(a, b, cfg, b_exp)
     q = _COUNTERS[realisation](current, theta, cfg)
     return np.where(saturated, cfg.q_max, q).astype(np.int64)
+
+
+def _divide_exact(a, b, cfg: DivisionConfig, k: int):
+    """The fast path when B always fits theta (no truncation) and the shift is a left shift.
+
+    Then theta = B * 2**e with e >= 0 and I = A * 2**(e + k) exactly, so with N = A * 2**k:
+    floor: q = floor(N / B); nearest: floor((N + floor(theta/2)) / theta) = floor((2N + B) / 2B)
+    (for e = 0 and odd B no integer lies between N/B and (N + 1/2)/B).  Saturation as in stage 1.
+    """
+    n = np.asarray(a, dtype=np.int64) << k
+    b = np.asarray(b, dtype=np.int64)
+    safe_b = np.maximum(b, 1)
+    q = (2 * n + safe_b) // (2 * safe_b) if cfg.rounding == "nearest" else n // safe_b
+    return np.where(b == 0, cfg.q_max, np.minimum(q, cfg.q_max))

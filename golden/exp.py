@@ -130,11 +130,18 @@ class ExpConfig(Config):
 
 @dataclass(frozen=True, eq=False)
 class ExpTable:
-    """The PWL-Exp table: segment starts ``starts[k] = b_k + Hc``, ``intercepts`` (K+1), ``slopes`` (K)."""
+    """The PWL-Exp table: segment starts ``starts[k] = b_k + Hc``, ``intercepts`` (K+1), ``slopes`` (K).
+
+    ``lookup_*`` are the same with two extra rows for the vectorised model: row ``K`` is the clamp
+    (intercept ``c_K``, slope 0) and row ``-1`` (the last) gives 0 below ``-H``.
+    """
 
     starts: np.ndarray
     intercepts: np.ndarray
     slopes: np.ndarray
+    lookup_starts: np.ndarray
+    lookup_intercepts: np.ndarray
+    lookup_slopes: np.ndarray
 
 
 @functools.lru_cache(maxsize=64)
@@ -152,26 +159,24 @@ def exp_table(cfg: ExpConfig) -> ExpTable:
     shift = cfg.slope_shift
     slopes = [((intercepts[k + 1] - intercepts[k]) << shift) // (starts[k + 1] - starts[k])
               for k in range(k_count)]
-    for arr in (starts, intercepts, slopes):
-        assert max(arr) < 1 << 62
-    tab = ExpTable(np.array(starts, dtype=np.int64), np.array(intercepts, dtype=np.int64),
-                   np.array(slopes, dtype=np.int64))
-    for a in (tab.starts, tab.intercepts, tab.slopes):
+    arrays = [np.array(v, dtype=np.int64) for v in (
+        starts, intercepts, slopes, starts + [0], intercepts + [0], slopes + [0, 0])]
+    for a in arrays:
         a.setflags(write=False)
-    return tab
+    return ExpTable(*arrays)
 
 
 def pwl_exp(z, cfg: ExpConfig) -> np.ndarray:
     """``e**z`` for argument codes ``z`` (int64 array, format ``cfg.in_format``) as ``out_format`` codes."""
     tab = exp_table(cfg)
     hc = cfg.H_codes
-    z = np.asarray(z, dtype=np.int64)
-    u = np.clip(z + hc, 0, 2 * hc - 1)
+    # u = -1 selects the zero row (-1), u = 2*Hc the clamp row (K); see ExpTable
+    u = np.clip(np.asarray(z, dtype=np.int64) + hc, -1, 2 * hc)
     if cfg.index_is_bit_slice:
-        k = u >> (2 * hc // cfg.K).bit_length() - 1
+        p = (2 * hc // cfg.K).bit_length() - 1
+        k = u >> p
+        t = u & ((1 << p) - 1)
     else:
         k = (u * cfg.K) // (2 * hc)
-    t = u - tab.starts[k]
-    y = tab.intercepts[k] + ((tab.slopes[k] * t) >> cfg.slope_shift)
-    y = np.where(z >= hc, tab.intercepts[-1], y)
-    return np.where(z < -hc, 0, y)
+        t = u - tab.lookup_starts[k]
+    return tab.lookup_intercepts[k] + ((tab.lookup_slopes[k] * t) >> cfg.slope_shift)

@@ -25,12 +25,19 @@ def bit_length(x) -> np.ndarray:
 
 
 def barrel_shift(x, s) -> np.ndarray:
-    """``x * 2**s`` for ``s >= 0``, ``floor(x / 2**-s)`` for ``s < 0`` (element-wise shift amounts)."""
+    """``x * 2**s`` for ``s >= 0``, ``floor(x / 2**-s)`` for ``s < 0`` (element-wise shift amounts).
+
+    Left shifts must not overflow int64 (callers bound them); right shifts by 63 or more give the
+    sign (0 or -1), as an arithmetic shift of any width would.
+    """
     x = np.asarray(x, dtype=np.int64)
     s = np.asarray(s, dtype=np.int64)
-    left = np.clip(s, 0, 62)
-    right = np.clip(-s, 0, 63)
-    return np.where(s >= 0, x << left, x >> right)
+    if s.ndim == 0 or (s.min() >= 0 if s.size else True) or s.max() <= 0:
+        # one direction for every element: a single vector shift
+        if s.size and s.max() > 0:
+            return x << s
+        return x >> np.minimum(-s, 63)
+    return np.where(s >= 0, x << np.maximum(s, 0), x >> np.minimum(-s, 63))
 
 
 def normalise(x, width: int):

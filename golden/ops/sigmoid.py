@@ -123,6 +123,8 @@ class SigmoidConfig(_SigmoidFamilyConfig):
 
     kind = "sigmoid"
     numerator_power = 0
+    #: theta as wide as the 25-bit denominator: the division is exact (and the model faster)
+    div_guard_bits: int = 12
 
     def reference(self, x):
         return reference.sigmoid(x)

@@ -115,5 +115,5 @@ def softmax(x, cfg: SoftmaxConfig = SoftmaxConfig(), mask=None) -> np.ndarray:
     m = np.max(np.where(valid, x, cfg.in_format.min_code), axis=-1, keepdims=True)
     e = np.where(valid, pwl_exp(x - m + ecfg.H_codes, ecfg), 0)
     s = e.sum(axis=-1, keepdims=True)
-    q = divide(e, np.broadcast_to(s, e.shape), cfg.division, check=False)
+    q = divide(e, s, cfg.division, check=False)
     return np.where(valid, q, 0)

@@ -1,0 +1,131 @@
+"""The ``spikeops`` command line.
+
+    spikeops errors  [--ops OP ...] [--json FILE] [--markdown FILE] [--check]
+    spikeops bench   [--ops OP ...] [--elements N] [--repeats R] [--json FILE]
+    spikeops config  OP [--set key=value ...]
+    spikeops run     [--out DIR]          the main job on the embedded default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from golden import registry
+
+__all__ = ["main", "parse_sets", "build_config"]
+
+
+def parse_sets(pairs) -> dict:
+    """``["key=value", ...]`` -> dict; values are JSON (numbers, true/false, null) or plain strings."""
+    out = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise ValueError(f"--set {pair!r}: expected key=value")
+        key, raw = pair.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def build_config(op: str, sets=None):
+    """The default configuration of ``op`` with ``--set`` changes applied (validated)."""
+    return registry.get(op).default().replace(**parse_sets(sets))
+
+
+def _ops_arg(p):
+    p.add_argument("--ops", nargs="+", choices=list(registry.OPERATORS), metavar="OP",
+                   help=f"operators (default: all of {', '.join(registry.OPERATORS)})")
+
+
+def _cmd_errors(args) -> int:
+    from . import errors
+    rep = errors.report(args.ops, size=args.size, seed=args.seed)
+    print(errors.format_table(rep))
+    print()
+    print(errors.format_costs(rep))
+    errors.write(rep, args.json, args.markdown)
+    failed = errors.check_targets(rep["rows"])
+    print()
+    print("targets at the 8-bit grid: " + ("all met" if not failed else "FAILED:\n  " + "\n  ".join(failed)))
+    return 1 if (failed and args.check) else 0
+
+
+def _cmd_bench(args) -> int:
+    from . import bench
+    rows = bench.benchmark(args.ops, elements=args.elements, repeats=args.repeats)
+    print(bench.format_bench(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def _cmd_config(args) -> int:
+    print(json.dumps(build_config(args.op, args.set).to_json(), indent=1))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from . import errors
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"spikeops run: error report of every operator at its default configuration -> {out}/", flush=True)
+    rep = errors.report(size=args.size, progress=lambda r: print(
+        f"  {r['op']:9} {r['dataset'][:48]:48} 2^-{r['out_frac']:<2}  max {r['max_lsb']} LSB", flush=True))
+    errors.write(rep, out / "errors.json", out / "errors.md")
+    print()
+    print(errors.format_table(rep))
+    failed = errors.check_targets(rep["rows"])
+    print(f"\ntargets at the 8-bit grid: {'all met' if not failed else 'FAILED: ' + '; '.join(failed)}")
+    print(f"report: {out / 'errors.md'}, {out / 'errors.json'} ({time.perf_counter() - t0:.1f} s)")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="spikeops", description=__doc__.split("\n")[1].strip() or None,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("errors", help="error report against the exact float64 operators")
+    _ops_arg(p)
+    p.add_argument("--size", type=int, default=200_000, help="elements per random data set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
+    p.add_argument("--check", action="store_true", help="exit 1 when a target at the 8-bit grid is missed")
+    p.set_defaults(func=_cmd_errors)
+
+    p = sub.add_parser("bench", help="golden-model throughput (elements/s, median of repeats)")
+    _ops_arg(p)
+    p.add_argument("--elements", type=int, default=2_000_000)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--json", metavar="FILE")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("config", help="print an operator's configuration (with --set changes) as JSON")
+    p.add_argument("op", choices=list(registry.OPERATORS))
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("run", help="the main job on the embedded default")
+    p.add_argument("--out", default="out/report", help="report folder (default: out/report)")
+    p.add_argument("--size", type=int, default=200_000)
+    p.set_defaults(func=_cmd_run)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"spikeops: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
