@@ -117,7 +117,8 @@ class ExpConfig(Config):
 
     @property
     def chord_error_bound(self) -> float:
-        h = 2 * self.H / self.K
+        """Relative chord error ``h**2/8 * e**h`` for the longest segment ``h`` (``2H/K`` when even)."""
+        h = -(-2 * self.H_codes // self.K) * 2.0 ** -self.in_frac
         return h * h / 8 * math.exp(h)
 
     def derived(self) -> dict:

@@ -83,8 +83,10 @@ class _NormOpConfig(Config):
         self._choice("rounding", ROUNDINGS)
         try:
             self.norm
-        except ValueError as err:
-            raise ValueError(f"{self.kind}: {err} (set by norm_width, norm_guard_bits, d)") from None
+        except ValueError as err:  # re-word in this operator's parameter names
+            msg = (str(err).replace("norm: in_width=", "norm_width=").replace("guard_bits", "norm_guard_bits")
+                   .replace("length=", "d+1=").replace("method=", "norm_method="))
+            raise ValueError(f"{self.kind}: {msg}") from None
         if self.v_width + self.gamma_width - 1 > 62:
             self._fail("in_width", f"with gamma_width={self.gamma_width} and d={self.d} gives a "
                        f"{self.v_width + self.gamma_width - 1}-bit numerator; allowed: at most 62")

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from golden import registry
+from golden.division import DivisionConfig
+from golden.exp import ExpConfig
+from golden.norm import NormConfig
+
+ALL_CONFIGS = [op.default() for op in registry.OPERATORS.values()] + [
+    DivisionConfig(), ExpConfig(), NormConfig()]
+
+
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=lambda c: c.kind)
+def test_json_round_trip_and_stable_hash(cfg):
+    data = json.loads(json.dumps(cfg.to_json()))
+    assert data["kind"] == cfg.kind
+    again = type(cfg).from_json(data)
+    assert again == cfg and again.stable_hash() == cfg.stable_hash()
+    assert len(cfg.stable_hash()) == 16
+
+
+def test_hash_is_pinned_and_changes_with_parameters():
+    """The hash keys sweep caches: it must not drift between runs or machines."""
+    cfg = registry.get("softmax").default()
+    assert cfg.stable_hash() == cfg.replace().stable_hash()
+    assert cfg.replace(K=128).stable_hash() != cfg.stable_hash()
+    assert DivisionConfig().stable_hash() == "ee4cc5df72999cb0"  # sha256 of the canonical JSON
+
+
+def test_replace_rejects_unknown_parameters():
+    with pytest.raises(ValueError, match=r"softmax: unknown parameter\(s\) \['k'\]; known: in_width, "):
+        registry.get("softmax").default().replace(k=3)
+
+
+def test_configs_are_frozen():
+    cfg = registry.get("silu").default()
+    with pytest.raises(AttributeError):
+        cfg.K = 3
+
+
+def test_registry_lookup_error_and_grid_helper():
+    with pytest.raises(ValueError, match="operator 'tanh' is unknown; allowed: softmax, sigmoid, silu, gelu, "
+                                         "rmsnorm, layernorm"):
+        registry.get("tanh")
+    rms = registry.get("rmsnorm").default()
+    at8 = registry.at_grid(rms, 8)
+    assert at8.out_frac == 8 and at8.out_width - 8 == rms.out_width - rms.out_frac
+    assert registry.at_grid(registry.get("softmax").default(), 12).out_frac == 12
+
+
+def test_derived_describes_formats_and_sub_configs():
+    d = registry.get("softmax").default().to_json()["derived"]
+    assert d["in_format"]["width"] == 16 and d["out_format"]["frac"] == 16
+    assert d["exp"]["derived"]["index_is_bit_slice"] is True
+    assert d["division"]["params"]["q_width"] == 17
