@@ -1,0 +1,139 @@
+"""PWL-Exp in hardware (twin of ``golden/exp.py``): one table read, one multiply-add, a shift.
+
+Pipeline (latency 2, II 1): stage 1 computes ``u = z + Hc``, the segment index ``k`` (a bit slice of
+``u`` when ``2*Hc/K`` is a power of two, else ``(u * M) >> s``, an exact constant division proven
+over every ``u`` when the generator runs) and presents the table address, with two extra rows: the
+clamp above ``H`` and zero below ``-H``; stage 2 reads the row and computes
+``intercept + ((slope * t) >> slope_shift)``.  The ROM is filled from :func:`golden.exp.exp_table`
+(never a second copy of the table).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.exp import ExpConfig, exp_table
+
+from .pipeline import Pipeline
+
+__all__ = ["PWLExp", "exp_stages", "index_multiplier", "EXP_LATENCY"]
+
+EXP_LATENCY = 2
+
+
+@functools.lru_cache(maxsize=32)
+def index_multiplier(cfg: ExpConfig) -> tuple[int, int]:
+    """``(M, s)`` with ``(u * M) >> s == (u * K) // (2*Hc)`` for every ``u`` in ``[0, 2*Hc)``.
+
+    The smallest ``s`` that works, checked exhaustively (so the RTL's index is exact, not just
+    probably right)."""
+    d = 2 * cfg.H_codes
+    u = np.arange(d, dtype=np.int64)
+    want = (u * cfg.K) // d
+    for s in range(0, 64 - d.bit_length()):
+        mult = -(-(cfg.K << s) // d)
+        if (u * mult).max() < 1 << 62 and np.array_equal((u * mult) >> s, want):
+            return mult, s
+    raise ValueError(f"exp: no exact multiply-shift index for H={cfg.H}, K={cfg.K}, in_frac={cfg.in_frac}")
+
+
+def _row_layout(cfg: ExpConfig):
+    fields = {"intercept": unsigned(cfg.out_width), "slope": unsigned(cfg.slope_width)}
+    if not cfg.index_is_bit_slice:
+        fields["start"] = unsigned((2 * cfg.H_codes).bit_length())
+    return data.StructLayout(fields)
+
+
+def _rom(cfg: ExpConfig):
+    tab = exp_table(cfg)
+    rows = []
+    for k in range(cfg.K + 2):
+        idx = k if k <= cfg.K else -1  # row K: clamp, row K+1: zero (the lookup arrays' row -1)
+        row = {"intercept": int(tab.lookup_intercepts[idx]), "slope": int(tab.lookup_slopes[idx])}
+        if not cfg.index_is_bit_slice:
+            row["start"] = int(tab.lookup_starts[idx])
+        rows.append(row)
+    return memory.Memory(shape=_row_layout(cfg), depth=cfg.K + 2, init=rows)
+
+
+def exp_stages(pipe: Pipeline, z, cfg: ExpConfig):
+    """Add PWL-Exp to ``pipe`` (two stages); return ``e`` (``u<out_width>.<out_frac>``), aligned."""
+    m = pipe.m
+    hc = cfg.H_codes
+    rom = _rom(cfg)
+    m.submodules[f"exp_rom_{pipe.latency}"] = rom
+    rd = rom.read_port()
+    below = z < -hc
+    above = z >= hc
+    u_width = (2 * hc).bit_length()
+    u = Signal(unsigned(u_width), name="exp_u")
+    m.d.comb += u.eq((z + hc)[:u_width])
+    if cfg.index_is_bit_slice:
+        p = (2 * hc // cfg.K).bit_length() - 1
+        k, t = u[p:], u[:p]
+    else:
+        mult, s = index_multiplier(cfg)
+        k, t = (u * mult) >> s, u
+    addr = Mux(below, cfg.K + 1, Mux(above, cfg.K, k))
+    m.d.comb += [rd.addr.eq(addr), rd.en.eq(pipe.enable)]
+    s1 = pipe.stage(t=t)
+    row = rd.data
+    if cfg.index_is_bit_slice:
+        offset = s1.t
+    else:
+        offset = (s1.t - row.start)[:cfg.seg_bits + 1]  # garbage only where the slope is 0
+    y = row.intercept + ((row.slope * offset) >> cfg.slope_shift)
+    s2 = pipe.stage(e=y[:cfg.out_width])
+    return s2.e
+
+
+class PWLExp(wiring.Component):
+    """Stream ``e**z``: ``i`` carries ``s<in_width>.<in_frac>`` arguments, ``o`` ``u<out_width>.<out_frac>``
+    results, bit-identical to :func:`golden.exp.pwl_exp` (latency 2 + 1 output register, II 1)."""
+
+    class Signature(wiring.Signature):
+        def __init__(self, config: ExpConfig):
+            self.check_parameters(config)
+            self._config = config
+            super().__init__({"i": In(stream.Signature(signed(config.in_width))),
+                              "o": Out(stream.Signature(unsigned(config.out_width)))})
+
+        @classmethod
+        def check_parameters(cls, config):
+            if not isinstance(config, ExpConfig):
+                raise TypeError(f"PWLExp: config must be an ExpConfig, not {config!r}")
+            index_multiplier(config) if not config.index_is_bit_slice else None
+
+        @property
+        def config(self) -> ExpConfig:
+            return self._config
+
+        def __eq__(self, other):
+            return isinstance(other, PWLExp.Signature) and self.config == other.config
+
+        def __repr__(self):
+            return f"PWLExp.Signature({self.config!r})"
+
+    def __init__(self, config: ExpConfig):
+        super().__init__(self.Signature(config))
+
+    @property
+    def config(self) -> ExpConfig:
+        return self.signature.config
+
+    latency = EXP_LATENCY + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        en = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(en)
+        pipe = Pipeline(m, en, self.i.valid & en, name="exp")
+        e = exp_stages(pipe, self.i.payload, self.config)
+        out = pipe.stage(e=e)
+        m.d.comb += [self.o.payload.eq(out.e), self.o.valid.eq(out.valid)]
+        return m

@@ -1,0 +1,90 @@
+"""Integer LIF neurons in hardware (twin of ``golden/neurons.py``).
+
+``lif_update`` returns the expressions of one step, ``v' = v - (v >> leak) + i``, ``spike = v' >= theta``,
+reset by subtraction or to zero; the Division Neuron Group's populations are built from it, and
+:class:`LIFPopulation` is the generic population unit: ``neurons`` neurons with ``membrane_width``-bit
+signed membranes, one step per cycle while ``step`` is high.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.neurons import LIFConfig
+
+__all__ = ["lif_update", "LIFPopulation"]
+
+
+def lif_update(v, current, theta, *, leak=None, reset="subtract"):
+    """One LIF step as expressions: returns ``(v_next, spike)``."""
+    if leak is not None:
+        v = v - (v >> leak)
+    v = v + current
+    spike = v >= theta
+    if reset == "subtract":
+        v_next = Mux(spike, v - theta, v)
+    elif reset == "zero":
+        v_next = Mux(spike, 0, v)
+    else:
+        raise ValueError(f"lif_update: reset={reset!r} is not allowed; allowed: 'subtract', 'zero'")
+    return v_next, spike
+
+
+class LIFPopulation(wiring.Component):
+    """``neurons`` integer LIF neurons (one :class:`golden.neurons.LIFConfig`).
+
+    Ports: ``current`` and ``theta`` (one ``membrane_width``-bit signed value per neuron), ``step``
+    (advance one time step), ``clear`` (membranes to 0), ``spikes`` (registered, one bit per neuron)
+    and ``membranes``.  Each step matches :func:`golden.neurons.lif_step` bit for bit.
+    """
+
+    class Signature(wiring.Signature):
+        def __init__(self, config: LIFConfig):
+            self.check_parameters(config)
+            self._config = config
+            w, n = config.membrane_width, config.neurons
+            super().__init__({
+                "current": In(signed(w)).array(n),
+                "theta": In(signed(w)).array(n),
+                "step": In(1),
+                "clear": In(1),
+                "spikes": Out(unsigned(n)),
+                "membranes": Out(signed(w)).array(n),
+            })
+
+        @classmethod
+        def check_parameters(cls, config):
+            if not isinstance(config, LIFConfig):
+                raise TypeError(f"LIFPopulation: config must be a LIFConfig, not {config!r}")
+
+        @property
+        def config(self) -> LIFConfig:
+            return self._config
+
+        def __eq__(self, other):
+            return isinstance(other, LIFPopulation.Signature) and self.config == other.config
+
+        def __repr__(self):
+            return f"LIFPopulation.Signature({self.config!r})"
+
+    def __init__(self, config: LIFConfig):
+        super().__init__(self.Signature(config))
+
+    @property
+    def config(self) -> LIFConfig:
+        return self.signature.config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        for n in range(cfg.neurons):
+            v = Signal(signed(cfg.membrane_width), name=f"v{n}")
+            v_next, spike = lif_update(v, self.current[n], self.theta[n], leak=cfg.leak, reset=cfg.reset)
+            with m.If(self.clear):
+                m.d.sync += [v.eq(0), self.spikes[n].eq(0)]
+            with m.Elif(self.step):
+                m.d.sync += [v.eq(v_next), self.spikes[n].eq(spike)]
+            m.d.comb += self.membranes[n].eq(v)
+        return m

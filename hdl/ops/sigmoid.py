@@ -1,0 +1,99 @@
+"""Sigmoid, SiLU and GELU in hardware (twin of ``golden/ops/sigmoid.py``; same equations).
+
+One element per cycle (II 1).  Pipeline: input register; ``|x|``, ``y = alpha * |x|`` and
+``z = H - y``; PWL-Exp (2 stages); the Division Neuron Group on ``A = (one or e) [* |x|]``,
+``B = one + e``; the sign and an output register.
+
+Latency = 4 + division latency (``1 + q_width`` for ``binary``, 3 for ``thermometer``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, signed, unsigned
+from amaranth.lib import stream
+from amaranth.lib.wiring import In, Out
+
+from golden.exp import exp_table
+from golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, _SigmoidFamilyConfig
+
+from ..division import division_latency, division_stages
+from ..exp import EXP_LATENCY, exp_stages
+from ..pipeline import Pipeline
+from .base import OperatorComponent, OperatorSignature
+
+__all__ = ["Sigmoid", "SiLU", "GELU"]
+
+
+def _out_shape(cfg):
+    fmt = cfg.out_format
+    return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
+
+
+class _SigmoidFamily(OperatorComponent):
+    class Signature(OperatorSignature):
+        config_type = _SigmoidFamilyConfig
+
+        @classmethod
+        def build_members(cls, config):
+            return {"i": In(stream.Signature(signed(config.in_width))),
+                    "o": Out(stream.Signature(_out_shape(config)))}
+
+    @staticmethod
+    def latency_for(config) -> int:
+        """Cycles from an accepted input to its output with no stalls."""
+        return 2 + EXP_LATENCY + division_latency(config.division) + 1
+
+    @property
+    def latency(self) -> int:
+        return self.latency_for(self.config)
+
+    ii = 1
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        ecfg = cfg.exp
+        en = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(en)
+        pipe = Pipeline(m, en, self.i.valid & en, name=cfg.kind)
+        s0 = pipe.stage(x=self.i.payload)
+        ax = abs(s0.x)
+        y = ax * cfg.alpha_code if cfg.alpha_code != 1 else ax
+        s1 = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed(), ax=ax, neg=s0.x < 0)
+        pipe.carry(ax=s1.ax, neg=s1.neg)
+        e = exp_stages(pipe, s1.z, ecfg)
+        one = int(exp_table(ecfg).intercepts[-1])
+        ax, neg = pipe.carried["ax"], pipe.carried["neg"]
+        num = Mux(neg, e, one)
+        if cfg.numerator_power:
+            num = num * ax
+        q = division_stages(pipe, num, one + e, cfg.division)
+        neg = pipe.carried["neg"]
+        result = q if cfg.numerator_power == 0 else Mux(neg, -q, q)
+        out = pipe.stage(y=result)
+        m.d.comb += [self.o.payload.eq(out.y), self.o.valid.eq(out.valid)]
+        return m
+
+
+class Sigmoid(_SigmoidFamily):
+    """Stream sigmoid: ``s<in_width>.<in_frac>`` in, ``u<out_frac+1>.<out_frac>`` out."""
+
+    class Signature(_SigmoidFamily.Signature):
+        config_type = SigmoidConfig
+        owner = "Sigmoid"
+
+
+class SiLU(_SigmoidFamily):
+    """Stream SiLU: ``s<in_width>.<in_frac>`` in, ``cfg.out_format`` out."""
+
+    class Signature(_SigmoidFamily.Signature):
+        config_type = SiLUConfig
+        owner = "SiLU"
+
+
+class GELU(_SigmoidFamily):
+    """Stream GELU (``x sigmoid(1.702 x)``): ``s<in_width>.<in_frac>`` in, ``cfg.out_format`` out."""
+
+    class Signature(_SigmoidFamily.Signature):
+        config_type = GELUConfig
+        owner = "GELU"
