@@ -79,9 +79,17 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     # thermometer: neuron i fires iff I >= i * theta (one step), then the population count
     fires = [s.v >= s.theta * i for i in range(1, cfg.q_max + 1)]
     s2 = pipe.stage(fires=Cat(*fires), sat=s.sat)
-    count = sum(s2.fires[i] for i in range(cfg.q_max))
+    count = _popcount([s2.fires[i] for i in range(cfg.q_max)])
     s3 = pipe.stage(q=Mux(s2.sat, cfg.q_max, count))
     return s3.q
+
+
+def _popcount(bits):
+    """Number of set bits as a balanced adder tree (log depth)."""
+    if len(bits) == 1:
+        return bits[0]
+    half = len(bits) // 2
+    return _popcount(bits[:half]) + _popcount(bits[half:])
 
 
 def _layouts(cfg: DivisionConfig):

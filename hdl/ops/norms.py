@@ -15,6 +15,9 @@ Passes over a row buffer (``d`` entries, block RAM):
 4. read-out: ``N = N_m 2**-e`` (31-bit mantissa), ``R = N_m * C``, ``b_exp = r - e - gain_frac``;
 5. send: ``A = |v_i| |gamma_i|``, the II=1 Division Neuron Group with ``B = R * 2**b_exp``, the sign,
    ``+ beta_i`` with saturation, under the output stream's backpressure.
+
+Latency: :meth:`RMSNorm.latency_for` (the first output after the row's last input); the next row is
+accepted once the previous one has been sent.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.ops.norms import _READOUT_BITS, LayerNormConfig, RMSNormConfig, _NormOpConfig
 
-from ..division import division_stages
-from ..norm import PolarNorm
+from ..division import division_latency, division_stages
+from ..norm import PolarNorm, level_sizes
 from ..pipeline import Pipeline
 from ..rowbuffer import RowBuffer
 from ..shift import barrel_shift, bit_length
@@ -72,6 +75,20 @@ class _Norm(OperatorComponent):
         return r_lo - e_hi - config.gain_frac, r_hi - e_lo - config.gain_frac
 
     ii = 1
+
+    @staticmethod
+    def latency_for(config) -> int:
+        """Cycles from accepting a row's last element to its first output (sink always ready).
+
+        ``division latency + 9`` for the scale, leaf, read-out and send stages, plus the norm: the
+        CORDIC tree takes ``sum_l L_l + levels * (iterations + 2) + levels - 1``, the exact norm
+        ``L_0 + ceil(datapath_width / 2) + 1``."""
+        ncfg = config.norm
+        base = division_latency(config.division) + 9
+        if ncfg.method == "exact":
+            return base + ncfg.length + (ncfg.datapath_width + 1) // 2 + 1
+        sizes = level_sizes(ncfg)
+        return base + sum(sizes) + ncfg.levels * (ncfg.iterations + 2) + ncfg.levels - 1
 
     def elaborate(self, platform):
         m = Module()

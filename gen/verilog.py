@@ -1,0 +1,102 @@
+"""Verilog emission: one top module per operator and a JSON manifest beside it.
+
+The manifest holds what a testbench or an FPGA flow needs without importing the generator: the
+configuration (and its hash), the ports with widths, payload fields and number formats, latency and
+initiation interval, and the golden model's identity so the exact reference can be rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import amaranth
+from amaranth.back import verilog
+from amaranth.lib import data, wiring
+
+from golden import registry as golden_registry
+from hdl import registry as hdl_registry
+
+__all__ = ["emit", "port_table", "top_name", "latency_info"]
+
+MANIFEST_VERSION = 1
+
+
+def top_name(op: str, cfg) -> str:
+    return f"spikeops_{op}"
+
+
+def _fields(shape):
+    if isinstance(shape, data.StructLayout):
+        return [{"name": name, "offset": f.offset, "width": f.width,
+                 "signed": f.shape.signed if hasattr(f.shape, "signed") else False}
+                for name, f in shape]
+    return None
+
+
+def port_table(component, cfg) -> list[dict]:
+    """Verilog ports: name (Amaranth's ``a__b`` flattening), direction, width, payload fields, format."""
+    ports = [{"name": "clk", "direction": "input", "width": 1, "role": "clock (rising edge)"},
+             {"name": "rst", "direction": "input", "width": 1, "role": "synchronous reset, active high"}]
+    formats = {"i": getattr(cfg, "in_format", None), "o": getattr(cfg, "out_format", None)}
+    for path, member in component.signature.members.flatten():
+        if not member.is_port:
+            continue
+        name = "__".join(str(p) for p in path)
+        shape = member.shape
+        width = data.Layout.cast(shape).size if isinstance(shape, data.Layout) else amaranth.Shape.cast(shape).width
+        entry = {"name": name, "direction": "input" if member.flow == wiring.In else "output",
+                 "width": width}
+        fields = _fields(shape)
+        if fields:
+            entry["fields"] = fields
+        if path[-1] == "payload" and formats.get(path[0]) is not None:
+            entry["format"] = formats[path[0]].describe()
+        ports.append(entry)
+    return ports
+
+
+def latency_info(op: str, cfg) -> dict:
+    cls = hdl_registry.component_class(op)
+    if golden_registry.get(op).shape == "elementwise":
+        cycles = cls.latency_for(cfg)
+        return {"kind": "fixed", "cycles": cycles, "ii": 1,
+                "formula": f"{cycles} cycles from an accepted input to its output, no stalls"}
+    if op == "softmax":
+        base = cls.latency_for(cfg, 0)
+        return {"kind": "row", "ii": 1, "first_output_after_last_input": f"n + {base}",
+                "first_output_after_last_input_base": base,
+                "formula": f"first output {base} + n cycles after the row's last input is accepted "
+                           "(n = row length, sink ready)"}
+    cycles = cls.latency_for(cfg)
+    return {"kind": "row", "ii": 1, "first_output_after_last_input": cycles,
+            "formula": f"first output {cycles} cycles after the row's last input is accepted (sink ready)"}
+
+
+def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:
+    """Write ``<top>.v`` and ``<top>.json`` for ``op`` at ``cfg`` into ``out_dir``; return the manifest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v for k, v in (("gamma", gamma), ("beta", beta)) if v is not None}
+    component = hdl_registry.build(op, cfg, **weights)
+    top = top_name(op, cfg)
+    text = verilog.convert(component, name=top, emit_src=False)
+    vfile = out / f"{top}.v"
+    vfile.write_text(text)
+    gop = golden_registry.get(op)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "op": op,
+        "top": top,
+        "files": [vfile.name],
+        "config": cfg.to_json(),
+        "config_hash": cfg.stable_hash(),
+        "ports": port_table(component, cfg),
+        "latency": latency_info(op, cfg),
+        "golden": {"module": gop.golden.__module__, "function": gop.golden.__name__,
+                   "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}"},
+        "weights": {k: [int(x) for x in v] for k, v in weights.items()},
+        "tools": {"amaranth": amaranth.__version__},
+    }
+    (out / f"{top}.json").write_text(json.dumps(manifest, indent=1))
+    return manifest

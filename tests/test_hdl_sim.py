@@ -1,0 +1,185 @@
+"""The RTL generators against the golden model, in Amaranth's simulator (fast unit checks).
+
+Random idle cycles on the input and backpressure on the output throughout; equality everywhere.
+"""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.division import DivisionConfig, divide
+from golden.exp import ExpConfig, pwl_exp
+from golden.fixed import quantize
+from golden.neurons import LIFConfig, lif_step
+from golden.norm import NormConfig, polar_norm
+from golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
+from golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
+from golden.ops.softmax import SoftmaxConfig, softmax
+from hdl.division import DivisionNeuronGroup
+from hdl.exp import PWLExp, index_multiplier
+from hdl.neurons import LIFPopulation
+from hdl.norm import PolarNorm
+from hdl.ops.norms import LayerNorm, RMSNorm
+from hdl.ops.sigmoid import GELU, Sigmoid, SiLU
+from hdl.ops.softmax import Softmax
+from verif.amaranth_sim import run_stream
+
+PRESSURE = dict(valid_p=0.7, ready_p=0.6)
+
+
+@pytest.mark.parametrize("arch", ["binary", "thermometer", "temporal"])
+@pytest.mark.parametrize("theta_bits, rounding", [(5, "nearest"), (9, "floor")])
+def test_division_group(arch, theta_bits, rounding):
+    cfg = DivisionConfig(num_width=8, den_width=7, shift=2, q_width=5, theta_bits=theta_bits,
+                         arch=arch, rounding=rounding)
+    rng = np.random.default_rng(theta_bits)
+    a, b = rng.integers(0, 256, 150), rng.integers(0, 128, 150)
+    out, _ = run_stream(DivisionNeuronGroup(cfg), list(zip(a, b)), seed=1,
+                        payload=lambda p: {"a": int(p[0]), "b": int(p[1])}, **PRESSURE)
+    assert [int(q) for q in out] == divide(a, b, cfg).tolist()
+
+
+@pytest.mark.parametrize("cfg", [ExpConfig(in_width=8, in_frac=2, H=4, K=8, out_frac=6, slope_frac=2),
+                                 ExpConfig(in_width=10, in_frac=4, H=5, K=48, out_frac=10),
+                                 ExpConfig(in_width=12, in_frac=8, H=5, K=64, out_frac=12)],
+                         ids=["bit-slice", "uneven", "paper"])
+def test_pwl_exp_every_argument(cfg):
+    z = np.arange(-cfg.H_codes - 4, cfg.H_codes + 4)
+    out, _ = run_stream(PWLExp(cfg), [int(v) for v in z], **PRESSURE)
+    assert [int(e) for e in out] == pwl_exp(z, cfg).tolist()
+
+
+def test_index_multiplier_is_exact():
+    cfg = ExpConfig(in_width=26, in_frac=18, H=5, K=64)  # GELU-like argument, 2.6M codes
+    mult, s = index_multiplier(cfg)
+    u = np.arange(2 * cfg.H_codes, dtype=np.int64)
+    assert np.array_equal((u * mult) >> s, (u * cfg.K) // (2 * cfg.H_codes))
+
+
+@pytest.mark.parametrize("method", ["cordic", "exact"])
+@pytest.mark.parametrize("length", [1, 2, 3, 6, 13])
+def test_polar_norm(method, length):
+    cfg = NormConfig(length=length, in_width=12, iterations=7, method=method, guard_bits=2)
+    v = np.random.default_rng(length).integers(0, 1 << 12, (3, length))
+    v[0, :] = 0
+    out, _ = run_stream(PolarNorm(cfg), [int(x) for x in v.ravel()], expect=3, **PRESSURE)
+    assert [int(n) for n in out] == polar_norm(v, cfg).tolist()
+
+
+def test_lif_population_steps_like_the_golden_model():
+    cfg = LIFConfig(neurons=3, membrane_width=12, leak=2, reset="subtract")
+    dut = LIFPopulation(cfg)
+    rng = np.random.default_rng(0)
+    cur = rng.integers(-20, 60, (12, 3))
+    theta = np.array([40, 80, 120])
+    seen = []
+
+    async def bench(ctx):
+        for j in range(3):
+            ctx.set(dut.theta[j], int(theta[j]))
+        ctx.set(dut.step, 1)
+        for t in range(12):
+            for j in range(3):
+                ctx.set(dut.current[j], int(cur[t, j]))
+            await ctx.tick()
+            seen.append(([ctx.get(dut.membranes[j]) for j in range(3)], ctx.get(dut.spikes)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    v = np.zeros(3, dtype=np.int64)
+    for t in range(12):
+        v, s = lif_step(v, cur[t], theta, leak=2)
+        assert seen[t][0] == v.tolist()
+        assert seen[t][1] == sum(int(b) << j for j, b in enumerate(s))
+
+
+ELEMENTWISE = [(SigmoidConfig, Sigmoid, sigmoid), (SiLUConfig, SiLU, silu), (GELUConfig, GELU, gelu)]
+
+
+@pytest.mark.parametrize("cls, comp, fn", ELEMENTWISE, ids=["sigmoid", "silu", "gelu"])
+@pytest.mark.parametrize("overrides", [{"out_frac": 8}, {"in_width": 10, "in_frac": 6, "out_frac": 5, "H": 5, "K": 64, "div_arch": "thermometer"},
+                                       {"out_frac": 12, "rounding": "floor"}], ids=["8bit", "paper-thermo", "12bit-floor"])
+def test_elementwise_operator(cls, comp, fn, overrides):
+    cfg = cls(**overrides)
+    rng = np.random.default_rng(3)
+    x = np.concatenate([[cfg.in_format.min_code, cfg.in_format.max_code, 0, -1, 1],
+                        rng.integers(cfg.in_format.min_code, cfg.in_format.max_code + 1, 120)])
+    out, log = run_stream(comp(cfg), [int(v) for v in x], **PRESSURE)
+    assert [int(y) for y in out] == fn(x, cfg).tolist()
+    # latency with no stalls is the documented formula
+    out, log = run_stream(comp(cfg), [int(v) for v in x[:3]])
+    assert log["out"][0] - log["in"][0] == comp.latency_for(cfg)
+    assert log["out"][1] - log["out"][0] == 1  # II = 1
+
+
+def _rows_payload(rows, masks=None):
+    items = []
+    for r, row in enumerate(rows):
+        for j, v in enumerate(row):
+            item = {"data": int(v), "last": int(j == len(row) - 1)}
+            if masks is not None:
+                item["masked"] = int(not masks[r][j])
+            items.append(item)
+    return items
+
+
+def test_softmax_rows_masks_and_latency():
+    cfg = SoftmaxConfig(d_max=16, out_frac=12)
+    rng = np.random.default_rng(0)
+    rows, masks, want = [], [], []
+    for n in (1, 16, 5, 3, 16, 7):
+        x = quantize(rng.normal(0, 7, n), cfg.in_format)
+        keep = rng.random(n) < 0.75
+        if n == 3:
+            keep[:] = False  # a fully masked row
+        if n == 7:
+            x[2] = cfg.in_format.mask_code  # the in-band mask code
+        rows.append(x)
+        masks.append(keep)
+        want += softmax(x, cfg, mask=keep).tolist()
+    out, _ = run_stream(Softmax(cfg), _rows_payload(rows, masks), **PRESSURE)
+    assert [int(o.data) for o in out] == want
+    assert [int(o.last) for o in out] == [int(j == len(r) - 1) for r in rows for j in range(len(r))]
+    for n in (1, 9):
+        items = _rows_payload([np.arange(n) * 50], [np.ones(n, bool)])
+        _, log = run_stream(Softmax(cfg), items)
+        assert log["out"][0] - log["in"][-1] == Softmax.latency_for(cfg, n)
+
+
+def test_softmax_overflow_flag_splits_a_long_row():
+    cfg = SoftmaxConfig(d_max=4, out_frac=8)
+    dut = Softmax(cfg)
+    items = [{"data": 10 * j, "masked": 0, "last": int(j == 5)} for j in range(6)]
+    out, _ = run_stream(dut, items)
+    want = softmax(np.arange(4) * 10, cfg).tolist() + softmax(np.array([40, 50]), cfg).tolist()
+    assert [int(o.data) for o in out] == want
+
+
+@pytest.mark.parametrize("method", ["cordic", "exact"])
+@pytest.mark.parametrize("cls, comp, fn", [(RMSNormConfig, RMSNorm, rmsnorm), (LayerNormConfig, LayerNorm, layernorm)],
+                         ids=["rmsnorm", "layernorm"])
+@pytest.mark.parametrize("d", [1, 6, 13])
+def test_norm_operator(method, cls, comp, fn, d):
+    cfg = cls(d=d, norm_method=method, cordic_iterations=9)
+    rng = np.random.default_rng(d)
+    x = quantize(rng.normal(0, 2, (4, d)), cfg.in_format)
+    x[1, 0] = cfg.in_format.max_code  # an outlier channel
+    x[2] = 0                          # a zero row
+    g = cfg.quantize_gamma(rng.normal(1, 0.5, d))
+    weights, args = {"gamma": g}, [g]
+    if cfg.centred:
+        b = cfg.quantize_beta(rng.normal(0, 0.5, d))
+        weights["beta"], args = b, [g, b]
+    out, _ = run_stream(comp(cfg, **weights), _rows_payload(x), **PRESSURE)
+    assert [int(o.data) for o in out] == fn(x, cfg, *args).ravel().tolist()
+    _, log = run_stream(comp(cfg, **weights), _rows_payload(x[:1]))
+    assert log["out"][0] - log["in"][-1] == comp.latency_for(cfg)
+
+
+def test_temporal_division_is_refused_inside_an_operator():
+    with pytest.raises(ValueError, match=r"SiLU: div_arch='temporal' is iterative .* allowed: 'binary', 'thermometer'"):
+        SiLU(SiLUConfig(out_frac=4, in_frac=8, div_arch="temporal"))
+    with pytest.raises(TypeError, match="Softmax: config must be a SoftmaxConfig"):
+        Softmax(SiLUConfig())
