@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.setup-done
 # pytest workers (the CI machine has 2 cores)
 JOBS   ?= 2
 
-.PHONY: setup run test test-slow test-all bench errors clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors clean
 
 setup: $(STAMP)
 
@@ -46,11 +46,22 @@ test-slow: setup
 test-all: setup
 	$(PY) -m pytest -n $(JOBS) tests
 
+# the full co-simulation regression (default and slow configurations) on one simulator
+SIM ?= verilator
+regress: setup
+	SPIKEOPS_SIM=$(SIM) $(PY) -m pytest -n $(JOBS) -m "slow or not slow" tests/test_cosim.py
+
 bench: setup
 	$(VENV)/bin/spikeops bench
+
+cosim-bench: setup
+	$(VENV)/bin/spikeops cosim-bench
+
+synth: setup
+	$(VENV)/bin/spikeops synth
 
 errors: setup
 	$(VENV)/bin/spikeops errors --json out/errors.json --markdown out/errors.md
 
 clean:
-	rm -rf out build sim_build .pytest_cache
+	rm -rf out build .pytest_cache

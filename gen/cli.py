@@ -5,6 +5,7 @@
     spikeops config  OP [--set key=value ...]
     spikeops verilog --op OP [--set key=value ...] -o DIR
     spikeops synth   [--ops OP ...] [--set key=value ...] [--family ecp5|ice40] [--json FILE]
+    spikeops cosim-bench [--ops OP ...] [--sims SIM ...] [--elements N]
     spikeops run     [--out DIR]          the main job on the embedded default
 """
 
@@ -111,6 +112,16 @@ def _cmd_synth(args) -> int:
     return 1 if any("error" in r for r in rows) else 0
 
 
+def _cmd_cosim_bench(args) -> int:
+    from . import cosim_bench
+    rows = cosim_bench.benchmark(args.ops, args.sims, elements=args.elements, repeats=args.repeats,
+                                 valid_p=args.valid_p, ready_p=args.ready_p)
+    print(cosim_bench.format_rows(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def _cmd_run(args) -> int:
     from . import errors
     out = Path(args.out)
@@ -166,6 +177,16 @@ def main(argv=None) -> int:
     p.add_argument("--family", choices=["ecp5", "ice40"], default="ecp5")
     p.add_argument("--json", metavar="FILE")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("cosim-bench", help="co-simulation throughput (verified elements/s)")
+    _ops_arg(p)
+    p.add_argument("--sims", nargs="+", choices=["verilator", "icarus"])
+    p.add_argument("--elements", type=int, default=200_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--valid-p", type=float, default=1.0)
+    p.add_argument("--ready-p", type=float, default=1.0)
+    p.add_argument("--json", metavar="FILE")
+    p.set_defaults(func=_cmd_cosim_bench)
 
     p = sub.add_parser("run", help="the main job on the embedded default")
     p.add_argument("--out", default="out/report", help="report folder (default: out/report)")

@@ -57,8 +57,9 @@ def synthesise(verilog_files, top: str, *, family: str = "ecp5", timeout: float 
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             raise SynthesisError(f"yosys {family} synthesis of {top} failed: " + " | ".join(tail))
         design = json.loads(stat.read_text())["design"]
-    cells = dict(design.get("num_cells_by_type", {}))
-    result = {"family": family, "top": top, "cells": cells, "num_cells": design.get("num_cells", 0),
+    # $scopeinfo cells only record the flattened hierarchy; they are not logic
+    cells = {k: v for k, v in design.get("num_cells_by_type", {}).items() if k != "$scopeinfo"}
+    result = {"family": family, "top": top, "cells": cells, "num_cells": sum(cells.values()),
               "seconds": time.perf_counter() - t0}
     if family == "ecp5":
         result["lut_equivalent"] = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)

@@ -170,7 +170,7 @@ class Regression:
         self._runner.test(test_module="verif.tb", hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
                           test_dir=self.dir, extra_env={"SPIKEOPS_TB_JOB": str(job_file)},
                           plusargs=plusargs + [f"+n_out={n}"],
-                          waves=self.waves, results_xml=f"{tag}.results.xml")
+                          waves=self.waves, results_xml=str(self.dir / f"{tag}.results.xml"))
         wall = time.perf_counter() - t0
         if not files["result"].exists():
             raise AssertionError(f"{self.op} [{self.cfg.stable_hash()}] {self.sim} {name}: the testbench "

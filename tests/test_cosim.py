@@ -1,0 +1,89 @@
+"""Co-simulation of the emitted Verilog against the golden model, on Verilator and Icarus.
+
+Default run: every operator at its default configuration on both simulators - random rows under
+full rate (latency checked against the documented formula), random idle cycles and backpressure,
+the corner cases, a reset in the middle of a row, heavy-tailed activations, and every input code of
+the elementwise operators.  ``-m slow`` adds further configurations (the paper's exp table and 8-bit
+grid, unary divisions, the exact norm, floor rounding).  ``SPIKEOPS_SIM=icarus|verilator`` limits
+the simulators (``make regress SIM=...``).
+"""
+
+import os
+
+import pytest
+
+from golden import registry
+from verif import env
+from verif.runner import Regression
+from verif.stimulus import make
+
+SIMS = [s for s in env.SIMULATORS if os.environ.get("SPIKEOPS_SIM", s) == s]
+OPS = list(registry.OPERATORS)
+
+
+def _regression(op, cfg, sim):
+    reason = env.unavailable_reason(sim)
+    if reason:
+        pytest.skip(f"{sim}: {reason}")
+    weights = make(op, cfg, "random", size=1).weights
+    return Regression(op, cfg, sim, weights=weights).build()
+
+
+def _check(result):
+    assert result.mismatches == 0, result.report
+    assert result.checked > 0
+    if result.expected_latencies:
+        assert result.latencies == result.expected_latencies
+
+
+def _suite(op, cfg, sim, *, exhaustive: bool):
+    reg = _regression(op, cfg, sim)
+    shape = registry.get(op).shape
+    size = 3000 if shape == "row" else 2000
+    _check(reg.run(make(op, cfg, "random", size=size, seed=1), name="full-rate", check_latency=True))
+    _check(reg.run(make(op, cfg, "random", size=size, seed=2), name="backpressure", valid_p=0.7, ready_p=0.55, seed=7))
+    _check(reg.run(make(op, cfg, "corners"), name="corners", valid_p=0.8, ready_p=0.5, seed=3))
+    res = reg.run(make(op, cfg, "random", size=size, seed=4), name="reset", valid_p=0.9, ready_p=0.7,
+                  reset_row=1 if shape == "row" else 200)
+    _check(res)
+    assert res.did_reset == 1
+    _check(reg.run(make(op, cfg, "activations", size=size, seed=5), name="activations",
+                   valid_p=0.9, ready_p=0.9, seed=9))
+    if exhaustive and shape == "elementwise":
+        res = reg.run(make(op, cfg, "exhaustive"), name="exhaustive", valid_p=0.95, ready_p=0.95, seed=11)
+        _check(res)
+        assert res.checked == cfg.in_format.max_code - cfg.in_format.min_code + 1
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op", OPS)
+def test_default_configuration(op, sim):
+    cfg = registry.get(op).default()
+    _suite(op, cfg, sim, exhaustive=(sim == "verilator"))
+
+
+VARIANTS = {
+    "softmax": [dict(H=5, K=64, out_frac=8, d_max=64), dict(out_frac=8, d_max=16, div_arch="thermometer"),
+                dict(rounding="floor", d_max=128, out_frac=12)],
+    "sigmoid": [dict(H=5, K=64, out_frac=8), dict(in_width=10, in_frac=6, out_frac=6, div_arch="thermometer")],
+    "silu": [dict(H=5, K=64, out_frac=8), dict(rounding="floor", out_frac=16)],
+    "gelu": [dict(H=5, K=64, out_frac=8), dict(in_width=12, in_frac=6, out_frac=10)],
+    "rmsnorm": [dict(d=64, norm_method="exact"), dict(d=64, out_frac=8, out_width=16, cordic_iterations=8),
+                dict(d=7, rounding="floor")],
+    "layernorm": [dict(d=64, norm_method="exact"), dict(d=96, out_frac=8, out_width=16)],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op, variant", [(op, v) for op in OPS for v in range(len(VARIANTS[op]))])
+def test_configuration_variants(op, variant, sim):
+    cfg = registry.get(op).default(**VARIANTS[op][variant])
+    _suite(op, cfg, sim, exhaustive=True)
+
+
+def test_regression_refuses_a_missing_simulator(monkeypatch):
+    monkeypatch.setattr(env.shutil, "which", lambda name: None)
+    assert "iverilog is not installed" in env.unavailable_reason("icarus")
+    with pytest.raises(ValueError, match="simulator 'questa' is unknown; allowed: verilator, icarus"):
+        env.unavailable_reason("questa")
