@@ -18,11 +18,12 @@ Stage 2, the population, in one of three realisations:
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from golden.division import DivisionConfig
 
+from .component import ConfigComponent, ConfigSignature
 from .neurons import lif_update
 from .pipeline import Pipeline
 from .shift import barrel_shift, bit_length
@@ -97,41 +98,21 @@ def _layouts(cfg: DivisionConfig):
             unsigned(cfg.q_width))
 
 
-class DivisionNeuronGroup(wiring.Component):
+class DivisionNeuronGroup(ConfigComponent):
     """Stream divider ``q = A * 2**shift / B`` for one :class:`golden.division.DivisionConfig`.
 
     ``i``: stream of ``{a: u<num_width>, b: u<den_width>}``; ``o``: stream of ``u<q_width>`` quotients
     (fraction bits ``shift``), in order, bit-identical to :func:`golden.division.divide`.
     """
 
-    class Signature(wiring.Signature):
-        def __init__(self, config: DivisionConfig):
-            self.check_parameters(config)
-            self._config = config
-            in_layout, out_shape = _layouts(config)
-            super().__init__({"i": In(stream.Signature(in_layout)), "o": Out(stream.Signature(out_shape))})
+    class Signature(ConfigSignature):
+        config_type = DivisionConfig
+        owner = "DivisionNeuronGroup"
 
         @classmethod
-        def check_parameters(cls, config):
-            if not isinstance(config, DivisionConfig):
-                raise TypeError(f"DivisionNeuronGroup: config must be a DivisionConfig, not {config!r}")
-
-        @property
-        def config(self) -> DivisionConfig:
-            return self._config
-
-        def __eq__(self, other):
-            return isinstance(other, DivisionNeuronGroup.Signature) and self.config == other.config
-
-        def __repr__(self):
-            return f"DivisionNeuronGroup.Signature({self.config!r})"
-
-    def __init__(self, config: DivisionConfig):
-        super().__init__(self.Signature(config))
-
-    @property
-    def config(self) -> DivisionConfig:
-        return self.signature.config
+        def build_members(cls, config):
+            in_layout, out_shape = _layouts(config)
+            return {"i": In(stream.Signature(in_layout)), "o": Out(stream.Signature(out_shape))}
 
     @property
     def latency(self):

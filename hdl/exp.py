@@ -14,11 +14,12 @@ import functools
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
 from golden.exp import ExpConfig, exp_table
 
+from .component import ConfigComponent, ConfigSignature
 from .pipeline import Pipeline
 
 __all__ = ["PWLExp", "exp_stages", "index_multiplier", "EXP_LATENCY"]
@@ -92,39 +93,24 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig):
     return s2.e
 
 
-class PWLExp(wiring.Component):
+class PWLExp(ConfigComponent):
     """Stream ``e**z``: ``i`` carries ``s<in_width>.<in_frac>`` arguments, ``o`` ``u<out_width>.<out_frac>``
     results, bit-identical to :func:`golden.exp.pwl_exp` (latency 2 + 1 output register, II 1)."""
 
-    class Signature(wiring.Signature):
-        def __init__(self, config: ExpConfig):
-            self.check_parameters(config)
-            self._config = config
-            super().__init__({"i": In(stream.Signature(signed(config.in_width))),
-                              "o": Out(stream.Signature(unsigned(config.out_width)))})
+    class Signature(ConfigSignature):
+        config_type = ExpConfig
+        owner = "PWLExp"
+
+        @classmethod
+        def build_members(cls, config):
+            return {"i": In(stream.Signature(signed(config.in_width))),
+                    "o": Out(stream.Signature(unsigned(config.out_width)))}
 
         @classmethod
         def check_parameters(cls, config):
-            if not isinstance(config, ExpConfig):
-                raise TypeError(f"PWLExp: config must be an ExpConfig, not {config!r}")
-            index_multiplier(config) if not config.index_is_bit_slice else None
-
-        @property
-        def config(self) -> ExpConfig:
-            return self._config
-
-        def __eq__(self, other):
-            return isinstance(other, PWLExp.Signature) and self.config == other.config
-
-        def __repr__(self):
-            return f"PWLExp.Signature({self.config!r})"
-
-    def __init__(self, config: ExpConfig):
-        super().__init__(self.Signature(config))
-
-    @property
-    def config(self) -> ExpConfig:
-        return self.signature.config
+            super().check_parameters(config)
+            if not config.index_is_bit_slice:
+                index_multiplier(config)  # raises if no exact multiply-shift index exists
 
     latency = EXP_LATENCY + 1
 

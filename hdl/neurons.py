@@ -9,10 +9,11 @@ signed membranes, one step per cycle while ``step`` is high.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.neurons import LIFConfig
+
+from .component import ConfigComponent, ConfigSignature
 
 __all__ = ["lif_update", "LIFPopulation"]
 
@@ -32,7 +33,7 @@ def lif_update(v, current, theta, *, leak=None, reset="subtract"):
     return v_next, spike
 
 
-class LIFPopulation(wiring.Component):
+class LIFPopulation(ConfigComponent):
     """``neurons`` integer LIF neurons (one :class:`golden.neurons.LIFConfig`).
 
     Ports: ``current`` and ``theta`` (one ``membrane_width``-bit signed value per neuron), ``step``
@@ -40,41 +41,21 @@ class LIFPopulation(wiring.Component):
     and ``membranes``.  Each step matches :func:`golden.neurons.lif_step` bit for bit.
     """
 
-    class Signature(wiring.Signature):
-        def __init__(self, config: LIFConfig):
-            self.check_parameters(config)
-            self._config = config
+    class Signature(ConfigSignature):
+        config_type = LIFConfig
+        owner = "LIFPopulation"
+
+        @classmethod
+        def build_members(cls, config):
             w, n = config.membrane_width, config.neurons
-            super().__init__({
+            return {
                 "current": In(signed(w)).array(n),
                 "theta": In(signed(w)).array(n),
                 "step": In(1),
                 "clear": In(1),
                 "spikes": Out(unsigned(n)),
                 "membranes": Out(signed(w)).array(n),
-            })
-
-        @classmethod
-        def check_parameters(cls, config):
-            if not isinstance(config, LIFConfig):
-                raise TypeError(f"LIFPopulation: config must be a LIFConfig, not {config!r}")
-
-        @property
-        def config(self) -> LIFConfig:
-            return self._config
-
-        def __eq__(self, other):
-            return isinstance(other, LIFPopulation.Signature) and self.config == other.config
-
-        def __repr__(self):
-            return f"LIFPopulation.Signature({self.config!r})"
-
-    def __init__(self, config: LIFConfig):
-        super().__init__(self.Signature(config))
-
-    @property
-    def config(self) -> LIFConfig:
-        return self.signature.config
+            }
 
     def elaborate(self, platform):
         m = Module()

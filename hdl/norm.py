@@ -16,11 +16,12 @@ integer square root, one result bit per cycle.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from golden.norm import NormConfig
 
+from .component import ConfigComponent, ConfigSignature
 from .rowbuffer import RowBuffer
 
 __all__ = ["PolarNorm", "level_sizes"]
@@ -35,37 +36,17 @@ def level_sizes(cfg: NormConfig) -> list[int]:
     return sizes
 
 
-class PolarNorm(wiring.Component):
+class PolarNorm(ConfigComponent):
     """Streaming l2 norm of ``length`` leaves (one :class:`golden.norm.NormConfig`)."""
 
-    class Signature(wiring.Signature):
-        def __init__(self, config: NormConfig):
-            self.check_parameters(config)
-            self._config = config
-            super().__init__({"i": In(stream.Signature(unsigned(config.in_width))),
-                              "o": Out(stream.Signature(unsigned(config.out_width)))})
+    class Signature(ConfigSignature):
+        config_type = NormConfig
+        owner = "PolarNorm"
 
         @classmethod
-        def check_parameters(cls, config):
-            if not isinstance(config, NormConfig):
-                raise TypeError(f"PolarNorm: config must be a NormConfig, not {config!r}")
-
-        @property
-        def config(self) -> NormConfig:
-            return self._config
-
-        def __eq__(self, other):
-            return isinstance(other, PolarNorm.Signature) and self.config == other.config
-
-        def __repr__(self):
-            return f"PolarNorm.Signature({self.config!r})"
-
-    def __init__(self, config: NormConfig):
-        super().__init__(self.Signature(config))
-
-    @property
-    def config(self) -> NormConfig:
-        return self.signature.config
+        def build_members(cls, config):
+            return {"i": In(stream.Signature(unsigned(config.in_width))),
+                    "o": Out(stream.Signature(unsigned(config.out_width)))}
 
     def elaborate(self, platform):
         m = Module()

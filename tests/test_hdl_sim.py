@@ -183,3 +183,15 @@ def test_temporal_division_is_refused_inside_an_operator():
         SiLU(SiLUConfig(out_frac=4, in_frac=8, div_arch="temporal"))
     with pytest.raises(TypeError, match="Softmax: config must be a SoftmaxConfig"):
         Softmax(SiLUConfig())
+
+
+def test_signatures_hold_compare_and_print_their_configuration():
+    cfg = ExpConfig(in_width=10, in_frac=4, H=5, K=48, out_frac=10)
+    assert PWLExp.Signature(cfg) == PWLExp.Signature(cfg)
+    assert PWLExp.Signature(cfg) != PWLExp.Signature(cfg.replace(K=40))
+    assert repr(PWLExp.Signature(cfg)) == f"PWLExp.Signature({cfg!r})"
+    assert PWLExp(cfg).config is cfg
+    with pytest.raises(TypeError, match="PolarNorm: config must be a NormConfig, not "):
+        PolarNorm(cfg)
+    sig = SiLU.Signature(SiLUConfig())
+    assert sig.members["i"].signature.members["payload"].shape.width == 16

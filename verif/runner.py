@@ -143,7 +143,7 @@ class Regression:
             resume = starts[r + 1] if r + 1 < len(starts) else n
             if resume >= n:
                 raise ValueError("run: reset_row must leave at least one row after the reset")
-        files = {k: self.dir / f"{tag}.{k}" for k in ("stim", "out", "incyc", "outcyc", "result")}
+        files = {k: self.dir / f"{tag}.{k}" for k in ("stim", "out", "incyc", "outcyc", "result", "log")}
         files["inputs"] = self.dir / f"{tag}.inputs.npy"
         files["expected"] = self.dir / f"{tag}.expected.npy"
         files["stim"].write_text("\n".join(f"{w:x}" for w in words) + "\n")
@@ -152,7 +152,7 @@ class Regression:
         files["result"].unlink(missing_ok=True)
         plusargs = [f"+stim={files['stim']}", f"+out={files['out']}", f"+incyc={files['incyc']}",
                     f"+outcyc={files['outcyc']}", f"+n={n}", f"+pv={round(valid_p * 256)}",
-                    f"+pr={round(ready_p * 256)}", f"+seed={seed}"]
+                    f"+pr={round(ready_p * 256)}", f"+lfsr_seed={seed}"]
         if reset_row is not None:
             # the wrapper counts what leaves before the reset, then waits for the resumed rows
             plusargs += [f"+rst_k={rst_k}", f"+resume={resume}", f"+n_after={n - resume}"]
@@ -167,17 +167,22 @@ class Regression:
         job_file = self.dir / f"{tag}.job.json"
         job_file.write_text(json.dumps(job))
         t0 = time.perf_counter()
-        self._runner.test(test_module="verif.tb", hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
-                          test_dir=self.dir, extra_env={"SPIKEOPS_TB_JOB": str(job_file)},
-                          plusargs=plusargs + [f"+n_out={n}"],
-                          waves=self.waves, results_xml=str(self.dir / f"{tag}.results.xml"))
+        try:
+            self._runner.test(test_module="verif.tb", hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
+                              test_dir=self.dir, extra_env={"SPIKEOPS_TB_JOB": str(job_file)},
+                              plusargs=plusargs + [f"+n_out={n}"], waves=self.waves,
+                              results_xml=str(self.dir / f"{tag}.results.xml"), log_file=files["log"])
+        except SystemExit:  # inside pytest the runner exits on a failed cocotb test: report below
+            pass
         wall = time.perf_counter() - t0
+        where = f"{self.op} [{self.cfg.stable_hash()}] {self.sim} {name}"
         if not files["result"].exists():
-            raise AssertionError(f"{self.op} [{self.cfg.stable_hash()}] {self.sim} {name}: the testbench "
-                                 f"wrote no result (see {self.dir})")
+            tail = files["log"].read_text().splitlines()[-15:] if files["log"].exists() else []
+            raise AssertionError(f"{where}: the testbench wrote no result; log {files['log']}:\n"
+                                 + "\n".join(tail))
         res = json.loads(files["result"].read_text())
         if "error" in res:
-            raise AssertionError(f"{self.op} [{self.cfg.stable_hash()}] {self.sim} {name}: {res['error']}")
+            raise AssertionError(f"{where}: {res['error']} (log: {files['log']})")
         expected_lat = []
         if check_latency:
             from hdl import registry as hdl_registry
@@ -188,8 +193,10 @@ class Regression:
                 else:
                     expected_lat.append(cls.latency_for(self.cfg))
         if not os.environ.get("SPIKEOPS_KEEP"):
-            for k in ("stim", "out", "incyc", "outcyc", "inputs", "expected"):
+            for k in ("stim", "out", "incyc", "outcyc", "inputs", "expected", "log"):
                 files[k].unlink(missing_ok=True)
+            job_file.unlink(missing_ok=True)
+            (self.dir / f"{tag}.results.xml").unlink(missing_ok=True)
         return RunResult(name=name, sim=self.sim, elements=n, checked=res["checked"],
                          mismatches=res["mismatches"], cycles=res["cycles"], seconds=res["seconds"],
                          wall_seconds=wall, latencies=res["latencies"], expected_latencies=expected_lat,

@@ -18,7 +18,15 @@ from cocotb.triggers import First, RisingEdge, Timer
 
 from verif.scoreboard import compare
 
-JOB = json.loads(open(os.environ["SPIKEOPS_TB_JOB"]).read()) if "SPIKEOPS_TB_JOB" in os.environ else {}
+
+def _load_job():
+    if "SPIKEOPS_TB_JOB" not in os.environ:
+        return {}
+    with open(os.environ["SPIKEOPS_TB_JOB"]) as f:
+        return json.load(f)
+
+
+JOB = _load_job()
 
 
 def _read_hex(path, count):

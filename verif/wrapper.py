@@ -10,7 +10,7 @@ arrived (after a reset: ``n_after`` outputs since the reset).  A reset can be in
 cycles and the source resumes at input ``resume`` (the next row start), so the regression proves
 that a reset mid-row leaves no stale state.
 
-Plusargs: ``stim out incyc outcyc n n_out n_after pv pr seed rst_k resume``.
+Plusargs: ``stim out incyc outcyc n n_out n_after pv pr lfsr_seed rst_k resume``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ module {WRAPPER_TOP} (
     if (!$value$plusargs("n_out=%d", n_out)) n_out = n;
     if (!$value$plusargs("pv=%d", pv)) pv = 256;
     if (!$value$plusargs("pr=%d", pr)) pr = 256;
-    if (!$value$plusargs("seed=%d", seed)) seed = 1;
+    if (!$value$plusargs("lfsr_seed=%d", seed)) seed = 1;
     if (!$value$plusargs("rst_k=%d", rst_k)) rst_k = 32'hffffffff;
     if (!$value$plusargs("resume=%d", resume)) resume = 0;
     if (!$value$plusargs("n_after=%d", n_after)) n_after = 0;

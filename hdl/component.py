@@ -1,0 +1,62 @@
+"""The house style of every spikeops component: a nested ``Signature`` that holds one golden
+configuration object, checks it, compares and prints by it; the component's ``__init__`` just
+builds that signature.
+
+    class PWLExp(ConfigComponent):
+        class Signature(ConfigSignature):
+            config_type = ExpConfig
+            owner = "PWLExp"
+
+            @classmethod
+            def build_members(cls, config):
+                return {"i": In(...), "o": Out(...)}
+"""
+
+from __future__ import annotations
+
+from amaranth.lib import wiring
+
+__all__ = ["ConfigSignature", "ConfigComponent"]
+
+
+class ConfigSignature(wiring.Signature):
+    """A signature parameterised by one configuration object (subclasses set ``config_type``,
+    ``owner`` and ``build_members``)."""
+
+    config_type: type = object
+    owner: str = "component"
+
+    def __init__(self, config):
+        self.check_parameters(config)
+        self._config = config
+        super().__init__(self.build_members(config))
+
+    @classmethod
+    def build_members(cls, config) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def check_parameters(cls, config):
+        if not isinstance(config, cls.config_type):
+            raise TypeError(f"{cls.owner}: config must be a {cls.config_type.__name__}, not {config!r}")
+
+    @property
+    def config(self):
+        return self._config
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.config == self.config
+
+    def __repr__(self):
+        return f"{self.owner}.Signature({self.config!r})"
+
+
+class ConfigComponent(wiring.Component):
+    """``__init__`` just builds the nested ``Signature`` from the configuration."""
+
+    def __init__(self, config):
+        super().__init__(self.Signature(config))
+
+    @property
+    def config(self):
+        return self.signature.config
