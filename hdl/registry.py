@@ -20,5 +20,14 @@ def component_class(name: str):
 
 
 def build(name: str, config, **weights):
-    """The component of operator ``name`` for ``config`` (norms take ``gamma=``/``beta=`` codes)."""
-    return component_class(name)(config, **weights)
+    """The component of operator ``name`` for ``config`` (norms take ``gamma=``/``beta=`` codes).
+
+    Everything is checked before the component exists, so a bad argument leaves no half-built
+    (and never elaborated) component behind."""
+    cls = component_class(name)
+    cls.Signature.check_parameters(config)
+    if hasattr(cls, "check_weights"):
+        cls.check_weights(config, **weights)
+    elif weights:
+        raise ValueError(f"{name}: takes no weights; got {', '.join(sorted(weights))}")
+    return cls(config, **weights)

@@ -56,14 +56,21 @@ class _Norm(OperatorComponent):
             return members
 
     def __init__(self, config, *, gamma=None, beta=None):
+        self._gamma, self._beta = self.check_weights(config, gamma, beta)
         super().__init__(config)
+
+    @classmethod
+    def check_weights(cls, config, gamma=None, beta=None):
+        """The gamma and beta codes (defaults 1 and 0), checked against ``d`` and their formats."""
+        cls.Signature.check_parameters(config)
         d = config.d
-        self._gamma = [1 << config.gamma_frac] * d if gamma is None else [int(g) for g in gamma]
-        self._beta = [0] * d if beta is None else [int(b) for b in beta]
-        for name, vals, fmt in (("gamma", self._gamma, config.gamma_format), ("beta", self._beta, config.out_format)):
+        gamma = [1 << config.gamma_frac] * d if gamma is None else [int(g) for g in gamma]
+        beta = [0] * d if beta is None else [int(b) for b in beta]
+        for name, vals, fmt in (("gamma", gamma, config.gamma_format), ("beta", beta, config.out_format)):
             if len(vals) != d or min(vals) < fmt.min_code or max(vals) > fmt.max_code:
-                raise ValueError(f"{self.signature.owner}: {name} must be {d} codes in "
+                raise ValueError(f"{cls.Signature.owner}: {name} must be {d} codes in "
                                  f"[{fmt.min_code}, {fmt.max_code}]")
+        return gamma, beta
 
     @staticmethod
     def b_exp_range(config) -> tuple[int, int]:
