@@ -68,11 +68,13 @@ def latency_info(op: str, cfg) -> dict:
         base = cls.latency_for(cfg, 0)
         return {"kind": "row", "ii": 1, "first_output_after_last_input": f"n + {base}",
                 "first_output_after_last_input_base": base,
-                "formula": f"first output {base} + n cycles after the row's last input is accepted "
-                           "(n = row length, sink ready)"}
+                "formula": f"first output {base} + n cycles after the row's last input is accepted, or "
+                           "after the previous row's last output if that is later (n = row length, "
+                           "sink ready); the next row is received while one is sent"}
     cycles = cls.latency_for(cfg)
     return {"kind": "row", "ii": 1, "first_output_after_last_input": cycles,
-            "formula": f"first output {cycles} cycles after the row's last input is accepted (sink ready)"}
+            "formula": f"first output {cycles} cycles after the row's last input is accepted (sink ready); "
+                       "the next row is accepted once the previous one has been sent"}
 
 
 def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:

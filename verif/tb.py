@@ -80,11 +80,15 @@ async def _regression(dut):
     out_cyc = _read_hex(run["outcyc"], outs)
     latencies = []
     if run.get("check_latency"):
-        # one output per input, sink always ready: first output of a row vs its last input
+        # a row starts when its last input is in and the previous row has left (rows may queue)
         starts, n = JOB["row_starts"], run["n"]
         for r, s in enumerate(starts):
             end = (starts[r + 1] if r + 1 < len(starts) else n) - 1
-            latencies.append(out_cyc[s] - in_cyc[end] if JOB["shape"] == "row" else out_cyc[s] - in_cyc[s])
+            if JOB["shape"] == "row":
+                ready = max(in_cyc[end], out_cyc[s - 1] if s > 0 else 0)
+                latencies.append(out_cyc[s] - ready)
+            else:
+                latencies.append(out_cyc[s] - in_cyc[s])
     result.update(cycles=int(dut.cycles.value), seconds=seconds, flags=int(dut.flags.value),
                   latencies=latencies, did_reset=did_reset)
     with open(run["result"], "w") as f:

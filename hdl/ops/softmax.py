@@ -5,21 +5,22 @@ Ports: ``i`` streams ``{data: s<in_width>.<in_frac>, masked: 1, last: 1}`` (a po
 last: 1}``, one output per input, in order.  ``overflow`` (sticky until reset) reports a row longer
 than ``d_max``: its first ``d_max`` elements form a row of their own.
 
-Three passes over a row buffer (``d_max`` entries, block RAM):
+Three passes over two row buffers (``d_max`` entries each, block RAM), run by two state machines:
 
 1. receive: store the row, track the maximum of the valid positions (one element per cycle);
-2. exponentiate: ``e_i = PWL-Exp(x_i - m + H)`` (0 where masked) into a second buffer, summing
-   ``S = sum e_i`` (``n + 4`` cycles for a row of ``n``);
+2. exponentiate: ``e_i = PWL-Exp(x_i - m + H)`` (0 where masked) into the second buffer with the
+   mask flag, summing ``S = sum e_i`` (``n + 5`` cycles for a row of ``n``);
 3. divide and send: ``q_i = Division(e_i, S)`` through the II=1 division pipeline, with backpressure.
 
-Latency (sink always ready): the first output follows the row's ``last`` input by
-``n + 8 + division latency`` cycles (``Softmax.latency_for``); a row occupies the unit for about ``3n`` cycles and the
-next row is accepted once the previous one has been sent.
+The next row is received while the previous one is sent (pass 1 of row r+1 overlaps pass 3 of row
+r), so a stream of rows takes about ``2n`` cycles per row.  Latency (sink always ready): the first
+output follows the later of the row's ``last`` input and the previous row's last output by
+``n + 9 + division latency`` cycles (``Softmax.latency_for``).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -55,7 +56,7 @@ class Softmax(OperatorComponent):
     def latency_for(config, n: int) -> int:
         """Cycles from accepting a row's last element to its first output (sink always ready):
         the exponentiate pass (``n`` reads, a 4-stage pipeline, its drain) and the send pipeline."""
-        return n + EXP_LATENCY + 6 + division_latency(config.division)
+        return n + EXP_LATENCY + 7 + division_latency(config.division)
 
     ii = 1
 
@@ -68,11 +69,20 @@ class Softmax(OperatorComponent):
         idx = range(d_max + 1)
 
         xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), d_max)
-        ebuf = RowBuffer(m, "ebuf", unsigned(ecfg.out_width), d_max)
+        # e with the masked flag on top: the send pass needs nothing else, so the next row may
+        # overwrite xbuf while this one is sent
+        ebuf = RowBuffer(m, "ebuf", unsigned(ecfg.out_width + 1), d_max)
 
-        n = Signal(idx)            # row length
+        # receive side
         wr = Signal(idx)           # receive counter
         mx = Signal(signed(cfg.in_width), init=fmt.min_code)  # max over valid positions
+        n_rx = Signal(idx)         # length of the received row
+        rx_full = Signal()         # a complete row waits in xbuf
+        take = Signal()            # the process side takes it
+        exp_busy = Signal()        # the process side still reads xbuf
+        # process side
+        n = Signal(idx)            # length of the row in process
+        mx_p = Signal(signed(cfg.in_width))
         total = Signal(unsigned(cfg.sum_width))
         rd = Signal(idx)           # read counter of passes 2 and 3
 
@@ -82,7 +92,7 @@ class Softmax(OperatorComponent):
         s_rd = p2.stage(i=rd)      # data of xbuf appear with this stage
         x = xbuf.data
         masked = x == fmt.mask_code
-        s_z = p2.stage(z=(x - mx + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=masked, i=s_rd.i)
+        s_z = p2.stage(z=(x - mx_p + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=masked, i=s_rd.i)
         p2.carry(masked=s_z.masked, i=s_z.i)
         e = exp_stages(p2, s_z.z, ecfg)
         e_val = Mux(p2.carried["masked"], 0, e)
@@ -92,14 +102,14 @@ class Softmax(OperatorComponent):
         send_go = Signal()
         p3 = Pipeline(m, en3, send_go & en3, name="q")
         s_e = p3.stage(i=rd, last=rd == n - 1)
-        p3.carry(masked=xbuf.data == fmt.mask_code, last=s_e.last)
-        q = division_stages(p3, ebuf.data, total, cfg.division)
+        e_word = ebuf.data
+        p3.carry(masked=e_word[ecfg.out_width], last=s_e.last)
+        q = division_stages(p3, e_word[:ecfg.out_width], total, cfg.division)
         out = p3.stage(q=Mux(p3.carried["masked"], 0, q), last=p3.carried["last"])
         m.d.comb += [self.o.valid.eq(out.valid), self.o.payload.data.eq(out.q),
                      self.o.payload.last.eq(out.last)]
 
-        drain = Signal(range(8))
-        with m.FSM(name="softmax"):
+        with m.FSM(name="receive"):
             with m.State("RECEIVE"):
                 m.d.comb += self.i.ready.eq(1)
                 xin = Mux(self.i.payload.masked, fmt.mask_code, self.i.payload.data)
@@ -109,19 +119,35 @@ class Softmax(OperatorComponent):
                     with m.If(valid_pos & (self.i.payload.data > mx)):
                         m.d.sync += mx.eq(self.i.payload.data)
                     m.d.sync += wr.eq(wr + 1)
-                    end = self.i.payload.last | (wr == d_max - 1)
                     with m.If((wr == d_max - 1) & ~self.i.payload.last):
                         m.d.sync += self.overflow.eq(1)
-                    with m.If(end):
-                        m.d.sync += [n.eq(wr + 1), rd.eq(0), total.eq(0), drain.eq(0)]
-                        m.next = "EXPONENTIATE"
+                    with m.If(self.i.payload.last | (wr == d_max - 1)):
+                        m.d.sync += n_rx.eq(wr + 1)
+                        m.next = "FULL"
+            with m.State("FULL"):
+                m.d.comb += rx_full.eq(1)
+                with m.If(take):
+                    m.next = "HANDED"
+            with m.State("HANDED"):  # wait until the exponentiate pass has read xbuf
+                with m.If(~exp_busy):
+                    m.d.sync += [wr.eq(0), mx.eq(fmt.min_code)]
+                    m.next = "RECEIVE"
+
+        drain = Signal(range(8))
+        with m.FSM(name="process"):
+            with m.State("IDLE"):
+                with m.If(rx_full):
+                    m.d.comb += take.eq(1)
+                    m.d.sync += [n.eq(n_rx), mx_p.eq(mx), rd.eq(0), total.eq(0), drain.eq(0)]
+                    m.next = "EXPONENTIATE"
             with m.State("EXPONENTIATE"):
+                m.d.comb += exp_busy.eq(1)
                 issuing = rd < n
                 m.d.comb += exp_go.eq(issuing)
                 xbuf.read(m, rd, 1)
                 with m.If(issuing):
                     m.d.sync += rd.eq(rd + 1)
-                ebuf.write(m, p2.carried["i"], e_val, p2.valid)
+                ebuf.write(m, p2.carried["i"], Cat(e_val[:ecfg.out_width], p2.carried["masked"]), p2.valid)
                 with m.If(p2.valid):
                     m.d.sync += total.eq(total + e_val)
                 with m.If(~issuing):
@@ -132,11 +158,9 @@ class Softmax(OperatorComponent):
             with m.State("SEND"):
                 issuing = rd < n
                 m.d.comb += send_go.eq(issuing)
-                xbuf.read(m, rd, en3)
                 ebuf.read(m, rd, en3)
                 with m.If(issuing & en3):
                     m.d.sync += rd.eq(rd + 1)
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
-                    m.d.sync += [wr.eq(0), mx.eq(fmt.min_code)]
-                    m.next = "RECEIVE"
+                    m.next = "IDLE"
         return m
