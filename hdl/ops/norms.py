@@ -6,7 +6,8 @@ count; a ``last`` that disagrees with the count sets the sticky ``error`` output
 LayerNorm) write the weight memories (``s<gamma_width>.<gamma_frac>``; beta in the output format),
 initialised from the constructor's ``gamma``/``beta`` codes (default 1 and 0).
 
-Passes over a row buffer (``d`` entries, block RAM):
+Passes over a row buffer of two halves (``2d`` entries, block RAM): while one row is processed
+the next is received into the other half.
 
 1. receive (``d`` cycles): store ``x``; RMSNorm tracks ``max |x|``, LayerNorm ``sum x``, ``max x``,
    ``min x`` (so ``max |d x - sum|`` needs no extra pass);
@@ -16,8 +17,8 @@ Passes over a row buffer (``d`` entries, block RAM):
 5. send: ``A = |v_i| |gamma_i|``, the II=1 Division Neuron Group with ``B = R * 2**b_exp``, the sign,
    ``+ beta_i`` with saturation, under the output stream's backpressure.
 
-Latency: :meth:`RMSNorm.latency_for` (the first output after the row's last input); the next row is
-accepted once the previous one has been sent.
+Latency: :meth:`RMSNorm.latency_for` (the first output after the later of the row's last input and
+the previous row's last output); the next row is received while one is processed.
 """
 
 from __future__ import annotations
@@ -87,11 +88,11 @@ class _Norm(OperatorComponent):
     def latency_for(config) -> int:
         """Cycles from accepting a row's last element to its first output (sink always ready).
 
-        ``division latency + 9`` for the scale, leaf, read-out and send stages, plus the norm: the
+        ``division latency + 10`` for the hand-over, scale, leaf, read-out and send stages, plus the norm: the
         CORDIC tree takes ``sum_l L_l + levels * (iterations + 2) + levels - 1``, the exact norm
         ``L_0 + ceil(datapath_width / 2) + 1``."""
         ncfg = config.norm
-        base = division_latency(config.division) + 9
+        base = division_latency(config.division) + 10
         if ncfg.method == "exact":
             return base + ncfg.length + (ncfg.datapath_width + 1) // 2 + 1
         sizes = level_sizes(ncfg)
@@ -104,7 +105,8 @@ class _Norm(OperatorComponent):
         ncfg = cfg.norm
         m.submodules.norm = norm = PolarNorm(ncfg)
 
-        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), d)
+        # two halves: the next row is received into one while the other is processed
+        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), 2 * d)
         gbuf = RowBuffer(m, "gamma", signed(cfg.gamma_width), d, init=self._gamma)
         gbuf.write(m, self.gamma_addr, self.gamma_data, self.gamma_we)
         if centred:
@@ -112,13 +114,21 @@ class _Norm(OperatorComponent):
             bbuf.write(m, self.beta_addr, self.beta_data, self.beta_we)
 
         idx = range(d + 2)
-        wr = Signal(idx)
-        rd = Signal(idx)
         sum_w = cfg.in_width + d.bit_length()
+        # receive side: counter, half, running sum / max / min / max |x|
+        wr = Signal(idx)
+        wsel = Signal()
         total = Signal(signed(sum_w))
         xmax = Signal(signed(cfg.in_width), init=cfg.in_format.min_code)
         xmin = Signal(signed(cfg.in_width), init=cfg.in_format.max_code)
         amax = Signal(unsigned(cfg.in_width))
+        rx_full = Signal()
+        take = Signal()
+        # process side: its copies of the row's statistics, its half, read counter
+        rd = Signal(idx)
+        psel = Signal()
+        total_p = Signal.like(total)
+        xmax_p, xmin_p, amax_p = Signal.like(xmax), Signal.like(xmin), Signal.like(amax)
         vw = cfg.v_width + 1
         r = Signal(signed(8))
         n_val = Signal(unsigned(ncfg.out_width))
@@ -127,7 +137,10 @@ class _Norm(OperatorComponent):
         const_c = cfg.readout_constant
 
         def v_of(x):
-            return ((x * d) - total)[:vw].as_signed() if centred else x
+            return ((x * d) - total_p)[:vw].as_signed() if centred else x
+
+        def addr(half, i):
+            return Mux(half, d + i, i)
 
         # pass 3: leaves into the norm (the eps element last)
         en_l = ~norm.i.valid | norm.i.ready
@@ -161,11 +174,11 @@ class _Norm(OperatorComponent):
         m.d.comb += [self.o.valid.eq(out.valid), self.o.payload.data.eq(out.y),
                      self.o.payload.last.eq(out.last)]
 
-        with m.FSM(name="norm_op"):
+        with m.FSM(name="receive"):
             with m.State("RECEIVE"):
                 m.d.comb += self.i.ready.eq(1)
                 x = self.i.payload.data
-                xbuf.write(m, wr, x, self.i.valid)
+                xbuf.write(m, addr(wsel, wr), x, self.i.valid)
                 with m.If(self.i.valid):
                     m.d.sync += [wr.eq(wr + 1), total.eq(total + x)]
                     with m.If(x > xmax):
@@ -178,21 +191,35 @@ class _Norm(OperatorComponent):
                     with m.If(self.i.payload.last != at_end):
                         m.d.sync += self.error.eq(1)
                     with m.If(at_end):
-                        m.next = "SCALE"
+                        m.next = "FULL"
+            with m.State("FULL"):
+                m.d.comb += rx_full.eq(1)
+                with m.If(take):
+                    m.d.sync += [wr.eq(0), wsel.eq(~wsel), total.eq(0), xmax.eq(cfg.in_format.min_code),
+                                 xmin.eq(cfg.in_format.max_code), amax.eq(0)]
+                    m.next = "RECEIVE"
+
+        with m.FSM(name="process"):
+            with m.State("IDLE"):
+                with m.If(rx_full):
+                    m.d.comb += take.eq(1)
+                    m.d.sync += [psel.eq(wsel), total_p.eq(total), xmax_p.eq(xmax), xmin_p.eq(xmin),
+                                 amax_p.eq(amax)]
+                    m.next = "SCALE"
             with m.State("SCALE"):
                 if centred:
-                    hi = abs((xmax * d - total)[:vw].as_signed())
-                    lo = abs((xmin * d - total)[:vw].as_signed())
+                    hi = abs((xmax_p * d - total_p)[:vw].as_signed())
+                    lo = abs((xmin_p * d - total_p)[:vw].as_signed())
                     vmax = Mux(hi > lo, hi, lo)
                 else:
-                    vmax = amax
+                    vmax = amax_p
                 top = Mux(vmax > cfg.eps_code, vmax, cfg.eps_code)
                 m.d.sync += [r.eq(bit_length(m, top, name="bl_top") - cfg.norm_width), rd.eq(0)]
                 m.next = "LEAVES"
             with m.State("LEAVES"):
                 issuing = rd < d
                 m.d.comb += [leaf_go.eq(issuing), eps_go.eq(rd == d)]
-                xbuf.read(m, rd, en_l)
+                xbuf.read(m, addr(psel, rd), en_l)
                 with m.If((rd <= d) & en_l):
                     m.d.sync += rd.eq(rd + 1)
                 with m.If(norm.o.valid):
@@ -208,16 +235,14 @@ class _Norm(OperatorComponent):
             with m.State("SEND"):
                 issuing = rd < d
                 m.d.comb += send_go.eq(issuing)
-                xbuf.read(m, rd, en3)
+                xbuf.read(m, addr(psel, rd), en3)
                 gbuf.read(m, rd, en3)
                 if centred:
                     bbuf.read(m, rd, en3)
                 with m.If(issuing & en3):
                     m.d.sync += rd.eq(rd + 1)
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
-                    m.d.sync += [wr.eq(0), total.eq(0), xmax.eq(cfg.in_format.min_code),
-                                 xmin.eq(cfg.in_format.max_code), amax.eq(0)]
-                    m.next = "RECEIVE"
+                    m.next = "IDLE"
         return m
 
 
