@@ -73,8 +73,9 @@ def latency_info(op: str, cfg) -> dict:
                            "sink ready); the next row is received while one is sent"}
     cycles = cls.latency_for(cfg)
     return {"kind": "row", "ii": 1, "first_output_after_last_input": cycles,
-            "formula": f"first output {cycles} cycles after the row's last input is accepted (sink ready); "
-                       "the next row is accepted once the previous one has been sent"}
+            "formula": f"first output {cycles} cycles after the row's last input is accepted, or after the "
+                       "previous row's last output if that is later (sink ready); the next row is "
+                       "received while one is processed"}
 
 
 def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:
