@@ -14,7 +14,6 @@ authors' float reference where they report one (method.md section 3).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -238,7 +237,7 @@ def format_table(rep: dict, *, markdown: bool = False) -> str:
         return "\n".join(out)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
     fmt_line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([fmt_line(head), fmt_line(["-" * w for w in widths])] + [fmt_line(l) for l in lines])
+    return "\n".join([fmt_line(head), fmt_line(["-" * w for w in widths])] + [fmt_line(row) for row in lines])
 
 
 def format_costs(rep: dict, *, markdown: bool = False) -> str:

@@ -3,7 +3,6 @@ read port and a write port, plus the sequential reader that feeds a pipeline pas
 
 from __future__ import annotations
 
-from amaranth.hdl import Signal
 from amaranth.lib import memory
 
 __all__ = ["RowBuffer"]
