@@ -34,6 +34,8 @@ Three realisations compute the same ``q`` neuron by neuron and must be bit-ident
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,21 +83,21 @@ class DivisionConfig(Config):
                        f"allowed: q_width <= {MAX_UNARY_Q_WIDTH} for 'thermometer' and 'temporal', "
                        "any q_width for 'binary'")
 
-    @property
+    @functools.cached_property
     def q_max(self) -> int:
         return (1 << self.q_width) - 1
 
-    @property
+    @functools.cached_property
     def population_size(self) -> int:
         """Neurons in the group: ``2**q_width - 1`` unary ones, or ``q_width`` binary ones."""
         return self.q_width if self.arch == "binary" else self.q_max
 
-    @property
+    @functools.cached_property
     def current_width(self) -> int:
         """Width of the input current ``I`` and the comparators: ``q_width + theta_bits`` bits."""
         return self.q_width + self.theta_bits
 
-    @property
+    @functools.cached_property
     def q_format(self) -> FixedFormat:
         return FixedFormat(self.q_width, self.shift, signed=False)
 

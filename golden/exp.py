@@ -72,50 +72,50 @@ class ExpConfig(Config):
                        "allowed: at most 62 bits")
 
     # -- derived -------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def H_codes(self) -> int:
         return self.H << self.in_frac
 
-    @property
+    @functools.cached_property
     def in_format(self) -> FixedFormat:
         return FixedFormat(self.in_width, self.in_frac, signed=True)
 
-    @property
+    @functools.cached_property
     def seg_bits(self) -> int:
         """Bits of the in-segment offset ``t``: ``ceil(log2(max L_k))``."""
         longest = -(-2 * self.H_codes // self.K)
         return max(0, (longest - 1).bit_length())
 
-    @property
+    @functools.cached_property
     def index_is_bit_slice(self) -> bool:
         """True when ``2*H*2**in_frac / K`` is a power of two, so ``k`` is a bit slice of ``z + Hc``."""
         width, rem = divmod(2 * self.H_codes, self.K)
         return rem == 0 and width & (width - 1) == 0
 
-    @property
+    @functools.cached_property
     def slope_shift(self) -> int:
         return self.slope_frac + self.seg_bits
 
-    @property
+    @functools.cached_property
     def out_width(self) -> int:
         return int(exp_table(self).intercepts[-1]).bit_length()
 
-    @property
+    @functools.cached_property
     def out_format(self) -> FixedFormat:
         return FixedFormat(self.out_width, self.out_frac, signed=False)
 
-    @property
+    @functools.cached_property
     def slope_width(self) -> int:
         # bound without building the table: c_K - c_(K-1) < e**H * (1 - e**(-2H/K)) * 2**out_frac
         step = math.exp(self.H) * (1 - math.exp(-2 * self.H / self.K)) * 2.0 ** self.out_frac + 1
         return max(1, int(math.ceil(math.log2(step + 1))) + self.slope_frac + 1)
 
-    @property
+    @functools.cached_property
     def table_bits(self) -> int:
         """ROM size: K intercepts of out_width bits, K slopes of slope_width bits, plus c_K."""
         return self.K * (self.out_width + self.slope_width) + self.out_width
 
-    @property
+    @functools.cached_property
     def chord_error_bound(self) -> float:
         """Relative chord error ``h**2/8 * e**h`` for the longest segment ``h`` (``2H/K`` when even)."""
         h = -(-2 * self.H_codes // self.K) * 2.0 ** -self.in_frac

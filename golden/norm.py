@@ -28,6 +28,8 @@ the truncation of the shifts (``guard_bits`` keep it small).
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
@@ -66,22 +68,22 @@ class NormConfig(Config):
             self._fail("in_width", f"needs a {self.datapath_width}-bit datapath for length={self.length}, "
                        f"guard_bits={self.guard_bits}, method={self.method!r}; allowed: at most 62 bits")
 
-    @property
+    @functools.cached_property
     def levels(self) -> int:
         return (self.length - 1).bit_length()
 
-    @property
+    @functools.cached_property
     def gain(self) -> float:
         g = cordic_gain(self.iterations) ** self.levels if self.method == "cordic" else 1.0
         return g * 2.0 ** self.guard_bits
 
-    @property
+    @functools.cached_property
     def out_width(self) -> int:
         """Bits of N: the norm of ``length`` full-scale leaves times the gain (+1 for truncation slack)."""
         top = ((1 << self.in_width) - 1) * math.sqrt(self.length) * self.gain
         return int(math.floor(math.log2(top))) + 2
 
-    @property
+    @functools.cached_property
     def datapath_width(self) -> int:
         """Widest intermediate: the CORDIC registers (signed) or the exact sum of squares."""
         if self.method == "exact":

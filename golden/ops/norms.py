@@ -25,6 +25,8 @@ The shared datapath, in integers (``u`` = one input LSB):
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
@@ -92,51 +94,51 @@ class _NormOpConfig(Config):
                        f"{self.v_width + self.gamma_width - 1}-bit numerator; allowed: at most 62")
         self.division
 
-    @property
+    @functools.cached_property
     def _eps_scale(self) -> float:
         return float(self.d) if self.centred else 1.0
 
-    @property
+    @functools.cached_property
     def eps_element(self) -> float:
         """The extra vector element in real units: ``sqrt(eps d)`` (LayerNorm: times d)."""
         return math.sqrt(self.eps * self.d) * self._eps_scale
 
-    @property
+    @functools.cached_property
     def eps_code(self) -> int:
         """``eps_element`` in input LSBs, rounded, and at least 1 so a constant row has a norm > 0
         (a constant row then gives exactly ``beta``; a vanishing eps, like BERT's 1e-12, otherwise
         changes nothing)."""
         return max(1, int(math.floor(self.eps_element * 2 ** self.in_frac + 0.5)))
 
-    @property
+    @functools.cached_property
     def v_width(self) -> int:
         """Bits of ``|v|``: the input magnitude, times d plus the sum for LayerNorm."""
         mag = self.in_width - 1
         return mag + (self.d.bit_length() + 1 if self.centred else 0)
 
-    @property
+    @functools.cached_property
     def in_format(self) -> FixedFormat:
         return FixedFormat(self.in_width, self.in_frac, signed=True)
 
-    @property
+    @functools.cached_property
     def out_format(self) -> FixedFormat:
         return FixedFormat(self.out_width, self.out_frac, signed=True)
 
-    @property
+    @functools.cached_property
     def gamma_format(self) -> FixedFormat:
         return FixedFormat(self.gamma_width, self.gamma_frac, signed=True)
 
-    @property
+    @functools.cached_property
     def norm(self) -> NormConfig:
         return NormConfig(length=self.d + 1, in_width=self.norm_width, method=self.norm_method,
                           iterations=self.cordic_iterations, guard_bits=self.norm_guard_bits)
 
-    @property
+    @functools.cached_property
     def readout_constant(self) -> int:
         """``C = round(2**gain_frac / (gain * sqrt(d)))``: folds the norm's gain and 1/sqrt(d)."""
         return int(math.floor(2 ** self.gain_frac / (self.norm.gain * math.sqrt(self.d)) + 0.5))
 
-    @property
+    @functools.cached_property
     def division(self) -> DivisionConfig:
         q_width = self.out_width - 1
         return DivisionConfig(num_width=self.v_width + self.gamma_width - 1,

@@ -24,6 +24,8 @@ inputs reach -12 and +50) keep the error bound.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,21 +71,21 @@ class _SigmoidFamilyConfig(Config):
 
     alpha_frac = 0
 
-    @property
+    @functools.cached_property
     def alpha_code(self) -> int:
         return round(self.alpha * (1 << self.alpha_frac))
 
-    @property
+    @functools.cached_property
     def in_format(self) -> FixedFormat:
         return FixedFormat(self.in_width, self.in_frac, signed=True)
 
-    @property
+    @functools.cached_property
     def out_format(self) -> FixedFormat:
         if self.numerator_power == 0:
             return FixedFormat(self.out_frac + 1, self.out_frac, signed=False)
         return FixedFormat(self.division.q_width + 1, self.out_frac, signed=True)
 
-    @property
+    @functools.cached_property
     def exp(self) -> ExpConfig:
         frac = self.in_frac + self.alpha_frac
         y_max = ((1 << (self.in_width - 1)) - 1) * self.alpha_code
@@ -94,7 +96,7 @@ class _SigmoidFamilyConfig(Config):
         except ValueError as err:  # re-word with this operator's parameter names
             raise ValueError(f"{self.kind}: {str(err).replace('exp: ', '').replace('out_frac', 'exp_frac')}") from None
 
-    @property
+    @functools.cached_property
     def division(self) -> DivisionConfig:
         e_width = self.exp.out_width
         if self.numerator_power == 0:

@@ -17,6 +17,8 @@ Positions more than ``2H`` below the maximum contribute 0 (``e**-2H`` relative).
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,15 +60,15 @@ class SoftmaxConfig(Config):
         self.exp
         self.division
 
-    @property
+    @functools.cached_property
     def in_format(self) -> FixedFormat:
         return FixedFormat(self.in_width, self.in_frac, signed=True)
 
-    @property
+    @functools.cached_property
     def out_format(self) -> FixedFormat:
         return FixedFormat(self.out_frac + 1, self.out_frac, signed=False)
 
-    @property
+    @functools.cached_property
     def exp(self) -> ExpConfig:
         # argument x - m + H spans [-(2**in_width - 2) + Hc, Hc]
         try:
@@ -75,12 +77,12 @@ class SoftmaxConfig(Config):
         except ValueError as err:
             raise ValueError(f"{self.kind}: {str(err).replace('exp: ', '').replace('out_frac', 'exp_frac')}") from None
 
-    @property
+    @functools.cached_property
     def sum_width(self) -> int:
         """Width of the row sum ``S``: ``d_max`` terms of at most ``c_K``."""
         return (self.d_max * ((1 << self.exp.out_width) - 1)).bit_length()
 
-    @property
+    @functools.cached_property
     def division(self) -> DivisionConfig:
         q_width = self.out_frac + 1
         return DivisionConfig(num_width=self.exp.out_width, den_width=self.sum_width,
