@@ -1,0 +1,1 @@
+"""The spiking operators inside real Transformers (torch and transformers are imported here only)."""
