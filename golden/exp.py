@@ -97,8 +97,13 @@ class ExpConfig(Config):
         return self.slope_frac + self.seg_bits
 
     @functools.cached_property
+    def one_code(self) -> int:
+        """``c_K``, the table's value at ``H``: the clamp above ``H`` and ``e**H`` in output codes."""
+        return int(exp_table(self).intercepts[-1])
+
+    @functools.cached_property
     def out_width(self) -> int:
-        return int(exp_table(self).intercepts[-1]).bit_length()
+        return self.one_code.bit_length()
 
     @functools.cached_property
     def out_format(self) -> FixedFormat:

@@ -87,3 +87,8 @@ def test_regression_refuses_a_missing_simulator(monkeypatch):
     assert "iverilog is not installed" in env.unavailable_reason("icarus")
     with pytest.raises(ValueError, match="simulator 'questa' is unknown; allowed: verilator, icarus"):
         env.unavailable_reason("questa")
+
+
+def test_exhaustive_stimulus_is_for_elementwise_operators():
+    with pytest.raises(ValueError, match=r"kind='exhaustive' covers every input code of an elementwise operator"):
+        make("softmax", registry.get("softmax").default(), "exhaustive")

@@ -196,3 +196,20 @@ def test_signatures_hold_compare_and_print_their_configuration():
         PolarNorm(cfg)
     sig = SiLU.Signature(SiLUConfig())
     assert sig.members["i"].signature.members["payload"].shape.width == 16
+
+
+def test_leading_one_detector_every_input():
+    from golden.shift import bit_length
+    from hdl.shift import LeadingOneDetector
+    dut = LeadingOneDetector(10)
+    seen = []
+
+    async def bench(ctx):
+        for v in range(1 << 10):
+            ctx.set(dut.value, v)
+            seen.append(ctx.get(dut.count))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == bit_length(np.arange(1 << 10)).tolist()

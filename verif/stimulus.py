@@ -142,6 +142,9 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
             x = quantize(np.clip(scale * rng.standard_t(3 if kind == "random" else 2, size), -60, 60), fmt)
         return Stimulus(op, kind, [np.array([v]) for v in x])
 
+    if kind == "exhaustive":
+        raise ValueError(f"stimulus: kind='exhaustive' covers every input code of an elementwise "
+                         f"operator; {op} takes rows: allowed here: 'random', 'corners', 'activations'")
     lengths = _row_lengths(cfg, rng, max(1, size // (cfg.d if hasattr(cfg, "d") else max(1, cfg.d_max // 2))))
     rows, masks = [], None
     if kind == "corners":
@@ -162,7 +165,7 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
     for n in lengths:
         if op == "softmax":
             rows.append(quantize(rng.normal(0, 7, n), fmt))
-        elif kind == "activations" or kind == "exhaustive":
+        elif kind == "activations":
             x = 1.0 * rng.standard_t(3, n)
             x[rng.choice(n, size=min(2, n), replace=False)] = rng.choice([-1, 1]) * fmt.max_value * 0.8
             rows.append(quantize(x, fmt))

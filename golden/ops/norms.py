@@ -35,7 +35,7 @@ import numpy as np
 from .. import reference
 from ..config import Config
 from ..division import ARCHITECTURES, ROUNDINGS, DivisionConfig, divide
-from ..fixed import FixedFormat, check_codes
+from ..fixed import FixedFormat, check_codes, quantize
 from ..norm import METHODS, NormConfig, polar_norm
 from ..shift import barrel_shift, bit_length, normalise
 
@@ -154,11 +154,9 @@ class _NormOpConfig(Config):
                 "norm": self.norm.to_json(), "division": self.division.to_json()}
 
     def quantize_gamma(self, gamma) -> np.ndarray:
-        from ..fixed import quantize
         return quantize(gamma, self.gamma_format, name="gamma")
 
     def quantize_beta(self, beta) -> np.ndarray:
-        from ..fixed import quantize
         return quantize(beta, self.out_format, name="beta")
 
 

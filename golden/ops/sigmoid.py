@@ -159,7 +159,7 @@ def _sigmoid_family(x, cfg: _SigmoidFamilyConfig) -> np.ndarray:
     ecfg = cfg.exp
     y_abs = np.abs(x) * cfg.alpha_code if cfg.alpha_code != 1 else np.abs(x)
     e = pwl_exp(ecfg.H_codes - y_abs, ecfg)
-    one = int(pwl_exp(np.int64(ecfg.H_codes), ecfg))
+    one = ecfg.one_code
     num = np.where(x >= 0, one, e)
     if cfg.numerator_power:
         num = num * np.abs(x)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..component import ConfigComponent, ConfigSignature
+from ..component import ConfigSignature
 
-__all__ = ["OperatorSignature", "OperatorComponent"]
+__all__ = ["OperatorSignature"]
 
 
 class OperatorSignature(ConfigSignature):
@@ -18,6 +18,3 @@ class OperatorSignature(ConfigSignature):
             raise ValueError(f"{cls.owner}: div_arch='temporal' is iterative (one division at a time, "
                              f"up to 2**{division.q_width} - 1 steps) and cannot sit in the operator's "
                              "II=1 pipeline; allowed: 'binary', 'thermometer'")
-
-
-OperatorComponent = ConfigComponent

@@ -34,12 +34,13 @@ from ..norm import PolarNorm, level_sizes
 from ..pipeline import Pipeline
 from ..rowbuffer import RowBuffer
 from ..shift import barrel_shift, bit_length
-from .base import OperatorComponent, OperatorSignature
+from ..component import ConfigComponent
+from .base import OperatorSignature
 
 __all__ = ["RMSNorm", "LayerNorm"]
 
 
-class _Norm(OperatorComponent):
+class _Norm(ConfigComponent):
     class Signature(OperatorSignature):
         config_type = _NormOpConfig
 

@@ -13,13 +13,13 @@ from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from golden.exp import exp_table
 from golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, _SigmoidFamilyConfig
 
 from ..division import division_latency, division_stages
 from ..exp import EXP_LATENCY, exp_stages
 from ..pipeline import Pipeline
-from .base import OperatorComponent, OperatorSignature
+from ..component import ConfigComponent
+from .base import OperatorSignature
 
 __all__ = ["Sigmoid", "SiLU", "GELU"]
 
@@ -29,7 +29,7 @@ def _out_shape(cfg):
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
 
 
-class _SigmoidFamily(OperatorComponent):
+class _SigmoidFamily(ConfigComponent):
     class Signature(OperatorSignature):
         config_type = _SigmoidFamilyConfig
 
@@ -62,7 +62,7 @@ class _SigmoidFamily(OperatorComponent):
         s1 = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed(), ax=ax, neg=s0.x < 0)
         pipe.carry(ax=s1.ax, neg=s1.neg)
         e = exp_stages(pipe, s1.z, ecfg)
-        one = int(exp_table(ecfg).intercepts[-1])
+        one = ecfg.one_code
         ax, neg = pipe.carried["ax"], pipe.carried["neg"]
         num = Mux(neg, e, one)
         if cfg.numerator_power:

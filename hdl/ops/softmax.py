@@ -30,12 +30,13 @@ from ..division import division_latency, division_stages
 from ..exp import EXP_LATENCY, exp_stages
 from ..pipeline import Pipeline
 from ..rowbuffer import RowBuffer
-from .base import OperatorComponent, OperatorSignature
+from ..component import ConfigComponent
+from .base import OperatorSignature
 
 __all__ = ["Softmax"]
 
 
-class Softmax(OperatorComponent):
+class Softmax(ConfigComponent):
     """Stream softmax over rows of up to ``d_max`` elements (one :class:`SoftmaxConfig`)."""
 
     class Signature(OperatorSignature):
