@@ -6,6 +6,7 @@
     spikeops verilog --op OP [--set key=value ...] -o DIR
     spikeops synth   [--ops OP ...] [--set key=value ...] [--family ecp5|ice40] [--json FILE]
     spikeops cosim-bench [--ops OP ...] [--sims SIM ...] [--elements N]
+    spikeops sweep   --op OP --grid KEY=V1,V2 ... | --spec FILE  [--capture FILE] [-o DIR] [--jobs N]
     spikeops run     [--out DIR]          the main job on the embedded default
 """
 
@@ -122,6 +123,11 @@ def _cmd_cosim_bench(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep.command import run_command
+    return run_command(args)
+
+
 def _cmd_run(args) -> int:
     from . import errors
     out = Path(args.out)
@@ -187,6 +193,11 @@ def main(argv=None) -> int:
     p.add_argument("--ready-p", type=float, default=1.0)
     p.add_argument("--json", metavar="FILE")
     p.set_defaults(func=_cmd_cosim_bench)
+
+    p = sub.add_parser("sweep", help="bitwidth sweep: accuracy on captured activations against area and Fmax")
+    from .sweep.command import add_arguments as _sweep_arguments
+    _sweep_arguments(p)
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("run", help="the main job on the embedded default")
     p.add_argument("--out", default="out/report", help="report folder (default: out/report)")

