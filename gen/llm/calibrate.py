@@ -1,17 +1,21 @@
-"""Calibration: a power-of-two input scale per operator instance, from calibration text.
+"""Calibration: a power-of-two scale per operator instance, from calibration text.
 
-Rule (deterministic): run the float model on the calibration batches, record ``max |x|`` at the
-input of every norm and activation instance, and give that instance the most fraction bits that
-keep the maximum inside its input format: the largest ``in_frac`` in ``[0, in_width - 1]`` with
-``max |x| * 2**in_frac < 2**(in_width - 1)``.  Attention scores
-keep the Softmax default format (its max subtraction makes the scale irrelevant up to saturation).
+Rule (deterministic): run the float model on the calibration batches and record, per instance,
+``max |x|`` at its input (Softmax: over the valid attention scores) and ``max |y|`` at its output.
+The instance's input format gets the most fraction bits that keep the maximum inside it: the
+largest ``in_frac`` in ``[0, in_width - 1]`` with ``max |x| * 2**in_frac < 2**(in_width - 1)``.
+Norm outputs (whose range grows with gamma and the outliers) get ``out_frac`` by the same rule
+on ``max |y|`` and ``out_width``, never above the configured ``out_frac``; the activations' output
+formats follow from their inputs.  Where the configuration refuses the chosen ``in_frac`` (Softmax:
+the exp argument must still hold ``H``), the next smaller one it accepts is used.  Gamma formats are fitted to the weights
+(:func:`gen.llm.operators.fit_gamma`).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["observe_ranges", "in_frac_for"]
+__all__ = ["observe", "observe_ranges", "in_frac_for", "calibrated"]
 
 
 def in_frac_for(max_abs: float, in_width: int) -> int:
@@ -26,27 +30,63 @@ def in_frac_for(max_abs: float, in_width: int) -> int:
     return max(0, min(in_width - 1, frac))
 
 
-def observe_ranges(model, batches) -> dict:
-    """``{module name: max |input|}`` for the norms and MLP activations of a Llama-family model."""
+def calibrated(cfg, stats: dict | None):
+    """``cfg`` with its scales set from ``stats`` (``{"in": max|x|, "out": max|y|}``) by the rule."""
+    if not stats:
+        return cfg
+    out_frac = cfg.out_frac
+    if "out_width" in cfg.params() and stats.get("out") is not None:
+        out_frac = min(cfg.out_frac, in_frac_for(stats["out"], cfg.out_width))
+    first = None
+    for frac in range(in_frac_for(stats["in"], cfg.in_width), -1, -1):
+        try:
+            return cfg.replace(in_frac=frac, out_frac=out_frac)
+        except ValueError as err:  # e.g. Softmax: the exp argument must still hold H
+            first = first or err
+    raise ValueError(f"calibrate: no in_frac fits {cfg.kind} with max |x| = {stats['in']}: {first}")
+
+
+def observe(model, sites, batches) -> dict:
+    """``{site name: {"in": max |x|, "out": max |y|}}`` over ``batches`` (dicts of model inputs or
+    token-id tensors) for every site in ``sites``, with the float model."""
     import torch
 
-    decoder = model.model
-    watched = {"model.norm": decoder.norm}
-    for i, layer in enumerate(decoder.layers):
-        watched[f"model.layers.{i}.input_layernorm"] = layer.input_layernorm
-        watched[f"model.layers.{i}.post_attention_layernorm"] = layer.post_attention_layernorm
-        watched[f"model.layers.{i}.mlp.act_fn"] = layer.mlp.act_fn
-    ranges = {name: 0.0 for name in watched}
-    hooks = []
-    for name, module in watched.items():
-        def hook(mod, args, name=name):
-            ranges[name] = max(ranges[name], float(args[0].detach().abs().max()))
-        hooks.append(module.register_forward_pre_hook(hook))
+    from .convert import ATTENTION_NAME, register_attention
+
+    stats = {s.name: {"in": 0.0, "out": 0.0} for s in sites}
+    hooks, attn = [], []
+
+    def bump(name, key, t):
+        stats[name][key] = max(stats[name][key], float(t.detach().abs().max()) if t.numel() else 0.0)
+
+    for s in sites:
+        mod = s.module
+        if s.kind == "softmax":
+            mod.spikeops_softmax = None
+            mod.spikeops_observe = (lambda t, n=s.name: bump(n, "in", t))
+            attn.append(mod)
+            continue
+        hooks.append(mod.register_forward_pre_hook(lambda m, a, n=s.name: bump(n, "in", a[0])))
+        hooks.append(mod.register_forward_hook(lambda m, a, y, n=s.name: bump(n, "out", y)))
+    previous = model.config._attn_implementation
+    if attn:
+        register_attention()
+        model.set_attn_implementation(ATTENTION_NAME)
     try:
         with torch.no_grad():
             for batch in batches:
-                model(batch)
+                model(**batch) if isinstance(batch, dict) else model(batch)
     finally:
         for h in hooks:
             h.remove()
-    return ranges
+        for mod in attn:
+            del mod.spikeops_observe
+        if attn:
+            model.set_attn_implementation(previous)
+    return stats
+
+
+def observe_ranges(model, batches, family: str = "llama") -> dict:
+    """``{site name: max |input|}`` for the norms and activations (and attention scores)."""
+    from .sites import discover
+    return {k: v["in"] for k, v in observe(model, discover(model, family), batches).items()}

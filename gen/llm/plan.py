@@ -1,0 +1,167 @@
+"""The conversion plan: which operator instances are replaced, with which configuration (JSON).
+
+A plan is made from a float model, the selection (kinds, layers), base configurations and the
+calibration statistics; it is saved as JSON, reloaded, applied to a model, and read by the RTL
+flow (each distinct configuration is one generated operator).  Layout::
+
+    {"format": "spikeops-plan", "version": 1, "model": "smollm2", "family": "llama",
+     "kinds": [...], "layers": null | [...], "calibration": {...},
+     "instances": [{"name": "model.layers.0.mlp.act_fn", "op": "silu", "kind": "activation",
+                    "layer": 0, "config": {"kind": "silu", "params": {...}, "derived": {...}},
+                    "stats": {"in": 12.5, "out": 12.5}}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from golden import registry
+
+from .calibrate import calibrated
+from .sites import KINDS, discover, n_layers
+
+__all__ = ["Plan", "make_plan", "apply_plan", "default_config", "FORMAT"]
+
+FORMAT = "spikeops-plan"
+VERSION = 1
+
+
+@dataclass
+class Plan:
+    model: str
+    family: str
+    kinds: list
+    layers: list | None
+    instances: list  # dicts: name, op, kind, layer, config (a config object), stats
+    calibration: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        inst = [dict(i, config=i["config"].to_json()) for i in self.instances]
+        return {"format": FORMAT, "version": VERSION, "model": self.model, "family": self.family,
+                "kinds": list(self.kinds), "layers": self.layers, "calibration": self.calibration,
+                "instances": inst}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Plan":
+        if data.get("format") != FORMAT or data.get("version") != VERSION:
+            raise ValueError(f"plan: format {data.get('format')!r} version {data.get('version')!r} "
+                             f"is not allowed; allowed: {FORMAT!r} version {VERSION}")
+        inst = [dict(i, config=registry.get(i["op"]).config.from_json(i["config"])) for i in data["instances"]]
+        return cls(data["model"], data["family"], data["kinds"], data["layers"], inst, data.get("calibration", {}))
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Plan":
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    def configs(self) -> dict:
+        """``{(op, config hash): config}``: the distinct operators the RTL flow has to generate."""
+        out = {}
+        for i in self.instances:
+            out.setdefault((i["op"], i["config"].stable_hash()), i["config"])
+        return out
+
+    def by_kind(self) -> dict:
+        out = {k: [] for k in KINDS}
+        for i in self.instances:
+            out[i["kind"]].append(i["name"])
+        return out
+
+
+def default_config(op: str, hf_config):
+    """The operator's default configuration sized for the model (``d``, ``eps``, ``d_max``)."""
+    reg = registry.get(op)
+    if op == "rmsnorm":
+        return reg.default(d=hf_config.hidden_size, eps=float(hf_config.rms_norm_eps))
+    if op == "layernorm":
+        return reg.default(d=hf_config.hidden_size, eps=float(hf_config.layer_norm_eps))
+    if op == "softmax":
+        # rows up to the longest sequence the evaluation feeds (2048 tokens) or the model takes
+        return reg.default(d_max=min(2048, int(getattr(hf_config, "max_position_embeddings", 2048))))
+    return reg.default()
+
+
+def _select(model, family, kinds, layers):
+    bad = set(kinds) - set(KINDS)
+    if bad:
+        raise ValueError(f"convert: kinds {sorted(bad)} are unknown; allowed: {', '.join(KINDS)}")
+    n = n_layers(model, family)
+    if layers is not None:
+        layers = sorted({int(i) for i in layers})
+        for i in layers:
+            if not 0 <= i < n:
+                raise ValueError(f"convert: layer {i} does not exist; allowed: 0 .. {n - 1}")
+    out = []
+    for s in discover(model, family):
+        if s.kind not in kinds:
+            continue
+        inside = 0 <= s.layer < n
+        # the embedding / final norms belong to no layer: converted only when all layers are
+        if (layers is None) or (inside and s.layer in layers):
+            out.append(s)
+    return out, layers
+
+
+def make_plan(model, family: str, *, name: str = "model", kinds=KINDS, layers=None, configs=None,
+              stats=None, calibration=None) -> Plan:
+    """Choose every selected instance's configuration: base config, calibrated scales, fitted gamma."""
+    from .operators import fit_gamma
+
+    sites, layers = _select(model, family, kinds, layers)
+    configs, stats = dict(configs or {}), dict(stats or {})
+    inst = []
+    for s in sites:
+        cfg = configs.get(s.op) or default_config(s.op, model.config)
+        cfg = calibrated(cfg, stats.get(s.name))
+        if s.kind == "norm":
+            cfg = fit_gamma(cfg, s.module.weight.detach().cpu().double().numpy())
+        inst.append({"name": s.name, "op": s.op, "kind": s.kind, "layer": s.layer, "config": cfg,
+                     "stats": stats.get(s.name)})
+    return Plan(name, family, [k for k in KINDS if k in kinds], layers, inst, dict(calibration or {}))
+
+
+def apply_plan(model, plan: Plan) -> dict:
+    """Replace the plan's instances in ``model`` (in place); return ``{kind: [names]}``."""
+    from .convert import ATTENTION_NAME, register_attention
+    from .operators import SpikingActivation, SpikingLayerNorm, SpikingRMSNorm
+
+    sites = {s.name: s for s in discover(model, plan.family)}
+    softmax_seen = False
+    for s in sites.values():  # attention modules not in the plan keep the float softmax
+        if s.kind == "softmax":
+            s.module.spikeops_softmax = None
+    for i in plan.instances:
+        s = sites.get(i["name"])
+        if s is None:
+            raise ValueError(f"plan: instance {i['name']!r} does not exist in this {plan.family} model "
+                             f"(plan made for {plan.model!r})")
+        if s.op != i["op"]:
+            raise ValueError(f"plan: instance {i['name']!r} is op {i['op']!r} in the plan but "
+                             f"{s.op!r} in the model")
+        cfg, old = i["config"], s.module
+        if s.kind == "norm":
+            d = old.weight.shape[-1]
+            if cfg.d != d:
+                raise ValueError(f"plan: instance {s.name!r} has d={cfg.d}; the model's is {d}")
+            if s.op == "rmsnorm":
+                new = SpikingRMSNorm(cfg, old.weight, s.name, s.layer, fit=False)
+            else:
+                new = SpikingLayerNorm(cfg, old.weight, getattr(old, "bias", None), s.name, s.layer, fit=False)
+            setattr(s.parent, s.attr, new)
+        elif s.kind == "activation":
+            setattr(s.parent, s.attr, SpikingActivation(s.op, cfg, s.name, s.layer))
+        else:
+            old.spikeops_softmax = cfg
+            old.spikeops_site = (s.name, s.layer)
+            softmax_seen = True
+    if softmax_seen:
+        register_attention()
+        model.set_attn_implementation(ATTENTION_NAME)
+    return plan.by_kind()

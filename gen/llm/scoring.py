@@ -1,0 +1,136 @@
+"""Scoring primitives: log-likelihoods of continuations, perplexity, sentence embeddings.
+
+Tokenisation follows lm-eval-harness: trailing spaces of a context move to the continuation; the
+continuation's tokens are those of ``context + continuation`` after the context's tokens; an
+empty context is the end-of-text token.  Requests are sorted by length and packed into batches
+of at most ``batch_tokens`` padded tokens; only the continuation positions go through the
+language-model head.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+__all__ = ["encode_pair", "loglikelihoods", "perplexity", "embed", "Timer"]
+
+
+class Timer:
+    """Accumulates wall time and token counts of model calls (for the speed comparison)."""
+
+    def __init__(self):
+        self.seconds, self.tokens = 0.0, 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def encode_pair(tok, context: str, continuation: str, max_len: int = 2048) -> tuple[list, int]:
+    """``(input ids, number of continuation tokens)``: the model reads ``ids[:-1]`` and the last
+    ``n`` targets are scored."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
+    if context:
+        ctx = tok(context, add_special_tokens=False)["input_ids"]
+        cont = whole[len(ctx):]
+        ids = ctx + cont
+    else:
+        cont = whole
+        ids = [tok.eos_token_id] + cont
+    if not cont:
+        raise ValueError(f"scoring: the continuation {continuation!r} encodes to no token")
+    ids = ids[-(max_len + 1):]
+    return ids, min(len(cont), len(ids) - 1)
+
+
+def _batches(lengths, batch_tokens, max_batch=64):
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batch, width = [], 0
+    for i in order:
+        w = max(width, lengths[i])
+        if batch and (w * (len(batch) + 1) > batch_tokens or len(batch) >= max_batch):
+            yield batch
+            batch, w = [], lengths[i]
+        batch.append(int(i))
+        width = w
+    if batch:
+        yield batch
+
+
+def loglikelihoods(lm, pairs, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
+                   progress: bool = True) -> list[float]:
+    """Sum of log-probabilities of each continuation given its context (``pairs`` of strings)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    enc = [encode_pair(lm.tokenizer, c, x) for c, x in pairs]
+    lengths = [len(ids) - 1 for ids, _ in enc]
+    out = [0.0] * len(enc)
+    model = lm.model
+    body, head = model.model, model.lm_head
+    pad = lm.tokenizer.pad_token_id
+    bar = tqdm(total=len(enc), desc=desc, unit="req", disable=not progress, leave=False)
+    with torch.no_grad():
+        for idx in _batches(lengths, batch_tokens):
+            width = max(lengths[i] for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            att = torch.zeros((len(idx), width), dtype=torch.long)
+            rows, cols, targets, owner = [], [], [], []
+            for r, i in enumerate(idx):
+                seq, n = enc[i]
+                L = len(seq) - 1
+                ids[r, :L] = torch.tensor(seq[:-1])
+                att[r, :L] = 1
+                pos = range(L - n, L)
+                rows += [r] * n
+                cols += list(pos)
+                targets += seq[L - n + 1:L + 1]
+                owner += [i] * n
+            t0 = time.perf_counter()
+            h = body(input_ids=ids, attention_mask=att).last_hidden_state
+            logp = torch.log_softmax(head(h[rows, cols]).float(), dim=-1)
+            lp = logp[torch.arange(len(targets)), torch.tensor(targets)].double().numpy()
+            if timer is not None:
+                timer.seconds += time.perf_counter() - t0
+                timer.tokens += int(att.sum())
+            for i, v in zip(owner, lp):
+                out[i] += float(v)
+            bar.update(len(idx))
+    bar.close()
+    return out
+
+
+def perplexity(lm, texts, *, batch_tokens: int = 4096, timer: Timer | None = None, progress: bool = True) -> dict:
+    """Token perplexity over ``texts`` (each passage scored on its own after an end-of-text token)."""
+    lls = loglikelihoods(lm, [("", t) for t in texts], batch_tokens=batch_tokens, desc="perplexity",
+                         timer=timer, progress=progress)
+    tokens = sum(encode_pair(lm.tokenizer, "", t)[1] for t in texts)
+    nll = -sum(lls)
+    return {"perplexity": math.exp(nll / tokens), "nll": nll, "tokens": tokens, "passages": len(texts)}
+
+
+def embed(lm, sentences, *, batch: int = 64, timer: Timer | None = None) -> np.ndarray:
+    """Sentence embeddings of an encoder (sentence-transformers recipe: mean pooling over the
+    attention mask, then L2 normalisation); float64 ``(n, hidden)``."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for k in range(0, len(sentences), batch):
+            enc = lm.tokenizer(list(sentences[k:k + batch]), padding=True, truncation=True, max_length=256,
+                               return_tensors="pt")
+            t0 = time.perf_counter()
+            h = lm.model(**enc).last_hidden_state
+            if timer is not None:
+                timer.seconds += time.perf_counter() - t0
+                timer.tokens += int(enc["attention_mask"].sum())
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            v = (h * m).sum(1) / m.sum(1).clamp(min=1)
+            out.append(torch.nn.functional.normalize(v, dim=-1).double().numpy())
+    return np.concatenate(out)

@@ -1,0 +1,85 @@
+"""Where the nonlinear operators sit in a Hugging Face model (Llama family and BERT family).
+
+A :class:`Site` names one operator instance: its module path, the spiking operator that replaces
+it, its kind (``softmax`` / ``activation`` / ``norm``), its layer (``-1`` for the embedding
+LayerNorm of BERT, ``n_layers`` for Llama's final norm) and how to reach it (parent module and
+attribute).  Softmax sites are attention modules: their softmax runs inside the registered
+attention function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Site", "discover", "KINDS", "activation_op"]
+
+KINDS = ("softmax", "activation", "norm")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    op: str
+    kind: str
+    layer: int
+    parent: object
+    attr: str
+
+    @property
+    def module(self):
+        return getattr(self.parent, self.attr)
+
+
+def activation_op(config) -> str:
+    """The spiking operator for the model's MLP activation (``hidden_act``)."""
+    act = getattr(config, "hidden_act", "silu")
+    if act in ("silu", "swish"):
+        return "silu"
+    if isinstance(act, str) and act.startswith("gelu"):
+        return "gelu"
+    raise ValueError(f"convert: hidden_act={act!r} has no spiking operator; allowed: silu, swish, gelu*")
+
+
+def _llama(model) -> list[Site]:
+    dec = model.model
+    act = activation_op(model.config)
+    out = []
+    for i, layer in enumerate(dec.layers):
+        p = f"model.layers.{i}"
+        out += [Site(f"{p}.self_attn", "softmax", "softmax", i, layer, "self_attn"),
+                Site(f"{p}.input_layernorm", "rmsnorm", "norm", i, layer, "input_layernorm"),
+                Site(f"{p}.post_attention_layernorm", "rmsnorm", "norm", i, layer, "post_attention_layernorm"),
+                Site(f"{p}.mlp.act_fn", act, "activation", i, layer.mlp, "act_fn")]
+    out.append(Site("model.norm", "rmsnorm", "norm", len(dec.layers), dec, "norm"))
+    return out
+
+
+def _bert(model) -> list[Site]:
+    act = activation_op(model.config)
+    base = model.bert if hasattr(model, "bert") else model
+    prefix = "bert." if base is not model else ""
+    out = [Site(f"{prefix}embeddings.LayerNorm", "layernorm", "norm", -1, base.embeddings, "LayerNorm")]
+    for i, layer in enumerate(base.encoder.layer):
+        p = f"{prefix}encoder.layer.{i}"
+        out += [Site(f"{p}.attention.self", "softmax", "softmax", i, layer.attention, "self"),
+                Site(f"{p}.attention.output.LayerNorm", "layernorm", "norm", i, layer.attention.output, "LayerNorm"),
+                Site(f"{p}.intermediate.intermediate_act_fn", act, "activation", i, layer.intermediate,
+                     "intermediate_act_fn"),
+                Site(f"{p}.output.LayerNorm", "layernorm", "norm", i, layer.output, "LayerNorm")]
+    return out
+
+
+def n_layers(model, family: str) -> int:
+    if family == "llama":
+        return len(model.model.layers)
+    base = model.bert if hasattr(model, "bert") else model
+    return len(base.encoder.layer)
+
+
+def discover(model, family: str) -> list[Site]:
+    """Every operator site of ``model`` in forward order (per layer)."""
+    if family == "llama":
+        return _llama(model)
+    if family == "bert":
+        return _bert(model)
+    raise ValueError(f"family={family!r} is not allowed; allowed: 'llama', 'bert'")

@@ -1,0 +1,196 @@
+"""BERT conversion, conversion plans, capture files, evaluation data and scoring (tiny models; no hub)."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from gen.llm import capture as cap  # noqa: E402
+from gen.llm.calibrate import calibrated, observe  # noqa: E402
+from gen.llm.command import parse_layers  # noqa: E402
+from gen.llm.evaluate import embedding_agreement, format_table  # noqa: E402
+from gen.llm.operators import SpikingActivation, SpikingLayerNorm, recording, set_backend  # noqa: E402
+from gen.llm.plan import Plan, apply_plan, make_plan  # noqa: E402
+from gen.llm.sites import discover  # noqa: E402
+from golden import registry  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def numpy_backend():
+    """The golden model itself computes inside the models here (the fast path has its own tests)."""
+    set_backend("numpy")
+    yield
+    set_backend("fast")
+
+
+def _tiny_bert(seed=0):
+    torch.manual_seed(seed)
+    cfg = transformers.BertConfig(vocab_size=101, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, max_position_embeddings=64, hidden_act="gelu")
+    model = transformers.BertModel(cfg, add_pooling_layer=False).eval()
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        for layer in model.encoder.layer:
+            layer.output.LayerNorm.weight.uniform_(0.5, 2.0)
+            layer.output.LayerNorm.bias.uniform_(-0.5, 0.5)
+    return model
+
+
+def _tiny_llama(seed=0):
+    torch.manual_seed(seed)
+    cfg = transformers.LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                   rms_norm_eps=1e-5)
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
+def _bert_batch(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 101, (3, 12), generator=g)
+    att = torch.ones_like(ids)
+    att[1, 8:] = 0  # padding: masked keys must not take part in the softmax
+    return {"input_ids": ids, "attention_mask": att}
+
+
+def test_bert_sites_and_conversion_stay_close_to_float():
+    model = _tiny_bert()
+    batch = _bert_batch()
+    with torch.no_grad():
+        ref = model(**batch).last_hidden_state
+    sites = discover(model, "bert")
+    assert [s.op for s in sites[:5]] == ["layernorm", "softmax", "layernorm", "gelu", "layernorm"]
+    stats = observe(model, sites, [batch])
+    assert all(v["in"] > 0 for v in stats.values())
+    plan = make_plan(model, "bert", stats=stats)
+    assert plan.by_kind()["norm"][0] == "embeddings.LayerNorm" and len(plan.instances) == 9
+    apply_plan(model, plan)
+    assert isinstance(model.encoder.layer[1].output.LayerNorm, SpikingLayerNorm)
+    assert isinstance(model.encoder.layer[0].intermediate.intermediate_act_fn, SpikingActivation)
+    with torch.no_grad():
+        out = model(**batch).last_hidden_state
+    valid = batch["attention_mask"].bool()
+    rel = (out - ref)[valid].abs().max() / ref[valid].abs().max()
+    assert 0 < rel < 2e-2, rel
+
+
+def test_bert_padding_mask_survives_conversion():
+    """Changing a padded token must not change the valid positions' outputs."""
+    model = _tiny_bert(2)
+    apply_plan(model, make_plan(model, "bert", kinds=("softmax",)))
+    a = _bert_batch()
+    b = {k: v.clone() for k, v in a.items()}
+    b["input_ids"][1, 9] = (b["input_ids"][1, 9] + 7) % 101
+    with torch.no_grad():
+        ya, yb = model(**a).last_hidden_state, model(**b).last_hidden_state
+    assert torch.equal(ya[1, :8], yb[1, :8])
+    assert not torch.equal(ya[1, 9], yb[1, 9])
+
+
+def test_plan_round_trips_through_json_and_reproduces_the_model(tmp_path):
+    model = _tiny_llama()
+    ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(3))
+    stats = observe(model, discover(model, "llama"), [ids])
+    plan = make_plan(model, "llama", name="tiny", layers=[1], stats=stats, calibration={"text": "random ids"})
+    path = plan.save(tmp_path / "plan.json")
+    raw = json.loads(path.read_text())
+    assert raw["format"] == "spikeops-plan" and raw["layers"] == [1]
+    assert {i["name"] for i in raw["instances"]} == {
+        "model.layers.1.self_attn", "model.layers.1.input_layernorm", "model.layers.1.post_attention_layernorm",
+        "model.layers.1.mlp.act_fn"}
+    again = Plan.load(path)
+    assert [i["config"] for i in again.instances] == [i["config"] for i in plan.instances]
+    m1, m2 = _tiny_llama(), _tiny_llama()
+    apply_plan(m1, plan)
+    apply_plan(m2, again)
+    with torch.no_grad():
+        assert torch.equal(m1(ids).logits, m2(ids).logits)
+    # calibrated scales: the norm input's largest value fits, with the most fraction bits
+    inst = next(i for i in again.instances if i["name"] == "model.layers.1.input_layernorm")
+    assert inst["config"] == calibrated(
+        registry.get("rmsnorm").default(d=64, eps=1e-5), stats["model.layers.1.input_layernorm"]).replace(
+        gamma_frac=inst["config"].gamma_frac)
+    assert len(again.configs()) == 3  # rmsnorm twice (one config each if scales differ) collapses by hash
+    bad = dict(raw, version=99)
+    with pytest.raises(ValueError, match="plan: format 'spikeops-plan' version 99 is not allowed"):
+        Plan.from_json(bad)
+
+
+def test_plan_refuses_a_model_it_was_not_made_for():
+    plan = make_plan(_tiny_llama(), "llama")
+    with pytest.raises(ValueError, match="does not exist in this bert model"):
+        apply_plan(_tiny_bert(), Plan.from_json(dict(plan.to_json(), family="bert")))
+
+
+def test_capture_records_codes_that_reproduce_the_golden_outputs(tmp_path):
+    model = _tiny_llama()
+    ids = torch.randint(0, 97, (2, 10), generator=torch.Generator().manual_seed(4))
+    plan = make_plan(model, "llama", stats=observe(model, discover(model, "llama"), [ids]))
+    apply_plan(model, plan)
+    rec = cap.Recorder(max_rows=7, seed=1)
+    with recording(rec), torch.no_grad():
+        model(ids)
+        model(ids[:, :6])
+    c = rec.capture(model="tiny", prompts=2)
+    path = cap.save(c, tmp_path / "c.npz")
+    back = cap.load(path)
+    assert back.meta["model"] == "tiny" and back.meta["max_rows"] == 7
+    assert back.ops() == ["rmsnorm", "silu", "softmax"]
+    sm = next(i for i in back.instances if i.name == "model.layers.0.self_attn")
+    assert sm.x.shape == (7, 10) and sm.mask is not None and sm.calls == 2
+    assert sm.rows_seen == 2 * 4 * 10 + 2 * 4 * 6
+    # masked positions carry the mask code; the causal row t has t+1 valid positions at most
+    assert np.all(sm.x[~sm.mask] == sm.cfg.in_format.mask_code)
+    nrm = next(i for i in back.instances if i.name == "model.layers.1.input_layernorm")
+    assert nrm.gamma is not None and nrm.x.shape == (7, 64) and nrm.rows_seen == 2 * 10 + 2 * 6
+    # the stored codes are what the operator saw: golden on them equals the model's output codes
+    x = torch.from_numpy(nrm.values()).float()
+    y = model.model.layers[1].input_layernorm(x)
+    assert np.array_equal(np.round(y.double().numpy() * 2 ** nrm.cfg.out_frac).astype(np.int64), nrm.golden())
+    xs, ms = back.rows("softmax", limit=5)
+    assert xs.shape == (5, 10) and ms.shape == (5, 10)
+    with pytest.raises(ValueError, match="no instance of op='gelu'"):
+        back.rows("gelu")
+
+
+def test_capture_refuses_bad_files(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="has no __meta__ entry"):
+        cap.load(tmp_path / "x.npz")
+    with pytest.raises(ValueError, match="max_rows=0 is not allowed"):
+        cap.Recorder(max_rows=0)
+
+
+def test_reservoir_keeps_a_uniform_bounded_sample():
+    rec = cap.Recorder(max_rows=50, seed=0)
+    cfg = registry.get("silu").default()
+    for k in range(40):
+        rec.record("a", "silu", 0, cfg, np.arange(k * 25, (k + 1) * 25).reshape(25, 1))
+    got = rec.items["a"].x[:, 0]
+    assert len(got) == 50 and len(set(got)) == 50 and rec.items["a"].rows_seen == 1000
+    assert 300 < got.mean() < 700  # drawn from the whole stream, not its head
+
+
+def test_parse_layers():
+    assert parse_layers("0-2,5") == [0, 1, 2, 5]
+    assert parse_layers("all") is None
+    with pytest.raises(ValueError, match="--layers '3-1'"):
+        parse_layers("3-1")
+
+
+def test_embedding_agreement_and_table():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 8))
+    r = embedding_agreement(a, a + 1e-9)
+    assert r["cosine_min"] > 0.999999 and r["top1_agreement"] == 1.0 and r["top5_overlap"] == 1.0
+    r = embedding_agreement(a, rng.normal(size=(40, 8)))
+    assert r["top1_agreement"] < 0.5
+    rep = {"model": "m", "family": "llama", "tasks": ["piqa"], "limit": 3, "rows": {
+        "original": {"tasks": {"piqa": {"acc": 0.5, "acc_norm": 0.6}}, "avg": {"acc": 0.5, "acc_norm": 0.6},
+                     "lambada": {"perplexity": 20.0}},
+        "all": {"tasks": {"piqa": {"acc": 0.48, "acc_norm": 0.6}}, "avg": {"acc": 0.48, "acc_norm": 0.6},
+                "lambada": {"perplexity": 20.2}, "slowdown": 1.5}}}
+    md = format_table(rep)
+    assert "| all | 48.0 (-2.0) | 48.00 (-2.00) | 20.200 (+1.00%) | 1.50x |" in md
