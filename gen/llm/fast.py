@@ -147,6 +147,293 @@ def _dequantize(q: torch.Tensor, fmt, dtype: torch.dtype) -> torch.Tensor:
     return q.to(torch.float64).mul_(fmt.lsb).to(dtype)
 
 
+# -- compiled kernels (optional) ------------------------------------------------------------------------
+_C_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every function works on the rows [lo, hi) and returns nonzero when it met an input that golden
+   rejects (NaN; -inf where no mask code is allowed): the caller then runs golden itself.
+   Quantisation (gen/llm/fast.py, _scaled): n = trunc(clamp(x * 2**(frac+1), -lim, lim)) and
+   code = (n + (n > 0)) >> 1, exactly golden.fixed.quantize's round-half-away for float32 x.
+   NaN and -inf are recognised by their bits (integer tests keep the loops vectorisable). */
+static inline uint32_t bits(float v) { uint32_t b; memcpy(&b, &v, sizeof b); return b; }
+static inline int is_nan(uint32_t b) { return (b & 0x7fffffffu) > 0x7f800000u; }
+static inline int is_neg_inf(uint32_t b) { return b == 0xff800000u; }
+static inline int32_t half_index(float x, float scale2, float lim) {
+    float u = x * scale2;
+    u = u >= -lim ? u : -lim;  /* NaN fails the test: any index, the call is rejected */
+    u = u > lim ? lim : u;
+    return (int32_t)u;
+}
+static inline int32_t half_code(int32_t n) { return (n + (n > 0)) >> 1; }
+
+/* sigmoid / SiLU / GELU: out = table[n + lim] (the table holds golden's output for code(n)). */
+int64_t spikeops_lookup_f32(int64_t lo, int64_t hi, const float *restrict x, float scale2, float lim,
+                            const float *restrict table, float *restrict out) {
+    int bad = 0;
+    const int32_t off = (int32_t)lim;
+    for (int64_t i = lo; i < hi; ++i) {
+        const uint32_t b = bits(x[i]);
+        bad |= is_nan(b) | is_neg_inf(b);
+        out[i] = table[half_index(x[i], scale2, lim) + off];
+    }
+    return bad;
+}
+
+/* Softmax, pass 1: m[r] = the largest valid code (min_code when none), s[r] = sum of the valid
+   e_j = tab[max(c_j - m + off, 0)] (int64, exact).  Valid: not -inf and (without a mask) or
+   valid[vrow[r] + j] != 0 (a broadcast mask is not copied: rows share their mask row). */
+int64_t spikeops_softmax_sum_f32(int64_t lo, int64_t hi, const float *restrict x, const uint8_t *restrict valid,
+                                 const int64_t *restrict vrow, int64_t L, float scale2, float lim, int64_t min_code,
+                                 int64_t off,
+                                 const int64_t *restrict tab, int64_t *restrict m_out, int64_t *restrict s_out) {
+    int bad = 0;
+    for (int64_t r = lo; r < hi; ++r) {
+        const float *xr = x + r * L;
+        const uint8_t *vr = valid ? valid + vrow[r] : 0;
+        int32_t m = (int32_t)min_code;
+        for (int64_t j = 0; j < L; ++j) {  /* masked: pushed 2**30 below every code */
+            const int32_t masked = is_neg_inf(bits(xr[j])) | (vr ? vr[j] == 0 : 0);
+            const int32_t c = half_code(half_index(xr[j], scale2, lim)) - (masked << 30);
+            m = c > m ? c : m;
+        }
+        const int32_t base = m - (int32_t)off;
+        int64_t s = 0;
+        for (int64_t j = 0; j < L; ++j) {
+            const uint32_t b = bits(xr[j]);
+            bad |= is_nan(b);
+            const int ok = !is_neg_inf(b) & (vr ? vr[j] != 0 : 1);
+            const int32_t k = half_code(half_index(xr[j], scale2, lim)) - base;
+            s += tab[ok & (k > 0) ? k : 0];
+        }
+        m_out[r] = m;
+        s_out[r] = s;
+    }
+    return bad;
+}
+
+/* Softmax, pass 2: e_j as in pass 1 (tab[0] = 0 for masked positions) and the Division Neuron
+   Group with the row's constants (fast.py, _row_division):
+   out = float(min(floor((floor(e * scale) + beta) / t), qmax) * lsb). */
+int64_t spikeops_softmax_out_f32(int64_t lo, int64_t hi, const float *restrict x, const uint8_t *restrict valid,
+                                 const int64_t *restrict vrow, int64_t L, float scale2, float lim, int64_t off,
+                                 const int64_t *restrict m_in,
+                                 const double *restrict tab, const double *restrict scale,
+                                 const double *restrict beta, const double *restrict t, double qmax, double lsb,
+                                 float *restrict out) {
+    for (int64_t r = lo; r < hi; ++r) {
+        const float *xr = x + r * L;
+        const uint8_t *vr = valid ? valid + vrow[r] : 0;
+        float *orow = out + r * L;
+        const int32_t base = (int32_t)m_in[r] - (int32_t)off;
+        const double sc = scale[r], be = beta[r], tt = t[r];
+        for (int64_t j = 0; j < L; ++j) {
+            const uint32_t b = bits(xr[j]);
+            const int ok = !is_neg_inf(b) & (vr ? vr[j] != 0 : 1);
+            const int32_t k = half_code(half_index(xr[j], scale2, lim)) - base;
+            const double e = tab[ok & (k > 0) ? k : 0];
+            double q = floor((floor(e * sc) + be) / tt);
+            q = q < qmax ? q : qmax;
+            orow[j] = (float)(q * lsb);
+        }
+    }
+    return 0;
+}
+
+/* RMSNorm / LayerNorm, step 0: v = code (centred: d * code - sum(code)), top[r] = max |v|. */
+int64_t spikeops_norm_codes_f32(int64_t lo, int64_t hi, const float *restrict x, int64_t d, float scale2,
+                                float lim, int64_t centred, int64_t *restrict v, int64_t *restrict top) {
+    int bad = 0;
+    for (int64_t r = lo; r < hi; ++r) {
+        const float *xr = x + r * d;
+        int64_t *vr = v + r * d, sum = 0, t = 0;
+        for (int64_t j = 0; j < d; ++j) {
+            const uint32_t b = bits(xr[j]);
+            bad |= is_nan(b) | is_neg_inf(b);
+            vr[j] = half_code(half_index(xr[j], scale2, lim));
+            sum += vr[j];
+        }
+        for (int64_t j = 0; j < d; ++j) {
+            const int64_t vv = centred ? d * vr[j] - sum : vr[j];
+            const int64_t a = vv < 0 ? -vv : vv;
+            vr[j] = vv;
+            t = a > t ? a : t;
+        }
+        top[r] = t;
+    }
+    return bad;
+}
+
+/* golden/norm.py PolarNorm, method "cordic": leaves barrel_shift(|v_j|, shift[r]) << guard and
+   barrel_shift(eps, shift[r]) << guard; zero padding per level, pairs (x[2i], x[2i+1]) in index
+   order, `iterations` vectoring steps a += s (b >> k), b -= s (a >> k) with s = sign(b) (+1 for
+   b >= 0), written s*y = (y ^ m) - m with m = b >> 63. */
+int64_t spikeops_cordic_rows(int64_t lo, int64_t hi, const int64_t *restrict v, int64_t d,
+                             const int64_t *restrict shift, int64_t eps, int64_t guard, int64_t iterations,
+                             int64_t *restrict out) {
+    const int64_t n = d + 1, half = (d + 2) / 2;
+    int64_t *work = malloc(sizeof(int64_t) * (size_t)(n + 2 * half));
+    if (!work) return 1;
+    int64_t *restrict x = work, *restrict a = work + n, *restrict b = a + half;
+    for (int64_t r = lo; r < hi; ++r) {
+        const int64_t *row = v + r * d;
+        const int64_t s = shift[r];
+        const int64_t t = -s > 63 ? 63 : -s;
+        for (int64_t j = 0; j < n; ++j) {
+            const int64_t m = j < d ? (row[j] < 0 ? -row[j] : row[j]) : eps;
+            x[j] = (s >= 0 ? m << s : m >> t) << guard;
+        }
+        int64_t len = n;
+        while (len > 1) {
+            const int64_t p = (len + 1) / 2;
+            for (int64_t i = 0; i < len / 2; ++i) { a[i] = x[2 * i]; b[i] = x[2 * i + 1]; }
+            if (len & 1) { a[p - 1] = x[len - 1]; b[p - 1] = 0; }
+            for (int64_t k = 0; k < iterations; ++k) {
+                for (int64_t i = 0; i < p; ++i) {
+                    const int64_t ai = a[i], bi = b[i], m = bi >> 63;
+                    a[i] = ai + (((bi >> k) ^ m) - m);
+                    b[i] = bi - (((ai >> k) ^ m) - m);
+                }
+            }
+            memcpy(x, a, (size_t)p * sizeof(int64_t));
+            len = p;
+        }
+        out[r] = x[0];
+    }
+    free(work);
+    return 0;
+}
+
+/* RMSNorm / LayerNorm, step 4: p = v_j * g_j (exact), q = min(floor((floor(|p| * scale) + beta) / t),
+   qmax), y = sign(p) q (+0.0: golden's integer -0 is 0), y = clip(y + bo_j) when bo, out = y * lsb. */
+int64_t spikeops_norm_out_f32(int64_t lo, int64_t hi, const int64_t *restrict v, int64_t d,
+                              const double *restrict g, const double *restrict bo, const double *restrict scale,
+                              const double *restrict beta, const double *restrict t, double qmax, double ymin,
+                              double ymax, double lsb, float *restrict out) {
+    for (int64_t r = lo; r < hi; ++r) {
+        const double sc = scale[r], b = beta[r], tt = t[r];
+        const int64_t *vr = v + r * d;
+        float *orow = out + r * d;
+        for (int64_t j = 0; j < d; ++j) {
+            const double p = (double)vr[j] * g[j];
+            double q = floor((floor(fabs(p) * sc) + b) / tt);
+            q = q < qmax ? q : qmax;
+            double y = copysign(q, p) + 0.0;
+            if (bo) {
+                y += bo[j];
+                y = y < ymin ? ymin : (y > ymax ? ymax : y);
+            }
+            orow[j] = (float)(y * lsb);
+        }
+    }
+    return 0;
+}
+"""
+
+_P, _I, _F, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double
+_SIGNATURES = {
+    "spikeops_lookup_f32": [_P, _F, _F, _P, _P],
+    "spikeops_softmax_sum_f32": [_P, _P, _P, _I, _F, _F, _I, _I, _P, _P, _P],
+    "spikeops_softmax_out_f32": [_P, _P, _P, _I, _F, _F, _I, _P, _P, _P, _P, _P, _D, _D, _P],
+    "spikeops_norm_codes_f32": [_P, _I, _F, _F, _I, _P, _P],
+    "spikeops_cordic_rows": [_P, _I, _P, _I, _I, _I, _P],
+    "spikeops_norm_out_f32": [_P, _I, _P, _P, _P, _P, _P, _D, _D, _D, _D, _P],
+}
+_kernel_lock = threading.Lock()
+_kernel_state: dict = {}
+
+
+def _compile_kernel():
+    """Build ``_C_SOURCE`` with the system C compiler (``$CC``, ``cc`` or ``gcc``) into a private
+    temporary directory, once per process.  The float arithmetic stays IEEE: no fast-math, no FMA
+    contraction; ``-fno-trapping-math`` only lets the loops vectorise (no trap is ever enabled).
+    None when there is no compiler or ``SPIKEOPS_FAST_NO_KERNEL`` is set: then everything runs in
+    torch (and golden's ``polar_norm``)."""
+    if os.environ.get("SPIKEOPS_FAST_NO_KERNEL"):
+        return None
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return None
+    tmp = tempfile.mkdtemp(prefix="spikeops-fast-")
+    src, lib = os.path.join(tmp, "kernels.c"), os.path.join(tmp, "kernels.so")
+    with open(src, "w") as f:
+        f.write(_C_SOURCE)
+    common = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-shared", "-fPIC"]
+    for flags in (["-march=native"], []):
+        try:
+            subprocess.run([cc, *common, *flags, "-o", lib, src, "-lm"],
+                           check=True, capture_output=True, timeout=120)
+            dll = ctypes.CDLL(lib)
+            break
+        except (OSError, subprocess.SubprocessError):
+            continue
+    else:
+        return None
+    for name, args in _SIGNATURES.items():
+        fn = getattr(dll, name)
+        fn.restype, fn.argtypes = ctypes.c_int64, [_I, _I, *args]
+    return dll
+
+
+def _kernel():
+    with _kernel_lock:
+        if "dll" not in _kernel_state:
+            _kernel_state["dll"] = _compile_kernel()
+        return _kernel_state["dll"]
+
+
+def kernel_available() -> bool:
+    """True when the compiled kernels are in use (else the torch code, and golden's ``polar_norm``)."""
+    return _kernel() is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spikeops-fast")
+
+
+def _run(name: str, rows: int, *args, grain: int = 64) -> None:
+    """Kernel ``name`` on rows ``[0, rows)``, split over torch's thread count (ctypes drops the GIL);
+    raises ``_Fallback`` when the kernel met an input golden rejects."""
+    fn = getattr(_kernel(), name)
+    workers = max(1, min(torch.get_num_threads(), rows // grain))
+    if workers == 1:
+        bad = fn(0, rows, *args)
+    else:
+        cuts = np.linspace(0, rows, workers + 1).astype(np.int64).tolist()
+        bad = max(_pool(workers).map(lambda lo, hi: fn(lo, hi, *args), cuts[:-1], cuts[1:]))
+    if bad:
+        raise _Fallback
+
+
+def _ptr(a) -> int | None:
+    if a is None:
+        return None
+    return a.data_ptr() if isinstance(a, torch.Tensor) else a.ctypes.data
+
+
+def _kernel_quantizes(x: torch.Tensor, fmt) -> bool:
+    """The kernels quantise float32 inputs of formats up to 24 bits (as ``_scaled``'s float32 path)."""
+    return x.dtype == torch.float32 and fmt.width <= _F32_MAX_WIDTH and fmt.frac >= 0 and _kernel() is not None
+
+
+def _cordic_rows(v: torch.Tensor, shift: np.ndarray, ncfg, eps: int) -> np.ndarray:
+    """Root of the CORDIC tree of every row: ``polar_norm(barrel_shift([|v|, eps], shift), ncfg)``."""
+    rows, d = v.shape
+    if _kernel() is None:
+        leaves = np.concatenate([v.abs().numpy().astype(np.int64), np.full((rows, 1), eps, dtype=np.int64)], axis=-1)
+        return polar_norm(barrel_shift(leaves, shift[:, None]), ncfg)
+    v = v.to(torch.int64).contiguous()
+    shift = np.ascontiguousarray(shift, dtype=np.int64)
+    out = np.empty(rows, dtype=np.int64)
+    _run("spikeops_cordic_rows", rows, _ptr(v), d, _ptr(shift), eps, ncfg.guard_bits, ncfg.iterations,
+         _ptr(out), grain=16)
+    return out
+
+
 # -- the Division Neuron Group, row-wise ----------------------------------------------------------
 def _row_division(b, dcfg, b_exp=None):
     """Per-row constants of ``golden.division.divide(A, b, dcfg, b_exp=...)`` (fast realisation).
@@ -238,12 +525,19 @@ def _half_table(op: str, cfg, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _elementwise(op: str, cfg, x: torch.Tensor) -> torch.Tensor:
+    """``table[n + lim]``: quantize and one gather (kernel: one pass)."""
     if cfg.in_width > TABLE_MAX_WIDTH:
         raise _Fallback
-    kind, t, _ = _scaled(x, cfg.in_format, allow_mask=False)
-    lim = (1 << cfg.in_width) - 2
-    idx = t.add_(lim) if kind == "half" else (t * 2).add_(lim)
+    fmt, lim = cfg.in_format, (1 << cfg.in_width) - 2
     table = _half_table(op, cfg, x.dtype)
+    if _kernel_quantizes(x, fmt):
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        _run("spikeops_lookup_f32", x.numel(), _ptr(x), 2.0 ** (fmt.frac + 1), float(lim), _ptr(table),
+             _ptr(out), grain=1 << 16)
+        return out
+    kind, t, _ = _scaled(x, fmt, allow_mask=False)
+    idx = t.add_(lim) if kind == "half" else (t * 2).add_(lim)
     return table.index_select(0, idx.reshape(-1)).view(x.shape)
 
 
@@ -257,19 +551,55 @@ def _exp_by_difference(cfg, dtype: torch.dtype) -> torch.Tensor:
     return _cached(("softmax-exp", cfg.stable_hash(), dtype), build)
 
 
+def _mask_rows(valid, shape):
+    """``(mask, row_offsets)`` for the kernels: row ``r`` of ``valid`` broadcast to ``shape`` starts at
+    element ``row_offsets[r]`` of the contiguous ``mask`` (no copy of a broadcast mask)."""
+    if valid is None:
+        return None, None
+    vm = valid.contiguous()
+    ve = vm.expand(shape)
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    if ve.stride(-1) != 1:  # the mask itself broadcasts along the rows: materialise it
+        vm = ve.contiguous()
+        return vm, torch.arange(rows, dtype=torch.int64) * shape[-1]
+    offsets = torch.as_strided(torch.arange(max(vm.numel(), 1), dtype=torch.int64), shape[:-1], ve.stride()[:-1])
+    return vm, offsets.reshape(rows).contiguous()
+
+
 def _softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
+    """``q_i = Division(e_i, S)`` with ``e_i = PWL-Exp(x_i - m + H)`` over the valid positions."""
     if x.ndim == 0 or x.shape[-1] == 0 or x.shape[-1] > cfg.d_max:
         raise _Fallback
     fmt, dcfg, hc = cfg.in_format, cfg.division, cfg.exp.H_codes
-    invalid = None
+    valid = None
     if mask is not None:
         valid = torch.as_tensor(mask, dtype=torch.bool).cpu()
         if torch.broadcast_shapes(valid.shape, x.shape) != x.shape:
             raise _Fallback
-        invalid = ~valid
+    if _kernel_quantizes(x, fmt) and cfg.sum_width <= 62:
+        length, rows = x.shape[-1], x.numel() // x.shape[-1]
+        xr = x.contiguous()
+        vm, vrow = _mask_rows(valid, x.shape)
+        m = np.empty(rows, dtype=np.int64)
+        s = np.empty(rows, dtype=np.int64)
+        quant = (2.0 ** (fmt.frac + 1), float((1 << fmt.width) - 2))
+        _run("spikeops_softmax_sum_f32", rows, _ptr(xr), _ptr(vm), _ptr(vrow), length, *quant, fmt.min_code, 2 * hc + 1,
+             _ptr(_exp_by_difference(cfg, torch.int64)), _ptr(m), _ptr(s), grain=256)
+        (scale, beta, t), _, exact = _row_division(s, dcfg)
+        if exact:
+            empty = s == 0  # fully masked (S >= c_K > 0 otherwise): golden's where(valid, q, 0) gives 0
+            scale[empty], beta[empty], t[empty] = 0.0, 0.0, 1.0
+            out = torch.empty(x.shape, dtype=torch.float32)
+            _run("spikeops_softmax_out_f32", rows, _ptr(xr), _ptr(vm), _ptr(vrow), length, *quant, 2 * hc + 1, _ptr(m),
+                 _ptr(_exp_by_difference(cfg, torch.float64)), _ptr(scale), _ptr(beta), _ptr(t),
+                 float(dcfg.q_max), cfg.out_format.lsb, _ptr(out), grain=256)
+            return out
+    fast_sum = cfg.sum_width <= 53  # the float64 row sum is exact
+    table = _exp_by_difference(cfg, torch.float64 if fast_sum else torch.int64)
     kind, c, neg_inf = _scaled(x, fmt, allow_mask=True)
     if kind == "half":
         c = _codes_of_half(c)
+    invalid = None if valid is None else ~valid
     if neg_inf is not None:
         invalid = neg_inf if invalid is None else invalid | neg_inf
     if invalid is not None:
@@ -277,12 +607,10 @@ def _softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
         c.masked_fill_(invalid, -(1 << (fmt.width + 3)))
     m = c.amax(-1, keepdim=True).clamp_min_(fmt.min_code)  # a fully masked row: all e = 0
     j = (c - (m - (2 * hc + 1))).clamp_min_(0)
-    fast_sum = cfg.sum_width <= 53
-    table = _exp_by_difference(cfg, torch.float64 if fast_sum else torch.int64)
     e = table.index_select(0, j.reshape(-1)).view(x.shape)
     s = e.sum(-1).reshape(-1).numpy().astype(np.int64)  # float64: exact integers below 2**53
     (scale, beta, t), floor_needed, exact = _row_division(s, dcfg)
-    empty = s == 0  # fully masked (S >= c_K > 0 otherwise): golden's where(valid, q, 0) gives 0
+    empty = s == 0
     scale[empty], beta[empty], t[empty] = 0.0, 0.0, 1.0
     if exact and fast_sum:
         q = _apply_division(e, ((scale, beta, t), floor_needed), dcfg.q_max)
@@ -295,132 +623,6 @@ def _softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
 
 
 # -- RMSNorm, LayerNorm -------------------------------------------------------------------------------
-_C_SOURCE = r"""
-#include <stdint.h>
-#include <string.h>
-
-/* golden/norm.py PolarNorm, method "cordic", one row at a time.  Leaves of row r:
-   barrel_shift(mag[r][j], shift[r]) << guard for j < d, and barrel_shift(eps, shift[r]) << guard;
-   zero padding per level, pairs (x[2i], x[2i+1]) in index order, `iterations` vectoring steps
-   a += s (b >> k), b -= s (a >> k), s = sign(b) (+1 for b >= 0): s*y is (y ^ m) - m, m = b >> 63.
-   work: 2 * (d + 2) int64. */
-#define CORDIC_ROWS(NAME, T)                                                                 \
-void NAME(const T *mag, int64_t rows, int64_t d, const int64_t *shift, int64_t eps,        \
-          int64_t guard, int64_t iterations, int64_t *out, int64_t *work)                  \
-{                                                                                          \
-    const int64_t n = d + 1, half = (d + 2) / 2;                                           \
-    int64_t *restrict x = work, *restrict a = work + n, *restrict b = a + half;            \
-    for (int64_t r = 0; r < rows; ++r) {                                                   \
-        const T *row = mag + r * d;                                                        \
-        const int64_t s = shift[r];                                                        \
-        if (s >= 0) {                                                                      \
-            for (int64_t j = 0; j < d; ++j) x[j] = ((int64_t)row[j] << s) << guard;        \
-            x[d] = (eps << s) << guard;                                                    \
-        } else {                                                                           \
-            const int64_t t = -s > 63 ? 63 : -s;                                           \
-            for (int64_t j = 0; j < d; ++j) x[j] = ((int64_t)row[j] >> t) << guard;        \
-            x[d] = (eps >> t) << guard;                                                    \
-        }                                                                                  \
-        int64_t len = n;                                                                   \
-        while (len > 1) {                                                                  \
-            const int64_t p = (len + 1) / 2;                                               \
-            for (int64_t i = 0; i < len / 2; ++i) { a[i] = x[2 * i]; b[i] = x[2 * i + 1]; } \
-            if (len & 1) { a[p - 1] = x[len - 1]; b[p - 1] = 0; }                          \
-            for (int64_t k = 0; k < iterations; ++k) {                                     \
-                for (int64_t i = 0; i < p; ++i) {                                          \
-                    const int64_t ai = a[i], bi = b[i], m = bi >> 63;                      \
-                    a[i] = ai + (((bi >> k) ^ m) - m);                                     \
-                    b[i] = bi - (((ai >> k) ^ m) - m);                                     \
-                }                                                                          \
-            }                                                                              \
-            memcpy(x, a, (size_t)p * sizeof(int64_t));                                     \
-            len = p;                                                                       \
-        }                                                                                  \
-        out[r] = x[0];                                                                     \
-    }                                                                                      \
-}
-CORDIC_ROWS(spikeops_cordic_rows_i32, int32_t)
-CORDIC_ROWS(spikeops_cordic_rows_i64, int64_t)
-"""
-
-_kernel_lock = threading.Lock()
-_kernel_state: dict = {}
-
-
-def _compile_kernel():
-    """Build ``_C_SOURCE`` with the system C compiler into a private temporary directory (once per
-    process); None when there is no compiler or ``SPIKEOPS_FAST_NO_KERNEL`` is set."""
-    if os.environ.get("SPIKEOPS_FAST_NO_KERNEL"):
-        return None
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        return None
-    tmp = tempfile.mkdtemp(prefix="spikeops-fast-")
-    src, lib = os.path.join(tmp, "cordic.c"), os.path.join(tmp, "cordic.so")
-    with open(src, "w") as f:
-        f.write(_C_SOURCE)
-    for flags in (["-O3", "-march=native"], ["-O3"]):
-        try:
-            subprocess.run([cc, *flags, "-std=c99", "-shared", "-fPIC", "-o", lib, src],
-                           check=True, capture_output=True, timeout=120)
-            dll = ctypes.CDLL(lib)
-            break
-        except (OSError, subprocess.SubprocessError):
-            continue
-    else:
-        return None
-    for name in ("spikeops_cordic_rows_i32", "spikeops_cordic_rows_i64"):
-        fn = getattr(dll, name)
-        fn.restype = None
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                       ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
-    return dll
-
-
-def _kernel():
-    with _kernel_lock:
-        if "dll" not in _kernel_state:
-            _kernel_state["dll"] = _compile_kernel()
-        return _kernel_state["dll"]
-
-
-def kernel_available() -> bool:
-    """True when the CORDIC tree runs in the compiled kernel (else golden's numpy ``polar_norm``)."""
-    return _kernel() is not None
-
-
-@functools.lru_cache(maxsize=1)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spikeops-fast")
-
-
-def _cordic_rows(mag: torch.Tensor, shift: np.ndarray, ncfg, eps: int) -> np.ndarray:
-    """Root of the CORDIC tree of every row: ``polar_norm(barrel_shift([mag, eps], shift), ncfg)``."""
-    dll = _kernel()
-    rows, d = mag.shape
-    if dll is None:
-        leaves = np.concatenate([mag.numpy().astype(np.int64), np.full((rows, 1), eps, dtype=np.int64)], axis=-1)
-        return polar_norm(barrel_shift(leaves, shift[:, None]), ncfg)
-    fn = dll.spikeops_cordic_rows_i32 if mag.dtype == torch.int32 else dll.spikeops_cordic_rows_i64
-    mag = mag.contiguous()
-    shift = np.ascontiguousarray(shift, dtype=np.int64)
-    out = np.empty(rows, dtype=np.int64)
-    workers = max(1, min(torch.get_num_threads(), rows // 32))
-    bounds = np.linspace(0, rows, workers + 1).astype(np.int64)
-
-    def run(lo, hi):
-        work = np.empty(2 * (d + 2), dtype=np.int64)
-        fn(mag.data_ptr() + int(lo) * d * mag.element_size(), int(hi - lo), d,
-           shift.ctypes.data + int(lo) * 8, eps, ncfg.guard_bits, ncfg.iterations,
-           out.ctypes.data + int(lo) * 8, work.ctypes.data)
-
-    if workers == 1:
-        run(0, rows)
-    else:
-        list(_pool(workers).map(run, bounds[:-1], bounds[1:]))
-    return out
-
-
 def _row_shift(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``golden.shift.barrel_shift`` of int64 ``v >= 0`` by per-row amounts ``s`` (shape (rows, 1))."""
     if bool((s >= 0).all()):
@@ -431,33 +633,42 @@ def _row_shift(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def _norm(cfg, x: torch.Tensor, gamma, beta) -> torch.Tensor:
+    """Steps 1-4 of ``golden.ops.norms`` (block shift, PolarNorm, read-out, division) row-wise."""
     d = cfg.d
     if x.ndim < 1 or x.shape[-1] != d:
         raise _Fallback
     g = None if gamma is None else _check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)
     bt = None if beta is None else _check_row(beta, cfg, "beta", cfg.out_format, vector=True)
-    dcfg = cfg.division
+    dcfg, fmt = cfg.division, cfg.in_format
     if dcfg.num_width > 53 or dcfg.current_width > 52:
         raise _Fallback
-    kind, c, _ = _scaled(x, cfg.in_format, allow_mask=False)
-    if kind == "half":
-        c = _codes_of_half(c)
-    rows = c.reshape(-1, d)
-    if cfg.centred:  # v = d * x - sum(x): d times the centred value, exact
-        rows = rows.to(torch.int64)
-        v = rows * d - rows.sum(-1, keepdim=True)
+    use_kernel = _kernel_quantizes(x, fmt)
+    if use_kernel:  # step 0: codes, v (centred for LayerNorm), max |v| per row
+        rows = x.numel() // d
+        xr = x.contiguous()
+        v = torch.empty((rows, d), dtype=torch.int64)
+        top = torch.empty(rows, dtype=torch.int64)
+        _run("spikeops_norm_codes_f32", rows, _ptr(xr), d, 2.0 ** (fmt.frac + 1), float((1 << fmt.width) - 2),
+             int(cfg.centred), _ptr(v), _ptr(top), grain=16)
     else:
-        v = rows
-    mag = v.abs()
+        kind, c, _ = _scaled(x, fmt, allow_mask=False)
+        if kind == "half":
+            c = _codes_of_half(c)
+        c = c.reshape(-1, d)
+        if cfg.centred:  # v = d * x - sum(x): d times the centred value, exact
+            c = c.to(torch.int64)
+            v = c * d - c.sum(-1, keepdim=True)
+        else:
+            v = c
+        top = v.abs().amax(-1)
     # step 1: the block shift r of each row (golden's helpers on per-row numpy values)
-    top = np.maximum(mag.amax(-1).to(torch.int64).numpy(), cfg.eps_code)
-    r = bit_length(top) - cfg.norm_width
+    r = bit_length(np.maximum(top.to(torch.int64).numpy(), cfg.eps_code)) - cfg.norm_width
     # step 2: PolarNorm
     ncfg = cfg.norm
     if ncfg.method == "cordic":
-        big_n = _cordic_rows(mag, -r, ncfg, cfg.eps_code)
+        big_n = _cordic_rows(v, -r, ncfg, cfg.eps_code)
     else:
-        w = _row_shift(mag.to(torch.int64), torch.from_numpy(-r).reshape(-1, 1)) << ncfg.guard_bits
+        w = _row_shift(v.abs().to(torch.int64), torch.from_numpy(-r).reshape(-1, 1)) << ncfg.guard_bits
         eps_w = barrel_shift(np.full(r.shape, cfg.eps_code, dtype=np.int64), -r) << ncfg.guard_bits
         big_n = isqrt((w * w).sum(-1).numpy() + eps_w * eps_w)
     # step 3: read-out
@@ -466,15 +677,23 @@ def _norm(cfg, x: torch.Tensor, gamma, beta) -> torch.Tensor:
     b_exp = r - e - cfg.gain_frac
     # step 4: the division, A = |v_i gamma_i| with sign(v_i gamma_i) (a float64 signed zero keeps
     # golden's sign rule (v < 0) != (gamma < 0) for v == 0 or gamma == 0)
-    p = v.to(torch.float64)  # exact: num_width <= 53
-    p = p.mul_(torch.from_numpy(g.astype(np.float64))) if g is not None else p.mul_(float(1 << cfg.gamma_frac))
     params, floor_needed, _ = _row_division(rms, dcfg, b_exp)
+    g_f = np.full(d, float(1 << cfg.gamma_frac)) if g is None else g.astype(np.float64)
+    out_fmt = cfg.out_format
+    if use_kernel:
+        out = torch.empty(x.shape, dtype=torch.float32)
+        bo = None if bt is None else np.ascontiguousarray(bt, dtype=np.float64)
+        scale, beta_div, t = params
+        _run("spikeops_norm_out_f32", v.shape[0], _ptr(v), d, _ptr(g_f), _ptr(bo), _ptr(scale), _ptr(beta_div),
+             _ptr(t), float(dcfg.q_max), float(out_fmt.min_code), float(out_fmt.max_code), out_fmt.lsb,
+             _ptr(out), grain=16)
+        return out
+    p = v.to(torch.float64).mul_(torch.from_numpy(g_f))  # exact: num_width <= 53
     q = _apply_division(p.abs(), (params, floor_needed), dcfg.q_max)
     y = torch.copysign(q, p).add_(0.0)  # -0.0 + 0.0 = +0.0, as golden's integer -0
     if bt is not None:
-        fmt = cfg.out_format
-        y = y.add_(torch.from_numpy(bt.astype(np.float64))).clamp_(fmt.min_code, fmt.max_code)
-    return _dequantize(y, cfg.out_format, x.dtype).view(x.shape)
+        y = y.add_(torch.from_numpy(bt.astype(np.float64))).clamp_(out_fmt.min_code, out_fmt.max_code)
+    return _dequantize(y, out_fmt, x.dtype).view(x.shape)
 
 
 # -- the entry point ------------------------------------------------------------------------------------
