@@ -77,12 +77,16 @@ def _cmd_config(args) -> int:
 
 def _cmd_verilog(args) -> int:
     from hdl.emit import emit
+
+    from .fpga import write_fpga_files
     ops = list(registry.OPERATORS) if args.op == "all" else [args.op]
     for op in ops:
         m = emit(op, build_config(op, args.set if args.op != "all" else None), args.out)
+        extra = write_fpga_files(m, args.out)
         ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
         print(f"{op}: {args.out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
         print(f"  ports: {ports}")
+        print(f"  FPGA flow: {', '.join(f.name for f in extra)}")
     return 0
 
 

