@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from gen.llm import fast
-from gen.llm.fast import fast_golden, quantize_codes
-from golden import registry
-from golden.fixed import FixedFormat, dequantize, quantize
-from golden.norm import NormConfig, polar_norm
-from golden.shift import barrel_shift
+from gen.llm import fast  # noqa: E402
+from gen.llm.fast import fast_golden, quantize_codes  # noqa: E402
+from golden import registry  # noqa: E402
+from golden.fixed import FixedFormat, dequantize, quantize  # noqa: E402
+from golden.norm import NormConfig, polar_norm  # noqa: E402
+from golden.shift import barrel_shift  # noqa: E402
 
 
 def _oracle(op, cfg, x, *args, mask=None):
@@ -369,7 +369,11 @@ def test_norm_errors_are_golden(mode):
     with pytest.raises(ValueError, match="gamma has shape"):
         fast_golden("rmsnorm", cfg, torch.zeros(3, 8), np.zeros(7, dtype=np.int64))
     with pytest.raises(ValueError, match="NaN"):
-        fast_golden("rmsnorm", cfg, torch.full((2, 8), math.nan))
+        fast_golden("rmsnorm", cfg, torch.full((2, 8), math.nan), np.zeros(7, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"x\[0, 3\]=-8388608 is outside"):
+        fast_golden("rmsnorm", cfg, torch.tensor([[0, 0, 0, -math.inf, 0, 0, 0, 0.0]]))
+    with pytest.raises(ValueError, match=r"gamma\[1\]=40000 is outside"):
+        fast_golden("rmsnorm", cfg, torch.zeros(3, 8), np.array([0, 40000] + [0] * 6))
 
 
 @pytest.mark.parametrize("iterations,guard,width", [(12, 2, 22), (1, 0, 4), (24, 6, 40), (7, 3, 31)])
@@ -407,3 +411,12 @@ def test_run_golden_numpy_backend_agrees():
     finally:
         operators.set_backend(old)
     assert_same(fast_golden("softmax", cfg, x, mask=mask), want)
+
+
+def test_benchmark_entry_point_on_smollm2_shapes(capsys):
+    """``python -m gen.llm.fast``: SmolLM2-135M shapes, every result bit-exact."""
+    assert fast.main(["--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for op in ("softmax", "silu", "rmsnorm"):
+        assert op in out
+    assert "False" not in out

@@ -1,29 +1,37 @@
-"""The golden operators on torch tensors, bit-identical to ``run_golden`` and many times faster.
+"""The golden operators on torch tensors, bit-identical to the numpy golden model and much faster.
 
-``fast_golden(op, cfg, x, *args, mask=None)`` returns exactly what ``run_golden`` (``operators.py``)
-returns: ``dequantize(golden(quantize(x, cfg.in_format)), cfg.out_format)`` in ``x``'s dtype and
-device.  The golden model stays the specification: every table below is *computed by* golden code
-(``registry.get(op).golden``, ``exp.pwl_exp``), the per-row steps call golden's ``shift``/``norm``
-helpers on per-row numpy views, and only the per-element array arithmetic is ported:
+``fast_golden(op, cfg, x, *args, mask=None)`` returns exactly ``numpy_golden(...)``, the definition
+``dequantize(golden(quantize(x, cfg.in_format)), cfg.out_format)`` in ``x``'s dtype and device that
+``run_golden`` (``operators.py``) computes with its numpy back end.  The golden model stays the
+specification: every table below is *computed by* golden (``registry.get(op).golden``,
+``exp.pwl_exp``), the per-row decisions (division branch, theta, shifts, read-out) call golden's
+``shift``/``norm``/``division`` helpers on per-row numpy values, and only per-element arithmetic is
+ported:
 
-* quantize: ``round(x * 2**frac)`` half away from zero, saturated; for float32/16/bf16 inputs it is
-  ``code(n) = (n + [n > 0]) >> 1`` of ``n = trunc(clamp(x * 2**(frac+1)))``, which is exact (golden's
-  float64 ``floor(|v| + 0.5)`` never rounds for a float32 ``v``); float64 inputs take golden's own
-  formula in torch float64.
-* sigmoid, SiLU, GELU: a pure function of the input code, so golden is run once on every code
-  (``in_width <= 22``) and the fast path is quantize + one gather (table indexed by ``n``).
+* quantize: ``round(x * 2**frac)`` half away from zero, saturated.  For float32/16/bf16 inputs it is
+  ``code(n) = (n + [n > 0]) >> 1`` of ``n = trunc(clamp(x * 2**(frac+1), +-(2**w - 2)))``, which is
+  exact (golden's float64 ``floor(|v| + 0.5)`` never rounds for a float32 ``v``); float64 inputs
+  take golden's own formula in torch float64.
+* sigmoid, SiLU, GELU (``in_width <= 22``): a pure function of the code, so golden runs once on every
+  code and the fast path is quantize + one gather from a table indexed by ``n``.
 * Softmax: ``e = PWL-Exp(x - m + H)`` is a table over ``x - m`` (filled by ``pwl_exp``), the row sum
-  is exact in float64 (``sum_width <= 53``), and the Division Neuron Group is
+  ``S`` is exact in int64 (or float64 below ``2**53``), and the Division Neuron Group is
   ``q = min(floor((floor(A * 2**k) + beta) / T), q_max)`` with per-row ``k, beta, T`` from golden's
-  stage 1 (or its exact path): the float64 quotient is exact whenever ``N + T <= 2**53``.
-* RMSNorm, LayerNorm: element-wise parts in torch, per-row block shift / read-out by golden's helpers,
-  the PolarNorm CORDIC tree by a small C kernel compiled with the system C compiler on first use
-  (falling back to golden's ``polar_norm`` when there is none), the exact method by golden's
-  ``isqrt`` on the row sums of squares, and the division as for Softmax.
+  stage 1 (or its exact path).  That float64 quotient is exact when ``A <= 2**53`` and
+  ``N + T <= 2**53`` (``N`` the unsaturated current): then ``N/T`` lies ``>= 1/T`` below the next
+  integer, more than half an ulp, so ``floor(fl(N/T)) = floor(N/T)``.  Saturated currents exceed
+  ``2**q_width * T`` and reach ``q_max`` through the ``min``.
+* RMSNorm, LayerNorm: block shift, PolarNorm (the CORDIC tree in the fixed merge order, or the exact
+  ``isqrt``), read-out and the division as for Softmax; ``sign(v gamma)`` is the sign of the float64
+  product, whose signed zeros give golden's rule ``(v < 0) != (gamma < 0)``.
 
-Configurations outside the proven-exact ranges (wider codes, 53-bit-plus quotients, integer input
-tensors) and every invalid input (NaN, a mask code where none is allowed, wrong shapes) go to
-``run_golden`` itself, so errors are golden's.  ``python -m gen.llm.fast`` prints the benchmark.
+Two realisations of that arithmetic, both tested bit for bit: small C kernels (one pass per step,
+built once per process with the system C compiler, IEEE float arithmetic, rows split over torch's
+thread count) for float32 inputs, and torch code (with golden's ``polar_norm``) for everything else
+and for machines without a compiler (``SPIKEOPS_FAST_NO_KERNEL=1`` forces it).  Configurations
+outside the proven-exact ranges (wider codes, quotients beyond 53 bits, non-float tensors) and every
+invalid input (NaN, -inf where no mask code is allowed, wrong shapes) go to ``numpy_golden``, so
+errors are golden's.  ``python -m gen.llm.fast`` prints the benchmark on SmolLM2-135M shapes.
 """
 
 from __future__ import annotations
@@ -362,6 +370,7 @@ def _compile_kernel():
     with open(src, "w") as f:
         f.write(_C_SOURCE)
     common = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-shared", "-fPIC"]
+    dll = None
     for flags in (["-march=native"], []):
         try:
             subprocess.run([cc, *common, *flags, "-o", lib, src, "-lm"],
@@ -370,7 +379,8 @@ def _compile_kernel():
             break
         except (OSError, subprocess.SubprocessError):
             continue
-    else:
+    shutil.rmtree(tmp, ignore_errors=True)  # a loaded library stays mapped
+    if dll is None:
         return None
     for name, args in _SIGNATURES.items():
         fn = getattr(dll, name)
@@ -379,10 +389,13 @@ def _compile_kernel():
 
 
 def _kernel():
-    with _kernel_lock:
-        if "dll" not in _kernel_state:
-            _kernel_state["dll"] = _compile_kernel()
+    try:
         return _kernel_state["dll"]
+    except KeyError:
+        with _kernel_lock:
+            if "dll" not in _kernel_state:
+                _kernel_state["dll"] = _compile_kernel()
+            return _kernel_state["dll"]
 
 
 def kernel_available() -> bool:
@@ -391,7 +404,8 @@ def kernel_available() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per process (a forked child must not wait on its parent's threads)."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spikeops-fast")
 
 
@@ -404,7 +418,7 @@ def _run(name: str, rows: int, *args, grain: int = 64) -> None:
         bad = fn(0, rows, *args)
     else:
         cuts = np.linspace(0, rows, workers + 1).astype(np.int64).tolist()
-        bad = max(_pool(workers).map(lambda lo, hi: fn(lo, hi, *args), cuts[:-1], cuts[1:]))
+        bad = max(_pool(workers, os.getpid()).map(lambda lo, hi: fn(lo, hi, *args), cuts[:-1], cuts[1:]))
     if bad:
         raise _Fallback
 
@@ -448,9 +462,9 @@ def _row_division(b, dcfg, b_exp=None):
     ``b == 0`` (``theta == 0``) and ``k > current_width`` (every element saturates) give ``q_max``
     for the whole row: those rows get ``scale = 0, beta = q_max, T = 1``.  Elements that saturate
     (``bit_length(A) + k > current_width``) have ``A * 2**k / T > 2**q_width`` and so give
-    ``q_max`` through the ``min``.  Returns ``(scale, beta, T, floor_needed, exact)`` as float64
-    numpy rows; ``exact``: float64 evaluates it without error (``A <= 2**53`` and
-    ``N + T <= 2**53`` for every unsaturated ``N``, so ``floor(fl(N / T)) = floor(N / T)``).
+    ``q_max`` through the ``min``.  Returns ``((scale, beta, T), floor_needed, exact)``: float64
+    numpy rows, whether any ``k < 0`` (the inner floor matters), and whether float64 evaluates it
+    without error (``A <= 2**53`` and ``N + T <= 2**53`` for every unsaturated ``N``).
     """
     b = np.asarray(b, dtype=np.int64)
     nearest = dcfg.rounding == "nearest"
@@ -501,6 +515,11 @@ def _apply_division(a: torch.Tensor, params, q_max: int) -> torch.Tensor:
 _TABLES: dict = {}
 
 
+@functools.lru_cache(maxsize=256)
+def _stable_hash(cfg) -> str:
+    return cfg.stable_hash()
+
+
 def _cached(key, build):
     """Tables per ``(what, cfg.stable_hash(), dtype)``, built once (at most 32 kept)."""
     table = _TABLES.get(key)
@@ -521,7 +540,7 @@ def _half_table(op: str, cfg, dtype: torch.dtype) -> torch.Tensor:
         lim = (1 << cfg.in_width) - 2
         n = _codes_of_half(torch.arange(-lim, lim + 1, dtype=torch.int64))
         return values[n - fmt.min_code].to(dtype).contiguous()
-    return _cached((op, cfg.stable_hash(), dtype), build)
+    return _cached((op, _stable_hash(cfg), dtype), build)
 
 
 def _elementwise(op: str, cfg, x: torch.Tensor) -> torch.Tensor:
@@ -548,7 +567,7 @@ def _exp_by_difference(cfg, dtype: torch.dtype) -> torch.Tensor:
         hc = cfg.exp.H_codes
         z = np.arange(2 * hc + 2, dtype=np.int64) - (hc + 1)
         return torch.from_numpy(pwl_exp(z, cfg.exp)).to(dtype)
-    return _cached(("softmax-exp", cfg.stable_hash(), dtype), build)
+    return _cached(("softmax-exp", _stable_hash(cfg), dtype), build)
 
 
 def _mask_rows(valid, shape):
@@ -574,8 +593,11 @@ def _softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
     valid = None
     if mask is not None:
         valid = torch.as_tensor(mask, dtype=torch.bool).cpu()
-        if torch.broadcast_shapes(valid.shape, x.shape) != x.shape:
-            raise _Fallback
+        try:
+            if np.broadcast_shapes(tuple(valid.shape), tuple(x.shape)) != tuple(x.shape):
+                raise _Fallback
+        except ValueError:
+            raise _Fallback from None
     if _kernel_quantizes(x, fmt) and cfg.sum_width <= 62:
         length, rows = x.shape[-1], x.numel() // x.shape[-1]
         xr = x.contiguous()
@@ -637,8 +659,6 @@ def _norm(cfg, x: torch.Tensor, gamma, beta) -> torch.Tensor:
     d = cfg.d
     if x.ndim < 1 or x.shape[-1] != d:
         raise _Fallback
-    g = None if gamma is None else _check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)
-    bt = None if beta is None else _check_row(beta, cfg, "beta", cfg.out_format, vector=True)
     dcfg, fmt = cfg.division, cfg.in_format
     if dcfg.num_width > 53 or dcfg.current_width > 52:
         raise _Fallback
@@ -661,6 +681,9 @@ def _norm(cfg, x: torch.Tensor, gamma, beta) -> torch.Tensor:
         else:
             v = c
         top = v.abs().amax(-1)
+    # after x (NaN, -inf) as in golden, so the first error is golden's
+    g = None if gamma is None else _check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)
+    bt = None if beta is None else _check_row(beta, cfg, "beta", cfg.out_format, vector=True)
     # step 1: the block shift r of each row (golden's helpers on per-row numpy values)
     r = bit_length(np.maximum(top.to(torch.int64).numpy(), cfg.eps_code)) - cfg.norm_width
     # step 2: PolarNorm
