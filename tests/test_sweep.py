@@ -157,12 +157,31 @@ def _exact_softmax(x):
     return out
 
 
-def test_error_figures_equal_an_independent_computation(tmp_path, small_capture):
+def _requantise(x, frac):
+    return (np.sign(x) * np.floor(np.abs(x) * 2.0 ** frac + 0.5)).astype(np.int64)
+
+
+# per operator: the point, then per captured instance the input (and gamma) fraction bits it runs at
+ERROR_CASES = {
+    # the point's own formats for every instance
+    "point": {"silu": ({"in_frac": 6, "out_frac": 10}, [6]),
+              "softmax": ({"in_frac": 7, "out_frac": 12}, [7, 7]),
+              "rmsnorm": ({"out_frac": 10, "gamma_frac": 10}, [(9, 10), (9, 10)])},
+    # each instance's integer bits at the point's widths (the point's in_frac/gamma_frac ignored)
+    "calibrated": {"silu": ({"in_width": 12, "in_frac": 6, "out_frac": 10}, [4]),
+                   "softmax": ({"in_width": 14, "out_frac": 12}, [6, 4]),
+                   "rmsnorm": ({"out_frac": 10, "gamma_width": 14, "gamma_frac": 3}, [(9, 10), (9, 10)])},
+}
+
+
+@pytest.mark.parametrize("scales", ["point", "calibrated"])
+def test_error_figures_equal_an_independent_computation(tmp_path, small_capture, scales):
     path, items = small_capture
-    entries = [grid.make_entry("silu", points=[{"in_frac": 6, "out_frac": 10}]),
-               grid.make_entry("softmax", base={"d_max": 64}, points=[{"in_frac": 7, "out_frac": 12}]),
-               grid.make_entry("rmsnorm", base={"d": 8}, points=[{"out_frac": 10, "gamma_frac": 10}])]
-    rows = {r["point"]: r for r in run_sweep(entries, opts(tmp_path, capture=str(path)))["rows"]}
+    case = ERROR_CASES[scales]
+    entries = [grid.make_entry("silu", points=[case["silu"][0]]),
+               grid.make_entry("softmax", base={"d_max": 64}, points=[case["softmax"][0]]),
+               grid.make_entry("rmsnorm", base={"d": 8}, points=[case["rmsnorm"][0]])]
+    rows = {r["point"]: r for r in run_sweep(entries, opts(tmp_path, capture=str(path), scales=scales))["rows"]}
     assert rows["silu-00"]["activations"] == f"capture small.npz (sha256 {rows['silu-00']['activations'][-17:-1]})"
 
     def check(row, ours_real, exact, lsb):
@@ -173,30 +192,31 @@ def test_error_figures_equal_an_independent_computation(tmp_path, small_capture)
         assert row["err_max_lsb"] == pytest.approx(err.max() / lsb, rel=1e-12)
         assert row["err_mean_lsb"] == pytest.approx(err.mean() / lsb, rel=1e-12)
 
-    # SiLU at s16.6 in, 2^-10 out: re-quantised captured values, exact x * sigmoid(x) on the real ones
-    cfg = registry.get("silu").default(in_frac=6, out_frac=10)
+    # SiLU at 2^-10 out: re-quantised captured values, exact x * sigmoid(x) on the real ones
+    point, (frac,) = case["silu"]
+    cfg = registry.get("silu").default(**{**point, "in_frac": frac})
     x = (items[2].x * 2.0 ** -8).ravel()
-    codes = np.sign(x) * np.floor(np.abs(x) * 64 + 0.5)
-    check(rows["silu-01"], registry.get("silu").golden(codes.astype(np.int64), cfg) * 2.0 ** -10,
+    check(rows["silu-01"], registry.get("silu").golden(_requantise(x, frac), cfg) * 2.0 ** -10,
           x / (1 + np.exp(-x)), 2.0 ** -10)
     # Softmax: two instances in different formats and lengths, masks kept, errors over valid positions
-    cfg = registry.get("softmax").default(d_max=64, in_frac=7, out_frac=12)
+    point, fracs = case["softmax"]
     ours, exact = [], []
-    for c in items[:2]:
+    for c, frac in zip(items[:2], fracs):
+        cfg = registry.get("softmax").default(d_max=64, **{**point, "in_frac": frac})
         xr = np.where(c.mask, c.x * 2.0 ** -c.cfg.in_frac, -np.inf)
-        q = np.where(c.mask, np.sign(xr) * np.floor(np.abs(np.where(c.mask, xr, 0)) * 128 + 0.5), -(1 << 15))
-        y = registry.get("softmax").golden(q.astype(np.int64), cfg) * 2.0 ** -12
-        ours.append(y[c.mask])
+        q = np.where(c.mask, _requantise(np.where(c.mask, xr, 0), frac), cfg.in_format.mask_code)
+        ours.append((registry.get("softmax").golden(q, cfg) * 2.0 ** -12)[c.mask])
         exact.append(_exact_softmax(xr)[c.mask])
     check(rows["softmax-01"], np.concatenate(ours), np.concatenate(exact), 2.0 ** -12)
-    # RMSNorm: each layer with its own gamma, re-quantised to s16.10
-    cfg = registry.get("rmsnorm").default(d=8, out_width=18, out_frac=10, gamma_frac=10)
+    # RMSNorm: each layer with its own gamma, re-quantised to the gamma format
+    point, fracs = case["rmsnorm"]
     ours, exact = [], []
-    for c in items[3:]:
+    for c, (frac, gfrac) in zip(items[3:], fracs):
+        cfg = registry.get("rmsnorm").default(d=8, out_width=18, **{**point, "in_frac": frac, "gamma_frac": gfrac})
         xr = c.x * 2.0 ** -c.cfg.in_frac
         g = c.gamma * 2.0 ** -12
-        gq = np.sign(g) * np.floor(np.abs(g) * 1024 + 0.5)
-        ours.append(registry.get("rmsnorm").golden(c.x, cfg, gq.astype(np.int64)).ravel() * 2.0 ** -10)
+        y = registry.get("rmsnorm").golden(_requantise(xr, frac), cfg, _requantise(g, gfrac))
+        ours.append(y.ravel() * 2.0 ** -10)
         exact.append((xr / np.sqrt(np.mean(xr * xr, axis=-1, keepdims=True) + 1e-5) * g).ravel())
     check(rows["rmsnorm-01"], np.concatenate(ours), np.concatenate(exact), 2.0 ** -10)
 

@@ -1,19 +1,25 @@
 """The sweep's accuracy stage: golden-model error against float64 on one operator's activations.
 
-Activations are real numbers (float64): the captured codes of a converted LLM dequantised in the
-captured configuration's input format (``gen.llm.capture``), or, without a capture, the synthetic
-heavy-tailed stand-in of ``verif.stimulus.make(op, default, "activations")``.  For a point, the real
-inputs are re-quantised to the point's input format (``golden.fixed.quantize``; Softmax's masked
-positions are -inf, so they become the point format's mask code, and the mask array stays), the
-golden model runs on the codes, and its output is dequantised and compared with the exact float64
-operator ``cfg.reference`` applied to the *real* activations (so input quantisation counts).
-Norms use the captured gamma/beta in real units, re-quantised to the point's weight formats.
+Activations are real numbers (float64): the captured codes of a converted LLM, each instance
+dequantised in its own (calibrated) input format (``gen.llm.capture``), or, without a capture, the
+synthetic heavy-tailed stand-in of ``verif.stimulus.make(op, default, "activations")``.  For a
+point, the real inputs are re-quantised (``golden.fixed.quantize``; Softmax's masked positions are
+-inf, so they become the mask code, and the mask array stays) to
+
+* ``scales="calibrated"`` (the default with a capture): the point's widths at each instance's
+  calibrated scale (:func:`calibrated_config`: the instance's integer bits kept), as the converted
+  model runs the point's configuration; the point's own ``in_frac`` (norms: ``gamma_frac``) is then
+  the calibration's business and takes no part;
+* ``scales="point"``: the point's own input format for every instance;
+
+the golden model runs on the codes, and its output is dequantised and compared with the exact
+float64 operator ``cfg.reference`` applied to the *real* activations (so input quantisation
+counts).  Norms use each instance's gamma/beta in real units, re-quantised to the weight formats.
 
 Errors: ``err_max_real`` / ``err_mean_real`` = max / mean |y - exact| in real units over the valid
 elements (Softmax: unmasked positions), ``err_max_lsb`` / ``err_mean_lsb`` the same in output LSBs
-of the point, ``saturated`` the fraction of elements whose exact value lies outside the output
-format's range.
-"""
+(of the instance's output format), ``saturated`` the fraction of elements whose exact value lies
+outside the output format's range."""
 
 from __future__ import annotations
 
@@ -28,10 +34,12 @@ import numpy as np
 from golden import registry
 from golden.fixed import dequantize, quantize
 
-__all__ = ["Source", "Group", "Activations", "load", "check_point", "errors", "file_hash", "SYNTHETIC_SIZE"]
+__all__ = ["Source", "Group", "Activations", "load", "check_point", "calibrated_config", "errors", "file_hash",
+           "SYNTHETIC_SIZE", "SCALES"]
 
 #: elements of the synthetic stand-in per operator
 SYNTHETIC_SIZE = 100_000
+SCALES = ("calibrated", "point")
 
 
 @dataclass(frozen=True)
@@ -39,12 +47,19 @@ class Source:
     """Where a sweep's activations come from (small and picklable: each worker loads them once).
 
     ``path`` None means the synthetic stand-in; ``rows`` limits the captured rows per operator
-    (drawn without replacement with ``seed``)."""
+    (drawn without replacement with ``seed``); ``scales`` is ``"calibrated"`` (each instance's
+    calibrated scales at the point's widths, :func:`calibrated_config`) or ``"point"`` (the point's
+    own formats for every instance; the synthetic stand-in has no other)."""
 
     path: str | None = None
     sha256: str | None = None
     rows: int | None = None
     seed: int = 0
+    scales: str = "calibrated"
+
+    def __post_init__(self):
+        if self.scales not in SCALES:
+            raise ValueError(f"sweep: scales={self.scales!r} is not allowed; allowed: {', '.join(SCALES)}")
 
     @property
     def label(self) -> str:
@@ -54,25 +69,28 @@ class Source:
 
     def key(self) -> dict:
         """What the cached errors depend on (the content hash, not the path)."""
-        return {"capture_sha256": self.sha256, "rows": self.rows, "seed": self.seed,
+        return {"capture_sha256": self.sha256, "rows": self.rows, "seed": self.seed, "scales": self.scales,
                 "synthetic_size": SYNTHETIC_SIZE if self.path is None else None}
 
 
 @dataclass
 class Group:
-    """Rows that share norm weights: ``x`` (rows, d) float64 (-inf at masked Softmax positions),
-    ``mask`` (Softmax: True where valid), ``gamma`` / ``beta`` (d,) in real units or None."""
+    """One captured instance's rows: ``x`` (rows, d) float64 (-inf at masked Softmax positions; a
+    flat vector for elementwise operators), ``mask`` (Softmax: True where valid), ``gamma`` /
+    ``beta`` (d,) in real units or None, ``captured`` the instance's (calibrated) configuration
+    (None for the synthetic stand-in)."""
 
     x: np.ndarray
     mask: np.ndarray | None = None
     gamma: np.ndarray | None = None
     beta: np.ndarray | None = None
+    captured: object = None
 
 
 @dataclass
 class Activations:
-    """One operator's real inputs as groups of rows (one group; the norms: one per captured
-    instance, since every layer has its own gamma) and where they came from."""
+    """One operator's real inputs as groups of rows (one per captured instance: every instance has
+    its own calibrated scales, the norms their own gamma) and where they came from."""
 
     op: str
     groups: list
@@ -80,7 +98,8 @@ class Activations:
 
     @property
     def d(self) -> int:
-        return int(self.groups[0].x.shape[-1])
+        """The longest row (Softmax) or the row length (norms)."""
+        return max(int(g.x.shape[-1]) for g in self.groups)
 
     @property
     def rows(self) -> int:
@@ -128,19 +147,21 @@ def load(source: Source, op: str) -> Activations:
     if source.rows is not None and source.rows < len(x):
         pick = np.sort(np.random.default_rng(source.seed).choice(len(x), size=source.rows, replace=False))
         x, mask, owner = x[pick], mask[pick], owner[pick]
-    shape = registry.get(op).shape
-    if op == "softmax":
-        x, mask = _trim_masked_columns(x, mask)
-        return Activations(op, [Group(x, mask)], source.label)
-    if shape == "elementwise":
-        return Activations(op, [Group(x[mask])], source.label)
+    elementwise = registry.get(op).shape == "elementwise"
     groups = []
     for j, c in enumerate(items):
         rows = owner == j
-        if rows.any():
+        if not rows.any():
+            continue
+        gx, gm = x[rows][:, :c.x.shape[1]], mask[rows][:, :c.x.shape[1]]
+        if op == "softmax":
+            groups.append(Group(*_trim_masked_columns(gx, gm), captured=c.cfg))
+        elif elementwise:
+            groups.append(Group(gx[gm], captured=c.cfg))
+        else:
             gamma = None if c.gamma is None else dequantize(c.gamma, c.cfg.gamma_format)
             beta = None if c.beta is None else dequantize(c.beta, c.cfg.out_format)
-            groups.append(Group(x[rows], None, gamma, beta))
+            groups.append(Group(gx, None, gamma, beta, c.cfg))
     return Activations(op, groups, source.label)
 
 
@@ -200,23 +221,47 @@ def _run(op: str, cfg, g: Group):
     return ours, cfg.reference(g.x), np.ones(ours.shape, dtype=bool)
 
 
-def errors(acts: Activations, cfg) -> dict:
-    """The error figures of ``cfg`` on ``acts`` (see the module docstring)."""
+def calibrated_config(cfg, captured):
+    """``cfg`` at a captured instance's calibrated scales: the instance's integer bits of its input
+    (and gamma) format kept at ``cfg``'s widths, the norms' output keeping at least the instance's
+    integer bits (``out_frac`` never above ``cfg``'s); where the configuration refuses the input
+    scale (Softmax: the exp argument must hold H), the next smaller ``in_frac`` it accepts, as the
+    calibration does (``gen.llm.calibrate``)."""
+    def frac(width, fmt):
+        return max(0, min(width - 1, fmt.frac + width - fmt.width))
+
+    changes = {}
+    if hasattr(cfg, "gamma_format"):
+        changes["gamma_frac"] = frac(cfg.gamma_width, captured.gamma_format)
+    if "out_width" in cfg.params():
+        changes["out_frac"] = min(cfg.out_frac, frac(cfg.out_width, captured.out_format))
+    first = None
+    for in_frac in range(frac(cfg.in_width, captured.in_format), -1, -1):
+        try:
+            return cfg.replace(in_frac=in_frac, **changes)
+        except ValueError as err:
+            first = first or err
+    raise ValueError(f"{cfg.kind}: no in_frac fits the captured scale {captured.in_format.describe()}: {first}")
+
+
+def errors(acts: Activations, cfg, scales: str = "point") -> dict:
+    """The error figures of ``cfg`` on ``acts`` (see the module docstring); with ``scales=
+    "calibrated"`` each captured instance runs at :func:`calibrated_config` of ``cfg``."""
     t0 = time.perf_counter()
     check_point(acts, cfg)
-    fmt = cfg.out_format
-    n, top, total, sat = 0, 0.0, 0.0, 0
+    n, top, total, top_lsb, total_lsb, sat = 0, 0.0, 0.0, 0.0, 0.0, 0
     for g in acts.groups:
-        ours, exact, valid = _run(acts.op, cfg, g)
+        gcfg = calibrated_config(cfg, g.captured) if scales == "calibrated" and g.captured is not None else cfg
+        fmt = gcfg.out_format
+        ours, exact, valid = _run(acts.op, gcfg, g)
         err = np.abs(dequantize(ours, fmt) - exact)[valid]
         if err.size:
             n += err.size
-            top = max(top, float(err.max()))
-            total += float(err.sum())
+            top, total = max(top, float(err.max())), total + float(err.sum())
+            top_lsb, total_lsb = max(top_lsb, float(err.max()) / fmt.lsb), total_lsb + float(err.sum()) / fmt.lsb
             sat += int(np.count_nonzero(np.abs(exact[valid]) > fmt.max_value))
     if n == 0:
         raise ValueError(f"{acts.op}: the {acts.source} rows have no valid element")
-    mean = total / n
-    return {"elements": n, "err_max_real": top, "err_mean_real": mean,
-            "err_max_lsb": top / fmt.lsb, "err_mean_lsb": mean / fmt.lsb,
+    return {"elements": n, "err_max_real": top, "err_mean_real": total / n,
+            "err_max_lsb": top_lsb, "err_mean_lsb": total_lsb / n,
             "saturated": sat / n, "activations": acts.source, "seconds": time.perf_counter() - t0}

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="captured LLM activations (.npz); without it a synthetic stand-in, said so in the report")
     a.add_argument("--rows", type=int, metavar="N", help="at most N captured rows per operator (default: all)")
     a.add_argument("--seed", type=int, default=0, help="seed of the row draw (default 0)")
+    a.add_argument("--scales", choices=["calibrated", "point"], default="calibrated",
+                   help="input scales: each captured instance's calibrated integer bits at the point's widths "
+                        "(default; as the converted model runs), or the point's own in_frac for every instance")
     a.add_argument("--pareto-error", choices=["max", "mean"], default="max",
                    help="error column of the accuracy/area front: err_max_real or err_mean_real (default max)")
     a.add_argument("--model-accuracy", type=int, metavar="N",
@@ -62,7 +65,8 @@ def command_line(args) -> str:
     for opt in ("set", "grid", "point"):
         for v in getattr(args, opt):
             parts += [f"--{opt}", v]
-    for opt, default in (("capture", None), ("rows", None), ("seed", 0), ("pareto_error", "max"),
+    for opt, default in (("capture", None), ("rows", None), ("seed", 0), ("scales", "calibrated"),
+                         ("pareto_error", "max"),
                          ("model_accuracy", None), ("families", "ecp5,ice40"), ("freq", 100.0),
                          ("timeout", 1800.0), ("out", "out/sweep"), ("cache", None), ("jobs", 2),
                          ("executor", "local"), ("scheduler", None)):
@@ -93,6 +97,7 @@ def run_command(args) -> int:
     entries = _entries(args)
     families = tuple(f.strip() for f in args.families.split(",") if f.strip()) if not args.no_synth else ()
     opts = Options(out=args.out, cache=args.cache, capture=args.capture, rows=args.rows, seed=args.seed,
+                   scales=args.scales,
                    families=families, pnr=not args.no_pnr, pnr_target={**PNR_DEFAULTS, "freq_mhz": args.freq},
                    timeout=args.timeout, executor=args.executor, jobs=args.jobs, scheduler=args.scheduler,
                    model_accuracy=args.model_accuracy, pareto_error=f"err_{args.pareto_error}_real",

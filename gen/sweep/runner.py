@@ -26,6 +26,7 @@ class Options:
     capture: str | None = None
     rows: int | None = None
     seed: int = 0
+    scales: str = "calibrated"  # captured instances' scales at the point's widths, or "point"
     error: bool = True
     families: tuple = ("ecp5", "ice40")
     pnr: bool = True
@@ -76,12 +77,12 @@ def _check(opts: Options):
 
 
 def _source(opts: Options) -> accuracy.Source:
-    if opts.capture is None:
-        return accuracy.Source(rows=opts.rows, seed=opts.seed)
+    if opts.capture is None:  # the synthetic stand-in has no calibrated scales
+        return accuracy.Source(rows=opts.rows, seed=opts.seed, scales="point")
     path = Path(opts.capture)
     if not path.is_file():
         raise ValueError(f"sweep: capture file {path.name!r} does not exist (write one with the LLM capture)")
-    return accuracy.Source(str(path.resolve()), accuracy.file_hash(path), opts.rows, opts.seed)
+    return accuracy.Source(str(path.resolve()), accuracy.file_hash(path), opts.rows, opts.seed, opts.scales)
 
 
 def _swept(points) -> dict:
@@ -152,7 +153,7 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
         _model_accuracy(rows, points, opts, cache)
     meta = {"ops": ops, "command": opts.command, "activations": source.label,
             "capture": None if source.path is None else {"name": Path(source.path).name, "sha256": source.sha256},
-            "rows_limit": opts.rows, "seed": opts.seed, "stages": names, "families": list(opts.families),
+            "rows_limit": opts.rows, "seed": opts.seed, "scales": source.scales, "stages": names, "families": list(opts.families),
             "pnr": dict(opts.pnr_target) if opts.pnr else None, "timeout": opts.timeout,
             "executor": executor.name if executor else "none (everything cached)", "jobs": opts.jobs,
             "pareto_error": opts.pareto_error, "model_accuracy": opts.model_accuracy,

@@ -65,7 +65,7 @@ def run(task: Task) -> dict:
     try:
         cfg = task.config()
         if task.stage == "error":
-            out = accuracy.errors(accuracy.load(task.source, task.op), cfg)
+            out = accuracy.errors(accuracy.load(task.source, task.op), cfg, task.source.scales)
         elif task.stage.startswith("synth-"):
             out = _synth(task.op, cfg, task.stage.removeprefix("synth-"), task.timeout)
         elif task.stage == "pnr":
