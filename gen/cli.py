@@ -7,7 +7,10 @@
     spikeops synth   [--ops OP ...] [--set key=value ...] [--family ecp5|ice40] [--json FILE]
     spikeops cosim-bench [--ops OP ...] [--sims SIM ...] [--elements N]
     spikeops sweep   --op OP --grid KEY=V1,V2 ... | --spec FILE  [--capture FILE] [-o DIR] [--jobs N]
-    spikeops run     [--out DIR]          the main job on the embedded default
+    spikeops convert --plan FILE [--model M] [--kinds K ...] [--layers 0-3,7] [--set OP.KEY=V ...]
+    spikeops eval    [--model M] [--tasks T ...] [--limit N] [--ppl-limit N] [--ablations A ...] [--out DIR]
+    spikeops capture [--model M] [--plan FILE] [--prompts N] [--max-rows R] [-o FILE.npz]
+    spikeops run     [--out DIR] [--limit N] [--no-fpga]   the main job on the embedded default
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from golden import registry
@@ -133,20 +135,8 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from . import errors
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    print(f"spikeops run: error report of every operator at its default configuration -> {out}/", flush=True)
-    rep = errors.report(size=args.size, progress=lambda r: print(
-        f"  {r['op']:9} {r['dataset'][:48]:48} 2^-{r['out_frac']:<2}  max {r['max_lsb']} LSB", flush=True))
-    errors.write(rep, out / "errors.json", out / "errors.md")
-    print()
-    print(errors.format_table(rep))
-    failed = errors.check_targets(rep["rows"])
-    print(f"\ntargets at the 8-bit grid: {'all met' if not failed else 'FAILED: ' + '; '.join(failed)}")
-    print(f"report: {out / 'errors.md'}, {out / 'errors.json'} ({time.perf_counter() - t0:.1f} s)")
-    return 1 if failed else 0
+    from .job import main_cli
+    return main_cli(args)
 
 
 def main(argv=None) -> int:
@@ -203,9 +193,20 @@ def main(argv=None) -> int:
     _sweep_arguments(p)
     p.set_defaults(func=_cmd_sweep)
 
-    p = sub.add_parser("run", help="the main job on the embedded default")
+    from .llm.command import add_commands as _llm_commands
+    _llm_commands(sub)
+
+    p = sub.add_parser("run", help="the main job on the embedded default: convert, capture, check, "
+                                   "emit, co-simulate, synthesise, place-and-route, report")
     p.add_argument("--out", default="out/report", help="report folder (default: out/report)")
-    p.add_argument("--size", type=int, default=200_000)
+    p.add_argument("--model", default="smollm2", help="embedded model or local Llama-family checkpoint")
+    p.add_argument("--limit", type=int, default=20, help="documents per task in the accuracy check")
+    p.add_argument("--ppl-limit", type=int, default=20, help="LAMBADA passages in the accuracy check")
+    p.add_argument("--prompts", type=int, default=8, help="LAMBADA prompts for the capture")
+    p.add_argument("--max-rows", type=int, default=64, help="captured rows kept per instance")
+    p.add_argument("--sim", choices=["verilator", "icarus"], help="simulator (default: Verilator when present)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel synthesis / place-and-route workers")
+    p.add_argument("--no-fpga", action="store_true", help="skip synthesis and place-and-route")
     p.set_defaults(func=_cmd_run)
 
     args = parser.parse_args(argv)

