@@ -114,9 +114,10 @@ def _stage1(a, b, cfg: DivisionConfig, b_exp):
     theta = barrel_shift(b, e)
     k = e + (cfg.shift - np.asarray(b_exp, dtype=np.int64))
     # I >= 2**(bit_length(a) - 1 + k) >= 2**(q_width + theta_bits) > q_max * theta: saturated; the
-    # test also keeps the shift below from overflowing int64.
-    saturated = bit_length(a) + k > cfg.current_width
-    current = barrel_shift(np.where(saturated, 0, a), np.where(saturated, 0, k))
+    # test also keeps the shift below from overflowing int64.  A zero numerator is never saturated
+    # (0 / B = 0 however small B is).
+    saturated = (a != 0) & (bit_length(a) + k > cfg.current_width)
+    current = barrel_shift(np.where(saturated, 0, a), np.where(saturated | (a == 0), 0, k))
     if cfg.rounding == "nearest":
         current = current + (theta >> 1)
     return current, theta, saturated

@@ -3,7 +3,7 @@
 Stage 1 (shift scaling, one pipeline stage): leading-one detection on B, the threshold
 ``theta = B * 2**(theta_bits - bit_length(B))`` and the input current
 ``I = A * 2**(e + shift - b_exp)`` (+ ``theta >> 1`` for rounding to nearest), with the saturation test
-``bit_length(A) + e + shift - b_exp > q_width + theta_bits``.
+``A != 0 and bit_length(A) + e + shift - b_exp > q_width + theta_bits``.
 
 Stage 2, the population, in one of three realisations:
 
@@ -43,7 +43,7 @@ def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
     k = Signal(signed(max(abs(t + cfg.shift - lo_b), abs(t - cfg.den_width + cfg.shift - hi_b), 1)
                       .bit_length() + 2), name="k")
     m.d.comb += k.eq(e + cfg.shift - b_exp)
-    saturated = (bl_a + k) > (qw + t)
+    saturated = (a != 0) & ((bl_a + k) > (qw + t))  # 0 / B = 0 however small B is
     cw = qw + t + 1
     current = barrel_shift(a, k, lo=-cfg.num_width, hi=qw + t, width=cw)
     if cfg.rounding == "nearest":

@@ -87,6 +87,17 @@ def test_saturation_and_zero_denominator():
         assert divide(np.array([65535, 0]), np.array([1, 0]), cfg_r, realisation=r).tolist() == [511, 511]
 
 
+def test_zero_numerator_is_never_saturated():
+    """0 / B = 0 even when B is so small that every non-zero numerator saturates."""
+    cfg = DivisionConfig(num_width=8, den_width=7, shift=8, q_width=5, theta_bits=5)
+    a, b = np.array([0, 1, 0, 255, 0]), np.array([1, 1, 3, 3, 0])
+    for r in REALISATIONS:
+        got = divide(a, b, cfg.replace(arch=r) if r != "fast" else cfg, realisation=r).tolist()
+        assert got == [0, 31, 0, 31, 31], r  # 0 / 0 stays the all-fire q_max
+    wide = DivisionConfig(num_width=20, den_width=12, shift=8, q_width=12, theta_bits=16)
+    assert divide(np.array([0, 0]), np.array([1, 1]), wide, b_exp=np.array([-40, 0])).tolist() == [0, 0]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"num_width": 0}, r"division: num_width=0 is out of range; allowed: in \[1, 62\]"),
     ({"den_width": 63}, r"division: den_width=63 is out of range; allowed: in \[1, 62\]"),

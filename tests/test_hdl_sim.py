@@ -40,6 +40,16 @@ def test_division_group(arch, theta_bits, rounding):
     assert [int(q) for q in out] == divide(a, b, cfg).tolist()
 
 
+@pytest.mark.parametrize("arch", ["binary", "thermometer", "temporal"])
+def test_division_group_zero_numerator_with_a_tiny_denominator(arch):
+    """0 / B = 0 where every non-zero numerator saturates (stage 1's shift exceeds the current)."""
+    cfg = DivisionConfig(num_width=8, den_width=7, shift=8, q_width=5, theta_bits=5, arch=arch)
+    a, b = [0, 1, 0, 255, 0, 7], [1, 1, 3, 3, 0, 100]
+    out, _ = run_stream(DivisionNeuronGroup(cfg), list(zip(a, b)), seed=2,
+                        payload=lambda p: {"a": int(p[0]), "b": int(p[1])}, **PRESSURE)
+    assert [int(q) for q in out] == divide(np.array(a), np.array(b), cfg).tolist() == [0, 31, 0, 31, 31, 18]
+
+
 @pytest.mark.parametrize("cfg", [ExpConfig(in_width=8, in_frac=2, H=4, K=8, out_frac=6, slope_frac=2),
                                  ExpConfig(in_width=10, in_frac=4, H=5, K=48, out_frac=10),
                                  ExpConfig(in_width=12, in_frac=8, H=5, K=64, out_frac=12)],

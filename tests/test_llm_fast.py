@@ -420,3 +420,17 @@ def test_benchmark_entry_point_on_smollm2_shapes(capsys):
     for op in ("softmax", "silu", "rmsnorm"):
         assert op in out
     assert "False" not in out
+
+
+@pytest.mark.parametrize("op", ["rmsnorm", "layernorm"])
+def test_zero_rows_with_a_tiny_normaliser_give_zero(op):
+    """A row whose division shift exceeds the current saturates its non-zero elements only (0 / B = 0)."""
+    cfg = registry.get(op).default(d=8, gamma_frac=0, out_frac=19, eps=1e-12)
+    x = np.zeros((3, 8))
+    x[1, 3] = 0.5
+    x[2] = 0.25  # constant: LayerNorm centres it to zero
+    args = [np.ones(8, dtype=np.int64)] + ([np.zeros(8, dtype=np.int64)] if op == "layernorm" else [])
+    want = registry.get(op).golden(quantize(x, cfg.in_format), cfg, *args)
+    assert not want[0].any()
+    got = fast_golden(op, cfg, torch.tensor(x, dtype=torch.float32), *args)
+    assert np.array_equal(quantize(got.double().numpy(), cfg.out_format), want)

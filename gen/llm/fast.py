@@ -459,8 +459,9 @@ def _row_division(b, dcfg, b_exp=None):
     * stage 1: ``e = theta_bits - bit_length(b)``, ``T = theta = barrel_shift(b, e)``,
       ``scale = 2**k`` with ``k = e + shift - b_exp``, ``beta = theta >> 1`` (nearest) or 0.
 
-    ``b == 0`` (``theta == 0``) and ``k > current_width`` (every element saturates) give ``q_max``
-    for the whole row: those rows get ``scale = 0, beta = q_max, T = 1``.  Elements that saturate
+    ``b == 0`` (``theta == 0``) gives ``q_max`` for the whole row: ``scale = 0, beta = q_max, T = 1``;
+    with ``k > current_width`` every non-zero numerator saturates and a zero one gives 0:
+    ``scale = 2**60, beta = 0, T = 1``.  Elements that saturate
     (``bit_length(A) + k > current_width``) have ``A * 2**k / T > 2**q_width`` and so give
     ``q_max`` through the ``min``.  Returns ``((scale, beta, T), floor_needed, exact)``: float64
     numpy rows, whether any ``k < 0`` (the inner floor matters), and whether float64 evaluates it
@@ -481,12 +482,16 @@ def _row_division(b, dcfg, b_exp=None):
     e = dcfg.theta_bits - bit_length(b)
     theta = barrel_shift(b, e)
     k = e + (dcfg.shift - np.asarray(b_exp, dtype=np.int64))
-    full = (theta == 0) | (k > dcfg.current_width)
-    kk = np.where(full, 0, k)
+    full = theta == 0
+    over = ~full & (k > dcfg.current_width)
+    kk = np.where(full | over, 0, k)
     scale = np.ldexp(1.0, kk)
     beta = (theta >> 1).astype(np.float64) if nearest else np.zeros(b.shape)
     exact = dcfg.num_width <= 53 and dcfg.current_width <= 52
-    return _saturate_rows(scale, beta, theta.astype(np.float64), full, dcfg), bool((kk < 0).any()), exact
+    scale, beta, t = _saturate_rows(scale, beta, theta.astype(np.float64), full, dcfg)
+    # every non-zero numerator of such a row saturates, a zero one gives 0: A * 2**60 / 1 does that
+    scale[over], beta[over], t[over] = 2.0 ** 60, 0.0, 1.0
+    return (scale, beta, t), bool((kk < 0).any()), exact
 
 
 def _saturate_rows(scale, beta, t, full, dcfg):
