@@ -105,6 +105,17 @@ class Activations:
     def rows(self) -> int:
         return sum(len(g.x) for g in self.groups)
 
+    def describe(self) -> dict:
+        """Instances, rows, row length and the captured input formats (for the report)."""
+        formats = sorted({g.captured.in_format.describe() for g in self.groups if g.captured is not None},
+                         key=lambda f: (f[0], *map(int, f[1:].split("."))))
+        out = {"instances": len(self.groups), "rows": self.rows, "in_formats": formats}
+        if registry.get(self.op).shape == "row":
+            out["row_length"] = self.d
+        else:
+            out["elements"] = self.rows
+        return out
+
 
 def file_hash(path) -> str:
     """SHA-256 of a file's content (hex)."""

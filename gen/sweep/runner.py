@@ -109,9 +109,11 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     names = stages.stage_names(error=opts.error, families=opts.families, pnr=opts.pnr)
 
     # points the activations rule out (row length against d / d_max) are invalid, like bad values
+    described = {}
     if opts.error:
         for op in ops:
             acts = accuracy.load(source, op)
+            described[op] = acts.describe()
             for p in points:
                 if p.op == op and p.cfg is not None:
                     try:
@@ -153,7 +155,7 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
         _model_accuracy(rows, points, opts, cache)
     meta = {"ops": ops, "command": opts.command, "activations": source.label,
             "capture": None if source.path is None else {"name": Path(source.path).name, "sha256": source.sha256},
-            "rows_limit": opts.rows, "seed": opts.seed, "scales": source.scales, "stages": names, "families": list(opts.families),
+            "rows_limit": opts.rows, "seed": opts.seed, "scales": source.scales, "activations_by_op": described, "stages": names, "families": list(opts.families),
             "pnr": dict(opts.pnr_target) if opts.pnr else None, "timeout": opts.timeout,
             "executor": executor.name if executor else "none (everything cached)", "jobs": opts.jobs,
             "pareto_error": opts.pareto_error, "model_accuracy": opts.model_accuracy,
