@@ -241,7 +241,7 @@ def test_without_a_capture_the_activations_are_synthetic_and_said_so(tmp_path):
 
 
 # -- caching, resuming, failures -------------------------------------------------------------------
-def test_a_repeated_sweep_does_no_work(tmp_path):
+def test_a_repeated_sweep_does_no_work(tmp_path, monkeypatch):
     o = opts(tmp_path, families=("ecp5", "ice40"), pnr=True)
     first = Counter(fake_hardware)
     rep1 = run_sweep(SILU, o, run_stage=first)
@@ -258,6 +258,11 @@ def test_a_repeated_sweep_does_no_work(tmp_path):
     run_sweep(SILU, opts(tmp_path, families=("ecp5", "ice40"), pnr=True,
                          pnr_target={**stages.PNR_DEFAULTS, "freq_mhz": 50.0}), run_stage=third)
     assert sorted({s for _, s in third.calls}) == ["pnr"]
+    # the tool stages follow the emitted design, the error stage does not
+    monkeypatch.setattr(stages, "design_digest", lambda op, cfg: "another design")
+    fourth = Counter(fake_hardware)
+    run_sweep(SILU, o, run_stage=fourth)
+    assert sorted({s for _, s in fourth.calls}) == ["pnr", "synth-ecp5", "synth-ice40"]
 
 
 def test_an_interrupted_sweep_resumes(tmp_path):

