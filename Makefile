@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.setup-done
 # pytest workers (the CI machine has 2 cores)
 JOBS   ?= 2
 
-.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,13 @@ synth: setup
 
 errors: setup
 	$(VENV)/bin/spikeops errors --json out/errors.json --markdown out/errors.md
+
+# the committed example sweep (docs/sweep-example/): 33 points of Softmax, SiLU and RMSNorm on the
+# captured activations out/capture.npz, ECP5 + iCE40 synthesis and nextpnr-ecp5 Fmax (about 1.5 h
+# on 2 cores; results are cached in out/sweep-cache, so a repeated run takes seconds)
+sweep-example: setup
+	$(VENV)/bin/spikeops sweep --spec docs/sweep-example/grid.toml --capture out/capture.npz \
+		--out docs/sweep-example --cache out/sweep-cache --jobs $(JOBS)
 
 clean:
 	rm -rf out build .pytest_cache
