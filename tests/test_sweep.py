@@ -234,6 +234,15 @@ def test_row_lengths_must_match_the_capture(tmp_path, small_capture):
     assert "allowed: d_max >= 12" in rows["softmax-01"]["message"]
 
 
+def test_a_width_the_calibrated_scale_cannot_use_fails_its_error_stage(tmp_path, small_capture):
+    # the captured s16.8 keeps 8 integer bits: at 11 bits that leaves in_frac 3, too coarse for K=256
+    entry = grid.make_entry("softmax", base={"d_max": 64}, points=[{"in_width": 11, "in_frac": 4}])
+    row = run_sweep([entry], opts(tmp_path, capture=str(small_capture[0])))["rows"][1]
+    assert row["status"] == "failed" and row["failed_stages"] == "error"
+    assert row["message"].startswith("error: softmax: no in_frac fits the captured scale s16.8: softmax: K=256 "
+                                     "gives segments narrower than one argument code")
+
+
 def test_without_a_capture_the_activations_are_synthetic_and_said_so(tmp_path):
     rep = run_sweep([grid.make_entry("silu")], opts(tmp_path))
     assert rep["rows"][0]["activations"] == "synthetic" and rep["meta"]["capture"] is None
