@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.setup-done
 # pytest workers (the CI machine has 2 cores)
 JOBS   ?= 2
 
-.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example eval eval-quick capture-data clean
 
 setup: $(STAMP)
 
@@ -69,6 +69,21 @@ errors: setup
 sweep-example: setup
 	$(VENV)/bin/spikeops sweep --spec docs/sweep-example/grid.toml --capture out/capture.npz \
 		--out docs/sweep-example --cache out/sweep-cache --jobs $(JOBS)
+
+# Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float
+# against converted, with the ablation rows (hours on 2 cores; `eval-quick` is the first 200
+# documents per task)
+eval: setup
+	$(VENV)/bin/spikeops eval --out out/eval
+	$(VENV)/bin/spikeops eval --model minilm --out out/eval-minilm
+
+eval-quick: setup
+	$(VENV)/bin/spikeops eval --limit 200 --ppl-limit 200 --out out/eval-quick
+
+# the real activations shipped for the co-simulation and the error report (verif/captured.py)
+capture-data: setup
+	$(VENV)/bin/spikeops capture --prompts 4 --max-rows 8 --calibration-texts 16 -o verif/data/smollm2.npz
+	$(VENV)/bin/spikeops capture --model minilm --prompts 8 --max-rows 16 --calibration-texts 16 -o verif/data/minilm.npz
 
 clean:
 	rm -rf out build .pytest_cache

@@ -62,11 +62,32 @@ def _heavy_tailed(rng, rows, d, bulk=1.0, outlier_channels=(), outlier_scale=1e3
     return x
 
 
+def _captured(op_name: str, cfg) -> list[Dataset]:
+    """The real activations shipped in ``verif/data`` (:mod:`verif.captured`), when they fit ``cfg``."""
+    from verif import captured
+    real = captured.rows(op_name, getattr(cfg, "d", None))
+    if real is None:
+        return []
+    values, _ = real
+    name = f"captured {captured.source(op_name).removesuffix('.npz')} activations"
+    if registry.get(op_name).shape == "elementwise":
+        return [Dataset(name, np.concatenate(values))]
+    d = max(len(v) for v in values)
+    if op_name == "softmax":
+        if d > cfg.d_max:
+            return []
+        x = np.full((len(values), d), -np.inf)
+        for j, v in enumerate(values):
+            x[j, :len(v)] = v
+        return [Dataset(f"{name} (causal rows, up to d={d})", x, d)]
+    return [Dataset(f"{name} d={d}", np.stack(values), d)]
+
+
 def datasets(op_name: str, cfg, *, size: int = 200_000, seed: int = 0) -> list[Dataset]:
     """The report's data sets for one operator (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
     fmt = cfg.in_format
-    out = []
+    out = _captured(op_name, cfg)
     if registry.get(op_name).shape == "elementwise":
         codes = np.arange(fmt.min_code, fmt.max_code + 1, dtype=np.int64)
         if codes.size <= 1 << 22:

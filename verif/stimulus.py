@@ -3,8 +3,9 @@
 Kinds: ``random`` (Gaussian logits / hidden states at the operator's scale), ``corners`` (extremes of
 the input range, all-equal rows, masked and fully masked rows, zero vectors, rows of length 1 and of
 the maximum length), ``exhaustive`` (every input code, elementwise operators) and ``activations``
-(integer inputs captured from the converted LLM: an ``.npz`` written by ``spikeops capture``; until
-those exist a synthetic heavy-tailed stand-in with outlier channels).
+(real inputs captured from the converted LLMs, ``verif/captured.py``, re-quantised to the
+configuration under test; or the codes passed as ``activations=``; a synthetic heavy-tailed stand-in
+with outlier channels only where no capture fits, e.g. a norm with another ``d``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 
 from golden import registry
 from golden.fixed import quantize
+
+from . import captured
 
 __all__ = ["Stimulus", "make", "KINDS", "pack", "unpack"]
 
@@ -137,6 +140,10 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
                             if (h << fmt.frac) <= fmt.max_code], dtype=np.int64)
         elif kind == "activations" and activations is not None:
             x = np.asarray(activations, dtype=np.int64).ravel()[:size]
+        elif kind == "activations" and captured.rows(op) is not None:
+            values = np.concatenate(captured.rows(op)[0])
+            pick = np.sort(rng.choice(values.size, size=min(size, values.size), replace=False))
+            x = quantize(values[pick], fmt)
         else:
             scale = 2.0 if kind == "random" else 4.0
             x = quantize(np.clip(scale * rng.standard_t(3 if kind == "random" else 2, size), -60, 60), fmt)
@@ -162,6 +169,21 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
             rows.append(np.array([fmt.mask_code, 7, fmt.mask_code]))  # the in-band mask code
             masks.append(np.ones(3, bool))
         return Stimulus(op, kind, [np.asarray(r, dtype=np.int64) for r in rows], masks, weights)
+    real = captured.rows(op, getattr(cfg, "d", None)) if kind == "activations" else None
+    if real is not None:
+        values, vmasks = real
+        limit = cfg.d_max if hasattr(cfg, "d_max") else cfg.d
+        order = rng.permutation(len(values))
+        total = 0
+        for j in order:
+            row = values[j][:limit]
+            rows.append(quantize(row, fmt))
+            total += len(row)
+            if vmasks is not None:
+                masks = (masks or []) + [vmasks[j][:limit]]
+            if total >= size:
+                break
+        return Stimulus(op, kind, rows, masks, weights)
     for n in lengths:
         if op == "softmax":
             rows.append(quantize(rng.normal(0, 7, n), fmt))
