@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
 # pytest workers (the CI machine has 2 cores)
 JOBS   ?= 2
+# one torch/OpenMP thread per pytest worker: JOBS workers on JOBS cores, no oversubscription
+TEST_ENV := OMP_NUM_THREADS=1
 
 .PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example eval eval-quick capture-data clean
 
@@ -38,13 +40,13 @@ run: setup
 
 # the default test suite (heavier regressions are marked `slow` and run with `make test-slow`)
 test: setup
-	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+	$(TEST_ENV) $(PY) -m pytest -n $(JOBS) -m "not slow" tests
 
 test-slow: setup
-	$(PY) -m pytest -n $(JOBS) -m slow tests
+	$(TEST_ENV) $(PY) -m pytest -n $(JOBS) -m slow tests
 
 test-all: setup
-	$(PY) -m pytest -n $(JOBS) tests
+	$(TEST_ENV) $(PY) -m pytest -n $(JOBS) tests
 
 # the full co-simulation regression (default and slow configurations) on one simulator
 SIM ?= verilator

@@ -140,6 +140,8 @@ def _cmd_run(args) -> int:
 
 
 def main(argv=None) -> int:
+    import os
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models and data come from the pinned wheels
     parser = argparse.ArgumentParser(prog="spikeops", description=__doc__.split("\n")[1].strip() or None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)

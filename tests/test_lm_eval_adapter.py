@@ -126,8 +126,8 @@ def test_model_args_rejected_with_the_argument_named(arg_string, name):
 
 
 def test_hub_setting_of_the_user_is_kept_for_task_data_sets():
-    """Importing the adapter (and so gen.llm.models, which sets HF_HUB_OFFLINE=1) leaves the
-    user's network setting to `datasets`, which lm-eval fetches task data with."""
+    """Importing the adapter and gen.llm.models leaves the user's network setting alone (`datasets`
+    fetches lm-eval's task data with it); the models themselves load with local_files_only."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")}
     code = ("import os, datasets.config, gen.llm.lm_eval_adapter, gen.llm.models\n"

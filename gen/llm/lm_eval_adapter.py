@@ -47,22 +47,8 @@ import logging
 import os
 from pathlib import Path
 
-# lm-eval fetches task data sets with `datasets`, which reads HF_HUB_OFFLINE once, when imported.
-# gen.llm.models sets HF_HUB_OFFLINE=1 (for its own model loads) when imported: import `datasets`
-# first and put the environment back, so a user with network still gets the task data sets (the
-# model is always read from local files).
-_HUB_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-_saved_env = {k: os.environ.get(k) for k in _HUB_VARS}
-import datasets  # noqa: E402,F401
-
-from . import models as _models  # noqa: E402,F401
-
-for _k, _v in _saved_env.items():
-    if _v is None:
-        os.environ.pop(_k, None)
-    else:
-        os.environ[_k] = _v
-
+# The model is always read from local files (gen.llm.models passes local_files_only=True), and
+# nothing here touches HF_HUB_OFFLINE: a user with network still gets lm-eval's task data sets.
 from lm_eval import utils as lm_utils  # noqa: E402
 from lm_eval.api.model import LM  # noqa: E402
 from lm_eval.api.registry import register_model  # noqa: E402

@@ -9,7 +9,8 @@
 * Any other value is a local path: a Hugging Face model folder (``config.json`` + weights) or a
   ``.gguf`` file of a Llama-family or BERT-family model.
 
-Nothing is fetched from a hub: ``HF_HUB_OFFLINE=1`` is set before transformers is imported.
+Nothing is fetched from a hub: every load passes ``local_files_only=True`` (and the ``spikeops``
+command sets ``HF_HUB_OFFLINE=1``), so a library user keeps hub access for their own data.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 __all__ = ["LoadedModel", "load", "cache_dir", "EMBEDDED", "package_dir", "family_of"]
 
@@ -96,10 +94,10 @@ def _gguf_cached(gguf: Path, quiet: bool) -> Path:
 
     if not quiet:
         print(f"models: dequantising {gguf.name} to fp32 (once; cached in {target})", flush=True)
-    src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                               dtype=torch.float32)
-    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    local = {"gguf_file": gguf.name, "local_files_only": True}
+    src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), dtype=torch.float32, **local)
+    config = AutoConfig.from_pretrained(str(gguf.parent), **local)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), **local)
     from transformers import AutoModelForCausalLM as Auto
     plain = Auto.from_config(config, dtype=torch.float32)
     plain.load_state_dict(src.state_dict(), strict=True)
@@ -124,12 +122,13 @@ def load(name_or_path: str = "smollm2", quiet: bool = False) -> LoadedModel:
         folder = _gguf_cached(path, quiet)
     else:
         folder = path
-    config = AutoConfig.from_pretrained(str(folder))
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     family = family or family_of(config)
     cls = AutoModelForCausalLM if family == "llama" else AutoModel
-    model = cls.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager")
+    model = cls.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager",
+                                local_files_only=True)
     model.eval()
-    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return LoadedModel(name=name, family=family, model=model, tokenizer=tok, source=str(path))
