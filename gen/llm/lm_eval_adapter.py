@@ -54,10 +54,10 @@ from lm_eval.api.model import LM  # noqa: E402
 from lm_eval.api.registry import register_model  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from .scoring import _batches, encode_pair  # noqa: E402
+from .scoring import encode_pair, score_tokens  # noqa: E402
 from .sites import KINDS  # noqa: E402
 
-__all__ = ["SpikeOpsLM", "parse_kinds", "parse_layer_arg", "parse_arg_string", "score_tokens",
+__all__ = ["SpikeOpsLM", "parse_kinds", "parse_layer_arg", "parse_arg_string",
            "rolling_requests", "main", "MODEL_ARGS"]
 
 eval_logger = logging.getLogger("lm_eval.models.spikeops")
@@ -143,54 +143,6 @@ def _int_arg(name, value, low, default=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise _bad(name, value, "is not an integer", f"an integer >= {low}")
     return value
-
-
-def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring",
-                 progress: bool = True) -> list[tuple[float, bool]]:
-    """``(sum of log-probabilities, is_greedy)`` of each request ``(ids, n)`` (the output of
-    :func:`gen.llm.scoring.encode_pair`: the model reads ``ids[:-1]``, the last ``n`` targets are
-    scored).  The token-level form of :func:`gen.llm.scoring.loglikelihoods` (same batches by
-    ``scoring._batches``, same arithmetic, so the same numbers) that also says whether every
-    scored target is the argmax of its logits, as lm-eval's ``is_greedy``."""
-    import torch
-
-    requests = list(requests)
-    lengths = [len(ids) - 1 for ids, _ in requests]
-    for (ids, n), L in zip(requests, lengths):
-        if not 1 <= n <= L:
-            raise ValueError(f"score_tokens: {n} scored tokens do not fit {L + 1} ids")
-    ll, greedy = [0.0] * len(requests), [True] * len(requests)
-    model = lm.model
-    body, head = model.model, model.lm_head
-    pad = lm.tokenizer.pad_token_id
-    bar = tqdm(total=len(requests), desc=desc, disable=not progress)
-    with torch.no_grad():
-        for idx in _batches(lengths, batch_tokens):
-            width = max(lengths[i] for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            att = torch.zeros((len(idx), width), dtype=torch.long)
-            rows, cols, targets, owner = [], [], [], []
-            for r, i in enumerate(idx):
-                seq, n = requests[i]
-                L = len(seq) - 1
-                ids[r, :L] = torch.tensor(seq[:-1])
-                att[r, :L] = 1
-                rows += [r] * n
-                cols += list(range(L - n, L))
-                targets += seq[L - n + 1:L + 1]
-                owner += [i] * n
-            h = body(input_ids=ids, attention_mask=att).last_hidden_state
-            logits = head(h[rows, cols]).float()
-            logp = torch.log_softmax(logits, dim=-1)
-            tgt = torch.tensor(targets)
-            lp = logp[torch.arange(len(targets)), tgt].double().numpy()
-            hit = (logits.argmax(dim=-1) == tgt).numpy()
-            for i, v, g in zip(owner, lp, hit):
-                ll[i] += float(v)
-                greedy[i] = greedy[i] and bool(g)
-            bar.update(len(idx))
-    bar.close()
-    return list(zip(ll, greedy))
 
 
 def rolling_requests(token_ids, prefix_token: int, max_length: int) -> list[tuple[list, int]]:

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-__all__ = ["encode_pair", "loglikelihoods", "perplexity", "embed", "Timer"]
+__all__ = ["encode_pair", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer"]
 
 
 class Timer:
@@ -63,19 +63,24 @@ def _batches(lengths, batch_tokens, max_batch=64):
         yield batch
 
 
-def loglikelihoods(lm, pairs, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
-                   progress: bool = True) -> list[float]:
-    """Sum of log-probabilities of each continuation given its context (``pairs`` of strings)."""
+def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
+                 progress: bool = True) -> list[tuple[float, bool]]:
+    """``(sum of log-probabilities, is_greedy)`` of each request ``(ids, n)`` (as :func:`encode_pair`
+    gives: the model reads ``ids[:-1]``, the last ``n`` targets are scored); ``is_greedy`` says
+    whether every scored target is the argmax of its logits (lm-eval's flag)."""
     import torch
     from tqdm.auto import tqdm
 
-    enc = [encode_pair(lm.tokenizer, c, x) for c, x in pairs]
-    lengths = [len(ids) - 1 for ids, _ in enc]
-    out = [0.0] * len(enc)
+    requests = list(requests)
+    lengths = [len(ids) - 1 for ids, _ in requests]
+    for (ids, n), L in zip(requests, lengths):
+        if not 1 <= n <= L:
+            raise ValueError(f"score_tokens: {n} scored tokens do not fit {L + 1} ids")
+    ll, greedy = [0.0] * len(requests), [True] * len(requests)
     model = lm.model
     body, head = model.model, model.lm_head
     pad = lm.tokenizer.pad_token_id
-    bar = tqdm(total=len(enc), desc=desc, unit="req", disable=not progress, leave=False)
+    bar = tqdm(total=len(requests), desc=desc, unit="req", disable=not progress, leave=False)
     with torch.no_grad():
         for idx in _batches(lengths, batch_tokens):
             width = max(lengths[i] for i in idx)
@@ -83,27 +88,38 @@ def loglikelihoods(lm, pairs, *, batch_tokens: int = 4096, desc: str = "scoring"
             att = torch.zeros((len(idx), width), dtype=torch.long)
             rows, cols, targets, owner = [], [], [], []
             for r, i in enumerate(idx):
-                seq, n = enc[i]
+                seq, n = requests[i]
                 L = len(seq) - 1
                 ids[r, :L] = torch.tensor(seq[:-1])
                 att[r, :L] = 1
-                pos = range(L - n, L)
                 rows += [r] * n
-                cols += list(pos)
+                cols += list(range(L - n, L))
                 targets += seq[L - n + 1:L + 1]
                 owner += [i] * n
             t0 = time.perf_counter()
             h = body(input_ids=ids, attention_mask=att).last_hidden_state
-            logp = torch.log_softmax(head(h[rows, cols]).float(), dim=-1)
-            lp = logp[torch.arange(len(targets)), torch.tensor(targets)].double().numpy()
+            logits = head(h[rows, cols]).float()
+            logp = torch.log_softmax(logits, dim=-1)
+            tgt = torch.tensor(targets)
+            lp = logp[torch.arange(len(targets)), tgt].double().numpy()
+            hit = (logits.argmax(dim=-1) == tgt).numpy()
             if timer is not None:
                 timer.seconds += time.perf_counter() - t0
                 timer.tokens += int(att.sum())
-            for i, v in zip(owner, lp):
-                out[i] += float(v)
+            for i, v, g in zip(owner, lp, hit):
+                ll[i] += float(v)
+                greedy[i] = greedy[i] and bool(g)
             bar.update(len(idx))
     bar.close()
-    return out
+    return list(zip(ll, greedy))
+
+
+def loglikelihoods(lm, pairs, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
+                   progress: bool = True) -> list[float]:
+    """Sum of log-probabilities of each continuation given its context (``pairs`` of strings)."""
+    enc = [encode_pair(lm.tokenizer, c, x) for c, x in pairs]
+    return [ll for ll, _ in score_tokens(lm, enc, batch_tokens=batch_tokens, desc=desc, timer=timer,
+                                         progress=progress)]
 
 
 def perplexity(lm, texts, *, batch_tokens: int = 4096, timer: Timer | None = None, progress: bool = True) -> dict:
