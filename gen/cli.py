@@ -3,7 +3,7 @@
     spikeops errors  [--ops OP ...] [--json FILE] [--markdown FILE] [--check]
     spikeops bench   [--ops OP ...] [--elements N] [--repeats R] [--json FILE]
     spikeops config  OP [--set key=value ...]
-    spikeops verilog --op OP [--set key=value ...] -o DIR
+    spikeops verilog --op OP [--set key=value ...] -o DIR   |   --plan FILE -o DIR
     spikeops synth   [--ops OP ...] [--set key=value ...] [--family ecp5|ice40] [--json FILE]
     spikeops cosim-bench [--ops OP ...] [--sims SIM ...] [--elements N]
     spikeops sweep   --op OP --grid KEY=V1,V2 ... | --spec FILE  [--capture FILE] [-o DIR] [--jobs N]
@@ -81,12 +81,27 @@ def _cmd_verilog(args) -> int:
     from hdl.emit import emit
 
     from .fpga import write_fpga_files
-    ops = list(registry.OPERATORS) if args.op == "all" else [args.op]
-    for op in ops:
-        m = emit(op, build_config(op, args.set if args.op != "all" else None), args.out)
-        extra = write_fpga_files(m, args.out)
+    if args.plan:  # every distinct configuration of a conversion plan, one folder each
+        from .llm.plan import Plan
+        if args.op or args.set:
+            raise ValueError("verilog: --plan takes the configurations from the plan; drop --op/--set")
+        plan = Plan.load(args.plan)
+        jobs = []
+        for (op, h), cfg in plan.configs().items():
+            users = [i["name"] for i in plan.instances if i["op"] == op and i["config"].stable_hash() == h]
+            jobs.append((op, cfg, Path(args.out) / f"{op}-{h}", users))
+    elif not args.op:
+        raise ValueError("verilog: give --op OP (or all) or --plan FILE")
+    else:
+        ops = list(registry.OPERATORS) if args.op == "all" else [args.op]
+        jobs = [(op, build_config(op, args.set if args.op != "all" else None), Path(args.out), None) for op in ops]
+    for op, cfg, out, users in jobs:
+        m = emit(op, cfg, out)
+        extra = write_fpga_files(m, out)
         ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
-        print(f"{op}: {args.out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
+        print(f"{op}: {out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
+        if users:
+            print(f"  serves {len(users)} instance(s): {', '.join(users[:3])}{' ...' if len(users) > 3 else ''}")
         print(f"  ports: {ports}")
         print(f"  FPGA flow: {', '.join(f.name for f in extra)}")
     return 0
@@ -168,8 +183,10 @@ def main(argv=None) -> int:
     p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("verilog", help="emit an operator's Verilog and JSON manifest")
-    p.add_argument("--op", required=True, choices=list(registry.OPERATORS) + ["all"])
+    p.add_argument("--op", choices=list(registry.OPERATORS) + ["all"])
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--plan", metavar="FILE", help="emit every distinct configuration of a conversion plan "
+                   "(spikeops convert), each into DIR/<op>-<config hash>/")
     p.add_argument("-o", "--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_verilog)
 
@@ -214,7 +231,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"spikeops: error: {err}", file=sys.stderr)
         return 2
 

@@ -194,3 +194,20 @@ def test_embedding_agreement_and_table():
                 "lambada": {"perplexity": 20.2}, "slowdown": 1.5}}}
     md = format_table(rep)
     assert "| all | 48.0 (-2.0) | 48.00 (-2.00) | 20.200 (+1.00%) | 1.50x |" in md
+
+
+def test_verilog_from_a_plan_emits_each_distinct_configuration(tmp_path, capsys):
+    from gen.cli import main
+    model = _tiny_llama()
+    ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(5))
+    plan = make_plan(model, "llama", layers=[0], kinds=("activation", "norm"),
+                     stats=observe(model, discover(model, "llama"), [ids]))
+    path = plan.save(tmp_path / "plan.json")
+    assert main(["verilog", "--plan", str(path), "-o", str(tmp_path / "rtl")]) == 0
+    dirs = sorted(p.name for p in (tmp_path / "rtl").iterdir())
+    assert dirs == sorted(f"{op}-{h}" for op, h in plan.configs())
+    for op, h in plan.configs():
+        manifest = json.loads((tmp_path / "rtl" / f"{op}-{h}" / f"spikeops_{op}.json").read_text())
+        assert manifest["config_hash"] == h
+    assert "serves 1 instance(s): model.layers.0.mlp.act_fn" in capsys.readouterr().out
+    assert main(["verilog", "--plan", str(path), "--op", "silu", "-o", str(tmp_path / "x")]) == 2

@@ -107,6 +107,8 @@ def _cmd_capture(args) -> int:
     from .capture import save
     t0 = time.perf_counter()
     session, plan = _session_and_plan(args)
+    if args.plan and not Path(args.plan).exists():
+        print(f"capture: plan written to {plan.save(args.plan)}")
     cap = capture_run(session, plan, args.prompts, args.max_rows, args.seed)
     path = save(cap, args.out)
     rows = sum(len(c.x) for c in cap.instances)
@@ -151,7 +153,7 @@ def add_commands(sub):
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("capture", help="record the integer inputs of every operator instance (.npz)")
-    _common(p, "apply this plan (default: calibrate and plan now)")
+    _common(p, "apply this plan; when the file does not exist, calibrate, plan and write it there")
     p.add_argument("--prompts", type=int, default=16, help="LAMBADA passages to run")
     p.add_argument("--max-rows", type=int, default=256, help="rows kept per instance")
     p.add_argument("--seed", type=int, default=0)

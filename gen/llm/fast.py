@@ -706,7 +706,7 @@ def _norm(cfg, x: torch.Tensor, gamma, beta) -> torch.Tensor:
     # step 4: the division, A = |v_i gamma_i| with sign(v_i gamma_i) (a float64 signed zero keeps
     # golden's sign rule (v < 0) != (gamma < 0) for v == 0 or gamma == 0)
     params, floor_needed, _ = _row_division(rms, dcfg, b_exp)
-    g_f = np.full(d, float(1 << cfg.gamma_frac)) if g is None else g.astype(np.float64)
+    g_f = np.full(d, float(cfg.gamma_one)) if g is None else g.astype(np.float64)
     out_fmt = cfg.out_format
     if use_kernel:
         out = torch.empty(x.shape, dtype=torch.float32)

@@ -153,6 +153,12 @@ class _NormOpConfig(Config):
                 "v_width": self.v_width, "readout_constant": self.readout_constant,
                 "norm": self.norm.to_json(), "division": self.division.to_json()}
 
+    @functools.cached_property
+    def gamma_one(self) -> int:
+        """The gamma code used when no gamma is given: 1.0, or the largest code when the format has
+        no integer bit for it (``gamma_frac = gamma_width - 1``); golden and RTL share it."""
+        return min(1 << self.gamma_frac, self.gamma_format.max_code)
+
     def quantize_gamma(self, gamma) -> np.ndarray:
         return quantize(gamma, self.gamma_format, name="gamma")
 
@@ -204,7 +210,7 @@ def _polar_normalise(v: np.ndarray, cfg: _NormOpConfig, gamma, beta) -> np.ndarr
     rms = n_m * cfg.readout_constant
     b_exp = r[..., 0] - e - cfg.gain_frac
     if gamma is None:
-        g = np.int64(1 << cfg.gamma_frac)
+        g = np.int64(cfg.gamma_one)
         num, neg = mag * g, v < 0
     else:
         g = _check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)

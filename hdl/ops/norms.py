@@ -63,10 +63,11 @@ class _Norm(ConfigComponent):
 
     @classmethod
     def check_weights(cls, config, gamma=None, beta=None):
-        """The gamma and beta codes (defaults 1 and 0), checked against ``d`` and their formats."""
+        """The gamma and beta codes (defaults 1, or the largest code below it when the format's
+        fraction bits leave no room for 1.0, and 0), checked against ``d`` and their formats."""
         cls.Signature.check_parameters(config)
         d = config.d
-        gamma = [1 << config.gamma_frac] * d if gamma is None else [int(g) for g in gamma]
+        gamma = [config.gamma_one] * d if gamma is None else [int(g) for g in gamma]
         beta = [0] * d if beta is None else [int(b) for b in beta]
         for name, vals, fmt in (("gamma", gamma, config.gamma_format), ("beta", beta, config.out_format)):
             if len(vals) != d or min(vals) < fmt.min_code or max(vals) > fmt.max_code:
