@@ -240,7 +240,7 @@ def format_summary(report: dict) -> str:
         p = f.get("pnr", {})
         s = p.get("synthesis", {})
         lat = f.get("latency", {})
-        lat_s = lat.get("formula") or lat.get("first_output_after_last_input") or lat.get("cycles", "-")
+        lat_s = lat.get("cycles") if lat.get("kind") == "fixed" else lat.get("first_output_after_last_input", "-")
         ok = f"{c.get('elements', 0)} ({c.get('sim', '-')})" if c.get("passed") else f"FAILED ({c.get('message', '')[:60]})"
         cells = [s.get(k, "-") for k in ("lut_equivalent", "ff", "dsp", "bram")]
         fmax = f"{p['fmax_mhz']:.1f}" if p else ("FAILED" if f else "-")

@@ -90,7 +90,7 @@ def test_summary_table_lists_every_operator(tiny):
     _, capture = tiny
     rep = {"operators": {"silu": {"instances": 3, "instances_at_config": 2, "error": capture_errors(capture, "silu"),
                                   "cosim": {"passed": True, "elements": 10, "sim": "verilator"},
-                                  "fpga": {"latency": {"formula": "25"},
+                                  "fpga": {"latency": {"kind": "fixed", "cycles": 25},
                                            "pnr": {"fmax_mhz": 59.3, "synthesis": {"lut_equivalent": 1766, "ff": 1833,
                                                                                    "dsp": 4, "bram": 2}}}}}}
     text = format_summary(rep)
