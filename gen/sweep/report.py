@@ -135,6 +135,7 @@ def write_markdown(report: dict, path, plots: dict):
     defaults' figures, the failures, tool versions and the command line."""
     meta, rows = report["meta"], report["rows"]
     fams = meta["families"]
+    tool_seconds = sum(v for r in rows for k, v in r.items() if k.startswith("seconds_"))
     activations = (meta["activations"] if meta["capture"] else
                    "**synthetic** (no capture file was given: the heavy-tailed stand-in of `verif.stimulus`, "
                    "not real LLM activations)")
@@ -154,7 +155,8 @@ def write_markdown(report: dict, path, plots: dict):
     lines = [f"# spikeops sweep: {', '.join(meta['ops'])}", "",
              (f"{len(rows)} points; made by `{meta['command']}` in {meta['wall_seconds']:.0f} s (executor "
               f"{meta['executor']}, --jobs {meta['jobs']}; {meta['cache']['cached']} of "
-              f"{meta['cache']['stages']} stage results from the cache)."), "",
+              f"{meta['cache']['stages']} stage results from the cache; the stages' own time, cached ones "
+              f"included, adds up to {tool_seconds:,.0f} s)."), "",
              f"- Activations: {activations}",
              ("- Error: golden model (dequantised output) against the exact float64 operator on the real "
               "activations, over the valid elements; LSB = the point's output LSB."),
@@ -205,7 +207,7 @@ def write_markdown(report: dict, path, plots: dict):
             front = [r for r in ops_rows if r.get(key)]
             if front:
                 lines.append(f"Pareto front ({label}): " + ", ".join(
-                    f"{r['point']} ({_describe(r, swept)})" for r in front) + ".")
+                    f"{r['point']} ({_describe(r, swept, ops_rows)})" for r in front) + ".")
         model_cols = sorted({k for r in ops_rows for k in r if k.startswith("model_")})
         if model_cols:
             lines += ["", "Model-level accuracy of the points on the error front "
@@ -237,5 +239,7 @@ def write_markdown(report: dict, path, plots: dict):
     Path(path).write_text("\n".join(lines))
 
 
-def _describe(row, swept) -> str:
-    return ", ".join(f"{k}={row.get(k)}" for k in swept) or "base"
+def _describe(row, swept, rows) -> str:
+    """The swept parameters where ``row`` differs from its operator's default (base) row."""
+    base = next((r for r in rows if r["default"]), {})
+    return ", ".join(f"{k}={row.get(k)}" for k in swept if row.get(k) != base.get(k)) or "the default"
