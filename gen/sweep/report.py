@@ -210,8 +210,10 @@ def write_markdown(report: dict, path, plots: dict):
                     f"{r['point']} ({_describe(r, swept, ops_rows)})" for r in front) + ".")
         model_cols = sorted({k for r in ops_rows for k in r if k.startswith("model_")})
         if model_cols:
-            lines += ["", "Model-level accuracy of the points on the error front "
-                      f"(`gen.llm.evaluate.model_accuracy`, limit {meta['model_accuracy']}):", ""]
+            lines += ["", ("Model-level accuracy of the points on the error front (`gen.llm.evaluate."
+                           f"model_accuracy`, limit {meta['model_accuracy']}: only this operator replaced, "
+                           "at calibrated scales; no float baseline, so compare the points with each other):"),
+                      ""]
             lines += _table(["point", *model_cols], [[r["point"], *[_md_cell(fmt(r.get(c))) for c in model_cols]]
                                                      for r in ops_rows if any(c in r for c in model_cols)])
         lines.append("")

@@ -181,9 +181,10 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     return rep
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, desc: str = "sweep"):
     from tqdm import tqdm
-    return tqdm(total=total, disable=not enabled or total == 0, unit="stage", desc="sweep", dynamic_ncols=True)
+    return tqdm(total=total, disable=not enabled or total == 0, unit="stage" if desc == "sweep" else "point",
+                desc=desc, dynamic_ncols=True)
 
 
 def _rows(points, results, cached, swept) -> list[dict]:
@@ -214,9 +215,9 @@ def _model_accuracy(rows, points, opts: Options, cache: StageCache):
     """``model_<metric>`` on the rows of the error front (cached like a stage)."""
     fn = model_accuracy_function()
     by_id = {p.id: p for p in points}
-    for r in rows:
-        if not r.get("pareto_error"):
-            continue
+    front = [r for r in rows if r.get("pareto_error")]
+    bar = _progress(len(front), opts.progress, desc="model accuracy")
+    for r in front:
         p = by_id[r["point"]]
         t = stages.Task(p.op, p.id, p.cfg.params(), f"model-{opts.model_accuracy}")
         res = cache.get(t)
@@ -233,3 +234,6 @@ def _model_accuracy(rows, points, opts: Options, cache: StageCache):
         else:
             r["model_error"] = report.scrub(res["message"])
         r["seconds_model"] = round(res["seconds"], 1)
+        bar.set_postfix_str(f"{p.id} {res['status']}", refresh=False)
+        bar.update(1)
+    bar.close()
