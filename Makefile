@@ -66,11 +66,12 @@ errors: setup
 	$(VENV)/bin/spikeops errors --json out/errors.json --markdown out/errors.md
 
 # the committed example sweep (docs/sweep-example/): 33 points of Softmax, SiLU and RMSNorm on the
-# captured activations out/capture.npz, ECP5 + iCE40 synthesis and nextpnr-ecp5 Fmax (about 1.5 h
-# on 2 cores; results are cached in out/sweep-cache, so a repeated run takes seconds)
+# captured activations out/capture.npz, ECP5 + iCE40 synthesis, nextpnr-ecp5 Fmax and SmolLM2
+# accuracy of the error-front points (about 1.5 h on 2 cores; every result is cached in
+# out/sweep-cache, so a repeated run takes about a minute)
 sweep-example: setup
 	$(VENV)/bin/spikeops sweep --spec docs/sweep-example/grid.toml --capture out/capture.npz \
-		--out docs/sweep-example --cache out/sweep-cache --jobs $(JOBS)
+		--out docs/sweep-example --cache out/sweep-cache --jobs $(JOBS) --model-accuracy 20
 
 # Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float
 # against converted, with the ablation rows (hours on 2 cores; `eval-quick` is the first 200
