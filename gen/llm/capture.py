@@ -92,22 +92,21 @@ class Capture:
         return sorted({c.op for c in self.instances})
 
     def rows(self, op: str, limit: int | None = None, seed: int = 0) -> tuple:
-        """``(x, mask)`` of every instance of ``op`` stacked (rows of equal length only; Softmax
-        rows of different lengths are padded with the mask code), optionally ``limit`` rows drawn
-        without replacement."""
+        """``(values, mask)`` of every instance of ``op`` stacked as real numbers (each instance
+        dequantised in its own calibrated format, so rows of different scales can be mixed; Softmax
+        rows padded with -inf to the longest), optionally ``limit`` rows drawn without replacement;
+        ``mask`` is None except for Softmax."""
         items = self.by_op(op)
         if not items:
             raise ValueError(f"capture: no instance of op={op!r}; captured: {', '.join(self.ops())}")
         d = max(c.x.shape[1] for c in items)
         xs, ms = [], []
         for c in items:
-            x, m = c.x, c.mask if c.mask is not None else np.ones(c.x.shape, dtype=bool)
-            if x.shape[1] < d:
-                pad = d - x.shape[1]
-                x = np.pad(x, ((0, 0), (0, pad)), constant_values=c.cfg.in_format.mask_code)
-                m = np.pad(m, ((0, 0), (0, pad)), constant_values=False)
-            xs.append(x)
-            ms.append(m)
+            x = c.values()
+            m = c.mask if c.mask is not None else np.ones(x.shape, dtype=bool)
+            pad = ((0, 0), (0, d - x.shape[1]))
+            xs.append(np.pad(x, pad, constant_values=-np.inf))
+            ms.append(np.pad(m, pad, constant_values=False))
         x, m = np.concatenate(xs), np.concatenate(ms)
         if limit is not None and limit < len(x):
             pick = np.sort(np.random.default_rng(seed).choice(len(x), size=limit, replace=False))
@@ -139,19 +138,18 @@ class Recorder:
                 mask=None if mask is None else np.empty((0, d), bool), gamma=gamma, beta=beta)
         item.calls += 1
         item.shape_seen = tuple(int(s) for s in codes.shape)
-        if item.x.shape[1] != d:  # attention rows grow with the sequence: keep the widest
-            item.x, item.mask = _widen(item, d)
-            if item.x.shape[1] > d:
-                rows, mrows = _pad_rows(rows, mrows, item.x.shape[1], cfg)
+        if item.x.shape[1] < d:  # attention rows grow with the sequence: keep the widest
+            item.x, item.mask = _pad_rows(item.x, item.mask, d, item.cfg)
+        elif item.x.shape[1] > d:
+            rows, mrows = _pad_rows(rows, mrows, item.x.shape[1], cfg)
         # reservoir sampling (Algorithm R), vectorised per call
         seen = item.rows_seen
         n = len(rows)
         free = max(0, self.max_rows - len(item.x))
         take = min(free, n)
-        keep_x, keep_m = [item.x, rows[:take]], [item.mask, None if mrows is None else mrows[:take]]
-        item.x = np.concatenate(keep_x)
+        item.x = np.concatenate([item.x, rows[:take]])
         if mrows is not None:
-            item.mask = np.concatenate(keep_m)
+            item.mask = np.concatenate([item.mask, mrows[:take]])
         if take < n:
             idx = np.arange(seen + take, seen + n) + 1
             slots = (self.rng.random(len(idx)) * idx).astype(np.int64)
@@ -176,13 +174,6 @@ def _pad_rows(rows, mrows, d, cfg):
     else:
         mrows = np.pad(mrows, ((0, 0), (0, pad)), constant_values=False)
     return rows, mrows
-
-
-def _widen(item: Captured, d: int):
-    if item.x.shape[1] >= d:
-        return item.x, item.mask
-    x, m = _pad_rows(item.x, item.mask, d, item.cfg)
-    return x, m
 
 
 def save(capture: Capture, path) -> Path:

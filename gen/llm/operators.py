@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 
 import numpy as np
@@ -36,13 +37,18 @@ def set_backend(name: str):
     _backend[0] = name
 
 
+@functools.lru_cache(maxsize=1)
+def _fast_importable() -> bool:
+    try:
+        from . import fast  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def get_backend() -> str:
-    if _backend[0] == "fast":
-        try:
-            from . import fast  # noqa: F401
-        except ImportError:
-            return "numpy"
-    return _backend[0]
+    """The back end in use: ``fast`` when chosen and importable, else ``numpy`` (checked once)."""
+    return "fast" if _backend[0] == "fast" and _fast_importable() else "numpy"
 
 
 @contextlib.contextmanager
