@@ -25,9 +25,12 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 def test_eval_smoke_on_smollm2(tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["eval", "--tasks", "piqa", "winogrande", "--limit", "3", "--ppl-limit", "3",
-                 "--ablations", "all", "--calibration-texts", "4", "--out", str(out)]) == 0
+                 "--ablations", "all", "--calibration-texts", "4", "--speed-repeats", "1", "--out", str(out)]) == 0
     rep = json.loads((out / "eval.json").read_text())
     orig, conv = rep["rows"]["original"], rep["rows"]["all"]
+    sp = rep["speed"]
+    assert sp["ablation"] == "all" and sp["requests"] == 48 and sp["slowdown"] == pytest.approx(
+        sp["converted_seconds"] / sp["float_seconds"])
     for row in (orig, conv):
         assert set(row["tasks"]) == {"piqa", "winogrande"}
         assert all(t["docs"] == 3 and 0 <= t["acc"] <= 1 for t in row["tasks"].values())
@@ -38,6 +41,26 @@ def test_eval_smoke_on_smollm2(tmp_path, capsys):
     plan = json.loads((out / "plan-all.json").read_text())
     assert len(plan["instances"]) == 30 * 4 + 1
     assert "| all |" in (out / "eval.md").read_text() and "PIQA" in capsys.readouterr().out
+
+
+def test_eval_rows_run_apart_into_one_directory_and_are_kept(tmp_path, monkeypatch, capsys):
+    from gen.llm import evaluate
+
+    out = tmp_path / "eval"
+    args = ["eval", "--tasks", "arc_easy", "--limit", "2", "--ppl-limit", "0", "--ablations", "all",
+            "--calibration-texts", "4", "--speed-repeats", "0", "--out", str(out)]
+    calls, real = [], evaluate._mc_task
+    monkeypatch.setattr(evaluate, "_mc_task", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    assert main(args + ["--rows", "all"]) == 0
+    assert list(json.loads((out / "eval.json").read_text())["rows"]) == ["all"]
+    assert "rows not computed by this call and not kept yet: original" in capsys.readouterr().out
+    assert main(args + ["--rows", "original"]) == 0  # the kept 'all' row joins the table
+    rep = json.loads((out / "eval.json").read_text())
+    assert list(rep["rows"]) == ["original", "all"] and rep["rows"]["all"]["slowdown"] > 0
+    assert calls == ["arc_easy", "arc_easy"]
+    assert main(args) == 0 and len(calls) == 2  # everything kept: nothing recomputed
+    assert main(args[:4] + ["3"] + args[5:] + ["--rows", "original"]) == 0  # another limit: kept rows are stale
+    assert len(calls) == 3 and "were made with other settings; not reused" in capsys.readouterr().out
 
 
 def test_capture_smoke_on_smollm2(tmp_path):

@@ -76,7 +76,8 @@ def _cmd_eval(args) -> int:
     set_backend(args.backend)
     rep = benchmark(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
                     ablations=args.ablations, out_dir=args.out, batch_tokens=args.batch_tokens,
-                    n_sentences=args.sentences, calibration_texts=args.calibration_texts)
+                    n_sentences=args.sentences, calibration_texts=args.calibration_texts,
+                    rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats)
     print(format_table(rep))
     print(f"eval: {rep['wall_seconds']:.0f} s; results in {args.out}/eval.json and eval.md")
     return 0
@@ -149,6 +150,12 @@ def add_commands(sub):
     p.add_argument("--sentences", type=int, default=300, help="sentences for an encoder's embedding check")
     p.add_argument("--calibration-texts", type=int, default=32, help="BoolQ passages to calibrate on")
     p.add_argument("--backend", choices=BACKENDS, default="fast", help="how the golden integers are computed")
+    p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="compute only these rows ('original' and/or ablations; default: all of them); rows "
+                        "kept in DIR/rows/ are reused, so rows can run in separate processes into one DIR")
+    p.add_argument("--fresh", action="store_true", help="recompute results kept in DIR/rows/ by an earlier run")
+    p.add_argument("--speed-repeats", type=int, default=5,
+                   help="repeats of the alternating float/converted speed probe (0: skip)")
     p.add_argument("--out", default="out/eval", metavar="DIR")
     p.set_defaults(func=_cmd_eval)
 

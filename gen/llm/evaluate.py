@@ -12,6 +12,7 @@ a conversion plan (:mod:`gen.llm.plan`) that is saved next to the results.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -100,21 +101,87 @@ def _mc_task(lm, task, limit, batch_tokens, timer, progress) -> dict:
     return {"acc": hit / len(docs), "acc_norm": hit_norm / len(docs), "docs": len(docs), "requests": len(pairs)}
 
 
-def evaluate_tasks(lm, tasks=data.TASKS, limit=None, ppl_limit=None, batch_tokens=4096,
-                   progress=True) -> dict:
-    """Multiple-choice accuracies and LAMBADA perplexity of a decoder, with timing."""
+def _timed(fn, *args, **kwargs) -> dict:
     timer, t0 = Timer(), time.perf_counter()
-    out = {"tasks": {t: _mc_task(lm, t, limit, batch_tokens, timer, progress) for t in tasks}}
+    out = fn(*args, timer=timer, **kwargs)
+    out.update(model_seconds=timer.seconds, tokens=timer.tokens, wall_seconds=time.perf_counter() - t0)
+    return out
+
+
+def evaluate_tasks(lm, tasks=data.TASKS, limit=None, ppl_limit=None, batch_tokens=4096,
+                   progress=True, done=None, save=None) -> dict:
+    """Multiple-choice accuracies and LAMBADA perplexity of a decoder, with timing.
+
+    ``done`` maps a task (or ``"lambada"``) to a result kept from an earlier run, which is reused;
+    ``save(name, result)`` is called as each result is ready (so an interrupted run keeps them)."""
+    done = dict(done or {})
+    results = {}
+    jobs = [(t, lambda t=t: _timed(_mc_task, lm, t, limit, batch_tokens, progress=progress)) for t in tasks]
     if ppl_limit != 0:
-        out["lambada"] = perplexity(lm, data.lambada_passages(ppl_limit), batch_tokens=batch_tokens,
-                                    timer=timer, progress=progress)
+        jobs.append(("lambada", lambda: _timed(perplexity, lm, data.lambada_passages(ppl_limit),
+                                               batch_tokens=batch_tokens, progress=progress)))
+    for name, run in jobs:
+        if name in done:
+            results[name] = done[name]
+            continue
+        results[name] = run()
+        if save is not None:
+            save(name, results[name])
+    return summarise(results, tasks)
+
+
+def summarise(results: dict, tasks) -> dict:
+    """A row of the table from per-task results: accuracies, their average, LAMBADA, timing."""
+    out = {"tasks": {t: results[t] for t in tasks}}
+    if "lambada" in results:
+        out["lambada"] = results["lambada"]
     accs = [v["acc"] for v in out["tasks"].values()]
     norms = [v["acc_norm"] for v in out["tasks"].values()]
     out["avg"] = {"acc": float(np.mean(accs)) if accs else None, "acc_norm": float(np.mean(norms)) if norms else None}
-    out["model_seconds"], out["tokens"] = timer.seconds, timer.tokens
-    out["tokens_per_second"] = timer.tokens_per_second
-    out["wall_seconds"] = time.perf_counter() - t0
+    parts = list(results.values())
+    out["model_seconds"] = sum(r.get("model_seconds", 0.0) for r in parts)
+    out["tokens"] = sum(r.get("tokens", 0) for r in parts)
+    out["tokens_per_second"] = out["tokens"] / out["model_seconds"] if out["model_seconds"] else 0.0
+    out["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in parts)
     return out
+
+
+#: changes whenever the same model and data would score differently (kept results are then stale)
+SCORING = "shared-context packs, v2"
+
+
+def plan_digest(plan) -> str:
+    """sha256 of what decides a converted model's outputs: kinds, layers and each instance's
+    configuration (not the calibration's timing)."""
+    j = plan.to_json()
+    body = {"kinds": j["kinds"], "layers": j["layers"],
+            "instances": [{k: i[k] for k in ("name", "op", "config")} for i in j["instances"]]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class RowStore:
+    """Results of one table row, kept per task in ``<out>/rows/<label>.json`` as they finish.
+
+    ``key`` says what produced them (model, limits, plan digest, scoring, back end, batch size);
+    results stored under another key are stale and never reused."""
+
+    def __init__(self, out_dir, label: str, key: dict, resume: bool = True):
+        self.path = Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
+        self.label, self.key, self.results = label, key, {}
+        self.stale = False
+        if self.path.exists():
+            kept = json.loads(self.path.read_text())
+            if kept.get("key") == key and resume:
+                self.results = kept.get("results", {})
+            else:
+                self.stale = kept.get("key") != key
+
+    def save(self, name: str, result: dict):
+        self.results[name] = result
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"label": self.label, "key": self.key, "results": self.results}, indent=1) + "\n")
+        tmp.replace(self.path)
 
 
 def embedding_agreement(float_emb: np.ndarray, conv_emb: np.ndarray, k: int = 5) -> dict:
@@ -149,14 +216,49 @@ def _encoder_rows(session, ablations, n_sentences, progress) -> dict:
     return rows
 
 
+def speed_probe(float_lm, conv_lm, requests: int = 48, repeats: int = 5, batch_tokens: int = 4096) -> dict:
+    """Time float and converted on the same HellaSwag requests, alternately, ``repeats`` times each;
+    the medians and their ratio (alternation makes the ratio robust to the load of a shared machine)."""
+    from .scoring import encode_pair, score_tokens
+
+    docs = data.task_docs("hellaswag", max(1, requests // 4))
+    enc = [encode_pair(float_lm.tokenizer, c, x) for d in docs for c, x in zip(d.contexts, d.continuations)]
+    times = {"float": [], "converted": []}
+    tokens = 0
+    for _ in range(repeats):
+        for name, lm in (("float", float_lm), ("converted", conv_lm)):
+            t = Timer()
+            score_tokens(lm, enc, batch_tokens=batch_tokens, timer=t, progress=False)
+            times[name].append(t.seconds)
+            tokens = t.tokens
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"requests": len(enc), "tokens": tokens, "repeats": repeats, "float_seconds": med["float"],
+            "converted_seconds": med["converted"], "slowdown": med["converted"] / med["float"],
+            "float_tokens_per_second": tokens / med["float"], "converted_tokens_per_second": tokens / med["converted"]}
+
+
 def benchmark(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=None, ablations=tuple(ABLATIONS),
               out_dir=None, batch_tokens: int = 4096, progress: bool = True, n_sentences: int = 300,
-              calibration_texts: int = 32, log=print) -> dict:
+              calibration_texts: int = 32, log=print, rows=None, resume: bool = True,
+              speed_repeats: int = 5) -> dict:
     """Float against converted, per ablation; writes ``eval.json``, ``eval.md`` and each plan
-    (``plan-<ablation>.json``) into ``out_dir`` when given."""
+    (``plan-<ablation>.json``) into ``out_dir`` when given.
+
+    Decoder rows are kept per task in ``out_dir/rows/`` as they finish: a rerun with the same
+    settings (``resume``) reuses them, and ``rows`` (labels: ``original`` and ablations) restricts
+    what this call computes, so rows can run in separate processes into one ``out_dir`` and a last
+    call assembles the table.  ``speed_repeats`` > 0 adds the alternating speed probe
+    (:func:`speed_probe`, on the last ablation)."""
+    from .operators import get_backend
+
     bad = [a for a in ablations if a not in ABLATIONS]
     if bad:
         raise ValueError(f"ablations {bad} are unknown; allowed: {', '.join(ABLATIONS)}")
+    labels = ["original", *ablations]
+    rows = labels if rows is None else list(rows)
+    bad = [r for r in rows if r not in labels]
+    if bad:
+        raise ValueError(f"rows {bad} are not allowed; allowed: {', '.join(labels)} (original and the ablations)")
     t0 = time.perf_counter()
     session = Session(model, calibration_texts=calibration_texts, quiet=not progress)
     log(f"eval: {model} ({session.lm.family}) loaded and calibrated on {session.calibration['tokens']} tokens "
@@ -170,17 +272,42 @@ def benchmark(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=No
         report["rows"] = _encoder_rows(session, ablations, n_sentences, progress)
     else:
         report["tasks"] = list(tasks)
-        log("eval: original (float) model")
-        report["rows"]["original"] = evaluate_tasks(session.lm, tasks, limit, ppl_limit, batch_tokens, progress)
-        base = report["rows"]["original"]["tokens_per_second"]
-        for label in ablations:
-            plan = session.plan(kinds=ABLATIONS[label])
-            if out:
+        report["scoring"] = SCORING
+        key = {"model": report["source"], "limit": limit, "ppl_limit": ppl_limit, "scoring": SCORING,
+               "batch_tokens": batch_tokens, "backend": get_backend(), "calibration_texts": calibration_texts}
+        plans = {label: session.plan(kinds=ABLATIONS[label]) for label in ablations}
+        missing = []
+        for label in labels:
+            plan = plans.get(label)
+            if out and plan is not None:
                 plan.save(out / f"plan-{label.replace(' ', '-')}.json")
-            log(f"eval: {label} replaced ({len(plan.instances)} instances)")
-            row = evaluate_tasks(session.converted(plan), tasks, limit, ppl_limit, batch_tokens, progress)
-            row["slowdown"] = base / max(row["tokens_per_second"], 1e-9)
-            report["rows"][label] = row
+            store = RowStore(out, label, dict(key, plan=plan and plan_digest(plan)), resume) if out else None
+            done = store.results if store else {}
+            if store and store.stale:
+                log(f"eval: {label}: kept results in {store.path} were made with other settings; not reused")
+            todo = [t for t in [*tasks, *(["lambada"] if ppl_limit != 0 else [])] if t not in done]
+            if label not in rows:
+                if todo:
+                    missing.append(label)
+                    continue
+            elif todo:
+                what = "original (float) model" if plan is None else f"{label} replaced ({len(plan.instances)} instances)"
+                log(f"eval: {what}: {', '.join(todo)}" + (f" (kept: {', '.join(done)})" if done else ""))
+            lm = session.lm if plan is None else (session.converted(plan) if todo else None)
+            report["rows"][label] = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
+                                                   save=store.save if store else None)
+        if missing:
+            log(f"eval: rows not computed by this call and not kept yet: {', '.join(missing)}")
+        if "original" in report["rows"]:
+            base = report["rows"]["original"]["tokens_per_second"]
+            for label, row in report["rows"].items():
+                if label != "original":
+                    row["slowdown"] = base / max(row["tokens_per_second"], 1e-9)
+        if speed_repeats and ablations:
+            label = ablations[-1]
+            log(f"eval: speed probe, float against {label!r}, alternating, {speed_repeats} repeats")
+            report["speed"] = dict(speed_probe(session.lm, session.converted(plans[label]), repeats=speed_repeats,
+                                               batch_tokens=batch_tokens), ablation=label)
     report["wall_seconds"] = time.perf_counter() - t0
     if out:
         (out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -207,7 +334,7 @@ def format_table(report: dict) -> str:
                          f"| {r['top5_overlap']:.3f} | {r['slowdown']:.2f}x |")
         return "\n".join(lines)
     tasks = report["tasks"]
-    orig = rows["original"]
+    orig = rows.get("original")
     lim = "full validation sets" if not report.get("limit") else f"first {report['limit']} documents per task"
     for metric, title in (("acc", "accuracy"), ("acc_norm", "length-normalised accuracy (per character)")):
         head = " | ".join(TASK_LABELS.get(t, t) for t in tasks)
@@ -216,20 +343,29 @@ def format_table(report: dict) -> str:
                   "|---|" + "---|" * (len(tasks) + 3)]
         for label, r in rows.items():
             cells = []
+            plain = label == "original" or orig is None
             for t in tasks:
                 v = r["tasks"][t][metric]
-                cells.append(f"{v * 100:.1f}" if label == "original" else _fmt_delta(v, orig["tasks"][t][metric]))
+                cells.append(f"{v * 100:.1f}" if plain else _fmt_delta(v, orig["tasks"][t][metric]))
             avg = r["avg"][metric]
-            cells.append(f"{avg * 100:.2f}" if label == "original" else
+            cells.append(f"{avg * 100:.2f}" if plain else
                          f"{avg * 100:.2f} ({(avg - orig['avg'][metric]) * 100:+.2f})")
             if "lambada" in r:
-                p, p0 = r["lambada"]["perplexity"], orig["lambada"]["perplexity"]
-                cells.append(f"{p:.3f}" if label == "original" else f"{p:.3f} ({(p / p0 - 1) * 100:+.2f}%)")
+                p = r["lambada"]["perplexity"]
+                cells.append(f"{p:.3f}" if plain or "lambada" not in orig else
+                             f"{p:.3f} ({(p / orig['lambada']['perplexity'] - 1) * 100:+.2f}%)")
             else:
                 cells.append("-")
-            cells.append("1.00x" if label == "original" else f"{r['slowdown']:.2f}x")
+            cells.append("1.00x" if label == "original" else f"{r['slowdown']:.2f}x" if "slowdown" in r else "-")
             lines.append(f"| {label if label != 'original' else 'original (float)'} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines.append("The slowdown column is each row's own throughput (model time per token) against the float row's.")
+    sp = report.get("speed")
+    if sp:
+        lines.append(f"Speed probe ({sp['requests']} HellaSwag requests, {sp['tokens']} tokens, float and "
+                     f"{sp['ablation']!r} alternating, median of {sp['repeats']}): float "
+                     f"{sp['float_tokens_per_second']:.0f} tokens/s, converted {sp['converted_tokens_per_second']:.0f} "
+                     f"tokens/s, slowdown {sp['slowdown']:.2f}x.")
     return "\n".join(lines)
 
 

@@ -2,9 +2,14 @@
 
 Tokenisation follows lm-eval-harness: trailing spaces of a context move to the continuation; the
 continuation's tokens are those of ``context + continuation`` after the context's tokens; an
-empty context is the end-of-text token.  Requests are sorted by length and packed into batches
-of at most ``batch_tokens`` padded tokens; only the continuation positions go through the
-language-model head.
+empty context is the end-of-text token.
+
+Requests that share a context (the choices of one multiple-choice question) are scored in one
+sequence: the context once, then each continuation, with a 4-D attention mask in which a
+continuation sees the context and itself but no other continuation, and position ids that restart
+after the context for each continuation.  Each continuation thus sees exactly what it would see
+alone, and HellaSwag costs half the tokens.  These "packs" are sorted by length and batched into at
+most ``batch_tokens`` padded tokens; only the scored positions go through the language-model head.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 
 import numpy as np
 
-__all__ = ["encode_pair", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer"]
+__all__ = ["encode_pair", "shared_packs", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer"]
 
 
 class Timer:
@@ -63,41 +68,109 @@ def _batches(lengths, batch_tokens, max_batch=64):
         yield batch
 
 
+def shared_packs(requests, min_shared: int = 4, max_pack: int = 1024) -> list[list[int]]:
+    """Group request indices whose context (``ids[:len(ids) - n]``) is identical into packs.
+
+    A context shorter than ``min_shared`` tokens is not shared (an empty context, one end-of-text
+    token, would pack unrelated passages into one long row and only lengthen every attention row);
+    a pack grows to at most ``max_pack`` input tokens (or one request, if that is longer)."""
+    groups: dict = {}
+    for i, (ids, n) in enumerate(requests):
+        c = len(ids) - n
+        key = tuple(ids[:c]) if c >= min_shared else ("alone", i)
+        groups.setdefault(key, []).append(i)
+    packs = []
+    for members in groups.values():
+        ids0, n0 = requests[members[0]]
+        c = len(ids0) - n0
+        pack, length = [], c
+        for i in members:
+            add = requests[i][1] - 1
+            if pack and length + add > max_pack:
+                packs.append(pack)
+                pack, length = [], c
+            pack.append(i)
+            length += add
+        packs.append(pack)
+    return packs
+
+
+def _layout(requests, pack):
+    """Input ids, position ids, segment of each position (0 = the shared context, k = the k-th
+    continuation), and per member the scored positions and targets."""
+    ids0, n0 = requests[pack[0]]
+    c = len(ids0) - n0
+    tokens, pos, seg = list(ids0[:c]), list(range(c)), [0] * c
+    scored = []
+    for k, i in enumerate(pack, 1):
+        ids, n = requests[i]
+        cont = ids[c:]
+        cols = [c - 1] + list(range(len(tokens), len(tokens) + n - 1))
+        tokens += cont[:-1]
+        pos += range(c, c + n - 1)
+        seg += [k] * (n - 1)
+        scored.append((i, cols, cont))
+    return tokens, pos, seg, scored
+
+
 def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
-                 progress: bool = True) -> list[tuple[float, bool]]:
+                 progress: bool = True, min_shared: int = 4, max_pack: int = 1024) -> list[tuple[float, bool]]:
     """``(sum of log-probabilities, is_greedy)`` of each request ``(ids, n)`` (as :func:`encode_pair`
     gives: the model reads ``ids[:-1]``, the last ``n`` targets are scored); ``is_greedy`` says
-    whether every scored target is the argmax of its logits (lm-eval's flag)."""
+    whether every scored target is the argmax of its logits (lm-eval's flag).  Requests with the
+    same context share one pass over it (:func:`shared_packs`; ``min_shared=0`` and ``max_pack=0``
+    turn sharing off)."""
     import torch
     from tqdm.auto import tqdm
 
     requests = list(requests)
-    lengths = [len(ids) - 1 for ids, _ in requests]
-    for (ids, n), L in zip(requests, lengths):
-        if not 1 <= n <= L:
-            raise ValueError(f"score_tokens: {n} scored tokens do not fit {L + 1} ids")
+    for ids, n in requests:
+        if not 1 <= n <= len(ids) - 1:
+            raise ValueError(f"score_tokens: {n} scored tokens do not fit {len(ids)} ids")
+    packs = shared_packs(requests, min_shared, max_pack) if max_pack > 0 else [[i] for i in range(len(requests))]
+    layouts = [_layout(requests, p) for p in packs]
+    lengths = [len(t) for t, _, _, _ in layouts]
     ll, greedy = [0.0] * len(requests), [True] * len(requests)
     model = lm.model
     body, head = model.model, model.lm_head
     pad = lm.tokenizer.pad_token_id
+    if pad is None:
+        pad = lm.tokenizer.eos_token_id
     bar = tqdm(total=len(requests), desc=desc, unit="req", disable=not progress, leave=False)
     with torch.no_grad():
         for idx in _batches(lengths, batch_tokens):
-            width = max(lengths[i] for i in idx)
+            width = max(lengths[j] for j in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
             att = torch.zeros((len(idx), width), dtype=torch.long)
+            shared = any(len(packs[j]) > 1 for j in idx)
+            if shared:
+                # additive 4-D mask: 0 = attend, dtype minimum = masked (what eager_mask builds)
+                allowed = torch.zeros((len(idx), 1, width, width), dtype=torch.bool)
+                position = torch.zeros((len(idx), width), dtype=torch.long)
             rows, cols, targets, owner = [], [], [], []
-            for r, i in enumerate(idx):
-                seq, n = requests[i]
-                L = len(seq) - 1
-                ids[r, :L] = torch.tensor(seq[:-1])
+            for r, j in enumerate(idx):
+                tokens, pos, seg, scored = layouts[j]
+                L = len(tokens)
+                ids[r, :L] = torch.tensor(tokens)
                 att[r, :L] = 1
-                rows += [r] * n
-                cols += list(range(L - n, L))
-                targets += seq[L - n + 1:L + 1]
-                owner += [i] * n
+                if shared:
+                    s = torch.tensor(seg)
+                    causal = torch.tril(torch.ones((L, L), dtype=torch.bool))
+                    allowed[r, 0, :L, :L] = causal & ((s[:, None] == s[None, :]) | (s[None, :] == 0))
+                    allowed[r, 0, range(L, width), range(L, width)] = True  # padding sees itself
+                    position[r, :L] = torch.tensor(pos)
+                for i, c, cont in scored:
+                    rows += [r] * len(c)
+                    cols += c
+                    targets += cont
+                    owner += [i] * len(c)
             t0 = time.perf_counter()
-            h = body(input_ids=ids, attention_mask=att).last_hidden_state
+            if shared:
+                mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill_(
+                    ~allowed, torch.finfo(torch.float32).min)
+                h = body(input_ids=ids, attention_mask=mask, position_ids=position).last_hidden_state
+            else:
+                h = body(input_ids=ids, attention_mask=att).last_hidden_state
             logits = head(h[rows, cols]).float()
             logp = torch.log_softmax(logits, dim=-1)
             tgt = torch.tensor(targets)
@@ -109,7 +182,7 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
             for i, v, g in zip(owner, lp, hit):
                 ll[i] += float(v)
                 greedy[i] = greedy[i] and bool(g)
-            bar.update(len(idx))
+            bar.update(sum(len(packs[j]) for j in idx))
     bar.close()
     return list(zip(ll, greedy))
 

@@ -1,0 +1,148 @@
+"""Scoring with shared contexts, and the evaluation's kept rows (tiny models and fakes; no hub)."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from gen.llm import evaluate  # noqa: E402
+from gen.llm.calibrate import observe  # noqa: E402
+from gen.llm.evaluate import RowStore, evaluate_tasks, format_table, plan_digest  # noqa: E402
+from gen.llm.operators import set_backend  # noqa: E402
+from gen.llm.plan import apply_plan, make_plan  # noqa: E402
+from gen.llm.scoring import Timer, score_tokens, shared_packs  # noqa: E402
+from gen.llm.sites import discover  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def numpy_backend():
+    set_backend("numpy")
+    yield
+    set_backend("fast")
+
+
+def _tiny_llama(seed=0):
+    torch.manual_seed(seed)
+    cfg = transformers.LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                   rms_norm_eps=1e-5)
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    model.set_attn_implementation("eager")
+    return model
+
+
+def _lm(model):
+    return SimpleNamespace(model=model, tokenizer=SimpleNamespace(pad_token_id=0, eos_token_id=1))
+
+
+def _requests(seed=2):
+    """Three questions with four choices each (shared contexts of 5-20 tokens, continuations of 1-9),
+    plus requests whose context is too short to share and one with a unique context."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c_len in (5, 12, 20):
+        ctx = torch.randint(2, 97, (c_len,), generator=g).tolist()
+        for n in (1, 3, 6, 9):
+            cont = torch.randint(2, 97, (n,), generator=g).tolist()
+            out.append((ctx + cont, n))
+    out.append(([1, 5, 6, 7], 3))           # empty context: the end-of-text token alone
+    out.append(([1, 9, 8, 7, 6, 5], 5))     # another, same one-token context: not shared (too short)
+    out.append((list(range(2, 30)), 4))     # a context nobody else has
+    return out
+
+
+def test_shared_packs_group_by_context_and_respect_the_bounds():
+    req = _requests()
+    packs = shared_packs(req)
+    assert sorted(map(sorted, packs)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12], [13], [14]]
+    # max_pack splits a group (context 12: 12 + 0 + 2 + 5 fits 26 tokens, + 8 does not); a request
+    # longer than max_pack on its own still gets a pack
+    packs = shared_packs(req, max_pack=26)
+    assert sorted(map(sorted, packs)) == [[0, 1, 2, 3], [4, 5, 6], [7], [8, 9], [10], [11], [12], [13], [14]]
+    # a context shorter than min_shared is never shared
+    assert [0] in shared_packs(req, min_shared=6) and [4, 5, 6, 7] in shared_packs(req, min_shared=6)
+
+
+@pytest.mark.parametrize("converted", [False, True], ids=["float", "converted"])
+def test_shared_context_scores_equal_separate_scores(converted):
+    model = _tiny_llama()
+    if converted:
+        ids = torch.randint(2, 97, (2, 24), generator=torch.Generator().manual_seed(3))
+        apply_plan(model, make_plan(model, "llama", stats=observe(model, discover(model, "llama"), [ids])))
+    lm, req = _lm(model), _requests()
+    t_alone, t_shared = Timer(), Timer()
+    alone = score_tokens(lm, req, max_pack=0, timer=t_alone, progress=False)
+    shared = score_tokens(lm, req, timer=t_shared, progress=False)
+    # a continuation that saw another continuation, or a wrong position, moves its score by O(1)
+    for (a, ga), (b, gb) in zip(alone, shared):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-5) and ga == gb
+    assert t_alone.tokens == sum(len(ids) - 1 for ids, _ in req)
+    # each context is read once instead of four times
+    assert t_shared.tokens == t_alone.tokens - sum(3 * c for c in (5, 12, 20))
+    # small batches: packs and lone requests in separate and in mixed batches give the same scores
+    small = score_tokens(lm, req, batch_tokens=40, progress=False)
+    for (a, _), (b, _) in zip(alone, small):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-5)
+
+
+def test_score_tokens_names_a_request_that_does_not_fit():
+    with pytest.raises(ValueError, match="3 scored tokens do not fit 3 ids"):
+        score_tokens(_lm(_tiny_llama()), [([1, 2, 3], 3)], progress=False)
+
+
+def test_row_store_keeps_results_per_task_and_refuses_other_settings(tmp_path):
+    key = {"model": "m", "limit": 3, "plan": "abc"}
+    store = RowStore(tmp_path, "norms only", key)
+    assert store.results == {} and not store.stale
+    store.save("piqa", {"acc": 0.5})
+    path = tmp_path / "rows" / "norms-only.json"
+    assert json.loads(path.read_text())["results"] == {"piqa": {"acc": 0.5}}
+    assert RowStore(tmp_path, "norms only", key).results == {"piqa": {"acc": 0.5}}
+    assert RowStore(tmp_path, "norms only", key, resume=False).results == {}
+    other = RowStore(tmp_path, "norms only", dict(key, limit=4))
+    assert other.results == {} and other.stale
+
+
+def test_evaluate_tasks_reuses_kept_results_and_saves_new_ones(monkeypatch):
+    calls = []
+
+    def fake_task(lm, task, limit, batch_tokens, timer, progress):
+        calls.append(task)
+        timer.seconds, timer.tokens = 2.0, 100
+        return {"acc": 0.25, "acc_norm": 0.5, "docs": 4, "requests": 16}
+
+    monkeypatch.setattr(evaluate, "_mc_task", fake_task)
+    kept = {"piqa": {"acc": 0.75, "acc_norm": 0.5, "docs": 4, "requests": 8, "model_seconds": 1.0, "tokens": 300,
+                     "wall_seconds": 1.5}}
+    saved = {}
+    row = evaluate_tasks(object(), tasks=("piqa", "arc_easy"), ppl_limit=0, done=kept,
+                         save=lambda name, r: saved.update({name: r}))
+    assert calls == ["arc_easy"] and list(saved) == ["arc_easy"]
+    assert row["tasks"]["piqa"]["acc"] == 0.75 and row["avg"]["acc"] == 0.5
+    assert row["tokens"] == 400 and row["model_seconds"] == 3.0 and row["tokens_per_second"] == 400 / 3.0
+    # everything kept: the model is never touched
+    again = evaluate_tasks(None, tasks=("piqa", "arc_easy"), ppl_limit=0, done=dict(kept, **saved))
+    assert again["avg"] == row["avg"] and calls == ["arc_easy"]
+
+
+def test_plan_digest_ignores_calibration_timing_but_not_configurations():
+    model = _tiny_llama()
+    stats = observe(model, discover(model, "llama"), [torch.randint(2, 97, (2, 16))])
+    a = make_plan(model, "llama", stats=stats, calibration={"seconds": 1.0})
+    b = make_plan(model, "llama", stats=stats, calibration={"seconds": 2.0})
+    c = make_plan(model, "llama", stats=stats, kinds=("norm",))
+    assert plan_digest(a) == plan_digest(b) != plan_digest(c)
+
+
+def test_table_without_an_original_row_and_with_the_speed_probe():
+    row = {"tasks": {"piqa": {"acc": 0.48, "acc_norm": 0.6}}, "avg": {"acc": 0.48, "acc_norm": 0.6},
+           "lambada": {"perplexity": 20.2}}
+    rep = {"model": "m", "family": "llama", "tasks": ["piqa"], "limit": None, "rows": {"all": row},
+           "speed": {"requests": 48, "tokens": 800, "repeats": 5, "ablation": "all", "float_tokens_per_second": 600,
+                     "converted_tokens_per_second": 400, "slowdown": 1.5}}
+    md = format_table(rep)
+    assert "full validation sets" in md and "| all | 48.0 | 48.00 | 20.200 | - |" in md
+    assert "float 600 tokens/s, converted 400 tokens/s, slowdown 1.50x" in md
