@@ -79,15 +79,19 @@ sweep-example: setup
 # out/eval/rows/ as it finishes, so an interrupted run resumes; the last call assembles the table
 # from the kept rows and runs the alternating speed probe.  `eval-quick`: the first 200 documents.
 EVAL := OMP_NUM_THREADS=1 $(VENV)/bin/spikeops eval --speed-repeats 0 --out out/eval
+# two evaluations side by side, one per core; make fails if either does, and an interrupt stops both
+define eval_pair
+	$(EVAL) $(1) & a=$$!; $(EVAL) $(2) & b=$$!; trap 'kill $$a $$b 2>/dev/null' INT TERM HUP; \
+		wait $$a; ra=$$?; wait $$b; rb=$$?; test $$ra = 0 && test $$rb = 0
+endef
 
 eval-table: setup
-	$(EVAL) --ablations all --rows original & a=$$!; $(EVAL) --ablations all --rows all & b=$$!; \
-		wait $$a && wait $$b
+	$(call eval_pair,--ablations all --rows original,--ablations all --rows all)
 	$(VENV)/bin/spikeops eval --ablations all --out out/eval
 
-eval: eval-table
-	$(EVAL) --rows "softmax only" "norms only" & a=$$!; $(EVAL) --rows "activation only" & b=$$!; \
-		wait $$a && wait $$b
+eval: setup
+	$(call eval_pair,--rows original all,--rows "activation only")
+	$(call eval_pair,--rows "softmax only",--rows "norms only")
 	$(VENV)/bin/spikeops eval --out out/eval
 	$(VENV)/bin/spikeops eval --model minilm --out out/eval-minilm
 

@@ -10,10 +10,16 @@ transformers = pytest.importorskip("transformers")
 
 from gen.llm import evaluate  # noqa: E402
 from gen.llm.calibrate import observe  # noqa: E402
-from gen.llm.evaluate import RowStore, evaluate_tasks, format_table, plan_digest  # noqa: E402
+from gen.llm.evaluate import (  # noqa: E402
+    RowStore,
+    evaluate_tasks,
+    format_table,
+    plan_digest,
+    source_id,
+)
 from gen.llm.operators import set_backend  # noqa: E402
 from gen.llm.plan import apply_plan, make_plan  # noqa: E402
-from gen.llm.scoring import Timer, score_tokens, shared_packs  # noqa: E402
+from gen.llm.scoring import Timer, pack_limit, score_tokens, shared_packs  # noqa: E402
 from gen.llm.sites import discover  # noqa: E402
 
 
@@ -70,8 +76,7 @@ def test_shared_packs_group_by_context_and_respect_the_bounds():
 def test_shared_context_scores_equal_separate_scores(converted):
     model = _tiny_llama()
     if converted:
-        ids = torch.randint(2, 97, (2, 24), generator=torch.Generator().manual_seed(3))
-        apply_plan(model, make_plan(model, "llama", stats=observe(model, discover(model, "llama"), [ids])))
+        _converted(model)
     lm, req = _lm(model), _requests()
     t_alone, t_shared = Timer(), Timer()
     alone = score_tokens(lm, req, max_pack=0, timer=t_alone, progress=False)
@@ -86,6 +91,51 @@ def test_shared_context_scores_equal_separate_scores(converted):
     small = score_tokens(lm, req, batch_tokens=40, progress=False)
     for (a, _), (b, _) in zip(alone, small):
         assert b == pytest.approx(a, rel=1e-5, abs=1e-5)
+
+
+def _converted(model):
+    ids = torch.randint(2, 97, (2, 24), generator=torch.Generator().manual_seed(3))
+    apply_plan(model, make_plan(model, "llama", stats=observe(model, discover(model, "llama"), [ids])))
+    return model
+
+
+@pytest.mark.parametrize("converted", [False, True], ids=["float", "converted"])
+def test_scores_equal_an_independent_forward_of_each_request(converted):
+    """Reference: one plain forward per request, no batching, padding or packing."""
+    model = _tiny_llama()
+    if converted:
+        _converted(model)
+    req = _requests()
+    got = score_tokens(_lm(model), req, batch_tokens=64, progress=False)  # packs, lone requests, padding
+    with torch.no_grad():
+        for (ids, n), (ll, greedy) in zip(req, got):
+            logits = model(torch.tensor([ids[:-1]])).logits[0, -n:].float()
+            target = torch.tensor(ids[-n:])
+            ref = float(torch.log_softmax(logits, -1)[torch.arange(n), target].double().sum())
+            assert ll == pytest.approx(ref, rel=1e-5, abs=1e-5)
+            assert greedy == bool((logits.argmax(-1) == target).all())
+    # a greedy continuation is flagged as such
+    ids = _requests()[4][0][:12]
+    with torch.no_grad():
+        for _ in range(3):
+            ids = ids + [int(model(torch.tensor([ids])).logits[0, -1].argmax())]
+    [(_, greedy)] = score_tokens(_lm(model), [(ids, 3)], progress=False)
+    assert greedy
+
+
+def test_packs_stay_within_the_positions_and_the_softmax_row():
+    model = _converted(_tiny_llama())
+    assert pack_limit(model, 1024) == 128  # max_position_embeddings, and the softmax's d_max = 128
+    g = torch.Generator().manual_seed(7)
+    ctx = torch.randint(2, 97, (10,), generator=g).tolist()
+    req = [(ctx + torch.randint(2, 97, (60,), generator=g).tolist(), 60) for _ in range(4)]
+    assert max(len(p) for p in shared_packs(req, max_pack=128)) == 2  # 10 + 2 * 59 fits, 3 do not
+    alone = score_tokens(_lm(model), req, max_pack=0, progress=False)
+    shared = score_tokens(_lm(model), req, progress=False)  # a 1024-token pack would exceed d_max
+    for (a, _), (b, _) in zip(alone, shared):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-5)
+    model.config.sliding_window = 16  # a custom 4-D mask would drop the window: no sharing
+    assert pack_limit(model, 1024) == 0
 
 
 def test_score_tokens_names_a_request_that_does_not_fit():
@@ -104,6 +154,24 @@ def test_row_store_keeps_results_per_task_and_refuses_other_settings(tmp_path):
     assert RowStore(tmp_path, "norms only", key, resume=False).results == {}
     other = RowStore(tmp_path, "norms only", dict(key, limit=4))
     assert other.results == {} and other.stale
+
+
+def test_row_store_merges_what_two_processes_save(tmp_path):
+    key = {"model": "m"}
+    a, b = RowStore(tmp_path, "all", key), RowStore(tmp_path, "all", key)
+    a.save("piqa", {"acc": 0.5})
+    b.save("arc_easy", {"acc": 0.25})  # b never saw piqa: it merges what is on disk
+    assert RowStore(tmp_path, "all", key).results == {"piqa": {"acc": 0.5}, "arc_easy": {"acc": 0.25}}
+    assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["all.json", "all.json.lock"]
+
+
+def test_source_id_tells_checkpoints_in_folders_of_the_same_name_apart(tmp_path):
+    for run, size in (("run1", 10), ("run2", 11)):
+        (tmp_path / run / "final").mkdir(parents=True)
+        (tmp_path / run / "final" / "model.safetensors").write_bytes(b"x" * size)
+    one, two = source_id(tmp_path / "run1" / "final"), source_id(tmp_path / "run2" / "final")
+    assert one.startswith("final-") and two.startswith("final-") and one != two
+    assert source_id(tmp_path / "run1" / "final") == one
 
 
 def test_evaluate_tasks_reuses_kept_results_and_saves_new_ones(monkeypatch):

@@ -29,8 +29,8 @@ def test_eval_smoke_on_smollm2(tmp_path, capsys):
     rep = json.loads((out / "eval.json").read_text())
     orig, conv = rep["rows"]["original"], rep["rows"]["all"]
     sp = rep["speed"]
-    assert sp["ablation"] == "all" and sp["requests"] == 48 and sp["slowdown"] == pytest.approx(
-        sp["converted_seconds"] / sp["float_seconds"])
+    assert sp["ablation"] == "all" and sp["requests"] == 48 and sp["tokens"] > 500
+    assert 0.2 < sp["slowdown"] < 20 and sp["float_seconds"] > 0
     for row in (orig, conv):
         assert set(row["tasks"]) == {"piqa", "winogrande"}
         assert all(t["docs"] == 3 and 0 <= t["acc"] <= 1 for t in row["tasks"].values())

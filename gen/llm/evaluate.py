@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,29 +161,67 @@ def plan_digest(plan) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def write_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file of this process, renamed into place (a
+    reader, or another process writing the same file, never sees half of it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def source_id(path) -> str:
+    """What identifies a model's weights for kept results: its name and a digest of the resolved
+    path with the size and modification time of every file (two checkpoints in folders of the
+    same name never share results)."""
+    path = Path(path).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256(str(path).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if f != path else f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return f"{path.name}-{h.hexdigest()[:12]}"
+
+
 class RowStore:
     """Results of one table row, kept per task in ``<out>/rows/<label>.json`` as they finish.
 
     ``key`` says what produced them (model, limits, plan digest, scoring, back end, batch size);
-    results stored under another key are stale and never reused."""
+    results stored under another key are stale and never reused.  Saving holds a lock on the file
+    and merges with what is on disk, so two processes on one row lose nothing."""
 
     def __init__(self, out_dir, label: str, key: dict, resume: bool = True):
         self.path = Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
         self.label, self.key, self.results = label, key, {}
         self.stale = False
-        if self.path.exists():
-            kept = json.loads(self.path.read_text())
+        kept = self._read()
+        if kept is not None:
             if kept.get("key") == key and resume:
                 self.results = kept.get("results", {})
             else:
                 self.stale = kept.get("key") != key
 
+    def _read(self):
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
     def save(self, name: str, result: dict):
+        import fcntl
+
         self.results[name] = result
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"label": self.label, "key": self.key, "results": self.results}, indent=1) + "\n")
-        tmp.replace(self.path)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            kept = self._read()
+            if kept is not None and kept.get("key") == self.key:
+                self.results = {**kept.get("results", {}), **self.results}
+            write_atomic(self.path, json.dumps({"label": self.label, "key": self.key, "results": self.results},
+                                               indent=1) + "\n")
 
 
 def embedding_agreement(float_emb: np.ndarray, conv_emb: np.ndarray, k: int = 5) -> dict:
@@ -273,15 +313,17 @@ def benchmark(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=No
     else:
         report["tasks"] = list(tasks)
         report["scoring"] = SCORING
-        key = {"model": report["source"], "limit": limit, "ppl_limit": ppl_limit, "scoring": SCORING,
+        key = {"model": source_id(session.lm.source), "limit": limit, "ppl_limit": ppl_limit, "scoring": SCORING,
                "batch_tokens": batch_tokens, "backend": get_backend(), "calibration_texts": calibration_texts}
         plans = {label: session.plan(kinds=ABLATIONS[label]) for label in ablations}
         missing = []
         for label in labels:
             plan = plans.get(label)
-            if out and plan is not None:
-                plan.save(out / f"plan-{label.replace(' ', '-')}.json")
-            store = RowStore(out, label, dict(key, plan=plan and plan_digest(plan)), resume) if out else None
+            if out and plan is not None and label in rows:
+                write_atomic(out / f"plan-{label.replace(' ', '-')}.json", json.dumps(plan.to_json(), indent=1) + "\n")
+            # --fresh (resume False) recomputes the rows of this call; other kept rows still count
+            store = (RowStore(out, label, dict(key, plan=plan and plan_digest(plan)), resume or label not in rows)
+                     if out else None)
             done = store.results if store else {}
             if store and store.stale:
                 log(f"eval: {label}: kept results in {store.path} were made with other settings; not reused")
@@ -310,8 +352,8 @@ def benchmark(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=No
                                                batch_tokens=batch_tokens), ablation=label)
     report["wall_seconds"] = time.perf_counter() - t0
     if out:
-        (out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
-        (out / "eval.md").write_text(format_table(report) + "\n")
+        write_atomic(out / "eval.json", json.dumps(report, indent=1) + "\n")
+        write_atomic(out / "eval.md", format_table(report) + "\n")
     return report
 
 

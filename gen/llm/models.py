@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,11 +102,19 @@ def _gguf_cached(gguf: Path, quiet: bool) -> Path:
     from transformers import AutoModelForCausalLM as Auto
     plain = Auto.from_config(config, dtype=torch.float32)
     plain.load_state_dict(src.state_dict(), strict=True)
-    tmp = target.with_name(target.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
+    # a folder of this process's own, renamed into place: two processes that start on an empty
+    # cache both dequantise, and the second finds the first's result and keeps it
+    tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     plain.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except OSError:
+        if not (target / "model.safetensors").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

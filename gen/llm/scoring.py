@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-__all__ = ["encode_pair", "shared_packs", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer"]
+__all__ = ["encode_pair", "shared_packs", "pack_limit", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer"]
 
 
 class Timer:
@@ -113,13 +113,29 @@ def _layout(requests, pack):
     return tokens, pos, seg, scored
 
 
+def pack_limit(model, max_pack: int) -> int:
+    """The longest pack ``model`` may read: ``max_pack``, at most its position table and the
+    shortest ``d_max`` of its spiking softmaxes; 0 (no sharing) when a layer attends through a
+    sliding window or another non-full pattern, which a custom 4-D mask would override."""
+    cfg = model.config
+    kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+    if getattr(cfg, "sliding_window", None) or kinds != {"full_attention"}:
+        return 0
+    limit = min(max_pack, int(getattr(cfg, "max_position_embeddings", max_pack) or max_pack))
+    for mod in model.modules():
+        sm = getattr(mod, "spikeops_softmax", None)
+        if sm is not None:
+            limit = min(limit, sm.d_max)
+    return limit
+
+
 def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
                  progress: bool = True, min_shared: int = 4, max_pack: int = 1024) -> list[tuple[float, bool]]:
     """``(sum of log-probabilities, is_greedy)`` of each request ``(ids, n)`` (as :func:`encode_pair`
     gives: the model reads ``ids[:-1]``, the last ``n`` targets are scored); ``is_greedy`` says
     whether every scored target is the argmax of its logits (lm-eval's flag).  Requests with the
-    same context share one pass over it (:func:`shared_packs`; ``min_shared=0`` and ``max_pack=0``
-    turn sharing off)."""
+    same context of at least ``min_shared`` tokens share one pass over it (:func:`shared_packs`,
+    packs of at most :func:`pack_limit` tokens; ``max_pack=0`` turns sharing off)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -127,7 +143,8 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
     for ids, n in requests:
         if not 1 <= n <= len(ids) - 1:
             raise ValueError(f"score_tokens: {n} scored tokens do not fit {len(ids)} ids")
-    packs = shared_packs(requests, min_shared, max_pack) if max_pack > 0 else [[i] for i in range(len(requests))]
+    limit = pack_limit(lm.model, max_pack) if max_pack > 0 else 0
+    packs = shared_packs(requests, min_shared, limit) if limit > 0 else [[i] for i in range(len(requests))]
     layouts = [_layout(requests, p) for p in packs]
     lengths = [len(t) for t, _, _, _ in layouts]
     ll, greedy = [0.0] * len(requests), [True] * len(requests)
