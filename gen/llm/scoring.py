@@ -54,6 +54,10 @@ def encode_pair(tok, context: str, continuation: str, max_len: int = 2048) -> tu
     return ids, min(len(cont), len(ids) - 1)
 
 
+#: scored positions per language-model-head call (bounds the logits to 256 x vocabulary floats)
+HEAD_CHUNK = 256
+
+
 def _batches(lengths, batch_tokens, max_batch=64):
     order = np.argsort(-np.asarray(lengths), kind="stable")
     batch, width = [], 0
@@ -188,11 +192,16 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
                 h = body(input_ids=ids, attention_mask=mask, position_ids=position).last_hidden_state
             else:
                 h = body(input_ids=ids, attention_mask=att).last_hidden_state
-            logits = head(h[rows, cols]).float()
-            logp = torch.log_softmax(logits, dim=-1)
-            tgt = torch.tensor(targets)
-            lp = logp[torch.arange(len(targets)), tgt].double().numpy()
-            hit = (logits.argmax(dim=-1) == tgt).numpy()
+            hs, tgt = h[rows, cols], torch.tensor(targets)
+            lp, hit = [], []
+            # the head in row chunks: a (positions x vocabulary) logit matrix of a whole batch is
+            # gigabytes; log_softmax is per row, so the values do not depend on the chunking
+            for k in range(0, len(targets), HEAD_CHUNK):
+                logits = head(hs[k:k + HEAD_CHUNK]).float()
+                t = tgt[k:k + HEAD_CHUNK]
+                lp.append(torch.log_softmax(logits, dim=-1)[torch.arange(len(t)), t].double())
+                hit.append(logits.argmax(dim=-1) == t)
+            lp, hit = torch.cat(lp).numpy(), torch.cat(hit).numpy()
             if timer is not None:
                 timer.seconds += time.perf_counter() - t0
                 timer.tokens += int(att.sum())
