@@ -5,6 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny_models import tiny_llama  # noqa: E402
+
 from gen.llm.calibrate import in_frac_for, observe_ranges  # noqa: E402
 from gen.llm.convert import convert  # noqa: E402
 from gen.llm.operators import SpikingActivation, SpikingRMSNorm, fit_gamma  # noqa: E402
@@ -12,11 +14,7 @@ from golden import registry  # noqa: E402
 
 
 def _tiny(seed=0):
-    torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                   rms_norm_eps=1e-5)
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = tiny_llama(seed)
     with torch.no_grad():  # give the norms weights that are not all 1
         for layer in model.model.layers:
             layer.input_layernorm.weight.uniform_(0.5, 2.0)

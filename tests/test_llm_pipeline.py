@@ -8,22 +8,18 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny_models import tiny_llama  # noqa: E402
+
 from gen.llm import capture as cap  # noqa: E402
 from gen.llm.calibrate import calibrated, observe  # noqa: E402
 from gen.llm.command import parse_layers  # noqa: E402
 from gen.llm.evaluate import embedding_agreement, format_table  # noqa: E402
-from gen.llm.operators import SpikingActivation, SpikingLayerNorm, recording, set_backend  # noqa: E402
+from gen.llm.operators import SpikingActivation, SpikingLayerNorm, recording  # noqa: E402
 from gen.llm.plan import Plan, apply_plan, make_plan  # noqa: E402
 from gen.llm.sites import discover  # noqa: E402
 from golden import registry  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def numpy_backend():
-    """The golden model itself computes inside the models here (the fast path has its own tests)."""
-    set_backend("numpy")
-    yield
-    set_backend("fast")
+pytestmark = pytest.mark.usefixtures("numpy_backend")
 
 
 def _tiny_bert(seed=0):
@@ -37,14 +33,6 @@ def _tiny_bert(seed=0):
             layer.output.LayerNorm.weight.uniform_(0.5, 2.0)
             layer.output.LayerNorm.bias.uniform_(-0.5, 0.5)
     return model
-
-
-def _tiny_llama(seed=0):
-    torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                   rms_norm_eps=1e-5)
-    return transformers.LlamaForCausalLM(cfg).eval()
 
 
 def _bert_batch(seed=1):
@@ -90,7 +78,7 @@ def test_bert_padding_mask_survives_conversion():
 
 
 def test_plan_round_trips_through_json_and_reproduces_the_model(tmp_path):
-    model = _tiny_llama()
+    model = tiny_llama()
     ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(3))
     stats = observe(model, discover(model, "llama"), [ids])
     plan = make_plan(model, "llama", name="tiny", layers=[1], stats=stats, calibration={"text": "random ids"})
@@ -102,7 +90,7 @@ def test_plan_round_trips_through_json_and_reproduces_the_model(tmp_path):
         "model.layers.1.mlp.act_fn"}
     again = Plan.load(path)
     assert [i["config"] for i in again.instances] == [i["config"] for i in plan.instances]
-    m1, m2 = _tiny_llama(), _tiny_llama()
+    m1, m2 = tiny_llama(), tiny_llama()
     apply_plan(m1, plan)
     apply_plan(m2, again)
     with torch.no_grad():
@@ -119,13 +107,13 @@ def test_plan_round_trips_through_json_and_reproduces_the_model(tmp_path):
 
 
 def test_plan_refuses_a_model_it_was_not_made_for():
-    plan = make_plan(_tiny_llama(), "llama")
+    plan = make_plan(tiny_llama(), "llama")
     with pytest.raises(ValueError, match="does not exist in this bert model"):
         apply_plan(_tiny_bert(), Plan.from_json(dict(plan.to_json(), family="bert")))
 
 
 def test_capture_records_codes_that_reproduce_the_golden_outputs(tmp_path):
-    model = _tiny_llama()
+    model = tiny_llama()
     ids = torch.randint(0, 97, (2, 10), generator=torch.Generator().manual_seed(4))
     plan = make_plan(model, "llama", stats=observe(model, discover(model, "llama"), [ids]))
     apply_plan(model, plan)
@@ -198,7 +186,7 @@ def test_embedding_agreement_and_table():
 
 def test_verilog_from_a_plan_emits_each_distinct_configuration(tmp_path, capsys):
     from gen.cli import main
-    model = _tiny_llama()
+    model = tiny_llama()
     ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(5))
     plan = make_plan(model, "llama", layers=[0], kinds=("activation", "norm"),
                      stats=observe(model, discover(model, "llama"), [ids]))

@@ -8,6 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny_models import tiny_llama  # noqa: E402
+
 from gen.llm import evaluate  # noqa: E402
 from gen.llm.calibrate import observe  # noqa: E402
 from gen.llm.evaluate import (  # noqa: E402
@@ -17,27 +19,15 @@ from gen.llm.evaluate import (  # noqa: E402
     plan_digest,
     source_id,
 )
-from gen.llm.operators import set_backend  # noqa: E402
 from gen.llm.plan import apply_plan, make_plan  # noqa: E402
 from gen.llm.scoring import Timer, pack_limit, score_tokens, shared_packs  # noqa: E402
 from gen.llm.sites import discover  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def numpy_backend():
-    set_backend("numpy")
-    yield
-    set_backend("fast")
+pytestmark = pytest.mark.usefixtures("numpy_backend")
 
 
 def _tiny_llama(seed=0):
-    torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                                   rms_norm_eps=1e-5)
-    model = transformers.LlamaForCausalLM(cfg).eval()
-    model.set_attn_implementation("eager")
-    return model
+    return tiny_llama(seed, max_positions=128, eager=True)
 
 
 def _lm(model):

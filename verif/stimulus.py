@@ -140,8 +140,8 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
                             if (h << fmt.frac) <= fmt.max_code], dtype=np.int64)
         elif kind == "activations" and activations is not None:
             x = np.asarray(activations, dtype=np.int64).ravel()[:size]
-        elif kind == "activations" and captured.rows(op) is not None:
-            values = np.concatenate(captured.rows(op)[0])
+        elif kind == "activations" and (real := captured.rows(op)) is not None:
+            values = np.concatenate(real[0])
             pick = np.sort(rng.choice(values.size, size=min(size, values.size), replace=False))
             x = quantize(values[pick], fmt)
         else:
@@ -173,14 +173,14 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
     if real is not None:
         values, vmasks = real
         limit = cfg.d_max if hasattr(cfg, "d_max") else cfg.d
-        order = rng.permutation(len(values))
+        masks = None if vmasks is None else []
         total = 0
-        for j in order:
+        for j in rng.permutation(len(values)):
             row = values[j][:limit]
             rows.append(quantize(row, fmt))
             total += len(row)
             if vmasks is not None:
-                masks = (masks or []) + [vmasks[j][:limit]]
+                masks.append(vmasks[j][:limit])
             if total >= size:
                 break
         return Stimulus(op, kind, rows, masks, weights)

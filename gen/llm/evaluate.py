@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..files import write_atomic
 from . import data
 from .scoring import Timer, embed, loglikelihoods, perplexity
 from .sites import KINDS
@@ -159,18 +158,6 @@ def plan_digest(plan) -> str:
     body = {"kinds": j["kinds"], "layers": j["layers"],
             "instances": [{k: i[k] for k in ("name", "op", "config")} for i in j["instances"]]}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def write_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file of this process, renamed into place (a
-    reader, or another process writing the same file, never sees half of it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def source_id(path) -> str:
@@ -320,7 +307,7 @@ def benchmark(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=No
         for label in labels:
             plan = plans.get(label)
             if out and plan is not None and label in rows:
-                write_atomic(out / f"plan-{label.replace(' ', '-')}.json", json.dumps(plan.to_json(), indent=1) + "\n")
+                plan.save(out / f"plan-{label.replace(' ', '-')}.json")
             # --fresh (resume False) recomputes the rows of this call; other kept rows still count
             store = (RowStore(out, label, dict(key, plan=plan and plan_digest(plan)), resume or label not in rows)
                      if out else None)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from golden import registry
 
+from ..files import write_atomic
 from .calibrate import calibrated
 from .sites import KINDS, discover, n_layers
 
@@ -52,10 +53,7 @@ class Plan:
         return cls(data["model"], data["family"], data["kinds"], data["layers"], inst, data.get("calibration", {}))
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        return path
+        return write_atomic(path, json.dumps(self.to_json(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path) -> "Plan":

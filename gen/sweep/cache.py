@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from ..files import write_atomic
 from .stages import CACHEABLE, Task, stage_tools
 
 __all__ = ["StageCache", "stage_key"]
@@ -65,10 +64,6 @@ class StageCache:
         if self.root is None or (result["status"] != "ok" and result.get("failure") not in CACHEABLE):
             return False
         key, what = stage_key(task)
-        path = self._path(task, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "what": what, "result": result}, f, indent=1, default=repr)
-        os.replace(tmp, path)
+        write_atomic(self._path(task, key), json.dumps({"key": key, "what": what, "result": result}, indent=1,
+                                                       default=repr))
         return True
