@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from golden import registry
-from golden.fixed import quantize
+from spikeops.golden import registry
+from spikeops.golden.fixed import quantize
 
 __all__ = ["TARGETS", "benchmark", "format_bench"]
 

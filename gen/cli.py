@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from golden import registry
+from spikeops.golden import registry
 
 __all__ = ["main", "parse_sets", "build_config"]
 
@@ -78,7 +78,7 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_verilog(args) -> int:
-    from hdl.emit import emit
+    from spikeops.hdl.emit import emit
 
     from .fpga import write_fpga_files
     if args.plan:  # every distinct configuration of a conversion plan, one folder each
@@ -110,7 +110,7 @@ def _cmd_verilog(args) -> int:
 def _cmd_synth(args) -> int:
     import tempfile
 
-    from hdl.emit import emit
+    from spikeops.hdl.emit import emit
 
     from .synth import SynthesisError, synthesise
     rows = []

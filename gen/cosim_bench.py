@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import statistics
 
-from golden import registry
-from verif import env
-from verif.runner import Regression
-from verif.stimulus import make
+from spikeops.golden import registry
+from spikeops.verif import env
+from spikeops.verif.runner import Regression
+from spikeops.verif.stimulus import make
 
 __all__ = ["benchmark", "format_rows"]
 

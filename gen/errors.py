@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden import registry
-from golden.fixed import dequantize, quantize
-from golden.reference import round_to_grid
+from spikeops.golden import registry
+from spikeops.golden.fixed import dequantize, quantize
+from spikeops.golden.reference import round_to_grid
 
 __all__ = ["AUTHORS", "GRIDS", "datasets", "evaluate", "report", "format_table", "format_costs",
            "check_targets", "costs", "write"]
@@ -63,8 +63,8 @@ def _heavy_tailed(rng, rows, d, bulk=1.0, outlier_channels=(), outlier_scale=1e3
 
 
 def _captured(op_name: str, cfg) -> list[Dataset]:
-    """The real activations shipped in ``verif/data`` (:mod:`verif.captured`), when they fit ``cfg``."""
-    from verif import captured
+    """The real activations shipped in ``verif/data`` (:mod:`spikeops.verif.captured`), when they fit ``cfg``."""
+    from spikeops.verif import captured
     real = captured.rows(op_name, getattr(cfg, "d", None))
     if real is None:
         return []
@@ -169,7 +169,7 @@ def evaluate(op_name: str, cfg, ds: Dataset) -> dict:
         "config_hash": cfg.stable_hash(),
     }
     if op_name == "gelu":  # against the erf form too, for information (not a target)
-        from golden.reference import gelu_erf
+        from spikeops.golden.reference import gelu_erf
         row["max_abs_vs_erf_gelu"] = float(np.abs(ours * 2.0 ** -n - gelu_erf(dequantize(
             quantize(ds.x, cfg.in_format), cfg.in_format))).max())
     authors = AUTHORS.get((op_name, ds.name))

@@ -4,7 +4,7 @@
   ``lint`` with Verilator), named ``spikeops:ops:<op>:<version>``;
 - ``<top>.ys``: a Yosys script (``synth_ecp5 -nowidelut``, ``stat``, ``write_json``);
 - ``<top>_regio.v`` and ``<top>_pnr.sh``: the registered-I/O timing harness and a self-contained
-  script that synthesises it and runs nextpnr-ecp5 with the flags of ``gen.pnr``.
+  script that synthesises it and runs nextpnr-ecp5 with the flags of ``spikeops.gen.pnr``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def write_fpga_files(manifest, out_dir, *, device: str = FAMILIES["ecp5"]["devic
                      package: str = FAMILIES["ecp5"]["package"], freq_mhz: float = 100.0,
                      seed: int = 1) -> list[Path]:
     """Write the core, Yosys script, wrapper and place-and-route script of the operator emitted
-    into ``out_dir`` (``manifest`` as ``hdl.emit.emit`` returns it); return their paths."""
+    into ``out_dir`` (``manifest`` as ``spikeops.hdl.emit.emit`` returns it); return their paths."""
     out = Path(out_dir)
     top = manifest["top"]
     pnr = _pnr_text(manifest, device, package, freq_mhz, seed)  # validates device and frequency first

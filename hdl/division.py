@@ -21,7 +21,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from golden.division import DivisionConfig
+from spikeops.golden.division import DivisionConfig
 
 from .component import ConfigComponent, ConfigSignature
 from .neurons import lif_update
@@ -99,10 +99,10 @@ def _layouts(cfg: DivisionConfig):
 
 
 class DivisionNeuronGroup(ConfigComponent):
-    """Stream divider ``q = A * 2**shift / B`` for one :class:`golden.division.DivisionConfig`.
+    """Stream divider ``q = A * 2**shift / B`` for one :class:`spikeops.golden.division.DivisionConfig`.
 
     ``i``: stream of ``{a: u<num_width>, b: u<den_width>}``; ``o``: stream of ``u<q_width>`` quotients
-    (fraction bits ``shift``), in order, bit-identical to :func:`golden.division.divide`.
+    (fraction bits ``shift``), in order, bit-identical to :func:`spikeops.golden.division.divide`.
     """
 
     class Signature(ConfigSignature):

@@ -15,7 +15,7 @@ import amaranth
 from amaranth.back import verilog
 from amaranth.lib import data, wiring
 
-from golden import registry as golden_registry
+from spikeops.golden import registry as golden_registry
 
 from . import registry as hdl_registry
 
@@ -24,7 +24,8 @@ __all__ = ["emit", "port_table", "top_name", "latency_info"]
 MANIFEST_VERSION = 1
 
 
-def top_name(op: str, cfg) -> str:
+def top_name(op: str) -> str:
+    """The Verilog top module of operator ``op``: ``spikeops_<op>``."""
     return f"spikeops_{op}"
 
 
@@ -58,22 +59,30 @@ def port_table(component, cfg) -> list[dict]:
     return ports
 
 
-def latency_info(op: str, cfg) -> dict:
-    cls = hdl_registry.component_class(op)
-    if golden_registry.get(op).shape == "elementwise":
+def latency_info(op, cfg) -> dict:
+    """The manifest's latency entry, from the component's ``latency_for(cfg, n)``.
+
+    Elementwise operators have a fixed latency from input to output; row operators a latency from
+    a row's last input to its first output, constant or growing with the row length ``n`` (read off
+    ``latency_for`` at two lengths, so no operator is special-cased)."""
+    rec = golden_registry.get(op)
+    cls = rec.component()
+    if not rec.shape.is_row:
         cycles = cls.latency_for(cfg)
         return {"kind": "fixed", "cycles": cycles, "ii": 1,
                 "formula": f"{cycles} cycles from an accepted input to its output, no stalls"}
-    if op == "softmax":
-        base = cls.latency_for(cfg, 0)
-        return {"kind": "row", "ii": 1, "first_output_after_last_input": f"n + {base}",
+    base = cls.latency_for(cfg, 0)
+    per_element = cls.latency_for(cfg, 1) - base
+    if per_element:
+        grow = "n" if per_element == 1 else f"{per_element} n"
+        return {"kind": "row", "ii": 1, "first_output_after_last_input": f"{grow} + {base}",
                 "first_output_after_last_input_base": base,
-                "formula": f"first output {base} + n cycles after the row's last input is accepted, or "
+                "first_output_after_last_input_per_element": per_element,
+                "formula": f"first output {base} + {grow} cycles after the row's last input is accepted, or "
                            "after the previous row's last output if that is later (n = row length, "
                            "sink ready); the next row is received while one is sent"}
-    cycles = cls.latency_for(cfg)
-    return {"kind": "row", "ii": 1, "first_output_after_last_input": cycles,
-            "formula": f"first output {cycles} cycles after the row's last input is accepted, or after the "
+    return {"kind": "row", "ii": 1, "first_output_after_last_input": base,
+            "formula": f"first output {base} cycles after the row's last input is accepted, or after the "
                        "previous row's last output if that is later (sink ready); the next row is "
                        "received while one is processed"}
 
@@ -83,15 +92,16 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v for k, v in (("gamma", gamma), ("beta", beta)) if v is not None}
-    component = hdl_registry.build(op, cfg, **weights)
-    top = top_name(op, cfg)
+    gop = golden_registry.get(op)
+    component = hdl_registry.build(gop, cfg, **weights)
+    top = top_name(gop.name)
     text = verilog.convert(component, name=top, emit_src=False)
     vfile = out / f"{top}.v"
     vfile.write_text(text)
-    gop = golden_registry.get(op)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
-        "op": op,
+        "op": gop.name,
+        "shape": gop.shape.value,
         "top": top,
         "files": [vfile.name],
         "config": cfg.to_json(),

@@ -4,7 +4,7 @@ Pipeline (latency 2, II 1): stage 1 computes ``u = z + Hc``, the segment index `
 ``u`` when ``2*Hc/K`` is a power of two, else ``(u * M) >> s``, an exact constant division proven
 over every ``u`` when the generator runs) and presents the table address, with two extra rows: the
 clamp above ``H`` and zero below ``-H``; stage 2 reads the row and computes
-``intercept + ((slope * t) >> slope_shift)``.  The ROM is filled from :func:`golden.exp.exp_table`
+``intercept + ((slope * t) >> slope_shift)``.  The ROM is filled from :func:`spikeops.golden.exp.exp_table`
 (never a second copy of the table).
 """
 
@@ -17,7 +17,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
-from golden.exp import ExpConfig, exp_table
+from spikeops.golden.exp import ExpConfig, exp_table
 
 from .component import ConfigComponent, ConfigSignature
 from .pipeline import Pipeline
@@ -95,7 +95,7 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig):
 
 class PWLExp(ConfigComponent):
     """Stream ``e**z``: ``i`` carries ``s<in_width>.<in_frac>`` arguments, ``o`` ``u<out_width>.<out_frac>``
-    results, bit-identical to :func:`golden.exp.pwl_exp` (latency 2 + 1 output register, II 1)."""
+    results, bit-identical to :func:`spikeops.golden.exp.pwl_exp` (latency 2 + 1 output register, II 1)."""
 
     class Signature(ConfigSignature):
         config_type = ExpConfig

@@ -11,7 +11,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib.wiring import In, Out
 
-from golden.neurons import LIFConfig
+from spikeops.golden.neurons import LIFConfig
 
 from .component import ConfigComponent, ConfigSignature
 
@@ -34,11 +34,11 @@ def lif_update(v, current, theta, *, leak=None, reset="subtract"):
 
 
 class LIFPopulation(ConfigComponent):
-    """``neurons`` integer LIF neurons (one :class:`golden.neurons.LIFConfig`).
+    """``neurons`` integer LIF neurons (one :class:`spikeops.golden.neurons.LIFConfig`).
 
     Ports: ``current`` and ``theta`` (one ``membrane_width``-bit signed value per neuron), ``step``
     (advance one time step), ``clear`` (membranes to 0), ``spikes`` (registered, one bit per neuron)
-    and ``membranes``.  Each step matches :func:`golden.neurons.lif_step` bit for bit.
+    and ``membranes``.  Each step matches :func:`spikeops.golden.neurons.lif_step` bit for bit.
     """
 
     class Signature(ConfigSignature):

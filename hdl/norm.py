@@ -1,7 +1,7 @@
 """PolarNorm in hardware (twin of ``golden/norm.py``): the CORDIC merge tree, or the exact norm.
 
 ``i`` streams the ``length`` unsigned ``in_width``-bit leaves of a vector (framed by count);
-``o`` gives ``N`` (``u<out_width>``), bit-identical to :func:`golden.norm.polar_norm`.
+``o`` gives ``N`` (``u<out_width>``), bit-identical to :func:`spikeops.golden.norm.polar_norm`.
 
 CORDIC: one fully pipelined vectoring unit (``iterations`` stages, one merge per cycle) serves every
 level of the tree.  Level 0 pairs the incoming leaves (shifted left by ``guard_bits``) in arrival
@@ -19,7 +19,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from golden.norm import NormConfig
+from spikeops.golden.norm import NormConfig
 
 from .component import ConfigComponent, ConfigSignature
 from .rowbuffer import RowBuffer
@@ -37,7 +37,7 @@ def level_sizes(cfg: NormConfig) -> list[int]:
 
 
 class PolarNorm(ConfigComponent):
-    """Streaming l2 norm of ``length`` leaves (one :class:`golden.norm.NormConfig`)."""
+    """Streaming l2 norm of ``length`` leaves (one :class:`spikeops.golden.norm.NormConfig`)."""
 
     class Signature(ConfigSignature):
         config_type = NormConfig

@@ -1,33 +1,29 @@
-"""Operator name -> RTL component class (the golden registry's twin)."""
+"""Building an operator's RTL component from its record (``golden.registry``): no second table.
+
+``build(op, cfg, **weights)`` checks everything before the component exists, so a bad argument
+leaves no half-built (and never elaborated) component behind.
+"""
 
 from __future__ import annotations
 
-from golden import registry as golden_registry
+from spikeops.golden import registry as golden_registry
 
-from .ops.norms import LayerNorm, RMSNorm
-from .ops.sigmoid import GELU, Sigmoid, SiLU
-from .ops.softmax import Softmax
-
-__all__ = ["COMPONENTS", "component_class", "build"]
-
-COMPONENTS = {"softmax": Softmax, "sigmoid": Sigmoid, "silu": SiLU, "gelu": GELU,
-              "rmsnorm": RMSNorm, "layernorm": LayerNorm}
+__all__ = ["component_class", "build"]
 
 
-def component_class(name: str):
-    golden_registry.get(name)  # the same error for an unknown name
-    return COMPONENTS[name]
+def component_class(op):
+    """The component class of operator ``op`` (a name or a record)."""
+    return golden_registry.get(op).component()
 
 
-def build(name: str, config, **weights):
-    """The component of operator ``name`` for ``config`` (norms take ``gamma=``/``beta=`` codes).
-
-    Everything is checked before the component exists, so a bad argument leaves no half-built
-    (and never elaborated) component behind."""
-    cls = component_class(name)
+def build(op, config, **weights):
+    """The component of operator ``op`` for ``config`` (weighted rows take ``gamma=``/``beta=`` codes)."""
+    rec = golden_registry.get(op)
+    cls = rec.component()
     cls.Signature.check_parameters(config)
+    weights = {k: v for k, v in weights.items() if v is not None}
     if hasattr(cls, "check_weights"):
         cls.check_weights(config, **weights)
     elif weights:
-        raise ValueError(f"{name}: takes no weights; got {', '.join(sorted(weights))}")
+        raise ValueError(f"{rec.name}: takes no weights; got {', '.join(sorted(weights))}")
     return cls(config, **weights)

@@ -13,7 +13,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture
 def numpy_backend():
     """The golden model itself computes inside converted models (the fast path has its own tests)."""
-    from gen.llm.operators import set_backend
+    from spikeops.gen.llm.operators import set_backend
 
     set_backend("numpy")
     yield

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from gen import bench, errors
-from gen.cli import main, parse_sets
+from spikeops.gen import bench, errors
+from spikeops.gen.cli import main, parse_sets
 
 
 @pytest.fixture(scope="module")
@@ -75,5 +75,5 @@ def test_bench_reports_figures_without_asserting_speed():
 
 
 def test_console_script_entry_point():
-    out = subprocess.run([sys.executable, "-m", "gen.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "spikeops.gen.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "errors" in out.stdout and "bench" in out.stdout

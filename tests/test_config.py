@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from golden import registry
-from golden.division import DivisionConfig
-from golden.exp import ExpConfig
-from golden.norm import NormConfig
+from spikeops.golden import registry
+from spikeops.golden.division import DivisionConfig
+from spikeops.golden.exp import ExpConfig
+from spikeops.golden.norm import NormConfig
 
 ALL_CONFIGS = [op.default() for op in registry.OPERATORS.values()] + [
     DivisionConfig(), ExpConfig(), NormConfig()]

@@ -12,10 +12,10 @@ import os
 
 import pytest
 
-from golden import registry
-from verif import env
-from verif.runner import Regression
-from verif.stimulus import make
+from spikeops.golden import registry
+from spikeops.verif import env
+from spikeops.verif.runner import Regression
+from spikeops.verif.stimulus import make
 
 SIMS = [s for s in env.SIMULATORS if os.environ.get("SPIKEOPS_SIM", s) == s]
 OPS = list(registry.OPERATORS)

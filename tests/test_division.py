@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from golden.division import ARCHITECTURES, REALISATIONS, DivisionConfig, divide
+from spikeops.golden.division import ARCHITECTURES, REALISATIONS, DivisionConfig, divide
 
 
 def _exact(a, b, shift, rounding, q_max):

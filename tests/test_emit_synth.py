@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from gen.cli import main
-from gen.synth import SynthesisError, synthesise
-from golden import registry
-from hdl.emit import emit
+from spikeops.gen.cli import main
+from spikeops.gen.synth import SynthesisError, synthesise
+from spikeops.golden import registry
+from spikeops.hdl.emit import emit
 
 
 def test_manifest_describes_ports_formats_latency_and_golden(tmp_path):
@@ -21,8 +21,8 @@ def test_manifest_describes_ports_formats_latency_and_golden(tmp_path):
     assert [f["name"] for f in ports["i__payload"]["fields"]] == ["data", "masked", "last"]
     assert ports["i__payload"]["width"] == 18 and ports["o__ready"]["direction"] == "input"
     assert m["latency"]["first_output_after_last_input"] == "n + 27" and m["latency"]["ii"] == 1
-    assert m["golden"] == {"module": "golden.ops.softmax", "function": "softmax",
-                           "config_class": "golden.ops.softmax.SoftmaxConfig"}
+    assert m["golden"] == {"module": "spikeops.golden.ops.softmax", "function": "softmax",
+                           "config_class": "spikeops.golden.ops.softmax.SoftmaxConfig"}
     # the manifest alone rebuilds the exact reference configuration
     assert registry.get(m["op"]).config.from_json(m["config"]) == cfg
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from golden.exp import ExpConfig, exp_table, pwl_exp
+from spikeops.golden.exp import ExpConfig, exp_table, pwl_exp
 
 CONFIGS = [
     ExpConfig(),                                             # H=8, K=256: index is a bit slice

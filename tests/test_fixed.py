@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from golden.fixed import FixedFormat, check_codes, dequantize, quantize
+from spikeops.golden.fixed import FixedFormat, check_codes, dequantize, quantize
 
 S16_8 = FixedFormat(16, 8, signed=True)
 U9_8 = FixedFormat(9, 8, signed=False)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gen import pnr
-from gen.cli import main
-from gen.fpga import core_name
-from gen.synth import yowasp_command
-from golden import registry
+from spikeops.gen import pnr
+from spikeops.gen.cli import main
+from spikeops.gen.fpga import core_name
+from spikeops.gen.synth import yowasp_command
+from spikeops.golden import registry
 
 OPS = list(registry.OPERATORS)
 

@@ -8,22 +8,22 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.division import DivisionConfig, divide
-from golden.exp import ExpConfig, pwl_exp
-from golden.fixed import quantize
-from golden.neurons import LIFConfig, lif_step
-from golden.norm import NormConfig, polar_norm
-from golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
-from golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
-from golden.ops.softmax import SoftmaxConfig, softmax
-from hdl.division import DivisionNeuronGroup
-from hdl.exp import PWLExp, index_multiplier
-from hdl.neurons import LIFPopulation
-from hdl.norm import PolarNorm
-from hdl.ops.norms import LayerNorm, RMSNorm
-from hdl.ops.sigmoid import GELU, Sigmoid, SiLU
-from hdl.ops.softmax import Softmax
-from verif.amaranth_sim import run_stream
+from spikeops.golden.division import DivisionConfig, divide
+from spikeops.golden.exp import ExpConfig, pwl_exp
+from spikeops.golden.fixed import quantize
+from spikeops.golden.neurons import LIFConfig, lif_step
+from spikeops.golden.norm import NormConfig, polar_norm
+from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
+from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
+from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
+from spikeops.hdl.division import DivisionNeuronGroup
+from spikeops.hdl.exp import PWLExp, index_multiplier
+from spikeops.hdl.neurons import LIFPopulation
+from spikeops.hdl.norm import PolarNorm
+from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
+from spikeops.hdl.ops.sigmoid import GELU, Sigmoid, SiLU
+from spikeops.hdl.ops.softmax import Softmax
+from spikeops.verif.amaranth_sim import run_stream
 
 PRESSURE = dict(valid_p=0.7, ready_p=0.6)
 
@@ -209,8 +209,8 @@ def test_signatures_hold_compare_and_print_their_configuration():
 
 
 def test_leading_one_detector_every_input():
-    from golden.shift import bit_length
-    from hdl.shift import LeadingOneDetector
+    from spikeops.golden.shift import bit_length
+    from spikeops.hdl.shift import LeadingOneDetector
     dut = LeadingOneDetector(10)
     seen = []
 

@@ -6,14 +6,14 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from gen.job import capture_errors, captured_stimulus, format_summary, representatives  # noqa: E402
-from gen.llm import capture as cap  # noqa: E402
-from gen.llm.calibrate import observe  # noqa: E402
-from gen.llm.operators import recording, set_backend  # noqa: E402
-from gen.llm.plan import apply_plan, make_plan  # noqa: E402
-from gen.llm.sites import discover  # noqa: E402
-from golden.fixed import dequantize  # noqa: E402
-from verif import env  # noqa: E402
+from spikeops.gen.job import capture_errors, captured_stimulus, format_summary, representatives  # noqa: E402
+from spikeops.gen.llm import capture as cap  # noqa: E402
+from spikeops.gen.llm.calibrate import observe  # noqa: E402
+from spikeops.gen.llm.operators import recording, set_backend  # noqa: E402
+from spikeops.gen.llm.plan import apply_plan, make_plan  # noqa: E402
+from spikeops.gen.llm.sites import discover  # noqa: E402
+from spikeops.golden.fixed import dequantize  # noqa: E402
+from spikeops.verif import env  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_capture_errors_match_an_independent_computation(tiny):
 
 @pytest.mark.skipif(env.unavailable_reason("verilator") is not None, reason=str(env.unavailable_reason("verilator")))
 def test_captured_rows_cosimulate_bit_exact(tiny):
-    from gen.job import _cosim
+    from spikeops.gen.job import _cosim
     plan, capture = tiny
     cfg, users, _ = representatives(plan)["silu"]
     r = _cosim("silu", cfg, captured_stimulus(capture, "silu", cfg, users, max_elements=2000), "verilator")

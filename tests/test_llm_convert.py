@@ -7,10 +7,10 @@ transformers = pytest.importorskip("transformers")
 
 from tiny_models import tiny_llama  # noqa: E402
 
-from gen.llm.calibrate import in_frac_for, observe_ranges  # noqa: E402
-from gen.llm.convert import convert  # noqa: E402
-from gen.llm.operators import SpikingActivation, SpikingRMSNorm, fit_gamma  # noqa: E402
-from golden import registry  # noqa: E402
+from spikeops.gen.llm.calibrate import in_frac_for, observe_ranges  # noqa: E402
+from spikeops.gen.llm.convert import convert  # noqa: E402
+from spikeops.gen.llm.operators import SpikingActivation, SpikingRMSNorm, fit_gamma  # noqa: E402
+from spikeops.golden import registry  # noqa: E402
 
 
 def _tiny(seed=0):

@@ -1,6 +1,6 @@
-"""gen.llm.fast is bit-identical to the golden model: ``dequantize(golden(quantize(x)))``.
+"""spikeops.gen.llm.fast is bit-identical to the golden model: ``dequantize(golden(quantize(x)))``.
 
-The oracle here is that definition written out in numpy (``_oracle``), independent of gen.llm.fast;
+The oracle here is that definition written out in numpy (``_oracle``), independent of spikeops.gen.llm.fast;
 every comparison is of dtype, values and sign bits (a -0.0 where golden has +0.0 fails).
 """
 
@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from gen.llm import fast  # noqa: E402
-from gen.llm.fast import fast_golden, quantize_codes  # noqa: E402
-from golden import registry  # noqa: E402
-from golden.fixed import FixedFormat, dequantize, quantize  # noqa: E402
-from golden.norm import NormConfig, polar_norm  # noqa: E402
-from golden.shift import barrel_shift  # noqa: E402
+from spikeops.gen.llm import fast  # noqa: E402
+from spikeops.gen.llm.fast import fast_golden, quantize_codes  # noqa: E402
+from spikeops.golden import registry  # noqa: E402
+from spikeops.golden.fixed import FixedFormat, dequantize, quantize  # noqa: E402
+from spikeops.golden.norm import NormConfig, polar_norm  # noqa: E402
+from spikeops.golden.shift import barrel_shift  # noqa: E402
 
 
 def _oracle(op, cfg, x, *args, mask=None):
@@ -398,7 +398,7 @@ def test_cordic_kernel_is_polar_norm(iterations, guard, width):
 
 # -- the model's entry point ------------------------------------------------------------------------------
 def test_run_golden_numpy_backend_agrees():
-    from gen.llm import operators
+    from spikeops.gen.llm import operators
     if not hasattr(operators, "set_backend"):
         pytest.skip("operators has no back-end switch")
     cfg = registry.get("softmax").default()
@@ -414,7 +414,7 @@ def test_run_golden_numpy_backend_agrees():
 
 
 def test_benchmark_entry_point_on_smollm2_shapes(capsys):
-    """``python -m gen.llm.fast``: SmolLM2-135M shapes, every result bit-exact."""
+    """``python -m spikeops.gen.llm.fast``: SmolLM2-135M shapes, every result bit-exact."""
     assert fast.main(["--repeats", "1"]) == 0
     out = capsys.readouterr().out
     for op in ("softmax", "silu", "rmsnorm"):

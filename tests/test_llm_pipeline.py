@@ -10,14 +10,14 @@ transformers = pytest.importorskip("transformers")
 
 from tiny_models import tiny_llama  # noqa: E402
 
-from gen.llm import capture as cap  # noqa: E402
-from gen.llm.calibrate import calibrated, observe  # noqa: E402
-from gen.llm.command import parse_layers  # noqa: E402
-from gen.llm.evaluate import embedding_agreement, format_table  # noqa: E402
-from gen.llm.operators import SpikingActivation, SpikingLayerNorm, recording  # noqa: E402
-from gen.llm.plan import Plan, apply_plan, make_plan  # noqa: E402
-from gen.llm.sites import discover  # noqa: E402
-from golden import registry  # noqa: E402
+from spikeops.gen.llm import capture as cap  # noqa: E402
+from spikeops.gen.llm.calibrate import calibrated, observe  # noqa: E402
+from spikeops.gen.llm.command import parse_layers  # noqa: E402
+from spikeops.gen.llm.evaluate import embedding_agreement, format_table  # noqa: E402
+from spikeops.gen.llm.operators import SpikingActivation, SpikingLayerNorm, recording  # noqa: E402
+from spikeops.gen.llm.plan import Plan, apply_plan, make_plan  # noqa: E402
+from spikeops.gen.llm.sites import discover  # noqa: E402
+from spikeops.golden import registry  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
 
@@ -185,7 +185,7 @@ def test_embedding_agreement_and_table():
 
 
 def test_verilog_from_a_plan_emits_each_distinct_configuration(tmp_path, capsys):
-    from gen.cli import main
+    from spikeops.gen.cli import main
     model = tiny_llama()
     ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(5))
     plan = make_plan(model, "llama", layers=[0], kinds=("activation", "norm"),

@@ -10,18 +10,18 @@ transformers = pytest.importorskip("transformers")
 
 from tiny_models import tiny_llama  # noqa: E402
 
-from gen.llm import evaluate  # noqa: E402
-from gen.llm.calibrate import observe  # noqa: E402
-from gen.llm.evaluate import (  # noqa: E402
+from spikeops.gen.llm import evaluate  # noqa: E402
+from spikeops.gen.llm.calibrate import observe  # noqa: E402
+from spikeops.gen.llm.evaluate import (  # noqa: E402
     RowStore,
     evaluate_tasks,
     format_table,
     plan_digest,
     source_id,
 )
-from gen.llm.plan import apply_plan, make_plan  # noqa: E402
-from gen.llm.scoring import Timer, pack_limit, score_tokens, shared_packs  # noqa: E402
-from gen.llm.sites import discover  # noqa: E402
+from spikeops.gen.llm.plan import apply_plan, make_plan  # noqa: E402
+from spikeops.gen.llm.scoring import Timer, pack_limit, score_tokens, shared_packs  # noqa: E402
+from spikeops.gen.llm.sites import discover  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
 

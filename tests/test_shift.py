@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from golden.shift import barrel_shift, bit_length, normalise
+from spikeops.golden.shift import barrel_shift, bit_length, normalise
 
 
 @given(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=50))

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from golden.fixed import dequantize
-from golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
-from golden.reference import round_to_grid
+from spikeops.golden.fixed import dequantize
+from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
+from spikeops.golden.reference import round_to_grid
 
 ALL = np.arange(-32767, 32768, dtype=np.int64)  # every s16.8 input code
 

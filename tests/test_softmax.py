@@ -4,9 +4,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from golden.fixed import dequantize, quantize
-from golden.ops.softmax import SoftmaxConfig, softmax
-from golden.reference import round_to_grid
+from spikeops.golden.fixed import dequantize, quantize
+from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
+from spikeops.golden.reference import round_to_grid
 
 CFG = SoftmaxConfig()
 MASK = CFG.in_format.mask_code

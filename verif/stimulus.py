@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden import registry
-from golden.fixed import quantize
+from spikeops.golden import registry
+from spikeops.golden.fixed import quantize
 
 from . import captured
 

@@ -16,7 +16,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import First, RisingEdge, Timer
 
-from verif.scoreboard import compare
+from spikeops.verif.scoreboard import compare
 
 
 def _load_job():
@@ -65,7 +65,7 @@ async def _regression(dut):
                                       f"timeout after {int(dut.outs.value)} outputs for {run['n']} inputs")
     await Timer(1, unit="ns")  # the wrapper writes its files on done
     seconds = time.perf_counter() - t0
-    from verif.stimulus import unpack
+    from spikeops.verif.stimulus import unpack
     manifest = JOB["manifest"]
     outs = int(dut.outs.value)
     words = _read_hex(run["out"], outs)
@@ -84,7 +84,7 @@ async def _regression(dut):
         starts, n = JOB["row_starts"], run["n"]
         for r, s in enumerate(starts):
             end = (starts[r + 1] if r + 1 < len(starts) else n) - 1
-            if JOB["shape"] == "row":
+            if JOB["shape"] != "elementwise":  # rows
                 ready = max(in_cyc[end], out_cyc[s - 1] if s > 0 else 0)
                 latencies.append(out_cyc[s] - ready)
             else:

@@ -8,7 +8,7 @@ Norm outputs (whose range grows with gamma and the outliers) get ``out_frac`` by
 on ``max |y|`` and ``out_width``, never above the configured ``out_frac``; the activations' output
 formats follow from their inputs.  Where the configuration refuses the chosen ``in_frac`` (Softmax:
 the exp argument must still hold ``H``), the next smaller one it accepts is used.  Gamma formats are fitted to the weights
-(:func:`gen.llm.operators.fit_gamma`).
+(:func:`spikeops.gen.llm.operators.fit_gamma`).
 """
 
 from __future__ import annotations

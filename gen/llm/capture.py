@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import registry
+from spikeops.golden import registry
 
 __all__ = ["Captured", "Capture", "Recorder", "load", "save", "FORMAT", "VERSION"]
 
@@ -65,7 +65,7 @@ class Captured:
 
     def values(self) -> np.ndarray:
         """The captured inputs as real numbers (float64; masked Softmax positions are -inf)."""
-        from golden.fixed import dequantize
+        from spikeops.golden.fixed import dequantize
         return dequantize(self.x, self.cfg.in_format)
 
     def golden(self, cfg=None) -> np.ndarray:

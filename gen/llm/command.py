@@ -32,7 +32,7 @@ def parse_layers(text: str | None):
 
 def _configs(sets) -> dict:
     """``["silu.out_frac=14", ...]`` -> ``{"silu": config with the changes}``."""
-    from golden import registry
+    from spikeops.golden import registry
 
     from ..cli import parse_sets
     changes: dict = {}
@@ -85,7 +85,7 @@ def _cmd_eval(args) -> int:
 
 def capture_run(session, plan, prompts: int = 16, max_rows: int = 256, seed: int = 0, max_tokens: int = 256):
     """Run ``plan`` applied to a fresh copy of the session's model on ``prompts`` LAMBADA passages
-    and return the :class:`gen.llm.capture.Capture` of every instance's input codes."""
+    and return the :class:`spikeops.gen.llm.capture.Capture` of every instance's input codes."""
     import torch
 
     from . import data

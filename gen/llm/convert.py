@@ -32,9 +32,9 @@ def convert(model, kinds=KINDS, layers=None, configs=None, ranges=None, family: 
     """Convert ``model`` in place; return what was replaced (``{kind: [module names]}``).
 
     ``configs`` maps an operator name to the base configuration (default: the operator's default
-    sized for the model).  ``stats`` (from :func:`gen.llm.calibrate.observe`) or ``ranges``
+    sized for the model).  ``stats`` (from :func:`spikeops.gen.llm.calibrate.observe`) or ``ranges``
     (``{name: max |x|}``) calibrate each instance's scales.  For a saved, reloadable plan use
-    :func:`gen.llm.plan.make_plan` and :func:`gen.llm.plan.apply_plan`.
+    :func:`spikeops.gen.llm.plan.make_plan` and :func:`spikeops.gen.llm.plan.apply_plan`.
     """
     from .models import family_of
     from .plan import apply_plan, make_plan

@@ -6,8 +6,8 @@ perplexity on the LAMBADA passages, for the float model and for each replacement
 softmax only, activation only, norms only, all).  Encoder (MiniLM or any BERT-family model): cosine
 between float and converted sentence embeddings and agreement of nearest-neighbour retrieval.
 
-Every converted model is calibrated on the same BoolQ passages (:mod:`gen.llm.data`) and built from
-a conversion plan (:mod:`gen.llm.plan`) that is saved next to the results.
+Every converted model is calibrated on the same BoolQ passages (:mod:`spikeops.gen.llm.data`) and built from
+a conversion plan (:mod:`spikeops.gen.llm.plan`) that is saved next to the results.
 """
 
 from __future__ import annotations
@@ -405,7 +405,7 @@ def model_accuracy(op: str, cfg, limit: int = 50, tasks=data.TASKS, ppl_limit: i
     """Model-level effect of one operator configuration (for the sweep): only that operator's kind
     is replaced (``cfg`` as its base configuration, calibrated scales applied).  Decoder operators
     (softmax, silu, rmsnorm) run on SmolLM2, encoder ones (gelu, layernorm) on MiniLM."""
-    from golden import registry
+    from spikeops.golden import registry
 
     kind = {"softmax": "softmax", "silu": "activation", "gelu": "activation", "rmsnorm": "norm",
             "layernorm": "norm"}.get(op)

@@ -31,7 +31,7 @@ thread count) for float32 inputs, and torch code (with golden's ``polar_norm``) 
 and for machines without a compiler (``SPIKEOPS_FAST_NO_KERNEL=1`` forces it).  Configurations
 outside the proven-exact ranges (wider codes, quotients beyond 53 bits, non-float tensors) and every
 invalid input (NaN, -inf where no mask code is allowed, wrong shapes) go to ``numpy_golden``, so
-errors are golden's.  ``python -m gen.llm.fast`` prints the benchmark on SmolLM2-135M shapes.
+errors are golden's.  ``python -m spikeops.gen.llm.fast`` prints the benchmark on SmolLM2-135M shapes.
 """
 
 from __future__ import annotations
@@ -51,12 +51,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from golden import registry
-from golden.exp import pwl_exp
-from golden.fixed import dequantize, quantize
-from golden.norm import isqrt, polar_norm
-from golden.ops.norms import _READOUT_BITS, _check_row
-from golden.shift import barrel_shift, bit_length, normalise
+from spikeops.golden import registry
+from spikeops.golden.exp import pwl_exp
+from spikeops.golden.fixed import dequantize, quantize
+from spikeops.golden.norm import isqrt, polar_norm
+from spikeops.golden.ops.norms import _READOUT_BITS, _check_row
+from spikeops.golden.shift import barrel_shift, bit_length, normalise
 
 __all__ = ["benchmark", "fast_golden", "kernel_available", "main", "numpy_golden", "quantize_codes"]
 
@@ -106,7 +106,7 @@ def _scaled(x: torch.Tensor, fmt, *, allow_mask: bool):
     a = x.to(torch.float64)
     if torch.isnan(a).any():
         raise _Fallback
-    # golden.fixed.quantize, literally (same IEEE float64 operations)
+    # spikeops.golden.fixed.quantize, literally (same IEEE float64 operations)
     r = torch.sign(a) * torch.floor(a.abs() * 2.0 ** fmt.frac + 0.5)
     q = r.clamp_(fmt.min_code, fmt.max_code).to(torch.int64)
     neg_inf = None
@@ -126,7 +126,7 @@ def _codes_of_half(n: torch.Tensor) -> torch.Tensor:
 
 
 def quantize_codes(x: torch.Tensor, fmt, *, allow_mask: bool = True) -> torch.Tensor:
-    """``golden.fixed.quantize(x, fmt)`` (nearest, saturating; -inf -> mask code) as int64 codes.
+    """``spikeops.golden.fixed.quantize(x, fmt)`` (nearest, saturating; -inf -> mask code) as int64 codes.
 
     Raises ValueError (golden's message) for NaN, and for -inf when ``allow_mask`` is False or the
     format is unsigned."""
@@ -145,7 +145,7 @@ def quantize_codes(x: torch.Tensor, fmt, *, allow_mask: bool = True) -> torch.Te
 
 
 def _dequantize(q: torch.Tensor, fmt, dtype: torch.dtype) -> torch.Tensor:
-    """``golden.fixed.dequantize(q, fmt).astype(dtype)`` for integer-valued ``q`` (int or float64).
+    """``spikeops.golden.fixed.dequantize(q, fmt).astype(dtype)`` for integer-valued ``q`` (int or float64).
 
     The ops' outputs never reach a signed format's mask code (sigmoid and Softmax are unsigned,
     SiLU/GELU stay within +-q_max, the norms clip to the finite range), so no -inf appears.
@@ -165,7 +165,7 @@ _C_SOURCE = r"""
 /* Every function works on the rows [lo, hi) and returns nonzero when it met an input that golden
    rejects (NaN; -inf where no mask code is allowed): the caller then runs golden itself.
    Quantisation (gen/llm/fast.py, _scaled): n = trunc(clamp(x * 2**(frac+1), -lim, lim)) and
-   code = (n + (n > 0)) >> 1, exactly golden.fixed.quantize's round-half-away for float32 x.
+   code = (n + (n > 0)) >> 1, exactly spikeops.golden.fixed.quantize's round-half-away for float32 x.
    NaN and -inf are recognised by their bits (integer tests keep the loops vectorisable). */
 static inline uint32_t bits(float v) { uint32_t b; memcpy(&b, &v, sizeof b); return b; }
 static inline int is_nan(uint32_t b) { return (b & 0x7fffffffu) > 0x7f800000u; }
@@ -450,7 +450,7 @@ def _cordic_rows(v: torch.Tensor, shift: np.ndarray, ncfg, eps: int) -> np.ndarr
 
 # -- the Division Neuron Group, row-wise ----------------------------------------------------------
 def _row_division(b, dcfg, b_exp=None):
-    """Per-row constants of ``golden.division.divide(A, b, dcfg, b_exp=...)`` (fast realisation).
+    """Per-row constants of ``spikeops.golden.division.divide(A, b, dcfg, b_exp=...)`` (fast realisation).
 
     Every quotient of a row is ``q = min(floor((floor(A * scale) + beta) / T), q_max)``:
 
@@ -642,7 +642,7 @@ def _softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
     if exact and fast_sum:
         q = _apply_division(e, ((scale, beta, t), floor_needed), dcfg.q_max)
     else:
-        from golden.division import divide
+        from spikeops.golden.division import divide
         e_np = e.numpy().astype(np.int64, copy=False)
         s_np = s.reshape(e_np.shape[:-1] + (1,))
         q = torch.from_numpy(np.where(s_np == 0, 0, divide(e_np, s_np, dcfg, check=False)))
@@ -651,7 +651,7 @@ def _softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
 
 # -- RMSNorm, LayerNorm -------------------------------------------------------------------------------
 def _row_shift(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """``golden.shift.barrel_shift`` of int64 ``v >= 0`` by per-row amounts ``s`` (shape (rows, 1))."""
+    """``spikeops.golden.shift.barrel_shift`` of int64 ``v >= 0`` by per-row amounts ``s`` (shape (rows, 1))."""
     if bool((s >= 0).all()):
         return v << s
     if bool((s <= 0).all()):
@@ -660,7 +660,7 @@ def _row_shift(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def _norm(cfg, x: torch.Tensor, gamma, beta) -> torch.Tensor:
-    """Steps 1-4 of ``golden.ops.norms`` (block shift, PolarNorm, read-out, division) row-wise."""
+    """Steps 1-4 of ``spikeops.golden.ops.norms`` (block shift, PolarNorm, read-out, division) row-wise."""
     d = cfg.d
     if x.ndim < 1 or x.shape[-1] != d:
         raise _Fallback
@@ -797,7 +797,7 @@ def benchmark(repeats: int = 5, seed: int = 0) -> list[dict]:
 
 def main(argv=None) -> int:
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m gen.llm.fast",
+    parser = argparse.ArgumentParser(prog="python -m spikeops.gen.llm.fast",
                                      description="numpy golden vs fast_golden on SmolLM2-135M shapes")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")

@@ -4,14 +4,14 @@ Registered as ``spikeops`` in lm-eval's model registry when this module is impor
 0.4.13 discovers no models from other packages, so its command line is run through this module,
 which registers the adapter first and then hands every argument to lm-eval unchanged::
 
-    python -m gen.llm.lm_eval_adapter --model spikeops \\
+    python -m spikeops.gen.llm.lm_eval_adapter --model spikeops \\
         --model_args model=smollm2,kinds=softmax+activation+norm,layers=all,plan=out/plan.json \\
         --tasks hellaswag
 
 and from Python::
 
     import lm_eval
-    import gen.llm.lm_eval_adapter  # registers "spikeops"
+    import spikeops.gen.llm.lm_eval_adapter  # registers "spikeops"
     lm_eval.simple_evaluate(model="spikeops", model_args="model=smollm2,layers=0-3+7", tasks=["piqa"])
 
 ``model_args`` (see :class:`SpikeOpsLM`): ``model`` (``smollm2`` or a local Llama-family folder /
@@ -21,10 +21,10 @@ the unconverted baseline through the same code), ``layers`` (``0-3+7``, or ``'0-
 calibrated and the plan is written there), ``calibration_texts``, ``backend`` (fast | numpy),
 ``batch_tokens``, ``max_length``, ``max_gen_toks``.
 
-Scoring follows :mod:`gen.llm.scoring` (lm-eval's tokenisation: trailing context spaces move to the
+Scoring follows :mod:`spikeops.gen.llm.scoring` (lm-eval's tokenisation: trailing context spaces move to the
 continuation, no special tokens, an empty context is the end-of-text token; requests sorted by
 length and packed to ``batch_tokens`` padded tokens), so ``loglikelihood`` gives the numbers of
-:func:`gen.llm.scoring.loglikelihoods` plus lm-eval's ``is_greedy``.  ``loglikelihood_rolling``
+:func:`spikeops.gen.llm.scoring.loglikelihoods` plus lm-eval's ``is_greedy``.  ``loglikelihood_rolling``
 uses lm-eval's disjoint rolling windows of ``max_length`` tokens.  ``generate_until`` decodes one
 request at a time (no padding) with ``model.generate`` and its KV cache through the registered
 spiking attention, stopping at the ``until`` strings.  Everything runs on the CPU, where the
@@ -34,12 +34,12 @@ golden operators run; lm-eval's ``device`` and ``batch_size`` are accepted and n
 from __future__ import annotations
 
 if __name__ == "__main__":
-    # `python -m gen.llm.lm_eval_adapter ...`: import this module under its real name (which
+    # `python -m spikeops.gen.llm.lm_eval_adapter ...`: import this module under its real name (which
     # registers the model) and run lm-eval's command line.  Defining the class here in
     # ``__main__`` as well would register a second class under the same name, which lm-eval refuses.
     import sys
 
-    from gen.llm.lm_eval_adapter import main
+    from spikeops.gen.llm.lm_eval_adapter import main
 
     sys.exit(main())
 
@@ -47,7 +47,7 @@ import logging
 import os
 from pathlib import Path
 
-# The model is always read from local files (gen.llm.models passes local_files_only=True), and
+# The model is always read from local files (spikeops.gen.llm.models passes local_files_only=True), and
 # nothing here touches HF_HUB_OFFLINE: a user with network still gets lm-eval's task data sets.
 from lm_eval import utils as lm_utils  # noqa: E402
 from lm_eval.api.model import LM  # noqa: E402
@@ -95,7 +95,7 @@ def parse_kinds(value) -> tuple:
 
 def parse_layer_arg(value):
     """``None`` / ``"all"`` -> None (every layer); ``"0-3+7"`` or ``"0-3,7"`` -> ``[0, 1, 2, 3, 7]``;
-    an int or a list of ints -> that list (by :func:`gen.llm.command.parse_layers`)."""
+    an int or a list of ints -> that list (by :func:`spikeops.gen.llm.command.parse_layers`)."""
     from .command import parse_layers
 
     allowed = "indices and ranges like 0-3+7 (or '0-3,7' in quotes), or 'all'"
@@ -306,7 +306,7 @@ class SpikeOpsLM(LM):
 
     @property
     def prefix_token_id(self) -> int:
-        """The token an empty context becomes: end-of-text, as :func:`gen.llm.scoring.encode_pair`."""
+        """The token an empty context becomes: end-of-text, as :func:`spikeops.gen.llm.scoring.encode_pair`."""
         return self.tokenizer.eos_token_id
 
     @property

@@ -3,8 +3,8 @@
 Each call quantises the float input to the operator's input format, runs the bit-exact golden
 operator and dequantises the output, so a converted model computes exactly what the RTL computes.
 Two back ends compute the same integers: ``numpy`` (the golden model itself) and ``fast``
-(:mod:`gen.llm.fast`, proven bit-identical to it by tests); ``fast`` is the default when present.
-While a :class:`gen.llm.capture.Recorder` is active (:func:`recording`), every call also offers its
+(:mod:`spikeops.gen.llm.fast`, proven bit-identical to it by tests); ``fast`` is the default when present.
+While a :class:`spikeops.gen.llm.capture.Recorder` is active (:func:`recording`), every call also offers its
 input codes to it.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from golden import registry
-from golden.fixed import dequantize, quantize
+from spikeops.golden import registry
+from spikeops.golden.fixed import dequantize, quantize
 
 __all__ = ["run_golden", "SpikingRMSNorm", "SpikingLayerNorm", "SpikingActivation", "spiking_attention",
            "fit_gamma", "recording", "BACKENDS", "set_backend", "get_backend"]

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golden import registry
+from spikeops.golden import registry
 
 from ..files import write_atomic
 from .calibrate import calibrated

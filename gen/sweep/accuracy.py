@@ -1,9 +1,9 @@
 """The sweep's accuracy stage: golden-model error against float64 on one operator's activations.
 
 Activations are real numbers (float64): the captured codes of a converted LLM, each instance
-dequantised in its own (calibrated) input format (``gen.llm.capture``), or, without a capture, the
-synthetic heavy-tailed stand-in of ``verif.stimulus.make(op, default, "activations")``.  For a
-point, the real inputs are re-quantised (``golden.fixed.quantize``; Softmax's masked positions are
+dequantised in its own (calibrated) input format (``spikeops.gen.llm.capture``), or, without a capture, the
+synthetic heavy-tailed stand-in of ``spikeops.verif.stimulus.make(op, default, "activations")``.  For a
+point, the real inputs are re-quantised (``spikeops.golden.fixed.quantize``; Softmax's masked positions are
 -inf, so they become the mask code, and the mask array stays) to
 
 * ``scales="calibrated"`` (the default with a capture): the point's widths at each instance's
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import registry
-from golden.fixed import dequantize, quantize
+from spikeops.golden import registry
+from spikeops.golden.fixed import dequantize, quantize
 
 __all__ = ["Source", "Group", "Activations", "load", "check_point", "calibrated_config", "errors", "file_hash",
            "SYNTHETIC_SIZE", "SCALES"]
@@ -128,7 +128,7 @@ def file_hash(path) -> str:
 
 @functools.lru_cache(maxsize=2)
 def _capture(path: str, sha256: str):
-    from gen.llm.capture import load as load_capture
+    from spikeops.gen.llm.capture import load as load_capture
     return load_capture(path)
 
 
@@ -184,8 +184,8 @@ def _trim_masked_columns(x, mask):
 
 
 def _synthetic(op: str) -> Activations:
-    """``verif.stimulus.make(op, default, "activations")`` in real units (Softmax rows padded)."""
-    from verif.stimulus import make
+    """``spikeops.verif.stimulus.make(op, default, "activations")`` in real units (Softmax rows padded)."""
+    from spikeops.verif.stimulus import make
     cfg = registry.get(op).default()
     stim = make(op, cfg, "activations", size=SYNTHETIC_SIZE, seed=0)
     fmt = cfg.in_format
@@ -237,7 +237,7 @@ def calibrated_config(cfg, captured):
     (and gamma) format kept at ``cfg``'s widths, the norms' output keeping at least the instance's
     integer bits (``out_frac`` never above ``cfg``'s); where the configuration refuses the input
     scale (Softmax: the exp argument must hold H), the next smaller ``in_frac`` it accepts, as the
-    calibration does (``gen.llm.calibrate``)."""
+    calibration does (``spikeops.gen.llm.calibrate``)."""
     def frac(width, fmt):
         return max(0, min(width - 1, fmt.frac + width - fmt.width))
 

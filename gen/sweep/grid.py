@@ -20,7 +20,7 @@ Files are JSON or TOML (by extension): either a list of entries or ``{"ops": [en
 On the command line: ``--op softmax --grid out_frac=8,12,16 --grid K=64,256 --point H=5,K=64
 --set d_max=512``; each value is read as JSON (numbers, true/false) or else kept as a string.
 
-``out_frac`` without ``out_width`` keeps the output's integer bits (``golden.registry.at_grid``),
+``out_frac`` without ``out_width`` keeps the output's integer bits (``spikeops.golden.registry.at_grid``),
 so an output-grid axis moves the LSB, not the range; give ``out_width`` too to set both.
 """
 
@@ -32,7 +32,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golden import registry
+from spikeops.golden import registry
 
 __all__ = ["Point", "Entry", "parse_values", "parse_grid_args", "parse_point_arg", "load_spec",
            "entries_from_data", "expand", "make_config"]

@@ -44,8 +44,8 @@ def _latency(manifest_latency: dict | None):
 
 
 def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latency=None) -> dict:
-    """The row of ``point`` (a :class:`gen.sweep.grid.Point`) from its stage ``results``."""
-    from golden import registry
+    """The row of ``point`` (a :class:`spikeops.gen.sweep.grid.Point`) from its stage ``results``."""
+    from spikeops.golden import registry
     params = point.cfg.params() if point.cfg is not None else {**registry.get(point.op).default().params(),
                                                                   **point.changes}
     row = {"op": point.op, "point": point.id, "hash": point.hash, "default": point.is_default}
@@ -137,7 +137,7 @@ def write_markdown(report: dict, path, plots: dict):
     fams = meta["families"]
     tool_seconds = sum(v for r in rows for k, v in r.items() if k.startswith("seconds_"))
     activations = (meta["activations"] if meta["capture"] else
-                   "**synthetic** (no capture file was given: the heavy-tailed stand-in of `verif.stimulus`, "
+                   "**synthetic** (no capture file was given: the heavy-tailed stand-in of `spikeops.verif.stimulus`, "
                    "not real LLM activations)")
     if meta.get("rows_limit"):
         activations += f"; at most {meta['rows_limit']} rows per operator"
@@ -165,7 +165,7 @@ def write_markdown(report: dict, path, plots: dict):
              (f"- Pareto fronts: `{meta['pareto_error']}` against ECP5 LUT-eq (both minimised) and Fmax "
               "against ECP5 LUT-eq; `*` marks the default (base) configuration, `P` a point on the "
               "error front, `F` on the Fmax front."),
-             "- `out_frac` swept alone keeps the output's integer bits (`golden.registry.at_grid`).", ""]
+             "- `out_frac` swept alone keeps the output's integer bits (`spikeops.golden.registry.at_grid`).", ""]
     err_col = meta["pareto_error"]
     for op in meta["ops"]:
         ops_rows = [r for r in rows if r["op"] == op]
@@ -210,7 +210,7 @@ def write_markdown(report: dict, path, plots: dict):
                     f"{r['point']} ({_describe(r, swept, ops_rows)})" for r in front) + ".")
         model_cols = sorted({k for r in ops_rows for k in r if k.startswith("model_")})
         if model_cols:
-            lines += ["", ("Model-level accuracy of the points on the error front (`gen.llm.evaluate."
+            lines += ["", ("Model-level accuracy of the points on the error front (`spikeops.gen.llm.evaluate."
                            f"model_accuracy`, limit {meta['model_accuracy']}: only this operator replaced, "
                            "at calibrated scales; no float baseline, so compare the points with each other):"),
                       ""]

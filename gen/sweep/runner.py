@@ -47,15 +47,15 @@ def default_cache(out) -> Path:
 
 
 def model_accuracy_function():
-    """``gen.llm.evaluate.model_accuracy``, or ValueError saying why it is unavailable."""
+    """``spikeops.gen.llm.evaluate.model_accuracy``, or ValueError saying why it is unavailable."""
     try:
-        mod = importlib.import_module("gen.llm.evaluate")
+        mod = importlib.import_module("spikeops.gen.llm.evaluate")
     except ImportError as err:
-        raise ValueError(f"--model-accuracy: gen.llm.evaluate cannot be imported ({err}); the LLM "
+        raise ValueError(f"--model-accuracy: spikeops.gen.llm.evaluate cannot be imported ({err}); the LLM "
                          "evaluation is not available in this installation") from None
     fn = getattr(mod, "model_accuracy", None)
     if fn is None:
-        raise ValueError("--model-accuracy: gen.llm.evaluate has no model_accuracy(op, cfg, limit=N) yet")
+        raise ValueError("--model-accuracy: spikeops.gen.llm.evaluate has no model_accuracy(op, cfg, limit=N) yet")
     return fn
 
 
@@ -94,9 +94,9 @@ def _swept(points) -> dict:
 
 
 def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
-    """Run the sweep of ``entries`` (:mod:`gen.sweep.grid`) with ``opts``; write the files into
+    """Run the sweep of ``entries`` (:mod:`spikeops.gen.sweep.grid`) with ``opts``; write the files into
     ``opts.out`` and return the report (``{"meta", "rows"}``).  ``run_stage`` replaces
-    :func:`gen.sweep.stages.run` (tests count calls with it)."""
+    :func:`spikeops.gen.sweep.stages.run` (tests count calls with it)."""
     _check(opts)
     t0 = time.perf_counter()
     run_stage = run_stage or stages.run
@@ -188,7 +188,7 @@ def _progress(total: int, enabled: bool, desc: str = "sweep"):
 
 
 def _rows(points, results, cached, swept) -> list[dict]:
-    from hdl.emit import latency_info
+    from spikeops.hdl.emit import latency_info
     rows = []
     for p in points:
         fallback = None

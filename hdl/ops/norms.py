@@ -12,7 +12,7 @@ the next is received into the other half.
 1. receive (``d`` cycles): store ``x``; RMSNorm tracks ``max |x|``, LayerNorm ``sum x``, ``max x``,
    ``min x`` (so ``max |d x - sum|`` needs no extra pass);
 2. block exponent ``r = bit_length(max(max |v|, eps_code)) - norm_width`` (1 cycle);
-3. leaves ``|v_j| >> r`` and the eps element stream into :class:`hdl.norm.PolarNorm`;
+3. leaves ``|v_j| >> r`` and the eps element stream into :class:`spikeops.hdl.norm.PolarNorm`;
 4. read-out: ``N = N_m 2**-e`` (31-bit mantissa), ``R = N_m * C``, ``b_exp = r - e - gain_frac``;
 5. send: ``A = |v_i| |gamma_i|``, the II=1 Division Neuron Group with ``B = R * 2**b_exp``, the sign,
    ``+ beta_i`` with saturation, under the output stream's backpressure.
@@ -27,7 +27,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from golden.ops.norms import _READOUT_BITS, LayerNormConfig, RMSNormConfig, _NormOpConfig
+from spikeops.golden.ops.norms import _READOUT_BITS, LayerNormConfig, RMSNormConfig, _NormOpConfig
 
 from ..division import division_latency, division_stages
 from ..norm import PolarNorm, level_sizes
@@ -87,8 +87,9 @@ class _Norm(ConfigComponent):
     ii = 1
 
     @staticmethod
-    def latency_for(config) -> int:
-        """Cycles from accepting a row's last element to its first output (sink always ready).
+    def latency_for(config, n: int | None = None) -> int:
+        """Cycles from accepting a row's last element to its first output (sink always ready);
+        every row has ``d`` elements, so ``n`` is not used.
 
         ``division latency + 10`` for the hand-over, scale, leaf, read-out and send stages, plus the norm: the
         CORDIC tree takes ``sum_l L_l + levels * (iterations + 2) + levels - 1``, the exact norm

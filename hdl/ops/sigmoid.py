@@ -13,7 +13,7 @@ from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, _SigmoidFamilyConfig
+from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, _SigmoidFamilyConfig
 
 from ..division import division_latency, division_stages
 from ..exp import EXP_LATENCY, exp_stages
@@ -39,8 +39,9 @@ class _SigmoidFamily(ConfigComponent):
                     "o": Out(stream.Signature(_out_shape(config)))}
 
     @staticmethod
-    def latency_for(config) -> int:
-        """Cycles from an accepted input to its output with no stalls."""
+    def latency_for(config, n: int | None = None) -> int:
+        """Cycles from an accepted input to its output with no stalls (``n`` is not used:
+        elementwise)."""
         return 2 + EXP_LATENCY + division_latency(config.division) + 1
 
     @property

@@ -24,7 +24,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from golden.ops.softmax import SoftmaxConfig
+from spikeops.golden.ops.softmax import SoftmaxConfig
 
 from ..division import division_latency, division_stages
 from ..exp import EXP_LATENCY, exp_stages
@@ -54,9 +54,11 @@ class Softmax(ConfigComponent):
             }
 
     @staticmethod
-    def latency_for(config, n: int) -> int:
+    def latency_for(config, n: int | None = None) -> int:
         """Cycles from accepting a row's last element to its first output (sink always ready):
-        the exponentiate pass (``n`` reads, a 4-stage pipeline, its drain) and the send pipeline."""
+        the exponentiate pass (``n`` reads, a 4-stage pipeline, its drain) and the send pipeline.
+        ``n`` is the row length (default: ``d_max``)."""
+        n = config.d_max if n is None else n
         return n + EXP_LATENCY + 7 + division_latency(config.division)
 
     ii = 1
