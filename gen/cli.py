@@ -21,28 +21,15 @@ import sys
 from pathlib import Path
 
 from spikeops.golden import registry
+from spikeops.golden.changes import apply_changes, parse_sets
 
 __all__ = ["main", "parse_sets", "build_config"]
 
 
-def parse_sets(pairs) -> dict:
-    """``["key=value", ...]`` -> dict; values are JSON (numbers, true/false, null) or plain strings."""
-    out = {}
-    for pair in pairs or ():
-        if "=" not in pair:
-            raise ValueError(f"--set {pair!r}: expected key=value")
-        key, raw = pair.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
-
-
 def build_config(op: str, sets=None):
-    """The default configuration of ``op`` with ``--set`` changes applied (validated)."""
-    return registry.get(op).default().replace(**parse_sets(sets))
+    """The default configuration of ``op`` with ``--set`` changes applied by the one rule of
+    :func:`spikeops.golden.changes.apply_changes` (validated)."""
+    return apply_changes(registry.get(op).default(), parse_sets(sets))
 
 
 def _ops_arg(p):
@@ -65,7 +52,7 @@ def _cmd_errors(args) -> int:
 
 def _cmd_bench(args) -> int:
     from . import bench
-    rows = bench.benchmark(args.ops, elements=args.elements, repeats=args.repeats)
+    rows = bench.golden_throughput(args.ops, elements=args.elements, repeats=args.repeats)
     print(bench.format_bench(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
@@ -136,7 +123,7 @@ def _cmd_synth(args) -> int:
 
 def _cmd_cosim_bench(args) -> int:
     from . import cosim_bench
-    rows = cosim_bench.benchmark(args.ops, args.sims, elements=args.elements, repeats=args.repeats,
+    rows = cosim_bench.golden_throughput(args.ops, args.sims, elements=args.elements, repeats=args.repeats,
                                  valid_p=args.valid_p, ready_p=args.ready_p)
     print(cosim_bench.format_rows(rows))
     if args.json:

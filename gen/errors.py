@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeops.golden import registry
+from spikeops.golden import metrics, registry
 from spikeops.golden.fixed import dequantize, quantize
-from spikeops.golden.reference import round_to_grid
 
 __all__ = ["AUTHORS", "GRIDS", "datasets", "evaluate", "report", "format_table", "format_costs",
            "check_targets", "costs", "write"]
@@ -62,19 +61,24 @@ def _heavy_tailed(rng, rows, d, bulk=1.0, outlier_channels=(), outlier_scale=1e3
     return x
 
 
+#: the centre of the random weights of the norm data sets: scales around 1, offsets around 0
+_WEIGHT_CENTRE = {"gamma": 1.0, "beta": 0.0}
+
+
 def _captured(op_name: str, cfg) -> list[Dataset]:
     """The real activations shipped in ``verif/data`` (:mod:`spikeops.verif.captured`), when they fit ``cfg``."""
     from spikeops.verif import captured
-    real = captured.rows(op_name, getattr(cfg, "d", None))
+    rec = registry.get(op_name)
+    real = captured.rows(op_name, rec.fixed_row_length(cfg))
     if real is None:
         return []
     values, _ = real
     name = f"captured {captured.source(op_name).removesuffix('.npz')} activations"
-    if registry.get(op_name).shape == "elementwise":
+    if not rec.shape.is_row:
         return [Dataset(name, np.concatenate(values))]
     d = max(len(v) for v in values)
-    if op_name == "softmax":
-        if d > cfg.d_max:
+    if rec.fixed_row_length(cfg) is None:
+        if d > rec.row_length(cfg):
             return []
         x = np.full((len(values), d), -np.inf)
         for j, v in enumerate(values):
@@ -84,11 +88,15 @@ def _captured(op_name: str, cfg) -> list[Dataset]:
 
 
 def datasets(op_name: str, cfg, *, size: int = 200_000, seed: int = 0) -> list[Dataset]:
-    """The report's data sets for one operator (deterministic for a seed)."""
+    """The report's data sets for one operator (deterministic for a seed): elementwise operators
+    get every input code, the paper's range and heavy tails; masked rows (attention logits) the
+    paper's N(0, 7^2) rows, the full range, heavy tails and causal masks; weighted rows (hidden
+    states) the paper's N(0, 1) rows, outlier channels and the full range, with random weights."""
+    rec = registry.get(op_name)
     rng = np.random.default_rng(seed)
     fmt = cfg.in_format
     out = _captured(op_name, cfg)
-    if registry.get(op_name).shape == "elementwise":
+    if not rec.shape.is_row:
         codes = np.arange(fmt.min_code, fmt.max_code + 1, dtype=np.int64)
         if codes.size <= 1 << 22:
             out.append(Dataset(f"every input code {fmt.describe()}", dequantize(codes, fmt), exhaustive=True))
@@ -99,11 +107,12 @@ def datasets(op_name: str, cfg, *, size: int = 200_000, seed: int = 0) -> list[D
         # MLP pre-activations of SmolLM2 reach -12 and +50: heavy tails around a unit bulk
         out.append(Dataset("heavy-tailed activations", np.clip(2.0 * rng.standard_t(2, size), -60, 60)))
         return out
-    if op_name == "softmax":
+    if rec.masked:
+        d_max = rec.row_length(cfg)
         for d in (8, 64, 256, 1024):
-            if d <= cfg.d_max:
+            if d <= d_max:
                 out.append(Dataset(f"N(0, 7^2) d={d}", rng.normal(0, 7, (max(1, size // d), d)), d))
-        d = min(256, cfg.d_max)
+        d = min(256, d_max)
         x = rng.uniform(-fmt.max_value, fmt.max_value, (max(1, size // d), d))
         out.append(Dataset(f"uniform full range d={d}", x, d))
         x = _heavy_tailed(rng, max(1, size // d), d, bulk=3.0, outlier_channels=(0, 1), outlier_scale=40)
@@ -112,65 +121,44 @@ def datasets(op_name: str, cfg, *, size: int = 200_000, seed: int = 0) -> list[D
         causal = np.tril(np.ones((d, d), dtype=bool))
         out.append(Dataset(f"causal-masked N(0, 7^2) d={d}", np.where(causal, rows, -np.inf), d))
         return out
-    # norms: d is fixed by the configuration; the paper's N(0,1) sweep uses d = 8 .. 1024
+    # rows of a fixed d (the norms): the paper's N(0,1) sweep uses d = 8 .. 1024
     for d in (8, 64, 256, 1024):
         out.append(Dataset(f"N(0, 1) d={d}", rng.normal(0, 1, (max(1, size // d), d)), d))
-    d = cfg.d
+    d = rec.fixed_row_length(cfg)
     top = fmt.max_value * 0.9
     x = _heavy_tailed(rng, max(1, size // d), d, outlier_channels=(3, 77, 200), outlier_scale=top)
     out.append(Dataset(f"heavy-tailed hidden states d={d} (outliers to {top:.0f})", x, d))
     x = rng.uniform(-fmt.max_value, fmt.max_value, (max(1, size // d), d))
     out.append(Dataset(f"uniform full range d={d}", x, d))
     for ds in out:
-        ds.extra["gamma"] = rng.normal(1.0, 0.3, ds.d)
-        if op_name == "layernorm":
-            ds.extra["beta"] = rng.normal(0.0, 0.3, ds.d)
+        for w in rec.weights:
+            ds.extra[w] = rng.normal(_WEIGHT_CENTRE.get(w, 0.0), 0.3, ds.d)
     return out
 
 
 def _run(op_name: str, cfg, ds: Dataset):
-    """(ours as codes, exact float64) for one data set."""
+    """(ours as codes, exact float64, the configuration used) for one data set; rows of another
+    fixed length than the configuration's run at the data set's length."""
     op = registry.get(op_name)
-    if op_name in ("rmsnorm", "layernorm") and ds.d != cfg.d:
-        cfg = cfg.replace(d=ds.d)
+    fixed = op.fixed_row_length(cfg)
+    if fixed is not None and ds.d != fixed:
+        cfg = cfg.replace(**{op.row_param: ds.d})
     x = quantize(ds.x, cfg.in_format)
     xr = dequantize(x, cfg.in_format)
-    if op_name == "softmax":
-        return op.golden(x, cfg), cfg.reference(xr), cfg
-    if op_name in ("rmsnorm", "layernorm"):
-        g = cfg.quantize_gamma(ds.extra["gamma"])
-        args = [g]
-        ref_args = [dequantize(g, cfg.gamma_format)]
-        if op_name == "layernorm":
-            b = cfg.quantize_beta(ds.extra["beta"])
-            args.append(b)
-            ref_args.append(dequantize(b, cfg.out_format))
-        return op.golden(x, cfg, *args), cfg.reference(xr, *ref_args), cfg
-    return op.golden(x, cfg), cfg.reference(xr), cfg
+    codes = op.quantize_weights(cfg, ds.extra)
+    return op.run(x, cfg, **codes), op.reference(xr, cfg, **op.dequantize_weights(cfg, codes)), cfg
 
 
 def evaluate(op_name: str, cfg, ds: Dataset) -> dict:
     """One report row: errors of ``cfg`` on ``ds`` at ``cfg``'s output grid."""
     ours, exact, cfg = _run(op_name, cfg, ds)
     n = cfg.out_frac
-    fmt = cfg.out_format
-    ref = np.clip(round_to_grid(exact, n, cfg.rounding), fmt.min_code, fmt.max_code)
-    err = np.abs(ours - ref)
-    err_u = np.abs(ours * 2.0 ** -n - exact)
-    in_range = np.abs(exact) <= fmt.max_value
-    row = {
-        "op": op_name, "dataset": ds.name, "out_frac": n, "elements": int(ours.size),
-        "exhaustive": ds.exhaustive,
-        "max_lsb": int(err.max()), "mean_lsb": float(err.mean()),
-        "max_abs": float(err.max() * 2.0 ** -n), "mean_abs": float(err.mean() * 2.0 ** -n),
-        "max_abs_unrounded": float(err_u[in_range].max()) if in_range.any() else 0.0,
-        "mean_abs_unrounded": float(err_u[in_range].mean()) if in_range.any() else 0.0,
-        "saturated_fraction": float(1.0 - in_range.mean()),
-        "config_hash": cfg.stable_hash(),
-    }
-    if op_name == "gelu":  # against the erf form too, for information (not a target)
-        from spikeops.golden.reference import gelu_erf
-        row["max_abs_vs_erf_gelu"] = float(np.abs(ours * 2.0 ** -n - gelu_erf(dequantize(
+    row = {"op": op_name, "dataset": ds.name, "out_frac": n, "elements": int(ours.size),
+           "exhaustive": ds.exhaustive}
+    row.update(metrics.grid_errors(ours, exact, cfg.out_format, cfg.rounding))
+    row["config_hash"] = cfg.stable_hash()
+    for label, fn in getattr(cfg, "also_against", {}).items():  # for information (not a target)
+        row[f"max_abs_vs_{label}"] = float(np.abs(ours * 2.0 ** -n - fn(dequantize(
             quantize(ds.x, cfg.in_format), cfg.in_format))).max())
     authors = AUTHORS.get((op_name, ds.name))
     if n == 8:

@@ -55,69 +55,48 @@ def representatives(plan) -> dict:
 
 
 def captured_stimulus(capture, op: str, cfg, users, max_elements: int = 60_000):
-    """A :class:`spikeops.verif.stimulus.Stimulus` of the captured rows of the instances in ``users`` (which
-    run at ``cfg``): Softmax rows cut after their last valid position (the causal rows keep their
-    in-band mask codes), norm rows with the first user's gamma."""
+    """A :class:`spikeops.verif.stimulus.Stimulus` of the captured rows of the instances in ``users``
+    (which run at ``cfg``): masked rows cut after their last valid position (the causal rows keep
+    their in-band mask codes), elementwise rows one element per stream item, weighted rows with the
+    first user's weights."""
+    from spikeops.golden import registry
     from spikeops.verif.stimulus import Stimulus
 
+    rec = registry.get(op)
     items = [c for c in capture.instances if c.name in users and c.cfg == cfg]
     if not items:
         raise ValueError(f"run: no captured instance of {op} runs at the representative configuration")
     rows, masks = [], []
     total = 0
     for c in items:
-        for j in range(len(c.x)):
-            if op == "softmax":
-                valid = np.nonzero(c.mask[j])[0]
-                n = int(valid[-1]) + 1 if valid.size else 1
-                rows.append(c.x[j, :n])
-                masks.append(c.mask[j, :n])
-            elif op in ("silu", "gelu", "sigmoid"):
-                rows += [np.array([v]) for v in c.x[j]]
+        for x, m in c.rows():
+            if rec.shape.is_row:
+                rows.append(x)
+                masks.append(m)
             else:
-                rows.append(c.x[j])
-            total += len(c.x[j])
+                rows += [np.array([v]) for v in x]
+            total += c.x.shape[1]
             if total >= max_elements:
                 break
         if total >= max_elements:
             break
-    weights = {}
-    if items[0].gamma is not None:
-        weights["gamma"] = items[0].gamma
-    if items[0].beta is not None:
-        weights["beta"] = items[0].beta
-    return Stimulus(op, "activations", rows, masks if op == "softmax" else None, weights)
+    return Stimulus(op, "activations", rows, masks if rec.masked else None, items[0].weights())
 
 
 def capture_errors(capture, op: str) -> dict:
     """Golden error against float64 over every captured instance of ``op`` (each at its own
-    calibrated configuration): max and mean in output LSBs and in real units."""
-    from spikeops.golden.fixed import dequantize
+    calibrated configuration): max and mean in output LSBs and in real units
+    (:class:`spikeops.golden.metrics.ErrorStats`)."""
+    from spikeops.golden import registry
+    from spikeops.golden.metrics import ErrorStats
 
-    n, top_lsb, sum_lsb, top, total = 0, 0.0, 0.0, 0.0, 0.0
+    rec = registry.get(op)
+    stats = ErrorStats()
     for c in capture.by_op(op):
-        cfg = c.cfg
         x = c.values()
-        if op == "softmax":
-            exact, valid = cfg.reference(x, c.mask), c.mask
-        elif c.gamma is not None:
-            w = [dequantize(c.gamma, cfg.gamma_format)]
-            if c.beta is not None:
-                w.append(dequantize(c.beta, cfg.out_format))
-            exact, valid = cfg.reference(x, *w), np.ones(x.shape, bool)
-        else:
-            exact, valid = cfg.reference(x), np.ones(x.shape, bool)
-        # the exact value on the output grid's range (saturation is the format's, not an error)
-        fmt = cfg.out_format
-        exact_c = np.clip(exact, fmt.min_code * fmt.lsb, fmt.max_code * fmt.lsb)
-        err = np.abs(dequantize(c.golden(), fmt) - exact_c)[valid]
-        if err.size:
-            n += err.size
-            top, total = max(top, float(err.max())), total + float(err.sum())
-            top_lsb = max(top_lsb, float(err.max() / fmt.lsb))
-            sum_lsb += float(err.sum() / fmt.lsb)
-    return {"elements": n, "err_max_lsb": top_lsb, "err_mean_lsb": sum_lsb / max(n, 1),
-            "err_max_real": top, "err_mean_real": total / max(n, 1), "instances": len(capture.by_op(op))}
+        exact = rec.reference(x, c.cfg, mask=c.mask, **c.weight_values())
+        stats.add(c.golden(), exact, c.cfg.out_format, rec.valid(x, c.mask))
+    return stats.as_dict() | {"instances": len(capture.by_op(op))}
 
 
 def _fpga(op: str, cfg, weights: dict, out_dir: str, freq: float, timeout: float) -> dict:

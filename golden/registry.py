@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from .changes import apply_changes
 from .fixed import dequantize, quantize
 from .ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from .ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
@@ -203,7 +204,6 @@ def of_config(cfg) -> Operator:
 
 
 def at_grid(cfg, out_frac: int):
-    """``cfg`` with its output on a ``2**-out_frac`` grid, keeping the output's integer bits."""
-    if "out_width" in cfg.params():
-        return cfg.replace(out_frac=out_frac, out_width=cfg.out_width - cfg.out_frac + out_frac)
-    return cfg.replace(out_frac=out_frac)
+    """``cfg`` with its output on a ``2**-out_frac`` grid, keeping the output's integer bits
+    (:func:`spikeops.golden.changes.apply_changes`)."""
+    return apply_changes(cfg, {"out_frac": out_frac})

@@ -48,15 +48,12 @@ class Stimulus:
     def expected(self, cfg) -> np.ndarray:
         """The golden model's output codes, one per input element, in stream order."""
         op = registry.get(self.op)
-        if op.shape == "elementwise":
-            return op.golden(np.concatenate(self.rows), cfg)
+        if not op.shape.is_row:
+            return op.run(np.concatenate(self.rows), cfg)
         out = []
-        args = [self.weights[k] for k in ("gamma", "beta") if k in self.weights]
         for j, row in enumerate(self.rows):
-            if self.op == "softmax":
-                out.append(op.golden(row, cfg, mask=None if self.masks is None else self.masks[j]))
-            else:
-                out.append(op.golden(row[None, :], cfg, *args)[0])
+            mask = None if self.masks is None else self.masks[j][None, :]
+            out.append(op.run(row[None, :], cfg, mask=mask, **self.weights)[0])
         return np.concatenate(out)
 
 
@@ -108,19 +105,20 @@ def unpack(words, manifest: dict):
     return data, lasts
 
 
-def _row_lengths(cfg, rng, count):
-    if hasattr(cfg, "d_max"):
-        return [int(rng.integers(1, cfg.d_max + 1)) for _ in range(count)]
-    return [cfg.d] * count
+def _row_lengths(rec, cfg, rng, count):
+    fixed = rec.fixed_row_length(cfg)
+    if fixed is None:
+        return [int(rng.integers(1, rec.row_length(cfg) + 1)) for _ in range(count)]
+    return [fixed] * count
 
 
-def _weights(op, cfg, rng):
-    if op not in ("rmsnorm", "layernorm"):
-        return {}
-    w = {"gamma": cfg.quantize_gamma(rng.normal(1.0, 0.4, cfg.d))}
-    if op == "layernorm":
-        w["beta"] = cfg.quantize_beta(rng.normal(0.0, 0.4, cfg.d))
-    return w
+#: the centre of the random weights: scales around 1, offsets around 0
+_WEIGHT_CENTRE = {"gamma": 1.0, "beta": 0.0}
+
+
+def _weights(rec, cfg, rng):
+    d = rec.row_length(cfg)
+    return rec.quantize_weights(cfg, {w: rng.normal(_WEIGHT_CENTRE.get(w, 0.0), 0.4, d) for w in rec.weights})
 
 
 def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activations=None) -> Stimulus:
@@ -129,9 +127,9 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
         raise ValueError(f"stimulus: kind={kind!r} is not allowed; allowed: {', '.join(KINDS)}")
     rng = np.random.default_rng(seed)
     fmt = cfg.in_format
-    shape = registry.get(op).shape
-    weights = _weights(op, cfg, np.random.default_rng(1234))  # one set per configuration
-    if shape == "elementwise":
+    rec = registry.get(op)
+    weights = _weights(rec, cfg, np.random.default_rng(1234))  # one set per configuration
+    if not rec.shape.is_row:
         if kind == "exhaustive":
             x = np.arange(fmt.min_code, fmt.max_code + 1, dtype=np.int64)
         elif kind == "corners":
@@ -152,27 +150,27 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
     if kind == "exhaustive":
         raise ValueError(f"stimulus: kind='exhaustive' covers every input code of an elementwise "
                          f"operator; {op} takes rows: allowed here: 'random', 'corners', 'activations'")
-    lengths = _row_lengths(cfg, rng, max(1, size // (cfg.d if hasattr(cfg, "d") else max(1, cfg.d_max // 2))))
+    fixed, n_max = rec.fixed_row_length(cfg), rec.row_length(cfg)
+    lengths = _row_lengths(rec, cfg, rng, max(1, size // (fixed if fixed else max(1, n_max // 2))))
     rows, masks = [], None
     if kind == "corners":
-        n_max = cfg.d_max if hasattr(cfg, "d_max") else cfg.d
-        lens = ([1, n_max, 2, n_max] if hasattr(cfg, "d_max") else [cfg.d] * 6)
+        lens = [1, n_max, 2, n_max] if fixed is None else [fixed] * 6
         rows = [np.full(lens[0], fmt.max_code), np.full(lens[1], fmt.min_code),
                 np.array([fmt.max_code, fmt.min_code] * (lens[2] // 2) + [0] * (lens[2] % 2))[:lens[2]],
                 np.full(lens[3], 123)]
-        if hasattr(cfg, "d"):
-            rows += [np.zeros(cfg.d, dtype=np.int64), np.where(np.arange(cfg.d) == 0, fmt.max_code, 0)]
-        if op == "softmax":
+        if fixed is not None:
+            rows += [np.zeros(fixed, dtype=np.int64), np.where(np.arange(fixed) == 0, fmt.max_code, 0)]
+        if rec.masked:
             masks = [np.ones(len(r), bool) for r in rows]
             rows += [np.arange(n_max) - n_max // 2, np.zeros(3, dtype=np.int64)]
             masks += [np.arange(n_max) % 3 != 0, np.zeros(3, bool)]  # masked and fully masked rows
             rows.append(np.array([fmt.mask_code, 7, fmt.mask_code]))  # the in-band mask code
             masks.append(np.ones(3, bool))
         return Stimulus(op, kind, [np.asarray(r, dtype=np.int64) for r in rows], masks, weights)
-    real = captured.rows(op, getattr(cfg, "d", None)) if kind == "activations" else None
+    real = captured.rows(op, fixed) if kind == "activations" else None
     if real is not None:
         values, vmasks = real
-        limit = cfg.d_max if hasattr(cfg, "d_max") else cfg.d
+        limit = n_max
         masks = None if vmasks is None else []
         total = 0
         for j in rng.permutation(len(values)):
@@ -185,7 +183,7 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
                 break
         return Stimulus(op, kind, rows, masks, weights)
     for n in lengths:
-        if op == "softmax":
+        if rec.masked:  # attention logits
             rows.append(quantize(rng.normal(0, 7, n), fmt))
         elif kind == "activations":
             x = 1.0 * rng.standard_t(3, n)
@@ -193,7 +191,7 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
             rows.append(quantize(x, fmt))
         else:
             rows.append(quantize(rng.normal(0.3, 1.5, n), fmt))
-    if op == "softmax":
+    if rec.masked:
         masks = [rng.random(len(r)) < 0.85 for r in rows]
         # causal rows: a prefix valid, the rest masked
         for j in range(0, len(rows), 4):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from spikeops.golden.changes import fit_in_frac
+
 __all__ = ["observe", "observe_ranges", "in_frac_for", "calibrated"]
 
 
@@ -37,13 +39,10 @@ def calibrated(cfg, stats: dict | None):
     out_frac = cfg.out_frac
     if "out_width" in cfg.params() and stats.get("out") is not None:
         out_frac = min(cfg.out_frac, in_frac_for(stats["out"], cfg.out_width))
-    first = None
-    for frac in range(in_frac_for(stats["in"], cfg.in_width), -1, -1):
-        try:
-            return cfg.replace(in_frac=frac, out_frac=out_frac)
-        except ValueError as err:  # e.g. Softmax: the exp argument must still hold H
-            first = first or err
-    raise ValueError(f"calibrate: no in_frac fits {cfg.kind} with max |x| = {stats['in']}: {first}")
+    try:  # e.g. Softmax: the exp argument must still hold H
+        return fit_in_frac(cfg, in_frac_for(stats["in"], cfg.in_width), out_frac=out_frac)
+    except ValueError as err:
+        raise ValueError(f"calibrate: no in_frac fits {cfg.kind} with max |x| = {stats['in']}: {err}") from None
 
 
 def observe(model, sites, batches) -> dict:
@@ -51,7 +50,7 @@ def observe(model, sites, batches) -> dict:
     token-id tensors) for every site in ``sites``, with the float model."""
     import torch
 
-    from .convert import ATTENTION_NAME, register_attention
+    from .attention import ATTENTION_NAME, register_attention
 
     stats = {s.name: {"in": 0.0, "out": 0.0} for s in sites}
     hooks, attn = [], []
@@ -61,7 +60,7 @@ def observe(model, sites, batches) -> dict:
 
     for s in sites:
         mod = s.module
-        if s.kind == "softmax":
+        if s.attention:
             mod.spikeops_softmax = None
             mod.spikeops_observe = (lambda t, n=s.name: bump(n, "in", t))
             attn.append(mod)

@@ -34,7 +34,7 @@ def _configs(sets) -> dict:
     """``["silu.out_frac=14", ...]`` -> ``{"silu": config with the changes}``."""
     from spikeops.golden import registry
 
-    from ..cli import parse_sets
+    from spikeops.golden.changes import parse_sets
     changes: dict = {}
     for item in sets or ():
         key = item.split("=", 1)[0]
@@ -47,12 +47,15 @@ def _configs(sets) -> dict:
 
 
 def _session_and_plan(args):
+    from spikeops.golden.changes import apply_changes
+
     from .evaluate import Session
     from .plan import Plan, default_config
     session = Session(args.model, calibration_texts=args.calibration_texts)
     if getattr(args, "plan", None) and Path(args.plan).exists() and not getattr(args, "write_plan", False):
         return session, Plan.load(args.plan)
-    base = {op: default_config(op, session.lm.model.config).replace(**ch) for op, ch in _configs(args.set).items()}
+    base = {op: apply_changes(default_config(op, session.lm.model.config), ch)
+            for op, ch in _configs(args.set).items()}
     plan = session.plan(kinds=args.kinds, layers=parse_layers(args.layers), configs=base)
     return session, plan
 

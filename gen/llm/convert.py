@@ -11,21 +11,7 @@ from __future__ import annotations
 
 from .sites import KINDS
 
-__all__ = ["convert", "register_attention", "KINDS", "ATTENTION_NAME"]
-
-ATTENTION_NAME = "spikeops"
-
-
-def register_attention():
-    """Register the spiking attention and its (eager, additive) mask under one name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
-
-    from .operators import spiking_attention
-
-    AttentionInterface.register(ATTENTION_NAME, spiking_attention)
-    AttentionMaskInterface.register(ATTENTION_NAME, eager_mask)
-
+__all__ = ["convert", "KINDS"]
 
 def convert(model, kinds=KINDS, layers=None, configs=None, ranges=None, family: str | None = None,
             stats=None) -> dict:

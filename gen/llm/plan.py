@@ -73,17 +73,25 @@ class Plan:
         return out
 
 
+#: where a Hugging Face configuration keeps its normalisation epsilon (Llama, BERT, others)
+_EPS_ATTRS = ("rms_norm_eps", "layer_norm_eps", "norm_eps")
+
+
 def default_config(op: str, hf_config):
-    """The operator's default configuration sized for the model (``d``, ``eps``, ``d_max``)."""
-    reg = registry.get(op)
-    if op == "rmsnorm":
-        return reg.default(d=hf_config.hidden_size, eps=float(hf_config.rms_norm_eps))
-    if op == "layernorm":
-        return reg.default(d=hf_config.hidden_size, eps=float(hf_config.layer_norm_eps))
-    if op == "softmax":
-        # rows up to the longest sequence the evaluation feeds (2048 tokens) or the model takes
-        return reg.default(d_max=min(2048, int(getattr(hf_config, "max_position_embeddings", 2048))))
-    return reg.default()
+    """The operator's default configuration sized for the model: rows of a fixed ``d`` get the
+    hidden size (and the model's ``eps``), rows up to ``d_max`` the longest sequence the evaluation
+    feeds (2048 tokens) or the model takes."""
+    rec = registry.get(op)
+    changes = {}
+    if rec.fixed_row_length(rec.default()) is not None:
+        changes[rec.row_param] = hf_config.hidden_size
+        if "eps" in rec.default().params():
+            eps = next((getattr(hf_config, a) for a in _EPS_ATTRS if getattr(hf_config, a, None) is not None), None)
+            if eps is not None:
+                changes["eps"] = float(eps)
+    elif rec.row_param is not None:
+        changes[rec.row_param] = min(2048, int(getattr(hf_config, "max_position_embeddings", 2048)))
+    return rec.default(**changes)
 
 
 def _select(model, family, kinds, layers):
@@ -127,13 +135,13 @@ def make_plan(model, family: str, *, name: str = "model", kinds=KINDS, layers=No
 
 def apply_plan(model, plan: Plan) -> dict:
     """Replace the plan's instances in ``model`` (in place); return ``{kind: [names]}``."""
-    from .convert import ATTENTION_NAME, register_attention
+    from .attention import ATTENTION_NAME, register_attention
     from .operators import SpikingActivation, SpikingLayerNorm, SpikingRMSNorm
 
     sites = {s.name: s for s in discover(model, plan.family)}
     softmax_seen = False
     for s in sites.values():  # attention modules not in the plan keep the float softmax
-        if s.kind == "softmax":
+        if s.attention:
             s.module.spikeops_softmax = None
     for i in plan.instances:
         s = sites.get(i["name"])
@@ -148,10 +156,10 @@ def apply_plan(model, plan: Plan) -> dict:
             d = old.weight.shape[-1]
             if cfg.d != d:
                 raise ValueError(f"plan: instance {s.name!r} has d={cfg.d}; the model's is {d}")
-            if s.op == "rmsnorm":
-                new = SpikingRMSNorm(cfg, old.weight, s.name, s.layer, fit=False)
-            else:
+            if "beta" in registry.get(s.op).weights:
                 new = SpikingLayerNorm(cfg, old.weight, getattr(old, "bias", None), s.name, s.layer, fit=False)
+            else:
+                new = SpikingRMSNorm(cfg, old.weight, s.name, s.layer, fit=False)
             setattr(s.parent, s.attr, new)
         elif s.kind == "activation":
             setattr(s.parent, s.attr, SpikingActivation(s.op, cfg, s.name, s.layer))

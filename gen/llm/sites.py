@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spikeops.golden import registry
+
 __all__ = ["Site", "discover", "KINDS", "activation_op"]
 
 KINDS = ("softmax", "activation", "norm")
@@ -29,15 +31,29 @@ class Site:
     def module(self):
         return getattr(self.parent, self.attr)
 
+    @property
+    def attention(self) -> bool:
+        """True for an attention module, whose (masked-row) operator runs inside the registered
+        attention function rather than replacing a submodule."""
+        return registry.get(self.op).masked
+
+
+#: the model's ``hidden_act`` -> the spiking operator: exact names, then name prefixes
+HIDDEN_ACTS = {"silu": "silu", "swish": "silu"}
+HIDDEN_ACT_PREFIXES = {"gelu": "gelu"}
+
 
 def activation_op(config) -> str:
     """The spiking operator for the model's MLP activation (``hidden_act``)."""
     act = getattr(config, "hidden_act", "silu")
-    if act in ("silu", "swish"):
-        return "silu"
-    if isinstance(act, str) and act.startswith("gelu"):
-        return "gelu"
-    raise ValueError(f"convert: hidden_act={act!r} has no spiking operator; allowed: silu, swish, gelu*")
+    if isinstance(act, str):
+        if act in HIDDEN_ACTS:
+            return HIDDEN_ACTS[act]
+        for prefix, op in HIDDEN_ACT_PREFIXES.items():
+            if act.startswith(prefix):
+                return op
+    raise ValueError(f"convert: hidden_act={act!r} has no spiking operator; allowed: "
+                     + ", ".join([*HIDDEN_ACTS, *(f"{p}*" for p in HIDDEN_ACT_PREFIXES)]))
 
 
 def _llama(model) -> list[Site]:

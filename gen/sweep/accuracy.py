@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from spikeops.golden import registry
+from spikeops.golden.changes import fit_in_frac
 from spikeops.golden.fixed import dequantize, quantize
+from spikeops.golden.metrics import ErrorStats
 
 __all__ = ["Source", "Group", "Activations", "load", "check_point", "calibrated_config", "errors", "file_hash",
            "SYNTHETIC_SIZE", "SCALES"]
@@ -110,7 +112,7 @@ class Activations:
         formats = sorted({g.captured.in_format.describe() for g in self.groups if g.captured is not None},
                          key=lambda f: (f[0], *map(int, f[1:].split("."))))
         out = {"instances": len(self.groups), "rows": self.rows, "in_formats": formats}
-        if registry.get(self.op).shape == "row":
+        if registry.get(self.op).shape.is_row:
             out["row_length"] = self.d
         else:
             out["elements"] = self.rows
@@ -128,7 +130,7 @@ def file_hash(path) -> str:
 
 @functools.lru_cache(maxsize=2)
 def _capture(path: str, sha256: str):
-    from spikeops.gen.llm.capture import load as load_capture
+    from spikeops.golden.capture import load as load_capture
     return load_capture(path)
 
 
@@ -137,59 +139,43 @@ def load(source: Source, op: str) -> Activations:
     """The activations of ``op`` from ``source`` (cached per process).
 
     Captured instances may have different (calibrated) input formats, so each is dequantised in
-    its own format before the rows are stacked (Softmax rows padded to the longest with masked
-    positions, then trailing all-masked columns dropped) and ``rows`` drawn without replacement."""
+    its own format (one group per instance; ``rows`` draws rows without replacement over all the
+    instances' rows in forward order); masked rows lose the columns past every selected row's last
+    valid position (:meth:`spikeops.golden.capture.Captured.block`), elementwise rows are flattened."""
     if source.path is None:
         return _synthetic(op)
+    rec = registry.get(op)
     cap = _capture(source.path, source.sha256)
-    items = cap.by_op(op)
-    if not items:
-        raise ValueError(f"sweep: the capture has no {op} instance; captured: {', '.join(cap.ops())}")
-    d = max(c.x.shape[1] for c in items)
-    xs, ms, owner = [], [], []
-    for j, c in enumerate(items):
-        v = c.values()
-        m = c.mask if c.mask is not None else np.ones(v.shape, dtype=bool)
-        pad = ((0, 0), (0, d - v.shape[1]))
-        xs.append(np.pad(v, pad, constant_values=-np.inf))
-        ms.append(np.pad(m, pad, constant_values=False))
-        owner.append(np.full(len(v), j))
-    x, mask, owner = np.concatenate(xs), np.concatenate(ms), np.concatenate(owner)
-    if source.rows is not None and source.rows < len(x):
-        pick = np.sort(np.random.default_rng(source.seed).choice(len(x), size=source.rows, replace=False))
-        x, mask, owner = x[pick], mask[pick], owner[pick]
-    elementwise = registry.get(op).shape == "elementwise"
+    try:
+        items = cap.instances_of(op)
+    except ValueError:
+        raise ValueError(f"sweep: the capture has no {op} instance; captured: {', '.join(cap.ops())}") from None
+    sizes = [len(c.x) for c in items]
+    picked = np.arange(sum(sizes))
+    if source.rows is not None and source.rows < len(picked):
+        picked = np.sort(np.random.default_rng(source.seed).choice(len(picked), size=source.rows, replace=False))
+    starts = np.cumsum([0] + sizes)
     groups = []
     for j, c in enumerate(items):
-        rows = owner == j
-        if not rows.any():
+        rows = picked[(picked >= starts[j]) & (picked < starts[j + 1])] - starts[j]
+        if not rows.size:
             continue
-        gx, gm = x[rows][:, :c.x.shape[1]], mask[rows][:, :c.x.shape[1]]
-        if op == "softmax":
-            groups.append(Group(*_trim_masked_columns(gx, gm), captured=c.cfg))
-        elif elementwise:
-            groups.append(Group(gx[gm], captured=c.cfg))
-        else:
-            gamma = None if c.gamma is None else dequantize(c.gamma, c.cfg.gamma_format)
-            beta = None if c.beta is None else dequantize(c.beta, c.cfg.out_format)
-            groups.append(Group(gx, None, gamma, beta, c.cfg))
+        x, mask = c.block(rows, values=True)
+        if not rec.shape.is_row:
+            x = x.ravel()
+        w = c.weight_values()
+        groups.append(Group(x, mask, w.get("gamma"), w.get("beta"), c.cfg))
     return Activations(op, groups, source.label)
 
 
-def _trim_masked_columns(x, mask):
-    """Drop trailing columns that are masked in every row (padding of shorter captured rows)."""
-    cols = np.nonzero(mask.any(axis=0))[0]
-    n = int(cols[-1]) + 1 if cols.size else 1
-    return x[:, :n], mask[:, :n]
-
-
 def _synthetic(op: str) -> Activations:
-    """``spikeops.verif.stimulus.make(op, default, "activations")`` in real units (Softmax rows padded)."""
+    """``verif.stimulus.make(op, default, "activations")`` in real units (masked rows padded)."""
     from spikeops.verif.stimulus import make
-    cfg = registry.get(op).default()
+    rec = registry.get(op)
+    cfg = rec.default()
     stim = make(op, cfg, "activations", size=SYNTHETIC_SIZE, seed=0)
     fmt = cfg.in_format
-    if registry.get(op).shape == "elementwise":
+    if not rec.shape.is_row:
         return Activations(op, [Group(dequantize(np.concatenate(stim.rows), fmt))], "synthetic")
     d = max(len(r) for r in stim.rows)
     x = np.full((len(stim.rows), d), -np.inf)
@@ -197,39 +183,23 @@ def _synthetic(op: str) -> Activations:
     for j, r in enumerate(stim.rows):
         x[j, :len(r)] = dequantize(r, fmt)
         mask[j, :len(r)] = True if stim.masks is None else stim.masks[j]
-    w = stim.weights
-    gamma = dequantize(w["gamma"], cfg.gamma_format) if "gamma" in w else None
-    beta = dequantize(w["beta"], cfg.out_format) if "beta" in w else None
-    return Activations(op, [Group(x, mask if op == "softmax" else None, gamma, beta)], "synthetic")
+    w = rec.dequantize_weights(cfg, stim.weights)
+    return Activations(op, [Group(x, mask if rec.masked else None, w.get("gamma"), w.get("beta"))], "synthetic")
 
 
 def check_point(acts: Activations, cfg) -> None:
     """Raise ValueError when ``cfg`` cannot run on these activations (row length vs d / d_max)."""
-    if hasattr(cfg, "d") and acts.d != cfg.d:
-        raise ValueError(f"{cfg.kind}: d={cfg.d} does not match the {acts.source} rows of length "
-                         f"{acts.d}; d must match the model")
-    if hasattr(cfg, "d_max") and acts.d > cfg.d_max:
-        raise ValueError(f"{cfg.kind}: d_max={cfg.d_max} is shorter than the {acts.source} rows "
-                         f"(up to {acts.d} elements); allowed: d_max >= {acts.d}")
+    registry.get(acts.op).check_row_length(cfg, acts.d, f"{acts.source} rows")
 
 
 def _run(op: str, cfg, g: Group):
     """(golden output codes, exact float64, valid elements) of one group."""
-    gop = registry.get(op)
-    x = quantize(g.x, cfg.in_format)
-    if op == "softmax":
-        return (gop.golden(x, cfg, mask=g.mask), cfg.reference(g.x, g.mask), g.mask & ~np.isneginf(g.x))
-    if hasattr(cfg, "gamma_format"):
-        if g.beta is not None and g.gamma is None:
-            raise ValueError(f"{op}: the activations carry beta without gamma")
-        args = [w for w in (g.gamma, g.beta) if w is not None]
-        codes = [cfg.quantize_gamma(g.gamma)] if g.gamma is not None else []
-        if g.beta is not None:
-            codes.append(cfg.quantize_beta(g.beta))
-        ours = gop.golden(x, cfg, *codes)
-        return ours, cfg.reference(g.x, *args), np.ones(ours.shape, dtype=bool)
-    ours = gop.golden(x, cfg)
-    return ours, cfg.reference(g.x), np.ones(ours.shape, dtype=bool)
+    rec = registry.get(op)
+    if g.beta is not None and g.gamma is None:
+        raise ValueError(f"{op}: the activations carry beta without gamma")
+    real = {k: v for k, v in (("gamma", g.gamma), ("beta", g.beta)) if v is not None}
+    ours = rec.run(quantize(g.x, cfg.in_format), cfg, mask=g.mask, **rec.quantize_weights(cfg, real))
+    return ours, rec.reference(g.x, cfg, mask=g.mask, **real), rec.valid(g.x, g.mask)
 
 
 def calibrated_config(cfg, captured):
@@ -246,33 +216,24 @@ def calibrated_config(cfg, captured):
         changes["gamma_frac"] = frac(cfg.gamma_width, captured.gamma_format)
     if "out_width" in cfg.params():
         changes["out_frac"] = min(cfg.out_frac, frac(cfg.out_width, captured.out_format))
-    first = None
-    for in_frac in range(frac(cfg.in_width, captured.in_format), -1, -1):
-        try:
-            return cfg.replace(in_frac=in_frac, **changes)
-        except ValueError as err:
-            first = first or err
-    raise ValueError(f"{cfg.kind}: no in_frac fits the captured scale {captured.in_format.describe()}: {first}")
+    try:
+        return fit_in_frac(cfg, frac(cfg.in_width, captured.in_format), **changes)
+    except ValueError as err:
+        raise ValueError(f"{cfg.kind}: no in_frac fits the captured scale "
+                         f"{captured.in_format.describe()}: {err}") from None
 
 
 def errors(acts: Activations, cfg, scales: str = "point") -> dict:
-    """The error figures of ``cfg`` on ``acts`` (see the module docstring); with ``scales=
-    "calibrated"`` each captured instance runs at :func:`calibrated_config` of ``cfg``."""
+    """The error figures of ``cfg`` on ``acts`` (see the module docstring;
+    :class:`spikeops.golden.metrics.ErrorStats`); with ``scales="calibrated"`` each captured
+    instance runs at :func:`calibrated_config` of ``cfg``."""
     t0 = time.perf_counter()
     check_point(acts, cfg)
-    n, top, total, top_lsb, total_lsb, sat = 0, 0.0, 0.0, 0.0, 0.0, 0
+    stats = ErrorStats()
     for g in acts.groups:
         gcfg = calibrated_config(cfg, g.captured) if scales == "calibrated" and g.captured is not None else cfg
-        fmt = gcfg.out_format
         ours, exact, valid = _run(acts.op, gcfg, g)
-        err = np.abs(dequantize(ours, fmt) - exact)[valid]
-        if err.size:
-            n += err.size
-            top, total = max(top, float(err.max())), total + float(err.sum())
-            top_lsb, total_lsb = max(top_lsb, float(err.max()) / fmt.lsb), total_lsb + float(err.sum()) / fmt.lsb
-            sat += int(np.count_nonzero(np.abs(exact[valid]) > fmt.max_value))
-    if n == 0:
+        stats.add(ours, exact, gcfg.out_format, valid)
+    if stats.elements == 0:
         raise ValueError(f"{acts.op}: the {acts.source} rows have no valid element")
-    return {"elements": n, "err_max_real": top, "err_mean_real": total / n,
-            "err_max_lsb": top_lsb, "err_mean_lsb": total_lsb / n,
-            "saturated": sat / n, "activations": acts.source, "seconds": time.perf_counter() - t0}
+    return stats.as_dict() | {"activations": acts.source, "seconds": time.perf_counter() - t0}

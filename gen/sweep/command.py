@@ -86,7 +86,7 @@ def _entries(args):
         return grid.load_spec(args.spec)
     if not args.op:
         raise ValueError("sweep: nothing to sweep; give --op OP (with --grid KEY=V1,V2 ...) or --spec FILE")
-    from spikeops.gen.cli import parse_sets
+    from spikeops.golden.changes import parse_sets
     return [grid.make_entry(args.op, base=parse_sets(args.set), grid=grid.parse_grid_args(args.grid),
                             points=[grid.parse_point_arg(p) for p in args.point])]
 

@@ -20,7 +20,7 @@ Files are JSON or TOML (by extension): either a list of entries or ``{"ops": [en
 On the command line: ``--op softmax --grid out_frac=8,12,16 --grid K=64,256 --point H=5,K=64
 --set d_max=512``; each value is read as JSON (numbers, true/false) or else kept as a string.
 
-``out_frac`` without ``out_width`` keeps the output's integer bits (``spikeops.golden.registry.at_grid``),
+``out_frac`` without ``out_width`` keeps the output's integer bits (``spikeops.golden.changes.apply_changes``),
 so an output-grid axis moves the LSB, not the range; give ``out_width`` too to set both.
 """
 
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spikeops.golden import registry
+from spikeops.golden.changes import apply_changes
 
 __all__ = ["Point", "Entry", "parse_values", "parse_grid_args", "parse_point_arg", "load_spec",
            "entries_from_data", "expand", "make_config"]
@@ -183,13 +184,10 @@ def make_entry(op, *, base=None, grid=None, points=(), where: str = "command lin
 
 
 def make_config(op: str, changes: dict):
-    """The registry default of ``op`` with ``changes`` (validated; ValueError names the parameter).
-    ``out_frac`` without ``out_width`` keeps the output's integer bits (``registry.at_grid``)."""
-    cfg = registry.get(op).default().replace(**changes)
-    if "out_frac" in changes and "out_width" not in changes and "out_width" in cfg.params():
-        others = {k: v for k, v in changes.items() if k != "out_frac"}
-        cfg = registry.at_grid(registry.get(op).default().replace(**others), changes["out_frac"])
-    return cfg
+    """The registry default of ``op`` with ``changes`` (validated; ValueError names the parameter),
+    by the one rule of :func:`spikeops.golden.changes.apply_changes` (``out_frac`` without
+    ``out_width`` keeps the output's integer bits)."""
+    return apply_changes(registry.get(op).default(), changes)
 
 
 def _canonical(changes: dict) -> str:

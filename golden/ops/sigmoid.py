@@ -153,6 +153,12 @@ class GELUConfig(_SigmoidFamilyConfig):
     def reference(self, x):
         return reference.gelu_sigmoid(x)
 
+    @property
+    def also_against(self) -> dict:
+        """Other exact functions the error report measures this form against, for information:
+        the erf form transformers' ``gelu`` computes."""
+        return {"erf_gelu": reference.gelu_erf}
+
 
 def _sigmoid_family(x, cfg: _SigmoidFamilyConfig) -> np.ndarray:
     x = check_codes(x, cfg.in_format, owner=cfg.kind)
