@@ -7,13 +7,18 @@ generator, the testbench, the manifest and the sweep.  Subclasses are frozen dat
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import enum
 import hashlib
 import json
 
 from .fixed import check_int
 
 __all__ = ["Config"]
+
+#: while a configuration builds a sub-configuration: (sub-config class, owner kind, parameter names)
+_NAMING = contextvars.ContextVar("spikeops_config_naming", default=None)
 
 
 class Config:
@@ -26,27 +31,53 @@ class Config:
         self._validate()
 
     # -- validation helpers -------------------------------------------------------------------
+    # Errors name the owner and the owner's parameters: a sub-configuration built by
+    # :meth:`sub_config` (an operator's exp table, norm, ...) speaks in its owner's names.
+    def _naming(self):
+        ctx = _NAMING.get()
+        return ctx if ctx is not None and type(self) is ctx[0] else None
+
+    @property
+    def _owner(self) -> str:
+        ctx = self._naming()
+        return self.kind if ctx is None else ctx[1]
+
+    def _label(self, name: str) -> str:
+        """``name`` as the user knows it (the owner's parameter name inside a sub-configuration)."""
+        ctx = self._naming()
+        return name if ctx is None else ctx[2].get(name, name)
+
+    def sub_config(self, cls, names: dict, **params):
+        """``cls(**params)`` built for this configuration: its validation errors name this
+        configuration's kind and, by ``names`` (sub-config parameter -> this one's), its
+        parameters, so a user reads them in the words of the options they set."""
+        token = _NAMING.set((cls, self.kind, dict(names)))
+        try:
+            return cls(**params)
+        finally:
+            _NAMING.reset(token)
+
     def _int(self, name: str, lo: int, hi: int | None = None) -> int:
-        return check_int(self.kind, name, getattr(self, name), lo, hi)
+        return check_int(self._owner, self._label(name), getattr(self, name), lo, hi)
 
     def _choice(self, name: str, allowed: tuple):
         value = getattr(self, name)
         if value not in allowed:
-            raise ValueError(f"{self.kind}: {name}={value!r} is not allowed; allowed: "
-                             + ", ".join(repr(a) for a in allowed))
+            raise ValueError(f"{self._owner}: {self._label(name)}={_plain(value)!r} is not allowed; allowed: "
+                             + ", ".join(repr(_plain(a)) for a in allowed))
         return value
 
     def _number(self, name: str, lo: float, hi: float, *, lo_open: bool = False):
         value = getattr(self, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self.kind}: {name} must be a number, not {value!r}")
+            raise ValueError(f"{self._owner}: {self._label(name)} must be a number, not {value!r}")
         if not (value > lo if lo_open else value >= lo) or not value <= hi:
-            raise ValueError(f"{self.kind}: {name}={value!r} is out of range; allowed: "
+            raise ValueError(f"{self._owner}: {self._label(name)}={value!r} is out of range; allowed: "
                              f"{'(' if lo_open else '['}{lo}, {hi}]")
         return value
 
     def _fail(self, name: str, message: str):
-        raise ValueError(f"{self.kind}: {name}={getattr(self, name)!r} {message}")
+        raise ValueError(f"{self._owner}: {self._label(name)}={_plain(getattr(self, name))!r} {message}")
 
     def _validate(self):  # pragma: no cover - overridden
         pass
@@ -80,3 +111,8 @@ class Config:
         """SHA-256 (16 hex digits) of the canonical JSON of kind and parameters; stable across runs."""
         blob = json.dumps({"kind": self.kind, "params": self.params()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _plain(value):
+    """A choice as its plain value (a string enum prints as its string)."""
+    return value.value if isinstance(value, enum.Enum) else value

@@ -58,15 +58,16 @@ class ExpConfig(Config):
         self._int("out_frac", 0, 40)
         self._int("slope_frac", 0, 32)
         if self.H_codes >= 1 << (self.in_width - 1):
-            self._fail("in_width", f"cannot hold H={self.H} at in_frac={self.in_frac} "
-                       f"({self.H_codes} codes); allowed: in_width >= {self.H_codes.bit_length() + 1}")
+            self._fail("in_width", f"cannot hold H={self.H} at {self._label('in_frac')}={self.in_frac} "
+                       f"({self.H_codes} codes); allowed: {self._label('in_width')} >= "
+                       f"{self.H_codes.bit_length() + 1}")
         if self.K > 2 * self.H_codes:
-            self._fail("K", f"gives segments narrower than one argument code; allowed: K <= 2*H*2**in_frac "
-                       f"= {2 * self.H_codes}")
+            self._fail("K", f"gives segments narrower than one argument code; allowed: K <= "
+                       f"2*H*2**{self._label('in_frac')} = {2 * self.H_codes}")
         top = math.exp(self.H) * 2.0 ** self.out_frac
         if top >= 2.0 ** 48:
             self._fail("out_frac", f"makes e**H = 2**{math.log2(top):.1f} codes; allowed: "
-                       f"H * log2(e) + out_frac < 48")
+                       f"H * log2(e) + {self._label('out_frac')} < 48")
         if self.slope_width + self.seg_bits > 62:
             self._fail("slope_frac", f"gives a {self.slope_width + self.seg_bits}-bit slope product; "
                        "allowed: at most 62 bits")

@@ -65,8 +65,10 @@ class NormConfig(Config):
         self._int("iterations", 1, 32)
         self._int("guard_bits", 0, 16)
         if self.datapath_width > 62:
-            self._fail("in_width", f"needs a {self.datapath_width}-bit datapath for length={self.length}, "
-                       f"guard_bits={self.guard_bits}, method={self.method!r}; allowed: at most 62 bits")
+            n = self._label
+            self._fail("in_width", f"needs a {self.datapath_width}-bit datapath for {n('length')}={self.length}, "
+                       f"{n('guard_bits')}={self.guard_bits}, {n('method')}={str(self.method)!r}; "
+                       "allowed: at most 62 bits")
 
     @functools.cached_property
     def levels(self) -> int:

@@ -28,7 +28,7 @@ from .neurons import lif_update
 from .pipeline import Pipeline
 from .shift import barrel_shift, bit_length
 
-__all__ = ["DivisionNeuronGroup", "division_stages", "division_latency"]
+__all__ = ["DivisionNeuronGroup", "division_stages", "division_latency", "check_pipelined"]
 
 
 def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
@@ -60,13 +60,18 @@ def division_latency(cfg: DivisionConfig) -> int:
     raise ValueError(f"division: arch={cfg.arch!r} has a data-dependent latency")
 
 
+def check_pipelined(cfg: DivisionConfig, owner: str = "division", name: str = "arch"):
+    """Raise ValueError unless ``cfg``'s realisation fits an II=1 pipeline (not ``temporal``)."""
+    if cfg.arch == "temporal":
+        raise ValueError(f"{owner}: {name}='temporal' is iterative (one division at a time, up to "
+                         f"2**{cfg.q_width} - 1 steps) and cannot sit in an II=1 pipeline; "
+                         "allowed: 'binary', 'thermometer'")
+
+
 def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp_range=(0, 0)):
     """Add the II=1 Division Neuron Group to ``pipe``; return ``q`` (registered, aligned with
     ``pipe.valid``).  ``b_exp`` is B's power-of-two exponent, known to lie in ``b_exp_range``."""
-    if cfg.arch == "temporal":
-        raise ValueError("division: arch='temporal' is iterative (one division at a time, up to "
-                         f"2**{cfg.q_width} - 1 steps) and cannot sit in an II=1 pipeline; "
-                         "allowed here: 'binary', 'thermometer'")
+    check_pipelined(cfg)
     m = pipe.m
     current, theta, saturated = _stage1(m, a, b, b_exp, cfg, b_exp_range)
     s = pipe.stage(v=current, theta=theta, sat=saturated)

@@ -41,6 +41,10 @@ from ..shift import barrel_shift, bit_length, normalise
 
 __all__ = ["RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm"]
 
+#: the PolarNorm's parameters as this operator's options name them
+_NORM_NAMES = {"length": "d+1", "in_width": "norm_width", "method": "norm_method",
+               "iterations": "cordic_iterations", "guard_bits": "norm_guard_bits"}
+
 #: mantissa bits of the norm at read-out (so ``mantissa * C`` fits 62 bits with gain_frac <= 31)
 _READOUT_BITS = 31
 
@@ -83,12 +87,7 @@ class _NormOpConfig(Config):
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", ARCHITECTURES)
         self._choice("rounding", ROUNDINGS)
-        try:
-            self.norm
-        except ValueError as err:  # re-word in this operator's parameter names
-            msg = (str(err).replace("norm: in_width=", "norm_width=").replace("guard_bits", "norm_guard_bits")
-                   .replace("length=", "d+1=").replace("method=", "norm_method="))
-            raise ValueError(f"{self.kind}: {msg}") from None
+        self.norm  # validates norm_width, norm_method, cordic_iterations, norm_guard_bits
         if self.v_width + self.gamma_width - 1 > 62:
             self._fail("in_width", f"with gamma_width={self.gamma_width} and d={self.d} gives a "
                        f"{self.v_width + self.gamma_width - 1}-bit numerator; allowed: at most 62")
@@ -130,8 +129,9 @@ class _NormOpConfig(Config):
 
     @functools.cached_property
     def norm(self) -> NormConfig:
-        return NormConfig(length=self.d + 1, in_width=self.norm_width, method=self.norm_method,
-                          iterations=self.cordic_iterations, guard_bits=self.norm_guard_bits)
+        return self.sub_config(NormConfig, _NORM_NAMES, length=self.d + 1, in_width=self.norm_width,
+                               method=self.norm_method, iterations=self.cordic_iterations,
+                               guard_bits=self.norm_guard_bits)
 
     @functools.cached_property
     def readout_constant(self) -> int:

@@ -39,6 +39,10 @@ from .. import reference
 __all__ = ["SigmoidConfig", "SiLUConfig", "GELUConfig", "sigmoid", "silu", "gelu"]
 
 
+#: the PWL-Exp table's parameters as this operator's options name them
+_EXP_NAMES = {"out_frac": "exp_frac"}
+
+
 @dataclass(frozen=True)
 class _SigmoidFamilyConfig(Config):
     """Shared parameters of the sigmoid family (see the module docstring)."""
@@ -90,11 +94,8 @@ class _SigmoidFamilyConfig(Config):
         frac = self.in_frac + self.alpha_frac
         y_max = ((1 << (self.in_width - 1)) - 1) * self.alpha_code
         arg_width = (y_max + (self.H << frac)).bit_length() + 1
-        try:
-            return ExpConfig(in_width=arg_width, in_frac=frac, H=self.H, K=self.K,
-                             out_frac=self.exp_frac, slope_frac=self.slope_frac)
-        except ValueError as err:  # re-word with this operator's parameter names
-            raise ValueError(f"{self.kind}: {str(err).replace('exp: ', '').replace('out_frac', 'exp_frac')}") from None
+        return self.sub_config(ExpConfig, _EXP_NAMES, in_width=arg_width, in_frac=frac, H=self.H,
+                               K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac)
 
     @functools.cached_property
     def division(self) -> DivisionConfig:

@@ -32,6 +32,10 @@ from ..fixed import FixedFormat, check_codes
 __all__ = ["SoftmaxConfig", "softmax"]
 
 
+#: the PWL-Exp table's parameters as this operator's options name them
+_EXP_NAMES = {"out_frac": "exp_frac"}
+
+
 @dataclass(frozen=True)
 class SoftmaxConfig(Config):
     """Softmax over rows of up to ``d_max`` elements (see the module docstring)."""
@@ -71,11 +75,8 @@ class SoftmaxConfig(Config):
     @functools.cached_property
     def exp(self) -> ExpConfig:
         # argument x - m + H spans [-(2**in_width - 2) + Hc, Hc]
-        try:
-            return ExpConfig(in_width=self.in_width + 2, in_frac=self.in_frac, H=self.H, K=self.K,
-                             out_frac=self.exp_frac, slope_frac=self.slope_frac)
-        except ValueError as err:
-            raise ValueError(f"{self.kind}: {str(err).replace('exp: ', '').replace('out_frac', 'exp_frac')}") from None
+        return self.sub_config(ExpConfig, _EXP_NAMES, in_width=self.in_width + 2, in_frac=self.in_frac,
+                               H=self.H, K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac)
 
     @functools.cached_property
     def sum_width(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..component import ConfigSignature
+from ..division import check_pipelined
 
 __all__ = ["OperatorSignature"]
 
@@ -14,7 +15,5 @@ class OperatorSignature(ConfigSignature):
     def check_parameters(cls, config):
         super().check_parameters(config)
         division = getattr(config, "division", None)
-        if division is not None and division.arch == "temporal":
-            raise ValueError(f"{cls.owner}: div_arch='temporal' is iterative (one division at a time, "
-                             f"up to 2**{division.q_width} - 1 steps) and cannot sit in the operator's "
-                             "II=1 pipeline; allowed: 'binary', 'thermometer'")
+        if division is not None:
+            check_pipelined(division, cls.owner, "div_arch")
