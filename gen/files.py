@@ -1,4 +1,8 @@
-"""Files written so that no reader ever sees half of one."""
+"""Files written so that no reader ever sees half of one, and where spikeops keeps its caches.
+
+One variable moves every cache: ``$SPIKEOPS_CACHE`` (default ``~/.cache/spikeops``) holds the
+dequantised model checkpoints and, under ``sweep/``, the sweeps' stage results (a sweep without the
+variable keeps its cache beside its output, ``<out>/cache``; ``--cache`` overrides both)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,14 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["write_atomic", "cache_root", "CACHE_VARIABLE"]
+
+CACHE_VARIABLE = "SPIKEOPS_CACHE"
+
+
+def cache_root() -> Path:
+    """``$SPIKEOPS_CACHE``, or ``~/.cache/spikeops`` when it is unset or empty."""
+    return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "spikeops")
 
 
 def write_atomic(path, text: str) -> Path:

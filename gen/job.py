@@ -23,11 +23,15 @@ import concurrent.futures as cf
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run", "representatives", "captured_stimulus", "capture_errors", "format_summary"]
+from .llm.defaults import CALIBRATION_TEXTS
+from .target import FpgaTarget, target_from_args
+
+__all__ = ["RunOptions", "run", "representatives", "captured_stimulus", "capture_errors", "format_summary"]
 
 
 class _Clock:
@@ -99,17 +103,17 @@ def capture_errors(capture, op: str) -> dict:
     return stats.as_dict() | {"instances": len(capture.by_op(op))}
 
 
-def _fpga(op: str, cfg, weights: dict, out_dir: str, freq: float, timeout: float) -> dict:
+def _fpga(op: str, cfg, weights: dict, out_dir: str, target, timeout: float) -> dict:
     """Emit + FPGA files, then synthesis and place-and-route (runs in a worker process)."""
     from spikeops.hdl.emit import emit
 
     from .fpga import write_fpga_files
     from .pnr import PnRError, place_and_route
     m = emit(op, cfg, out_dir, **weights)
-    files = [p.name for p in write_fpga_files(m, out_dir, freq_mhz=freq)]
+    files = [p.name for p in write_fpga_files(m, out_dir, target)]
     row = {"op": op, "top": m["top"], "latency": m["latency"], "files": [f"{m['top']}.v", f"{m['top']}.json"] + files}
     try:
-        row["pnr"] = place_and_route(m, out_dir, freq_mhz=freq, timeout=timeout)
+        row["pnr"] = place_and_route(m, out_dir, target, timeout=timeout)
     except PnRError as err:
         row["error"] = str(err)
     return row
@@ -139,31 +143,68 @@ def _sim_choice(sim: str | None) -> str:
     return "verilator" if not env.unavailable_reason("verilator") else "icarus"
 
 
-def run(out="out/report", *, model="smollm2", limit: int = 20, ppl_limit: int = 20, prompts: int = 8,
-        max_rows: int = 64, calibration_texts: int = 16, sim: str | None = None, jobs: int = 2,
-        freq: float = 100.0, pnr_timeout: float = 1500.0, fpga: bool = True, log=print) -> dict:
-    """Run the main job into ``out``; return the report (also written as JSON and Markdown)."""
-    from .llm.capture import save
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``spikeops run`` does: where it writes, which model, how much it checks and captures,
+    the simulator, the workers and the FPGA target.  The defaults are the main job's;
+    ``calibration_texts`` is the same as ``spikeops convert``/``eval``/``capture``."""
+
+    out: str = "out/report"
+    model: str = "smollm2"
+    #: documents per task and LAMBADA passages of the quick accuracy check
+    limit: int = 20
+    ppl_limit: int = 20
+    #: LAMBADA prompts captured, and rows kept per instance
+    prompts: int = 8
+    max_rows: int = 64
+    calibration_texts: int = CALIBRATION_TEXTS
+    #: a :class:`spikeops.verif.env.Simulator` or None (Verilator when present, else Icarus)
+    sim: str | None = None
+    jobs: int = 2
+    target: FpgaTarget = FpgaTarget()
+    pnr_timeout: float = 1500.0
+    fpga: bool = True
+
+    def __post_init__(self):
+        for name in ("limit", "ppl_limit", "prompts", "max_rows", "calibration_texts", "jobs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"run: {name}={v!r} is not allowed; allowed: an integer >= 1")
+
+    @classmethod
+    def from_args(cls, args) -> "RunOptions":
+        return cls(out=args.out, model=args.model, limit=args.limit, ppl_limit=args.ppl_limit,
+                   prompts=args.prompts, max_rows=args.max_rows, calibration_texts=args.calibration_texts,
+                   sim=args.sim, jobs=args.jobs, target=target_from_args(args),
+                   pnr_timeout=args.pnr_timeout, fpga=not args.no_fpga)
+
+
+def run(opts: RunOptions = RunOptions(), log=print) -> dict:
+    """Run the main job with ``opts``; return the report (also written as JSON and Markdown)."""
+    from spikeops.golden.capture import save
+
     from .llm.command import capture_run
     from .llm.evaluate import Session, evaluate_tasks
 
+    out, model, limit, ppl_limit = opts.out, opts.model, opts.limit, opts.ppl_limit
+    prompts, jobs = opts.prompts, opts.jobs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = _Clock(log)
     clock.stage(f"load and calibrate {model}")
-    session = Session(model, calibration_texts=calibration_texts, quiet=True)
+    session = Session(model, calibration_texts=opts.calibration_texts, quiet=True)
     plan = session.plan()
     plan.save(out / "plan.json")
     clock.stage(f"plan: {len(plan.instances)} instances, {len(plan.configs())} distinct configurations -> plan.json")
-    cap = capture_run(session, plan, prompts=prompts, max_rows=max_rows)
+    cap = capture_run(session, plan, prompts=prompts, max_rows=opts.max_rows)
     save(cap, out / "capture.npz")
     clock.stage(f"capture: {len(cap.instances)} instances on {prompts} LAMBADA prompts -> capture.npz")
 
     report = {"model": model, "family": session.lm.family, "limit": limit, "ppl_limit": ppl_limit,
               "calibration": session.calibration, "operators": {}, "accuracy": {}}
-    sim = _sim_choice(sim)
+    sim = _sim_choice(opts.sim)
     reps = representatives(plan)
-    pool = cf.ProcessPoolExecutor(max_workers=max(1, jobs)) if fpga else None
+    pool = cf.ProcessPoolExecutor(max_workers=max(1, jobs)) if opts.fpga else None
     futures = {}
     rtl = out / "rtl"
     for op, (cfg, users, all_names) in reps.items():
@@ -172,7 +213,7 @@ def run(out="out/report", *, model="smollm2", limit: int = 20, ppl_limit: int = 
                                    "instances": len(all_names), "instances_at_config": len(users),
                                    "error": capture_errors(cap, op)}
         if pool:
-            futures[op] = pool.submit(_fpga, op, cfg, stim.weights, str(rtl / op), freq, pnr_timeout)
+            futures[op] = pool.submit(_fpga, op, cfg, stim.weights, str(rtl / op), opts.target, opts.pnr_timeout)
     if pool:
         clock.stage(f"synthesis and place-and-route of {', '.join(futures)} started ({jobs} workers)")
 
@@ -202,7 +243,7 @@ def run(out="out/report", *, model="smollm2", limit: int = 20, ppl_limit: int = 
         pool.shutdown()
     report["wall_seconds"] = time.perf_counter() - clock.t0
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    _plots(report, cap, out)
+    _plots(report, out)
     (out / "report.md").write_text(format_report(report) + "\n")
     log("")
     log(format_summary(report))
@@ -265,7 +306,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _plots(report: dict, cap, out: Path):
+def _plots(report: dict, out: Path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -295,8 +336,7 @@ def _plots(report: dict, cap, out: Path):
 
 
 def main_cli(args) -> int:
-    rep = run(args.out, model=args.model, limit=args.limit, ppl_limit=args.ppl_limit, prompts=args.prompts,
-              max_rows=args.max_rows, sim=args.sim, jobs=args.jobs, fpga=not args.no_fpga)
+    rep = run(RunOptions.from_args(args))
     bad = [op for op, r in rep["operators"].items() if not r.get("cosim", {}).get("passed")]
     if bad:
         print(f"run: co-simulation FAILED for {', '.join(bad)}", file=sys.stderr)

@@ -20,20 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .synth import FLOWS, cell_summary, stage_sources, yowasp_command
+from .target import Family, FpgaTarget, add_target_args, target_from_args
 
-__all__ = ["PnRError", "FAMILIES", "wrapper_name", "wrapper_verilog", "yosys_script", "nextpnr_args",
-           "place_and_route", "place_and_route_op", "sweep"]
+__all__ = ["PnRError", "wrapper_name", "wrapper_verilog", "yosys_script", "place_and_route",
+           "place_and_route_op", "place_and_route_ops"]
 
-# per family: devices (the nextpnr flag without "--"), the default device and package, and the flag
-# that lets the pins go unconstrained
-FAMILIES = {
-    "ecp5": {"devices": ("25k", "45k", "85k", "um-25k", "um-45k", "um-85k", "um5g-25k", "um5g-45k",
-                         "um5g-85k"),
-             "device": "25k", "package": "CABGA381", "unconstrained": "--lpf-allow-unconstrained"},
-    "ice40": {"devices": ("lp384", "lp1k", "lp4k", "lp8k", "hx1k", "hx4k", "hx8k", "up3k", "up5k",
-                          "u1k", "u2k", "u4k"),
-              "device": "hx8k", "package": "ct256", "unconstrained": "--pcf-allow-unconstrained"},
-}
 PASS_THROUGH = ("clk", "rst")
 TAIL_LINES = 6
 
@@ -99,23 +90,8 @@ def yosys_script(sources, top: str, family: str, json_out: str, *, stat_json: st
             f"write_json {json_out}"]
 
 
-def nextpnr_args(family: str, device: str, package: str, freq_mhz: float, seed: int,
-                 json_in: str, report: str) -> list[str]:
-    """nextpnr arguments (without the executable): unconstrained pins, timing allowed to fail."""
-    _check_family(family)
-    if device not in FAMILIES[family]["devices"]:
-        raise ValueError(f"nextpnr: device={device!r} is not allowed for {family}; allowed: "
-                         f"{', '.join(FAMILIES[family]['devices'])}")
-    if not freq_mhz > 0:
-        raise ValueError(f"nextpnr: freq_mhz={freq_mhz!r} is not allowed; allowed: a frequency > 0")
-    return ["--json", json_in, f"--{device}", "--package", package, "--freq", f"{freq_mhz:g}",
-            "--timing-allow-fail", FAMILIES[family]["unconstrained"], "--seed", str(int(seed)),
-            "--report", report]
-
-
 def _check_family(family):
-    if family not in FAMILIES:
-        raise ValueError(f"nextpnr: family={family!r} is not allowed; allowed: {', '.join(FAMILIES)}")
+    Family.parse(family, "nextpnr", "family", quote=False)
 
 
 def _run(step: str, cmd: list[str], cwd, deadline: float, timeout: float, what: str):
@@ -135,24 +111,27 @@ def _run(step: str, cmd: list[str], cwd, deadline: float, timeout: float, what: 
     raise PnRError(f"{what}: {step} failed (exit {proc.returncode}): " + " | ".join(tail))
 
 
-def place_and_route(manifest, src_dir, *, family: str = "ecp5", device: str | None = None,
-                    package: str | None = None, freq_mhz: float = 100.0, seed: int = 1,
-                    timeout: float = 3600) -> dict:
+def place_and_route(manifest, src_dir, target: FpgaTarget | None = None, *, timeout: float = 3600,
+                    **target_fields) -> dict:
     """Synthesise and place-and-route the registered wrapper of the operator emitted in ``src_dir``
-    (``manifest`` as ``spikeops.hdl.emit.emit`` returns it); ``timeout`` bounds both tools together.
+    (``manifest`` as ``spikeops.hdl.emit.emit`` returns it) for ``target`` (an
+    :class:`spikeops.gen.target.FpgaTarget`, or one built from ``target_fields``: family, device,
+    package, speed_grade, freq_mhz, seed); ``timeout`` bounds both tools together.
 
-    Returns family, device, package, top, fmax_mhz (of the clock), target_mhz, timing_met,
-    clock, critical_path (end cells, ns, routing ns, logic levels), utilisation ({bel: {used,
-    available}} of the used bels), synthesis (cells, LUT-equivalent, FF, DSP, BRAM of the wrapped
-    design; the wrapper adds only flip-flops, ``wrapper_register_bits`` of them), seed, seconds
-    (and seconds_synth, seconds_pnr). Raises PnRError when a tool fails or times out."""
-    _check_family(family)
-    device = device or FAMILIES[family]["device"]
-    package = package or FAMILIES[family]["package"]
-    args = nextpnr_args(family, device, package, freq_mhz, seed, "netlist.json", "report.json")
+    Returns family, device, package, speed_grade, top, fmax_mhz (of the clock), target_mhz,
+    timing_met, clock, critical_path (end cells, ns, routing ns, logic levels), utilisation ({bel:
+    {used, available}} of the used bels), synthesis (cells, LUT-equivalent, FF, DSP, BRAM of the
+    wrapped design; the wrapper adds only flip-flops, ``wrapper_register_bits`` of them), seed,
+    seconds (and seconds_synth, seconds_pnr). Raises PnRError when a tool fails or times out."""
+    if target is None:
+        target = FpgaTarget(**target_fields)
+    elif target_fields:
+        raise TypeError("place_and_route: give a target or its fields, not both")
+    family, device, package, freq_mhz = target.family, target.device, target.package, target.freq_mhz
+    args = target.nextpnr_args("netlist.json", "report.json")
     top = wrapper_name(manifest)
     what = f"place-and-route of {manifest['top']} on {family} {device}"
-    tools = [yowasp_command("yosys", PnRError), yowasp_command(f"nextpnr-{family}", PnRError)]
+    tools = [yowasp_command("yosys", PnRError), yowasp_command(target.nextpnr, PnRError)]
     t0 = time.monotonic()
     deadline = t0 + timeout
     # yowasp's WebAssembly tools see the working directory only: copy the sources into it
@@ -162,7 +141,7 @@ def place_and_route(manifest, src_dir, *, family: str = "ecp5", device: str | No
         script = yosys_script([*names, f"{top}.v"], top, family, "netlist.json", stat_json="stat.json")
         _run("yosys", tools[0] + ["-q", "-p", "; ".join(script)], tmp, deadline, timeout, what)
         t1 = time.monotonic()
-        _run(f"nextpnr-{family}", tools[1] + args, tmp, deadline, timeout, what)
+        _run(target.nextpnr, tools[1] + args, tmp, deadline, timeout, what)
         t2 = time.monotonic()
         design = json.loads((Path(tmp) / "stat.json").read_text())["design"]
         report = json.loads((Path(tmp) / "report.json").read_text())
@@ -171,12 +150,13 @@ def place_and_route(manifest, src_dir, *, family: str = "ecp5", device: str | No
         raise PnRError(f"{what}: the nextpnr report has no clock (fmax is empty)")
     clock = min(fmax, key=lambda k: fmax[k]["achieved"])
     achieved = fmax[clock]["achieved"]
-    return {"family": family, "device": device, "package": package, "top": manifest["top"],
+    return {"family": family.value, "device": device, "package": package, "speed_grade": target.speed_grade,
+            "top": manifest["top"],
             "fmax_mhz": round(achieved, 2), "target_mhz": freq_mhz, "timing_met": achieved >= freq_mhz,
             "clock": clock, "critical_path": _critical_path(report, clock),
             "utilisation": {k: v for k, v in report.get("utilization", {}).items() if v.get("used")},
             "synthesis": cell_summary(design, family), "wrapper_register_bits": _register_bits(manifest),
-            "seed": seed,
+            "seed": target.seed,
             "seconds": round(t2 - t0, 1), "seconds_synth": round(t1 - t0, 1), "seconds_pnr": round(t2 - t1, 1)}
 
 
@@ -199,17 +179,17 @@ def _critical_path(report: dict, clock: str) -> dict | None:
 def place_and_route_op(op: str, cfg=None, **kwargs) -> dict:
     """Emit ``op`` at ``cfg`` (default: its default configuration) and place-and-route it; the
     result also names ``op`` and ``config_hash``."""
-    return sweep([op], configs={op: cfg}, record_errors=False, **kwargs)[0]
+    return place_and_route_ops([op], configs={op: cfg}, record_errors=False, **kwargs)[0]
 
 
-def sweep(ops, *, configs=None, jobs: int = 1, progress=None, record_errors: bool = True,
-          **kwargs) -> list[dict]:
+def place_and_route_ops(ops, *, configs=None, jobs: int = 1, progress=None, record_errors: bool = True,
+                        **kwargs) -> list[dict]:
     """Place-and-route each of ``ops`` (at ``configs[op]`` or its default), ``jobs`` at a time;
     a PnRError is recorded on its row as ``{"op", "config_hash", "error"}`` and the sweep goes on."""
     from spikeops.golden import registry
     from spikeops.hdl.emit import emit
     if jobs < 1:
-        raise ValueError(f"sweep: jobs={jobs!r} must be >= 1")
+        raise ValueError(f"place_and_route_ops: jobs={jobs!r} must be >= 1")
     given = configs or {}
     configs = {op: registry.get(op).default() if given.get(op) is None else given[op] for op in ops}
     with tempfile.TemporaryDirectory(prefix="spikeops-v-") as tmp:
@@ -247,17 +227,13 @@ def main(argv=None) -> int:
     from spikeops.golden import registry
     p = argparse.ArgumentParser(prog="python -m spikeops.gen.pnr", description="Fmax of operators with registered I/O")
     p.add_argument("--ops", nargs="+", choices=list(registry.OPERATORS), default=list(registry.OPERATORS))
-    p.add_argument("--family", choices=list(FAMILIES), default="ecp5")
-    p.add_argument("--device", help="nextpnr device flag without '--' (default: 25k / hx8k)")
-    p.add_argument("--package")
-    p.add_argument("--freq", type=float, default=100.0, help="target MHz (default 100)")
-    p.add_argument("--seed", type=int, default=1)
+    add_target_args(p)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per operator")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args(argv)
-    rows = sweep(a.ops, jobs=a.jobs, progress=lambda r: print(format_row(r), flush=True), family=a.family,
-                 device=a.device, package=a.package, freq_mhz=a.freq, seed=a.seed, timeout=a.timeout)
+    rows = place_and_route_ops(a.ops, jobs=a.jobs, progress=lambda r: print(format_row(r), flush=True),
+                               target=target_from_args(a), timeout=a.timeout)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     return 1 if any("error" in r for r in rows) else 0

@@ -43,10 +43,12 @@ def yosys_command() -> list[str]:
     return yowasp_command("yosys")
 
 
-def synthesise(verilog_files, top: str, *, family: str = "ecp5", timeout: float = 1800) -> dict:
-    """Synthesise ``top`` for ``family``; return ``{"cells": {type: count}, "lut_equivalent", ...}``."""
-    if family not in FLOWS:
-        raise ValueError(f"synthesise: family={family!r} is not allowed; allowed: {', '.join(FLOWS)}")
+def synthesise(verilog_files, top: str, *, family="ecp5", timeout: float = 1800) -> dict:
+    """Synthesise ``top`` for ``family`` (a :class:`spikeops.gen.target.Family`, its string, or an
+    :class:`~spikeops.gen.target.FpgaTarget`); return ``{"cells": {type: count}, "lut_equivalent", ...}``."""
+    from .target import Family, FpgaTarget
+    family = family.family if isinstance(family, FpgaTarget) else Family.parse(family, "synthesise", "family",
+                                                                               quote=False)
     # yowasp's WebAssembly Yosys sees the working directory only: copy the sources into it
     with tempfile.TemporaryDirectory(prefix="spikeops-synth-") as tmp:
         names = stage_sources(verilog_files, tmp)
@@ -60,7 +62,7 @@ def synthesise(verilog_files, top: str, *, family: str = "ecp5", timeout: float 
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             raise SynthesisError(f"yosys {family} synthesis of {top} failed: " + " | ".join(tail))
         design = json.loads(stat.read_text())["design"]
-    return {"family": family, "top": top, **cell_summary(design, family),
+    return {"family": family.value, "top": top, **cell_summary(design, family),
             "seconds": time.perf_counter() - t0}
 
 

@@ -60,8 +60,14 @@ class Config:
     def _int(self, name: str, lo: int, hi: int | None = None) -> int:
         return check_int(self._owner, self._label(name), getattr(self, name), lo, hi)
 
-    def _choice(self, name: str, allowed: tuple):
+    def _choice(self, name: str, allowed):
+        """Check a choice: ``allowed`` is a :class:`spikeops.golden.choices.Choice` enum (the field
+        then holds its member, which equals the string) or a tuple of allowed values."""
         value = getattr(self, name)
+        if isinstance(allowed, type) and issubclass(allowed, enum.Enum):
+            member = allowed.parse(value, self._owner, self._label(name))
+            object.__setattr__(self, name, member)
+            return member
         if value not in allowed:
             raise ValueError(f"{self._owner}: {self._label(name)}={_plain(value)!r} is not allowed; allowed: "
                              + ", ".join(repr(_plain(a)) for a in allowed))

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .choices import DivArch, Rounding
 from .config import Config
 from .fixed import FixedFormat
 from .neurons import lif_step
@@ -47,9 +48,9 @@ from .shift import barrel_shift, bit_length
 
 __all__ = ["DivisionConfig", "divide", "ARCHITECTURES", "REALISATIONS", "ROUNDINGS"]
 
-ARCHITECTURES = ("binary", "thermometer", "temporal")
+ARCHITECTURES = DivArch.values()
 REALISATIONS = ("fast",) + ARCHITECTURES
-ROUNDINGS = ("nearest", "floor")
+ROUNDINGS = Rounding.values()
 #: largest population a parallel (thermometer) or serial (temporal) group may have: 2**12 - 1
 MAX_UNARY_Q_WIDTH = 12
 
@@ -73,8 +74,8 @@ class DivisionConfig(Config):
         self._int("shift", -62, 62)
         self._int("q_width", 1, 40)
         self._int("theta_bits", 2, 60)
-        self._choice("arch", ARCHITECTURES)
-        self._choice("rounding", ROUNDINGS)
+        self._choice("arch", DivArch)
+        self._choice("rounding", Rounding)
         if self.q_width + self.theta_bits > 61:
             self._fail("theta_bits", f"with q_width={self.q_width} needs {self.q_width + self.theta_bits}-bit "
                        "comparators; allowed: q_width + theta_bits <= 61")

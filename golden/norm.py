@@ -35,11 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .choices import NormMethod
 from .config import Config
 
 __all__ = ["NormConfig", "polar_norm", "isqrt", "METHODS"]
 
-METHODS = ("cordic", "exact")
+METHODS = NormMethod.values()
 
 
 def cordic_gain(iterations: int) -> float:
@@ -61,7 +62,7 @@ class NormConfig(Config):
     def _validate(self):
         self._int("length", 1, 1 << 16)
         self._int("in_width", 1, 48)
-        self._choice("method", METHODS)
+        self._choice("method", NormMethod)
         self._int("iterations", 1, 32)
         self._int("guard_bits", 0, 16)
         if self.datapath_width > 62:

@@ -38,18 +38,18 @@ def _check(result):
 
 def _suite(op, cfg, sim, *, exhaustive: bool):
     reg = _regression(op, cfg, sim)
-    shape = registry.get(op).shape
-    size = 3000 if shape == "row" else 2000
+    rows = registry.get(op).shape.is_row
+    size = 3000 if rows else 2000
     _check(reg.run(make(op, cfg, "random", size=size, seed=1), name="full-rate", check_latency=True))
     _check(reg.run(make(op, cfg, "random", size=size, seed=2), name="backpressure", valid_p=0.7, ready_p=0.55, seed=7))
     _check(reg.run(make(op, cfg, "corners"), name="corners", valid_p=0.8, ready_p=0.5, seed=3))
     res = reg.run(make(op, cfg, "random", size=size, seed=4), name="reset", valid_p=0.9, ready_p=0.7,
-                  reset_row=1 if shape == "row" else 200)
+                  reset_row=1 if rows else 200)
     _check(res)
     assert res.did_reset == 1
     _check(reg.run(make(op, cfg, "activations", size=size, seed=5), name="activations",
                    valid_p=0.9, ready_p=0.9, seed=9))
-    if exhaustive and shape == "elementwise":
+    if exhaustive and not rows:
         res = reg.run(make(op, cfg, "exhaustive"), name="exhaustive", valid_p=0.95, ready_p=0.95, seed=11)
         _check(res)
         assert res.checked == cfg.in_format.max_code - cfg.in_format.min_code + 1

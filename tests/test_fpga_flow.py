@@ -43,7 +43,7 @@ def test_verilog_command_writes_the_fpga_files(emitted, capsys):
             "read_verilog", "synth_ecp5", "stat", "write_json"]
         assert f"synth_ecp5 -nowidelut -top {top}" in ys
     sh = (emitted / "spikeops_sigmoid_pnr.sh").read_text()
-    assert "--25k --package CABGA381 --freq 100 --timing-allow-fail --lpf-allow-unconstrained --seed 1" in sh
+    assert "--25k --package CABGA381 --speed 6 --freq 100 --timing-allow-fail --lpf-allow-unconstrained --seed 1" in sh
     assert "-top spikeops_sigmoid_regio" in sh and "read_verilog spikeops_sigmoid_regio.v" in sh
 
 
@@ -173,7 +173,7 @@ def test_memory_fault_is_named_and_a_sweep_records_failures(monkeypatch):
             return real_run(cmd, **kwargs)
         return subprocess.CompletedProcess(cmd, 134, "", "Error: memory fault at wasm address 0x1\n")
     monkeypatch.setattr(subprocess, "run", crash)
-    rows = pnr.sweep(["gelu"])
+    rows = pnr.place_and_route_ops(["gelu"])
     assert rows[0]["op"] == "gelu" and rows[0]["config_hash"] == registry.get("gelu").default().stable_hash()
     assert "yosys died with a WebAssembly 'memory fault'" in rows[0]["error"]
     with pytest.raises(pnr.PnRError, match="memory fault"):

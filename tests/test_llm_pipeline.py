@@ -137,10 +137,13 @@ def test_capture_records_codes_that_reproduce_the_golden_outputs(tmp_path):
     x = torch.from_numpy(nrm.values()).float()
     y = model.model.layers[1].input_layernorm(x)
     assert np.array_equal(np.round(y.double().numpy() * 2 ** nrm.cfg.out_frac).astype(np.int64), nrm.golden())
-    xs, ms = back.rows("softmax", limit=5)
+    xs, ms = sm.block(range(5))
     assert xs.shape == (5, 10) and ms.shape == (5, 10)
+    # one row per captured row, cut after its last valid position
+    rows = sm.rows()
+    assert len(rows) == 7 and all(m is not None and m[-1] and len(x) == len(m) for x, m in rows)
     with pytest.raises(ValueError, match="no instance of op='gelu'"):
-        back.rows("gelu")
+        back.instances_of("gelu")
 
 
 def test_capture_refuses_bad_files(tmp_path):

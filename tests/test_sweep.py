@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from spikeops.gen.cli import main
+from spikeops.gen.target import FpgaTarget
 from spikeops.gen.llm.capture import Capture, Captured, save
 from spikeops.gen.sweep import grid, pareto_front, stages
 from spikeops.gen.sweep.runner import Options, run_sweep
@@ -265,7 +266,7 @@ def test_a_repeated_sweep_does_no_work(tmp_path, monkeypatch):
     # another capture (content), row limit or place-and-route target is another key
     third = Counter(fake_hardware)
     run_sweep(SILU, opts(tmp_path, families=("ecp5", "ice40"), pnr=True,
-                         pnr_target={**stages.PNR_DEFAULTS, "freq_mhz": 50.0}), run_stage=third)
+                         pnr_target=FpgaTarget(freq_mhz=50.0)), run_stage=third)
     assert sorted({s for _, s in third.calls}) == ["pnr"]
     # the tool stages follow the emitted design, the error stage does not
     monkeypatch.setattr(stages, "design_digest", lambda op, cfg: "another design")

@@ -12,9 +12,19 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "prepare", "unavailable_reason"]
+from spikeops.golden.choices import Choice
 
-SIMULATORS = ("verilator", "icarus")
+__all__ = ["Simulator", "SIMULATORS", "prepare", "unavailable_reason"]
+
+
+class Simulator(Choice):
+    """The simulators the regression runs on."""
+
+    VERILATOR = "verilator"
+    ICARUS = "icarus"
+
+
+SIMULATORS = Simulator.values()
 
 
 def _verilator_bin() -> Path:

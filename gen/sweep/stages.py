@@ -29,6 +29,7 @@ from pathlib import Path
 
 from spikeops.golden import registry
 
+from ..target import FpgaTarget
 from . import accuracy
 
 __all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools", "design_digest", "CACHEABLE"]
@@ -36,8 +37,6 @@ __all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools
 STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr")
 #: failure kinds that a re-run would repeat (so they are cached)
 CACHEABLE = ("config", "tool")
-#: the place-and-route target of the ``pnr`` stage (spikeops.gen.pnr's defaults, spelt out for the cache key)
-PNR_DEFAULTS = {"family": "ecp5", "device": "25k", "package": "CABGA381", "freq_mhz": 100.0, "seed": 1}
 
 
 def stage_names(*, error: bool = True, families=("ecp5", "ice40"), pnr: bool = True) -> list[str]:
@@ -54,7 +53,8 @@ class Task:
     stage: str
     source: accuracy.Source = accuracy.Source()
     timeout: float = 1800.0
-    pnr: dict = field(default_factory=lambda: dict(PNR_DEFAULTS), hash=False)
+    #: the place-and-route target (:meth:`spikeops.gen.target.FpgaTarget.to_json`: plain data, the cache key)
+    pnr: dict = field(default_factory=lambda: FpgaTarget().to_json(), hash=False)
     #: digest of the emitted design (:func:`design_digest`) for the tool stages' cache key
     design: str | None = None
 
@@ -122,7 +122,7 @@ def _pnr(op: str, cfg, timeout: float, options: dict) -> dict:
         raise RuntimeError(f"place-and-route is unavailable (spikeops.gen.pnr: {err})") from None
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
         m = emit(op, cfg, tmp)
-        r = place_and_route(m, tmp, timeout=timeout, **options)
+        r = place_and_route(m, tmp, FpgaTarget(**options), timeout=timeout)
     cp = r.get("critical_path") or {}
     return {"fmax_mhz": r["fmax_mhz"], "target_mhz": r["target_mhz"], "timing_met": r["timing_met"],
             "device": f"{r['family']} {r['device']} {r['package']}",

@@ -34,9 +34,10 @@ import numpy as np
 
 from .. import reference
 from ..config import Config
-from ..division import ARCHITECTURES, ROUNDINGS, DivisionConfig, divide
+from ..choices import DivArch, NormMethod, Rounding
+from ..division import DivisionConfig, divide
 from ..fixed import FixedFormat, check_codes, quantize
-from ..norm import METHODS, NormConfig, polar_norm
+from ..norm import NormConfig, polar_norm
 from ..shift import barrel_shift, bit_length, normalise
 
 __all__ = ["RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm"]
@@ -81,12 +82,12 @@ class _NormOpConfig(Config):
         self._int("gamma_width", 2, 24)
         self._int("gamma_frac", 0, self.gamma_width - 1)
         self._number("eps", 0.0, 1.0, lo_open=True)
-        self._choice("norm_method", METHODS)
+        self._choice("norm_method", NormMethod)
         self._int("norm_width", 2, 40)
         self._int("gain_frac", 8, 31)
         self._int("div_guard_bits", 2, 24)
-        self._choice("div_arch", ARCHITECTURES)
-        self._choice("rounding", ROUNDINGS)
+        self._choice("div_arch", DivArch)
+        self._choice("rounding", Rounding)
         self.norm  # validates norm_width, norm_method, cordic_iterations, norm_guard_bits
         if self.v_width + self.gamma_width - 1 > 62:
             self._fail("in_width", f"with gamma_width={self.gamma_width} and d={self.d} gives a "

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config
-from ..division import ARCHITECTURES, ROUNDINGS, DivisionConfig, divide
+from ..choices import DivArch, Rounding
+from ..division import DivisionConfig, divide
 from ..exp import ExpConfig, pwl_exp
 from ..fixed import FixedFormat, check_codes
 from .. import reference
@@ -67,8 +68,8 @@ class _SigmoidFamilyConfig(Config):
         self._int("in_frac", 0, self.in_width - 1)
         self._int("out_frac", 1, 24)
         self._int("div_guard_bits", 2, 24)
-        self._choice("div_arch", ARCHITECTURES)
-        self._choice("rounding", ROUNDINGS)
+        self._choice("div_arch", DivArch)
+        self._choice("rounding", Rounding)
         self._int("alpha_frac", 0, 16)
         self.exp  # validates H, K, exp_frac, slope_frac (errors name the exp parameter)
         self.division

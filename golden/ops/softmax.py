@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import reference
 from ..config import Config
-from ..division import ARCHITECTURES, ROUNDINGS, DivisionConfig, divide
+from ..choices import DivArch, Rounding
+from ..division import DivisionConfig, divide
 from ..exp import ExpConfig, pwl_exp
 from ..fixed import FixedFormat, check_codes
 
@@ -59,8 +60,8 @@ class SoftmaxConfig(Config):
         self._int("d_max", 1, 1 << 16)
         self._int("out_frac", 1, 24)
         self._int("div_guard_bits", 2, 24)
-        self._choice("div_arch", ARCHITECTURES)
-        self._choice("rounding", ROUNDINGS)
+        self._choice("div_arch", DivArch)
+        self._choice("rounding", Rounding)
         self.exp
         self.division
 

@@ -1,0 +1,115 @@
+"""The FPGA target: one frozen object that synthesis, place-and-route, the FPGA files, the sweep and
+the command line all read.
+
+``FpgaTarget(family, device, package, speed_grade, freq_mhz, seed)``: ``family`` is a
+:class:`Family` (``"ecp5"`` or ``"ice40"``; strings accepted); ``device`` is nextpnr's device flag
+without ``--`` and ``package`` its package (defaults per family: ECP5 LFE5U-25F ``25k`` in
+``CABGA381`` at speed grade 6, iCE40 ``hx8k`` in ``ct256``); ``freq_mhz`` is the place-and-route
+target; ``seed`` the placer's seed.  Everything is checked on construction with an error naming the
+parameter, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from spikeops.golden.choices import Choice
+
+__all__ = ["Family", "FAMILIES", "FpgaTarget", "add_target_args", "target_from_args"]
+
+
+class Family(Choice):
+    """The FPGA families the flows synthesise for (Yosys ``synth_<family>``, ``nextpnr-<family>``)."""
+
+    ECP5 = "ecp5"
+    ICE40 = "ice40"
+
+
+# per family: devices (the nextpnr flag without "--"), the default device, package and speed grade
+# (None: the family has none), the allowed speed grades, and the flag that lets pins go unconstrained
+FAMILIES = {
+    Family.ECP5: {"devices": ("25k", "45k", "85k", "um-25k", "um-45k", "um-85k", "um5g-25k", "um5g-45k",
+                              "um5g-85k"),
+                  "device": "25k", "package": "CABGA381", "speed_grade": 6, "speed_grades": (6, 7, 8),
+                  "unconstrained": "--lpf-allow-unconstrained"},
+    Family.ICE40: {"devices": ("lp384", "lp1k", "lp4k", "lp8k", "hx1k", "hx4k", "hx8k", "up3k", "up5k",
+                               "u1k", "u2k", "u4k"),
+                   "device": "hx8k", "package": "ct256", "speed_grade": None, "speed_grades": (),
+                   "unconstrained": "--pcf-allow-unconstrained"},
+}
+
+
+@dataclass(frozen=True)
+class FpgaTarget:
+    """Where a design is synthesised and placed (see the module docstring); ``None`` fields take
+    the family's default."""
+
+    family: Family = Family.ECP5
+    device: str | None = None
+    package: str | None = None
+    speed_grade: int | None = None
+    freq_mhz: float = 100.0
+    seed: int = 1
+
+    def __post_init__(self):
+        family = Family.parse(self.family, "nextpnr", "family", quote=False)
+        spec = FAMILIES[family]
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("family", family)
+        set_("device", self.device or spec["device"])
+        set_("package", self.package or spec["package"])
+        if self.device not in spec["devices"]:
+            raise ValueError(f"nextpnr: device={self.device!r} is not allowed for {family}; allowed: "
+                             f"{', '.join(spec['devices'])}")
+        grade = spec["speed_grade"] if self.speed_grade is None else self.speed_grade
+        if grade != spec["speed_grade"] and grade not in spec["speed_grades"]:
+            raise ValueError(f"nextpnr: speed_grade={grade!r} is not allowed for {family}; allowed: "
+                             + (", ".join(map(str, spec["speed_grades"])) or "none (the family has no speed grades)"))
+        set_("speed_grade", grade)
+        if isinstance(self.freq_mhz, bool) or not isinstance(self.freq_mhz, (int, float)) or not self.freq_mhz > 0:
+            raise ValueError(f"nextpnr: freq_mhz={self.freq_mhz!r} is not allowed; allowed: a frequency > 0")
+        set_("freq_mhz", float(self.freq_mhz))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"nextpnr: seed={self.seed!r} is not allowed; allowed: an integer")
+
+    def replace(self, **changes) -> "FpgaTarget":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def nextpnr(self) -> str:
+        """The place-and-route tool: ``nextpnr-<family>``."""
+        return f"nextpnr-{self.family}"
+
+    def nextpnr_args(self, json_in: str, report: str) -> list[str]:
+        """nextpnr's arguments (without the executable): unconstrained pins, timing allowed to fail."""
+        speed = ["--speed", str(self.speed_grade)] if self.speed_grade is not None else []
+        return ["--json", json_in, f"--{self.device}", "--package", self.package, *speed,
+                "--freq", f"{self.freq_mhz:g}", "--timing-allow-fail", FAMILIES[self.family]["unconstrained"],
+                "--seed", str(self.seed), "--report", report]
+
+    def to_json(self) -> dict:
+        return {"family": self.family.value, "device": self.device, "package": self.package,
+                "speed_grade": self.speed_grade, "freq_mhz": self.freq_mhz, "seed": self.seed}
+
+    def describe(self) -> str:
+        grade = f" speed {self.speed_grade}" if self.speed_grade is not None else ""
+        return f"{self.family} {self.device} {self.package}{grade}"
+
+
+def add_target_args(parser, *, freq: float = 100.0, seed: int = 1, family: bool = True):
+    """The target's options on an argparse parser (``--family --device --package --speed-grade
+    --freq --seed``)."""
+    if family:
+        parser.add_argument("--family", choices=Family.values(), default=Family.ECP5.value)
+    parser.add_argument("--device", help="nextpnr device flag without '--' (default: 25k / hx8k)")
+    parser.add_argument("--package", help="package (default: CABGA381 / ct256)")
+    parser.add_argument("--speed-grade", type=int, help="ECP5 speed grade (default 6)")
+    parser.add_argument("--freq", type=float, default=freq, help=f"target MHz (default {freq:g})")
+    parser.add_argument("--seed", type=int, default=seed, help=f"placement seed (default {seed})")
+
+
+def target_from_args(args, **overrides) -> FpgaTarget:
+    fields = {"family": getattr(args, "family", Family.ECP5), "device": args.device, "package": args.package,
+              "speed_grade": args.speed_grade, "freq_mhz": args.freq, "seed": args.seed}
+    return FpgaTarget(**(fields | overrides))

@@ -1,0 +1,60 @@
+"""The choices of a configuration as string-valued enums that accept their strings.
+
+``Rounding("nearest") is Rounding.NEAREST``, and a member is a ``str`` equal to its value, hashes
+like it and serialises to it, so JSON files, conversion plans and stable hashes read and write the
+plain strings as before.  :meth:`Choice.parse` turns a user's string into a member with an error that
+names the owner, the parameter, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["Choice", "Rounding", "DivArch", "NormMethod"]
+
+
+class Choice(str, enum.Enum):
+    """Base of the string-valued choices."""
+
+    def __str__(self):
+        return self.value
+
+    __format__ = str.__format__
+    __hash__ = str.__hash__
+
+    @classmethod
+    def values(cls) -> tuple:
+        return tuple(m.value for m in cls)
+
+    @classmethod
+    def parse(cls, value, owner: str, name: str, *, quote: bool = True):
+        """``value`` (a member or its string) as a member; ValueError naming everything otherwise
+        (the allowed values listed quoted, or plain with ``quote=False``)."""
+        try:
+            return cls(value)
+        except ValueError:
+            show = repr if quote else str
+            raise ValueError(f"{owner}: {name}={getattr(value, 'value', value)!r} is not allowed; "
+                             "allowed: " + ", ".join(show(v) for v in cls.values())) from None
+
+
+class Rounding(Choice):
+    """How a quotient (and the exact reference on the output grid) is rounded."""
+
+    NEAREST = "nearest"  # half up: a bias current of half a threshold
+    FLOOR = "floor"
+
+
+class DivArch(Choice):
+    """The realisation of the Division Neuron Group (bit-identical results)."""
+
+    BINARY = "binary"            # q_width neurons, one pipeline stage each (II 1)
+    THERMOMETER = "thermometer"  # 2**q_width - 1 comparators in one step (II 1)
+    TEMPORAL = "temporal"        # one IF neuron stepped until it stops firing (iterative)
+
+
+class NormMethod(Choice):
+    """How PolarNorm computes the l2 norm."""
+
+    CORDIC = "cordic"  # the paper's CORDIC vectoring tree
+    EXACT = "exact"    # integer squares, sum and square root
