@@ -27,7 +27,11 @@ from .ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from .ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
 from .ops.softmax import SoftmaxConfig, softmax
 
-__all__ = ["Shape", "Operator", "OPERATORS", "register", "get", "of_config", "at_grid"]
+__all__ = ["Shape", "Operator", "OPERATORS", "KINDS", "register", "get", "of_config", "at_grid"]
+
+#: the roles an operator plays in a Transformer: the attention normaliser, the MLP activation, a
+#: normalisation layer
+KINDS = ("softmax", "activation", "norm")
 
 
 class Shape(str, enum.Enum):
@@ -67,9 +71,13 @@ class Operator:
     weights: tuple = ()
     row_param: str | None = None
     inputs_of: str | None = None
+    kind: str = "activation"
 
     def __post_init__(self):
         object.__setattr__(self, "shape", Shape(self.shape))
+        if self.kind not in KINDS:
+            raise ValueError(f"operator {self.name!r}: kind={self.kind!r} is not allowed; allowed: "
+                             + ", ".join(KINDS))
         if self.shape.is_row and self.row_param is None:
             raise ValueError(f"operator {self.name!r}: a {self.shape} operator needs row_param")
 
@@ -171,15 +179,15 @@ def register(op: Operator) -> Operator:
 
 for _op in (
     Operator("softmax", SoftmaxConfig, softmax, Shape.MASKED_ROW, "spikeops.hdl.ops.softmax:Softmax",
-             row_param="d_max"),
+             row_param="d_max", kind="softmax"),
     Operator("sigmoid", SigmoidConfig, sigmoid, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:Sigmoid",
              inputs_of="silu"),
     Operator("silu", SiLUConfig, silu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:SiLU"),
     Operator("gelu", GELUConfig, gelu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:GELU"),
     Operator("rmsnorm", RMSNormConfig, rmsnorm, Shape.WEIGHTED_ROW, "spikeops.hdl.ops.norms:RMSNorm",
-             weights=("gamma",), row_param="d"),
+             weights=("gamma",), row_param="d", kind="norm"),
     Operator("layernorm", LayerNormConfig, layernorm, Shape.WEIGHTED_ROW,
-             "spikeops.hdl.ops.norms:LayerNorm", weights=("gamma", "beta"), row_param="d"),
+             "spikeops.hdl.ops.norms:LayerNorm", weights=("gamma", "beta"), row_param="d", kind="norm"),
 ):
     register(_op)
 

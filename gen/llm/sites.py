@@ -15,7 +15,7 @@ from spikeops.golden import registry
 
 __all__ = ["Site", "discover", "KINDS", "activation_op"]
 
-KINDS = ("softmax", "activation", "norm")
+KINDS = registry.KINDS
 
 
 @dataclass(frozen=True)
