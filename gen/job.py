@@ -184,7 +184,8 @@ def run(opts: RunOptions = RunOptions(), log=print) -> dict:
     from spikeops.golden.capture import save
 
     from .llm.command import capture_run
-    from .llm.evaluate import Session, evaluate_tasks
+    from .llm.evaluate import evaluate_tasks
+    from .llm.session import Session
 
     out, model, limit, ppl_limit = opts.out, opts.model, opts.limit, opts.ppl_limit
     prompts, jobs = opts.prompts, opts.jobs

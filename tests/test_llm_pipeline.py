@@ -13,10 +13,11 @@ from tiny_models import tiny_llama  # noqa: E402
 from spikeops.gen.llm import capture as cap  # noqa: E402
 from spikeops.gen.llm.calibrate import calibrated, observe  # noqa: E402
 from spikeops.gen.llm.command import parse_layers  # noqa: E402
-from spikeops.gen.llm.evaluate import embedding_agreement, format_table  # noqa: E402
+from spikeops.gen.llm.evaluate import embedding_agreement  # noqa: E402
 from spikeops.gen.llm.operators import SpikingActivation, SpikingLayerNorm, recording  # noqa: E402
 from spikeops.gen.llm.plan import Plan, apply_plan, make_plan  # noqa: E402
 from spikeops.gen.llm.sites import discover  # noqa: E402
+from spikeops.gen.llm.table import format_table  # noqa: E402
 from spikeops.golden import registry  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
@@ -185,6 +186,40 @@ def test_embedding_agreement_and_table():
                 "lambada": {"perplexity": 20.2}, "slowdown": 1.5}}}
     md = format_table(rep)
     assert "| all | 48.0 (-2.0) | 48.00 (-2.00) | 20.200 (+1.00%) | 1.50x |" in md
+
+
+def test_model_accuracy_replaces_the_operators_kind_in_the_model_that_runs_it(monkeypatch):
+    """The model comes from the embedded models' operator lists, the kind from the operator record
+    (a fake session: nothing is loaded)."""
+    from types import SimpleNamespace
+
+    from spikeops.gen.llm import model_accuracy as ma
+    from spikeops.gen.llm.models import model_for
+
+    assert [model_for(op) for op in ("softmax", "silu", "rmsnorm", "gelu", "layernorm", "sigmoid")] == [
+        "smollm2", "smollm2", "smollm2", "minilm", "minilm", None]
+    with pytest.raises(ValueError, match=r"op='sigmoid' is not used by the embedded models; allowed: "
+                                         r"softmax, silu, rmsnorm \(SmolLM2\), gelu, layernorm \(MiniLM\)"):
+        ma.model_accuracy("sigmoid", None)
+    seen = []
+
+    class FakeSession:
+        def __init__(self, model):
+            self.model, self.lm = model, SimpleNamespace(family="llama")
+
+        def plan(self, kinds, configs):
+            seen.append((self.model, kinds, configs))
+
+        def converted(self, plan):
+            return "converted"
+
+    monkeypatch.setattr(ma, "calibrated_session", FakeSession)
+    monkeypatch.setattr(ma, "evaluate_tasks", lambda lm, tasks, limit, ppl_limit, progress: {
+        "tasks": {"piqa": {"acc": 0.5}}, "avg": {"acc": 0.5, "acc_norm": 0.25}, "lambada": {"perplexity": 9.0}})
+    out = ma.model_accuracy("rmsnorm", "cfg", limit=3)
+    assert out == {"acc_piqa": 0.5, "avg_acc": 0.5, "avg_acc_norm": 0.25, "lambada_ppl": 9.0}
+    ma.model_accuracy("silu", "cfg")
+    assert seen == [("smollm2", ("norm",), {"rmsnorm": "cfg"}), ("smollm2", ("activation",), {"silu": "cfg"})]
 
 
 def test_verilog_from_a_plan_emits_each_distinct_configuration(tmp_path, capsys):

@@ -12,16 +12,12 @@ from tiny_models import tiny_llama  # noqa: E402
 
 from spikeops.gen.llm import evaluate  # noqa: E402
 from spikeops.gen.llm.calibrate import observe  # noqa: E402
-from spikeops.gen.llm.evaluate import (  # noqa: E402
-    RowStore,
-    evaluate_tasks,
-    format_table,
-    plan_digest,
-    source_id,
-)
+from spikeops.gen.llm.evaluate import evaluate_tasks  # noqa: E402
 from spikeops.gen.llm.plan import apply_plan, make_plan  # noqa: E402
+from spikeops.gen.llm.rowstore import RowStore, plan_digest, source_id  # noqa: E402
 from spikeops.gen.llm.scoring import Timer, pack_limit, score_tokens, shared_packs  # noqa: E402
 from spikeops.gen.llm.sites import discover  # noqa: E402
+from spikeops.gen.llm.table import format_table  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
 
@@ -172,7 +168,7 @@ def test_evaluate_tasks_reuses_kept_results_and_saves_new_ones(monkeypatch):
         timer.seconds, timer.tokens = 2.0, 100
         return {"acc": 0.25, "acc_norm": 0.5, "docs": 4, "requests": 16}
 
-    monkeypatch.setattr(evaluate, "_mc_task", fake_task)
+    monkeypatch.setattr(evaluate, "multiple_choice_task", fake_task)
     kept = {"piqa": {"acc": 0.75, "acc_norm": 0.5, "docs": 4, "requests": 8, "model_seconds": 1.0, "tokens": 300,
                      "wall_seconds": 1.5}}
     saved = {}

@@ -49,8 +49,8 @@ def test_eval_rows_run_apart_into_one_directory_and_are_kept(tmp_path, monkeypat
     out = tmp_path / "eval"
     args = ["eval", "--tasks", "arc_easy", "--limit", "2", "--ppl-limit", "0", "--ablations", "all",
             "--calibration-texts", "4", "--speed-repeats", "0", "--out", str(out)]
-    calls, real = [], evaluate._mc_task
-    monkeypatch.setattr(evaluate, "_mc_task", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    calls, real = [], evaluate.multiple_choice_task
+    monkeypatch.setattr(evaluate, "multiple_choice_task", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     assert main(args + ["--rows", "all"]) == 0
     assert list(json.loads((out / "eval.json").read_text())["rows"]) == ["all"]
     assert "rows not computed by this call and not kept yet: original" in capsys.readouterr().out

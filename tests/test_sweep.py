@@ -383,11 +383,10 @@ def test_files_are_written_and_consistent(tmp_path):
     assert str(tmp_path) not in md
 
 
-def test_model_accuracy_without_the_evaluation_fails_clearly(tmp_path, monkeypatch):
+def test_model_accuracy_that_cannot_be_imported_fails_clearly(tmp_path, monkeypatch):
     import sys
-    import types
-    monkeypatch.setitem(sys.modules, "spikeops.gen.llm.evaluate", types.ModuleType("spikeops.gen.llm.evaluate"))
-    with pytest.raises(ValueError, match=r"--model-accuracy: spikeops.gen.llm.evaluate has no model_accuracy"):
+    monkeypatch.setitem(sys.modules, "spikeops.gen.llm.model_accuracy", None)  # importing it raises ImportError
+    with pytest.raises(ValueError, match=r"--model-accuracy: spikeops.gen.llm.model_accuracy cannot be imported"):
         run_sweep(SILU, opts(tmp_path, model_accuracy=5))
 
 
@@ -395,9 +394,9 @@ def test_model_accuracy_of_the_error_front(tmp_path, monkeypatch):
     import sys
     import types
     seen = []
-    mod = types.ModuleType("spikeops.gen.llm.evaluate")
+    mod = types.ModuleType("spikeops.gen.llm.model_accuracy")
     mod.model_accuracy = lambda op, cfg, limit: seen.append((op, cfg.out_frac, limit)) or {"avg_acc": 0.5}
-    monkeypatch.setitem(sys.modules, "spikeops.gen.llm.evaluate", mod)
+    monkeypatch.setitem(sys.modules, "spikeops.gen.llm.model_accuracy", mod)
     rep = run_sweep(SILU, opts(tmp_path, families=("ecp5",), model_accuracy=3), run_stage=fake_hardware)
     front = [r for r in rep["rows"] if r["pareto_error"]]
     assert front and len(seen) == len(front) and all(r["model_avg_acc"] == 0.5 for r in front)

@@ -51,8 +51,8 @@ def _configs(sets) -> dict:
 def _session_and_plan(args):
     from spikeops.golden.changes import apply_changes
 
-    from .evaluate import Session
     from .plan import Plan, default_config
+    from .session import Session
     session = Session(args.model, calibration_texts=args.calibration_texts)
     if getattr(args, "plan", None) and Path(args.plan).exists() and not getattr(args, "write_plan", False):
         return session, Plan.load(args.plan)
@@ -76,13 +76,13 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import benchmark, format_table
     from .operators import set_backend
+    from .table import evaluation_table, format_table
     set_backend(args.backend)
-    rep = benchmark(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
-                    ablations=args.ablations, out_dir=args.out, batch_tokens=args.batch_tokens,
-                    n_sentences=args.sentences, calibration_texts=args.calibration_texts,
-                    rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats)
+    rep = evaluation_table(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
+                           ablations=args.ablations, out_dir=args.out, batch_tokens=args.batch_tokens,
+                           n_sentences=args.sentences, calibration_texts=args.calibration_texts,
+                           rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats)
     print(format_table(rep))
     print(f"eval: {rep['wall_seconds']:.0f} s; results in {args.out}/eval.json and eval.md")
     return 0
@@ -139,8 +139,8 @@ def _common(p, plan_help):
 def add_commands(sub):
     """Register ``convert``, ``eval`` and ``capture`` on the ``spikeops`` sub-parser."""
     from . import data
-    from .evaluate import ABLATIONS
     from .operators import BACKENDS
+    from .table import ABLATIONS
 
     p = sub.add_parser("convert", help="calibrate a model and write its conversion plan (JSON)")
     _common(p, "where to write the plan (required)")

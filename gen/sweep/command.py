@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser):
     a.add_argument("--pareto-error", choices=["max", "mean"], default="max",
                    help="error column of the accuracy/area front: err_max_real or err_mean_real (default max)")
     a.add_argument("--model-accuracy", type=int, metavar="N",
-                   help="model-level accuracy (spikeops.gen.llm.evaluate, --limit N) of the points on the error front")
+                   help="model-level accuracy (spikeops.gen.llm.model_accuracy, --limit N) of the points on the error front")
     h = p.add_argument_group("hardware")
     h.add_argument("--families", default="ecp5,ice40", help="synthesis families (default: ecp5,ice40)")
     h.add_argument("--no-synth", action="store_true", help="no synthesis")

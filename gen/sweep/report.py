@@ -211,7 +211,7 @@ def write_markdown(report: dict, path, plots: dict):
                     f"{r['point']} ({_describe(r, swept, ops_rows)})" for r in front) + ".")
         model_cols = sorted({k for r in ops_rows for k in r if k.startswith("model_")})
         if model_cols:
-            lines += ["", ("Model-level accuracy of the points on the error front (`spikeops.gen.llm.evaluate."
+            lines += ["", ("Model-level accuracy of the points on the error front (`spikeops.gen.llm.model_accuracy."
                            f"model_accuracy`, limit {meta['model_accuracy']}: only this operator replaced, "
                            "at calibrated scales; no float baseline, so compare the points with each other):"),
                       ""]

@@ -3,10 +3,9 @@ then write the rows (CSV, JSON), the plots (PNG) and the Markdown report."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import CACHE_VARIABLE, cache_root
@@ -50,16 +49,14 @@ def default_cache(out) -> Path:
 
 
 def model_accuracy_function():
-    """``spikeops.gen.llm.evaluate.model_accuracy``, or ValueError saying why it is unavailable."""
+    """:func:`spikeops.gen.llm.model_accuracy.model_accuracy`, or ValueError when the LLM
+    evaluation cannot be imported in this installation."""
     try:
-        mod = importlib.import_module("spikeops.gen.llm.evaluate")
+        from ..llm.model_accuracy import model_accuracy
     except ImportError as err:
-        raise ValueError(f"--model-accuracy: spikeops.gen.llm.evaluate cannot be imported ({err}); the LLM "
-                         "evaluation is not available in this installation") from None
-    fn = getattr(mod, "model_accuracy", None)
-    if fn is None:
-        raise ValueError("--model-accuracy: spikeops.gen.llm.evaluate has no model_accuracy(op, cfg, limit=N) yet")
-    return fn
+        raise ValueError(f"--model-accuracy: spikeops.gen.llm.model_accuracy cannot be imported ({err}); the "
+                         "LLM evaluation is not available in this installation") from None
+    return model_accuracy
 
 
 def _check(opts: Options):

@@ -1,0 +1,76 @@
+"""Kept results of the evaluation table: one file per row, locked while saving, keyed by what
+produced the results (:func:`source_id` of the weights, :func:`plan_digest` of the conversion,
+:data:`SCORING`, limits, back end), so results made with other settings are never reused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ..files import write_atomic
+
+__all__ = ["SCORING", "plan_digest", "source_id", "RowStore"]
+
+#: changes whenever the same model and data would score differently (kept results are then stale)
+SCORING = "shared-context packs, v2"
+
+
+def plan_digest(plan) -> str:
+    """sha256 of what decides a converted model's outputs: kinds, layers and each instance's
+    configuration (not the calibration's timing)."""
+    j = plan.to_json()
+    body = {"kinds": j["kinds"], "layers": j["layers"],
+            "instances": [{k: i[k] for k in ("name", "op", "config")} for i in j["instances"]]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def source_id(path) -> str:
+    """What identifies a model's weights for kept results: its name and a digest of the resolved
+    path with the size and modification time of every file (two checkpoints in folders of the
+    same name never share results)."""
+    path = Path(path).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256(str(path).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if f != path else f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return f"{path.name}-{h.hexdigest()[:12]}"
+
+
+class RowStore:
+    """Results of one table row, kept per task in ``<out>/rows/<label>.json`` as they finish.
+
+    ``key`` says what produced them (model, limits, plan digest, scoring, back end, batch size);
+    results stored under another key are stale and never reused.  Saving holds a lock on the file
+    and merges with what is on disk, so two processes on one row lose nothing."""
+
+    def __init__(self, out_dir, label: str, key: dict, resume: bool = True):
+        self.path = Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
+        self.label, self.key, self.results = label, key, {}
+        self.stale = False
+        kept = self._read()
+        if kept is not None:
+            if kept.get("key") == key and resume:
+                self.results = kept.get("results", {})
+            else:
+                self.stale = kept.get("key") != key
+
+    def _read(self):
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def save(self, name: str, result: dict):
+        import fcntl
+
+        self.results[name] = result
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            kept = self._read()
+            if kept is not None and kept.get("key") == self.key:
+                self.results = {**kept.get("results", {}), **self.results}
+            write_atomic(self.path, json.dumps({"label": self.label, "key": self.key, "results": self.results},
+                                               indent=1) + "\n")
