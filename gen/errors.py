@@ -170,19 +170,8 @@ def evaluate(op_name: str, cfg, ds: Dataset) -> dict:
 
 
 def costs(op_name: str, cfg) -> dict:
-    """What the configuration's tables and populations cost (bits, neurons)."""
-    out = {"op": op_name, "out_frac": cfg.out_frac, "config_hash": cfg.stable_hash()}
-    if hasattr(cfg, "exp"):
-        e = cfg.exp
-        out.update(exp_segments=e.K, exp_table_bits=e.table_bits, exp_table_bytes=-(-e.table_bits // 8),
-                   exp_intercept_width=e.out_width, exp_slope_width=e.slope_width)
-    if hasattr(cfg, "norm"):
-        nc = cfg.norm
-        out.update(norm_method=nc.method, norm_levels=nc.levels, norm_datapath_width=nc.datapath_width)
-    dc = cfg.division
-    out.update(div_arch=dc.arch, div_neurons=dc.population_size, div_q_width=dc.q_width,
-               div_current_width=dc.current_width)
-    return out
+    """What the configuration's tables and populations cost (bits, neurons): ``cfg.costs()``."""
+    return {"op": op_name, "out_frac": cfg.out_frac, "config_hash": cfg.stable_hash(), **cfg.costs()}
 
 
 def report(ops=None, *, grids=GRIDS, size: int = 200_000, seed: int = 0, progress=None) -> dict:

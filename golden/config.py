@@ -15,7 +15,7 @@ import json
 
 from .fixed import check_int
 
-__all__ = ["Config"]
+__all__ = ["Config", "OperatorConfig"]
 
 #: while a configuration builds a sub-configuration: (sub-config class, owner kind, parameter names)
 _NAMING = contextvars.ContextVar("spikeops_config_naming", default=None)
@@ -97,6 +97,20 @@ class Config:
         """Derived quantities (formats, widths, table sizes) for manifests; subclasses extend."""
         return {}
 
+    def primitives(self) -> dict:
+        """The primitive configurations this one is built from, by role (an operator's
+        ``{"exp": ExpConfig, "division": DivisionConfig}``, ...); none by default."""
+        return {}
+
+    def costs(self) -> dict:
+        """What the configuration's tables and populations cost (bits, neurons, widths), flat: a
+        primitive answers its own figures (prefixed by its role), an operator the union of its
+        primitives'."""
+        out = {}
+        for sub in self.primitives().values():
+            out.update(sub.costs())
+        return out
+
     def to_json(self) -> dict:
         return {"kind": self.kind, "params": self.params(), "derived": self.derived()}
 
@@ -117,6 +131,26 @@ class Config:
         """SHA-256 (16 hex digits) of the canonical JSON of kind and parameters; stable across runs."""
         blob = json.dumps({"kind": self.kind, "params": self.params()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class OperatorConfig(Config):
+    """Mixin for an operator's configuration: besides the parameters, it has an input and an output
+    fixed-point format (``in_format``, ``out_format``: :class:`spikeops.golden.fixed.FixedFormat`),
+    a ``rounding`` rule for its output grid, and ``reference(x, ...)``, the exact float64 operator
+    it approximates.  Its derived quantities start with the two formats, then its own, then each
+    primitive's configuration (:meth:`Config.primitives`)."""
+
+    def derived(self) -> dict:
+        return {"in_format": self.in_format.to_json(), "out_format": self.out_format.to_json(),
+                **self.own_derived(), **{k: v.to_json() for k, v in self.primitives().items()}}
+
+    def own_derived(self) -> dict:
+        """The operator's own derived quantities (widths, constants) for manifests."""
+        return {}
+
+    def reference(self, x, **kwargs):  # pragma: no cover - overridden
+        """The exact float64 operator on real inputs."""
+        raise NotImplementedError
 
 
 def _plain(value):

@@ -102,6 +102,10 @@ class DivisionConfig(Config):
     def q_format(self) -> FixedFormat:
         return FixedFormat(self.q_width, self.shift, signed=False)
 
+    def costs(self) -> dict:
+        return {"div_arch": self.arch, "div_neurons": self.population_size, "div_q_width": self.q_width,
+                "div_current_width": self.current_width}
+
     def derived(self) -> dict:
         return {"q_max": self.q_max, "population_size": self.population_size,
                 "current_width": self.current_width, "q_format": self.q_format.to_json()}

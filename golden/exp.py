@@ -127,6 +127,11 @@ class ExpConfig(Config):
         h = -(-2 * self.H_codes // self.K) * 2.0 ** -self.in_frac
         return h * h / 8 * math.exp(h)
 
+    def costs(self) -> dict:
+        return {"exp_segments": self.K, "exp_table_bits": self.table_bits,
+                "exp_table_bytes": -(-self.table_bits // 8), "exp_intercept_width": self.out_width,
+                "exp_slope_width": self.slope_width}
+
     def derived(self) -> dict:
         return {"H_codes": self.H_codes, "seg_bits": self.seg_bits,
                 "index_is_bit_slice": self.index_is_bit_slice, "out_width": self.out_width,

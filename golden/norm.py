@@ -93,6 +93,10 @@ class NormConfig(Config):
             return 2 * (self.in_width + self.guard_bits) + max(self.levels, 0) + 1
         return self.out_width + 1
 
+    def costs(self) -> dict:
+        return {"norm_method": self.method, "norm_levels": self.levels,
+                "norm_datapath_width": self.datapath_width}
+
     def derived(self) -> dict:
         return {"levels": self.levels, "gain": self.gain, "out_width": self.out_width,
                 "datapath_width": self.datapath_width}

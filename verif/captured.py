@@ -23,9 +23,9 @@ from spikeops.golden.capture import load
 __all__ = ["DATA", "rows", "source"]
 
 DATA = Path(__file__).resolve().parent / "data"
-#: the capture file that holds each operator's inputs (by the operator its inputs come from)
-FILES = {"softmax": "smollm2", "silu": "smollm2", "rmsnorm": "smollm2", "gelu": "minilm",
-         "layernorm": "minilm"}
+#: the shipped capture files in the order they are searched: an operator's inputs come from the
+#: first one that holds an instance of it (Softmax is in both: SmolLM2's causal rows come first)
+FILES = ("smollm2", "minilm")
 
 
 @lru_cache(maxsize=None)
@@ -35,7 +35,12 @@ def _load(name: str):
 
 
 def _file(op: str) -> str | None:
-    return FILES.get(registry.get(op).input_source)
+    src = registry.get(op).input_source
+    for name in FILES:
+        cap = _load(name)
+        if cap is not None and cap.by_op(src):
+            return name
+    return None
 
 
 def source(op: str) -> str | None:

@@ -22,10 +22,14 @@ KINDS = registry.KINDS
 class Site:
     name: str
     op: str
-    kind: str
     layer: int
     parent: object
     attr: str
+
+    @property
+    def kind(self) -> str:
+        """The operator's role (``softmax`` / ``activation`` / ``norm``), from its record."""
+        return registry.get(self.op).kind
 
     @property
     def module(self):
@@ -62,11 +66,11 @@ def _llama(model) -> list[Site]:
     out = []
     for i, layer in enumerate(dec.layers):
         p = f"model.layers.{i}"
-        out += [Site(f"{p}.self_attn", "softmax", "softmax", i, layer, "self_attn"),
-                Site(f"{p}.input_layernorm", "rmsnorm", "norm", i, layer, "input_layernorm"),
-                Site(f"{p}.post_attention_layernorm", "rmsnorm", "norm", i, layer, "post_attention_layernorm"),
-                Site(f"{p}.mlp.act_fn", act, "activation", i, layer.mlp, "act_fn")]
-    out.append(Site("model.norm", "rmsnorm", "norm", len(dec.layers), dec, "norm"))
+        out += [Site(f"{p}.self_attn", "softmax", i, layer, "self_attn"),
+                Site(f"{p}.input_layernorm", "rmsnorm", i, layer, "input_layernorm"),
+                Site(f"{p}.post_attention_layernorm", "rmsnorm", i, layer, "post_attention_layernorm"),
+                Site(f"{p}.mlp.act_fn", act, i, layer.mlp, "act_fn")]
+    out.append(Site("model.norm", "rmsnorm", len(dec.layers), dec, "norm"))
     return out
 
 
@@ -74,14 +78,14 @@ def _bert(model) -> list[Site]:
     act = activation_op(model.config)
     base = model.bert if hasattr(model, "bert") else model
     prefix = "bert." if base is not model else ""
-    out = [Site(f"{prefix}embeddings.LayerNorm", "layernorm", "norm", -1, base.embeddings, "LayerNorm")]
+    out = [Site(f"{prefix}embeddings.LayerNorm", "layernorm", -1, base.embeddings, "LayerNorm")]
     for i, layer in enumerate(base.encoder.layer):
         p = f"{prefix}encoder.layer.{i}"
-        out += [Site(f"{p}.attention.self", "softmax", "softmax", i, layer.attention, "self"),
-                Site(f"{p}.attention.output.LayerNorm", "layernorm", "norm", i, layer.attention.output, "LayerNorm"),
-                Site(f"{p}.intermediate.intermediate_act_fn", act, "activation", i, layer.intermediate,
+        out += [Site(f"{p}.attention.self", "softmax", i, layer.attention, "self"),
+                Site(f"{p}.attention.output.LayerNorm", "layernorm", i, layer.attention.output, "LayerNorm"),
+                Site(f"{p}.intermediate.intermediate_act_fn", act, i, layer.intermediate,
                      "intermediate_act_fn"),
-                Site(f"{p}.output.LayerNorm", "layernorm", "norm", i, layer.output, "LayerNorm")]
+                Site(f"{p}.output.LayerNorm", "layernorm", i, layer.output, "LayerNorm")]
     return out
 
 

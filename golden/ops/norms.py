@@ -33,25 +33,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import reference
-from ..config import Config
+from ..config import OperatorConfig
 from ..choices import DivArch, NormMethod, Rounding
 from ..division import DivisionConfig, divide
 from ..fixed import FixedFormat, check_codes, quantize
 from ..norm import NormConfig, polar_norm
 from ..shift import barrel_shift, bit_length, normalise
 
-__all__ = ["RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm"]
+__all__ = ["NormOpConfig", "RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm", "check_row", "READOUT_BITS"]
 
 #: the PolarNorm's parameters as this operator's options name them
 _NORM_NAMES = {"length": "d+1", "in_width": "norm_width", "method": "norm_method",
                "iterations": "cordic_iterations", "guard_bits": "norm_guard_bits"}
 
 #: mantissa bits of the norm at read-out (so ``mantissa * C`` fits 62 bits with gain_frac <= 31)
-_READOUT_BITS = 31
+READOUT_BITS = 31
 
 
 @dataclass(frozen=True)
-class _NormOpConfig(Config):
+class NormOpConfig(OperatorConfig):
     """Shared parameters of RMSNorm and LayerNorm (see the module docstring)."""
 
     d: int = 576
@@ -143,16 +143,17 @@ class _NormOpConfig(Config):
     def division(self) -> DivisionConfig:
         q_width = self.out_width - 1
         return DivisionConfig(num_width=self.v_width + self.gamma_width - 1,
-                              den_width=_READOUT_BITS + self.readout_constant.bit_length(),
+                              den_width=READOUT_BITS + self.readout_constant.bit_length(),
                               shift=self.out_frac - self.gamma_frac, q_width=q_width,
                               theta_bits=min(q_width + self.div_guard_bits, 61 - q_width),
                               arch=self.div_arch, rounding=self.rounding)
 
-    def derived(self) -> dict:
-        return {"in_format": self.in_format.to_json(), "out_format": self.out_format.to_json(),
-                "gamma_format": self.gamma_format.to_json(), "eps_code": self.eps_code,
-                "v_width": self.v_width, "readout_constant": self.readout_constant,
-                "norm": self.norm.to_json(), "division": self.division.to_json()}
+    def primitives(self) -> dict:
+        return {"norm": self.norm, "division": self.division}
+
+    def own_derived(self) -> dict:
+        return {"gamma_format": self.gamma_format.to_json(), "eps_code": self.eps_code,
+                "v_width": self.v_width, "readout_constant": self.readout_constant}
 
     @functools.cached_property
     def gamma_one(self) -> int:
@@ -168,7 +169,7 @@ class _NormOpConfig(Config):
 
 
 @dataclass(frozen=True)
-class RMSNormConfig(_NormOpConfig):
+class RMSNormConfig(NormOpConfig):
     """RMSNorm over rows of ``d`` elements; defaults sized for SmolLM2 (d=576, outliers to 1e4)."""
 
     kind = "rmsnorm"
@@ -178,7 +179,7 @@ class RMSNormConfig(_NormOpConfig):
 
 
 @dataclass(frozen=True)
-class LayerNormConfig(_NormOpConfig):
+class LayerNormConfig(NormOpConfig):
     """LayerNorm over rows of ``d`` elements (gamma, beta); defaults sized for MiniLM (d=384)."""
 
     kind = "layernorm"
@@ -192,7 +193,9 @@ class LayerNormConfig(_NormOpConfig):
         return reference.layernorm(x, gamma, beta, self.eps)
 
 
-def _check_row(x, cfg: _NormOpConfig, name: str, fmt: FixedFormat, *, vector: bool = False):
+def check_row(x, cfg: NormOpConfig, name: str, fmt: FixedFormat, *, vector: bool = False):
+    """``x`` as int64 codes of ``fmt`` with rows of ``cfg.d`` on the last axis (``vector``: exactly
+    one row, a weight vector); ValueError naming ``name`` otherwise."""
     a = check_codes(x, fmt, owner=cfg.kind, name=name)
     if (a.ndim != 1 if vector else a.ndim < 1) or a.shape[-1] != cfg.d:
         raise ValueError(f"{cfg.kind}: {name} has shape {a.shape}; allowed: "
@@ -200,38 +203,41 @@ def _check_row(x, cfg: _NormOpConfig, name: str, fmt: FixedFormat, *, vector: bo
     return a
 
 
-def _polar_normalise(v: np.ndarray, cfg: _NormOpConfig, gamma, beta) -> np.ndarray:
+def _polar_normalise(v: np.ndarray, cfg: NormOpConfig, gamma, beta) -> np.ndarray:
     """Steps 1-4 of the module docstring on the centred (or raw) integer rows ``v``."""
     mag = np.abs(v)
     eps = np.full(v.shape[:-1] + (1,), cfg.eps_code, dtype=np.int64)
     leaves = np.concatenate([mag, eps], axis=-1)
     r = bit_length(leaves.max(axis=-1, keepdims=True)) - cfg.norm_width
     big_n = polar_norm(barrel_shift(leaves, -r), cfg.norm)
-    n_m, e = normalise(big_n, _READOUT_BITS)
+    n_m, e = normalise(big_n, READOUT_BITS)
     rms = n_m * cfg.readout_constant
     b_exp = r[..., 0] - e - cfg.gain_frac
     if gamma is None:
         g = np.int64(cfg.gamma_one)
         num, neg = mag * g, v < 0
     else:
-        g = _check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)
+        g = check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)
         num, neg = mag * np.abs(g), (v < 0) != (g < 0)
     q = divide(num, rms[..., None], cfg.division, b_exp=b_exp[..., None], check=False)
     y = np.where(neg, -q, q)
     if beta is not None:
-        y = np.clip(y + _check_row(beta, cfg, "beta", cfg.out_format, vector=True),
+        y = np.clip(y + check_row(beta, cfg, "beta", cfg.out_format, vector=True),
                     cfg.out_format.min_code, cfg.out_format.max_code)
     return y
 
 
 def rmsnorm(x, cfg: RMSNormConfig = RMSNormConfig(), gamma=None) -> np.ndarray:
     """RMSNorm of ``s<in_width>.<in_frac>`` rows (last axis, length d); ``gamma`` codes (d,) or None (=1)."""
-    x = _check_row(x, cfg, "x", cfg.in_format)
+    x = check_row(x, cfg, "x", cfg.in_format)
     return _polar_normalise(x, cfg, gamma, None)
 
 
 def layernorm(x, cfg: LayerNormConfig = LayerNormConfig(), gamma=None, beta=None) -> np.ndarray:
     """LayerNorm of ``s<in_width>.<in_frac>`` rows; ``gamma`` (gamma format), ``beta`` (out format) codes."""
-    x = _check_row(x, cfg, "x", cfg.in_format)
+    x = check_row(x, cfg, "x", cfg.in_format)
     v = cfg.d * x - x.sum(axis=-1, keepdims=True)
     return _polar_normalise(v, cfg, gamma, beta)
+
+
+_READOUT_BITS, _check_row = READOUT_BITS, check_row  # TEMPORARY: old names until gen/llm/fast follows

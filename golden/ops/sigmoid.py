@@ -30,14 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Config
+from ..config import OperatorConfig
 from ..choices import DivArch, Rounding
 from ..division import DivisionConfig, divide
 from ..exp import ExpConfig, pwl_exp
 from ..fixed import FixedFormat, check_codes
 from .. import reference
 
-__all__ = ["SigmoidConfig", "SiLUConfig", "GELUConfig", "sigmoid", "silu", "gelu"]
+__all__ = ["SigmoidFamilyConfig", "SigmoidConfig", "SiLUConfig", "GELUConfig", "sigmoid", "silu", "gelu"]
 
 
 #: the PWL-Exp table's parameters as this operator's options name them
@@ -45,7 +45,7 @@ _EXP_NAMES = {"out_frac": "exp_frac"}
 
 
 @dataclass(frozen=True)
-class _SigmoidFamilyConfig(Config):
+class SigmoidFamilyConfig(OperatorConfig):
     """Shared parameters of the sigmoid family (see the module docstring)."""
 
     in_width: int = 16
@@ -111,18 +111,15 @@ class _SigmoidFamilyConfig(Config):
                               q_width=q_width, theta_bits=q_width + self.div_guard_bits,
                               arch=self.div_arch, rounding=self.rounding)
 
-    def derived(self) -> dict:
-        return {"in_format": self.in_format.to_json(), "out_format": self.out_format.to_json(),
-                "alpha_code": self.alpha_code, "exp": self.exp.to_json(),
-                "division": self.division.to_json()}
+    def primitives(self) -> dict:
+        return {"exp": self.exp, "division": self.division}
 
-    def reference(self, x):
-        """The exact float64 operator on real inputs."""
-        raise NotImplementedError
+    def own_derived(self) -> dict:
+        return {"alpha_code": self.alpha_code}
 
 
 @dataclass(frozen=True)
-class SigmoidConfig(_SigmoidFamilyConfig):
+class SigmoidConfig(SigmoidFamilyConfig):
     """sigmoid(x) = 1 / (1 + e**-x); output ``u<out_frac+1>.<out_frac>``."""
 
     kind = "sigmoid"
@@ -135,7 +132,7 @@ class SigmoidConfig(_SigmoidFamilyConfig):
 
 
 @dataclass(frozen=True)
-class SiLUConfig(_SigmoidFamilyConfig):
+class SiLUConfig(SigmoidFamilyConfig):
     """SiLU(x) = x * sigmoid(x)."""
 
     kind = "silu"
@@ -145,7 +142,7 @@ class SiLUConfig(_SigmoidFamilyConfig):
 
 
 @dataclass(frozen=True)
-class GELUConfig(_SigmoidFamilyConfig):
+class GELUConfig(SigmoidFamilyConfig):
     """GELU(x) ~ x * sigmoid(1.702 x); 1.702 is the integer ``alpha_code`` over ``2**alpha_frac``."""
 
     kind = "gelu"
@@ -162,7 +159,7 @@ class GELUConfig(_SigmoidFamilyConfig):
         return {"erf_gelu": reference.gelu_erf}
 
 
-def _sigmoid_family(x, cfg: _SigmoidFamilyConfig) -> np.ndarray:
+def _sigmoid_family(x, cfg: SigmoidFamilyConfig) -> np.ndarray:
     x = check_codes(x, cfg.in_format, owner=cfg.kind)
     ecfg = cfg.exp
     y_abs = np.abs(x) * cfg.alpha_code if cfg.alpha_code != 1 else np.abs(x)

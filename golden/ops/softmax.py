@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import reference
-from ..config import Config
+from ..config import OperatorConfig
 from ..choices import DivArch, Rounding
 from ..division import DivisionConfig, divide
 from ..exp import ExpConfig, pwl_exp
@@ -38,7 +38,7 @@ _EXP_NAMES = {"out_frac": "exp_frac"}
 
 
 @dataclass(frozen=True)
-class SoftmaxConfig(Config):
+class SoftmaxConfig(OperatorConfig):
     """Softmax over rows of up to ``d_max`` elements (see the module docstring)."""
 
     kind = "softmax"
@@ -92,10 +92,11 @@ class SoftmaxConfig(Config):
                               theta_bits=q_width + self.div_guard_bits, arch=self.div_arch,
                               rounding=self.rounding)
 
-    def derived(self) -> dict:
-        return {"in_format": self.in_format.to_json(), "out_format": self.out_format.to_json(),
-                "sum_width": self.sum_width, "exp": self.exp.to_json(),
-                "division": self.division.to_json()}
+    def primitives(self) -> dict:
+        return {"exp": self.exp, "division": self.division}
+
+    def own_derived(self) -> dict:
+        return {"sum_width": self.sum_width}
 
     def reference(self, x, mask=None):
         return reference.softmax(x, mask)

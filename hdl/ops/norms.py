@@ -27,7 +27,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.ops.norms import _READOUT_BITS, LayerNormConfig, RMSNormConfig, _NormOpConfig
+from spikeops.golden.ops.norms import READOUT_BITS, LayerNormConfig, RMSNormConfig, NormOpConfig
 
 from ..division import division_latency, division_stages
 from ..norm import PolarNorm, level_sizes
@@ -42,7 +42,7 @@ __all__ = ["RMSNorm", "LayerNorm"]
 
 class _Norm(ConfigComponent):
     class Signature(OperatorSignature):
-        config_type = _NormOpConfig
+        config_type = NormOpConfig
 
         @classmethod
         def build_members(cls, config):
@@ -81,7 +81,7 @@ class _Norm(ConfigComponent):
         nw = config.norm_width
         top_bits = max(config.v_width, config.eps_code.bit_length())
         r_lo, r_hi = 1 - nw, top_bits - nw
-        e_lo, e_hi = _READOUT_BITS - config.norm.out_width, _READOUT_BITS - 1
+        e_lo, e_hi = READOUT_BITS - config.norm.out_width, READOUT_BITS - 1
         return r_lo - e_hi - config.gain_frac, r_hi - e_lo - config.gain_frac
 
     ii = 1
@@ -230,9 +230,9 @@ class _Norm(ConfigComponent):
                     m.next = "READOUT"
                 m.d.comb += norm.o.ready.eq(1)
             with m.State("READOUT"):
-                e = _READOUT_BITS - bit_length(m, n_val, name="bl_n")
-                n_m = barrel_shift(n_val, e, lo=_READOUT_BITS - ncfg.out_width, hi=_READOUT_BITS - 1,
-                                   width=_READOUT_BITS)
+                e = READOUT_BITS - bit_length(m, n_val, name="bl_n")
+                n_m = barrel_shift(n_val, e, lo=READOUT_BITS - ncfg.out_width, hi=READOUT_BITS - 1,
+                                   width=READOUT_BITS)
                 m.d.sync += [rms.eq(n_m * const_c), b_exp.eq(r - e - cfg.gain_frac), rd.eq(0)]
                 m.next = "SEND"
             with m.State("SEND"):

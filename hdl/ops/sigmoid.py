@@ -13,7 +13,7 @@ from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, _SigmoidFamilyConfig
+from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, SigmoidFamilyConfig
 
 from ..division import division_latency, division_stages
 from ..exp import EXP_LATENCY, exp_stages
@@ -31,7 +31,7 @@ def _out_shape(cfg):
 
 class _SigmoidFamily(ConfigComponent):
     class Signature(OperatorSignature):
-        config_type = _SigmoidFamilyConfig
+        config_type = SigmoidFamilyConfig
 
         @classmethod
         def build_members(cls, config):
