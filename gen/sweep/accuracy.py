@@ -212,9 +212,11 @@ def calibrated_config(cfg, captured):
         return max(0, min(width - 1, fmt.frac + width - fmt.width))
 
     changes = {}
-    if hasattr(cfg, "gamma_format"):
-        changes["gamma_frac"] = frac(cfg.gamma_width, captured.gamma_format)
-    if "out_width" in cfg.params():
+    params = cfg.params()
+    for w in registry.of_config(cfg).weights:  # weights with a format of their own (gamma)
+        if f"{w}_frac" in params:
+            changes[f"{w}_frac"] = frac(params[f"{w}_width"], getattr(captured, f"{w}_format"))
+    if "out_width" in params:
         changes["out_frac"] = min(cfg.out_frac, frac(cfg.out_width, captured.out_format))
     try:
         return fit_in_frac(cfg, frac(cfg.in_width, captured.in_format), **changes)
