@@ -2,6 +2,7 @@
 
     spikeops errors  [--ops OP ...] [--json FILE] [--markdown FILE] [--check]
     spikeops bench   [--ops OP ...] [--elements N] [--repeats R] [--json FILE]
+    spikeops bench   --fast-backend [--ops OP ...] [--repeats R] [--threads T] [--json FILE]
     spikeops config  OP [--set key=value ...]
     spikeops verilog --op OP [--set key=value ...] -o DIR   |   --plan FILE -o DIR
     spikeops synth   [--ops OP ...] [--set key=value ...] [--family ecp5|ice40] [--json FILE]
@@ -56,11 +57,15 @@ def _cmd_errors(args) -> int:
 
 def _cmd_bench(args) -> int:
     from . import bench
-    rows = bench.golden_throughput(args.ops, elements=args.elements, repeats=args.repeats)
-    print(bench.format_bench(rows))
+    if args.fast_backend:
+        rows = bench.fast_backend_speed(args.ops, repeats=args.repeats, threads=args.threads)
+        print(bench.format_fast_backend(rows))
+    else:
+        rows = bench.golden_throughput(args.ops, elements=args.elements, repeats=args.repeats)
+        print(bench.format_bench(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
-    return 0
+    return 0 if all(r.get("bit_exact", True) for r in rows) else 1
 
 
 def _cmd_config(args) -> int:
@@ -161,10 +166,17 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="exit 1 when a target at the 8-bit grid is missed")
     p.set_defaults(func=_cmd_errors)
 
-    p = sub.add_parser("bench", help="golden-model throughput (elements/s, median of repeats)")
+    p = sub.add_parser("bench", help="golden-model throughput (elements/s, median of repeats); with "
+                                     "--fast-backend: the fast back end against the numpy back end")
     _ops_arg(p)
-    p.add_argument("--elements", type=int, default=2_000_000)
+    p.add_argument("--elements", type=int, default=2_000_000, help="elements per timed call (golden throughput)")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--fast-backend", action="store_true",
+                   help="time the converted models' back ends instead (needs torch): numpy_golden against "
+                        "fast_golden on SmolLM2-135M shapes (default ops: softmax silu rmsnorm), with a "
+                        "bit-exactness check (exit 1 when a result differs); --elements is not used")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads for --fast-backend (default: torch's)")
     p.add_argument("--json", metavar="FILE")
     p.set_defaults(func=_cmd_bench)
 

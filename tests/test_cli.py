@@ -77,3 +77,16 @@ def test_bench_reports_figures_without_asserting_speed():
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "spikeops.gen.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "errors" in out.stdout and "bench" in out.stdout
+
+
+def test_the_help_imports_no_torch():
+    """``spikeops --help`` and every subcommand's help stay light: torch loads only when used."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom spikeops.gen.cli import main\n"
+            "for argv in (['--help'], ['eval', '--help'], ['run', '--help'], ['sweep', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines()[-1] == "False False"

@@ -16,6 +16,8 @@ torch = pytest.importorskip("torch")
 
 from spikeops.gen.llm import fast  # noqa: E402
 from spikeops.gen.llm.fast import fast_golden, quantize_codes  # noqa: E402
+from spikeops.gen.llm.fast import kernel as fast_kernel  # noqa: E402
+from spikeops.gen.llm.fast.norm import _cordic_rows  # noqa: E402
 from spikeops.golden import registry  # noqa: E402
 from spikeops.golden.fixed import FixedFormat, dequantize, quantize  # noqa: E402
 from spikeops.golden.norm import NormConfig, polar_norm  # noqa: E402
@@ -89,15 +91,15 @@ def path(mode):
             pytest.skip("no C compiler: everything runs in torch")
         yield
         return
-    saved = fast._kernel_state.get("dll", "unset")
-    fast._kernel_state["dll"] = None
+    saved = fast_kernel._kernel_state.get("dll", "unset")
+    fast_kernel._kernel_state["dll"] = None
     try:
         yield
     finally:
         if saved == "unset":
-            fast._kernel_state.pop("dll", None)
+            fast_kernel._kernel_state.pop("dll", None)
         else:
-            fast._kernel_state["dll"] = saved
+            fast_kernel._kernel_state["dll"] = saved
 
 
 @pytest.fixture(params=["kernel", "torch"])
@@ -392,15 +394,13 @@ def test_cordic_kernel_is_polar_norm(iterations, guard, width):
         top = np.maximum(np.abs(v).max(-1), 5)
         shift = width - np.frexp(top.astype(np.float64))[1].astype(np.int64)  # to `width` bits
         leaves = barrel_shift(np.concatenate([np.abs(v), np.full((9, 1), 5)], axis=-1), shift[:, None])
-        got = fast._cordic_rows(torch.from_numpy(v), shift, cfg, 5)
+        got = _cordic_rows(torch.from_numpy(v), shift, cfg, 5)
         assert np.array_equal(got, polar_norm(leaves, cfg)), d
 
 
 # -- the model's entry point ------------------------------------------------------------------------------
 def test_run_golden_numpy_backend_agrees():
     from spikeops.gen.llm import operators
-    if not hasattr(operators, "set_backend"):
-        pytest.skip("operators has no back-end switch")
     cfg = registry.get("softmax").default()
     x = _scores((2, 3, 10, 10), seed=1)
     mask = torch.ones(10, 10, dtype=torch.bool).tril().expand_as(x)
@@ -414,8 +414,9 @@ def test_run_golden_numpy_backend_agrees():
 
 
 def test_benchmark_entry_point_on_smollm2_shapes(capsys):
-    """``python -m spikeops.gen.llm.fast``: SmolLM2-135M shapes, every result bit-exact."""
-    assert fast.main(["--repeats", "1"]) == 0
+    """``spikeops bench --fast-backend``: SmolLM2-135M shapes, every result bit-exact."""
+    from spikeops.gen.cli import main
+    assert main(["bench", "--fast-backend", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     for op in ("softmax", "silu", "rmsnorm"):
         assert op in out

@@ -10,6 +10,7 @@ site-packages.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,8 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
+    # from a copy of the sources, so that no build folder of the checkout (stale modules) leaks in
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src)
+    for layer in ("golden", "hdl", "verif", "gen"):
+        shutil.copytree(ROOT / layer, src / layer, ignore=shutil.ignore_patterns("__pycache__"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=600)
+                        "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     (whl,) = out.glob("spikeops-*.whl")
     return whl

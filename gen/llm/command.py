@@ -139,7 +139,7 @@ def _common(p, plan_help):
 def add_commands(sub):
     """Register ``convert``, ``eval`` and ``capture`` on the ``spikeops`` sub-parser."""
     from . import data
-    from .operators import BACKENDS
+    from .defaults import BACKENDS
     from .table import ABLATIONS
 
     p = sub.add_parser("convert", help="calibrate a model and write its conversion plan (JSON)")

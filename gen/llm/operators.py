@@ -2,17 +2,17 @@
 
 Each call quantises the float input to the operator's input format, runs the bit-exact golden
 operator and dequantises the output, so a converted model computes exactly what the RTL computes.
-Two back ends compute the same integers: ``numpy`` (the golden model itself) and ``fast``
-(:mod:`spikeops.gen.llm.fast`, proven bit-identical to it by tests); ``fast`` is the default when present.
-While a :class:`spikeops.gen.llm.capture.Recorder` is active (:func:`recording`), every call also offers its
-input codes to it.
+Two back ends (:class:`Backend`) compute the same integers: ``numpy`` (the golden model itself,
+:func:`spikeops.gen.llm.fast.numpy_golden`) and ``fast`` (:func:`spikeops.gen.llm.fast.fast_golden`,
+proven bit-identical to it by tests); ``fast`` is the default (``$SPIKEOPS_BACKEND`` or
+:func:`set_backend` choose).  While a :class:`spikeops.gen.llm.capture.Recorder` is active
+(:func:`recording`), every call also offers its input codes to it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import os
 
 import numpy as np
@@ -20,35 +20,29 @@ import torch
 from torch import nn
 
 from spikeops.golden import registry
-from spikeops.golden.fixed import dequantize, quantize
+from spikeops.golden.fixed import quantize
+
+from .defaults import BACKENDS, Backend
+from .fast import fast_golden, numpy_golden
 
 __all__ = ["run_golden", "SpikingRMSNorm", "SpikingLayerNorm", "SpikingActivation", "spiking_attention",
-           "fit_gamma", "recording", "BACKENDS", "set_backend", "get_backend"]
+           "fit_gamma", "recording", "Backend", "BACKENDS", "set_backend", "get_backend"]
 
-BACKENDS = ("fast", "numpy")
+
 _recorder = contextvars.ContextVar("spikeops_recorder", default=None)
-_backend = [os.environ.get("SPIKEOPS_BACKEND", "fast")]
+#: the chosen back end: a Backend once set, $SPIKEOPS_BACKEND (a string) until then
+_backend = [os.environ.get("SPIKEOPS_BACKEND", Backend.FAST)]
 
 
-def set_backend(name: str):
-    """Choose how the golden integers are computed inside models: ``fast`` or ``numpy``."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend={name!r} is not allowed; allowed: {', '.join(BACKENDS)}")
-    _backend[0] = name
+def set_backend(name):
+    """Choose how the golden integers are computed inside models: ``fast`` or ``numpy`` (a
+    :class:`Backend` or its string)."""
+    _backend[0] = Backend.parse(name, "set_backend", "backend")
 
 
-@functools.lru_cache(maxsize=1)
-def _fast_importable() -> bool:
-    try:
-        from . import fast  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def get_backend() -> str:
-    """The back end in use: ``fast`` when chosen and importable, else ``numpy`` (checked once)."""
-    return "fast" if _backend[0] == "fast" and _fast_importable() else "numpy"
+def get_backend() -> Backend:
+    """The back end in use: ``fast`` when chosen, else ``numpy`` (a :class:`Backend`, equal to its string)."""
+    return Backend.FAST if _backend[0] == Backend.FAST else Backend.NUMPY
 
 
 @contextlib.contextmanager
@@ -73,17 +67,11 @@ def run_golden(op: str, cfg, x: torch.Tensor, *args, site=None, mask=None) -> to
         m = None if mask is None else np.broadcast_to(mask.cpu().numpy(), codes.shape)
         if m is not None:
             codes = np.where(m, codes, cfg.in_format.mask_code)
-        w = dict(zip(("gamma", "beta"), args))
+        w = dict(zip(registry.get(op).weights, args))
         rec.record(site[0], op, site[1], cfg, codes, mask=m, **w)
     kwargs = {} if mask is None else {"mask": mask}
-    if get_backend() == "fast":
-        from .fast import fast_golden
-        return fast_golden(op, cfg, x, *args, **kwargs)
-    if mask is not None:
-        kwargs["mask"] = mask.cpu().numpy()
-    codes = quantize(x.detach().to(torch.float64).cpu().numpy(), cfg.in_format)
-    y = registry.get(op).golden(codes, cfg, *args, **kwargs)
-    return torch.from_numpy(dequantize(y, cfg.out_format)).to(dtype=x.dtype, device=x.device)
+    run = fast_golden if get_backend() is Backend.FAST else numpy_golden
+    return run(op, cfg, x, *args, **kwargs)
 
 
 def fit_gamma(cfg, weight) -> object:
@@ -149,8 +137,11 @@ class SpikingActivation(_SpikingModule):
     """SiLU or GELU (sigmoid form) by PWL-Exp and the Division Neuron Group."""
 
     def __init__(self, op: str, cfg, name: str = "", layer: int = 0):
-        if op not in ("silu", "gelu", "sigmoid"):
-            raise ValueError(f"SpikingActivation: op={op!r} is not allowed; allowed: 'silu', 'gelu', 'sigmoid'")
+        rec = registry.OPERATORS.get(op) if isinstance(op, str) else None
+        if rec is None or rec.kind != "activation":  # an activation: elementwise, no weights
+            allowed = [n for n, r in registry.OPERATORS.items() if r.kind == "activation"]
+            raise ValueError(f"SpikingActivation: op={op!r} is not allowed; allowed: "
+                             + ", ".join(map(repr, allowed)))
         super().__init__(cfg, name, layer)
         self.op = op
 

@@ -240,4 +240,3 @@ def layernorm(x, cfg: LayerNormConfig = LayerNormConfig(), gamma=None, beta=None
     return _polar_normalise(v, cfg, gamma, beta)
 
 
-_READOUT_BITS, _check_row = READOUT_BITS, check_row  # TEMPORARY: old names until gen/llm/fast follows
