@@ -31,7 +31,8 @@ import numpy as np
 from .llm.defaults import CALIBRATION_TEXTS
 from .target import FpgaTarget, target_from_args
 
-__all__ = ["RunOptions", "run", "representatives", "captured_stimulus", "capture_errors", "format_summary"]
+__all__ = ["RunOptions", "run", "representatives", "captured_stimulus", "capture_errors", "cosimulate_captured",
+           "format_summary"]
 
 
 class _Clock:
@@ -119,7 +120,7 @@ def _fpga(op: str, cfg, weights: dict, out_dir: str, target, timeout: float) -> 
     return row
 
 
-def _cosim(op, cfg, stim, sim) -> dict:
+def cosimulate_captured(op, cfg, stim, sim) -> dict:
     from spikeops.verif.runner import Regression
     t0 = time.perf_counter()
     reg = Regression(op, cfg, sim, weights=stim.weights).build()
@@ -229,7 +230,7 @@ def run(opts: RunOptions = RunOptions(), log=print) -> dict:
         stim = captured_stimulus(cap, op, cfg, users)
         clock.stage(f"co-simulate {op} on {sim}: {stim.elements} captured elements")
         try:
-            report["operators"][op]["cosim"] = _cosim(op, cfg, stim, sim)
+            report["operators"][op]["cosim"] = cosimulate_captured(op, cfg, stim, sim)
         except Exception as err:  # a broken simulator install must not hide the rest of the report
             report["operators"][op]["cosim"] = {"sim": sim, "passed": False, "elements": 0, "message": str(err)}
         c = report["operators"][op]["cosim"]

@@ -79,10 +79,10 @@ def test_capture_errors_match_an_independent_computation(tiny):
 
 @pytest.mark.skipif(env.unavailable_reason("verilator") is not None, reason=str(env.unavailable_reason("verilator")))
 def test_captured_rows_cosimulate_bit_exact(tiny):
-    from spikeops.gen.job import _cosim
+    from spikeops.gen.job import cosimulate_captured
     plan, capture = tiny
     cfg, users, _ = representatives(plan)["silu"]
-    r = _cosim("silu", cfg, captured_stimulus(capture, "silu", cfg, users, max_elements=2000), "verilator")
+    r = cosimulate_captured("silu", cfg, captured_stimulus(capture, "silu", cfg, users, max_elements=2000), "verilator")
     assert r["passed"] and r["elements"] >= 2000 and r["mismatches"] == 0
 
 

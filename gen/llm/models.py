@@ -22,6 +22,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import cache_root
+
 __all__ = ["LoadedModel", "load", "cache_dir", "EMBEDDED", "EmbeddedModel", "package_dir", "family_of",
            "model_for", "embedded_operators"]
 
@@ -87,9 +89,9 @@ def package_dir(module: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """Where dequantised checkpoints are cached: ``$SPIKEOPS_CACHE`` or ``~/.cache/spikeops``."""
-    root = os.environ.get("SPIKEOPS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "spikeops")
-    return Path(root)
+    """Where dequantised checkpoints are cached: ``$SPIKEOPS_CACHE`` or ``~/.cache/spikeops``
+    (:func:`spikeops.gen.files.cache_root`, the one root of every spikeops cache)."""
+    return cache_root()
 
 
 def family_of(config) -> str:
