@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 import amaranth
-from amaranth.back import verilog
 from amaranth.lib import data, wiring
 
 from spikeops.golden import registry as golden_registry
 
 from . import registry as hdl_registry
+from . import verilog
 
 __all__ = ["emit", "port_table", "top_name", "latency_info"]
 
@@ -95,7 +95,8 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:
     gop = golden_registry.get(op)
     component = hdl_registry.build(gop, cfg, **weights)
     top = top_name(gop.name)
-    text = verilog.convert(component, name=top, emit_src=False)
+    text = verilog.convert(component, top, f"{gop.name} at configuration {cfg.stable_hash()} "
+                                           f"({gop.shape.value}; manifest {top}.json)")
     vfile = out / f"{top}.v"
     vfile.write_text(text)
     manifest = {
@@ -111,7 +112,8 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:
         "golden": {"module": gop.golden.__module__, "function": gop.golden.__name__,
                    "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}"},
         "weights": {k: [int(x) for x in v] for k, v in weights.items()},
-        "tools": {"amaranth": amaranth.__version__},
+        "tools": {"amaranth": amaranth.__version__, "yosys": verilog.yosys_version(),
+                  "verilog": "Verilog-2005, no always @* (spikeops.hdl.verilog)"},
     }
     (out / f"{top}.json").write_text(json.dumps(manifest, indent=1))
     return manifest

@@ -110,6 +110,13 @@ def test_fusesoc_parses_the_core(emitted, op):
     assert targets["synth"] == ("yosys", {"arch": "ecp5", "output_format": "json",
                                           "yosys_synth_options": ["-nowidelut"]})
     assert targets["lint"] == ("verilator", {"mode": "lint-only", "verilator_options": ["-Wno-fatal"]})
+    flags = {**core.get_flags("sim_icarus"), "target": "sim_icarus", "is_toplevel": True}
+    assert core.get_toplevel(flags) == f"{m['top']}_tb" and flags["tool"] == "icarus"
+    files = {f["name"]: f for f in core.get_files(flags)}
+    assert files[f"{m['top']}.v"]["file_type"] == files[f"{m['top']}_tb.v"]["file_type"] == "verilogSource"
+    for k in ("stim", "expected", "ctl"):
+        name = f"{m['top']}_tb_{k}.hex"
+        assert files[name]["copyto"] == name and (emitted / name).is_file()
 
 
 def _fusesoc(emitted, tmp_path, *args):

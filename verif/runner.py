@@ -49,26 +49,6 @@ class RunResult:
         return self.checked / self.wall_seconds if self.wall_seconds else 0.0
 
 
-def icarus_time_zero(verilog: str) -> str:
-    """Kick every combinational block once at the start of an Icarus simulation.
-
-    Amaranth's ``always @*`` blocks run only when an input changes, and Icarus starts them after the
-    time-0 initialisers, so a block whose inputs never change (an FSM output in its reset state)
-    stays X (amaranth-lang/amaranth#594).  Each module gets a register that rises 1 ps into the
-    simulation and every ``always @*`` block reads it.  Only Icarus's copy is changed; the logic is
-    the same, and Verilator and synthesis read the emitted design as it is.
-    """
-    kick = "spikeops_icarus_kick"
-    out = []
-    for line in verilog.splitlines():
-        if line.startswith("always @*") or line.lstrip().startswith("always @* begin"):
-            line = line.replace("always @* begin", f"always @* begin if ({kick}) begin end", 1)
-        out.append(line)
-        if line.startswith("module "):
-            out.append(f"  reg {kick} = 0; initial #0.001 {kick} = 1;")
-    return "\n".join(out) + "\n"
-
-
 def _weights_key(weights: dict) -> str:
     blob = json.dumps({k: [int(x) for x in v] for k, v in sorted(weights.items())})
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
@@ -97,9 +77,8 @@ class Regression:
         manifest = emit(self.op, self.cfg, self.dir / "rtl_new", **self.weights)
         self.manifest = manifest
         sources = []
+        # the very file `spikeops verilog` writes, on every simulator
         rtl = (self.dir / "rtl_new" / f"{manifest['top']}.v").read_text()
-        if self.sim == "icarus":
-            rtl = icarus_time_zero(rtl)
         for name, text in ((f"{manifest['top']}.v", rtl),
                            (f"{WRAPPER_TOP}.v", wrapper_verilog(manifest))):
             path = self.dir / name

@@ -15,18 +15,17 @@ Plusargs: ``stim out incyc outcyc n n_out n_after pv pr lfsr_seed rst_k resume``
 
 from __future__ import annotations
 
-__all__ = ["WRAPPER_TOP", "wrapper_verilog", "MAX_ELEMENTS"]
+__all__ = ["WRAPPER_TOP", "wrapper_verilog", "side_ports", "MAX_ELEMENTS"]
 
 WRAPPER_TOP = "spikeops_tb"
 MAX_ELEMENTS = 1 << 21
 
 
-def wrapper_verilog(manifest: dict, *, max_elements: int = MAX_ELEMENTS) -> str:
-    ports = {p["name"]: p for p in manifest["ports"]}
-    iw, ow = ports["i__payload"]["width"], ports["o__payload"]["width"]
-    conns = [".clk(clk)", ".rst(dut_rst)", ".i__valid(i_valid)", ".i__ready(i_ready)",
-             ".i__payload(stim[k])", ".o__valid(o_valid)", ".o__ready(o_ready)", ".o__payload(o_payload)"]
-    flags = []
+def side_ports(manifest: dict) -> tuple[list, list]:
+    """The connections of the ports besides clock, reset and the two streams: inputs (the norms'
+    weight write ports) tied to 0, outputs (status flags) to wires ``flag_<name>``; returns
+    ``(connections, flag names)``."""
+    conns, flags = [], []
     for p in manifest["ports"]:
         name = p["name"]
         if name in ("clk", "rst") or name.startswith(("i__", "o__")):
@@ -36,6 +35,15 @@ def wrapper_verilog(manifest: dict, *, max_elements: int = MAX_ELEMENTS) -> str:
         else:
             flags.append(name)
             conns.append(f".{name}(flag_{name})")
+    return conns, flags
+
+
+def wrapper_verilog(manifest: dict, *, max_elements: int = MAX_ELEMENTS) -> str:
+    ports = {p["name"]: p for p in manifest["ports"]}
+    iw, ow = ports["i__payload"]["width"], ports["o__payload"]["width"]
+    side, flags = side_ports(manifest)
+    conns = [".clk(clk)", ".rst(dut_rst)", ".i__valid(i_valid)", ".i__ready(i_ready)",
+             ".i__payload(stim[k])", ".o__valid(o_valid)", ".o__ready(o_ready)", ".o__payload(o_payload)", *side]
     flag_decl = "\n".join(f"  wire [{ports[f]['width'] - 1}:0] flag_{f};" for f in flags)
     flag_or = " | ".join(f"(|flag_{f})" for f in flags) or "1'b0"
     n = max_elements
