@@ -54,3 +54,19 @@ def test_derived_describes_formats_and_sub_configs():
     assert d["in_format"]["width"] == 16 and d["out_format"]["frac"] == 16
     assert d["exp"]["derived"]["index_is_bit_slice"] is True
     assert d["division"]["params"]["q_width"] == 17
+
+
+def test_one_rule_from_set_to_a_configuration():
+    """``--set out_frac=8`` means the same configuration in ``spikeops verilog``/``config`` and in a
+    sweep grid: RMSNorm's s20.12 output becomes s16.8 (the integer bits kept)."""
+    from spikeops.gen.cli import build_config
+    from spikeops.gen.sweep.grid import make_config
+    from spikeops.golden.changes import apply_changes
+
+    cli = build_config("rmsnorm", ["out_frac=8"])
+    assert cli.out_format.describe() == "s16.8"
+    assert make_config("rmsnorm", {"out_frac": 8}) == cli == apply_changes(registry.get("rmsnorm").default(),
+                                                                          {"out_frac": 8})
+    # out_width given with out_frac is taken as it is; formats without out_width take out_frac alone
+    assert build_config("rmsnorm", ["out_frac=8", "out_width=20"]).out_format.describe() == "s20.8"
+    assert build_config("softmax", ["out_frac=8"]).out_format.describe() == "u9.8"
