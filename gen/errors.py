@@ -149,24 +149,29 @@ def _run(op_name: str, cfg, ds: Dataset):
     return op.run(x, cfg, **codes), op.reference(xr, cfg, **op.dequantize_weights(cfg, codes)), cfg
 
 
-def evaluate(op_name: str, cfg, ds: Dataset) -> dict:
-    """One report row: errors of ``cfg`` on ``ds`` at ``cfg``'s output grid."""
+def evaluate(op_name: str, cfg, ds: Dataset, variant: str = "default") -> list[dict]:
+    """The report's rows of ``cfg`` on ``ds`` at ``cfg``'s output grid: against the configuration's
+    own exact function (``reference``, the row the targets apply to), then against each of its
+    ``other_references()`` for information (``target`` False)."""
     ours, exact, cfg = _run(op_name, cfg, ds)
     n = cfg.out_frac
-    row = {"op": op_name, "dataset": ds.name, "out_frac": n, "elements": int(ours.size),
-           "exhaustive": ds.exhaustive}
+    row = {"op": op_name, "config": variant, "reference": cfg.reference_name, "target": True,
+           "dataset": ds.name, "out_frac": n, "elements": int(ours.size), "exhaustive": ds.exhaustive}
     row.update(metrics.grid_errors(ours, exact, cfg.out_format, cfg.rounding))
     row["config_hash"] = cfg.stable_hash()
-    for label, fn in getattr(cfg, "also_against", {}).items():  # for information (not a target)
-        row[f"max_abs_vs_{label}"] = float(np.abs(ours * 2.0 ** -n - fn(dequantize(
-            quantize(ds.x, cfg.in_format), cfg.in_format))).max())
-    authors = AUTHORS.get((op_name, ds.name))
+    rows = [row]
+    for name, fn in cfg.other_references().items():
+        other = {**row, "reference": name, "target": False}
+        other.update(metrics.grid_errors(ours, fn(dequantize(quantize(ds.x, cfg.in_format), cfg.in_format)),
+                                         cfg.out_format, cfg.rounding))
+        rows.append(other)
+    authors = AUTHORS.get((op_name, ds.name)) if variant == "default" else None
     if n == 8:
         row["authors_max_abs"], row["authors_mean_abs"] = authors if authors else (None, None)
         row["target_max_lsb_ok"] = row["max_lsb"] <= 1
         if (op_name, ds.name) in MEAN_TARGETS:
             row["target_mean_ok"] = row["mean_abs"] <= authors[1]
-    return row
+    return rows
 
 
 def costs(op_name: str, cfg) -> dict:
@@ -179,16 +184,18 @@ def report(ops=None, *, grids=GRIDS, size: int = 200_000, seed: int = 0, progres
     ops = list(ops or registry.OPERATORS)
     rows, cost_rows, defaults = [], [], {}
     for name in ops:
-        base = registry.get(name).default()
-        defaults[name] = base.to_json()
-        for ds in datasets(name, base, size=size, seed=seed):
+        rec = registry.get(name)
+        defaults[name] = rec.default().to_json()
+        for changes in ({}, *rec.variants):
+            base = rec.default(**changes)
+            label = ", ".join(f"{k}={v}" for k, v in changes.items()) or "default"
+            for ds in datasets(name, base, size=size, seed=seed):
+                for n in grids:
+                    rows += evaluate(name, registry.at_grid(base, n), ds, label)
+                    if progress:
+                        progress(rows[-1])
             for n in grids:
-                cfg = registry.at_grid(base, n)
-                rows.append(evaluate(name, cfg, ds))
-                if progress:
-                    progress(rows[-1])
-        for n in grids:
-            cost_rows.append(costs(name, registry.at_grid(base, n)))
+                cost_rows.append({**costs(name, registry.at_grid(base, n)), "config": label})
     return {"rows": rows, "costs": cost_rows, "defaults": defaults,
             "targets": {"grid": 8, "max_lsb": 1,
                         "mean_abs_no_worse_than_authors": sorted(f"{o}: {d}" for o, d in MEAN_TARGETS)},
@@ -199,10 +206,10 @@ def check_targets(rows) -> list[str]:
     """The failed targets, as readable lines (empty when all are met)."""
     failed = []
     for r in rows:
-        if r["out_frac"] != 8:
+        if r["out_frac"] != 8 or not r.get("target", True):
             continue
         if not r["target_max_lsb_ok"]:
-            failed.append(f"{r['op']} / {r['dataset']}: max error {r['max_lsb']} LSB > 1 LSB")
+            failed.append(f"{_label(r)} / {r['dataset']}: max error {r['max_lsb']} LSB > 1 LSB")
         if r.get("target_mean_ok") is False:
             failed.append(f"{r['op']} / {r['dataset']}: mean error {r['mean_abs']:.3g} > authors' "
                           f"{r['authors_mean_abs']:.3g}")
@@ -217,16 +224,24 @@ def _fmt(v):
     return str(v)
 
 
+def _label(row) -> str:
+    """The operator and, for a variant, its changes: ``gelu (form=tanh)``."""
+    return row["op"] if row.get("config", "default") == "default" else f"{row['op']} ({row['config']})"
+
+
 def format_table(rep: dict, *, markdown: bool = False) -> str:
     """The report's rows as a plain-text or Markdown table."""
-    head = ["op", "dataset", "grid", "max LSB", "mean LSB", "max abs", "mean abs", "authors mean", "target"]
+    head = ["op", "against", "dataset", "grid", "max LSB", "mean LSB", "max abs", "mean abs", "authors mean",
+            "target"]
     lines = []
     for r in rep["rows"]:
         target = ""
-        if r["out_frac"] == 8:
+        if r["out_frac"] == 8 and r.get("target", True):
             ok = r["target_max_lsb_ok"] and r.get("target_mean_ok", True)
             target = ("PASS" if ok else "FAIL") + (" (mean)" if "target_mean_ok" in r else "")
-        lines.append([r["op"], r["dataset"], f"2^-{r['out_frac']}", _fmt(r["max_lsb"]),
+        elif not r.get("target", True):
+            target = "(information)"
+        lines.append([_label(r), r["reference"], r["dataset"], f"2^-{r['out_frac']}", _fmt(r["max_lsb"]),
                       _fmt(r["mean_lsb"]), _fmt(r["max_abs"]), _fmt(r["mean_abs"]),
                       _fmt(r.get("authors_mean_abs")), target])
     if markdown:
@@ -239,7 +254,7 @@ def format_table(rep: dict, *, markdown: bool = False) -> str:
 
 
 def format_costs(rep: dict, *, markdown: bool = False) -> str:
-    keys = ["op", "out_frac", "exp_segments", "exp_table_bytes", "exp_intercept_width",
+    keys = ["op", "config", "out_frac", "arg_poly_terms", "exp_segments", "exp_table_bytes", "exp_intercept_width",
             "exp_slope_width", "norm_method", "norm_levels", "div_arch", "div_neurons",
             "div_current_width"]
     rows = [[_fmt(c.get(k)) for k in keys] for c in rep["costs"]]
@@ -256,8 +271,10 @@ def write(rep: dict, json_path=None, markdown_path=None):
             json.dump(rep, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
     if markdown_path:
         with open(markdown_path, "w") as f:
-            f.write("# spikeops error report\n\nEvery operator at its default configuration against the "
-                    "exact float64 operator on the operator's own (dequantised) integer input. "
+            f.write("# spikeops error report\n\nEvery operator at its default configuration (and GELU in "
+                    "each of its forms) against the exact float64 function named in the `against` column, "
+                    "on the operator's own (dequantised) integer input; rows marked (information) measure "
+                    "a GELU form against the erf GELU the models compute. "
                     "LSB columns compare with the exact result rounded to the same grid the same way; "
                     "targets apply at the paper's 8-bit grid.\n\n")
             f.write(format_table(rep, markdown=True))

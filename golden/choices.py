@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Choice", "Rounding", "DivArch", "NormMethod"]
+__all__ = ["Choice", "Rounding", "DivArch", "NormMethod", "GeluForm"]
 
 
 class Choice(str, enum.Enum):
@@ -58,3 +58,11 @@ class NormMethod(Choice):
 
     CORDIC = "cordic"  # the paper's CORDIC vectoring tree
     EXACT = "exact"    # integer squares, sum and square root
+
+
+class GeluForm(Choice):
+    """Which GELU a GELU operator computes (each exact to its own definition)."""
+
+    ERF = "erf"          # 0.5 x (1 + erf(x / sqrt 2)): transformers' "gelu", BERT's
+    TANH = "tanh"        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): "gelu_new", "gelu_pytorch_tanh"
+    SIGMOID = "sigmoid"  # x sigmoid(1.702 x): "quick_gelu"

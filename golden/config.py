@@ -148,9 +148,18 @@ class OperatorConfig(Config):
         """The operator's own derived quantities (widths, constants) for manifests."""
         return {}
 
+    #: the exact function ``reference`` computes, by name (reports name their yardstick)
+    reference_name: str = "?"
+
     def reference(self, x, **kwargs):  # pragma: no cover - overridden
         """The exact float64 operator on real inputs."""
         raise NotImplementedError
+
+    def other_references(self) -> dict:
+        """``{name: function}``: other exact functions the error report measures this configuration
+        against, for information (never a target): e.g. the GELU the models compute, whatever form
+        is configured."""
+        return {}
 
 
 def _plain(value):

@@ -11,11 +11,13 @@ import math
 
 import numpy as np
 
-__all__ = ["round_to_grid", "sigmoid", "silu", "gelu_sigmoid", "gelu_erf", "softmax", "rmsnorm",
-           "layernorm", "GELU_ALPHA"]
+__all__ = ["round_to_grid", "sigmoid", "silu", "gelu_sigmoid", "gelu_erf", "gelu_tanh", "softmax", "rmsnorm",
+           "layernorm", "GELU_ALPHA", "GELU_TANH_C"]
 
 #: GELU(x) ~ x * sigmoid(1.702 x)
 GELU_ALPHA = 1.702
+#: the cubic coefficient of the tanh form of GELU
+GELU_TANH_C = 0.044715
 
 
 def round_to_grid(y, frac: int, rounding: str = "nearest") -> np.ndarray:
@@ -43,6 +45,12 @@ def gelu_erf(x):
     x = np.asarray(x, dtype=np.float64)
     erf = np.vectorize(math.erf, otypes=[np.float64])
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def gelu_tanh(x):
+    """``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3)))`` (transformers' ``gelu_new``)."""
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + GELU_TANH_C * x ** 3)))
 
 
 def softmax(x, mask=None):

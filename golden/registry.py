@@ -60,7 +60,10 @@ class Operator:
     class provides ``reference(x, ...)`` (float64, same keywords), ``in_format`` and ``out_format``.
     ``row_param`` names the parameter that bounds a row: ``d`` (rows of exactly d) or ``d_max``
     (rows of 1 .. d_max).  ``rtl`` is ``"module:Class"`` of the component; ``inputs_of`` names the
-    operator whose captured activations stand in for this one's (sigmoid takes SiLU's inputs).
+    operator whose captured activations stand in for this one's (sigmoid takes SiLU's inputs);
+    ``kind`` is the role it plays in a Transformer (:data:`KINDS`), by which conversions select
+    and ablate operators; ``variants`` are changes to the default configuration that the error
+    report covers as well (GELU's other forms).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Operator:
     row_param: str | None = None
     inputs_of: str | None = None
     kind: str = "activation"
+    variants: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "shape", Shape(self.shape))
@@ -183,7 +187,8 @@ for _op in (
     Operator("sigmoid", SigmoidConfig, sigmoid, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:Sigmoid",
              inputs_of="silu"),
     Operator("silu", SiLUConfig, silu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:SiLU"),
-    Operator("gelu", GELUConfig, gelu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:GELU"),
+    Operator("gelu", GELUConfig, gelu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:GELU",
+             variants=({"form": "tanh"}, {"form": "sigmoid"})),
     Operator("rmsnorm", RMSNormConfig, rmsnorm, Shape.WEIGHTED_ROW, "spikeops.hdl.ops.norms:RMSNorm",
              weights=("gamma",), row_param="d", kind="norm"),
     Operator("layernorm", LayerNormConfig, layernorm, Shape.WEIGHTED_ROW,

@@ -36,7 +36,7 @@ def index_multiplier(cfg: ExpConfig) -> tuple[int, int]:
     d = 2 * cfg.H_codes
     u = np.arange(d, dtype=np.int64)
     want = (u * cfg.K) // d
-    for s in range(0, 64 - d.bit_length()):
+    for s in range(0, 63 - cfg.K.bit_length()):
         mult = -(-(cfg.K << s) // d)
         if (u * mult).max() < 1 << 62 and np.array_equal((u * mult) >> s, want):
             return mult, s

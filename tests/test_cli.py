@@ -41,7 +41,7 @@ def test_tables_render(small_report):
     text = errors.format_table(small_report)
     assert "PASS" in text and "FAIL" not in text
     md = errors.format_table(small_report, markdown=True)
-    assert md.startswith("| op | dataset |") and md.count("\n") == len(small_report["rows"]) + 1
+    assert md.startswith("| op | against | dataset |") and md.count("\n") == len(small_report["rows"]) + 1
     assert "exp_table_bytes" in errors.format_costs(small_report)
 
 
@@ -90,3 +90,23 @@ def test_the_help_imports_no_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.splitlines()[-1] == "False False"
+
+
+def test_the_error_report_names_its_references_and_holds_gelu_to_the_erf_form():
+    rep = errors.report(["gelu", "silu"], size=3000, grids=(12,))
+    by = {}
+    for r in rep["rows"]:
+        by.setdefault((r["op"], r["config"], r["reference"], r["target"]), []).append(r)
+    erf = "GELU (erf): 0.5 x (1 + erf(x / sqrt 2))"
+    assert ("silu", "default", "SiLU: x / (1 + exp(-x))", True) in by
+    assert ("gelu", "default", erf, True) in by  # the default form is the models' GELU
+    # every form within 1 LSB of its own definition; the other forms also shown against erf
+    for form, name in (("tanh", "GELU (tanh): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))"),
+                       ("sigmoid", "GELU (sigmoid): x sigmoid(1.702 x)")):
+        own = by[("gelu", f"form={form}", name, True)]
+        assert max(r["max_lsb"] for r in own) <= 1
+        against_erf = by[("gelu", f"form={form}", erf, False)]
+        assert len(against_erf) == len(own)
+    assert max(r["max_lsb"] for r in by[("gelu", "form=sigmoid", erf, False)]) > 50  # 0.02 at 2^-12
+    assert max(r["max_lsb"] for r in by[("gelu", "default", erf, True)]) <= 1
+    assert "(information)" in errors.format_table(rep)

@@ -62,6 +62,22 @@ def test_default_configuration(op, sim):
     _suite(op, cfg, sim, exhaustive=(sim == "verilator"))
 
 
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("form", ["tanh", "sigmoid"])
+def test_gelu_forms(form, sim):
+    """GELU's other forms (the default, erf, runs above): bit-exact on both simulators, every input
+    code on Verilator."""
+    cfg = registry.get("gelu").default(form=form)
+    reg = _regression("gelu", cfg, sim)
+    _check(reg.run(make("gelu", cfg, "random", size=2000, seed=1), name="full-rate", check_latency=True))
+    _check(reg.run(make("gelu", cfg, "activations", size=2000, seed=5), name="activations",
+                   valid_p=0.8, ready_p=0.6, seed=9))
+    if sim == "verilator":
+        res = reg.run(make("gelu", cfg, "exhaustive"), name="exhaustive", valid_p=0.95, ready_p=0.95, seed=11)
+        _check(res)
+        assert res.checked == cfg.in_format.max_code - cfg.in_format.min_code + 1
+
+
 VARIANTS = {
     "softmax": [dict(H=5, K=64, out_frac=8, d_max=64), dict(out_frac=8, d_max=16, div_arch="thermometer"),
                 dict(rounding="floor", d_max=128, out_frac=12)],

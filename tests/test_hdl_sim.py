@@ -125,6 +125,23 @@ def test_elementwise_operator(cls, comp, fn, overrides):
     assert log["out"][1] - log["out"][0] == 1  # II = 1
 
 
+@pytest.mark.parametrize("form", ["erf", "tanh", "sigmoid"])
+@pytest.mark.parametrize("overrides", [{}, {"in_width": 12, "in_frac": 6, "out_frac": 8, "H": 5, "K": 64}],
+                         ids=["default", "small"])
+def test_gelu_forms(form, overrides):
+    cfg = GELUConfig(form=form, **overrides)
+    rng = np.random.default_rng(5)
+    fmt = cfg.in_format
+    near = [c for c in (cfg.x_clamp,) if c is not None for c in (c - 1, c, c + 1, -c)]
+    x = np.concatenate([[fmt.min_code, fmt.max_code, 0, -1, 1, *near],
+                        rng.integers(fmt.min_code, fmt.max_code + 1, 150),
+                        rng.integers(-6 << fmt.frac, 6 << fmt.frac, 150)])
+    out, log = run_stream(GELU(cfg), [int(v) for v in x], **PRESSURE)
+    assert [int(y) for y in out] == gelu(x, cfg).tolist()
+    out, log = run_stream(GELU(cfg), [int(v) for v in x[:3]])
+    assert log["out"][0] - log["in"][0] == GELU.latency_for(cfg)
+
+
 def _rows_payload(rows, masks=None):
     items = []
     for r, row in enumerate(rows):

@@ -19,6 +19,7 @@ from spikeops.gen.llm.plan import Plan, apply_plan, make_plan  # noqa: E402
 from spikeops.gen.llm.sites import discover  # noqa: E402
 from spikeops.gen.llm.table import format_table  # noqa: E402
 from spikeops.golden import registry  # noqa: E402
+from spikeops.golden.fixed import dequantize, quantize  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
 
@@ -237,3 +238,30 @@ def test_verilog_from_a_plan_emits_each_distinct_configuration(tmp_path, capsys)
         assert manifest["config_hash"] == h
     assert "serves 1 instance(s): model.layers.0.mlp.act_fn" in capsys.readouterr().out
     assert main(["verilog", "--plan", str(path), "--op", "silu", "-o", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("hidden_act, form", [("gelu", "erf"), ("gelu_new", "tanh"), ("gelu_pytorch_tanh", "tanh"),
+                                              ("quick_gelu", "sigmoid")])
+def test_the_conversion_takes_the_gelu_the_model_declares(hidden_act, form):
+    model = _tiny_bert()
+    model.config.hidden_act = hidden_act
+    plan = make_plan(model, "bert", kinds=("activation",))
+    forms = {i["config"].form for i in plan.instances}
+    assert forms == {form}
+    # the plan records the form, and the reloaded plan computes the same function
+    back = Plan.from_json(json.loads(json.dumps(plan.to_json())))
+    assert {i["config"].form for i in back.instances} == {form}
+    # each instance computes its own form's exact GELU within 1 LSB on a grid of inputs
+    cfg = plan.instances[0]["config"]
+    x = np.linspace(-6, 6, 2001)
+    codes = registry.get("gelu").run(quantize(x, cfg.in_format), cfg)
+    exact = cfg.reference(dequantize(quantize(x, cfg.in_format), cfg.in_format))
+    assert np.abs(codes - np.round(exact * 2 ** cfg.out_frac)).max() <= 1
+
+
+def test_an_activation_no_operator_computes_is_refused():
+    model = _tiny_bert()
+    model.config.hidden_act = "gelu_10"
+    with pytest.raises(ValueError, match=r"convert: hidden_act='gelu_10' has no spiking operator that computes it; "
+                                         r"allowed: silu, swish, gelu, gelu_python, gelu_new"):
+        make_plan(model, "bert", kinds=("activation",))

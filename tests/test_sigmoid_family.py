@@ -75,11 +75,14 @@ def test_out_of_range_input_raises():
     (SiLUConfig, {"in_width": 1}, r"silu: in_width=1 is out of range; allowed: in \[2, 32\]"),
     (SiLUConfig, {"in_frac": 16}, r"silu: in_frac=16 is out of range; allowed: in \[0, 15\]"),
     (SigmoidConfig, {"out_frac": 0}, r"sigmoid: out_frac=0 is out of range; allowed: in \[1, 24\]"),
-    (GELUConfig, {"H": 30}, r"gelu: H=30 is out of range; allowed: in \[1, 24\]"),
+    (GELUConfig, {"H": 30, "form": "sigmoid"}, r"gelu: H=30 is out of range; allowed: in \[1, 24\]"),
+    (GELUConfig, {"H": 20}, r"gelu: H=20 is too large for this argument polynomial: it reaches at most "
+                            r"p=2\d.\d+ < 2H=40; allowed: H <= 1\d"),
     (SiLUConfig, {"exp_frac": 40}, r"silu: exp_frac=40 makes e\*\*H"),
     (SiLUConfig, {"div_arch": "thermometer"}, r"division: arch='thermometer' needs 2\*\*19 - 1"),
     (SiLUConfig, {"rounding": "even"}, r"silu: rounding='even' is not allowed"),
     (GELUConfig, {"alpha_frac": 20}, r"gelu: alpha_frac=20 is out of range; allowed: in \[0, 16\]"),
+    (GELUConfig, {"form": "cubic"}, r"gelu: form='cubic' is not allowed; allowed: 'erf', 'tanh', 'sigmoid'"),
 ])
 def test_config_errors(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -87,5 +90,47 @@ def test_config_errors(cls, kwargs, message):
 
 
 def test_gelu_alpha_is_an_exact_integer_product():
-    cfg = GELUConfig()
+    cfg = GELUConfig(form="sigmoid")
     assert cfg.alpha_code == 1743 and cfg.exp.in_frac == cfg.in_frac + cfg.alpha_frac
+
+
+@pytest.mark.parametrize("form", ["erf", "tanh", "sigmoid"])
+@pytest.mark.parametrize("rounding", ["nearest", "floor"])
+def test_every_gelu_form_is_within_one_lsb_of_its_own_definition(form, rounding):
+    """Every 16-bit input code at the default grid (s20.12), against the form's exact float64 GELU."""
+    cfg = GELUConfig(form=form, rounding=rounding)
+    exact = cfg.reference(dequantize(ALL, cfg.in_format))
+    err = np.abs(gelu(ALL, cfg) - round_to_grid(exact, cfg.out_frac, rounding))
+    assert err.max() <= 1, (form, int(ALL[np.argmax(err)]))
+    assert err.mean() < 0.1
+
+
+def test_the_gelu_forms_are_the_functions_transformers_computes():
+    x = np.linspace(-8, 8, 4001)
+    import math
+    erf = 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    assert np.abs(GELUConfig(form="erf").reference(x) - erf).max() == 0
+    tanh = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    assert np.abs(GELUConfig(form="tanh").reference(x) - tanh).max() < 1e-15
+    # the forms differ from each other by more than the bound: each is held to its own definition
+    assert np.abs(GELUConfig(form="sigmoid").reference(x) - erf).max() > 0.02
+    assert np.abs(tanh - erf).max() > 4e-4
+
+
+def test_the_erf_forms_polynomial_argument():
+    from spikeops.golden.ops.sigmoid import GELU_ERF_POLY, argument
+    cfg = GELUConfig(form="erf")
+    assert cfg.poly == GELU_ERF_POLY and len(cfg.poly_codes) == 3
+    ax = np.arange(0, cfg.x_clamp + 1)
+    xf = ax / 2.0 ** cfg.in_frac
+    p = sum(a * xf ** (2 * i + 1) for i, a in enumerate(cfg.poly))
+    y = argument(ax, cfg.poly_codes, cfg.in_frac, cfg.x_clamp) / 2.0 ** (cfg.in_frac + cfg.alpha_frac)
+    # the floors of Horner's rule (x**2 kept to in_frac bits) and the rounded coefficients: under 1 %
+    # of p, and under 0.01 where the sigmoid is not yet saturated (|x| < 3, p < 8)
+    assert np.all(np.abs(y - p)[1:] <= 0.01 * p[1:]) and np.abs(y - p)[xf < 3].max() < 0.01
+    # the clamp: y first exceeds 2H there, and beyond it the exponential is 0 whatever |x| is
+    limit = (2 * cfg.H) << (cfg.in_frac + cfg.alpha_frac)
+    y = argument(np.arange(cfg.x_clamp + 1), cfg.poly_codes, cfg.in_frac, None)
+    assert y[-1] > limit and np.all(y[:-1] <= limit)
+    top = np.array([cfg.x_clamp + 1, cfg.in_format.max_code])
+    assert np.all(gelu(top, cfg) == gelu(-top, cfg) + top * (1 << (cfg.out_frac - cfg.in_frac)))

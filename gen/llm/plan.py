@@ -21,7 +21,7 @@ from spikeops.golden import registry
 
 from ..files import write_atomic
 from .calibrate import calibrated
-from .sites import KINDS, discover, n_layers
+from .sites import KINDS, activation, discover, n_layers
 
 __all__ = ["Plan", "make_plan", "apply_plan", "default_config", "FORMAT"]
 
@@ -80,9 +80,14 @@ _EPS_ATTRS = ("rms_norm_eps", "layer_norm_eps", "norm_eps")
 def default_config(op: str, hf_config):
     """The operator's default configuration sized for the model: rows of a fixed ``d`` get the
     hidden size (and the model's ``eps``), rows up to ``d_max`` the longest sequence the evaluation
-    feeds (2048 tokens) or the model takes."""
+    feeds (2048 tokens) or the model takes; the model's activation gets the changes that make it
+    the function the model declares (GELU's form from ``hidden_act``)."""
     rec = registry.get(op)
     changes = {}
+    if rec.kind == "activation" and hasattr(hf_config, "hidden_act"):
+        act_op, act_changes = activation(hf_config)
+        if act_op == rec.name:
+            changes.update(act_changes)
     if rec.fixed_row_length(rec.default()) is not None:
         changes[rec.row_param] = hf_config.hidden_size
         if "eps" in rec.default().params():

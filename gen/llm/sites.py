@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from spikeops.golden import registry
 
-__all__ = ["Site", "discover", "KINDS", "activation_op"]
+__all__ = ["Site", "discover", "KINDS", "activation", "activation_op", "HIDDEN_ACTS"]
 
 KINDS = registry.KINDS
 
@@ -42,22 +42,32 @@ class Site:
         return registry.get(self.op).masked
 
 
-#: the model's ``hidden_act`` -> the spiking operator: exact names, then name prefixes
-HIDDEN_ACTS = {"silu": "silu", "swish": "silu"}
-HIDDEN_ACT_PREFIXES = {"gelu": "gelu"}
+#: the model's ``hidden_act`` (transformers' ACT2FN names) -> the spiking operator and the
+#: configuration changes that make it compute that very function (GELU's form)
+HIDDEN_ACTS = {
+    "silu": ("silu", {}), "swish": ("silu", {}),
+    "gelu": ("gelu", {"form": "erf"}), "gelu_python": ("gelu", {"form": "erf"}),
+    "gelu_new": ("gelu", {"form": "tanh"}), "gelu_pytorch_tanh": ("gelu", {"form": "tanh"}),
+    "gelu_fast": ("gelu", {"form": "tanh"}), "gelu_accurate": ("gelu", {"form": "tanh"}),
+    "quick_gelu": ("gelu", {"form": "sigmoid"}),
+}
+
+
+def activation(config) -> tuple[str, dict]:
+    """``(operator, changes)`` for the model's MLP activation (``hidden_act``): the spiking
+    operator and the changes to its configuration that match the function the model computes;
+    ValueError for an activation no spiking operator computes (``gelu_10``, ``relu``, ...)."""
+    act = getattr(config, "hidden_act", "silu")
+    if isinstance(act, str) and act in HIDDEN_ACTS:
+        op, changes = HIDDEN_ACTS[act]
+        return op, dict(changes)
+    raise ValueError(f"convert: hidden_act={act!r} has no spiking operator that computes it; allowed: "
+                     + ", ".join(HIDDEN_ACTS))
 
 
 def activation_op(config) -> str:
-    """The spiking operator for the model's MLP activation (``hidden_act``)."""
-    act = getattr(config, "hidden_act", "silu")
-    if isinstance(act, str):
-        if act in HIDDEN_ACTS:
-            return HIDDEN_ACTS[act]
-        for prefix, op in HIDDEN_ACT_PREFIXES.items():
-            if act.startswith(prefix):
-                return op
-    raise ValueError(f"convert: hidden_act={act!r} has no spiking operator; allowed: "
-                     + ", ".join([*HIDDEN_ACTS, *(f"{p}*" for p in HIDDEN_ACT_PREFIXES)]))
+    """The spiking operator for the model's MLP activation (:func:`activation`)."""
+    return activation(config)[0]
 
 
 def _llama(model) -> list[Site]:

@@ -173,6 +173,7 @@ class RMSNormConfig(NormOpConfig):
     """RMSNorm over rows of ``d`` elements; defaults sized for SmolLM2 (d=576, outliers to 1e4)."""
 
     kind = "rmsnorm"
+    reference_name = "RMSNorm: gamma x / sqrt(mean(x^2) + eps)"
 
     def reference(self, x, gamma=None):
         return reference.rmsnorm(x, gamma, self.eps)
@@ -188,6 +189,7 @@ class LayerNormConfig(NormOpConfig):
     in_frac: int = 10
     eps: float = 1e-12
     centred = True
+    reference_name = "LayerNorm: gamma (x - mean(x)) / sqrt(var(x) + eps) + beta"
 
     def reference(self, x, gamma=None, beta=None):
         return reference.layernorm(x, gamma, beta, self.eps)

@@ -1,43 +1,71 @@
-"""Sigmoid, SiLU and GELU: ``x**p * sigmoid(alpha * x)`` from PWL-Exp and one Division Neuron Group.
+"""Sigmoid, SiLU and GELU: ``x**m * sigmoid(p(x))`` from PWL-Exp and one Division Neuron Group.
 
 Number formats: input ``x`` is ``s<in_width>.<in_frac>``; sigmoid's output is unsigned
 ``u<out_frac+1>.<out_frac>``, SiLU's and GELU's signed ``s<out_width>.<out_frac>`` wide enough for
 ``|x|`` (no saturation is possible).
 
-With ``y = alpha * x`` (exact: ``alpha`` is the integer ``round(alpha * 2**alpha_frac)``, so ``y``
-has ``in_frac + alpha_frac`` fraction bits; ``alpha = 1`` for sigmoid and SiLU) the exponential is
-evaluated with the Softmax offset trick so that the whole table on ``[-H, H]`` is used:
+The sigmoid's argument is an odd polynomial ``p(x) = a1 x + a3 x**3 + a5 x**5 + ...`` non-negative
+for ``x >= 0`` on the range used (so ``|p(x)| = p(|x|)``): ``p(x) = x`` for sigmoid and SiLU, and for GELU
+(``GELU(x) = x Phi(x)``) by its form (:class:`spikeops.golden.choices.GeluForm`):
 
-    e   = PWL-Exp(H - |y|)           ~ e**H * e**-|y|      (0 once |y| >= 2H)
+* ``sigmoid``: ``p(x) = 1.702 x`` (transformers' ``quick_gelu``);
+* ``tanh``: ``0.5 (1 + tanh(z)) = sigmoid(2 z)`` exactly, so ``p(x) = 2 sqrt(2/pi) (x + 0.044715
+  x**3)`` (``gelu_new``, ``gelu_pytorch_tanh``);
+* ``erf``: ``Phi(x) ~ sigmoid(p(x))`` with the odd quintic :data:`GELU_ERF_POLY`, fitted (minimax)
+  so that ``max |x (Phi(x) - sigmoid(p(x)))| = 2.5e-5`` over all x (0.1 LSB at ``2**-12``), the
+  exact GELU of transformers' ``gelu``.
+
+In integers (``f = in_frac``, coefficient codes ``c_i = round(a_i 2**A)`` with ``A = alpha_frac``):
+a linear ``p`` is the exact product ``y = |x| c_1`` (``f + A`` fraction bits); a higher degree is
+evaluated by Horner's rule on ``s = min(|x|, x_clamp)`` with floors (arithmetic shifts):
+
+    u = (s * s) >> f;    h = c_last;    h = c_i + ((h * u) >> f)  (i descending);    y = h * s
+
+``x_clamp`` is the smallest input code whose ``y`` exceeds ``2H`` (the exponential below is then 0,
+and it stays 0 for every larger ``|x|``, which is clamped to it; the clamp bounds the products'
+widths); ``y`` is checked to be non-negative up to it.  With ``y`` (``f + A`` fraction bits) the
+exponential is evaluated with the Softmax offset trick so that the whole table on ``[-H, H]`` is
+used:
+
+    e   = PWL-Exp(H - y)             ~ e**H * e**-|p(x)|   (0 once y > 2H)
     one = PWL-Exp(H) = c_K           ~ e**H
-    sigmoid(y) = one / (one + e)   if x >= 0,    e / (one + e)   if x < 0
+    sigmoid(p(x)) = one / (one + e)  if x >= 0,    e / (one + e)   if x < 0
 
 and the Division Neuron Group computes, on magnitudes, ``q = A * 2**shift / B`` with ``B = one + e``:
 
     sigmoid:   A = one or e,          shift = out_frac
     SiLU/GELU: A = |x| * (one or e),  shift = out_frac - in_frac,  result sign(x) * q
 
-Over the whole input range the only approximation errors are the chords and the cut-off at
-``|y| >= 2H`` (``e**-2H`` relative), so real activations far outside ``[-H, H]`` (SmolLM2's MLP
-inputs reach -12 and +50) keep the error bound.
+Over the whole input range the approximation errors are the chords, the coefficients' rounding,
+the erf form's fit and the cut-off at ``y > 2H`` (``e**-2H`` relative), so real activations far
+outside ``[-H, H]`` (SmolLM2's MLP inputs reach -12 and +50) keep the error bound: every form is
+within 1 LSB of its own exact definition over every 16-bit input code at the default grid
+(``tests/test_sigmoid_family.py``).
 """
 
 from __future__ import annotations
 
 import functools
-
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import OperatorConfig
-from ..choices import DivArch, Rounding
+from ..choices import DivArch, GeluForm, Rounding
 from ..division import DivisionConfig, divide
 from ..exp import ExpConfig, pwl_exp
 from ..fixed import FixedFormat, check_codes
 from .. import reference
 
-__all__ = ["SigmoidFamilyConfig", "SigmoidConfig", "SiLUConfig", "GELUConfig", "sigmoid", "silu", "gelu"]
+__all__ = ["SigmoidFamilyConfig", "SigmoidConfig", "SiLUConfig", "GELUConfig", "sigmoid", "silu", "gelu",
+           "argument", "GELU_ERF_POLY", "GELU_TANH_POLY"]
+
+#: the erf form's odd quintic: Phi(x) ~ sigmoid(a1 x + a3 x**3 + a5 x**5), minimax of
+#: |x (Phi(x) - sigmoid(p(x)))| over x >= 0 (2.5e-5 at most)
+GELU_ERF_POLY = (1.59501577, 7.40112921e-02, -7.03033581e-04)
+#: the tanh form exactly: sigmoid(2 sqrt(2/pi) (x + 0.044715 x**3))
+GELU_TANH_POLY = (2.0 * math.sqrt(2.0 / math.pi), 2.0 * math.sqrt(2.0 / math.pi) * reference.GELU_TANH_C)
 
 
 #: the PWL-Exp table's parameters as this operator's options name them
@@ -59,9 +87,14 @@ class SigmoidFamilyConfig(OperatorConfig):
     div_arch: str = "binary"
     rounding: str = "nearest"
 
-    #: x**numerator_power * sigmoid(alpha x); subclasses set these
+    #: x**numerator_power * sigmoid(p(x)); subclasses set these
     numerator_power = 1
     alpha = 1.0
+
+    @property
+    def poly(self) -> tuple:
+        """The odd polynomial's coefficients ``(a1, a3, ...)`` (see the module docstring)."""
+        return (self.alpha,)
 
     def _validate(self):
         self._int("in_width", 2, 32)
@@ -77,8 +110,39 @@ class SigmoidFamilyConfig(OperatorConfig):
     alpha_frac = 0
 
     @functools.cached_property
+    def poly_codes(self) -> tuple:
+        """``c_i = round(a_i 2**alpha_frac)``."""
+        return tuple(round(a * (1 << self.alpha_frac)) for a in self.poly)
+
+    @property
     def alpha_code(self) -> int:
-        return round(self.alpha * (1 << self.alpha_frac))
+        """The linear coefficient's code."""
+        return self.poly_codes[0]
+
+    @functools.cached_property
+    def x_clamp(self) -> int | None:
+        """The input magnitude (code) beyond which ``y > 2H`` (None for a linear ``p``: no clamp)."""
+        if len(self.poly) == 1:
+            return None
+        top = (1 << (self.in_width - 1)) - 1
+        codes = np.arange(top + 1, dtype=np.int64)
+        y = argument(codes, self.poly_codes, self.in_frac, None)
+        limit = (2 * self.H) << (self.in_frac + self.alpha_frac)
+        over = np.nonzero(y > limit)[0]
+        if not over.size:
+            peak = float(y.max()) / 2.0 ** (self.in_frac + self.alpha_frac)
+            self._fail("H", f"is too large for this argument polynomial: it reaches at most p={peak:.3g} "
+                            f"< 2H={2 * self.H}; allowed: H <= {int(peak // 2)}")
+        end = int(over[0])
+        if np.any(y[:end + 1] < 0):
+            self._fail("alpha_frac", "makes the argument polynomial negative for a positive input")
+        return end
+
+    @functools.cached_property
+    def y_max(self) -> int:
+        """The largest argument code ``y`` (at ``x_clamp`` or the largest input)."""
+        top = (1 << (self.in_width - 1)) - 1
+        return int(argument(np.array([top]), self.poly_codes, self.in_frac, self.x_clamp)[0])
 
     @functools.cached_property
     def in_format(self) -> FixedFormat:
@@ -93,8 +157,7 @@ class SigmoidFamilyConfig(OperatorConfig):
     @functools.cached_property
     def exp(self) -> ExpConfig:
         frac = self.in_frac + self.alpha_frac
-        y_max = ((1 << (self.in_width - 1)) - 1) * self.alpha_code
-        arg_width = (y_max + (self.H << frac)).bit_length() + 1
+        arg_width = (self.y_max + (self.H << frac)).bit_length() + 1
         return self.sub_config(ExpConfig, _EXP_NAMES, in_width=arg_width, in_frac=frac, H=self.H,
                                K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac)
 
@@ -114,8 +177,14 @@ class SigmoidFamilyConfig(OperatorConfig):
     def primitives(self) -> dict:
         return {"exp": self.exp, "division": self.division}
 
+    def costs(self) -> dict:
+        """The primitives' figures and the argument polynomial's terms (Horner multiplies)."""
+        return {"arg_poly_terms": len(self.poly), **super().costs()}
+
     def own_derived(self) -> dict:
-        return {"alpha_code": self.alpha_code}
+        if len(self.poly) == 1:
+            return {"alpha_code": self.alpha_code}
+        return {"poly_codes": list(self.poly_codes), "x_clamp": self.x_clamp}
 
 
 @dataclass(frozen=True)
@@ -123,6 +192,7 @@ class SigmoidConfig(SigmoidFamilyConfig):
     """sigmoid(x) = 1 / (1 + e**-x); output ``u<out_frac+1>.<out_frac>``."""
 
     kind = "sigmoid"
+    reference_name = "sigmoid: 1 / (1 + exp(-x))"
     numerator_power = 0
     #: theta as wide as the 25-bit denominator: the division is exact (and the model faster)
     div_guard_bits: int = 12
@@ -136,6 +206,7 @@ class SiLUConfig(SigmoidFamilyConfig):
     """SiLU(x) = x * sigmoid(x)."""
 
     kind = "silu"
+    reference_name = "SiLU: x / (1 + exp(-x))"
 
     def reference(self, x):
         return reference.silu(x)
@@ -143,26 +214,67 @@ class SiLUConfig(SigmoidFamilyConfig):
 
 @dataclass(frozen=True)
 class GELUConfig(SigmoidFamilyConfig):
-    """GELU(x) ~ x * sigmoid(1.702 x); 1.702 is the integer ``alpha_code`` over ``2**alpha_frac``."""
+    """GELU(x) = x Phi(x) in the chosen ``form`` (``erf``, ``tanh`` or ``sigmoid``; see the module
+    docstring); the coefficients have ``alpha_frac`` fraction bits (default 14 for erf and tanh,
+    10 for the sigmoid form's 1.702)."""
 
     kind = "gelu"
-    alpha = reference.GELU_ALPHA
-    alpha_frac: int = 10
+    form: str = "erf"
+    alpha_frac: int | None = None
 
-    def reference(self, x):
-        return reference.gelu_sigmoid(x)
+    def _validate(self):
+        form = self._choice("form", GeluForm)
+        if self.alpha_frac is None:
+            object.__setattr__(self, "alpha_frac", 10 if form == GeluForm.SIGMOID else 14)
+        super()._validate()
 
     @property
-    def also_against(self) -> dict:
-        """Other exact functions the error report measures this form against, for information:
-        the erf form transformers' ``gelu`` computes."""
-        return {"erf_gelu": reference.gelu_erf}
+    def alpha(self) -> float:
+        return reference.GELU_ALPHA
+
+    @property
+    def poly(self) -> tuple:
+        return {GeluForm.ERF: GELU_ERF_POLY, GeluForm.TANH: GELU_TANH_POLY,
+                GeluForm.SIGMOID: (reference.GELU_ALPHA,)}[self.form]
+
+    def reference(self, x):
+        """The exact GELU of the configured form."""
+        return {GeluForm.ERF: reference.gelu_erf, GeluForm.TANH: reference.gelu_tanh,
+                GeluForm.SIGMOID: reference.gelu_sigmoid}[self.form](x)
+
+    @property
+    def reference_name(self) -> str:
+        return REFERENCE_NAMES[self.form]
+
+    def other_references(self) -> dict:
+        """The GELU BERT computes (the erf form), measured whatever the configured form, so a form's
+        distance from it is never hidden behind its own reference."""
+        return {} if self.form == GeluForm.ERF else {REFERENCE_NAMES[GeluForm.ERF]: reference.gelu_erf}
+
+
+#: the exact GELU of each form, by name
+REFERENCE_NAMES = {GeluForm.ERF: "GELU (erf): 0.5 x (1 + erf(x / sqrt 2))",
+                   GeluForm.TANH: "GELU (tanh): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+                   GeluForm.SIGMOID: "GELU (sigmoid): x sigmoid(1.702 x)"}
+
+
+def argument(ax, codes, in_frac: int, x_clamp: int | None) -> np.ndarray:
+    """``y = p(min(|x|, x_clamp))`` in integers from magnitudes ``ax`` (see the module docstring)."""
+    ax = np.asarray(ax, dtype=np.int64)
+    if len(codes) == 1:
+        return ax * codes[0] if codes[0] != 1 else ax
+    s = ax if x_clamp is None else np.minimum(ax, x_clamp)
+    u = (s * s) >> in_frac
+    h = np.full_like(s, codes[-1])
+    for c in reversed(codes[:-1]):
+        h = c + ((h * u) >> in_frac)
+    return h * s
 
 
 def _sigmoid_family(x, cfg: SigmoidFamilyConfig) -> np.ndarray:
     x = check_codes(x, cfg.in_format, owner=cfg.kind)
     ecfg = cfg.exp
-    y_abs = np.abs(x) * cfg.alpha_code if cfg.alpha_code != 1 else np.abs(x)
+    y_abs = argument(np.abs(x), cfg.poly_codes, cfg.in_frac, cfg.x_clamp)
     e = pwl_exp(ecfg.H_codes - y_abs, ecfg)
     one = ecfg.one_code
     num = np.where(x >= 0, one, e)
@@ -183,5 +295,5 @@ def silu(x, cfg: SiLUConfig = SiLUConfig()) -> np.ndarray:
 
 
 def gelu(x, cfg: GELUConfig = GELUConfig()) -> np.ndarray:
-    """GELU (sigmoid form) of ``s<in_width>.<in_frac>`` codes as ``cfg.out_format`` codes."""
+    """GELU (of ``cfg.form``) of ``s<in_width>.<in_frac>`` codes as ``cfg.out_format`` codes."""
     return _sigmoid_family(x, cfg)

@@ -98,6 +98,8 @@ class SoftmaxConfig(OperatorConfig):
     def own_derived(self) -> dict:
         return {"sum_width": self.sum_width}
 
+    reference_name = "softmax: exp(x_i) / sum_j exp(x_j) over the valid positions"
+
     def reference(self, x, mask=None):
         return reference.softmax(x, mask)
 

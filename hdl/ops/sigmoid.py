@@ -1,15 +1,18 @@
 """Sigmoid, SiLU and GELU in hardware (twin of ``golden/ops/sigmoid.py``; same equations).
 
-One element per cycle (II 1).  Pipeline: input register; ``|x|``, ``y = alpha * |x|`` and
-``z = H - y``; PWL-Exp (2 stages); the Division Neuron Group on ``A = (one or e) [* |x|]``,
-``B = one + e``; the sign and an output register.
+One element per cycle (II 1).  Pipeline: input register; the sigmoid's argument ``y = p(|x|)``
+(a linear ``p``: ``y = alpha * |x|`` in the next stage; a polynomial (GELU's erf and tanh forms):
+the clamp ``s = min(|x|, x_clamp)``, ``u = s*s >> in_frac``, one Horner stage per further
+coefficient, ``y = h * s``, one register each) and ``z = H - y``; PWL-Exp (2 stages); the Division
+Neuron Group on ``A = (one or e) [* |x|]``, ``B = one + e``; the sign and an output register.
 
-Latency = 4 + division latency (``1 + q_width`` for ``binary``, 3 for ``thermometer``).
+Latency = 4 + division latency (``1 + q_width`` for ``binary``, 3 for ``thermometer``), plus
+``2 + len(poly)`` for a polynomial argument.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
@@ -42,7 +45,7 @@ class _SigmoidFamily(ConfigComponent):
     def latency_for(config, n: int | None = None) -> int:
         """Cycles from an accepted input to its output with no stalls (``n`` is not used:
         elementwise)."""
-        return 2 + EXP_LATENCY + division_latency(config.division) + 1
+        return 2 + EXP_LATENCY + division_latency(config.division) + 1 + _argument_stages(config)
 
     @property
     def latency(self) -> int:
@@ -59,8 +62,14 @@ class _SigmoidFamily(ConfigComponent):
         pipe = Pipeline(m, en, self.i.valid & en, name=cfg.kind)
         s0 = pipe.stage(x=self.i.payload)
         ax = abs(s0.x)
-        y = ax * cfg.alpha_code if cfg.alpha_code != 1 else ax
-        s1 = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed(), ax=ax, neg=s0.x < 0)
+        if _argument_stages(cfg) == 0:
+            y = ax * cfg.alpha_code if cfg.alpha_code != 1 else ax
+            s1 = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed(), ax=ax, neg=s0.x < 0)
+        else:
+            pipe.carry(ax=ax, neg=s0.x < 0)
+            y = _argument(pipe, ax, cfg)
+            s1 = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed(),
+                            ax=pipe.carried["ax"], neg=pipe.carried["neg"])
         pipe.carry(ax=s1.ax, neg=s1.neg)
         e = exp_stages(pipe, s1.z, ecfg)
         one = ecfg.one_code
@@ -74,6 +83,26 @@ class _SigmoidFamily(ConfigComponent):
         out = pipe.stage(y=result)
         m.d.comb += [self.o.payload.eq(out.y), self.o.valid.eq(out.valid)]
         return m
+
+
+def _argument_stages(cfg) -> int:
+    """Pipeline stages the polynomial argument adds (0 for a linear ``p``)."""
+    return 0 if len(cfg.poly_codes) == 1 else 2 + len(cfg.poly_codes)
+
+
+def _argument(pipe, ax, cfg):
+    """``y = p(min(|x|, x_clamp))`` by Horner's rule, one register per step (golden: ``argument``)."""
+    codes, f = cfg.poly_codes, cfg.in_frac
+    xc = cfg.x_clamp
+    st = pipe.stage(s=Mux(ax > xc, xc, ax)[:xc.bit_length()])
+    pipe.carry(s=st.s)
+    st = pipe.stage(u=(st.s * st.s) >> f)
+    pipe.carry(u=st.u)
+    h = Const(codes[-1], signed(max(2, codes[-1].bit_length() + 1)))
+    for c in reversed(codes[:-1]):
+        st = pipe.stage(h=c + ((h * pipe.carried["u"]) >> f))
+        h = st.h
+    return pipe.stage(y=h * pipe.carried["s"]).y
 
 
 class Sigmoid(_SigmoidFamily):
@@ -93,7 +122,7 @@ class SiLU(_SigmoidFamily):
 
 
 class GELU(_SigmoidFamily):
-    """Stream GELU (``x sigmoid(1.702 x)``): ``s<in_width>.<in_frac>`` in, ``cfg.out_format`` out."""
+    """Stream GELU (of ``cfg.form``: erf, tanh or sigmoid): ``s<in_width>.<in_frac>`` in, ``cfg.out_format`` out."""
 
     class Signature(_SigmoidFamily.Signature):
         config_type = GELUConfig

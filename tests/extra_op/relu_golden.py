@@ -25,6 +25,7 @@ class ReLUConfig(OperatorConfig):
     in_frac: int = 6
     out_frac: int = 6
     rounding: str = "nearest"
+    reference_name = "ReLU: max(x, 0)"
 
     def _validate(self):
         self._int("in_width", 2, 32)
