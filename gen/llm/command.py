@@ -82,7 +82,8 @@ def _cmd_eval(args) -> int:
     rep = evaluation_table(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
                            ablations=args.ablations, out_dir=args.out, batch_tokens=args.batch_tokens,
                            n_sentences=args.sentences, calibration_texts=args.calibration_texts,
-                           rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats)
+                           rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats,
+                           changes=_configs(args.set))
     print(format_table(rep))
     print(f"eval: {rep['wall_seconds']:.0f} s; results in {args.out}/eval.json and eval.md")
     return 0
@@ -157,6 +158,8 @@ def add_commands(sub):
     p.add_argument("--calibration-texts", type=int, default=CALIBRATION_TEXTS,
                    help=f"BoolQ passages to calibrate on (default {CALIBRATION_TEXTS})")
     p.add_argument("--backend", choices=BACKENDS, default="fast", help="how the golden integers are computed")
+    p.add_argument("--set", action="append", default=[], metavar="OP.KEY=VALUE",
+                   help="change an operator's base configuration, e.g. gelu.form=tanh or softmax.out_frac=16")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                    help="compute only these rows ('original' and/or ablations; default: all of them); rows "
                         "kept in DIR/rows/ are reused, so rows can run in separate processes into one DIR")

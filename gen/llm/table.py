@@ -34,14 +34,14 @@ TASK_LABELS = {"winogrande": "WinoGrande", "hellaswag": "HellaSwag", "arc_challe
                "arc_easy": "ARC-e", "piqa": "PIQA"}
 
 
-def _encoder_rows(session, ablations, n_sentences, progress) -> dict:
+def _encoder_rows(session, ablations, n_sentences, progress, configs=None) -> dict:
     """Per ablation: embedding agreement of the converted encoder with the float one, and speed."""
     sents = data.sentences(n_sentences)
     t_f = Timer()
     ref = embed(session.lm, sents, timer=t_f)
     rows = {"original": {"tokens_per_second": t_f.tokens_per_second}}
     for label in ablations:
-        plan = session.plan(kinds=ABLATIONS[label])
+        plan = session.plan(kinds=ABLATIONS[label], configs=configs)
         t = Timer()
         emb = embed(session.converted(plan), sents, timer=t)
         rows[label] = dict(embedding_agreement(ref, emb), tokens_per_second=t.tokens_per_second,
@@ -52,7 +52,7 @@ def _encoder_rows(session, ablations, n_sentences, progress) -> dict:
 def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=None,
                      ablations=tuple(ABLATIONS), out_dir=None, batch_tokens: int = 4096, progress: bool = True,
                      n_sentences: int = 300, calibration_texts: int = 32, log=print, rows=None,
-                     resume: bool = True, speed_repeats: int = 5) -> dict:
+                     resume: bool = True, speed_repeats: int = 5, changes=None) -> dict:
     """The evaluation table: float against converted, per ablation; writes ``eval.json``,
     ``eval.md`` and each plan (``plan-<ablation>.json``) into ``out_dir`` when given.
 
@@ -60,7 +60,12 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
     settings (``resume``) reuses them, and ``rows`` (labels: ``original`` and ablations) restricts
     what this call computes, so rows can run in separate processes into one ``out_dir`` and a last
     call assembles the table.  ``speed_repeats`` > 0 adds the alternating speed probe
-    (:func:`spikeops.gen.llm.evaluate.speed_probe`, on the last ablation)."""
+    (:func:`spikeops.gen.llm.evaluate.speed_probe`, on the last ablation).  ``changes``
+    (``{op: {parameter: value}}``, the command line's ``--set op.key=value``) change the operators'
+    base configurations, sized for the model (:func:`spikeops.gen.llm.plan.default_config`)."""
+    from spikeops.golden.changes import apply_changes
+
+    from .plan import default_config
     from .operators import get_backend
 
     bad = [a for a in ablations if a not in ABLATIONS]
@@ -80,14 +85,18 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
+    configs = {op: apply_changes(default_config(op, session.lm.model.config), ch)
+               for op, ch in (changes or {}).items()} or None
+    if configs:
+        report["changes"] = {op: dict(ch) for op, ch in changes.items()}
     if session.lm.family == "bert":
-        report["rows"] = _encoder_rows(session, ablations, n_sentences, progress)
+        report["rows"] = _encoder_rows(session, ablations, n_sentences, progress, configs)
     else:
         report["tasks"] = list(tasks)
         report["scoring"] = SCORING
         key = {"model": source_id(session.lm.source), "limit": limit, "ppl_limit": ppl_limit, "scoring": SCORING,
                "batch_tokens": batch_tokens, "backend": get_backend(), "calibration_texts": calibration_texts}
-        plans = {label: session.plan(kinds=ABLATIONS[label]) for label in ablations}
+        plans = {label: session.plan(kinds=ABLATIONS[label], configs=configs) for label in ablations}
         missing = []
         for label in labels:
             plan = plans.get(label)
