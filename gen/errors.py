@@ -165,7 +165,7 @@ def evaluate(op_name: str, cfg, ds: Dataset, variant: str = "default") -> list[d
         other.update(metrics.grid_errors(ours, fn(dequantize(quantize(ds.x, cfg.in_format), cfg.in_format)),
                                          cfg.out_format, cfg.rounding))
         rows.append(other)
-    authors = AUTHORS.get((op_name, ds.name)) if variant == "default" else None
+    authors = AUTHORS.get((op_name, ds.name))
     if n == 8:
         row["authors_max_abs"], row["authors_mean_abs"] = authors if authors else (None, None)
         row["target_max_lsb_ok"] = row["max_lsb"] <= 1
@@ -254,7 +254,7 @@ def format_table(rep: dict, *, markdown: bool = False) -> str:
 
 
 def format_costs(rep: dict, *, markdown: bool = False) -> str:
-    keys = ["op", "config", "out_frac", "arg_poly_terms", "exp_segments", "exp_table_bytes", "exp_intercept_width",
+    keys = ["op", "config", "out_frac", "arg_poly_terms", "exp_method", "exp_segments", "exp_table_bytes", "exp_intercept_width",
             "exp_slope_width", "norm_method", "norm_levels", "div_arch", "div_neurons",
             "div_current_width"]
     rows = [[_fmt(c.get(k)) for k in keys] for c in rep["costs"]]

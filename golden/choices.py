@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Choice", "Rounding", "DivArch", "NormMethod", "GeluForm"]
+__all__ = ["Choice", "Rounding", "DivArch", "NormMethod", "GeluForm", "ExpMethod"]
 
 
 class Choice(str, enum.Enum):
@@ -66,3 +66,10 @@ class GeluForm(Choice):
     ERF = "erf"          # 0.5 x (1 + erf(x / sqrt 2)): transformers' "gelu", BERT's
     TANH = "tanh"        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): "gelu_new", "gelu_pytorch_tanh"
     SIGMOID = "sigmoid"  # x sigmoid(1.702 x): "quick_gelu"
+
+
+class ExpMethod(Choice):
+    """How PWL-Exp evaluates ``e**z`` (both: one table read, one multiply-add, a shift)."""
+
+    UNIFORM = "uniform"  # the paper's K chords over [-H, H]
+    RANGE = "range"      # 2**(z log2 e): the integer part as a shift, the fraction by K chords of 2**r on [0, 1)

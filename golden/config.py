@@ -26,8 +26,15 @@ class Config:
 
     #: short name of the thing configured (``"softmax"``, ``"division"``, ...)
     kind: str = "config"
+    #: parameters whose default follows others: ``{name: (drivers, rule)}``; ``None`` given for
+    #: ``name`` means ``rule(self)`` (e.g. the exp table's K follows the exp method), and
+    #: :meth:`replace` re-derives it when a driver changes and it still holds the old default
+    DEPENDENT_DEFAULTS: dict = {}
 
     def __post_init__(self):
+        for name, (_, rule) in self.DEPENDENT_DEFAULTS.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, rule(self))
         self._validate()
 
     # -- validation helpers -------------------------------------------------------------------
@@ -125,6 +132,10 @@ class Config:
         if unknown:
             raise ValueError(f"{self.kind}: unknown parameter(s) {sorted(unknown)}; known: "
                              + ", ".join(f.name for f in dataclasses.fields(self)))
+        changes = dict(changes)
+        for name, (drivers, rule) in self.DEPENDENT_DEFAULTS.items():
+            if name not in changes and any(d in changes for d in drivers) and getattr(self, name) == rule(self):
+                changes[name] = None  # still the old default: follow the new drivers
         return dataclasses.replace(self, **changes)
 
     def stable_hash(self) -> str:

@@ -1,4 +1,6 @@
-"""PWL-Exp: ``e**z`` on ``[-H, H]`` as ``K`` chords read from a table (twin of ``hdl/exp.py``).
+"""PWL-Exp: ``e**z`` on ``[-H, H]`` from a small chord table (twin of ``hdl/exp.py``), by one of two
+methods (:class:`spikeops.golden.choices.ExpMethod`): ``uniform``, the paper's ``K`` chords over
+``[-H, H]`` (below), or ``range``, range reduction to ``2**r`` on ``[0, 1)`` (further below).
 
 Number formats: the argument ``z`` is a signed ``in_width``-bit code with ``in_frac`` fraction bits;
 the result is unsigned with ``out_frac`` fraction bits (``out_width`` = bit length of ``e**H``).
@@ -21,6 +23,24 @@ makes the result non-decreasing in ``z`` by construction.  Chord error (relative
 ``(2H/K)**2 / 8 * e**(2H/K)`` (the paper's ``H**2/(2K**2) e**(2H/K)``).  The table is computed once,
 with 60-digit decimal arithmetic so it is the same on every machine, and ``hdl`` fills its ROM from
 it: there is never a second copy.
+
+**Range reduction** (``method="range"``): ``e**z = 2**(z log2 e) = 2**n * 2**r`` with the integer
+``n`` applied as a shift (the paper's bit-shift scaling) and ``2**r``, ``r`` in ``[0, 1)``, by ``K``
+chords (``K`` a power of two, at most 64, so the table lives in LUTs):
+
+    L  = round(log2(e) * 2**LOG2E_FRAC)                 (LOG2E_FRAC = 24)
+    w  = z * L                       F = in_frac + LOG2E_FRAC fraction bits
+    n  = w >> F                      (floor),   r = w & (2**F - 1)
+    k  = r >> (F - kb),              t = the next tb = mant_frac - kb bits of r   (kb = log2 K)
+    c_k = round(2**(k/K) * 2**mant_frac)    k = 0 .. K   (c_K = 2**(mant_frac+1))
+    m  = c_k + (((c_(k+1) - c_k) * t) >> tb)               (the mantissa, in [1, 2))
+    e**z = m >> (n_top - n)          mant_frac = out_frac + n_top,  n_top = (Hc * L) >> F
+
+Below ``-Hc`` the result is 0, at or above ``Hc`` it clamps to the value at ``Hc`` (``one_code``).
+The chord error is relative and the same on every segment: ``(1/K)**2 / 8 * ln(2)**2`` (1.5e-5 at
+K = 64, against 4.9e-4 for the paper's K = 256 on [-8, 8]); ``L``'s rounding adds at most
+``H * 2**-25 * ln 2``.  Chords through rounded end points and floors keep the result
+non-decreasing in ``z``.  ``slope_frac`` is not used by this method.
 """
 
 from __future__ import annotations
@@ -32,15 +52,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .choices import ExpMethod
 from .config import Config
 from .fixed import FixedFormat
 
-__all__ = ["ExpConfig", "ExpTable", "exp_table", "pwl_exp"]
+__all__ = ["ExpConfig", "ExpTable", "exp_table", "pwl_exp", "RangeTable", "range_table", "LOG2E_FRAC",
+           "default_k"]
+
+#: fraction bits of log2(e) in the range-reduced method
+LOG2E_FRAC = 24
+#: the most chords a range-reduced table may have (it is held in LUTs)
+RANGE_K_MAX = 64
+
+
+def default_k(method) -> int:
+    """The operators' default number of chords for an exp ``method``: 256 (uniform), 64 (range).
+    An unknown method gets 256 here and its error from the configuration's validation."""
+    return 64 if method == ExpMethod.RANGE else 256
 
 
 @dataclass(frozen=True)
 class ExpConfig(Config):
-    """PWL-Exp parameters: argument ``s<in_width>.<in_frac>``, ``K`` chords on ``[-H, H]``."""
+    """PWL-Exp parameters: argument ``s<in_width>.<in_frac>``, ``K`` chords on ``[-H, H]``
+    (``uniform``) or on ``2**r``, ``r`` in ``[0, 1)`` (``range``; K a power of two <= 64)."""
 
     kind = "exp"
     in_width: int = 16
@@ -49,28 +83,36 @@ class ExpConfig(Config):
     K: int = 256
     out_frac: int = 12
     slope_frac: int = 8
+    method: str = "uniform"
 
     def _validate(self):
+        method = self._choice("method", ExpMethod)
         self._int("in_frac", 0, 40)
         self._int("H", 1, 24)
         self._int("in_width", 2, 62)
         self._int("K", 1, 1 << 14)
+        if method == ExpMethod.RANGE and (self.K > RANGE_K_MAX or self.K & (self.K - 1)):
+            self._fail("K", f"is not allowed with {self._label('method')}='range'; allowed: a power of two "
+                            f"<= {RANGE_K_MAX} (the table is held in LUTs)")
         self._int("out_frac", 0, 40)
         self._int("slope_frac", 0, 32)
         if self.H_codes >= 1 << (self.in_width - 1):
             self._fail("in_width", f"cannot hold H={self.H} at {self._label('in_frac')}={self.in_frac} "
                        f"({self.H_codes} codes); allowed: {self._label('in_width')} >= "
                        f"{self.H_codes.bit_length() + 1}")
-        if self.K > 2 * self.H_codes:
+        if method == ExpMethod.UNIFORM and self.K > 2 * self.H_codes:
             self._fail("K", f"gives segments narrower than one argument code; allowed: K <= "
                        f"2*H*2**{self._label('in_frac')} = {2 * self.H_codes}")
         top = math.exp(self.H) * 2.0 ** self.out_frac
         if top >= 2.0 ** 48:
             self._fail("out_frac", f"makes e**H = 2**{math.log2(top):.1f} codes; allowed: "
                        f"H * log2(e) + {self._label('out_frac')} < 48")
-        if self.slope_width + self.seg_bits > 62:
+        if method == ExpMethod.UNIFORM and self.slope_width + self.seg_bits > 62:
             self._fail("slope_frac", f"gives a {self.slope_width + self.seg_bits}-bit slope product; "
                        "allowed: at most 62 bits")
+        if method == ExpMethod.RANGE and (self.in_width + LOG2E_FRAC + 2 > 62 or self.mant_frac > 40):
+            self._fail("in_width", f"with {self._label('in_frac')}={self.in_frac} is too wide for range "
+                       f"reduction; allowed: {self._label('in_width')} + 26 <= 62 and out_frac + H log2(e) <= 40")
 
     # -- derived -------------------------------------------------------------------------------
     @functools.cached_property
@@ -99,8 +141,47 @@ class ExpConfig(Config):
 
     @functools.cached_property
     def one_code(self) -> int:
-        """``c_K``, the table's value at ``H``: the clamp above ``H`` and ``e**H`` in output codes."""
+        """The value at ``H`` (``c_K`` of the uniform table): the clamp above ``H`` and ``e**H`` in
+        output codes."""
+        if self.method == ExpMethod.RANGE:
+            return int(_range_exp(np.array([self.H_codes]), self)[0])
         return int(exp_table(self).intercepts[-1])
+
+    # -- the range-reduced method ----------------------------------------------------------------
+    @functools.cached_property
+    def log2e_code(self) -> int:
+        """``L = round(log2(e) 2**LOG2E_FRAC)``."""
+        return round(math.log2(math.e) * (1 << LOG2E_FRAC))
+
+    @property
+    def w_frac(self) -> int:
+        """``F``: fraction bits of ``w = z * L``."""
+        return self.in_frac + LOG2E_FRAC
+
+    @functools.cached_property
+    def n_top(self) -> int:
+        """The exponent ``n`` at ``z = Hc``."""
+        return (self.H_codes * self.log2e_code) >> self.w_frac
+
+    @functools.cached_property
+    def n_bottom(self) -> int:
+        """The exponent ``n`` at ``z = -Hc``."""
+        return (-self.H_codes * self.log2e_code) >> self.w_frac
+
+    @property
+    def mant_frac(self) -> int:
+        """Fraction bits of the mantissa ``m`` in ``[1, 2)``: ``out_frac + n_top``."""
+        return self.out_frac + self.n_top
+
+    @property
+    def index_bits(self) -> int:
+        """``kb = log2 K`` (range method)."""
+        return max(0, self.K.bit_length() - 1)
+
+    @property
+    def offset_bits(self) -> int:
+        """``tb = mant_frac - kb``: the bits of ``r`` kept below the segment index (range method)."""
+        return max(0, self.mant_frac - self.index_bits)
 
     @functools.cached_property
     def out_width(self) -> int:
@@ -118,21 +199,38 @@ class ExpConfig(Config):
 
     @functools.cached_property
     def table_bits(self) -> int:
-        """ROM size: K intercepts of out_width bits, K slopes of slope_width bits, plus c_K."""
+        """ROM size: K intercepts of out_width bits, K slopes of slope_width bits, plus c_K (range
+        method: K mantissas of mant_frac + 1 bits and K differences)."""
+        if self.method == ExpMethod.RANGE:
+            tab = range_table(self)
+            return self.K * ((self.mant_frac + 1) + int(tab.diffs.max()).bit_length())
         return self.K * (self.out_width + self.slope_width) + self.out_width
 
     @functools.cached_property
     def chord_error_bound(self) -> float:
-        """Relative chord error ``h**2/8 * e**h`` for the longest segment ``h`` (``2H/K`` when even)."""
+        """Relative chord error: ``h**2/8 * e**h`` for the longest segment ``h`` (uniform; ``2H/K``
+        when even), ``(1/K)**2/8 * ln(2)**2`` (range)."""
+        if self.method == ExpMethod.RANGE:
+            return (1.0 / self.K) ** 2 / 8 * math.log(2) ** 2
         h = -(-2 * self.H_codes // self.K) * 2.0 ** -self.in_frac
         return h * h / 8 * math.exp(h)
 
     def costs(self) -> dict:
-        return {"exp_segments": self.K, "exp_table_bits": self.table_bits,
+        if self.method == ExpMethod.RANGE:
+            return {"exp_method": self.method, "exp_segments": self.K, "exp_table_bits": self.table_bits,
+                    "exp_table_bytes": -(-self.table_bits // 8), "exp_intercept_width": self.mant_frac + 1,
+                    "exp_slope_width": int(range_table(self).diffs.max()).bit_length()}
+        return {"exp_method": self.method, "exp_segments": self.K, "exp_table_bits": self.table_bits,
                 "exp_table_bytes": -(-self.table_bits // 8), "exp_intercept_width": self.out_width,
                 "exp_slope_width": self.slope_width}
 
     def derived(self) -> dict:
+        if self.method == ExpMethod.RANGE:
+            return {"H_codes": self.H_codes, "log2e_code": self.log2e_code, "w_frac": self.w_frac,
+                    "n_top": self.n_top, "n_bottom": self.n_bottom, "mant_frac": self.mant_frac,
+                    "index_bits": self.index_bits, "offset_bits": self.offset_bits,
+                    "out_width": self.out_width, "table_bits": self.table_bits,
+                    "table_bytes": -(-self.table_bits // 8), "chord_error_bound": self.chord_error_bound}
         return {"H_codes": self.H_codes, "seg_bits": self.seg_bits,
                 "index_is_bit_slice": self.index_is_bit_slice, "out_width": self.out_width,
                 "slope_width": self.slope_width, "slope_shift": self.slope_shift,
@@ -178,8 +276,53 @@ def exp_table(cfg: ExpConfig) -> ExpTable:
     return ExpTable(*arrays)
 
 
+@dataclass(frozen=True, eq=False)
+class RangeTable:
+    """The range-reduced method's table: mantissas ``c_k = round(2**(k/K) 2**mant_frac)`` (K+1)
+    and their differences ``d_k = c_(k+1) - c_k`` (K)."""
+
+    mantissas: np.ndarray
+    diffs: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def range_table(cfg: ExpConfig) -> RangeTable:
+    """Build (once per configuration) the range-reduced table in exact decimal arithmetic."""
+    ctx = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP)
+    scale = decimal.Decimal(2) ** cfg.mant_frac
+    two = decimal.Decimal(2)
+    ln2 = ctx.ln(two)
+    c = [int(ctx.multiply(ctx.exp(ctx.multiply(ln2, ctx.divide(decimal.Decimal(k), decimal.Decimal(cfg.K)))),
+                          scale).to_integral_value(rounding=decimal.ROUND_HALF_UP, context=ctx))
+         for k in range(cfg.K + 1)]
+    mant = np.array(c, dtype=np.int64)
+    diffs = np.diff(mant)
+    for a in (mant, diffs):
+        a.setflags(write=False)
+    return RangeTable(mant, diffs)
+
+
+def _range_exp(z, cfg: ExpConfig) -> np.ndarray:
+    """The range-reduced method on argument codes already in ``[-Hc, Hc]`` (module docstring)."""
+    tab = range_table(cfg)
+    f, kb, tb = cfg.w_frac, cfg.index_bits, cfg.offset_bits
+    w = np.asarray(z, dtype=np.int64) * cfg.log2e_code
+    n = w >> f
+    r = w & ((1 << f) - 1)
+    k = r >> (f - kb)
+    low = f - kb
+    t = (r & ((1 << low) - 1)) >> (low - tb) if low >= tb else (r & ((1 << low) - 1)) << (tb - low)
+    m = tab.mantissas[k] + ((tab.diffs[np.minimum(k, cfg.K - 1)] * t) >> tb)
+    return m >> (cfg.n_top - n)
+
+
 def pwl_exp(z, cfg: ExpConfig) -> np.ndarray:
     """``e**z`` for argument codes ``z`` (int64 array, format ``cfg.in_format``) as ``out_format`` codes."""
+    if cfg.method == ExpMethod.RANGE:
+        z = np.asarray(z, dtype=np.int64)
+        hc = cfg.H_codes
+        inside = _range_exp(np.clip(z, -hc, hc), cfg)
+        return np.where(z < -hc, 0, np.where(z >= hc, cfg.one_code, inside))
     tab = exp_table(cfg)
     hc = cfg.H_codes
     # u = -1 selects the zero row (-1), u = 2*Hc the clamp row (K); see ExpTable

@@ -181,12 +181,15 @@ def register(op: Operator) -> Operator:
     return op
 
 
+#: the error report also covers the range-reduced PWL-Exp where the exp method matters most
+_RANGE_EXP = {"exp_method": "range"}
+
 for _op in (
     Operator("softmax", SoftmaxConfig, softmax, Shape.MASKED_ROW, "spikeops.hdl.ops.softmax:Softmax",
-             row_param="d_max", kind="softmax"),
+             row_param="d_max", kind="softmax", variants=(_RANGE_EXP,)),
     Operator("sigmoid", SigmoidConfig, sigmoid, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:Sigmoid",
-             inputs_of="silu"),
-    Operator("silu", SiLUConfig, silu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:SiLU"),
+             inputs_of="silu", variants=(_RANGE_EXP,)),
+    Operator("silu", SiLUConfig, silu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:SiLU", variants=(_RANGE_EXP,)),
     Operator("gelu", GELUConfig, gelu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:GELU",
              variants=({"form": "tanh"}, {"form": "sigmoid"})),
     Operator("rmsnorm", RMSNormConfig, rmsnorm, Shape.WEIGHTED_ROW, "spikeops.hdl.ops.norms:RMSNorm",

@@ -1,11 +1,17 @@
 """PWL-Exp in hardware (twin of ``golden/exp.py``): one table read, one multiply-add, a shift.
 
-Pipeline (latency 2, II 1): stage 1 computes ``u = z + Hc``, the segment index ``k`` (a bit slice of
+Uniform chords (latency 2, II 1): stage 1 computes ``u = z + Hc``, the segment index ``k`` (a bit slice of
 ``u`` when ``2*Hc/K`` is a power of two, else ``(u * M) >> s``, an exact constant division proven
 over every ``u`` when the generator runs) and presents the table address, with two extra rows: the
 clamp above ``H`` and zero below ``-H``; stage 2 reads the row and computes
 ``intercept + ((slope * t) >> slope_shift)``.  The ROM is filled from :func:`spikeops.golden.exp.exp_table`
 (never a second copy of the table).
+
+Range reduction (``method="range"``; latency 4, II 1): stage 1 clips ``z`` to ``[-Hc, Hc]`` and
+computes ``w = z * L``; stage 2 splits ``w`` into the exponent ``n`` (the shift ``n_top - n``), the
+segment index ``k`` and the offset ``t`` and reads ``c_k`` and ``d_k`` from a table held in LUTs
+(the golden :func:`spikeops.golden.exp.range_table`); stage 3 interpolates ``m = c_k + ((d_k * t) >>
+tb)``; stage 4 shifts ``m`` right by ``n_top - n`` (0 below ``-H``, ``one_code`` at or above ``H``).
 """
 
 from __future__ import annotations
@@ -13,18 +19,27 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.exp import ExpConfig, exp_table
+from spikeops.golden.choices import ExpMethod
+from spikeops.golden.exp import ExpConfig, exp_table, range_table
 
 from .component import ConfigComponent, ConfigSignature
 from .pipeline import Pipeline
 
-__all__ = ["PWLExp", "exp_stages", "index_multiplier", "EXP_LATENCY"]
+__all__ = ["PWLExp", "exp_stages", "exp_latency", "index_multiplier", "EXP_LATENCY"]
 
+#: the uniform method's latency
 EXP_LATENCY = 2
+#: the range-reduced method's latency
+RANGE_LATENCY = 4
+
+
+def exp_latency(cfg: ExpConfig) -> int:
+    """Pipeline stages of :func:`exp_stages` for ``cfg``."""
+    return RANGE_LATENCY if cfg.method == ExpMethod.RANGE else EXP_LATENCY
 
 
 @functools.lru_cache(maxsize=32)
@@ -62,8 +77,38 @@ def _rom(cfg: ExpConfig):
     return memory.Memory(shape=_row_layout(cfg), depth=cfg.K + 2, init=rows)
 
 
+def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
+    """The range-reduced method (module docstring); golden: ``spikeops.golden.exp._range_exp``."""
+    hc = cfg.H_codes
+    f, kb, tb = cfg.w_frac, cfg.index_bits, cfg.offset_bits
+    below, above = z < -hc, z >= hc
+    zc = Mux(below, -hc, Mux(above, hc, z))
+    s1 = pipe.stage(w=zc * cfg.log2e_code, below=below, above=above)
+    w = s1.w.as_signed()
+    n = w >> f
+    shift_width = max(1, (cfg.n_top - cfg.n_bottom).bit_length())
+    low = f - kb
+    r_low = w[:low]
+    t = r_low[low - tb:] if low >= tb else (r_low << (tb - low))
+    k = w[low:f] if kb else Const(0, 1)
+    tab = range_table(cfg)
+    mant = Array([Const(int(c), unsigned(cfg.mant_frac + 2)) for c in tab.mantissas[:cfg.K]])
+    dwidth = max(1, int(tab.diffs.max()).bit_length())
+    diff = Array([Const(int(d), unsigned(dwidth)) for d in tab.diffs])
+    s2 = pipe.stage(c=mant[k], d=diff[k], t=t[:tb] if tb else Const(0, 1),
+                    sh=(cfg.n_top - n)[:shift_width], below=s1.below, above=s1.above)
+    s3 = pipe.stage(m=(s2.c + ((s2.d * s2.t) >> tb))[:cfg.mant_frac + 2], sh=s2.sh, below=s2.below,
+                    above=s2.above)
+    y = (s3.m >> s3.sh)[:cfg.out_width]
+    s4 = pipe.stage(e=Mux(s3.below, 0, Mux(s3.above, cfg.one_code, y)))
+    return s4.e
+
+
 def exp_stages(pipe: Pipeline, z, cfg: ExpConfig):
-    """Add PWL-Exp to ``pipe`` (two stages); return ``e`` (``u<out_width>.<out_frac>``), aligned."""
+    """Add PWL-Exp to ``pipe`` (:func:`exp_latency` stages); return ``e`` (``u<out_width>.<out_frac>``),
+    aligned."""
+    if cfg.method == ExpMethod.RANGE:
+        return _range_stages(pipe, z, cfg)
     m = pipe.m
     hc = cfg.H_codes
     rom = _rom(cfg)
@@ -109,10 +154,12 @@ class PWLExp(ConfigComponent):
         @classmethod
         def check_parameters(cls, config):
             super().check_parameters(config)
-            if not config.index_is_bit_slice:
+            if config.method == ExpMethod.UNIFORM and not config.index_is_bit_slice:
                 index_multiplier(config)  # raises if no exact multiply-shift index exists
 
-    latency = EXP_LATENCY + 1
+    @property
+    def latency(self) -> int:
+        return exp_latency(self.config) + 1
 
     def elaborate(self, platform):
         m = Module()

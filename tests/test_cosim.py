@@ -78,6 +78,18 @@ def test_gelu_forms(form, sim):
         assert res.checked == cfg.in_format.max_code - cfg.in_format.min_code + 1
 
 
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op", ["softmax", "silu"])
+def test_range_reduced_exp(op, sim):
+    """The range-reduced PWL-Exp (table in LUTs): bit-exact on both simulators, latency checked."""
+    cfg = registry.get(op).default(exp_method="range", **({"d_max": 256} if op == "softmax" else {}))
+    reg = _regression(op, cfg, sim)
+    _check(reg.run(make(op, cfg, "random", size=1500, seed=1), name="full-rate", check_latency=True))
+    _check(reg.run(make(op, cfg, "corners"), name="corners", valid_p=0.8, ready_p=0.5, seed=3))
+    _check(reg.run(make(op, cfg, "activations", size=1500, seed=5), name="activations",
+                   valid_p=0.8, ready_p=0.6, seed=9))
+
+
 VARIANTS = {
     "softmax": [dict(H=5, K=64, out_frac=8, d_max=64), dict(out_frac=8, d_max=16, div_arch="thermometer"),
                 dict(rounding="floor", d_max=128, out_frac=12)],

@@ -88,3 +88,82 @@ def test_table_is_reproducible_and_sized():
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ExpConfig(**kwargs)
+
+
+# -- the range-reduced method ----------------------------------------------------------------------
+RANGE = [ExpConfig(method="range", K=64), ExpConfig(method="range", K=16, in_width=12, in_frac=6, H=5, out_frac=10),
+         ExpConfig(method="range", K=1, in_width=8, in_frac=2, H=3, out_frac=4),
+         ExpConfig(method="range", K=32, in_width=28, in_frac=22, H=8, out_frac=12)]
+
+
+def _range_by_hand(z: int, cfg) -> int:
+    """The module docstring's range reduction, in Python integers and decimal from scratch."""
+    import decimal
+    ctx = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP)
+    hc = cfg.H_codes
+    if z < -hc:
+        return 0
+    z = min(z, hc)
+    f = cfg.in_frac + 24
+    L = round(math.log2(math.e) * 2 ** 24)
+    w = z * L
+    n, r = w >> f, w & ((1 << f) - 1)
+    kb = cfg.K.bit_length() - 1
+    k, low = r >> (f - kb), f - kb
+    mf = cfg.out_frac + ((hc * L) >> f)
+    tb = mf - kb
+    t = (r & ((1 << low) - 1)) >> (low - tb) if low >= tb else (r & ((1 << low) - 1)) << (tb - low)
+
+    def c(j):
+        v = ctx.multiply(ctx.exp(ctx.multiply(ctx.ln(decimal.Decimal(2)), decimal.Decimal(j) / cfg.K)),
+                         decimal.Decimal(2) ** mf)
+        return int(v.to_integral_value(rounding=decimal.ROUND_HALF_UP, context=ctx))
+    m = c(k) + (((c(k + 1) - c(k)) * t) >> tb)
+    return m >> (((hc * L) >> f) - n)
+
+
+@pytest.mark.parametrize("cfg", RANGE, ids=lambda c: f"range-K{c.K}f{c.in_frac}")
+def test_range_reduction_follows_its_definition(cfg):
+    hc = cfg.H_codes
+    rng = np.random.default_rng(1)
+    zs = np.unique(np.concatenate([np.arange(-hc - 3, -hc + 40), np.arange(-40, 40), np.arange(hc - 40, hc + 3),
+                                   rng.integers(-hc, hc, 300)]))
+    assert pwl_exp(zs, cfg).tolist() == [_range_by_hand(int(z), cfg) for z in zs]
+
+
+@pytest.mark.parametrize("cfg", RANGE, ids=lambda c: f"range-K{c.K}f{c.in_frac}")
+def test_range_reduction_is_monotone_and_within_its_bound(cfg):
+    hc = cfg.H_codes
+    step = max(1, (2 * hc) // 400_000)
+    z = np.arange(-hc - 5, hc + 5, step)
+    y = pwl_exp(z, cfg)
+    assert np.all(np.diff(y) >= 0) and np.all(y[z < -hc] == 0) and np.all(y[z >= hc] == cfg.one_code)
+    inside = (z >= -hc) & (z < hc)
+    exact = np.exp(z[inside] / 2 ** cfg.in_frac) * 2 ** cfg.out_frac
+    err = np.abs(y[inside] - exact)
+    # relative chord error plus L's rounding, and one output code of flooring
+    assert np.all(err <= exact * (cfg.chord_error_bound + cfg.H * 2.0 ** -24) + 1.0)
+    assert cfg.chord_error_bound < 1.5e-5 or cfg.K < 64
+
+
+def test_range_reduction_beats_the_paper_table_and_fits_in_luts():
+    u, r = ExpConfig(), ExpConfig(method="range", K=64)
+    z = np.arange(-u.H_codes, u.H_codes)
+    exact = np.exp(z / 2 ** u.in_frac) * 2 ** u.out_frac
+    eu, er = np.abs(pwl_exp(z, u) - exact).max(), np.abs(pwl_exp(z, r) - exact).max()
+    assert er * 20 < eu
+    assert r.table_bits < u.table_bits / 4 and r.out_format == u.out_format
+    with pytest.raises(ValueError, match=r"exp: K=256 is not allowed with method='range'; allowed: a power of two <= 64"):
+        ExpConfig(method="range", K=256)
+    with pytest.raises(ValueError, match=r"exp: method='cubic' is not allowed; allowed: 'uniform', 'range'"):
+        ExpConfig(method="cubic")
+
+
+def test_operators_take_the_range_method_with_its_own_default_k():
+    from spikeops.golden import registry
+    for op in ("softmax", "silu", "sigmoid", "gelu"):
+        cfg = registry.get(op).default()
+        assert cfg.K == 256 and cfg.replace(exp_method="range").K == 64
+        assert cfg.replace(exp_method="range", K=32).exp.K == 32
+    with pytest.raises(ValueError, match=r"silu: K=256 is not allowed with exp_method='range'"):
+        registry.get("silu").default(exp_method="range", K=256)

@@ -52,8 +52,11 @@ def test_division_group_zero_numerator_with_a_tiny_denominator(arch):
 
 @pytest.mark.parametrize("cfg", [ExpConfig(in_width=8, in_frac=2, H=4, K=8, out_frac=6, slope_frac=2),
                                  ExpConfig(in_width=10, in_frac=4, H=5, K=48, out_frac=10),
-                                 ExpConfig(in_width=12, in_frac=8, H=5, K=64, out_frac=12)],
-                         ids=["bit-slice", "uneven", "paper"])
+                                 ExpConfig(in_width=12, in_frac=8, H=5, K=64, out_frac=12),
+                                 ExpConfig(in_width=12, in_frac=6, H=8, K=64, out_frac=12, method="range"),
+                                 ExpConfig(in_width=9, in_frac=3, H=5, K=16, out_frac=6, method="range"),
+                                 ExpConfig(in_width=8, in_frac=1, H=3, K=1, out_frac=3, method="range")],
+                         ids=["bit-slice", "uneven", "paper", "range", "range-small", "range-K1"])
 def test_pwl_exp_every_argument(cfg):
     z = np.arange(-cfg.H_codes - 4, cfg.H_codes + 4)
     out, _ = run_stream(PWLExp(cfg), [int(v) for v in z], **PRESSURE)
@@ -123,6 +126,20 @@ def test_elementwise_operator(cls, comp, fn, overrides):
     out, log = run_stream(comp(cfg), [int(v) for v in x[:3]])
     assert log["out"][0] - log["in"][0] == comp.latency_for(cfg)
     assert log["out"][1] - log["out"][0] == 1  # II = 1
+
+
+def test_range_reduced_exp_in_the_operators():
+    """Softmax, sigmoid, SiLU and GELU with the range-reduced PWL-Exp, against golden."""
+    rng = np.random.default_rng(9)
+    for cls, comp, fn in ELEMENTWISE:
+        cfg = cls(exp_method="range")
+        x = np.concatenate([[cfg.in_format.min_code, cfg.in_format.max_code, 0, -1, 1],
+                            rng.integers(cfg.in_format.min_code, cfg.in_format.max_code + 1, 100),
+                            rng.integers(-3000, 3000, 100)])
+        out, _ = run_stream(comp(cfg), [int(v) for v in x], **PRESSURE)
+        assert [int(y) for y in out] == fn(x, cfg).tolist(), cls
+        out, log = run_stream(comp(cfg), [int(v) for v in x[:3]])
+        assert log["out"][0] - log["in"][0] == comp.latency_for(cfg)
 
 
 @pytest.mark.parametrize("form", ["erf", "tanh", "sigmoid"])

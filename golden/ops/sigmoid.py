@@ -52,9 +52,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import OperatorConfig
-from ..choices import DivArch, GeluForm, Rounding
+from ..choices import DivArch, ExpMethod, GeluForm, Rounding
 from ..division import DivisionConfig, divide
-from ..exp import ExpConfig, pwl_exp
+from ..exp import ExpConfig, default_k, pwl_exp
 from ..fixed import FixedFormat, check_codes
 from .. import reference
 
@@ -69,7 +69,7 @@ GELU_TANH_POLY = (2.0 * math.sqrt(2.0 / math.pi), 2.0 * math.sqrt(2.0 / math.pi)
 
 
 #: the PWL-Exp table's parameters as this operator's options name them
-_EXP_NAMES = {"out_frac": "exp_frac"}
+_EXP_NAMES = {"out_frac": "exp_frac", "method": "exp_method"}
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,10 @@ class SigmoidFamilyConfig(OperatorConfig):
     in_frac: int = 8
     out_frac: int = 12
     H: int = 8
-    K: int = 256
+    K: int | None = None  # the exp table's chords: 256 (uniform), 64 (range)
     exp_frac: int = 12
     slope_frac: int = 8
+    exp_method: str = "uniform"
     div_guard_bits: int = 8
     div_arch: str = "binary"
     rounding: str = "nearest"
@@ -96,7 +97,10 @@ class SigmoidFamilyConfig(OperatorConfig):
         """The odd polynomial's coefficients ``(a1, a3, ...)`` (see the module docstring)."""
         return (self.alpha,)
 
+    DEPENDENT_DEFAULTS = {"K": (("exp_method",), lambda c: default_k(c.exp_method))}
+
     def _validate(self):
+        self._choice("exp_method", ExpMethod)
         self._int("in_width", 2, 32)
         self._int("in_frac", 0, self.in_width - 1)
         self._int("out_frac", 1, 24)
@@ -159,7 +163,7 @@ class SigmoidFamilyConfig(OperatorConfig):
         frac = self.in_frac + self.alpha_frac
         arg_width = (self.y_max + (self.H << frac)).bit_length() + 1
         return self.sub_config(ExpConfig, _EXP_NAMES, in_width=arg_width, in_frac=frac, H=self.H,
-                               K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac)
+                               K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac, method=self.exp_method)
 
     @functools.cached_property
     def division(self) -> DivisionConfig:
@@ -220,12 +224,13 @@ class GELUConfig(SigmoidFamilyConfig):
 
     kind = "gelu"
     form: str = "erf"
-    alpha_frac: int | None = None
+    alpha_frac: int | None = None  # 10 (sigmoid form), 14 (erf, tanh)
+
+    DEPENDENT_DEFAULTS = {**SigmoidFamilyConfig.DEPENDENT_DEFAULTS,
+                          "alpha_frac": (("form",), lambda c: 10 if c.form == GeluForm.SIGMOID else 14)}
 
     def _validate(self):
-        form = self._choice("form", GeluForm)
-        if self.alpha_frac is None:
-            object.__setattr__(self, "alpha_frac", 10 if form == GeluForm.SIGMOID else 14)
+        self._choice("form", GeluForm)
         super()._validate()
 
     @property

@@ -25,16 +25,16 @@ import numpy as np
 
 from .. import reference
 from ..config import OperatorConfig
-from ..choices import DivArch, Rounding
+from ..choices import DivArch, ExpMethod, Rounding
 from ..division import DivisionConfig, divide
-from ..exp import ExpConfig, pwl_exp
+from ..exp import ExpConfig, default_k, pwl_exp
 from ..fixed import FixedFormat, check_codes
 
 __all__ = ["SoftmaxConfig", "softmax"]
 
 
 #: the PWL-Exp table's parameters as this operator's options name them
-_EXP_NAMES = {"out_frac": "exp_frac"}
+_EXP_NAMES = {"out_frac": "exp_frac", "method": "exp_method"}
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,18 @@ class SoftmaxConfig(OperatorConfig):
     d_max: int = 1024
     out_frac: int = 16
     H: int = 8
-    K: int = 256
+    K: int | None = None  # the exp table's chords: 256 (uniform), 64 (range)
     exp_frac: int = 12
     slope_frac: int = 8
+    exp_method: str = "uniform"
     div_guard_bits: int = 8
     div_arch: str = "binary"
     rounding: str = "nearest"
 
+    DEPENDENT_DEFAULTS = {"K": (("exp_method",), lambda c: default_k(c.exp_method))}
+
     def _validate(self):
+        self._choice("exp_method", ExpMethod)
         self._int("in_width", 2, 32)
         self._int("in_frac", 0, self.in_width - 1)
         self._int("d_max", 1, 1 << 16)
@@ -77,7 +81,7 @@ class SoftmaxConfig(OperatorConfig):
     def exp(self) -> ExpConfig:
         # argument x - m + H spans [-(2**in_width - 2) + Hc, Hc]
         return self.sub_config(ExpConfig, _EXP_NAMES, in_width=self.in_width + 2, in_frac=self.in_frac,
-                               H=self.H, K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac)
+                               H=self.H, K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac, method=self.exp_method)
 
     @functools.cached_property
     def sum_width(self) -> int:

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, SigmoidFamilyConfig
 
 from ..division import division_latency, division_stages
-from ..exp import EXP_LATENCY, exp_stages
+from ..exp import exp_latency, exp_stages
 from ..pipeline import Pipeline
 from ..component import ConfigComponent
 from .base import OperatorSignature
@@ -45,7 +45,7 @@ class _SigmoidFamily(ConfigComponent):
     def latency_for(config, n: int | None = None) -> int:
         """Cycles from an accepted input to its output with no stalls (``n`` is not used:
         elementwise)."""
-        return 2 + EXP_LATENCY + division_latency(config.division) + 1 + _argument_stages(config)
+        return 2 + exp_latency(config.exp) + division_latency(config.division) + 1 + _argument_stages(config)
 
     @property
     def latency(self) -> int:

@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from spikeops.golden.ops.softmax import SoftmaxConfig
 
 from ..division import division_latency, division_stages
-from ..exp import EXP_LATENCY, exp_stages
+from ..exp import exp_latency, exp_stages
 from ..pipeline import Pipeline
 from ..rowbuffer import RowBuffer
 from ..component import ConfigComponent
@@ -59,7 +59,7 @@ class Softmax(ConfigComponent):
         the exponentiate pass (``n`` reads, a 4-stage pipeline, its drain) and the send pipeline.
         ``n`` is the row length (default: ``d_max``)."""
         n = config.d_max if n is None else n
-        return n + EXP_LATENCY + 7 + division_latency(config.division)
+        return n + exp_latency(config.exp) + 7 + division_latency(config.division)
 
     ii = 1
 
