@@ -12,6 +12,7 @@ from spikeops.gen.cli import main
 from spikeops.gen.target import FpgaTarget
 from spikeops.gen.llm.capture import Capture, Captured, save
 from spikeops.gen.sweep import grid, pareto_front, stages
+from spikeops.gen.sweep.pareto import front_rows
 from spikeops.gen.sweep.runner import Options, run_sweep
 from spikeops.golden import registry
 
@@ -427,3 +428,113 @@ def test_a_real_point_through_every_stage(tmp_path):
     assert r["status"] == "ok", r["message"]
     assert r["ecp5_lut_equivalent"] > 100 and r["ice40_lut_equivalent"] > 100 and r["fmax_mhz"] > 1
     assert r["latency"] > 0 and r["ii"] == 1
+
+
+# -- the model-divergence figure -------------------------------------------------------------------
+def fake_divergence(seen, fail=()):
+    """A stand-in for spikeops.gen.llm.divergence.model_divergence: KL falls with out_frac."""
+    def fn(op, cfg, tokens):
+        seen.append((op, cfg.out_frac, cfg.K, tokens))
+        if cfg.out_frac in fail:
+            raise RuntimeError("out of memory in the converted model")
+        kl = 2.0 ** -cfg.out_frac * (1 + 64 / cfg.K)
+        return {"kl_mean": kl, "kl_sem": kl / 10, "kl_max": 10 * kl, "top1_agreement": 1 - kl, "ppl": 20 * (1 + kl),
+                "ppl_float": 20.0, "ppl_delta_pct": 100 * kl, "nll_delta": kl, "tokens": tokens, "windows": 2,
+                "window": 512, "text": "coqa-stories-v1", "model": "smollm2", "family": "llama",
+                "seconds_float": 3.0 if len(seen) == 1 else 0.0}
+    return fn
+
+
+def test_model_divergence_runs_caches_and_is_reported(tmp_path, monkeypatch):
+    from spikeops.gen.llm import divergence
+    seen = []
+    monkeypatch.setattr(divergence, "model_divergence", fake_divergence(seen))
+    # without synthesis there is no front: every valid point is measured
+    entries = SILU + [grid.make_entry("silu", points=[{"out_frac": 99}])]
+    rep = run_sweep(entries, opts(tmp_path, model_divergence=2048))
+    assert sorted(seen) == sorted(("silu", r["out_frac"], r["K"], 2048) for r in rep["rows"][:5])
+    for r in rep["rows"][:5]:
+        assert r["kl_mean"] == 2.0 ** -r["out_frac"] * (1 + 64 / r["K"]) and r["ppl_float"] == 20.0
+        assert "tokens" not in r and "text" not in r and "pareto_divergence" not in r  # no area, no front
+    assert "kl_mean" not in rep["rows"][5]  # the invalid point
+    meta = rep["meta"]["model_divergence"]
+    assert meta["tokens"] == 2048 and meta["points"] == "front"
+    assert meta["by_op"]["silu"]["window"] == 512 and meta["by_op"]["silu"]["seconds_float"] == 3.0
+    assert "first 2,048 tokens of the CoQA stories" in meta["by_op"]["silu"]["description"]
+    out = tmp_path / "out"
+    with open(out / "sweep.csv") as f:
+        header = next(csv.reader(f))
+    for col in ("kl_mean", "kl_sem", "kl_max", "top1_agreement", "ppl", "ppl_float", "ppl_delta_pct", "nll_delta",
+                "seconds_divergence"):
+        assert col in header
+    assert json.loads((out / "sweep.json").read_text())["rows"] == rep["rows"]
+    md = (out / "report.md").read_text()
+    assert "Model divergence on smollm2, the first 2,048 tokens of the CoQA stories" in md
+    assert "| point | out_frac | K | err max | kl_mean | kl_sem |" in md
+    # a second run does no work; another N is another key
+    run_sweep(entries, opts(tmp_path, model_divergence=2048))
+    assert len(seen) == 5
+    run_sweep(entries, opts(tmp_path, model_divergence=1024))
+    assert len(seen) == 10 and {t for *_, t in seen[5:]} == {1024}
+
+
+def test_model_divergence_of_the_error_front_with_its_own_front_and_plot(tmp_path, monkeypatch):
+    from spikeops.gen.llm import divergence
+    seen = []
+    monkeypatch.setattr(divergence, "model_divergence", fake_divergence(seen, fail=(10,)))
+
+    def lopsided(task):  # K=64 at out_frac=10 costs far more area: off the error front
+        r = fake_hardware(task)
+        if task.stage.startswith("synth-") and (task.params["K"], task.params["out_frac"]) == (64, 10):
+            r = {**r, "lut_equivalent": r["lut_equivalent"] + 5000}
+        return r
+
+    rep = run_sweep(SILU, opts(tmp_path, families=("ecp5",), model_divergence=64), run_stage=lopsided)
+    front = [r for r in rep["rows"] if r["pareto_error"]]
+    assert front and len(seen) == len(front) < 5
+    assert all("kl_mean" in r or "divergence_error" in r for r in front)
+    assert all("kl_mean" not in r for r in rep["rows"] if not r["pareto_error"])
+    # a failure stands on its row, is not cached and is retried
+    failed = [r for r in front if r["out_frac"] == 10]
+    assert failed and all(r["divergence_error"] == "out of memory in the converted model" for r in failed)
+    ok = [r for r in front if "kl_mean" in r]
+    by_hand = {id(r) for r in front_rows(ok, "ecp5_lut_equivalent", "kl_mean")}
+    assert [r["pareto_divergence"] for r in ok] == [id(r) in by_hand for r in ok] and by_hand
+    out = tmp_path / "out"
+    assert (out / "silu-divergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "report.md").read_text()
+    assert "![silu: model divergence against ECP5 LUT-equivalent](silu-divergence.png)" in md
+    assert "Pareto front (kl_mean against ECP5 LUT-eq" in md and "failed: out of memory" in md
+    n = len(seen)
+    run_sweep(SILU, opts(tmp_path, families=("ecp5",), model_divergence=64), run_stage=lopsided)
+    assert len(seen) == n + len(failed)
+    # --model-points all: every valid point
+    rep = run_sweep(SILU, opts(tmp_path, families=("ecp5",), model_divergence=64, model_points="all"),
+                    run_stage=lopsided)
+    assert {(o, k) for _, o, k, _ in seen} == {(r["out_frac"], r["K"]) for r in rep["rows"]}
+    assert all("kl_mean" in r or "divergence_error" in r for r in rep["rows"])
+
+
+def test_bad_model_divergence_options_name_the_option_the_value_and_what_is_allowed(tmp_path, capsys, monkeypatch):
+    for n in (0, 8, 65537):
+        with pytest.raises(ValueError, match=rf"^--model-divergence {n} is not allowed; allowed: an integer in "
+                                             r"\[16, 65536\] \(tokens of text\)$"):
+            run_sweep(SILU, opts(tmp_path, model_divergence=n))
+    with pytest.raises(ValueError, match=r"^--model-points 'some' is not allowed; allowed: front, all$"):
+        run_sweep(SILU, opts(tmp_path, model_points="some"))
+    assert main(["sweep", "--op", "silu", "--model-divergence", "8", "-o", str(tmp_path / "o")]) == 2
+    assert "--model-divergence 8 is not allowed; allowed: an integer in [16, 65536]" in capsys.readouterr().err
+    import sys
+    monkeypatch.setitem(sys.modules, "spikeops.gen.llm.divergence", None)  # importing it raises ImportError
+    with pytest.raises(ValueError, match=r"--model-divergence: spikeops.gen.llm.divergence cannot be imported"):
+        run_sweep(SILU, opts(tmp_path, model_divergence=2048))
+
+
+def test_model_divergence_cache_key_follows_the_models_and_the_text(monkeypatch):
+    from spikeops.gen.sweep.cache import stage_key
+    t = stages.Task("softmax", "softmax-00", {"K": 64}, "divergence-2048")
+    key, what = stage_key(t)
+    assert set(what["tools"]["models"]) == {"smollm2", "minilm"} and what["tools"]["text"] == "coqa-stories-v1"
+    assert stage_key(stages.Task("softmax", "softmax-00", {"K": 64}, "divergence-4096"))[0] != key
+    monkeypatch.setattr(stages, "embedded_models", lambda: {"smollm2": "other weights", "minilm": "x"})
+    assert stage_key(t)[0] != key

@@ -7,6 +7,9 @@
 * LAMBADA passages (``lambada/bpb_0shot``), the perplexity corpus.
 * Calibration text: BoolQ passages (a task we do not evaluate, so calibration never sees test data).
 * Sentences for the MiniLM embedding check: SciQ questions.
+* Prose for the model-divergence figure (:mod:`spikeops.gen.llm.divergence`): CoQA stories
+  (``coqa/bpb_0shot``; children's stories, exam passages, Wikipedia, literature, CNN news), a text
+  no table evaluates and calibration does not read.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["TASKS", "Doc", "task_docs", "lambada_passages", "calibration_texts", "sentences", "requests_path"]
+__all__ = ["TASKS", "Doc", "task_docs", "lambada_passages", "calibration_texts", "sentences", "stories",
+           "requests_path"]
 
 TASKS = ("piqa", "arc_easy", "arc_challenge", "hellaswag", "winogrande")
 UNCOND_OFFSET = 1_000_000
@@ -109,4 +113,20 @@ def sentences(n: int = 300) -> list[str]:
             out.append(q)
         if len(out) >= n:
             break
+    return out
+
+
+def stories(limit: int | None = None) -> list[str]:
+    """The distinct CoQA stories (validation split) in file order, stripped, the first ``limit``
+    when given: 499 passages of English prose from five sources (MCTest children's stories, RACE
+    exam passages, Wikipedia, Project Gutenberg literature, CNN news), about 170k SmolLM2 tokens.
+    No table evaluates CoQA and calibration reads BoolQ, so this text is held out from both."""
+    seen, out = set(), []
+    for r in _read("coqa", "bpb_0shot"):
+        text = r["doc"]["story"].strip()
+        if text and text not in seen:
+            seen.add(text)
+            out.append(text)
+            if limit is not None and len(out) >= limit:
+                break
     return out

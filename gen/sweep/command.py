@@ -11,6 +11,8 @@ __all__ = ["add_arguments", "run_command", "command_line"]
 
 def add_arguments(p: argparse.ArgumentParser):
     from spikeops.golden import registry
+
+    from ..llm.divergence import MAX_TOKENS, MIN_TOKENS  # no torch: it loads when a model runs
     g = p.add_argument_group("what to sweep (one operator here, or several in a --spec file)")
     g.add_argument("--op", choices=list(registry.OPERATORS), help="the operator of --grid/--point/--set")
     g.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -31,7 +33,15 @@ def add_arguments(p: argparse.ArgumentParser):
     a.add_argument("--pareto-error", choices=["max", "mean"], default="max",
                    help="error column of the accuracy/area front: err_max_real or err_mean_real (default max)")
     a.add_argument("--model-accuracy", type=int, metavar="N",
-                   help="model-level accuracy (spikeops.gen.llm.model_accuracy, --limit N) of the points on the error front")
+                   help="model-level accuracy (spikeops.gen.llm.model_accuracy, --limit N) of the --model-points")
+    a.add_argument("--model-divergence", type=int, metavar="N",
+                   help="model-level divergence of the --model-points on N tokens of held-out prose "
+                        "(spikeops.gen.llm.divergence: mean KL, top-1 agreement and perplexity against the float "
+                        f"model on SmolLM2; 1 - cos of hidden states on MiniLM); N in [{MIN_TOKENS}, {MAX_TOKENS}], "
+                        "e.g. 2048")
+    a.add_argument("--model-points", choices=["front", "all"], default="front",
+                   help="points of the model-level figures: the error front (default; every valid point of an "
+                        "operator without a front, e.g. with --no-synth) or all valid points")
     h = p.add_argument_group("hardware")
     h.add_argument("--families", default="ecp5,ice40", help="synthesis families (default: ecp5,ice40)")
     h.add_argument("--no-synth", action="store_true", help="no synthesis")
@@ -67,7 +77,8 @@ def command_line(args) -> str:
             parts += [f"--{opt}", v]
     for opt, default in (("capture", None), ("rows", None), ("seed", 0), ("scales", "calibrated"),
                          ("pareto_error", "max"),
-                         ("model_accuracy", None), ("families", "ecp5,ice40"), ("freq", 100.0),
+                         ("model_accuracy", None), ("model_divergence", None), ("model_points", "front"),
+                         ("families", "ecp5,ice40"), ("freq", 100.0),
                          ("timeout", 1800.0), ("out", "out/sweep"), ("cache", None), ("jobs", 2),
                          ("executor", "local"), ("scheduler", None)):
         v = getattr(args, opt)
@@ -100,7 +111,8 @@ def run_command(args) -> int:
                    scales=args.scales,
                    families=families, pnr=not args.no_pnr, pnr_target=FpgaTarget(freq_mhz=args.freq),
                    timeout=args.timeout, executor=args.executor, jobs=args.jobs, scheduler=args.scheduler,
-                   model_accuracy=args.model_accuracy, pareto_error=f"err_{args.pareto_error}_real",
+                   model_accuracy=args.model_accuracy, model_divergence=args.model_divergence,
+                   model_points=args.model_points, pareto_error=f"err_{args.pareto_error}_real",
                    progress=not args.no_progress, command=command_line(args))
     if args.capture is None:
         print("spikeops sweep: no --capture: errors are measured on SYNTHETIC activations "

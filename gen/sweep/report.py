@@ -9,7 +9,11 @@ SB_LUT4 + SB_CARRY), place-and-route (``fmax_mhz, timing_met, critical_path_ns``
 (cycles; Softmax ``n + c``) and ``ii`` from the manifest, ``seconds_<stage>`` (tool time, also
 for cached stages), ``cached`` (stages taken from the cache), ``status`` (``ok``, ``failed``: a stage
 failed, ``invalid``: the configuration was refused), ``failed_stages``, ``message``, the Pareto
-flags, ``model_<metric>`` for ``--model-accuracy``, and last ``<family>_cells_<type>`` counts.
+flags, ``model_<metric>`` for ``--model-accuracy``, the divergence figures for ``--model-divergence``
+(:data:`DIVERGENCE_COLUMNS`: decoders ``kl_mean, kl_sem, kl_max, top1_agreement, ppl, ppl_float,
+ppl_delta_pct, nll_delta``, encoders ``cos_dist_mean, cos_dist_sem, cos_dist_max, emb_cos_dist_mean,
+emb_cos_dist_max``; ``pareto_divergence``: on the front of that figure against ECP5 LUT-eq;
+``seconds_divergence``, ``divergence_error``), and last ``<family>_cells_<type>`` counts.
 """
 
 from __future__ import annotations
@@ -19,11 +23,62 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["flat_row", "write_csv", "write_json", "write_markdown", "scrub", "columns", "fmt"]
+__all__ = ["flat_row", "write_csv", "write_json", "write_markdown", "scrub", "columns", "fmt", "DIVERGENCE_COLUMNS",
+           "DIVERGENCE_INFO", "divergence_column", "mark_divergence_fronts", "plot_divergence"]
 
 ERROR_COLUMNS = ("activations", "elements", "err_max_lsb", "err_mean_lsb", "err_max_real", "err_mean_real",
                  "saturated")
 FAMILY_COLUMNS = ("lut_equivalent", "ff", "dsp", "bram")
+#: the figures of spikeops.gen.llm.divergence as row columns (decoders, then encoders)
+DIVERGENCE_COLUMNS = ("kl_mean", "kl_sem", "kl_max", "top1_agreement", "ppl", "ppl_float", "ppl_delta_pct", "nll_delta",
+                      "cos_dist_mean", "cos_dist_sem", "cos_dist_max", "emb_cos_dist_mean", "emb_cos_dist_max")
+#: the headline divergence figure, by preference (decoders: KL; encoders: 1 - cos)
+DIVERGENCE_PRIMARY = ("kl_mean", "cos_dist_mean")
+#: what model_divergence returns about the measurement itself (kept in the meta, not on the rows)
+DIVERGENCE_INFO = ("tokens", "windows", "window", "text", "model", "family", "seconds_float")
+LUT = "ecp5_lut_equivalent"
+
+
+def divergence_column(rows) -> str | None:
+    """The headline divergence column the rows carry (``kl_mean`` or ``cos_dist_mean``), or None."""
+    return next((c for c in DIVERGENCE_PRIMARY if any(r.get(c) is not None for r in rows)), None)
+
+
+def mark_divergence_fronts(rows):
+    """``pareto_divergence`` on the measured rows of every operator with ECP5 LUT-eq: the front of
+    its headline divergence figure against LUT-eq (both minimised)."""
+    from .pareto import front_rows
+    for op in dict.fromkeys(r["op"] for r in rows):
+        mine = [r for r in rows if r["op"] == op]
+        col = divergence_column(mine)
+        measured = [r for r in mine if col and r.get(col) is not None]
+        if not any(r.get(LUT) not in (None, "") for r in measured):
+            continue
+        front = {id(r) for r in front_rows(measured, LUT, col)}
+        for r in measured:
+            r["pareto_divergence"] = id(r) in front
+
+
+def plot_divergence(op: str, rows, path):
+    """One panel, the headline divergence figure (log scale) against ECP5 LUT-eq with its front, in
+    the style of :mod:`spikeops.gen.sweep.plots`; None (nothing written) when no row has both."""
+    col = divergence_column(rows)
+    if col is None or not any(r.get(col) is not None and r.get(LUT) not in (None, "") for r in rows):
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from .plots import _panel
+    fig, ax = plt.subplots(1, 1, figsize=(6.4, 4.6))
+    label = "mean KL(float || converted), nats/token" if col == "kl_mean" else "mean 1 - cos(float, converted)"
+    _panel(ax, [r for r in rows if r.get(col) is not None], col, maximise=False, log=True, ylabel=label)
+    ax.set_title(f"{op}: model divergence against area")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def scrub(text: str) -> str:
@@ -167,6 +222,19 @@ def write_markdown(report: dict, path, plots: dict):
               "against ECP5 LUT-eq; `*` marks the default (base) configuration, `P` a point on the "
               "error front, `F` on the Fmax front."),
              "- `out_frac` swept alone keeps the output's integer bits (`spikeops.golden.registry.at_grid`).", ""]
+    div = meta.get("model_divergence")
+    if div:
+        lines[-1:-1] = [(f"- Model divergence (`--model-divergence {div['tokens']}`, "
+                         "`spikeops.gen.llm.divergence.model_divergence`): the embedded model that runs the operator "
+                         "with only this operator replaced, each instance at its calibrated scale, against the same "
+                         "model in float on held-out prose; for the points "
+                         + ("of the error front (every valid point of an operator without a front)"
+                            if div["points"] == "front" else "all valid points")
+                         + ". Decoders (SmolLM2): mean KL(float || converted) of the next-token distributions "
+                         "(nats/token, float64), its standard error and maximum over positions, top-1 agreement, "
+                         "perplexity of both on the text. Encoders (MiniLM has no masked-LM head, so no "
+                         "distribution): 1 - cos between float and converted final hidden states per token, and "
+                         "between the windows' mean-pooled embeddings.")]
     err_col = meta["pareto_error"]
     for op in meta["ops"]:
         ops_rows = [r for r in rows if r["op"] == op]
@@ -211,12 +279,13 @@ def write_markdown(report: dict, path, plots: dict):
                     f"{r['point']} ({_describe(r, swept, ops_rows)})" for r in front) + ".")
         model_cols = sorted({k for r in ops_rows for k in r if k.startswith("model_")})
         if model_cols:
-            lines += ["", ("Model-level accuracy of the points on the error front (`spikeops.gen.llm.model_accuracy."
+            lines += ["", ("Model-level accuracy of the points (`--model-points`; `spikeops.gen.llm.model_accuracy."
                            f"model_accuracy`, limit {meta['model_accuracy']}: only this operator replaced, "
                            "at calibrated scales; no float baseline, so compare the points with each other):"),
                       ""]
             lines += _table(["point", *model_cols], [[r["point"], *[_md_cell(fmt(r.get(c))) for c in model_cols]]
                                                      for r in ops_rows if any(c in r for c in model_cols)])
+        lines += _divergence_section(meta, op, ops_rows, swept)
         lines.append("")
     defaults = [r for r in rows if r["default"]]
     if defaults:
@@ -240,6 +309,40 @@ def write_markdown(report: dict, path, plots: dict):
     lines += [f"- {k}: {v}" for k, v in meta["tool_versions"].items()]
     lines += ["", "## Command", "", "```", meta["command"], "```", ""]
     Path(path).write_text("\n".join(lines))
+
+
+def _divergence_section(meta, op, rows, swept) -> list[str]:
+    """The divergence figures of ``op``'s measured rows: the text, a table, the front, the plot."""
+    div = meta.get("model_divergence")
+    measured = [r for r in rows if any(c in r for c in (*DIVERGENCE_COLUMNS, "divergence_error"))]
+    if not div or not measured:
+        return []
+    about = div["by_op"].get(op, {})
+    lines = ["", "Model divergence" + (f" on {about['model']}" if about.get("model") else "")
+             + (f", {about['description']}" if about.get("description") else "")
+             + (f" (float pass {about['seconds_float']:.0f} s)" if about.get("seconds_float") else "") + ":", ""]
+    cols = [c for c in DIVERGENCE_COLUMNS if any(r.get(c) is not None for r in measured)]
+    lut = any(r.get(LUT) not in (None, "") for r in measured)
+    header = ["point", *swept, "err max"] + (["ECP5 LUT-eq"] if lut else []) + cols + ["seconds"]
+    body = []
+    for r in measured:
+        mark = "P" if r.get("pareto_divergence") else ""
+        cells = [f"{r['point']}{' ' + mark if mark else ''}", *[_md_cell(fmt(r.get(k))) for k in swept],
+                 fmt(r.get("err_max_real"), "real")] + ([fmt(r.get(LUT))] if lut else [])
+        cells += [fmt(r.get(c), "real") if c.startswith(("kl_", "cos_", "emb_")) else fmt(r.get(c)) for c in cols]
+        cells.append(fmt(r.get("seconds_divergence")) if "divergence_error" not in r
+                     else "failed: " + _md_cell(r["divergence_error"]))
+        body.append(cells)
+    lines += _table(header, body)
+    col = divergence_column(measured)
+    front = [r for r in measured if r.get("pareto_divergence")]
+    if front:
+        lines += ["", f"Pareto front ({col} against ECP5 LUT-eq, `P` above): " + ", ".join(
+            f"{r['point']} ({_describe(r, swept, rows)})" for r in front) + "."]
+    plot = meta.get("divergence_plots", {}).get(op)
+    if plot:
+        lines += ["", f"![{op}: model divergence against ECP5 LUT-equivalent]({plot})"]
+    return lines
 
 
 def _describe(row, swept, rows) -> str:

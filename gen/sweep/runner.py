@@ -15,7 +15,12 @@ from .cache import StageCache
 from .executors import make_executor
 from .pareto import front_rows
 
-__all__ = ["Options", "run_sweep", "model_accuracy_function", "default_cache"]
+__all__ = ["Options", "run_sweep", "model_accuracy_function", "model_divergence_function", "default_cache",
+           "MODEL_POINTS"]
+
+#: which points the model-level figures run for: the error front (every valid point of an operator
+#: whose sweep has no front, e.g. without synthesis), or every valid point
+MODEL_POINTS = ("front", "all")
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Options:
     jobs: int = 2
     scheduler: str | None = None
     model_accuracy: int | None = None
+    model_divergence: int | None = None  # tokens of text (spikeops.gen.llm.divergence)
+    model_points: str = "front"
     pareto_error: str = "err_max_real"
     progress: bool = True
     command: str = "spikeops sweep"
@@ -59,6 +66,17 @@ def model_accuracy_function():
     return model_accuracy
 
 
+def model_divergence_function():
+    """The :mod:`spikeops.gen.llm.divergence` module (``model_divergence``, ``check_tokens``,
+    ``describe``), or ValueError when it cannot be imported in this installation."""
+    try:
+        import spikeops.gen.llm.divergence as divergence
+    except ImportError as err:
+        raise ValueError(f"--model-divergence: spikeops.gen.llm.divergence cannot be imported ({err}); the "
+                         "LLM evaluation is not available in this installation") from None
+    return divergence
+
+
 def _check(opts: Options):
     for f in opts.families:
         if f not in ("ecp5", "ice40"):
@@ -74,6 +92,10 @@ def _check(opts: Options):
         if opts.model_accuracy < 1:
             raise ValueError(f"--model-accuracy {opts.model_accuracy}: allowed: an integer >= 1")
         model_accuracy_function()
+    if opts.model_divergence is not None:
+        model_divergence_function().check_tokens(opts.model_divergence, "--model-divergence")
+    if opts.model_points not in MODEL_POINTS:
+        raise ValueError(f"--model-points {opts.model_points!r} is not allowed; allowed: {', '.join(MODEL_POINTS)}")
 
 
 def _source(opts: Options) -> accuracy.Source:
@@ -156,12 +178,16 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     _mark_fronts(rows, opts.pareto_error)
     if opts.model_accuracy is not None:
         _model_accuracy(rows, points, opts, cache)
+    divergence = None
+    if opts.model_divergence is not None:
+        divergence = _model_divergence(rows, points, opts, cache)
     meta = {"ops": ops, "command": opts.command, "activations": source.label,
             "capture": None if source.path is None else {"name": Path(source.path).name, "sha256": source.sha256},
             "rows_limit": opts.rows, "seed": opts.seed, "scales": source.scales, "activations_by_op": described, "stages": names, "families": list(opts.families),
             "pnr": opts.pnr_target.to_json() if opts.pnr else None, "timeout": opts.timeout,
             "executor": executor.name if executor else "none (everything cached)", "jobs": opts.jobs,
             "pareto_error": opts.pareto_error, "model_accuracy": opts.model_accuracy,
+            "model_points": opts.model_points, "model_divergence": divergence,
             "tool_versions": stages.tool_versions(), "swept": _swept(points),
             "base": {e.op: e.base for e in entries if e.base},
             "cache": {"stages": sum(len(v) for v in results.values()), "cached": sum(cached.values())},
@@ -174,6 +200,11 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
             plots[op] = plot_op(op, [r for r in rows if r["op"] == op], out / f"{op}.png",
                                 error_column=opts.pareto_error)
     meta["plots"] = {op: p.name for op, p in plots.items()}
+    if divergence is not None and opts.families and "ecp5" in opts.families:
+        for op in ops:
+            path = report.plot_divergence(op, [r for r in rows if r["op"] == op], out / f"{op}-divergence.png")
+            if path is not None:
+                meta["divergence_plots"] = {**meta.get("divergence_plots", {}), op: path.name}
     meta["wall_seconds"] = round(time.perf_counter() - t0, 1)
     report.write_csv(rows, out / "sweep.csv")
     report.write_json(rep, out / "sweep.json")
@@ -211,29 +242,81 @@ def _mark_fronts(rows, error_column: str):
             r["pareto_fmax"] = id(r) in fmax
 
 
-def _model_accuracy(rows, points, opts: Options, cache: StageCache):
-    """``model_<metric>`` on the rows of the error front (cached like a stage)."""
-    fn = model_accuracy_function()
+def _model_rows(rows) -> list[dict]:
+    """The rows the model-level figures run for (``Options.model_points``): per operator, its points
+    on the error front, or every valid point when it has no front (no synthesis, no error stage)."""
+    out = []
+    for op in dict.fromkeys(r["op"] for r in rows):
+        valid = [r for r in rows if r["op"] == op and r["status"] != "invalid"]
+        front = [r for r in valid if r.get("pareto_error")]
+        out += front or valid
+    return out
+
+
+def _model_stage(rows, points, opts: Options, cache: StageCache, stage: str, desc: str, measure, record):
+    """Run ``measure(point)`` (a dict of figures) for the model rows, cached like a stage under
+    ``stage``; ``record(row, result)`` puts a result on its row.  Returns the results by point."""
     by_id = {p.id: p for p in points}
-    front = [r for r in rows if r.get("pareto_error")]
-    bar = _progress(len(front), opts.progress, desc="model accuracy")
-    for r in front:
+    chosen = [r for r in rows if r["status"] != "invalid"] if opts.model_points == "all" else _model_rows(rows)
+    bar = _progress(len(chosen), opts.progress, desc=desc)
+    results = {}
+    for r in chosen:
         p = by_id[r["point"]]
-        t = stages.Task(p.op, p.id, p.cfg.params(), f"model-{opts.model_accuracy}")
+        t = stages.Task(p.op, p.id, p.cfg.params(), stage)
         res = cache.get(t)
         if res is None:
             t0 = time.perf_counter()
             try:
-                res = {"status": "ok", "metrics": fn(p.op, p.cfg, limit=opts.model_accuracy)}
+                res = {"status": "ok", "metrics": measure(p)}
             except Exception as err:  # noqa: BLE001 - recorded on the row
                 res = {"status": "failed", "failure": "error", "message": str(err)}
             res["seconds"] = time.perf_counter() - t0
             cache.put(t, res)
+        record(r, res)
+        results[p.id] = res
+        bar.set_postfix_str(f"{p.id} {res['status']}", refresh=False)
+        bar.update(1)
+    bar.close()
+    return results
+
+
+def _model_accuracy(rows, points, opts: Options, cache: StageCache):
+    """``model_<metric>`` on the model rows (cached like a stage)."""
+    fn = model_accuracy_function()
+
+    def record(r, res):
         if res["status"] == "ok":
             r.update({f"model_{k}": v for k, v in res["metrics"].items()})
         else:
             r["model_error"] = report.scrub(res["message"])
         r["seconds_model"] = round(res["seconds"], 1)
-        bar.set_postfix_str(f"{p.id} {res['status']}", refresh=False)
-        bar.update(1)
-    bar.close()
+
+    _model_stage(rows, points, opts, cache, f"model-{opts.model_accuracy}", "model accuracy",
+                 lambda p: fn(p.op, p.cfg, limit=opts.model_accuracy), record)
+
+
+def _model_divergence(rows, points, opts: Options, cache: StageCache) -> dict:
+    """The divergence figures (:mod:`spikeops.gen.llm.divergence`) on the model rows, cached like a
+    stage (key: configuration, N, text, model digests, code); the text and windows go to the meta,
+    the figures onto the rows (with their front against ECP5 LUT-eq).  Returns the meta entry."""
+    mod = model_divergence_function()
+    n = opts.model_divergence
+    info = {}
+
+    def record(r, res):
+        if res["status"] == "ok":
+            m = dict(res["metrics"])
+            about = {k: m.pop(k) for k in report.DIVERGENCE_INFO if k in m}
+            mine = info.setdefault(r["op"], {})
+            mine.update({k: v for k, v in about.items() if k != "seconds_float"})
+            mine["seconds_float"] = max(mine.get("seconds_float", 0.0), about.get("seconds_float", 0.0))
+            r.update(m)
+        else:
+            r["divergence_error"] = report.scrub(res["message"])
+        r["seconds_divergence"] = round(res["seconds"], 1)
+
+    _model_stage(rows, points, opts, cache, f"divergence-{n}", "model divergence",
+                 lambda p: mod.model_divergence(p.op, p.cfg, tokens=n), record)
+    report.mark_divergence_fronts(rows)
+    by_op = {op: {**i, "description": mod.describe(i["family"], n, i["window"])} for op, i in info.items()}
+    return {"tokens": n, "points": opts.model_points, "by_op": by_op}

