@@ -25,6 +25,7 @@ from spikeops.golden import registry
 from spikeops.golden.changes import apply_changes, parse_sets
 from spikeops.verif.env import Simulator
 
+from .llm.command import check_counts
 from .llm.defaults import CALIBRATION_TEXTS
 from .target import Family, add_target_args
 
@@ -37,6 +38,30 @@ def build_config(op: str, sets=None):
     return apply_changes(registry.get(op).default(), parse_sets(sets))
 
 
+class _UsageError(Exception):
+    """A command line argparse refuses (an unknown option, a choice not allowed, a value of the
+    wrong type), reported on one line like every other error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        cmd = self.prog.removeprefix("spikeops").strip()
+        raise _UsageError(f"{cmd + ': ' if cmd else ''}{message} (see `{self.prog} --help`)")
+
+
+def _check_outputs(**paths) -> None:
+    """Each given output file (by option name) can be written, checked before any work."""
+    from .files import check_writable
+    for option, path in paths.items():
+        if path:
+            check_writable(path, f"--{option}")
+
+
+def _write_json(path, rows) -> None:
+    from .files import write_atomic
+    write_atomic(path, json.dumps(rows, indent=1))
+
+
 def _ops_arg(p):
     p.add_argument("--ops", nargs="+", choices=list(registry.OPERATORS), metavar="OP",
                    help=f"operators (default: all of {', '.join(registry.OPERATORS)})")
@@ -44,6 +69,8 @@ def _ops_arg(p):
 
 def _cmd_errors(args) -> int:
     from . import errors
+    check_counts("errors", args, size=1, seed=0)
+    _check_outputs(json=args.json, markdown=args.markdown)
     rep = errors.report(args.ops, size=args.size, seed=args.seed)
     print(errors.format_table(rep))
     print()
@@ -57,6 +84,8 @@ def _cmd_errors(args) -> int:
 
 def _cmd_bench(args) -> int:
     from . import bench
+    check_counts("bench", args, elements=1, repeats=1, threads=1)
+    _check_outputs(json=args.json)
     if args.fast_backend:
         rows = bench.fast_backend_speed(args.ops, repeats=args.repeats, threads=args.threads)
         print(bench.format_fast_backend(rows))
@@ -64,7 +93,7 @@ def _cmd_bench(args) -> int:
         rows = bench.golden_throughput(args.ops, elements=args.elements, repeats=args.repeats)
         print(bench.format_bench(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        _write_json(args.json, rows)
     return 0 if all(r.get("bit_exact", True) for r in rows) else 1
 
 
@@ -76,7 +105,9 @@ def _cmd_config(args) -> int:
 def _cmd_verilog(args) -> int:
     from spikeops.hdl.emit import emit
 
+    from .files import check_writable, staged_folder
     from .fpga import write_fpga_files
+    check_writable(args.out, "-o/--out", folder=True)
     if args.plan:  # every distinct configuration of a conversion plan, one folder each
         from .llm.plan import Plan
         if args.op or args.set:
@@ -85,21 +116,26 @@ def _cmd_verilog(args) -> int:
         jobs = []
         for (op, h), cfg in plan.configs().items():
             users = [i["name"] for i in plan.instances if i["op"] == op and i["config"].stable_hash() == h]
-            jobs.append((op, cfg, Path(args.out) / f"{op}-{h}", users))
+            jobs.append((op, cfg, f"{op}-{h}", users))
     elif not args.op:
         raise ValueError("verilog: give --op OP (or all) or --plan FILE")
+    elif args.op == "all" and args.set:
+        raise ValueError(f"verilog: --set {args.set[0]!r} with --op all is not allowed (the operators have "
+                         "different parameters); allowed: --set with one --op")
     else:
         ops = list(registry.OPERATORS) if args.op == "all" else [args.op]
-        jobs = [(op, build_config(op, args.set if args.op != "all" else None), Path(args.out), None) for op in ops]
-    for op, cfg, out, users in jobs:
-        m = emit(op, cfg, out)
-        extra = write_fpga_files(m, out)
-        ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
-        print(f"{op}: {out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
-        if users:
-            print(f"  serves {len(users)} instance(s): {', '.join(users[:3])}{' ...' if len(users) > 3 else ''}")
-        print(f"  ports: {ports}")
-        print(f"  FPGA flow: {', '.join(f.name for f in extra)}")
+        jobs = [(op, build_config(op, args.set), ".", None) for op in ops]
+    with staged_folder(args.out) as staged:  # the files land in -o when every one is written
+        for op, cfg, sub, users in jobs:
+            m = emit(op, cfg, staged / sub)
+            extra = write_fpga_files(m, staged / sub)
+            out = Path(args.out) / sub if sub != "." else Path(args.out)
+            ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
+            print(f"{op}: {out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
+            if users:
+                print(f"  serves {len(users)} instance(s): {', '.join(users[:3])}{' ...' if len(users) > 3 else ''}")
+            print(f"  ports: {ports}")
+            print(f"  FPGA flow: {', '.join(f.name for f in extra)}")
     return 0
 
 
@@ -109,9 +145,10 @@ def _cmd_synth(args) -> int:
     from spikeops.hdl.emit import emit
 
     from .synth import SynthesisError, synthesise
+    _check_outputs(json=args.json)
+    configs = {op: build_config(op, args.set) for op in args.ops or list(registry.OPERATORS)}  # all checked first
     rows = []
-    for op in args.ops or list(registry.OPERATORS):
-        cfg = build_config(op, args.set)
+    for op, cfg in configs.items():
         with tempfile.TemporaryDirectory(prefix="spikeops-v-") as tmp:
             m = emit(op, cfg, tmp)
             try:
@@ -126,35 +163,100 @@ def _cmd_synth(args) -> int:
             print(f"{op:10} LUT-eq {r['lut_equivalent']:6}  FF {r['ff']:6}  DSP {r['dsp']:3}  BRAM {r['bram']:3}  "
                   f"({r['seconds']:.0f} s)  latency: {m['latency']['formula']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        _write_json(args.json, rows)
     return 1 if any("error" in r for r in rows) else 0
 
 
 def _cmd_cosim_bench(args) -> int:
     from . import cosim_bench
-    rows = cosim_bench.golden_throughput(args.ops, args.sims, elements=args.elements, repeats=args.repeats,
-                                 valid_p=args.valid_p, ready_p=args.ready_p)
+    check_counts("cosim-bench", args, elements=1, repeats=1)
+    for name in ("valid_p", "ready_p"):
+        v = getattr(args, name)
+        if not 0 < v <= 1:
+            raise ValueError(f"cosim-bench: --{name.replace('_', '-')} {v:g} is not allowed; allowed: a "
+                             "probability in (0, 1]")
+    _check_outputs(json=args.json)
+    rows = cosim_bench.cosim_throughput(args.ops, args.sims, elements=args.elements, repeats=args.repeats,
+                                        valid_p=args.valid_p, ready_p=args.ready_p)
     print(cosim_bench.format_rows(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        _write_json(args.json, rows)
     return 0
+
+
+def _check_sweep(args) -> None:
+    """What a sweep would otherwise find wrong only after making its folder: the output and cache
+    folders, the grid, the capture file, and whether each entry's default point runs on the
+    captured rows (a capture of another model's shapes).  The activations loaded here stay in
+    :func:`spikeops.gen.sweep.accuracy.load`'s cache for the sweep itself."""
+    from .files import check_writable
+    from .sweep import accuracy, grid
+    check_writable(args.out, "-o/--out", folder=True)
+    if args.cache:
+        check_writable(args.cache, "--cache", folder=True)
+    entries = grid.entries_from_args(args.spec, args.op, args.grid, args.point, args.set)
+    if args.capture is None:
+        return
+    check_counts("sweep", args, rows=1, seed=0)
+    path = Path(args.capture)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ValueError(f"sweep: --capture {args.capture!r} {what}; allowed: a .npz written by `spikeops capture`")
+    source = accuracy.Source(str(path.resolve()), accuracy.file_hash(path), args.rows, args.seed, args.scales)
+    for e in entries:
+        acts = accuracy.load(source, e.op)
+        cfg = grid.make_config(e.op, e.base)
+        try:
+            accuracy.check_point(acts, cfg)
+        except ValueError as err:
+            raise ValueError(f"sweep: the default point of {e.op} cannot run on --capture {path.name}: {err}; "
+                             f"allowed: a capture of the model the operator is sized for") from None
 
 
 def _cmd_sweep(args) -> int:
     from .sweep.command import run_command
+    _check_sweep(args)
     return run_command(args)
 
 
 def _cmd_run(args) -> int:
-    from .job import main_cli
+    from spikeops.verif import env
+
+    from .files import check_writable
+    from .job import RunOptions, main_cli
+    from .llm.models import model_config
+    check_writable(args.out, "--out", folder=True)
+    RunOptions.from_args(args)  # the numbers and the FPGA target, checked
+    if not args.pnr_timeout > 0:
+        raise ValueError(f"run: --pnr-timeout {args.pnr_timeout:g} is not allowed; allowed: seconds > 0")
+    if args.sim and env.unavailable_reason(args.sim):
+        raise ValueError(f"run: --sim {args.sim} is not usable here ({env.unavailable_reason(args.sim)}); "
+                         f"allowed: a simulator installed here, or leave --sim out")
+    model_config(args.model)  # the model, before the report folder is made
     return main_cli(args)
+
+
+def _outputs(args) -> list:
+    """The paths a command may write (output files and folders, plans, caches)."""
+    return [getattr(args, a) for a in ("out", "json", "markdown", "plan", "cache")
+            if isinstance(getattr(args, a, None), str)]
+
+
+def _one_line(err: BaseException) -> str:
+    """An expected error as one line: its message, or for a system error the path, the reason and
+    the error's type."""
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror or err} ({type(err).__name__})"
+    else:
+        text = str(err) or type(err).__name__
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def main(argv=None) -> int:
     import os
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models and data come from the pinned wheels
-    parser = argparse.ArgumentParser(prog="spikeops", description=__doc__.split("\n")[1].strip() or None,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="spikeops", description=__doc__.split("\n")[1].strip() or None,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("errors", help="error report against the exact float64 operators")
@@ -235,11 +337,18 @@ def main(argv=None) -> int:
     add_target_args(p, family=False)
     p.set_defaults(func=_cmd_run)
 
-    args = parser.parse_args(argv)
+    from .files import first_missing, remove_empty_folders
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as err:
+        print(f"spikeops: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    made = [first_missing(p) for p in _outputs(args)]
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"spikeops: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # bad input, a file that cannot be read or written; not a bug's
+        remove_empty_folders(made)  # folders this call made before it found the error
+        print(f"spikeops: error: {_one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -24,6 +24,11 @@ pickles, ``np.load(path)`` opens it):
 ``<key>.gamma`` / ``<key>.beta``
     int64 ``(d,)``, norms only: the weight codes in the instance's gamma / beta format.
 
+:func:`save` writes the file under a temporary name and renames it into place; :func:`load` refuses,
+with a ValueError naming the file (and the instance), a file that is not a whole capture (empty,
+truncated, another format) or whose arrays do not fit their configurations (rows of another length
+than ``d`` or longer than ``d_max``, weights of another length, codes outside the input format).
+
 Written by the recorder of ``spikeops.gen.llm.capture`` (row sampling: every row is a candidate; an instance keeps at most ``max_rows`` rows, chosen by a
 deterministic reservoir (seeded), so the file size is bounded whatever the number of prompts); this module needs only numpy and golden, so every layer reads
 the format from here.
@@ -32,14 +37,18 @@ the format from here.
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import registry
-from .fixed import dequantize
+from .fixed import check_codes, dequantize
 
 __all__ = ["Captured", "Capture", "load", "save", "pad_rows", "FORMAT", "VERSION"]
 
@@ -152,9 +161,12 @@ def pad_rows(rows, mrows, d, cfg):
 
 
 def save(capture: Capture, path) -> Path:
-    """Write ``capture`` as a ``.npz`` in the documented format; return the path."""
+    """Write ``capture`` as a ``.npz`` in the documented format; return the path (``.npz`` is
+    appended to a name without it, as NumPy does).  The file is written under a temporary name in
+    its folder and renamed into place, so a reader never sees half of one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
     arrays, entries = {}, []
     keys = set()
     for c in capture.instances:
@@ -173,30 +185,119 @@ def save(capture: Capture, path) -> Path:
                         "calls": c.calls, "rows_seen": c.rows_seen, "rows_kept": int(len(c.x))})
     meta = dict(capture.meta, format=FORMAT, version=VERSION, instances=entries)
     arrays["__meta__"] = np.array(json.dumps(meta))
-    np.savez_compressed(path, **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
+#: what reading a file that is not a whole ``.npz`` raises (truncated, empty, another format)
+_UNREADABLE = (zipfile.BadZipFile, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError, KeyError,
+               ValueError, OSError)
+
+
+def _read(path: Path) -> tuple[dict, dict]:
+    """``(meta, arrays)`` of a capture file, every array read; ValueError naming the file when it
+    is not a whole ``.npz`` with a JSON ``__meta__``."""
+    allowed = "allowed: a .npz written by `spikeops capture`"
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not magic:
+        raise ValueError(f"capture: {path} is empty; {allowed}")
+    if magic[:2] != b"PK":  # every .npz is a zip archive
+        raise ValueError(f"capture: {path} is not a .npz (zip) archive; {allowed}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except _UNREADABLE as err:
+        raise ValueError(f"capture: {path} is truncated or damaged ({type(err).__name__}: {err}); {allowed}") from None
+    if "__meta__" not in arrays:
+        raise ValueError(f"capture: {path} has no __meta__ entry; not a {FORMAT} file; {allowed}")
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"capture: {path}: __meta__ is not JSON ({err}); {allowed}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"capture: {path}: __meta__ is not a JSON object; {allowed}")
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(f"capture: {path} is format {meta.get('format')!r} version "
+                         f"{meta.get('version')!r}; allowed: {FORMAT!r} version {VERSION}")
+    if not isinstance(meta.get("instances"), list):
+        raise ValueError(f"capture: {path}: __meta__ has no list of instances; {allowed}")
+    return meta, arrays
+
+
+_ENTRY_KEYS = ("key", "name", "op", "layer", "config", "shape_seen", "calls", "rows_seen")
+
+
+def _instance(path: Path, e, arrays: dict) -> Captured:
+    """One instance of the file, its arrays checked against its configuration (ValueError naming
+    the file, the instance and what is wrong)."""
+    if not isinstance(e, dict) or any(k not in e for k in _ENTRY_KEYS):
+        missing = [k for k in _ENTRY_KEYS if not isinstance(e, dict) or k not in e]
+        raise ValueError(f"capture: {path}: an instance entry lacks {', '.join(missing)}; allowed: entries with "
+                         f"{', '.join(_ENTRY_KEYS)}")
+    k, where = e["key"], f"capture: {path}: instance {e['name']!r}"
+    try:
+        rec = registry.get(e["op"])
+        params = e["config"].get("params", e["config"]) if isinstance(e["config"], dict) else None
+        if not isinstance(params, dict):
+            raise ValueError(f"config={e['config']!r} is not allowed; allowed: an object of parameters")
+        known = list(rec.default().params())
+        unknown = [p for p in params if p not in known]
+        if unknown:
+            raise ValueError(f"{rec.name}: unknown parameter(s) {unknown}; known: {', '.join(known)}")
+        cfg = rec.config.from_json(e["config"])
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
+        raise ValueError(f"{where}: {kind}{err}") from None
+    x = arrays.get(f"{k}.x")
+    if x is None:
+        raise ValueError(f"{where} has no array {k}.x; allowed: every instance with its rows")
+    if x.ndim != 2 or x.dtype.kind not in "iu":
+        raise ValueError(f"{where}: {k}.x is {x.dtype} of shape {x.shape}; allowed: integers of shape (rows, d)")
+    get = (lambda s: arrays.get(f"{k}.{s}"))
+    mask = get("mask")
+    if mask is not None and (mask.shape != x.shape or mask.dtype != bool):
+        raise ValueError(f"{where}: {k}.mask is {mask.dtype} of shape {mask.shape}; allowed: bool of the rows' "
+                         f"shape {x.shape}")
+    if x.shape[0]:
+        try:
+            rec.check_row_length(cfg, int(x.shape[1]), "captured rows")
+            check_codes(x, cfg.in_format, owner=e["op"], name=f"{k}.x", allow_mask=rec.masked)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+    weights = {}
+    for w in ("gamma", "beta"):
+        v = get(w)
+        if v is None:
+            continue
+        if v.shape != (x.shape[1],) or v.dtype.kind not in "iu":
+            raise ValueError(f"{where}: {k}.{w} is {v.dtype} of shape {v.shape}; allowed: integers of shape "
+                             f"({x.shape[1]},), one per row element")
+        weights[w] = v
+    return Captured(name=e["name"], op=e["op"], layer=e["layer"], cfg=cfg, x=x, mask=mask,
+                    gamma=weights.get("gamma"), beta=weights.get("beta"), shape_seen=tuple(e["shape_seen"]),
+                    calls=e["calls"], rows_seen=e["rows_seen"])
+
+
 def load(path) -> Capture:
-    """Read a capture ``.npz``; the configurations come back as configuration objects."""
+    """Read a capture ``.npz``; the configurations come back as configuration objects.
+
+    FileNotFoundError when there is no such file; ValueError naming the file (and the instance)
+    when it is not a whole capture (truncated, another format) or its arrays do not fit their
+    configurations (rows of another length than ``d``, codes outside the input format)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"capture: {path} does not exist (write one with `spikeops capture`)")
-    with np.load(path, allow_pickle=False) as z:
-        if "__meta__" not in z.files:
-            raise ValueError(f"capture: {path} has no __meta__ entry; not a {FORMAT} file")
-        meta = json.loads(str(z["__meta__"]))
-        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise ValueError(f"capture: {path} is format {meta.get('format')!r} version "
-                             f"{meta.get('version')!r}; allowed: {FORMAT!r} version {VERSION}")
-        out = []
-        for e in meta["instances"]:
-            k = e["key"]
-            cfg = registry.get(e["op"]).config.from_json(e["config"])
-            get = (lambda s: z[f"{k}.{s}"] if f"{k}.{s}" in z.files else None)
-            out.append(Captured(name=e["name"], op=e["op"], layer=e["layer"], cfg=cfg, x=z[f"{k}.x"],
-                                mask=get("mask"), gamma=get("gamma"), beta=get("beta"),
-                                shape_seen=tuple(e["shape_seen"]), calls=e["calls"],
-                                rows_seen=e["rows_seen"]))
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"capture: {path} {what} (write one with `spikeops capture`)")
+    meta, arrays = _read(path)
+    out = [_instance(path, e, arrays) for e in meta["instances"]]
     meta.pop("instances")
     return Capture(out, meta)

@@ -14,3 +14,21 @@ def tiny_llama(seed: int = 0, max_positions: int = 64, eager: bool = False):
     if eager:
         model.set_attn_implementation("eager")
     return model
+
+
+def save_tiny_llama(folder, max_positions: int = 1024):
+    """:func:`tiny_llama` saved as a model folder with a character tokenizer (letters, digits,
+    punctuation; ``<unk>``, ``<s>``, ``</s>``), as a user's local model would be; returns the folder."""
+    import string
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = string.ascii_letters + string.digits + ".,;:!?'\"-()"
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
+    tok = Tokenizer(models.BPE(vocab, [], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                            pad_token="</s>").save_pretrained(folder)
+    tiny_llama(max_positions=max_positions).save_pretrained(folder)
+    return folder

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .defaults import CALIBRATION_TEXTS
 
-__all__ = ["add_commands", "parse_layers", "capture_run"]
+__all__ = ["add_commands", "parse_layers", "capture_run", "check_counts"]
 
 
 def parse_layers(text: str | None):
@@ -33,40 +33,100 @@ def parse_layers(text: str | None):
 
 
 def _configs(sets) -> dict:
-    """``["silu.out_frac=14", ...]`` -> ``{"silu": config with the changes}``."""
+    """``["silu.out_frac=14", ...]`` -> ``{"silu": {"out_frac": 14}}`` (the operators checked; the
+    values are checked against the model's configurations by :func:`_base_configs`)."""
     from spikeops.golden import registry
 
     from spikeops.golden.changes import parse_sets
     changes: dict = {}
     for item in sets or ():
         key = item.split("=", 1)[0]
-        if "." not in key:
+        if "." not in key or "=" not in item:
             raise ValueError(f"--set {item!r}: expected OP.KEY=VALUE, e.g. softmax.out_frac=16")
         op, k = key.split(".", 1)
-        registry.get(op)
+        try:
+            registry.get(op)
+        except ValueError as err:
+            raise ValueError(f"--set {item!r}: {err}") from None
         changes.setdefault(op, {}).update(parse_sets([item[len(op) + 1:]]))
     return changes
 
 
-def _session_and_plan(args):
+def _base_configs(hf_config, changes: dict) -> dict:
+    """``{op: the model-sized default of op with its changes}`` (validated: the error names the
+    operator, the parameter, the value and what is allowed)."""
     from spikeops.golden.changes import apply_changes
 
-    from .plan import Plan, default_config
+    from .plan import default_config
+    return {op: apply_changes(default_config(op, hf_config), ch) for op, ch in changes.items()}
+
+
+def check_counts(cmd: str, args, **lowest) -> None:
+    """Each named option of ``args``, when given, is a number of at least its lowest value
+    (ValueError naming the command, the option, the value and what is allowed)."""
+    for name, lo in lowest.items():
+        v = getattr(args, name, None)
+        if v is not None and v < lo:
+            raise ValueError(f"{cmd}: --{name.replace('_', '-')} {v} is not allowed; allowed: an integer >= {lo}")
+
+
+def _check_plan_for(plan, path, model: str, name: str, family: str) -> None:
+    """Refuse a plan made for another model than ``--model`` (the rule of the lm-eval adapter: the
+    plan's model is the argument or its name, and the family is the same)."""
+    names = {model, name, Path(model).name}
+    if plan.family != family or not ({plan.model, Path(str(plan.model)).name} & names):
+        raise ValueError(f"--plan {str(path)!r} was made for model {plan.model!r} ({plan.family}), not "
+                         f"{model!r} ({family}); allowed: a plan made for {model!r} (spikeops convert --model "
+                         f"{model} --plan FILE), or a new file for the plan to be written to")
+
+
+def _prepare(args, cmd: str, *, read_plan: bool):
+    """Every check that needs no calibration, before any work and any output: the options' numbers,
+    ``--layers``, the model (its configuration only), ``--set`` on the model's configurations and,
+    with ``read_plan``, an existing ``--plan`` (made for this model, not combined with --set,
+    --layers or --kinds).  Returns ``(changes, layers, plan or None)``."""
+    from .models import model_config
+    from .plan import Plan
+    from .sites import KINDS
+
+    check_counts(cmd, args, calibration_texts=1)
+    changes = _configs(args.set)
+    layers = parse_layers(args.layers)
+    name, family, hf_config = model_config(args.model)
+    n = getattr(hf_config, "num_hidden_layers", None)
+    bad = [i for i in layers or () if n is not None and not 0 <= i < n]
+    if bad:
+        raise ValueError(f"{cmd}: --layers {args.layers!r}: layer {bad[0]} does not exist in {args.model}; "
+                         f"allowed: 0 .. {n - 1}")
+    _base_configs(hf_config, changes)
+    plan = None
+    if read_plan and args.plan and Path(args.plan).exists():
+        plan = Plan.load(args.plan)
+        given = [o for o, v in (("--set", args.set), ("--layers", args.layers),
+                                ("--kinds", list(args.kinds) != list(KINDS))) if v]
+        if given:
+            raise ValueError(f"{cmd}: --plan {args.plan!r} exists, and its configurations are used; "
+                             f"{', '.join(given)} would change nothing; allowed: drop {', '.join(given)}, or "
+                             "give --plan a new file to write the plan to")
+        _check_plan_for(plan, args.plan, args.model, name, family)
+    return changes, layers, plan
+
+
+def _session_and_plan(args, changes, layers, plan):
     from .session import Session
     session = Session(args.model, calibration_texts=args.calibration_texts)
-    if getattr(args, "plan", None) and Path(args.plan).exists() and not getattr(args, "write_plan", False):
-        return session, Plan.load(args.plan)
-    base = {op: apply_changes(default_config(op, session.lm.model.config), ch)
-            for op, ch in _configs(args.set).items()}
-    plan = session.plan(kinds=args.kinds, layers=parse_layers(args.layers), configs=base)
-    return session, plan
+    if plan is not None:
+        return session, plan
+    base = _base_configs(session.lm.model.config, changes)
+    return session, session.plan(kinds=args.kinds, layers=layers, configs=base)
 
 
 def _cmd_convert(args) -> int:
+    from ..files import check_writable
     if not args.plan:
         raise ValueError("convert: --plan FILE is required (where to write the plan)")
-    args.write_plan = True
-    session, plan = _session_and_plan(args)
+    check_writable(args.plan, "--plan")
+    session, plan = _session_and_plan(args, *_prepare(args, "convert", read_plan=False))
     path = plan.save(args.plan)
     print(f"plan: {len(plan.instances)} instances of {session.name} ({plan.family}) -> {path}")
     for (op, h), cfg in plan.configs().items():
@@ -76,14 +136,21 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from ..files import check_writable
+    from .models import model_config
     from .operators import set_backend
     from .table import evaluation_table, format_table
+    check_counts("eval", args, limit=1, ppl_limit=0, batch_tokens=1, sentences=1, speed_repeats=0,
+                  calibration_texts=1)
+    check_writable(args.out, "--out", folder=True)
+    changes = _configs(args.set)
+    _base_configs(model_config(args.model)[2], changes)
     set_backend(args.backend)
     rep = evaluation_table(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
                            ablations=args.ablations, out_dir=args.out, batch_tokens=args.batch_tokens,
                            n_sentences=args.sentences, calibration_texts=args.calibration_texts,
                            rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats,
-                           changes=_configs(args.set))
+                           changes=changes)
     print(format_table(rep))
     print(f"eval: {rep['wall_seconds']:.0f} s; results in {args.out}/eval.json and eval.md")
     return 0
@@ -111,13 +178,20 @@ def capture_run(session, plan, prompts: int = 16, max_rows: int = 256, seed: int
 
 
 def _cmd_capture(args) -> int:
+    from ..files import check_writable
     from .capture import save
     t0 = time.perf_counter()
-    session, plan = _session_and_plan(args)
-    if args.plan and not Path(args.plan).exists():
-        print(f"capture: plan written to {plan.save(args.plan)}")
+    check_counts("capture", args, prompts=1, max_rows=1, seed=0)
+    check_writable(args.out, "-o/--out")
+    new_plan = bool(args.plan) and not Path(args.plan).exists()
+    if new_plan:
+        check_writable(args.plan, "--plan")
+    prepared = _prepare(args, "capture", read_plan=True)
+    session, plan = _session_and_plan(args, *prepared)
     cap = capture_run(session, plan, args.prompts, args.max_rows, args.seed)
     path = save(cap, args.out)
+    if new_plan:
+        print(f"capture: plan written to {plan.save(args.plan)}")
     rows = sum(len(c.x) for c in cap.instances)
     print(f"capture: {len(cap.instances)} instances, {rows} rows kept, {Path(path).stat().st_size / 1e6:.1f} MB "
           f"-> {path} ({time.perf_counter() - t0:.0f} s)")

@@ -15,6 +15,7 @@ command sets ``HF_HUB_OFFLINE=1``), so a library user keeps hub access for their
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from ..files import cache_root
 
-__all__ = ["LoadedModel", "load", "cache_dir", "EMBEDDED", "EmbeddedModel", "package_dir", "family_of",
+__all__ = ["LoadedModel", "load", "model_config", "cache_dir", "EMBEDDED", "EmbeddedModel", "package_dir", "family_of",
            "model_for", "embedded_operators"]
 
 
@@ -105,23 +106,83 @@ def family_of(config) -> str:
                      "BERT-family (LayerNorm) models")
 
 
+#: what ``--model`` takes, for messages
+ALLOWED = (f"allowed: {', '.join(EMBEDDED)}, a Hugging Face model folder (config.json, weights, tokenizer) or a "
+           ".gguf file of a Llama- or BERT-family model")
+#: weight files transformers reads from a model folder
+_WEIGHTS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model.bin.index.json")
+
+
 def _resolve(name_or_path: str) -> tuple[str, Path, str | None]:
     if name_or_path in EMBEDDED:
         m = EMBEDDED[name_or_path]
         return name_or_path, package_dir(m.module) / m.path, m.family
     path = Path(name_or_path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(
-            f"model={name_or_path!r} is neither an embedded model ({', '.join(EMBEDDED)}) nor an "
-            "existing path (a Hugging Face model folder or a .gguf file)")
+        raise FileNotFoundError(f"model={name_or_path!r} is neither an embedded model nor an existing path; "
+                                f"{ALLOWED}")
+    if path.is_file() and path.suffix != ".gguf":
+        raise ValueError(f"model={name_or_path!r}: a model file must be a .gguf; otherwise pass the model's "
+                         f"folder; {ALLOWED}")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"model={name_or_path!r}: the folder has no config.json, so it holds no Hugging "
+                             f"Face model; {ALLOWED}")
+        if not any(next(path.glob(p), None) for p in _WEIGHTS):
+            raise ValueError(f"model={name_or_path!r}: the folder has no weights (model.safetensors or "
+                             f"pytorch_model.bin); {ALLOWED}")
     return path.stem if path.is_file() else path.name, path, None
+
+
+def _gguf_target(gguf: Path) -> Path:
+    """Where the dequantised checkpoint of ``gguf`` is cached."""
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:12]
+    return cache_dir() / f"{gguf.stem}-{digest}"
+
+
+@contextlib.contextmanager
+def _not_a_model(name_or_path: str):
+    """transformers' refusals of a user's path that is not a model as one ValueError naming it (an
+    embedded model is a model: what goes wrong with it is left as it is)."""
+    if name_or_path in EMBEDDED:
+        yield
+        return
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as err:
+        if isinstance(err, ValueError) and str(err).startswith(f"model={name_or_path!r}"):
+            raise
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"model={name_or_path!r} is not a model transformers can load ({text}); {ALLOWED}") from None
+
+
+def model_config(name_or_path: str = "smollm2"):
+    """``(name, family, transformers configuration)`` of a model without loading its weights: a
+    quick check of a ``--model`` argument (and the sizes changes are made for) before any work;
+    FileNotFoundError or ValueError naming the model and what is allowed when it is none."""
+    from transformers import AutoConfig
+
+    name, path, family = _resolve(name_or_path)
+    with _not_a_model(name_or_path):
+        if path.is_file():
+            cached = _gguf_target(path)
+            if (cached / "config.json").is_file():
+                config = AutoConfig.from_pretrained(str(cached), local_files_only=True)
+            else:
+                config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        else:
+            config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    try:
+        family = family or family_of(config)
+    except ValueError as err:
+        raise ValueError(f"model={name_or_path!r}: {err}") from None
+    return name, family, config
 
 
 def _gguf_cached(gguf: Path, quiet: bool) -> Path:
     """Dequantise a GGUF once into ``cache_dir()/<stem>-<digest>/`` (safetensors); return the folder."""
-    stat = gguf.stat()
-    digest = hashlib.sha256(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:12]
-    target = cache_dir() / f"{gguf.stem}-{digest}"
+    target = _gguf_target(gguf)
     if (target / "model.safetensors").exists() and (target / "config.json").exists():
         return target
     import torch
@@ -151,26 +212,39 @@ def _gguf_cached(gguf: Path, quiet: bool) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """transformers' weight-loading bars off for a moment (stderr stays for messages)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def load(name_or_path: str = "smollm2", quiet: bool = False) -> LoadedModel:
-    """Load ``name_or_path`` (an embedded name or a local path) as an fp32 model in eval mode."""
+    """Load ``name_or_path`` (an embedded name or a local path) as an fp32 model in eval mode;
+    FileNotFoundError or ValueError naming the model and what is allowed when it is not one."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     name, path, family = _resolve(name_or_path)
-    if path.is_file():
-        if path.suffix != ".gguf":
-            raise ValueError(f"model={name_or_path!r}: a model file must be a .gguf; "
-                             "otherwise pass the model's folder")
-        folder = _gguf_cached(path, quiet)
-    else:
-        folder = path
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-    family = family or family_of(config)
-    cls = AutoModelForCausalLM if family == "llama" else AutoModel
-    model = cls.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager",
-                                local_files_only=True)
-    model.eval()
-    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    with _not_a_model(name_or_path), _no_progress_bars():
+        folder = _gguf_cached(path, quiet) if path.is_file() else path
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        try:
+            family = family or family_of(config)
+        except ValueError as err:
+            raise ValueError(f"model={name_or_path!r}: {err}") from None
+        cls = AutoModelForCausalLM if family == "llama" else AutoModel
+        model = cls.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager",
+                                    local_files_only=True)
+        model.eval()
+        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return LoadedModel(name=name, family=family, model=model, tokenizer=tok, source=str(path))

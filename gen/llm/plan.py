@@ -23,7 +23,7 @@ from ..files import write_atomic
 from .calibrate import calibrated
 from .sites import KINDS, activation, discover, n_layers
 
-__all__ = ["Plan", "make_plan", "apply_plan", "default_config", "FORMAT"]
+__all__ = ["Plan", "make_plan", "apply_plan", "check_plan", "default_config", "FORMAT"]
 
 FORMAT = "spikeops-plan"
 VERSION = 1
@@ -45,11 +45,29 @@ class Plan:
                 "instances": inst}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Plan":
+    def from_json(cls, data: dict, source: str = "plan") -> "Plan":
+        """The plan of parsed JSON ``data``; ValueError naming ``source`` (the file), the field or
+        instance, the value and what is allowed when it is not a conversion plan."""
+        allowed = "allowed: a plan written by `spikeops convert --plan FILE`"
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: a JSON {type(data).__name__}, not a conversion plan; {allowed}")
         if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ValueError(f"plan: format {data.get('format')!r} version {data.get('version')!r} "
+            raise ValueError(f"{source}: format {data.get('format')!r} version {data.get('version')!r} "
                              f"is not allowed; allowed: {FORMAT!r} version {VERSION}")
-        inst = [dict(i, config=registry.get(i["op"]).config.from_json(i["config"])) for i in data["instances"]]
+        missing = [k for k in ("model", "family", "kinds", "layers", "instances") if k not in data]
+        if missing:
+            raise ValueError(f"{source}: no {', '.join(missing)}; {allowed}")
+        from .models import FAMILIES
+        if data["family"] not in FAMILIES:
+            raise ValueError(f"{source}: family={data['family']!r} is not allowed; allowed: {', '.join(FAMILIES)}")
+        if not isinstance(data["kinds"], list) or set(data["kinds"]) - set(KINDS):
+            raise ValueError(f"{source}: kinds={data['kinds']!r} is not allowed; allowed: a list of {', '.join(KINDS)}")
+        if data["layers"] is not None and (not isinstance(data["layers"], list)
+                                           or not all(isinstance(i, int) for i in data["layers"])):
+            raise ValueError(f"{source}: layers={data['layers']!r} is not allowed; allowed: null or a list of indices")
+        if not isinstance(data["instances"], list):
+            raise ValueError(f"{source}: instances is not a list; {allowed}")
+        inst = [_instance(i, j, source) for j, i in enumerate(data["instances"])]
         return cls(data["model"], data["family"], data["kinds"], data["layers"], inst, data.get("calibration", {}))
 
     def save(self, path) -> Path:
@@ -57,7 +75,18 @@ class Plan:
 
     @classmethod
     def load(cls, path) -> "Plan":
-        return cls.from_json(json.loads(Path(path).read_text()))
+        """Read a plan file: FileNotFoundError when there is none, ValueError naming the file when it
+        is not a conversion plan (not JSON, truncated, a field or a configuration refused)."""
+        path = Path(path)
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise FileNotFoundError(f"plan: {path} {what} (write one with `spikeops convert --plan FILE`)")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"plan: {path} is not JSON ({err}); the file is truncated or not a plan; "
+                             "allowed: a plan written by `spikeops convert --plan FILE`") from None
+        return cls.from_json(data, source=f"plan: {path}")
 
     def configs(self) -> dict:
         """``{(op, config hash): config}``: the distinct operators the RTL flow has to generate."""
@@ -71,6 +100,29 @@ class Plan:
         for i in self.instances:
             out[i["kind"]].append(i["name"])
         return out
+
+
+_INSTANCE_KEYS = ("name", "op", "kind", "layer", "config")
+
+
+def _instance(i, j: int, source: str) -> dict:
+    """Instance ``j`` of a plan's JSON with its configuration object (ValueError naming it)."""
+    if not isinstance(i, dict) or any(k not in i for k in _INSTANCE_KEYS):
+        raise ValueError(f"{source}: instance {j} is not an object with {', '.join(_INSTANCE_KEYS)}; "
+                         "allowed: instances as `spikeops convert` writes them")
+    try:
+        rec = registry.get(i["op"])
+        params = i["config"].get("params", i["config"]) if isinstance(i["config"], dict) else None
+        if not isinstance(params, dict):
+            raise ValueError(f"config={i['config']!r} is not allowed; allowed: an object of parameters")
+        known = list(rec.default().params())
+        unknown = [k for k in params if k not in known]
+        if unknown:
+            raise ValueError(f"{rec.name}: unknown parameter(s) {unknown}; known: {', '.join(known)}")
+        return dict(i, config=rec.config.from_json(i["config"]))
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
+        raise ValueError(f"{source}: instance {i['name']!r}: {kind}{err}") from None
 
 
 #: where a Hugging Face configuration keeps its normalisation epsilon (Llama, BERT, others)
@@ -138,29 +190,51 @@ def make_plan(model, family: str, *, name: str = "model", kinds=KINDS, layers=No
     return Plan(name, family, [k for k in KINDS if k in kinds], layers, inst, dict(calibration or {}))
 
 
-def apply_plan(model, plan: Plan) -> dict:
-    """Replace the plan's instances in ``model`` (in place); return ``{kind: [names]}``."""
-    from .attention import ATTENTION_NAME, register_attention
-    from .operators import SpikingActivation, SpikingLayerNorm, SpikingRMSNorm
+def check_plan(model, plan: Plan) -> dict:
+    """``{instance name: site}`` of ``plan`` in ``model``; ValueError naming the plan's model, the
+    instance and what differs when the plan was made for another model (another family, an
+    instance the model lacks or runs as another operator, a norm of another width)."""
+    from .models import family_of
 
+    made = f"plan made for {plan.model!r} ({plan.family})"
+    allowed = "allowed: a plan made for this model (spikeops convert --model ... --plan FILE)"
+    family = family_of(model.config)
+    if family != plan.family:
+        raise ValueError(f"{made}: this model is a {family} model; {allowed}")
     sites = {s.name: s for s in discover(model, plan.family)}
-    softmax_seen = False
-    for s in sites.values():  # attention modules not in the plan keep the float softmax
-        if s.attention:
-            s.module.spikeops_softmax = None
+    out = {}
     for i in plan.instances:
         s = sites.get(i["name"])
         if s is None:
             raise ValueError(f"plan: instance {i['name']!r} does not exist in this {plan.family} model "
-                             f"(plan made for {plan.model!r})")
+                             f"({made}); {allowed}")
         if s.op != i["op"]:
             raise ValueError(f"plan: instance {i['name']!r} is op {i['op']!r} in the plan but "
-                             f"{s.op!r} in the model")
+                             f"{s.op!r} in the model ({made}); {allowed}")
+        if s.kind == "norm":
+            d = s.module.weight.shape[-1]
+            if i["config"].d != d:
+                raise ValueError(f"plan: instance {s.name!r} has d={i['config'].d}; the model's is {d} "
+                                 f"({made}); {allowed}")
+        out[i["name"]] = s
+    return out
+
+
+def apply_plan(model, plan: Plan) -> dict:
+    """Replace the plan's instances in ``model`` (in place); return ``{kind: [names]}``.  The plan is
+    checked against the model first (:func:`check_plan`), so a refused plan changes nothing."""
+    from .attention import ATTENTION_NAME, register_attention
+    from .operators import SpikingActivation, SpikingLayerNorm, SpikingRMSNorm
+
+    used = check_plan(model, plan)
+    softmax_seen = False
+    for s in discover(model, plan.family):  # attention modules not in the plan keep the float softmax
+        if s.attention:
+            s.module.spikeops_softmax = None
+    for i in plan.instances:
+        s = used[i["name"]]
         cfg, old = i["config"], s.module
         if s.kind == "norm":
-            d = old.weight.shape[-1]
-            if cfg.d != d:
-                raise ValueError(f"plan: instance {s.name!r} has d={cfg.d}; the model's is {d}")
             if "beta" in registry.get(s.op).weights:
                 new = SpikingLayerNorm(cfg, old.weight, getattr(old, "bias", None), s.name, s.layer, fit=False)
             else:

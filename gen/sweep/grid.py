@@ -35,7 +35,7 @@ from pathlib import Path
 from spikeops.golden import registry
 from spikeops.golden.changes import apply_changes
 
-__all__ = ["Point", "Entry", "parse_values", "parse_grid_args", "parse_point_arg", "load_spec",
+__all__ = ["Point", "Entry", "parse_values", "parse_grid_args", "parse_point_arg", "load_spec", "entries_from_args",
            "entries_from_data", "expand", "make_config"]
 
 ENTRY_KEYS = ("op", "base", "grid", "points")
@@ -115,20 +115,36 @@ def parse_point_arg(text: str) -> dict:
 def load_spec(path) -> list[Entry]:
     """Entries of a JSON or TOML sweep file (see the module docstring)."""
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"sweep: the grid file {path.name!r} does not exist")
-    text = path.read_text()
+    allowed = "allowed: a .json or .toml grid file (see spikeops.gen.sweep.grid)"
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ValueError(f"sweep: --spec {str(path)!r}: the grid file {what}; {allowed}")
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise ValueError(f"sweep: grid file {path.name!r}: extension {path.suffix!r} is not "
+                         "allowed; allowed: .json, .toml")
     try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            raise ValueError(f"sweep: grid file {path.name!r}: extension {path.suffix!r} is not "
-                             "allowed; allowed: .json, .toml")
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"sweep: grid file {path.name!r} is not UTF-8 text ({err}); {allowed}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"sweep: grid file {path.name!r} does not parse: {err}") from None
     return entries_from_data(data, source=path.name)
+
+
+def entries_from_args(spec=None, op=None, grid_args=(), point_args=(), set_args=()) -> list[Entry]:
+    """The entries of the command line: a ``--spec`` file, or ``--op`` with ``--grid``, ``--point``
+    and ``--set`` (not both)."""
+    if spec:
+        if op or grid_args or point_args or set_args:
+            raise ValueError("sweep: give either --spec FILE or --op with --grid/--point/--set, not both")
+        return load_spec(spec)
+    if not op:
+        raise ValueError("sweep: nothing to sweep; give --op OP (with --grid KEY=V1,V2 ...) or --spec FILE")
+    from spikeops.golden.changes import parse_sets
+    return [make_entry(op, base=parse_sets(set_args), grid=parse_grid_args(grid_args),
+                       points=[parse_point_arg(p) for p in point_args])]
 
 
 def entries_from_data(data, source: str = "grid") -> list[Entry]:
@@ -168,7 +184,8 @@ def entries_from_data(data, source: str = "grid") -> list[Entry]:
 
 
 def make_entry(op, *, base=None, grid=None, points=(), where: str = "command line") -> Entry:
-    """An entry after checking the operator and every parameter name (values are checked per point)."""
+    """An entry after checking the operator, every parameter name and the base configuration (the
+    grid's and the points' values are checked per point: an invalid one is a failed row)."""
     try:
         operator = registry.get(op)
     except ValueError as err:
@@ -180,6 +197,11 @@ def make_entry(op, *, base=None, grid=None, points=(), where: str = "command lin
         if bad:
             raise ValueError(f"sweep: {where}: {op} has no parameter {bad[0]!r} (in {label}); "
                              f"known: {', '.join(known)}")
+    try:  # the base is every point's start and the default point itself: it must be valid
+        make_config(op, base or {})
+    except (ValueError, TypeError) as err:
+        label = "--set" if where == "command line" else "base"
+        raise ValueError(f"sweep: {where}: {label}: {err}") from None
     return Entry(op, dict(base or {}), dict(grid or {}), tuple(dict(p) for p in points))
 
 
