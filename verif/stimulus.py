@@ -154,18 +154,19 @@ def make(op: str, cfg, kind: str, *, size: int = 2000, seed: int = 0, activation
     lengths = _row_lengths(rec, cfg, rng, max(1, size // (fixed if fixed else max(1, n_max // 2))))
     rows, masks = [], None
     if kind == "corners":
-        lens = [1, n_max, 2, n_max] if fixed is None else [fixed] * 6
+        lens = [1, n_max, min(2, n_max), n_max] if fixed is None else [fixed] * 6
         rows = [np.full(lens[0], fmt.max_code), np.full(lens[1], fmt.min_code),
                 np.array([fmt.max_code, fmt.min_code] * (lens[2] // 2) + [0] * (lens[2] % 2))[:lens[2]],
-                np.full(lens[3], 123)]
+                np.full(lens[3], min(123, fmt.max_code))]
         if fixed is not None:
             rows += [np.zeros(fixed, dtype=np.int64), np.where(np.arange(fixed) == 0, fmt.max_code, 0)]
         if rec.masked:
+            short = min(3, n_max)
             masks = [np.ones(len(r), bool) for r in rows]
-            rows += [np.arange(n_max) - n_max // 2, np.zeros(3, dtype=np.int64)]
-            masks += [np.arange(n_max) % 3 != 0, np.zeros(3, bool)]  # masked and fully masked rows
-            rows.append(np.array([fmt.mask_code, 7, fmt.mask_code]))  # the in-band mask code
-            masks.append(np.ones(3, bool))
+            rows += [np.clip(np.arange(n_max) - n_max // 2, fmt.min_code, fmt.max_code), np.zeros(short, dtype=np.int64)]
+            masks += [np.arange(n_max) % 3 != 0, np.zeros(short, bool)]  # masked and fully masked rows
+            rows.append(np.array([fmt.mask_code, 7, fmt.mask_code][:short]))  # the in-band mask code
+            masks.append(np.ones(short, bool))
         return Stimulus(op, kind, [np.asarray(r, dtype=np.int64) for r in rows], masks, weights)
     real = captured.rows(op, fixed) if kind == "activations" else None
     if real is not None:
