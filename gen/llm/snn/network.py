@@ -1,0 +1,309 @@
+"""A Llama-family model converted into a quantised ANN or a spiking network (SpikeZIP-TF style).
+
+    cal = calibrate(model, batches)                     # float model on the calibration text
+    snn = convert(model, SNNConfig.parse("T=4,L=16,W=8,A=8"), cal)
+    logits = snn(input_ids).logits                      # or snn.run(...) for settle steps, records
+    qann = snn.with_config(snn.snn.replace(mode="qann"))
+
+What runs (see :mod:`.engine` for the number formats of every site, :mod:`.neurons`,
+:mod:`.layers`, :mod:`.quantizers` for the equations):
+
+* float only at the boundary: the token embedding enters the residual stream as integers
+  ``round(e * 2**F)`` at step 0, and the final RMSNorm's accumulated output codes are dequantised
+  for the float LM head;
+* each time step runs every layer in order on that step's increments; the input arrives at step 0
+  and later steps carry only what neurons and operators emit;
+* ``mode=qann``: one step with unbounded neurons, each quantiser evaluated on its total: the QANN;
+* ``mode=snn``: ``T`` steps, or (``T=settle``) until a step in which nothing anywhere changes (then
+  nothing ever will: no input, no neuron above threshold); ``fast`` evaluates ``T=settle`` as the
+  QANN, which it equals bit for bit (the theorem of :mod:`.neurons`, applied layer by layer, with
+  the exact product and operator-difference rules of :mod:`.layers`; tested site by site).
+
+**Settle time**: the number of steps until the last step with activity, per layer and for the
+network (:class:`Run`).  A run below it gives the partial totals: the outputs of the last layers
+are then ``f`` of incomplete inputs.
+
+Residual grid ``F``: the largest writer's multiplier (o_proj, down_proj) gets ``P`` bits,
+``F = max_writers (P - 1 - floor(log2 max_c sigma_c))``, but at most ``59 - ceil(log2 max |h|)``
+with ``max |h|`` the calibration's largest norm input (no int64 overflow).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikeops.golden import registry
+
+from .activity import Activity
+from .config import Division, SNNConfig
+from .engine import FinalNorm, SpikingLayer, rope_bits, rope_tables, valid_mask
+from .observe import SITES, Observations, observe_sites
+from .quantizers import activation_scale, quantize_weight, round_half_away
+from .smooth import o_channels, smoothed_observation, smoothed_weights, smoothing_factors
+
+__all__ = ["Calibration", "calibrate", "convert", "SpikingLlama", "Run"]
+
+
+@dataclass
+class Calibration:
+    """What the float model showed on the calibration text: the quantiser sites' observations
+    (:mod:`.observe`) and the operators' statistics (:func:`spikeops.gen.llm.calibrate.observe`)."""
+
+    sites: Observations
+    stats: dict
+    info: dict = field(default_factory=dict)
+
+    def scales(self, snn: SNNConfig, factors=None) -> dict:
+        """``{site: s}`` by the configuration's rule (``scale``, ``pow2``, ``A``), on the observations
+        smoothed by ``factors`` (per layer, :func:`.smooth.smoothing_factors`)."""
+        out = {}
+        for name, o in sorted(self.sites.items()):
+            f = _site_factor(name, factors)
+            if f is not None:
+                o = smoothed_observation(o, f)
+            out[name] = activation_scale(o["sample"], o["max"], 1 << snn.bits(name), snn.scale, snn.pow2)
+        return out
+
+    def residual_max(self) -> float:
+        """The largest residual-stream magnitude the norms saw."""
+        return max([v["in"] for v in self.stats.values() if v.get("in")] + [1.0])
+
+
+def calibrate(model, batches, info: dict | None = None) -> Calibration:
+    """Run the float ``model`` (Llama family) on ``batches`` (dicts of inputs or id tensors) and
+    keep what the conversion needs."""
+    from ..calibrate import observe
+    from ..sites import discover
+
+    t0 = time.perf_counter()
+    batches = list(batches)
+    sites = observe_sites(model, batches)
+    stats = observe(model, discover(model, "llama"), batches)
+    info = dict(info or {}, seconds=round(time.perf_counter() - t0, 2))
+    return Calibration(sites, stats, info)
+
+
+@dataclass
+class Run:
+    """One forward pass: the hidden state before the LM head, how many steps ran, whether the
+    network settled (a step with no activity was seen), the settle steps per layer (``"final"``
+    for the final norm) and overall, and, when asked for, the totals of every site and the
+    activity report (:mod:`.activity`)."""
+
+    hidden: torch.Tensor
+    steps: int
+    settled: bool
+    settle_steps: int | None
+    settle_per_layer: dict
+    records: dict | None = None
+    activity: dict | None = None
+    seconds: float = 0.0
+
+
+class _Body(nn.Module):
+    """``model.model`` of the converted network: ids in, ``last_hidden_state`` out (what the
+    scoring code and lm-eval call, with the LM head ``model.lm_head`` applied separately)."""
+
+    def __init__(self, owner):
+        super().__init__()
+        self._owner = [owner]
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
+        from transformers.modeling_outputs import BaseModelOutputWithPast
+
+        run = self._owner[0].run(input_ids, attention_mask, position_ids)
+        return BaseModelOutputWithPast(last_hidden_state=run.hidden)
+
+
+class SpikingLlama(nn.Module):
+    """The converted network (module docstring).  ``snn`` is its :class:`SNNConfig`, ``scales`` the
+    quantiser scales, ``F`` the residual grid, ``last_run`` the last :class:`Run`."""
+
+    def __init__(self, model, snn: SNNConfig, calibration: Calibration, plan):
+        super().__init__()
+        self._hf = [model]
+        self.snn, self.calibration, self.plan = snn, calibration, plan
+        self.config = model.config
+        self.embed_tokens = model.model.embed_tokens
+        self.rotary = model.model.rotary_emb
+        self.lm_head = model.lm_head
+        self.model = _Body(self)
+        missing = [f"model.layers.{i}.{s}" for i in range(len(model.model.layers)) for s in SITES
+                   if f"model.layers.{i}.{s}" not in calibration.sites]
+        if missing:
+            raise ValueError(f"snn: the calibration has no observation of {missing[0]} "
+                             f"({len(missing)} sites missing); calibrate this model first")
+        self.factors = smoothing_factors(model, calibration.sites, snn.smooth)
+        self.scales = calibration.scales(snn, self.factors)
+        ops = _plan_ops(plan, snn, len(model.model.layers))
+        self.F = _residual_grid(model, snn, self.scales, calibration.residual_max(), self.factors)
+        self.Rb = rope_bits(self.rotary, snn.P)
+        self.layers = []
+        for i, layer in enumerate(model.model.layers):
+            sc = {s: self.scales[f"model.layers.{i}.{s}"] for s in SITES}
+            self.layers.append(SpikingLayer(layer, i, snn, sc, ops[i], self.F, self.Rb, self.factors[i]))
+        self.final = FinalNorm(model.model.norm, ops["final"], snn, self.F, len(self.layers))
+        #: the scoring code bounds its packs by a spiking softmax's d_max found on a module
+        self.spikeops_softmax = min((layer.softmax.cfg for layer in self.layers), key=lambda c: c.d_max)
+        self.last_run: Run | None = None
+
+    # -- configuration ------------------------------------------------------------------------------
+    def with_config(self, snn: SNNConfig) -> "SpikingLlama":
+        """The same float model, calibration and plan converted at ``snn``."""
+        return SpikingLlama(self._hf[0], snn, self.calibration, self.plan)
+
+    def describe(self) -> dict:
+        """JSON: the configuration, scales, grids and the operators' configurations per site."""
+        return {"snn": self.snn.to_json(), "network_hash": self.snn.network_hash(), "F": self.F,
+                "Rb": self.Rb, "scales": self.scales,
+                "operators": {op.name: {"op": op.rec.name, "config": op.cfg.to_json(),
+                                        "input_rescale": repr(op.requant)}
+                              for layer in self.layers for op in layer.ops.values()}}
+
+    def set_recorder(self, recorder):
+        """Offer every integer operator evaluation's input codes to ``recorder``
+        (:class:`spikeops.gen.llm.capture.Recorder`), or stop with None."""
+        for layer in self.layers:
+            for op in layer.ops.values():
+                op.recorder = recorder
+        self.final.op.recorder = recorder
+
+    # -- running -------------------------------------------------------------------------------------
+    def run(self, input_ids, attention_mask=None, position_ids=None, *, record: bool = False,
+            activity: bool = False) -> Run:
+        """One forward pass (module docstring); ``record`` keeps every site's total, ``activity``
+        counts spikes, operations and energy."""
+        t0 = time.perf_counter()
+        B, S = input_ids.shape
+        valid = valid_mask(attention_mask, B, S)
+        pos = position_ids if position_ids is not None else torch.arange(S)[None].expand(B, S)
+        rope = rope_tables(self.rotary, pos, self.Rb)
+        L, limit = self.snn.per_step, self.snn.steps
+        ctr = Activity(self.snn, valid) if activity else None
+        with torch.no_grad():
+            e = self.embed_tokens(input_ids).to(torch.float64).numpy()
+        if np.abs(e).max() * 2.0 ** self.F >= 2.0 ** 62:
+            raise OverflowError(f"snn: the embedding at the residual grid 2**-{self.F} overflows int64")
+        R0 = torch.from_numpy(round_half_away(np.ldexp(e, self.F)))
+        # Layer by layer, each over all its steps: no layer feeds an earlier one and there is no
+        # synaptic delay, so this computes exactly what running every layer at step t before any
+        # at step t + 1 computes, with one layer's state in memory at a time.  A layer stops at
+        # the first step after its input has ended in which nothing in it changed (it is quiet).
+        incs = [R0]
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.reset(B, S, valid, rope, L, record)
+                out = []
+                for t in range(limit):
+                    out.append(layer.step(t, incs[t] if t < len(incs) else None, ctr))
+                    if t >= len(incs) - 1 and layer.last_active < t:
+                        break
+                while out and out[-1] is None:
+                    out.pop()
+                incs = out
+                if ctr is not None:
+                    ctr.layer_done(layer)
+                if not record:
+                    layer.release()
+            self.final.op.reset((B, S, self.config.hidden_size))
+            final_last = -1
+            for t, dR in enumerate(incs):
+                if self.final.op.step(dR) is not None or dR is not None:
+                    final_last = t
+        last = max([final_last] + [layer.last_active for layer in self.layers])
+        settled = (not self.snn.spiking) or last + 1 < limit
+        steps = 1 if not self.snn.spiking else min(limit, last + 2)
+        per_layer = {layer.index: layer.last_active + 1 for layer in self.layers}
+        per_layer["final"] = final_last + 1
+        records = None
+        if record:
+            records = {"model.embed_tokens": R0, "model.norm.in": self.final.op.X, "model.norm": self.final.op.Y}
+            for layer in self.layers:
+                records.update(layer.records())
+        run = Run(self.final.hidden(), steps, settled, last + 1 if settled else None, per_layer, records)
+        if ctr is not None:
+            run.activity = ctr.report(self.layers, self.final, steps, per_layer)
+        run.seconds = time.perf_counter() - t0
+        self.last_run = run
+        return run
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
+        """Logits (a transformers ``CausalLMOutputWithPast``)."""
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        run = self.run(input_ids, attention_mask, position_ids)
+        with torch.no_grad():
+            logits = self.lm_head(run.hidden)
+        return CausalLMOutputWithPast(logits=logits)
+
+
+def _site_factor(name: str, factors):
+    """The smoothing factors of quantiser site ``name`` (``model.layers.i.<site>``), or None."""
+    if not factors or not name.startswith("model.layers."):
+        return None
+    i, site = name[len("model.layers."):].split(".", 1)
+    f = factors[int(i)] if int(i) < len(factors) else {}
+    if not f:
+        return None
+    if site == "mlp_mid":
+        return f["mlp_mid"]
+    if site == "v":
+        return f["v"]
+    if site == "attn_out":
+        return o_channels(f["v"], f["groups"], f["head_dim"]).numpy()
+    return None
+
+
+def _plan_ops(plan, snn: SNNConfig, n_layers: int) -> dict:
+    """``{layer: {role: (op, cfg)}, "final": (op, cfg)}`` from the plan's instances; the
+    (T, L)-division sets the output grid of the operators that feed a quantiser."""
+    by_name = {i["name"]: (i["op"], i["config"]) for i in plan.instances}
+    roles = {"input_layernorm": "input_layernorm", "softmax": "self_attn",
+             "post_attention_layernorm": "post_attention_layernorm", "act_fn": "mlp.act_fn"}
+    out = {}
+    for i in range(n_layers):
+        out[i] = {}
+        for role, suffix in roles.items():
+            name = f"model.layers.{i}.{suffix}"
+            if name not in by_name:
+                raise ValueError(f"snn: the conversion plan has no instance {name!r}; allowed: a plan of "
+                                 "every operator kind and every layer")
+            op, cfg = by_name[name]
+            if snn.division == Division.TL and role != "act_fn":  # these feed a quantiser
+                cfg = registry.at_grid(cfg, snn.tl_bits)
+            out[i][role] = (op, cfg)
+    if "model.norm" not in by_name:
+        raise ValueError("snn: the conversion plan has no instance 'model.norm'; allowed: a plan of every "
+                         "operator kind and every layer")
+    out["final"] = by_name["model.norm"]
+    return out
+
+
+def _residual_grid(model, snn: SNNConfig, scales: dict, top: float, factors) -> int:
+    need = 0
+    for i, layer in enumerate(model.model.layers):
+        wt = smoothed_weights(layer, factors[i])
+        for key, site in (("o", "attn_out"), ("down", "mlp_mid")):
+            sigma = float(quantize_weight(wt[key][0], snn.W)[1].max()) * scales[f"model.layers.{i}.{site}"]
+            need = max(need, snn.P - 1 - math.floor(math.log2(sigma)))
+    cap = 59 - math.ceil(math.log2(max(top, 1.0)))
+    return max(0, min(need, cap))
+
+
+def convert(model, snn: SNNConfig, calibration: Calibration, plan=None) -> SpikingLlama:
+    """``model`` (a Llama-family ``*ForCausalLM``, float, unchanged) as a :class:`SpikingLlama` at
+    ``snn``; ``plan`` (:class:`spikeops.gen.llm.plan.Plan`) gives the operators' configurations,
+    by default made from the calibration's statistics for every kind and layer."""
+    from ..plan import make_plan
+
+    if isinstance(snn, str):
+        snn = SNNConfig.parse(snn)
+    if plan is None:
+        plan = make_plan(model, "llama", stats=calibration.stats)
+    return SpikingLlama(model, snn, calibration, plan)
