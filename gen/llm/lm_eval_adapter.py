@@ -19,7 +19,8 @@ and from Python::
 the unconverted baseline through the same code), ``layers`` (``0-3+7``, or ``'0-3,7'`` quoted;
 ``all``), ``plan`` (a conversion plan to apply; when the file does not exist yet the model is
 calibrated and the plan is written there), ``calibration_texts``, ``backend`` (fast | numpy),
-``batch_tokens``, ``max_length``, ``max_gen_toks``.
+``batch_tokens``, ``max_length``, ``max_gen_toks``, ``snn`` (the quantised or spiking network of
+:mod:`spikeops.gen.llm.snn`, its spec with ``;`` between keys: ``snn=T=4;L=16;W=8;A=8``).
 
 Scoring follows :mod:`spikeops.gen.llm.scoring` (lm-eval's tokenisation: trailing context spaces move to the
 continuation, no special tokens, an empty context is the end-of-text token; requests sorted by
@@ -66,7 +67,7 @@ eval_logger = logging.getLogger("lm_eval.models.spikeops")
 
 #: the model_args the adapter takes (lm-eval also passes batch_size, max_batch_size, device)
 MODEL_ARGS = ("model", "kinds", "layers", "plan", "calibration_texts", "backend", "batch_tokens",
-              "max_length", "max_gen_toks", "quiet")
+              "max_length", "max_gen_toks", "quiet", "snn")
 _FROM_LM_EVAL = ("batch_size", "max_batch_size", "device")
 FLOAT = "float"
 
@@ -180,13 +181,16 @@ class SpikeOpsLM(LM):
             model's ``max_position_embeddings``, whichever is least).
         max_gen_toks: default generation length when a request gives none (default 256).
         quiet: no progress bars or loading messages (default False).
+        snn: a quantised or spiking network (:class:`spikeops.gen.llm.snn.SNNConfig` spec, keys joined
+            by ``;`` since ``,`` separates model_args: ``T=4;L=16;W=8;A=8``, ``mode=qann``), built on
+            the plan (every kind, every layer); scores likelihoods (``generate_until`` is refused).
         batch_size, max_batch_size, device: passed by lm-eval; not used (batches are by tokens and
             the golden operators run on the CPU).
     """
 
     def __init__(self, model: str = "smollm2", kinds=None, layers=None, plan=None, calibration_texts=None,
                  backend: str = "fast", batch_tokens=4096, max_length=None, max_gen_toks=256,
-                 batch_size=None, max_batch_size=None, device=None, quiet: bool = False, **unknown):
+                 batch_size=None, max_batch_size=None, device=None, quiet: bool = False, snn=None, **unknown):
         super().__init__()
         if unknown:
             raise ValueError(f"spikeops: model_args {sorted(unknown)} are unknown; allowed: "
@@ -206,6 +210,16 @@ class SpikeOpsLM(LM):
             max_length = _int_arg("max_length", max_length, 2)
         if plan is not None and not isinstance(plan, (str, os.PathLike)):
             raise _bad("plan", plan, "is not a path", "a conversion-plan JSON file")
+        self.snn = None
+        if snn is not None:
+            from .snn import SNNConfig
+            try:
+                self.snn = SNNConfig.parse(str(snn))
+            except ValueError as err:
+                raise _bad("snn", snn, f"is not a network ({err})", "keys joined by ';', e.g. T=4;L=16;W=8;A=8") from None
+            if kinds is not None or layers is not None:
+                raise _bad("kinds" if kinds is not None else "layers", kinds if kinds is not None else layers,
+                           "is given with snn", "snn alone (the network converts every kind in every layer)")
         if device is not None and not str(device).startswith("cpu"):
             eval_logger.info("spikeops: device=%s is not used; the golden operators run on the CPU", device)
         if batch_size not in (None, 1, "1"):
@@ -251,6 +265,8 @@ class SpikeOpsLM(LM):
                            f"not {model!r} ({lm.family})", f"a plan made for {model!r}")
             apply_plan(lm.model, plan)
             return lm, plan, f"plan {path.name}"
+        if self.snn is not None:
+            return self._build_snn(model, path, n_cal)
         if not self.kinds:  # the float model: nothing to calibrate
             lm = load(model, quiet=self.quiet)
             self._check_family(model, lm)
@@ -273,6 +289,25 @@ class SpikeOpsLM(LM):
             eval_logger.info("spikeops: plan written to %s", path)
             source += f", plan written to {path.name}"
         return lm, plan, source
+
+    def _build_snn(self, model, path, n_cal):
+        """The spiking network of ``snn`` on the plan file (when it exists) or a fresh plan."""
+        from .plan import Plan
+        from .session import Session
+
+        session = Session(model, calibration_texts=n_cal, quiet=self.quiet)
+        self._check_family(model, session.lm)
+        if path is not None and path.exists():
+            plan, source = Plan.load(path), f"plan {path.name}"
+            if plan.model not in (model, session.lm.name) or plan.family != session.lm.family:
+                raise _bad("plan", str(path), f"was made for model {plan.model!r} ({plan.family}), "
+                           f"not {model!r} ({session.lm.family})", f"a plan made for {model!r}")
+        else:
+            plan, source = session.plan(), f"calibrated on {n_cal} texts"
+            if path is not None:
+                plan.save(path)
+                source += f", plan written to {path.name}"
+        return session.spiking(self.snn, plan), plan, f"{self.snn.describe()}, {source}"
 
     @staticmethod
     def _check_family(model, lm):
@@ -376,6 +411,11 @@ class SpikeOpsLM(LM):
         adapter's); the context keeps its last ``max_length - max_gen_toks`` tokens."""
         from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 
+        if self.snn is not None and requests:
+            raise ValueError(f"spikeops: generate_until is not available for snn={self.snn.spec()!r} (the "
+                             "network has no key-value cache to decode with); allowed: loglikelihood and "
+                             "loglikelihood_rolling tasks, or leave snn out")
+
         eos = self.tokenizer.decode([self.eot_token_id], skip_special_tokens=False)
         out = []
         bar = tqdm(total=len(requests), desc="Running generate_until requests",
@@ -410,7 +450,7 @@ class SpikeOpsLM(LM):
                 "spikeops_kinds": list(self.plan.kinds), "spikeops_layers": self.plan.layers,
                 "spikeops_instances": len(self.plan.instances), "spikeops_plan": self.plan_source,
                 "spikeops_calibration": self.plan.calibration, "spikeops_backend": self.backend,
-                "spikeops_max_length": self.max_length,
+                "spikeops_max_length": self.max_length, "spikeops_snn": self.snn and self.snn.spec(),
                 "model_num_parameters": sum(p.numel() for p in self.model.parameters())}
 
 

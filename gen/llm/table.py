@@ -52,7 +52,7 @@ def _encoder_rows(session, ablations, n_sentences, progress, configs=None) -> di
 def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=None,
                      ablations=tuple(ABLATIONS), out_dir=None, batch_tokens: int = 4096, progress: bool = True,
                      n_sentences: int = 300, calibration_texts: int = 32, log=print, rows=None,
-                     resume: bool = True, speed_repeats: int = 5, changes=None) -> dict:
+                     resume: bool = True, speed_repeats: int = 5, changes=None, snn=()) -> dict:
     """The evaluation table: float against converted, per ablation; writes ``eval.json``,
     ``eval.md`` and each plan (``plan-<ablation>.json``) into ``out_dir`` when given.
 
@@ -62,16 +62,24 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
     call assembles the table.  ``speed_repeats`` > 0 adds the alternating speed probe
     (:func:`spikeops.gen.llm.evaluate.speed_probe`, on the last ablation).  ``changes``
     (``{op: {parameter: value}}``, the command line's ``--set op.key=value``) change the operators'
-    base configurations, sized for the model (:func:`spikeops.gen.llm.plan.default_config`)."""
+    base configurations, sized for the model (:func:`spikeops.gen.llm.plan.default_config`).
+
+    ``snn`` (``--snn`` specs, e.g. ``"T=4,L=16,W=8,A=8"``) adds the quantised and spiking networks'
+    rows (:mod:`spikeops.gen.llm.snn.table`: each with float and with spikeops nonlinear operators,
+    with its activity and energy), on the plan of the ``all`` ablation; labels as
+    :meth:`spikeops.gen.llm.snn.SNNConfig.describe` gives them (``SNN T=4 L=16 W8A8, float ops``)."""
     from spikeops.golden.changes import apply_changes
 
     from .plan import default_config
     from .operators import get_backend
 
+    from .snn.table import snn_configs
+
     bad = [a for a in ablations if a not in ABLATIONS]
     if bad:
         raise ValueError(f"ablations {bad} are unknown; allowed: {', '.join(ABLATIONS)}")
-    labels = ["original", *ablations]
+    spiking = snn_configs(snn)
+    labels = ["original", *ablations, *(c.describe() for c in spiking)]
     rows = labels if rows is None else list(rows)
     bad = [r for r in rows if r not in labels]
     if bad:
@@ -89,6 +97,9 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
                for op, ch in (changes or {}).items()} or None
     if configs:
         report["changes"] = {op: dict(ch) for op, ch in changes.items()}
+    if spiking and session.lm.family != "llama":
+        raise ValueError(f"eval: --snn is not allowed for {model} (a {session.lm.family} model); allowed: a "
+                         "Llama-family decoder such as smollm2")
     if session.lm.family == "bert":
         report["rows"] = _encoder_rows(session, ablations, n_sentences, progress, configs)
     else:
@@ -98,7 +109,7 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
                "batch_tokens": batch_tokens, "backend": get_backend(), "calibration_texts": calibration_texts}
         plans = {label: session.plan(kinds=ABLATIONS[label], configs=configs) for label in ablations}
         missing = []
-        for label in labels:
+        for label in labels[:1 + len(ablations)]:
             plan = plans.get(label)
             if out and plan is not None and label in rows:
                 plan.save(out / f"plan-{label.replace(' ', '-')}.json")
@@ -119,6 +130,16 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
             lm = session.lm if plan is None else (session.converted(plan) if todo else None)
             report["rows"][label] = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
                                                    save=store.save if store else None)
+        if spiking:
+            from .snn.table import snn_rows
+            plan = plans.get("all") or session.plan(configs=configs)
+            if out and any(c.describe() in rows for c in spiking):
+                plan.save(out / "plan-snn.json")
+            done, more = snn_rows(session, spiking, plan=plan, tasks=tasks, limit=limit, ppl_limit=ppl_limit,
+                                  batch_tokens=batch_tokens, progress=progress, out=out, key=key, rows=rows,
+                                  resume=resume, log=log)
+            report["rows"].update(done)
+            missing += more
         if missing:
             log(f"eval: rows not computed by this call and not kept yet: {', '.join(missing)}")
         if "original" in report["rows"]:
@@ -183,6 +204,9 @@ def format_table(report: dict) -> str:
             lines.append(f"| {label if label != 'original' else 'original (float)'} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.append("The slowdown column is each row's own throughput (model time per token) against the float row's.")
+    if any("activity" in r for r in rows.values()):
+        from .snn.table import format_activity
+        lines += ["", format_activity(rows)]
     sp = report.get("speed")
     if sp:
         lines.append(f"Speed probe ({sp['requests']} HellaSwag requests, {sp['tokens']} tokens, float and "

@@ -1,0 +1,119 @@
+"""The spiking network on the command line: ``spikeops eval --snn`` rows (float and spikeops
+nonlinear operators side by side, activity and energy, kept and resumed), ``spikeops capture
+--snn`` (the integer totals inside the network), and their refusals; on a tiny Llama saved as a
+local model folder."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from spikeops.gen.cli import main  # noqa: E402
+from spikeops.gen.llm import capture as cap  # noqa: E402
+from spikeops.gen.llm.snn import SNNConfig  # noqa: E402
+from spikeops.gen.llm.snn.table import snn_configs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from tiny_models import save_tiny_llama
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+def test_snn_specs_give_float_and_spikeops_rows():
+    rows = snn_configs(["T=2,L=4", "mode=qann,ops=float", "T=2,L=4"])
+    assert [c.describe() for c in rows] == ["SNN T=2 L=4 W8A8, float ops", "SNN T=2 L=4 W8A8",
+                                            "QANN W8A8, float ops"]
+    with pytest.raises(ValueError, match=r"snn: unknown key 'Q'"):
+        snn_configs(["Q=3"])
+
+
+def test_eval_snn_rows_score_account_and_resume(tiny, tmp_path, capsys, monkeypatch):
+    from spikeops.gen.llm import evaluate
+
+    out = tmp_path / "ev"
+    args = ["eval", "--model", str(tiny), "--tasks", "piqa", "--limit", "3", "--ppl-limit", "2",
+            "--calibration-texts", "2", "--speed-repeats", "0", "--snn", "T=2,L=4", "--snn", "mode=qann",
+            "--out", str(out)]
+    calls, real = [], evaluate.multiple_choice_task
+    monkeypatch.setattr(evaluate, "multiple_choice_task", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    assert main(args) == 0
+    rep = json.loads((out / "eval.json").read_text())
+    labels = ["original", "SNN T=2 L=4 W8A8, float ops", "SNN T=2 L=4 W8A8", "QANN W8A8, float ops", "QANN W8A8"]
+    assert list(rep["rows"]) == labels  # no ANN ablation rows unless asked for
+    nets = [c.model for c in calls]
+    assert [type(n).__name__ for n in nets[1:]] == ["SpikingLlama"] * 4
+    assert [n.snn.describe() for n in nets[1:]] == labels[1:]
+    for label in labels[1:]:
+        row = rep["rows"][label]
+        assert SNNConfig.from_json(row["snn"]).describe() == label
+        assert row["tasks"]["piqa"]["docs"] == 3 and 1 < row["lambada"]["perplexity"] < 1e4
+        a = row["activity"]
+        assert a["tokens"] > 0 and a["energy_ratio"] > 0 and 0 < a["operators_share_of_energy"] < 1
+        assert a["ann_mac_per_token"] > 0 and a["spikes_per_neuron"] > 0
+    snn = rep["rows"]["SNN T=2 L=4 W8A8"]["activity"]
+    assert snn["steps_run"] == 2 and set(snn["settle_per_layer"]) == {"0", "1", "final"}
+    assert rep["rows"]["QANN W8A8"]["activity"]["steps_run"] == 1
+    # the spikeops operators really run: their row differs from the float operators' row
+    assert (rep["rows"]["QANN W8A8"]["lambada"]["perplexity"]
+            != rep["rows"]["QANN W8A8, float ops"]["lambada"]["perplexity"])
+    md = (out / "eval.md").read_text()
+    assert "| SNN T=2 L=4 W8A8 |" in md and "Activity and energy per token" in md
+    assert (out / "plan-snn.json").exists()
+    n = len(calls)
+    assert main(args) == 0 and len(calls) == n  # every row kept: nothing recomputed
+    assert main(args[:-4] + ["--snn", "T=3,L=4", "--rows", "SNN T=3 L=4 W8A8", "--out", str(out)]) == 0
+    assert len(calls) == n + 1 and calls[-1].model.snn.T == 3
+
+
+def test_capture_snn_records_the_totals_inside_the_network(tiny, tmp_path):
+    path = tmp_path / "snn.npz"
+    assert main(["capture", "--model", str(tiny), "--prompts", "2", "--max-rows", "4", "--calibration-texts", "2",
+                 "--snn", "T=2,L=4", "-o", str(path)]) == 0
+    c = cap.load(path)
+    assert c.meta["snn"] == SNNConfig.parse("T=2,L=4").spec() and c.meta["network"] == "SNN T=2 L=4 W8A8"
+    names = {i.name for i in c.instances}
+    assert "model.layers.1.self_attn" in names and "model.norm" in names
+    for item in c.instances:
+        y = item.golden()
+        assert len(item.x) == 4 and y.shape == item.x.shape and np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["eval", "--snn", "T=0"], ["--snn 'T=0'", "T=0"]),
+    (["eval", "--snn", "T=4,Q=1"], ["unknown key 'Q'", "allowed:"]),
+    (["eval", "--model", "minilm", "--snn", "T=4"], ["--snn 'T=4' is not allowed for minilm", "Llama-family"]),
+    (["capture", "--snn", "T=2", "--snn", "T=4"], ["--snn given 2 times", "one network per capture"]),
+])
+def test_bad_snn_options_are_refused_before_any_model_loads(argv, needles, tmp_path, capsys):
+    rc = main(argv + (["--out", str(tmp_path / "o")] if argv[0] == "eval" else ["-o", str(tmp_path / "o.npz")]))
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("spikeops: error: ")
+    for n in needles:
+        assert n in err, (n, err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.npz").exists()
+
+
+def test_lm_eval_adapter_scores_the_spiking_network(tiny):
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+
+    from spikeops.gen.llm.lm_eval_adapter import SpikeOpsLM
+    from spikeops.gen.llm.scoring import loglikelihoods
+
+    lm = SpikeOpsLM.create_from_arg_string(f"model={tiny},snn=T=2;L=4,calibration_texts=2,quiet=True")
+    assert type(lm.model).__name__ == "SpikingLlama" and lm.model.snn == SNNConfig.parse("T=2,L=4")
+    assert lm.get_model_info()["spikeops_snn"] == lm.model.snn.spec()
+    pairs = [("The cat sat on", " the mat."), ("The cat sat on", " a dog."), ("", "Hello world.")]
+    got = lm.loglikelihood([Instance("loglikelihood", {}, p, i) for i, p in enumerate(pairs)], disable_tqdm=True)
+    ref = loglikelihoods(lm.loaded, pairs, batch_tokens=lm.batch_tokens, progress=False)
+    assert [g[0] for g in got] == pytest.approx(ref, rel=1e-9, abs=1e-9) and all(np.isfinite(ref))
+    with pytest.raises(ValueError, match=r"generate_until is not available for snn="):
+        lm.generate_until([Instance("generate_until", {}, ("The cat", {"until": ["."]}), 0)])
+    with pytest.raises(ValueError, match=r"model_args snn='T=2;Q=1' is not a network .*unknown key 'Q'"):
+        SpikeOpsLM.create_from_arg_string(f"model={tiny},snn=T=2;Q=1")
+    with pytest.raises(ValueError, match=r"model_args kinds='softmax' is given with snn"):
+        SpikeOpsLM.create_from_arg_string(f"model={tiny},snn=T=2,kinds=softmax")
