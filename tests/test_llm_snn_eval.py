@@ -70,9 +70,15 @@ def test_eval_snn_rows_score_account_and_resume(tiny, tmp_path, capsys, monkeypa
 
 
 def test_capture_snn_records_the_totals_inside_the_network(tiny, tmp_path):
+    from spikeops.gen.llm.plan import Plan
+
+    plan = tmp_path / "plan.json"
+    assert main(["convert", "--model", str(tiny), "--calibration-texts", "2", "--snn", "T=2,L=4",
+                 "--plan", str(plan)]) == 0
+    assert Plan.load(plan).snn == SNNConfig.parse("T=2,L=4")  # the plan records the network
     path = tmp_path / "snn.npz"
     assert main(["capture", "--model", str(tiny), "--prompts", "2", "--max-rows", "4", "--calibration-texts", "2",
-                 "--snn", "T=2,L=4", "-o", str(path)]) == 0
+                 "--plan", str(plan), "-o", str(path)]) == 0
     c = cap.load(path)
     assert c.meta["snn"] == SNNConfig.parse("T=2,L=4").spec() and c.meta["network"] == "SNN T=2 L=4 W8A8"
     names = {i.name for i in c.instances}
@@ -87,6 +93,8 @@ def test_capture_snn_records_the_totals_inside_the_network(tiny, tmp_path):
     (["eval", "--snn", "T=4,Q=1"], ["unknown key 'Q'", "allowed:"]),
     (["eval", "--model", "minilm", "--snn", "T=4"], ["--snn 'T=4' is not allowed for minilm", "Llama-family"]),
     (["capture", "--snn", "T=2", "--snn", "T=4"], ["--snn given 2 times", "one network per capture"]),
+    (["capture", "--snn", "T=2", "--kinds", "softmax"], ["--snn 'T=2' with --kinds is not allowed",
+                                                          "every kind and layer"]),
 ])
 def test_bad_snn_options_are_refused_before_any_model_loads(argv, needles, tmp_path, capsys):
     rc = main(argv + (["--out", str(tmp_path / "o")] if argv[0] == "eval" else ["-o", str(tmp_path / "o.npz")]))
@@ -117,3 +125,16 @@ def test_lm_eval_adapter_scores_the_spiking_network(tiny):
         SpikeOpsLM.create_from_arg_string(f"model={tiny},snn=T=2;Q=1")
     with pytest.raises(ValueError, match=r"model_args kinds='softmax' is given with snn"):
         SpikeOpsLM.create_from_arg_string(f"model={tiny},snn=T=2,kinds=softmax")
+
+
+def test_a_plan_written_with_snn_brings_its_network_to_lm_eval(tiny, tmp_path):
+    pytest.importorskip("lm_eval")
+    from spikeops.gen.llm.lm_eval_adapter import SpikeOpsLM
+
+    plan = tmp_path / "plan.json"
+    assert main(["convert", "--model", str(tiny), "--calibration-texts", "2", "--snn", "mode=qann",
+                 "--plan", str(plan)]) == 0
+    lm = SpikeOpsLM.create_from_arg_string(f"model={tiny},plan={plan},calibration_texts=2,quiet=True")
+    assert type(lm.model).__name__ == "SpikingLlama" and lm.model.snn == SNNConfig.parse("mode=qann")
+    with pytest.raises(ValueError, match=r"model_args snn='T=2,L=16,W=8,A=8' differs from the plan's network 'T=4,L=16,W=8,A=8,mode=qann'"):
+        SpikeOpsLM.create_from_arg_string(f"model={tiny},plan={plan},snn=T=2,quiet=True")

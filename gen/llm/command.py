@@ -125,19 +125,27 @@ def _snn_specs(specs) -> list:
 
 
 def _snn_for(args, cmd: str):
-    """The one ``--snn`` spec of ``capture`` (None without), refused for a model that is not a
-    Llama-family decoder, before any model loads."""
+    """The one ``--snn`` network of ``convert`` or ``capture`` (an SNNConfig; None without), refused
+    for a model that is not a Llama-family decoder and with a subset of kinds or layers (the network
+    converts every operator of every layer), before any model loads."""
     from .models import model_config
+    from .sites import KINDS
+    from .snn.config import SNNConfig
     specs = _snn_specs(args.snn)
     if not specs:
         return None
     if len(specs) > 1:
-        raise ValueError(f"{cmd}: --snn given {len(specs)} times; allowed: one network per capture")
+        raise ValueError(f"{cmd}: --snn given {len(specs)} times; allowed: one network per {cmd}")
     family = model_config(args.model)[1]
     if family != "llama":
         raise ValueError(f"{cmd}: --snn {specs[0]!r} is not allowed for {args.model} (a {family} model); allowed: "
                          "a Llama-family decoder such as smollm2")
-    return specs[0]
+    subset = [o for o, v in (("--kinds", list(args.kinds) != list(KINDS)), ("--layers", args.layers not in (None, "all")))
+              if v]
+    if subset:
+        raise ValueError(f"{cmd}: --snn {specs[0]!r} with {' and '.join(subset)} is not allowed (the network "
+                         "converts every operator of every layer); allowed: --snn with every kind and layer")
+    return SNNConfig.parse(specs[0])
 
 
 def _session_and_plan(args, changes, layers, plan):
@@ -154,8 +162,13 @@ def _cmd_convert(args) -> int:
     if not args.plan:
         raise ValueError("convert: --plan FILE is required (where to write the plan)")
     check_writable(args.plan, "--plan")
-    session, plan = _session_and_plan(args, *_prepare(args, "convert", read_plan=False))
+    prepared = _prepare(args, "convert", read_plan=False)
+    snn = _snn_for(args, "convert")
+    session, plan = _session_and_plan(args, *prepared)
+    plan.snn = snn
     path = plan.save(args.plan)
+    if snn is not None:
+        print(f"plan: the operators run in the network {snn.describe()} ({snn.spec()})")
     print(f"plan: {len(plan.instances)} instances of {session.name} ({plan.family}) -> {path}")
     for (op, h), cfg in plan.configs().items():
         n = sum(1 for i in plan.instances if i["op"] == op and i["config"].stable_hash() == h)
@@ -233,7 +246,13 @@ def _cmd_capture(args) -> int:
         check_writable(args.plan, "--plan")
     prepared = _prepare(args, "capture", read_plan=True)
     snn = _snn_for(args, "capture")
+    if snn is not None and prepared[2] is not None and prepared[2].snn not in (None, snn):
+        raise ValueError(f"capture: --snn {snn.spec()!r} differs from the network of --plan {args.plan!r} "
+                         f"({prepared[2].snn.spec()!r}); allowed: the plan's network, or leave --snn out")
     session, plan = _session_and_plan(args, *prepared)
+    snn = snn if snn is not None else plan.snn  # a plan written by `convert --snn` names its network
+    if new_plan:
+        plan.snn = snn
     cap = capture_run(session, plan, args.prompts, args.max_rows, args.seed, snn=snn)
     path = save(cap, args.out)
     if new_plan:
@@ -255,6 +274,10 @@ def _common(p, plan_help):
     p.add_argument("--calibration-texts", type=int, default=CALIBRATION_TEXTS,
                    help=f"BoolQ passages to calibrate on (default {CALIBRATION_TEXTS})")
     p.add_argument("--plan", metavar="FILE", help=plan_help)
+    p.add_argument("--snn", action="append", default=[], metavar="SPEC",
+                   help="the operators inside this quantised or spiking network, e.g. T=4,L=16,W=8,A=8 or "
+                        "mode=qann (Llama-family models; recorded in the plan; spikeops.gen.llm.snn.config "
+                        "lists the keys)")
 
 
 def add_commands(sub):
@@ -299,9 +322,6 @@ def add_commands(sub):
     p.add_argument("--prompts", type=int, default=16, help="LAMBADA passages to run")
     p.add_argument("--max-rows", type=int, default=256, help="rows kept per instance")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snn", action="append", default=[], metavar="SPEC",
-                   help="record the operators' integer inputs inside this quantised or spiking network, "
-                        "e.g. T=4,L=16 (Llama-family models)")
     p.add_argument("-o", "--out", default="out/capture.npz", metavar="FILE")
     p.set_defaults(func=_cmd_capture)
     return sub

@@ -184,6 +184,7 @@ class SpikeOpsLM(LM):
         snn: a quantised or spiking network (:class:`spikeops.gen.llm.snn.SNNConfig` spec, keys joined
             by ``;`` since ``,`` separates model_args: ``T=4;L=16;W=8;A=8``, ``mode=qann``), built on
             the plan (every kind, every layer); scores likelihoods (``generate_until`` is refused).
+            A plan written by ``spikeops convert --snn`` brings its network without this argument.
         batch_size, max_batch_size, device: passed by lm-eval; not used (batches are by tokens and
             the golden operators run on the CPU).
     """
@@ -250,6 +251,14 @@ class SpikeOpsLM(LM):
         from .plan import Plan, apply_plan, make_plan
 
         path = Path(self.plan_path) if self.plan_path else None
+        if path is not None and path.exists() and Plan.load(path).snn is not None:
+            mine = Plan.load(path).snn  # a plan written by `spikeops convert --snn` names its network
+            if self.snn is not None and self.snn != mine:
+                raise _bad("snn", self.snn.spec(), f"differs from the plan's network {mine.spec()!r}",
+                           "the plan's network, or leave snn out")
+            self.snn = mine
+        if self.snn is not None:
+            return self._build_snn(model, path, n_cal)
         if path is not None and path.exists():
             plan = Plan.load(path)
             if kinds_arg is not None and tuple(plan.kinds) != self.kinds:
@@ -265,8 +274,6 @@ class SpikeOpsLM(LM):
                            f"not {model!r} ({lm.family})", f"a plan made for {model!r}")
             apply_plan(lm.model, plan)
             return lm, plan, f"plan {path.name}"
-        if self.snn is not None:
-            return self._build_snn(model, path, n_cal)
         if not self.kinds:  # the float model: nothing to calibrate
             lm = load(model, quiet=self.quiet)
             self._check_family(model, lm)

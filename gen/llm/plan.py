@@ -37,12 +37,18 @@ class Plan:
     layers: list | None
     instances: list  # dicts: name, op, kind, layer, config (a config object), stats
     calibration: dict = field(default_factory=dict)
+    #: the quantised or spiking network the operators run in (:class:`spikeops.gen.llm.snn.SNNConfig`;
+    #: ``spikeops convert --snn``), None for the float model with its operators replaced
+    snn: object = None
 
     def to_json(self) -> dict:
         inst = [dict(i, config=i["config"].to_json()) for i in self.instances]
-        return {"format": FORMAT, "version": VERSION, "model": self.model, "family": self.family,
-                "kinds": list(self.kinds), "layers": self.layers, "calibration": self.calibration,
-                "instances": inst}
+        out = {"format": FORMAT, "version": VERSION, "model": self.model, "family": self.family,
+               "kinds": list(self.kinds), "layers": self.layers, "calibration": self.calibration,
+               "instances": inst}
+        if self.snn is not None:
+            out["snn"] = self.snn.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict, source: str = "plan") -> "Plan":
@@ -68,7 +74,16 @@ class Plan:
         if not isinstance(data["instances"], list):
             raise ValueError(f"{source}: instances is not a list; {allowed}")
         inst = [_instance(i, j, source) for j, i in enumerate(data["instances"])]
-        return cls(data["model"], data["family"], data["kinds"], data["layers"], inst, data.get("calibration", {}))
+        snn = None
+        if data.get("snn") is not None:
+            from .snn.config import SNNConfig
+            try:
+                snn = SNNConfig.from_json(data["snn"])
+            except (ValueError, TypeError, KeyError) as err:
+                raise ValueError(f"{source}: snn={data['snn']!r} is not allowed ({err}); allowed: a network "
+                                 "written by `spikeops convert --snn SPEC`") from None
+        return cls(data["model"], data["family"], data["kinds"], data["layers"], inst, data.get("calibration", {}),
+                   snn)
 
     def save(self, path) -> Path:
         return write_atomic(path, json.dumps(self.to_json(), indent=1) + "\n")
