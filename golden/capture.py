@@ -246,14 +246,7 @@ def _instance(path: Path, e, arrays: dict) -> Captured:
     k, where = e["key"], f"capture: {path}: instance {e['name']!r}"
     try:
         rec = registry.get(e["op"])
-        params = e["config"].get("params", e["config"]) if isinstance(e["config"], dict) else None
-        if not isinstance(params, dict):
-            raise ValueError(f"config={e['config']!r} is not allowed; allowed: an object of parameters")
-        known = list(rec.default().params())
-        unknown = [p for p in params if p not in known]
-        if unknown:
-            raise ValueError(f"{rec.name}: unknown parameter(s) {unknown}; known: {', '.join(known)}")
-        cfg = rec.config.from_json(e["config"])
+        cfg = rec.config_from_json(e["config"])
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
         raise ValueError(f"{where}: {kind}{err}") from None

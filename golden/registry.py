@@ -90,6 +90,19 @@ class Operator:
         """The default configuration with ``changes`` applied (validated)."""
         return self.config(**changes)
 
+    def config_from_json(self, data):
+        """The configuration of ``data`` (``{"params": {...}}`` as :meth:`Config.to_json` writes it, or
+        the parameters themselves), every key checked: ValueError naming an unknown parameter and the
+        known ones, or the value refused."""
+        params = data.get("params", data) if isinstance(data, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError(f"config={data!r} is not allowed; allowed: an object of parameters")
+        known = list(self.default().params())
+        unknown = [k for k in params if k not in known]
+        if unknown:
+            raise ValueError(f"{self.name}: unknown parameter(s) {unknown}; known: {', '.join(known)}")
+        return self.config.from_json(data)
+
     def row_length(self, cfg) -> int | None:
         """The longest row ``cfg`` takes (``d`` or ``d_max``); None for elementwise operators."""
         return None if self.row_param is None else getattr(cfg, self.row_param)

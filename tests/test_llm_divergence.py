@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tiny_models import tiny_llama  # noqa: E402
+from tiny_models import tiny_bert, tiny_llama  # noqa: E402
 
 from spikeops.gen.llm import divergence as dv  # noqa: E402
 from spikeops.gen.llm import model_accuracy as ma  # noqa: E402
@@ -40,12 +40,7 @@ def _llama(seed=0):
 
 
 def _bert(seed=0):
-    torch.manual_seed(seed)
-    cfg = transformers.BertConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, max_position_embeddings=64, hidden_act="gelu")
-    model = transformers.BertModel(cfg, add_pooling_layer=False).eval()
-    model.set_attn_implementation("eager")
-    return model
+    return tiny_bert(seed)
 
 
 def _perturbed(model, scale=0.05):

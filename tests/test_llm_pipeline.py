@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tiny_models import tiny_llama  # noqa: E402
+from tiny_models import tiny_bert, tiny_llama  # noqa: E402
 
 from spikeops.gen.llm import capture as cap  # noqa: E402
 from spikeops.gen.llm.calibrate import calibrated, observe  # noqa: E402
@@ -25,11 +25,7 @@ pytestmark = pytest.mark.usefixtures("numpy_backend")
 
 
 def _tiny_bert(seed=0):
-    torch.manual_seed(seed)
-    cfg = transformers.BertConfig(vocab_size=101, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, max_position_embeddings=64, hidden_act="gelu")
-    model = transformers.BertModel(cfg, add_pooling_layer=False).eval()
-    model.set_attn_implementation("eager")
+    model = tiny_bert(seed, vocab_size=101)
     with torch.no_grad():
         for layer in model.encoder.layer:
             layer.output.LayerNorm.weight.uniform_(0.5, 2.0)

@@ -16,6 +16,16 @@ def tiny_llama(seed: int = 0, max_positions: int = 64, eager: bool = False):
     return model
 
 
+def tiny_bert(seed: int = 0, vocab_size: int = 97):
+    """A 2-layer BERT encoder (hidden 32, 4 heads, GELU, eager attention, no pooler) in eval mode."""
+    torch.manual_seed(seed)
+    cfg = transformers.BertConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, max_position_embeddings=64, hidden_act="gelu")
+    model = transformers.BertModel(cfg, add_pooling_layer=False).eval()
+    model.set_attn_implementation("eager")
+    return model
+
+
 def save_tiny_llama(folder, max_positions: int = 1024):
     """:func:`tiny_llama` saved as a model folder with a character tokenizer (letters, digits,
     punctuation; ``<unk>``, ``<s>``, ``</s>``), as a user's local model would be; returns the folder."""

@@ -124,6 +124,14 @@ def _snn_specs(specs) -> list:
     return list(specs or ())
 
 
+def _refuse_encoder(cmd: str, spec: str, model: str, family: str) -> None:
+    """``--snn`` needs a Llama-family decoder (ValueError naming the option, the model and what is
+    allowed)."""
+    if family != "llama":
+        raise ValueError(f"{cmd}: --snn {spec!r} is not allowed for {model} (a {family} model); allowed: "
+                         "a Llama-family decoder such as smollm2")
+
+
 def _snn_for(args, cmd: str):
     """The one ``--snn`` network of ``convert`` or ``capture`` (an SNNConfig; None without), refused
     for a model that is not a Llama-family decoder and with a subset of kinds or layers (the network
@@ -136,10 +144,7 @@ def _snn_for(args, cmd: str):
         return None
     if len(specs) > 1:
         raise ValueError(f"{cmd}: --snn given {len(specs)} times; allowed: one network per {cmd}")
-    family = model_config(args.model)[1]
-    if family != "llama":
-        raise ValueError(f"{cmd}: --snn {specs[0]!r} is not allowed for {args.model} (a {family} model); allowed: "
-                         "a Llama-family decoder such as smollm2")
+    _refuse_encoder(cmd, specs[0], args.model, model_config(args.model)[1])
     subset = [o for o, v in (("--kinds", list(args.kinds) != list(KINDS)), ("--layers", args.layers not in (None, "all")))
               if v]
     if subset:
@@ -185,13 +190,12 @@ def _cmd_eval(args) -> int:
                   calibration_texts=1)
     check_writable(args.out, "--out", folder=True)
     changes = _configs(args.set)
-    _base_configs(model_config(args.model)[2], changes)
+    _, family, hf_config = model_config(args.model)
+    _base_configs(hf_config, changes)
     set_backend(args.backend)
     snn = _snn_specs(args.snn)
-    family = model_config(args.model)[1]
-    if snn and family != "llama":
-        raise ValueError(f"eval: --snn {snn[0]!r} is not allowed for {args.model} (a {family} model); allowed: a "
-                         "Llama-family decoder such as smollm2")
+    if snn:
+        _refuse_encoder("eval", snn[0], args.model, family)
     ablations = args.ablations if args.ablations is not None else ([] if snn else list(ABLATIONS))
     rep = evaluation_table(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
                            ablations=ablations, snn=snn, out_dir=args.out, batch_tokens=args.batch_tokens,

@@ -90,30 +90,26 @@ def lambada_passages(limit: int | None = None) -> list[str]:
     return out[:limit] if limit else out
 
 
-def calibration_texts(n: int = 32) -> list[str]:
-    """``n`` BoolQ passages: the calibration text (held out from every evaluated task)."""
+def _distinct(texts, limit: int | None) -> list[str]:
+    """The distinct non-empty ``texts`` in order, the first ``limit`` when given."""
     seen, out = set(), []
-    for r in _read("boolq", "rc_0shot"):
-        text = r["request"]["context"]
-        if text not in seen:
+    for text in texts:
+        if text and text not in seen:
             seen.add(text)
             out.append(text)
-        if len(out) >= n:
-            break
+            if limit is not None and len(out) >= limit:
+                break
     return out
+
+
+def calibration_texts(n: int = 32) -> list[str]:
+    """``n`` BoolQ passages: the calibration text (held out from every evaluated task)."""
+    return _distinct((r["request"]["context"] for r in _read("boolq", "rc_0shot")), n)
 
 
 def sentences(n: int = 300) -> list[str]:
     """``n`` distinct SciQ questions (short English sentences) for the embedding check."""
-    seen, out = set(), []
-    for r in _read("sciq", "rc_0shot"):
-        q = r["doc"]["question"].strip()
-        if q and q not in seen:
-            seen.add(q)
-            out.append(q)
-        if len(out) >= n:
-            break
-    return out
+    return _distinct((r["doc"]["question"].strip() for r in _read("sciq", "rc_0shot")), n)
 
 
 def stories(limit: int | None = None) -> list[str]:
@@ -121,12 +117,4 @@ def stories(limit: int | None = None) -> list[str]:
     when given: 499 passages of English prose from five sources (MCTest children's stories, RACE
     exam passages, Wikipedia, Project Gutenberg literature, CNN news), about 170k SmolLM2 tokens.
     No table evaluates CoQA and calibration reads BoolQ, so this text is held out from both."""
-    seen, out = set(), []
-    for r in _read("coqa", "bpb_0shot"):
-        text = r["doc"]["story"].strip()
-        if text and text not in seen:
-            seen.add(text)
-            out.append(text)
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+    return _distinct((r["doc"]["story"].strip() for r in _read("coqa", "bpb_0shot")), limit)

@@ -251,16 +251,15 @@ class SpikeOpsLM(LM):
         from .plan import Plan, apply_plan, make_plan
 
         path = Path(self.plan_path) if self.plan_path else None
-        if path is not None and path.exists() and Plan.load(path).snn is not None:
-            mine = Plan.load(path).snn  # a plan written by `spikeops convert --snn` names its network
-            if self.snn is not None and self.snn != mine:
-                raise _bad("snn", self.snn.spec(), f"differs from the plan's network {mine.spec()!r}",
+        plan = Plan.load(path) if path is not None and path.exists() else None
+        if plan is not None and plan.snn is not None:  # a plan written by `spikeops convert --snn`
+            if self.snn is not None and self.snn != plan.snn:
+                raise _bad("snn", self.snn.spec(), f"differs from the plan's network {plan.snn.spec()!r}",
                            "the plan's network, or leave snn out")
-            self.snn = mine
+            self.snn = plan.snn
         if self.snn is not None:
-            return self._build_snn(model, path, n_cal)
-        if path is not None and path.exists():
-            plan = Plan.load(path)
+            return self._build_snn(model, path, plan, n_cal)
+        if plan is not None:
             if kinds_arg is not None and tuple(plan.kinds) != self.kinds:
                 raise _bad("kinds", kinds_arg, f"differs from the plan's {'+'.join(plan.kinds) or FLOAT}",
                            "the plan's kinds, or leave kinds out")
@@ -297,15 +296,15 @@ class SpikeOpsLM(LM):
             source += f", plan written to {path.name}"
         return lm, plan, source
 
-    def _build_snn(self, model, path, n_cal):
-        """The spiking network of ``snn`` on the plan file (when it exists) or a fresh plan."""
-        from .plan import Plan
+    def _build_snn(self, model, path, plan, n_cal):
+        """The spiking network of ``snn`` on ``plan`` (read from ``path``) or, without one, a fresh
+        plan (written to ``path`` when given)."""
         from .session import Session
 
         session = Session(model, calibration_texts=n_cal, quiet=self.quiet)
         self._check_family(model, session.lm)
-        if path is not None and path.exists():
-            plan, source = Plan.load(path), f"plan {path.name}"
+        if plan is not None:
+            source = f"plan {path.name}"
             if plan.model not in (model, session.lm.name) or plan.family != session.lm.family:
                 raise _bad("plan", str(path), f"was made for model {plan.model!r} ({plan.family}), "
                            f"not {model!r} ({session.lm.family})", f"a plan made for {model!r}")

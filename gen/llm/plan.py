@@ -126,15 +126,7 @@ def _instance(i, j: int, source: str) -> dict:
         raise ValueError(f"{source}: instance {j} is not an object with {', '.join(_INSTANCE_KEYS)}; "
                          "allowed: instances as `spikeops convert` writes them")
     try:
-        rec = registry.get(i["op"])
-        params = i["config"].get("params", i["config"]) if isinstance(i["config"], dict) else None
-        if not isinstance(params, dict):
-            raise ValueError(f"config={i['config']!r} is not allowed; allowed: an object of parameters")
-        known = list(rec.default().params())
-        unknown = [k for k in params if k not in known]
-        if unknown:
-            raise ValueError(f"{rec.name}: unknown parameter(s) {unknown}; known: {', '.join(known)}")
-        return dict(i, config=rec.config.from_json(i["config"]))
+        return dict(i, config=registry.get(i["op"]).config_from_json(i["config"]))
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
         raise ValueError(f"{source}: instance {i['name']!r}: {kind}{err}") from None

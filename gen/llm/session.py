@@ -73,15 +73,11 @@ class Session:
         """The spiking conversion's calibration (:class:`spikeops.gen.llm.snn.Calibration`): the
         quantiser sites observed on the same passages as the operators, made once per session."""
         if self._snn_calibration is None:
-            from .snn.network import Calibration
-            from .snn.observe import observe_sites
+            from .snn import calibrate
             if self.lm.family != "llama":
                 raise ValueError(f"snn: {self.name} is a {self.lm.family} model; allowed: a Llama-family "
                                  "decoder (the spiking conversion follows SpikeZIP-TF on decoder layers)")
-            t0 = time.perf_counter()
-            sites = observe_sites(self.lm.model, self.batches)
-            self._snn_calibration = Calibration(sites, self.stats, dict(self.calibration,
-                                                seconds=round(time.perf_counter() - t0, 2)))
+            self._snn_calibration = calibrate(self.lm.model, self.batches, info=self.calibration, stats=self.stats)
         return self._snn_calibration
 
     def spiking(self, snn, plan=None):

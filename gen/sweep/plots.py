@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .pareto import front_rows
 
-__all__ = ["plot_op"]
+__all__ = ["plot_op", "save_figure"]
 
 LUT = "ecp5_lut_equivalent"
 
@@ -50,6 +50,13 @@ def plot_op(op: str, rows, path, *, error_column: str = "err_max_real") -> Path:
     a.set_title(f"{op}: error against area")
     _panel(b, rows, "fmax_mhz", maximise=True, log=False, ylabel="Fmax (MHz), nextpnr-ecp5")
     b.set_title(f"{op}: Fmax against area")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (PNG, 110 dpi) and close it."""
+    from matplotlib import pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

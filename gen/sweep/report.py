@@ -69,16 +69,12 @@ def plot_divergence(op: str, rows, path):
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from .plots import _panel
+    from .plots import _panel, save_figure
     fig, ax = plt.subplots(1, 1, figsize=(6.4, 4.6))
     label = "mean KL(float || converted), nats/token" if col == "kl_mean" else "mean 1 - cos(float, converted)"
     _panel(ax, [r for r in rows if r.get(col) is not None], col, maximise=False, log=True, ylabel=label)
     ax.set_title(f"{op}: model divergence against area")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def scrub(text: str) -> str:

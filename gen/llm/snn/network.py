@@ -75,16 +75,18 @@ class Calibration:
         return max([v["in"] for v in self.stats.values() if v.get("in")] + [1.0])
 
 
-def calibrate(model, batches, info: dict | None = None) -> Calibration:
+def calibrate(model, batches, info: dict | None = None, stats: dict | None = None) -> Calibration:
     """Run the float ``model`` (Llama family) on ``batches`` (dicts of inputs or id tensors) and
-    keep what the conversion needs."""
+    keep what the conversion needs; ``stats``, the operators' statistics already observed on the
+    same batches (:attr:`spikeops.gen.llm.session.Session.stats`), are taken as they are."""
     from ..calibrate import observe
     from ..sites import discover
 
     t0 = time.perf_counter()
     batches = list(batches)
     sites = observe_sites(model, batches)
-    stats = observe(model, discover(model, "llama"), batches)
+    if stats is None:
+        stats = observe(model, discover(model, "llama"), batches)
     info = dict(info or {}, seconds=round(time.perf_counter() - t0, 2))
     return Calibration(sites, stats, info)
 
