@@ -23,6 +23,7 @@ from pathlib import Path
 
 from spikeops.golden import registry
 from spikeops.golden.changes import apply_changes, parse_sets
+from spikeops.hdl.manifest import Interface
 from spikeops.verif.env import Simulator
 
 from .llm.command import check_counts
@@ -127,7 +128,7 @@ def _cmd_verilog(args) -> int:
         jobs = [(op, build_config(op, args.set), ".", None) for op in ops]
     with staged_folder(args.out) as staged:  # the files land in -o when every one is written
         for op, cfg, sub, users in jobs:
-            m = emit(op, cfg, staged / sub)
+            m = emit(op, cfg, staged / sub, interface=args.interface)
             extra = write_fpga_files(m, staged / sub)
             out = Path(args.out) / sub if sub != "." else Path(args.out)
             ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
@@ -292,6 +293,10 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
     p.add_argument("--plan", metavar="FILE", help="emit every distinct configuration of a conversion plan "
                    "(spikeops convert), each into DIR/<op>-<config hash>/")
+    p.add_argument("--interface", choices=Interface.values(), default=Interface.STREAM.value,
+                   help="the ports: 'stream' (clk, rst, i__*/o__* valid-ready streams; the default) or 'axis' "
+                   "(AXI4-Stream: aclk, aresetn active low, s_axis_*/m_axis_* with tdata padded to whole bytes, "
+                   "tlast, the Softmax mask in tuser; top spikeops_<op>_axis; the packing in the manifest)")
     p.add_argument("-o", "--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_verilog)
 

@@ -33,7 +33,8 @@ def _version() -> str:
 
 
 def core_name(manifest) -> str:
-    return f"spikeops:ops:{manifest['op']}:{_version()}"
+    """``spikeops:ops:<op>:<version>`` (an AXI4-Stream top: ``spikeops:ops:<op>_axis:<version>``)."""
+    return f"spikeops:ops:{manifest['top'].removeprefix('spikeops_')}:{_version()}"
 
 
 def _q(text) -> str:

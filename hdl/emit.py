@@ -18,15 +18,18 @@ from spikeops.golden import registry as golden_registry
 
 from . import registry as hdl_registry
 from . import verilog
+from .axis import AxisOperator
+from .manifest import CLOCKING, PAYLOAD_PORTS, Interface
 
 __all__ = ["emit", "port_table", "top_name", "latency_info"]
 
 MANIFEST_VERSION = 1
 
 
-def top_name(op: str) -> str:
-    """The Verilog top module of operator ``op``: ``spikeops_<op>``."""
-    return f"spikeops_{op}"
+def top_name(op: str, interface=Interface.STREAM) -> str:
+    """The Verilog top module of operator ``op``: ``spikeops_<op>`` (AXI4-Stream: ``spikeops_<op>_axis``)."""
+    interface = Interface.parse(interface, "top_name", "interface")
+    return f"spikeops_{op}" + ("_axis" if interface == Interface.AXIS else "")
 
 
 def _fields(shape):
@@ -37,11 +40,16 @@ def _fields(shape):
     return None
 
 
-def port_table(component, cfg) -> list[dict]:
+def port_table(component, cfg, interface=Interface.STREAM) -> list[dict]:
     """Verilog ports: name (Amaranth's ``a__b`` flattening), direction, width, payload fields, format."""
-    ports = [{"name": "clk", "direction": "input", "width": 1, "role": "clock (rising edge)"},
-             {"name": "rst", "direction": "input", "width": 1, "role": "synchronous reset, active high"}]
-    formats = {"i": getattr(cfg, "in_format", None), "o": getattr(cfg, "out_format", None)}
+    interface = Interface.parse(interface, "port_table", "interface")
+    clocking = CLOCKING[interface]
+    roles = {clocking["clock"]: "clock (rising edge)",
+             clocking["reset"]: f"synchronous reset, active {clocking['reset_active']}"}
+    ports = [] if interface == Interface.AXIS else [
+        {"name": n, "direction": "input", "width": 1, "role": r} for n, r in roles.items()]
+    formats = {port: getattr(cfg, {"i": "in_format", "o": "out_format"}[side], None)
+               for side, port in PAYLOAD_PORTS[interface].items()}
     for path, member in component.signature.members.flatten():
         if not member.is_port:
             continue
@@ -50,11 +58,13 @@ def port_table(component, cfg) -> list[dict]:
         width = data.Layout.cast(shape).size if isinstance(shape, data.Layout) else amaranth.Shape.cast(shape).width
         entry = {"name": name, "direction": "input" if member.flow == wiring.In else "output",
                  "width": width}
+        if name in roles:
+            entry["role"] = roles[name]
         fields = _fields(shape)
         if fields:
             entry["fields"] = fields
-        if path[-1] == "payload" and formats.get(path[0]) is not None:
-            entry["format"] = formats[path[0]].describe()
+        if formats.get(name) is not None:
+            entry["format"] = formats[name].describe()
         ports.append(entry)
     return ports
 
@@ -87,16 +97,35 @@ def latency_info(op, cfg) -> dict:
                        "received while one is processed"}
 
 
-def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:
-    """Write ``<top>.v`` and ``<top>.json`` for ``op`` at ``cfg`` into ``out_dir``; return the manifest."""
+def _interface_entry(interface, core, cfg, axis) -> dict:
+    entry = {"kind": interface.value, **CLOCKING[interface]}
+    if axis is not None:
+        entry["packing"] = axis.packing
+        entry["tlast_fifo_depth"] = axis.tlast_fifo_depth
+        entry["payload"] = {side: next(p for p in port_table(core, cfg) if p["name"] == f"{side}__payload")
+                            for side in ("i", "o")}
+    return entry
+
+
+def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.STREAM) -> dict:
+    """Write ``<top>.v`` and ``<top>.json`` for ``op`` at ``cfg`` into ``out_dir``; return the manifest.
+
+    ``interface``: ``stream`` (the default: ``clk``, ``rst``, Amaranth's ``i__*``/``o__*`` stream
+    ports) or ``axis`` (the same operator behind AXI4-Stream ports, :mod:`spikeops.hdl.axis`; the
+    manifest's ``interface.packing`` says which field each signal carries)."""
+    interface = Interface.parse(interface, "emit", "interface")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v for k, v in (("gamma", gamma), ("beta", beta)) if v is not None}
     gop = golden_registry.get(op)
-    component = hdl_registry.build(gop, cfg, **weights)
-    top = top_name(gop.name)
+    core = component = hdl_registry.build(gop, cfg, **weights)
+    axis = None
+    if interface == Interface.AXIS:
+        in_flight = 0 if gop.shape.is_row else type(core).latency_for(cfg)
+        component = axis = AxisOperator(core, in_flight=in_flight)
+    top = top_name(gop.name, interface)
     text = verilog.convert(component, top, f"{gop.name} at configuration {cfg.stable_hash()} "
-                                           f"({gop.shape.value}; manifest {top}.json)")
+                                           f"({gop.shape.value}; manifest {top}.json)", **CLOCKING[interface])
     vfile = out / f"{top}.v"
     vfile.write_text(text)
     manifest = {
@@ -107,7 +136,8 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None) -> dict:
         "files": [vfile.name],
         "config": cfg.to_json(),
         "config_hash": cfg.stable_hash(),
-        "ports": port_table(component, cfg),
+        "interface": _interface_entry(interface, core, cfg, axis),
+        "ports": port_table(component, cfg, interface),
         "latency": latency_info(op, cfg),
         "golden": {"module": gop.golden.__module__, "function": gop.golden.__name__,
                    "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}"},

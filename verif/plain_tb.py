@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeops.golden import registry
+from spikeops.hdl.manifest import interface_info, payload_port
 
 from . import env
 from .stimulus import Stimulus, make, pack
@@ -55,7 +56,7 @@ def _field(port: dict, name: str):
 
 def output_words(manifest: dict, data, row_lengths) -> list[int]:
     """Packed ``o__payload`` words of output codes ``data`` (``last`` set at each row's end)."""
-    port = next(p for p in manifest["ports"] if p["name"] == "o__payload")
+    port = payload_port(manifest, "o")
     d, last = _field(port, "data"), _field(port, "last")
     width, offset = (d["width"], d["offset"]) if d else (port["width"], 0)
     ends = set(np.cumsum(row_lengths) - 1) if last is not None else set()
@@ -87,15 +88,62 @@ def _resets(stim: Stimulus, row_op: bool) -> list[int]:
     return [s for s in range(400, stim.elements, 400)]
 
 
+def dut_face(manifest: dict) -> tuple[str, list[str], str]:
+    """How the bench's stream signals (``clk``, ``rst``, ``i_valid``/``i_ready``/``i_payload``,
+    ``o_valid``/``o_ready``/``o_payload``) meet the DUT's ports: ``(adapter Verilog, port
+    connections, an expression true when an output's interface bits are wrong)``.
+
+    An AXI4-Stream top gets ``aresetn = ~rst``, tdata/tlast/tuser cut from the packed input word,
+    and the output word assembled from m_axis_tdata and m_axis_tlast; the check covers tdata's
+    padding (the sign or zeros) and, where tlast is carried beside the elements, that it comes back
+    with its element (the bench sets it on every seventh element)."""
+    info = interface_info(manifest)
+    if info["kind"] == "stream":
+        return "", [".clk(clk)", ".rst(rst)", ".i__valid(i_valid)", ".i__ready(i_ready)", ".i__payload(i_payload)",
+                    ".o__valid(o_valid)", ".o__ready(o_ready)", ".o__payload(o_payload)"], "1'b0"
+    pk, ipay, opay = info["packing"], payload_port(manifest, "i"), payload_port(manifest, "o")
+
+    def bits(port, name, signal):
+        f = _field(port, name)
+        f = f or ({"offset": 0, "width": port["width"]} if name == "data" else None)
+        return None if f is None else f"{signal}[{f['offset'] + f['width'] - 1}:{f['offset']}]"
+
+    tw, mw = pk["s_axis_tdata"]["width"], pk["m_axis_tdata"]["width"]
+    fw, iw = pk["m_axis_tdata"]["field_width"], pk["s_axis_tdata"]["field_width"]
+    pad = f"{{{tw - iw}{{1'b0}}}}, " if tw > iw else ""
+    lines = ["  wire [{0}:0] s_tdata = {{{1}{2}}};".format(tw - 1, pad, bits(ipay, "data", "i_payload")),
+             f"  wire [{mw - 1}:0] m_tdata;", "  wire m_tlast;"]
+    carried = pk["s_axis_tlast"] == "carried"
+    lines.append(f"  wire s_tlast = {'k % 7 == 6' if carried else bits(ipay, 'last', 'i_payload')};")
+    conns = [".aclk(clk)", ".aresetn(~rst)", ".s_axis_tvalid(i_valid)", ".s_axis_tready(i_ready)",
+             ".s_axis_tdata(s_tdata)", ".s_axis_tlast(s_tlast)", ".m_axis_tvalid(o_valid)", ".m_axis_tready(o_ready)",
+             ".m_axis_tdata(m_tdata)", ".m_axis_tlast(m_tlast)"]
+    if pk["s_axis_tuser"]:
+        user = [bits(ipay, u["name"], "i_payload") for u in sorted(pk["s_axis_tuser"], key=lambda u: -u["tuser_bit"])]
+        conns.append(f".s_axis_tuser({{{', '.join(user)}}})")
+    # the output word in the operator's payload layout: data from tdata's low bits, last from tlast
+    parts = []
+    for f in sorted(opay.get("fields") or [{"name": "data", "offset": 0, "width": opay["width"]}],
+                    key=lambda f: -f["offset"]):
+        parts.append("m_tlast" if f["name"] == "last" else f"m_tdata[{f['width'] - 1}:0]")
+    lines.append(f"  assign o_payload = {{{', '.join(parts)}}};")
+    top_bits = "m_tdata[{0}:{1}]".format(mw - 1, fw) if mw > fw else None
+    ext = f"{{{mw - fw}{{m_tdata[{fw - 1}]}}}}" if pk["m_axis_tdata"]["signed"] else f"{mw - fw}'d0"
+    checks = [f"({top_bits} !== {ext})"] if top_bits else []
+    if carried:
+        checks.append("(m_tlast !== (m % 7 == 6))")
+    return "\n".join(lines) + "\n", conns, " || ".join(checks) or "1'b0"
+
+
 def testbench_verilog(manifest: dict, n_in: int, n_out: int, *, pv: int = 200, pr: int = 180,
                       seed: int = 1, timeout: int = 200_000) -> str:
     """The testbench module (see the module docstring) for ``n_in`` inputs and ``n_out`` outputs."""
     ports = {p["name"]: p for p in manifest["ports"]}
-    iw, ow = ports["i__payload"]["width"], ports["o__payload"]["width"]
+    iw, ow = payload_port(manifest, "i")["width"], payload_port(manifest, "o")["width"]
     top, tb = manifest["top"], bench_top(manifest)
-    conns, flags = side_ports(manifest)
-    conns = [".clk(clk)", ".rst(rst)", ".i__valid(i_valid)", ".i__ready(i_ready)", ".i__payload(i_payload)",
-             ".o__valid(o_valid)", ".o__ready(o_ready)", ".o__payload(o_payload)", *conns]
+    side, flags = side_ports(manifest)
+    adapter, conns, face_error = dut_face(manifest)
+    conns = [*conns, *side]
     flag_decl = "".join(f"  wire [{ports[f]['width'] - 1}:0] flag_{f};\n" for f in flags)
     flag_or = " | ".join(f"(|flag_{f})" for f in flags) or "1'b0"
     return f"""`timescale 1ns/1ps
@@ -129,7 +177,7 @@ module {tb};
   reg  [{ow - 1}:0] held_payload = 0;
   wire [{iw - 1}:0] i_payload = stim[k < N_IN ? k : 0];
 {flag_decl}  wire        flags = {flag_or};
-
+{adapter}
   {top} dut ({', '.join(conns)});
 
   initial begin
@@ -173,6 +221,10 @@ module {tb};
         errors <= errors + 1;
         if (errors < 10)
           $display("spikeops_tb: output %0d (cycle %0d): expected %h, got %h", m, cycles, expd[m], o_payload);
+      end else if ({face_error}) begin
+        errors <= errors + 1;
+        if (errors < 10)
+          $display("spikeops_tb: output %0d (cycle %0d): the interface's padding or tlast is wrong", m, cycles);
       end
       m <= m + 1;
     end

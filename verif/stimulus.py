@@ -16,6 +16,7 @@ import numpy as np
 
 from spikeops.golden import registry
 from spikeops.golden.fixed import quantize
+from spikeops.hdl.manifest import payload_port
 
 from . import captured
 
@@ -65,8 +66,9 @@ def _field(fields, name):
 
 
 def pack(stim: Stimulus, manifest: dict) -> list[int]:
-    """Packed ``i__payload`` words (fields at their manifest offsets; two's complement data)."""
-    port = next(p for p in manifest["ports"] if p["name"] == "i__payload")
+    """Packed ``i__payload`` words (fields at their manifest offsets; two's complement data); of an
+    AXI4-Stream top, the payload its tdata/tlast/tuser carry."""
+    port = payload_port(manifest, "i")
     fields = port.get("fields")
     words = []
     for j, row in enumerate(stim.rows):
@@ -89,7 +91,7 @@ def pack(stim: Stimulus, manifest: dict) -> list[int]:
 
 def unpack(words, manifest: dict):
     """``(data, last)`` arrays from packed ``o__payload`` words (data sign-extended when signed)."""
-    port = next(p for p in manifest["ports"] if p["name"] == "o__payload")
+    port = payload_port(manifest, "o")
     fields = port.get("fields")
     fmt_signed = manifest["config"]["derived"]["out_format"]["signed"]
     words = np.asarray(words, dtype=object)

@@ -15,6 +15,8 @@ Plusargs: ``stim out incyc outcyc n n_out n_after pv pr lfsr_seed rst_k resume``
 
 from __future__ import annotations
 
+from spikeops.hdl.manifest import side_port_names
+
 __all__ = ["WRAPPER_TOP", "wrapper_verilog", "side_ports", "MAX_ELEMENTS"]
 
 WRAPPER_TOP = "spikeops_tb"
@@ -26,9 +28,10 @@ def side_ports(manifest: dict) -> tuple[list, list]:
     weight write ports) tied to 0, outputs (status flags) to wires ``flag_<name>``; returns
     ``(connections, flag names)``."""
     conns, flags = [], []
+    side = set(side_port_names(manifest))
     for p in manifest["ports"]:
         name = p["name"]
-        if name in ("clk", "rst") or name.startswith(("i__", "o__")):
+        if name not in side:
             continue
         if p["direction"] == "input":
             conns.append(f".{name}({p['width']}'d0)")
