@@ -10,6 +10,7 @@ the simulators (``make regress SIM=...``).
 
 import os
 
+import numpy as np
 import pytest
 
 from spikeops.golden import registry
@@ -88,6 +89,25 @@ def test_range_reduced_exp(op, sim):
     _check(reg.run(make(op, cfg, "corners"), name="corners", valid_p=0.8, ready_p=0.5, seed=3))
     _check(reg.run(make(op, cfg, "activations", size=1500, seed=5), name="activations",
                    valid_p=0.8, ready_p=0.6, seed=9))
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_softmax_rows_of_the_models_context(sim):
+    """Softmax sized for SmolLM2's context (d_max=8192, as the conversion now plans it): two full
+    8,192-element rows around a short one, at full rate (latency checked) and with idle cycles,
+    backpressure and a reset in the middle of the first long row."""
+    from spikeops.golden.fixed import quantize
+    from spikeops.verif.stimulus import Stimulus
+    cfg = registry.get("softmax").default(d_max=8192)
+    reg = _regression("softmax", cfg, sim)
+    rng = np.random.default_rng(3)
+    rows = [quantize(rng.normal(0, 7, n), cfg.in_format) for n in (8192, 300, 8192)]
+    masks = [np.arange(8192) <= 6000, np.ones(300, bool), rng.random(8192) < 0.9]
+    stim = Stimulus("softmax", "context", rows, masks, {})
+    _check(reg.run(stim, name="context", check_latency=True))
+    res = reg.run(stim, name="context-reset", valid_p=0.8, ready_p=0.6, reset_row=0)
+    _check(res)
+    assert res.did_reset == 1
 
 
 VARIANTS = {

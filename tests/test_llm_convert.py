@@ -81,3 +81,37 @@ def test_in_frac_rule():
     assert in_frac_for(1e4, 24) == 9           # SmolLM2's outliers: 1e4 * 2**9 < 2**23
     assert in_frac_for(0.0, 16) == 15
     assert in_frac_for(1e9, 16) == 0           # saturates rather than overflow the format
+
+
+def test_softmax_is_sized_for_the_models_context():
+    """d_max follows max_position_embeddings (SmolLM2: 8,192), not the evaluation's 2048."""
+    from spikeops.gen.llm.plan import default_config
+    for positions in (64, 4096, 8192):
+        assert default_config("softmax", tiny_llama(max_positions=positions).config).d_max == positions
+    class Unsaid:  # a configuration that does not give its context
+        hidden_size = 32
+    assert default_config("softmax", Unsaid()).d_max == 2048
+
+
+def test_a_prompt_longer_than_d_max_is_refused_before_the_forward_pass():
+    """With a smaller d_max chosen, a longer input fails at once, naming the option; no attention
+    (so no operator) has run; shorter inputs go on; another plan replaces the guard."""
+    from spikeops.gen.llm.plan import apply_plan, make_plan
+    model = _tiny()
+    small = registry.get("softmax").default(d_max=16)
+    apply_plan(model, make_plan(model, "llama", configs={"softmax": small}))
+    calls = []
+    model.model.layers[0].self_attn.register_forward_pre_hook(lambda *a: calls.append(1))
+    with torch.no_grad(), pytest.raises(ValueError) as err:
+        model(torch.randint(0, 97, (1, 20)))
+    msg = str(err.value)
+    assert "an input of 20 positions is not allowed" in msg and "d_max=16" in msg
+    assert "--set softmax.d_max=N (up to the model's 64 positions)" in msg
+    assert calls == []
+    with torch.no_grad():
+        model(torch.randint(0, 97, (1, 16)))
+    assert calls == [1]
+    apply_plan(model, make_plan(model, "llama"))  # sized for the 64 positions
+    with torch.no_grad():
+        model(torch.randint(0, 97, (1, 20)))
+    assert len(model._forward_pre_hooks) == 1

@@ -55,8 +55,8 @@ from lm_eval.api.model import LM  # noqa: E402
 from lm_eval.api.registry import register_model  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from spikeops.golden import registry  # noqa: E402
 
+from .plan import longest_row  # noqa: E402
 from .scoring import encode_pair, score_tokens  # noqa: E402
 from .sites import KINDS  # noqa: E402
 
@@ -178,7 +178,8 @@ class SpikeOpsLM(LM):
         backend: ``fast`` (default) or ``numpy``: how the golden integers are computed.
         batch_tokens: padded tokens per scoring batch (default 4096).
         max_length: longest model input in tokens (default: 2048, the softmax's ``d_max`` and the
-            model's ``max_position_embeddings``, whichever is least).
+            model's ``max_position_embeddings``, whichever is least: rolling windows of 2048 keep the
+            perplexity tasks' cost down; up to the least of the other two on request).
         max_gen_toks: default generation length when a request gives none (default 256).
         quiet: no progress bars or loading messages (default False).
         snn: a quantised or spiking network (:class:`spikeops.gen.llm.snn.SNNConfig` spec, keys joined
@@ -325,11 +326,9 @@ class SpikeOpsLM(LM):
         limit = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
         why = f"the model's max_position_embeddings={limit}"
         # a masked-row operator (the softmax) takes rows of up to its row length (d_max) positions
-        for i in self.plan.instances:
-            rec = registry.get(i["op"])
-            n = rec.row_length(i["config"]) if rec.masked else None
-            if n is not None and n < limit:
-                limit, why = n, f"the spiking {rec.name}'s {rec.row_param}={n}"
+        rows = longest_row(self.plan)
+        if rows is not None and rows[0] < limit:
+            limit, why = rows[0], f"the spiking softmax's {rows[2]}={rows[0]}"
         if requested is None:
             return min(2048, limit)
         if requested > limit:

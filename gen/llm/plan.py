@@ -138,8 +138,11 @@ _EPS_ATTRS = ("rms_norm_eps", "layer_norm_eps", "norm_eps")
 
 def default_config(op: str, hf_config):
     """The operator's default configuration sized for the model: rows of a fixed ``d`` get the
-    hidden size (and the model's ``eps``), rows up to ``d_max`` the longest sequence the evaluation
-    feeds (2048 tokens) or the model takes; the model's activation gets the changes that make it
+    hidden size (and the model's ``eps``), rows up to ``d_max`` the model's own context
+    (``max_position_embeddings``: 8,192 positions for SmolLM2, 512 for MiniLM; 2048 when the model
+    does not say), so any prompt the model takes fits; a smaller ``d_max`` stays a choice
+    (``--set softmax.d_max=N``), and :func:`apply_plan` then refuses a longer input before its
+    forward pass starts; the model's activation gets the changes that make it
     the function the model declares (GELU's form from ``hidden_act``)."""
     rec = registry.get(op)
     changes = {}
@@ -154,7 +157,7 @@ def default_config(op: str, hf_config):
             if eps is not None:
                 changes["eps"] = float(eps)
     elif rec.row_param is not None:
-        changes[rec.row_param] = min(2048, int(getattr(hf_config, "max_position_embeddings", 2048)))
+        changes[rec.row_param] = int(getattr(hf_config, "max_position_embeddings", None) or 2048)
     return rec.default(**changes)
 
 
@@ -256,4 +259,52 @@ def apply_plan(model, plan: Plan) -> dict:
     if softmax_seen:
         register_attention()
         model.set_attn_implementation(ATTENTION_NAME)
+    guard_length(model, plan)
     return plan.by_kind()
+
+
+def longest_row(plan: Plan):
+    """``(positions, instance name, row parameter)``: the longest row every masked-row operator of
+    ``plan`` (the attention softmax) takes, with the instance that limits it; None without one."""
+    limit = None
+    for i in plan.instances:
+        rec = registry.get(i["op"])
+        if rec.masked and rec.row_param is not None:
+            n = rec.row_length(i["config"])
+            if limit is None or n < limit[0]:
+                limit = (n, i["name"], rec.row_param)
+    return limit
+
+
+def guard_length(model, plan: Plan) -> None:
+    """Refuse, before the forward pass starts, an input whose attention rows (its tokens plus any
+    cached ones) are longer than the converted softmax takes: a ValueError naming the length, the
+    limiting instance and its ``d_max``, and how to convert for longer rows.  Replaces the guard of
+    an earlier plan; without a converted softmax there is none."""
+    old = getattr(model, "_spikeops_length_guard", None)
+    if old is not None:
+        old.remove()
+        model._spikeops_length_guard = None
+    limit = longest_row(plan)
+    if limit is None:
+        return
+    n_max, name, param = limit
+    positions = getattr(model.config, "max_position_embeddings", None)
+
+    def check(module, args, kwargs):
+        x = kwargs.get("input_ids", args[0] if args else None)
+        if x is None:
+            x = kwargs.get("inputs_embeds")
+        if x is None or x.dim() < 2:
+            return None
+        cache = kwargs.get("past_key_values")
+        past = int(cache.get_seq_length()) if cache is not None and hasattr(cache, "get_seq_length") else 0
+        n = int(x.shape[1]) + past
+        if n > n_max:
+            more = f" (up to the model's {positions} positions)" if positions else ""
+            raise ValueError(f"converted model: an input of {n} positions{f' ({past} cached)' if past else ''} "
+                             f"is not allowed; the spiking softmax {name!r} takes rows of {param}={n_max}; "
+                             f"allowed: at most {n_max} positions, or convert with --set softmax.{param}=N{more}")
+        return None
+
+    model._spikeops_length_guard = model.register_forward_pre_hook(check, with_kwargs=True)
