@@ -197,10 +197,11 @@ class Harness(Elaboratable):
         if self.prop == "hold":
             stall = Signal(name="prev_stall")
             held = Signal(len(Value.cast(o.payload)), name="prev_payload")
-            m.d.sync += [stall.eq(o.valid & ~o.ready), held.eq(Value.cast(o.payload))]
+            bits = Value.cast(o.payload).as_unsigned()  # compared as bits (a signed payload too)
+            m.d.sync += [stall.eq(o.valid & ~o.ready), held.eq(bits)]
             with m.If(stall):
                 m.d.comb += Assert(o.valid, "o.valid dropped before o.ready")
-                m.d.comb += Assert(Value.cast(o.payload) == held, "o.payload changed before o.ready")
+                m.d.comb += Assert(bits == held, "o.payload changed before o.ready")
             return m
 
         # counters since the latest reset (the harness shares the component's reset)
