@@ -3,7 +3,7 @@
 
 :class:`AxisOperator` wraps any operator component (its ``i``/``o`` streams) and exposes
 
-- ``aclk`` (rising edge) and ``aresetn`` (synchronous, active low; AMBA AXI4-Stream section 2.7):
+- ``aclk`` (rising edge) and ``aresetn`` (synchronous, active low, as AMBA AXI4-Stream defines it):
   the operator's ``sync`` domain, whose reset is ``~aresetn``;
 - ``s_axis_tdata``, ``s_axis_tvalid``, ``s_axis_tready``, ``s_axis_tlast`` and, when the operator's
   input carries more than data and ``last`` (the Softmax mask), ``s_axis_tuser``;
