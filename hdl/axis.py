@@ -95,13 +95,17 @@ class AxisOperator(wiring.Component):
     """An operator component behind AXI4-Stream ports (see the module docstring).
 
     ``component``: the operator (``i``/``o`` streams plus side ports, ``sync`` domain);
-    ``in_flight``: the most elements the operator holds at once when its input payload has no
-    ``last`` (its latency; sizes the FIFO that carries ``tlast`` beside them)."""
+    ``in_flight``: the most elements the operator holds at once (its latency): sizes the FIFO that
+    carries ``tlast`` beside the elements when the payloads have no ``last``, unused otherwise."""
 
     def __init__(self, component, *, in_flight: int = 0):
         self.core = component
+        self._shapes = _payload_shapes(component)
         self.packing = axis_packing(component)
         self._carried = self.packing["s_axis_tlast"] == "carried"
+        if self._carried != (self.packing["m_axis_tlast"] == "carried"):
+            raise TypeError("AxisOperator: the operator's input and output payloads must both have a 'last' "
+                            "field or both lack one")
         if self._carried and (not isinstance(in_flight, int) or in_flight < 1):
             raise ValueError(f"AxisOperator: in_flight={in_flight!r} is not allowed; allowed: an integer >= 1 "
                              "(the operator's latency; its input has no 'last' to carry tlast)")
@@ -115,12 +119,12 @@ class AxisOperator(wiring.Component):
             members["s_axis_tuser"] = In(tuser)
         members |= {"m_axis_tdata": Out(pk["m_axis_tdata"]["width"]), "m_axis_tvalid": Out(1),
                     "m_axis_tready": In(1), "m_axis_tlast": Out(1)}
-        for name, member in component.signature.members.items():
-            if name in ("i", "o"):
-                continue
+        #: the operator's other ports, passed through under their own names
+        self.side_ports = [name for name in component.signature.members if name not in ("i", "o")]
+        for name in self.side_ports:
             if name in members:
                 raise ValueError(f"AxisOperator: the operator's port {name!r} clashes with an AXI4-Stream port")
-            members[name] = member
+            members[name] = component.signature.members[name]
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -130,18 +134,14 @@ class AxisOperator(wiring.Component):
         m.submodules.core = core = self.core
         pk = self.packing
 
-        # side ports, unchanged
-        for name, member in self.signature.members.items():
-            if name.startswith(("aclk", "aresetn", "s_axis_", "m_axis_")):
-                continue
-            if member.flow == In:
+        for name in self.side_ports:  # unchanged
+            if self.signature.members[name].flow == In:
                 m.d.comb += getattr(core, name).eq(getattr(self, name))
             else:
                 m.d.comb += getattr(self, name).eq(getattr(core, name))
 
         ipay, opay = core.i.payload, core.o.payload
-        istruct = isinstance(_payload_shapes(core)[0], data.StructLayout)
-        ostruct = isinstance(_payload_shapes(core)[1], data.StructLayout)
+        istruct, ostruct = (isinstance(s, data.StructLayout) for s in self._shapes)
         iw = pk["s_axis_tdata"]["field_width"]
         m.d.comb += (ipay.data if istruct else ipay).eq(self.s_axis_tdata[:iw])
         for u in pk["s_axis_tuser"]:
@@ -158,7 +158,7 @@ class AxisOperator(wiring.Component):
 
         # elementwise: tlast rides a FIFO beside the elements (pushed when an element is taken,
         # popped when its result is); a full FIFO holds the input back, so nothing is lost
-        m.submodules.tlast = tl = fifo.SyncFIFO(width=1, depth=self.in_flight + 1)
+        m.submodules.tlast = tl = fifo.SyncFIFO(width=1, depth=self.tlast_fifo_depth)
         take_in = Signal()
         m.d.comb += [
             core.i.valid.eq(self.s_axis_tvalid & tl.w_rdy),
@@ -172,4 +172,5 @@ class AxisOperator(wiring.Component):
 
     @property
     def tlast_fifo_depth(self) -> int:
+        """Entries of the tlast FIFO: one more than the elements in flight (0: no FIFO)."""
         return self.in_flight + 1 if self._carried else 0

@@ -121,8 +121,7 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
     core = component = hdl_registry.build(gop, cfg, **weights)
     axis = None
     if interface == Interface.AXIS:
-        in_flight = 0 if gop.shape.is_row else type(core).latency_for(cfg)
-        component = axis = AxisOperator(core, in_flight=in_flight)
+        component = axis = AxisOperator(core, in_flight=type(core).latency_for(cfg))
     top = top_name(gop.name, interface)
     text = verilog.convert(component, top, f"{gop.name} at configuration {cfg.stable_hash()} "
                                            f"({gop.shape.value}; manifest {top}.json)", **CLOCKING[interface])

@@ -11,22 +11,21 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeops.gen import pnr
 from spikeops.gen.cli import main
 from spikeops.gen.fpga import core_name
-from spikeops.gen.synth import yowasp_command
 from spikeops.golden import registry
 from spikeops.hdl.axis import AxisOperator, tdata_width
 from spikeops.verif import axis_runner, env
 from spikeops.verif.axis_frames import decode_frame, encode_row
 from spikeops.verif.plain_tb import run_testbench
+
+from fpga_checks import check_registered_io, regio_netlist  # noqa: E402
 
 OPS = list(registry.OPERATORS)
 SIMS = [s for s in env.SIMULATORS if os.environ.get("SPIKEOPS_SIM", s) == s]
@@ -93,6 +92,9 @@ def test_wrapper_refuses_what_it_cannot_wrap():
         AxisOperator(_Plain(both))
     with pytest.raises(ValueError, match="'s_axis_tdata' clashes"):
         AxisOperator(_Plain({**both, "s_axis_tdata": Out(1)}), in_flight=2)
+    rows_in = In(stream.Signature(data.StructLayout({"data": 8, "last": 1})))
+    with pytest.raises(TypeError, match="both have a 'last' field or both lack one"):
+        AxisOperator(_Plain({"i": rows_in, "o": Out(stream.Signature(8))}), in_flight=2)
 
 
 # -- emission and the FPGA files -------------------------------------------------------------------
@@ -145,17 +147,7 @@ def test_fpga_files_follow_the_axis_top(emitted, tmp_path):
     assert core.get_toplevel(flags) == top
     assert f"synth_ecp5 -nowidelut -top {top}" in (emitted / f"{top}.ys").read_text()
     # the timing harness: aclk/aresetn pass through, every other port is registered on aclk
-    shutil.copy(emitted / f"{top}.v", tmp_path)
-    (tmp_path / "w.v").write_text(pnr.wrapper_verilog(m))
-    script = f"read_verilog -lib {top}.v; read_verilog w.v; hierarchy -top {top}_regio; proc; opt_clean; write_json n.json"
-    subprocess.run(yowasp_command("yosys") + ["-q", "-p", script], cwd=tmp_path, check=True, timeout=300)
-    mod = json.loads((tmp_path / "n.json").read_text())["modules"][f"{top}_regio"]
-    ports = {name: p["bits"] for name, p in mod["ports"].items()}
-    dffs = [c["connections"] for c in mod["cells"].values() if c["type"] == "$dff"]
-    (dut,) = [c["connections"] for c in mod["cells"].values() if c["type"] == top]
-    assert dut["aclk"] == ports["aclk"] and dut["aresetn"] == ports["aresetn"]
-    assert all(c["CLK"] == ports["aclk"] for c in dffs)
-    assert sum(len(c["Q"]) for c in dffs) == sum(p["width"] for p in m["ports"]) - 2
+    check_registered_io(m, regio_netlist(emitted, m, tmp_path))
 
 
 # -- the plain self-checking bench through the AXI4-Stream ports -------------------------------------

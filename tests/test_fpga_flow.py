@@ -17,6 +17,8 @@ from spikeops.gen.fpga import core_name
 from spikeops.gen.synth import yowasp_command
 from spikeops.golden import registry
 
+from fpga_checks import check_registered_io, regio_netlist  # noqa: E402
+
 OPS = list(registry.OPERATORS)
 
 
@@ -47,38 +49,10 @@ def test_verilog_command_writes_the_fpga_files(emitted, capsys):
     assert "-top spikeops_sigmoid_regio" in sh and "read_verilog spikeops_sigmoid_regio.v" in sh
 
 
-def _netlist(emitted, op, tmp_path):
-    """The wrapper after ``proc``, the operator a black box, as Yosys JSON."""
-    m = manifest(emitted, op)
-    shutil.copy(emitted / f"{m['top']}.v", tmp_path)
-    shutil.copy(emitted / f"{m['top']}_regio.v", tmp_path)
-    script = (f"read_verilog -lib {m['top']}.v; read_verilog {m['top']}_regio.v; "
-              f"hierarchy -top {m['top']}_regio; proc; opt_clean; write_json net.json")
-    subprocess.run(yowasp_command("yosys") + ["-q", "-p", script], cwd=tmp_path, check=True, timeout=300)
-    return m, json.loads((tmp_path / "net.json").read_text())["modules"][f"{m['top']}_regio"]
-
-
 @pytest.mark.parametrize("op", ["softmax", "layernorm"])
 def test_wrapper_registers_every_port_but_clock_and_reset(emitted, op, tmp_path):
-    m, mod = _netlist(emitted, op, tmp_path)
-    ports = {name: p["bits"] for name, p in mod["ports"].items()}
-    assert set(ports) == {p["name"] for p in m["ports"]}
-    dffs = [c["connections"] for c in mod["cells"].values() if c["type"] == "$dff"]
-    assert all(c["CLK"] == ports["clk"] for c in dffs)
-    d_bits = {b for c in dffs for b in c["D"]}
-    q_bits = {b for c in dffs for b in c["Q"]}
-    (dut,) = [c["connections"] for c in mod["cells"].values() if c["type"] == m["top"]]
-    assert dut["clk"] == ports["clk"] and dut["rst"] == ports["rst"]
-    for p in m["ports"]:
-        name = p["name"]
-        if name in ("clk", "rst"):
-            continue
-        assert len(ports[name]) == p["width"]
-        if p["direction"] == "input":   # pin -> register -> operator
-            assert set(ports[name]) <= d_bits and set(dut[name]) <= q_bits, name
-        else:                           # operator -> register -> pin
-            assert set(dut[name]) <= d_bits and set(ports[name]) <= q_bits, name
-    assert sum(len(c["Q"]) for c in dffs) == sum(p["width"] for p in m["ports"]) - 2
+    m = manifest(emitted, op)
+    check_registered_io(m, regio_netlist(emitted, m, tmp_path))
 
 
 def test_wrapper_rejects_a_manifest_without_clock():

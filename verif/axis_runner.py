@@ -22,7 +22,7 @@ from spikeops.hdl.emit import emit
 from spikeops.hdl.manifest import side_port_names
 
 from . import env
-from .runner import BUILD_ARGS, _weights_key
+from .runner import BUILD_ARGS, weights_key
 from .stimulus import Stimulus, make
 
 __all__ = ["AxisRegression", "AxisResult", "frames_of"]
@@ -73,7 +73,7 @@ class AxisRegression:
         self.rec = registry.get(op)
         # the norms' weights are baked into the RTL; the stimulus carries the same set
         self.weights = dict(weights if weights is not None else make(op, cfg, "random", size=1).weights)
-        key = f"{sim}-{op}-{cfg.stable_hash()}-{_weights_key(self.weights)}"
+        key = f"{sim}-{op}-{cfg.stable_hash()}-{weights_key(self.weights)}"
         self.dir = Path(root or BUILD_ROOT).resolve() / key
         self.manifest = None
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeops.golden import registry
-from spikeops.hdl.manifest import interface_info, payload_port
+from spikeops.hdl.manifest import Interface, interface_info, payload_port
 
 from . import env
 from .stimulus import Stimulus, make, pack
@@ -98,7 +98,7 @@ def dut_face(manifest: dict) -> tuple[str, list[str], str]:
     padding (the sign or zeros) and, where tlast is carried beside the elements, that it comes back
     with its element (the bench sets it on every seventh element)."""
     info = interface_info(manifest)
-    if info["kind"] == "stream":
+    if info["kind"] == Interface.STREAM:
         return "", [".clk(clk)", ".rst(rst)", ".i__valid(i_valid)", ".i__ready(i_ready)", ".i__payload(i_payload)",
                     ".o__valid(o_valid)", ".o__ready(o_ready)", ".o__payload(o_payload)"], "1'b0"
     pk, ipay, opay = info["packing"], payload_port(manifest, "i"), payload_port(manifest, "o")

@@ -23,7 +23,7 @@ from . import env
 from .stimulus import Stimulus, pack
 from .wrapper import MAX_ELEMENTS, WRAPPER_TOP, wrapper_verilog
 
-__all__ = ["Regression", "RunResult", "BUILD_ROOT"]
+__all__ = ["Regression", "RunResult", "BUILD_ROOT", "weights_key"]
 
 BUILD_ROOT = Path(os.environ.get("SPIKEOPS_BUILD", "build")) / "sim"
 BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal", "-O3"]}
@@ -49,7 +49,8 @@ class RunResult:
         return self.checked / self.wall_seconds if self.wall_seconds else 0.0
 
 
-def _weights_key(weights: dict) -> str:
+def weights_key(weights: dict) -> str:
+    """A short digest of the norms' weights: part of a build folder's name."""
     blob = json.dumps({k: [int(x) for x in v] for k, v in sorted(weights.items())})
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
@@ -62,7 +63,7 @@ class Regression:
         self.op, self.cfg, self.sim = op, cfg, sim
         self.weights = dict(weights or {})
         self.waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
-        key = f"{sim}-{op}-{cfg.stable_hash()}-{_weights_key(self.weights)}" + ("-waves" if self.waves else "")
+        key = f"{sim}-{op}-{cfg.stable_hash()}-{weights_key(self.weights)}" + ("-waves" if self.waves else "")
         self.dir = Path(root or BUILD_ROOT).resolve() / key
         self.manifest = None
         self._runner = None
@@ -102,7 +103,7 @@ class Regression:
         """
         if self._runner is None:
             self.build()
-        if stim.weights != {} and _weights_key(stim.weights) != _weights_key(self.weights):
+        if stim.weights != {} and weights_key(stim.weights) != weights_key(self.weights):
             raise ValueError("run: the stimulus carries other weights than this build")
         self._runs += 1
         name = name or f"{stim.kind}-{self._runs}"

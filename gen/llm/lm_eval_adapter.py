@@ -55,7 +55,6 @@ from lm_eval.api.model import LM  # noqa: E402
 from lm_eval.api.registry import register_model  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-
 from .plan import longest_row  # noqa: E402
 from .scoring import encode_pair, score_tokens  # noqa: E402
 from .sites import KINDS  # noqa: E402
