@@ -8,6 +8,8 @@ initiation interval, and the golden model's identity so the exact reference can 
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -83,6 +85,14 @@ def latency_info(op, cfg) -> dict:
                 "formula": f"{cycles} cycles from an accepted input to its output, no stalls"}
     base = cls.latency_for(cfg, 0)
     per_element = cls.latency_for(cfg, 1) - base
+    timing = getattr(cls, "timing", None)
+    if timing is not None:  # a model of its own (spikeops.hdl.timing)
+        model = timing(cfg)
+        return {"kind": "row", "ii": 1, "first_output_after_last_input": f"n + {base}",
+                "first_output_after_last_input_base": base,
+                "first_output_after_last_input_per_element": per_element,
+                "model": type(model).__name__, "model_parameters": dataclasses.asdict(model),
+                "formula": model.describe()}
     if per_element:
         grow = "n" if per_element == 1 else f"{per_element} n"
         return {"kind": "row", "ii": 1, "first_output_after_last_input": f"{grow} + {base}",

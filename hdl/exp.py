@@ -112,7 +112,7 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig):
     m = pipe.m
     hc = cfg.H_codes
     rom = _rom(cfg)
-    m.submodules[f"exp_rom_{pipe.latency}"] = rom
+    m.submodules[f"{pipe.name}_exp_rom_{pipe.latency}"] = rom
     rd = rom.read_port()
     below = z < -hc
     above = z >= hc

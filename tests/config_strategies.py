@@ -34,8 +34,11 @@ def _division_params(draw):
 @st.composite
 def _softmax(draw):
     w = draw(st.integers(4, 16))
-    p = {"in_width": w, "in_frac": draw(st.integers(0, w - 1)), "d_max": draw(st.integers(1, 20)),
-         "out_frac": draw(st.integers(1, 16)), **_exp_params(draw, w), **_division_params(draw)}
+    d_max = draw(st.integers(1, 20))
+    p = {"in_width": w, "in_frac": draw(st.integers(0, w - 1)), "d_max": d_max,
+         "out_frac": draw(st.integers(1, 16)), **_exp_params(draw, w), **_division_params(draw),
+         # the row buffer: the default (two rows and the pipeline) or anything from one row up
+         "buffer_depth": draw(st.one_of(st.none(), st.integers(d_max, 2 * d_max + 40)))}
     return p
 
 

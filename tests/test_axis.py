@@ -7,7 +7,6 @@ Default run: every operator on Icarus and the Softmax and SiLU on Verilator, at 
 slow`` adds the rest on Verilator and the default configurations on both simulators.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -191,7 +190,7 @@ def small(op):
     """The default configuration with rows of 16 (cheap to simulate through cocotb)."""
     rec = registry.get(op)
     cfg = rec.default()
-    return dataclasses.replace(cfg, **{rec.row_param: 16}) if rec.row_param else cfg
+    return cfg.replace(**{rec.row_param: 16}) if rec.row_param else cfg
 
 
 def _axis(op, cfg, sim, size=160):

@@ -33,8 +33,9 @@ def _regression(op, cfg, sim):
 def _check(result):
     assert result.mismatches == 0, result.report
     assert result.checked > 0
-    if result.expected_latencies:
+    if result.expected_latencies:  # the timing model: each row's first output and its span
         assert result.latencies == result.expected_latencies
+        assert result.spans == result.expected_spans
 
 
 def _suite(op, cfg, sim, *, exhaustive: bool):

@@ -21,7 +21,7 @@ def test_manifest_describes_ports_formats_latency_and_golden(tmp_path):
     assert ports["i__payload"]["format"] == "s16.8" and ports["o__payload"]["format"] == "u17.16"
     assert [f["name"] for f in ports["i__payload"]["fields"]] == ["data", "masked", "last"]
     assert ports["i__payload"]["width"] == 18 and ports["o__ready"]["direction"] == "input"
-    assert m["latency"]["first_output_after_last_input"] == "n + 27" and m["latency"]["ii"] == 1
+    assert m["latency"]["first_output_after_last_input"] == "n + 32" and m["latency"]["ii"] == 1
     assert m["golden"] == {"module": "spikeops.golden.ops.softmax", "function": "softmax",
                            "config_class": "spikeops.golden.ops.softmax.SoftmaxConfig"}
     # the manifest alone rebuilds the exact reference configuration

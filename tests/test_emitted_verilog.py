@@ -89,17 +89,18 @@ def test_the_plain_testbench_catches_one_wrong_word(emitted, tmp_path):
 
 
 def test_amaranths_always_star_verilog_fails_under_icarus(tmp_path):
-    """The bug the emission avoids: Amaranth's own Verilog of Softmax, driven by the same bench on
-    Icarus in its IEEE 1800 mode, keeps its handshake outputs unknown (no always @* block ran)."""
+    """The bug the emission avoids: Amaranth's own Verilog of RMSNorm, driven by the same bench on
+    Icarus in its IEEE 1800 mode, keeps its handshake outputs unknown (no always @* block ran).
+    (Softmax's structure no longer trips it; the emission's fix applies to every operator.)"""
     _need("icarus")
-    cfg = registry.get("softmax").default(d_max=64)
-    m = emit("softmax", cfg, tmp_path)
-    comp = hdl_registry.build("softmax", cfg)
-    (tmp_path / "spikeops_softmax.v").write_text(amaranth_verilog.convert(comp, name="spikeops_softmax",
+    cfg = registry.get("rmsnorm").default(d=16)
+    m = emit("rmsnorm", cfg, tmp_path)
+    comp = hdl_registry.build("rmsnorm", cfg)
+    (tmp_path / "spikeops_rmsnorm.v").write_text(amaranth_verilog.convert(comp, name="spikeops_rmsnorm",
                                                                           emit_src=False))
     write_testbench(m, tmp_path, cfg)
     r = run_testbench(m, tmp_path, "icarus", icarus_std="2012", timeout=300)
-    assert not r.passed and r.line.startswith("spikeops_tb: FAIL softmax: i__ready or o__valid unknown (X)")
+    assert not r.passed and r.line.startswith("spikeops_tb: FAIL rmsnorm: i__ready or o__valid unknown (X)")
 
 
 def test_fusesoc_sim_icarus_target_runs_the_plain_testbench(emitted, tmp_path):

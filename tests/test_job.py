@@ -89,9 +89,10 @@ def test_captured_rows_cosimulate_bit_exact(tiny):
 def test_summary_table_lists_every_operator(tiny):
     _, capture = tiny
     rep = {"operators": {"silu": {"instances": 3, "instances_at_config": 2, "error": capture_errors(capture, "silu"),
-                                  "cosim": {"passed": True, "elements": 10, "sim": "verilator"},
+                                  "cosim": {"passed": True, "elements": 10, "sim": "verilator",
+                                            "elements_per_cycle": 0.98},
                                   "fpga": {"latency": {"kind": "fixed", "cycles": 25},
                                            "pnr": {"fmax_mhz": 59.3, "synthesis": {"lut_equivalent": 1766, "ff": 1833,
                                                                                    "dsp": 4, "bram": 2}}}}}}
     text = format_summary(rep)
-    assert "| silu | 3 (2 at this config) |" in text and "| 10 (verilator) | 1766 | 1833 | 4 | 2 | 59.3 | 25 |" in text
+    assert "| silu | 3 (2 at this config) |" in text and "| 10 (verilator) | 0.980 | 1766 | 1833 | 4 | 2 | 59.3 | 25 |" in text

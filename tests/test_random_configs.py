@@ -32,7 +32,7 @@ def _cosim(op, cfg, tmp_root):
         res = reg.run(make(op, cfg, kind, size=300 if row else 400, seed=j + 1), name=f"{kind}-{j}", **kw)
         assert res.mismatches == 0 and res.checked > 0, f"{cfg!r}\n{res.report}"
         if res.expected_latencies:
-            assert res.latencies == res.expected_latencies, repr(cfg)
+            assert res.timing_ok, (repr(cfg), res.latencies, res.expected_latencies, res.spans)
     stim = make(op, cfg, "random", size=300 if row else 400, seed=9)
     if len(stim.rows) >= 2:
         res = reg.run(stim, name="reset", valid_p=0.9, ready_p=0.7, reset_row=0 if row else 100)

@@ -90,7 +90,7 @@ _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_wi
                    div_guard_bits=2, div_arch="thermometer")
 #: the small configuration of each operator that the proofs run at
 SMALL = {
-    "softmax": dict(_EXP_SMALL, d_max=3, out_frac=3),
+    "softmax": dict(_EXP_SMALL, d_max=3, out_frac=3, buffer_depth=7),  # the ring wraps, two rows and one more
     "sigmoid": dict(_EXP_SMALL, out_frac=3),
     "silu": dict(_EXP_SMALL, out_frac=3),
     "gelu": dict(_EXP_SMALL, out_frac=3, form="sigmoid"),

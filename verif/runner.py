@@ -18,6 +18,7 @@ import numpy as np
 
 from spikeops.golden import registry
 from spikeops.hdl.emit import emit
+from spikeops.hdl.timing import row_first_outputs
 
 from . import env
 from .stimulus import Stimulus, pack
@@ -39,14 +40,32 @@ class RunResult:
     cycles: int
     seconds: float
     wall_seconds: float
+    #: per row (``check_latency``): cycles from its last input (elementwise: its first) to its first
+    #: output, measured and as the operator's timing model predicts (``spikeops.hdl.timing``)
     latencies: list = field(default_factory=list)
     expected_latencies: list = field(default_factory=list)
+    #: per row of a row operator (``check_latency``): cycles from its first to its last output + 1,
+    #: measured and expected (the row length: with the sink ready, a row leaves one element a cycle)
+    spans: list = field(default_factory=list)
+    expected_spans: list = field(default_factory=list)
+    #: cycles from the first accepted input to the last output, + 1
+    busy_cycles: int = 0
     did_reset: int = 0
     report: str = ""
 
     @property
     def elements_per_second(self) -> float:
         return self.checked / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def timing_ok(self) -> bool:
+        """Whether every row's first output and output span are what the timing model says."""
+        return self.latencies == self.expected_latencies and self.spans == self.expected_spans
+
+    @property
+    def elements_per_cycle(self) -> float:
+        """Elements through per cycle, first input to last output (start-up included)."""
+        return self.elements / self.busy_cycles if self.busy_cycles else 0.0
 
 
 def weights_key(weights: dict) -> str:
@@ -164,10 +183,20 @@ class Regression:
         res = json.loads(files["result"].read_text())
         if "error" in res:
             raise AssertionError(f"{where}: {res['error']} (log: {files['log']})")
-        expected_lat = []
+        lat, expected_lat, spans, expected_spans = [], [], [], []
         if check_latency:
-            cls = registry.get(self.op).component()
-            expected_lat = [cls.latency_for(self.cfg, len(row)) for row in stim.rows]
+            rec = registry.get(self.op)
+            timing = res["timing"]
+            lat = [first - last_in for last_in, first, _ in timing]
+            if rec.shape.is_row:
+                lengths = [len(row) for row in stim.rows]
+                last_in = [t[0] for t in timing]
+                predicted = row_first_outputs(rec.component(), self.cfg, lengths, last_in)
+                expected_lat = [p - li for p, li in zip(predicted, last_in)]
+                spans = [last - first + 1 for _, first, last in timing]
+                expected_spans = lengths
+            else:
+                expected_lat = [rec.component().latency_for(self.cfg)] * len(timing)
         if not os.environ.get("SPIKEOPS_KEEP"):
             for k in ("stim", "out", "incyc", "outcyc", "inputs", "expected", "log"):
                 files[k].unlink(missing_ok=True)
@@ -175,5 +204,7 @@ class Regression:
             (self.dir / f"{tag}.results.xml").unlink(missing_ok=True)
         return RunResult(name=name, sim=self.sim, elements=n, checked=res["checked"],
                          mismatches=res["mismatches"], cycles=res["cycles"], seconds=res["seconds"],
-                         wall_seconds=wall, latencies=res["latencies"], expected_latencies=expected_lat,
+                         wall_seconds=wall, latencies=lat, expected_latencies=expected_lat,
+                         spans=spans, expected_spans=expected_spans,
+                         busy_cycles=res["last_out"] - res["first_in"] + 1 if res["checked"] else 0,
                          did_reset=res["did_reset"], report=res["report"])

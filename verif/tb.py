@@ -78,19 +78,21 @@ async def _regression(dut):
                      resume=run.get("resume"))
     in_cyc = _read_hex(run["incyc"], run["n"])
     out_cyc = _read_hex(run["outcyc"], outs)
-    latencies = []
+    timing = []
     if run.get("check_latency"):
-        # a row starts when its last input is in and the previous row has left (rows may queue)
+        # per row: the cycle of its last input, of its first output and of its last output (the
+        # runner compares them with the operator's timing model); per element for elementwise
+        # operators: its input and output cycles
         starts, n = JOB["row_starts"], run["n"]
         for r, s in enumerate(starts):
             end = (starts[r + 1] if r + 1 < len(starts) else n) - 1
-            if JOB["shape"] != "elementwise":  # rows
-                ready = max(in_cyc[end], out_cyc[s - 1] if s > 0 else 0)
-                latencies.append(out_cyc[s] - ready)
+            if JOB["shape"] != "elementwise":
+                timing.append([in_cyc[end], out_cyc[s], out_cyc[end]])
             else:
-                latencies.append(out_cyc[s] - in_cyc[s])
+                timing.append([in_cyc[s], out_cyc[s], out_cyc[s]])
     result.update(cycles=int(dut.cycles.value), seconds=seconds, flags=int(dut.flags.value),
-                  latencies=latencies, did_reset=did_reset)
+                  timing=timing, first_in=in_cyc[0] if in_cyc else 0,
+                  last_out=out_cyc[-1] if out_cyc else 0, did_reset=did_reset)
     with open(run["result"], "w") as f:
         json.dump(result, f)
     assert result["mismatches"] == 0, result["report"]

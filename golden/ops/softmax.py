@@ -13,6 +13,11 @@ code or by the ``mask`` argument):
 
 Masked positions give exactly 0 and take no part in ``m`` or ``S``; a fully masked row is all 0.
 Positions more than ``2H`` below the maximum contribute 0 (``e**-2H`` relative).
+
+``buffer_depth`` (hardware only; the results do not depend on it) is the number of elements the RTL
+holds between receiving a row and sending its last output: at least ``d_max`` (one row), by default
+about ``2 d_max`` (a row received while the one before is sent; :func:`default_buffer_depth`), which
+sustains one element per cycle on back-to-back rows of any length.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from ..division import DivisionConfig, divide
 from ..exp import ExpConfig, default_k, pwl_exp
 from ..fixed import FixedFormat, check_codes
 
-__all__ = ["SoftmaxConfig", "softmax"]
+__all__ = ["SoftmaxConfig", "softmax", "default_buffer_depth"]
+
+
+def default_buffer_depth(d_max: int) -> int:
+    """The row buffer that sustains one element per cycle on back-to-back rows: two rows, plus the
+    16 entries the pipeline between receive and send holds when rows are short enough (``d_max <
+    512``) that those cycles matter; from ``d_max = 512`` on, a full-length row waits 9 cycles at its
+    start instead (at least 0.98 elements per cycle) and the buffer keeps to whole block RAMs."""
+    return 2 * d_max + (16 if d_max < 512 else 0)
 
 
 #: the PWL-Exp table's parameters as this operator's options name them
@@ -54,14 +67,17 @@ class SoftmaxConfig(OperatorConfig):
     div_guard_bits: int = 8
     div_arch: str = "binary"
     rounding: str = "nearest"
+    buffer_depth: int | None = None  # elements held by the RTL's row buffer: about 2 d_max
 
-    DEPENDENT_DEFAULTS = {"K": (("exp_method",), lambda c: default_k(c.exp_method))}
+    DEPENDENT_DEFAULTS = {"K": (("exp_method",), lambda c: default_k(c.exp_method)),
+                          "buffer_depth": (("d_max",), lambda c: default_buffer_depth(c.d_max))}
 
     def _validate(self):
         self._choice("exp_method", ExpMethod)
         self._int("in_width", 2, 32)
         self._int("in_frac", 0, self.in_width - 1)
         self._int("d_max", 1, 1 << 16)
+        self._int("buffer_depth", self.d_max, 4 * self.d_max + 64)
         self._int("out_frac", 1, 24)
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", DivArch)

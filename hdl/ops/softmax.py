@@ -5,35 +5,50 @@ Ports: ``i`` streams ``{data: s<in_width>.<in_frac>, masked: 1, last: 1}`` (a po
 last: 1}``, one output per input, in order.  ``overflow`` (sticky until reset) reports a row longer
 than ``d_max``: its first ``d_max`` elements form a row of their own.
 
-Three passes over two row buffers (``d_max`` entries each, block RAM), run by two state machines:
+Three passes over one row buffer (``buffer_depth`` entries used as a ring, block RAM, two read
+ports), each pass working on its own row at one element per cycle, so a stream of rows of any
+lengths flows at one element per cycle once the buffer holds the lag between receive and send:
 
-1. receive: store the row, track the maximum of the valid positions (one element per cycle);
-2. exponentiate: ``e_i = PWL-Exp(x_i - m + H)`` (0 where masked) into the second buffer with the
-   mask flag, summing ``S = sum e_i`` (``n + 5`` cycles for a row of ``n``);
-3. divide and send: ``q_i = Division(e_i, S)`` through the II=1 division pipeline, with backpressure.
+1. receive: store the row in the ring, track the maximum ``m`` of the valid positions; at the row's
+   end queue ``(n, m)`` for pass 2;
+2. reduce: read the row again, ``e_i = PWL-Exp(x_i - m + H)`` (0 where masked) and ``S = sum e_i``;
+   at the row's end queue ``(n, m, S)`` for pass 3 (this pass never stalls);
+3. send: read the row a third time, ``e_i`` again (a second PWL-Exp, bit-identical to the first, so
+   no buffer of ``e`` is needed) and ``q_i = Division(e_i, S)`` through the II=1 division pipeline,
+   under the output's backpressure; each element read frees its ring entry.
 
-The next row is received while the previous one is sent (pass 1 of row r+1 overlaps pass 3 of row
-r), so a stream of rows takes about ``2n`` cycles per row.  Latency (sink always ready): the first
-output follows the later of the row's ``last`` input and the previous row's last output by
-``n + 9 + division latency`` cycles (``Softmax.latency_for``).
+The receive side accepts while the ring has a free entry and the row queue has room.  Row timing
+(sink always ready, :class:`spikeops.hdl.timing.ThreePasses`): ``Softmax.timing(config)`` gives the
+hand-over delays; a row arriving at an idle operator answers ``n + latency_for(config, 0)`` cycles
+after its last input.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.ops.softmax import SoftmaxConfig
 
+from ..component import ConfigComponent
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages
 from ..pipeline import Pipeline
-from ..rowbuffer import RowBuffer
-from ..component import ConfigComponent
+from ..rowbuffer import RingPass, RowBuffer
+from ..timing import ThreePasses
 from .base import OperatorSignature
 
 __all__ = ["Softmax"]
+
+
+def _exp_of(pipe, x, mx, cfg):
+    """Add the stages of ``e = PWL-Exp(x - mx + H)`` on buffer data ``x`` to ``pipe``, carrying
+    ``masked`` (``x`` is the mask code) along; return ``e`` (not yet zeroed where masked)."""
+    ecfg = cfg.exp
+    s = pipe.stage(z=(x - mx + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=x == cfg.in_format.mask_code)
+    pipe.carry(masked=s.masked)
+    return exp_stages(pipe, s.z, ecfg)
 
 
 class Softmax(ConfigComponent):
@@ -54,116 +69,101 @@ class Softmax(ConfigComponent):
             }
 
     @staticmethod
-    def latency_for(config, n: int | None = None) -> int:
-        """Cycles from accepting a row's last element to its first output (sink always ready):
-        the exponentiate pass (``n`` reads, a 4-stage pipeline, its drain) and the send pipeline.
-        ``n`` is the row length (default: ``d_max``)."""
-        n = config.d_max if n is None else n
-        return n + exp_latency(config.exp) + 7 + division_latency(config.division)
+    def queue_rows(config) -> int:
+        """Rows the reduce pass may run ahead of the send pass (and the row queue holds): enough
+        for the buffer's worth of rows of 64 elements."""
+        return max(4, -(-config.buffer_depth // 64) + 2)
+
+    @classmethod
+    def timing(cls, config) -> ThreePasses:
+        """The row timing model (:class:`spikeops.hdl.timing.ThreePasses`) of this realisation:
+        the row queue's two cycles to the reduce pass; the reduce pipeline (buffer read, argument,
+        PWL-Exp) and the result queue's two cycles to the send pass; then the send pipeline (buffer
+        read, argument, PWL-Exp, division, output register) after the first read."""
+        ecfg, lat = config.exp, exp_latency(config.exp)
+        return ThreePasses(to_reduce=2, to_send=2 + lat + 2,
+                           to_output=1 + 2 + lat + division_latency(config.division) + 1,
+                           queue=cls.queue_rows(config))
+
+    @classmethod
+    def latency_for(cls, config, n: int | None = None) -> int:
+        """Cycles from accepting a row's last element to its first output at an idle operator (sink
+        always ready): the row queue, the reduce pass over ``n`` elements, the result queue and the
+        send pipeline.  ``n`` is the row length (default: ``d_max``)."""
+        return cls.timing(config).latency(config.d_max if n is None else n)
+
+    @classmethod
+    def first_outputs(cls, config, lengths, last_in) -> list[int]:
+        """The cycle of each row's first output (sink always ready) given the cycle each row's last
+        input was accepted: :meth:`timing`'s model."""
+        return cls.timing(config).first_outputs(lengths, last_in)
 
     ii = 1
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        ecfg = cfg.exp
         fmt = cfg.in_format
-        d_max = cfg.d_max
-        idx = range(d_max + 1)
+        depth = cfg.buffer_depth
+        nq = self.queue_rows(cfg)
+        n_shape = range(cfg.d_max + 1)
 
-        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), d_max)
-        # e with the masked flag on top: the send pass needs nothing else, so the next row may
-        # overwrite xbuf while this one is sent
-        ebuf = RowBuffer(m, "ebuf", unsigned(ecfg.out_width + 1), d_max)
+        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth, read_ports=2)
+        row_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width)})
+        sum_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width),
+                                        "total": unsigned(cfg.sum_width)})
+        m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 1)
+        m.submodules.sumq = sumq = fifo.SyncFIFOBuffered(width=sum_layout.size, depth=nq + 1)
 
-        # receive side
-        wr = Signal(idx)           # receive counter
-        mx = Signal(signed(cfg.in_width), init=fmt.min_code)  # max over valid positions
-        n_rx = Signal(idx)         # length of the received row
-        rx_full = Signal()         # a complete row waits in xbuf
-        take = Signal()            # the process side takes it
-        exp_busy = Signal()        # the process side still reads xbuf
-        # process side
-        n = Signal(idx)            # length of the row in process
-        mx_p = Signal(signed(cfg.in_width))
-        total = Signal(unsigned(cfg.sum_width))
-        rd = Signal(idx)           # read counter of passes 2 and 3
+        # -- pass 1: receive -------------------------------------------------------------------
+        wr = Signal(range(depth))
+        used = Signal(range(depth + 1))     # ring entries written and not yet read by the send pass
+        row_n = Signal(range(cfg.d_max))   # elements of the row being received so far
+        mx = Signal(signed(cfg.in_width), init=fmt.min_code)
+        m.d.comb += self.i.ready.eq((used != depth) & rowq.w_rdy)
+        accept = self.i.valid & self.i.ready
+        xin = Mux(self.i.payload.masked, fmt.mask_code, self.i.payload.data)
+        xbuf.write(m, wr, xin, accept)
+        valid_pos = ~self.i.payload.masked & (self.i.payload.data != fmt.mask_code)
+        mx_new = Mux(valid_pos & (self.i.payload.data > mx), self.i.payload.data, mx)
+        row_end = accept & (self.i.payload.last | (row_n == cfg.d_max - 1))
+        pushed = Signal(row_layout)
+        m.d.comb += [pushed.n.eq(row_n + 1), pushed.mx.eq(mx_new),
+                     rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(row_end)]
+        with m.If(accept):
+            m.d.sync += [wr.eq(Mux(wr == depth - 1, 0, wr + 1)), row_n.eq(row_n + 1), mx.eq(mx_new)]
+            with m.If((row_n == cfg.d_max - 1) & ~self.i.payload.last):
+                m.d.sync += self.overflow.eq(1)
+            with m.If(row_end):
+                m.d.sync += [row_n.eq(0), mx.eq(fmt.min_code)]
 
-        # pass 2 pipeline: buffer read (1) + argument register (1) + PWL-Exp (2); never stalls
-        exp_go = Signal()
-        p2 = Pipeline(m, Const(1), exp_go, name="e")
-        s_rd = p2.stage(i=rd)      # data of xbuf appear with this stage
-        x = xbuf.data
-        masked = x == fmt.mask_code
-        s_z = p2.stage(z=(x - mx_p + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=masked, i=s_rd.i)
-        p2.carry(masked=s_z.masked, i=s_z.i)
-        e = exp_stages(p2, s_z.z, ecfg)
+        # -- pass 2: reduce (never stalls) -----------------------------------------------------
+        ahead = Signal(range(nq + 1))     # rows taken by pass 2 and not yet by pass 3
+        red = RingPass(m, xbuf, 0, rowq, row_layout, allow=ahead != nq, name="e")
+        p2 = Pipeline(m, Const(1), red.issue, name="e")
+        p2.carry(first=red.first, last=red.last, n=red.row.n, mx=red.row.mx)
+        p2.stage()                             # the buffer's read data appear with this stage
+        e = _exp_of(p2, xbuf.port_data(0), p2.carried["mx"], cfg)
         e_val = Mux(p2.carried["masked"], 0, e)
+        acc = Signal(unsigned(cfg.sum_width))
+        total = (Mux(p2.carried["first"], 0, acc) + e_val)[:cfg.sum_width]
+        with m.If(p2.valid):
+            m.d.sync += acc.eq(total)
+        done = Signal(sum_layout)
+        m.d.comb += [done.n.eq(p2.carried["n"]), done.mx.eq(p2.carried["mx"]), done.total.eq(total),
+                     sumq.w_data.eq(done.as_value()), sumq.w_en.eq(p2.valid & p2.carried["last"])]
 
-        # pass 3 pipeline: ebuf read + division, under the output stream's backpressure
+        # -- pass 3: send (under the output's backpressure) ------------------------------------
         en3 = ~self.o.valid | self.o.ready
-        send_go = Signal()
-        p3 = Pipeline(m, en3, send_go & en3, name="q")
-        s_e = p3.stage(i=rd, last=rd == n - 1)
-        e_word = ebuf.data
-        p3.carry(masked=e_word[ecfg.out_width], last=s_e.last)
-        q = division_stages(p3, e_word[:ecfg.out_width], total, cfg.division)
+        send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=en3, name="s")
+        m.d.sync += [used.eq(used + accept - send.issue), ahead.eq(ahead + red.take - send.take)]
+
+        p3 = Pipeline(m, en3, send.issue, name="q")
+        p3.carry(last=send.last, mx=send.row.mx, total=send.row.total)
+        p3.stage()
+        e3 = _exp_of(p3, xbuf.port_data(1), p3.carried.pop("mx"), cfg)  # mx: needed by one stage only
+        q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division)  # S enters stage 1 only
         out = p3.stage(q=Mux(p3.carried["masked"], 0, q), last=p3.carried["last"])
         m.d.comb += [self.o.valid.eq(out.valid), self.o.payload.data.eq(out.q),
                      self.o.payload.last.eq(out.last)]
-
-        with m.FSM(name="receive"):
-            with m.State("RECEIVE"):
-                m.d.comb += self.i.ready.eq(1)
-                xin = Mux(self.i.payload.masked, fmt.mask_code, self.i.payload.data)
-                xbuf.write(m, wr, xin, self.i.valid)
-                with m.If(self.i.valid):
-                    valid_pos = ~self.i.payload.masked & (self.i.payload.data != fmt.mask_code)
-                    with m.If(valid_pos & (self.i.payload.data > mx)):
-                        m.d.sync += mx.eq(self.i.payload.data)
-                    m.d.sync += wr.eq(wr + 1)
-                    with m.If((wr == d_max - 1) & ~self.i.payload.last):
-                        m.d.sync += self.overflow.eq(1)
-                    with m.If(self.i.payload.last | (wr == d_max - 1)):
-                        m.d.sync += n_rx.eq(wr + 1)
-                        m.next = "FULL"
-            with m.State("FULL"):
-                m.d.comb += rx_full.eq(1)
-                with m.If(take):
-                    m.next = "HANDED"
-            with m.State("HANDED"):  # wait until the exponentiate pass has read xbuf
-                with m.If(~exp_busy):
-                    m.d.sync += [wr.eq(0), mx.eq(fmt.min_code)]
-                    m.next = "RECEIVE"
-
-        drain = Signal(range(8))
-        with m.FSM(name="process"):
-            with m.State("IDLE"):
-                with m.If(rx_full):
-                    m.d.comb += take.eq(1)
-                    m.d.sync += [n.eq(n_rx), mx_p.eq(mx), rd.eq(0), total.eq(0), drain.eq(0)]
-                    m.next = "EXPONENTIATE"
-            with m.State("EXPONENTIATE"):
-                m.d.comb += exp_busy.eq(1)
-                issuing = rd < n
-                m.d.comb += exp_go.eq(issuing)
-                xbuf.read(m, rd, 1)
-                with m.If(issuing):
-                    m.d.sync += rd.eq(rd + 1)
-                ebuf.write(m, p2.carried["i"], Cat(e_val[:ecfg.out_width], p2.carried["masked"]), p2.valid)
-                with m.If(p2.valid):
-                    m.d.sync += total.eq(total + e_val)
-                with m.If(~issuing):
-                    m.d.sync += drain.eq(drain + 1)
-                    with m.If(drain == p2.latency):
-                        m.d.sync += rd.eq(0)
-                        m.next = "SEND"
-            with m.State("SEND"):
-                issuing = rd < n
-                m.d.comb += send_go.eq(issuing)
-                ebuf.read(m, rd, en3)
-                with m.If(issuing & en3):
-                    m.d.sync += rd.eq(rd + 1)
-                with m.If(self.o.valid & self.o.ready & self.o.payload.last):
-                    m.next = "IDLE"
         return m
