@@ -29,7 +29,7 @@ from spikeops.golden.exp import ExpConfig, exp_table, range_table
 from .component import ConfigComponent, ConfigSignature
 from .pipeline import Pipeline
 
-__all__ = ["PWLExp", "exp_stages", "exp_latency", "index_multiplier", "EXP_LATENCY"]
+__all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY"]
 
 #: the uniform method's latency
 EXP_LATENCY = 2
@@ -104,15 +104,24 @@ def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
     return s4.e
 
 
-def exp_stages(pipe: Pipeline, z, cfg: ExpConfig):
+def exp_table_rom(cfg: ExpConfig):
+    """The uniform method's table as a ROM (``amaranth.lib.memory.Memory``; add it to a module) for
+    :func:`exp_stages` to share: each call takes a read port of its own, so two pipelines read one
+    block RAM through its two ports.  None for the range-reduced method (its table is logic)."""
+    return None if cfg.method == ExpMethod.RANGE else _rom(cfg)
+
+
+def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
     """Add PWL-Exp to ``pipe`` (:func:`exp_latency` stages); return ``e`` (``u<out_width>.<out_frac>``),
-    aligned."""
+    aligned.  ``rom``: a table from :func:`exp_table_rom` already in the design (default: a table of
+    its own)."""
     if cfg.method == ExpMethod.RANGE:
         return _range_stages(pipe, z, cfg)
     m = pipe.m
     hc = cfg.H_codes
-    rom = _rom(cfg)
-    m.submodules[f"{pipe.name}_exp_rom_{pipe.latency}"] = rom
+    if rom is None:
+        rom = _rom(cfg)
+        m.submodules[f"{pipe.name}_exp_rom_{pipe.latency}"] = rom
     rd = rom.read_port()
     below = z < -hc
     above = z >= hc

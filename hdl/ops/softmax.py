@@ -13,8 +13,8 @@ lengths flows at one element per cycle once the buffer holds the lag between rec
    end queue ``(n, m)`` for pass 2;
 2. reduce: read the row again, ``e_i = PWL-Exp(x_i - m + H)`` (0 where masked) and ``S = sum e_i``;
    at the row's end queue ``(n, m, S)`` for pass 3 (this pass never stalls);
-3. send: read the row a third time, ``e_i`` again (a second PWL-Exp, bit-identical to the first, so
-   no buffer of ``e`` is needed) and ``q_i = Division(e_i, S)`` through the II=1 division pipeline,
+3. send: read the row a third time, ``e_i`` again (a second PWL-Exp datapath reading the same table
+   through its second port, so no buffer of ``e`` is needed) and ``q_i = Division(e_i, S)`` through the II=1 division pipeline,
    under the output's backpressure; each element read frees its ring entry.
 
 The receive side accepts while the ring has a free entry and the row queue has room.  Row timing
@@ -33,7 +33,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 
 from ..component import ConfigComponent
 from ..division import division_latency, division_stages
-from ..exp import exp_latency, exp_stages
+from ..exp import exp_latency, exp_stages, exp_table_rom
 from ..pipeline import Pipeline
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import ThreePasses
@@ -42,13 +42,13 @@ from .base import OperatorSignature
 __all__ = ["Softmax"]
 
 
-def _exp_of(pipe, x, mx, cfg):
+def _exp_of(pipe, x, mx, cfg, rom):
     """Add the stages of ``e = PWL-Exp(x - mx + H)`` on buffer data ``x`` to ``pipe``, carrying
     ``masked`` (``x`` is the mask code) along; return ``e`` (not yet zeroed where masked)."""
     ecfg = cfg.exp
     s = pipe.stage(z=(x - mx + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=x == cfg.in_format.mask_code)
     pipe.carry(masked=s.masked)
-    return exp_stages(pipe, s.z, ecfg)
+    return exp_stages(pipe, s.z, ecfg, rom)
 
 
 class Softmax(ConfigComponent):
@@ -109,6 +109,9 @@ class Softmax(ConfigComponent):
         n_shape = range(cfg.d_max + 1)
 
         xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth, read_ports=2)
+        rom = exp_table_rom(cfg.exp)          # one exp table, a read port for each pass
+        if rom is not None:
+            m.submodules.exp_rom = rom
         row_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width)})
         sum_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width),
                                         "total": unsigned(cfg.sum_width)})
@@ -143,7 +146,7 @@ class Softmax(ConfigComponent):
         p2 = Pipeline(m, Const(1), red.issue, name="e")
         p2.carry(first=red.first, last=red.last, n=red.row.n, mx=red.row.mx)
         p2.stage()                             # the buffer's read data appear with this stage
-        e = _exp_of(p2, xbuf.port_data(0), p2.carried["mx"], cfg)
+        e = _exp_of(p2, xbuf.port_data(0), p2.carried["mx"], cfg, rom)
         e_val = Mux(p2.carried["masked"], 0, e)
         acc = Signal(unsigned(cfg.sum_width))
         total = (Mux(p2.carried["first"], 0, acc) + e_val)[:cfg.sum_width]
@@ -161,7 +164,7 @@ class Softmax(ConfigComponent):
         p3 = Pipeline(m, en3, send.issue, name="q")
         p3.carry(last=send.last, mx=send.row.mx, total=send.row.total)
         p3.stage()
-        e3 = _exp_of(p3, xbuf.port_data(1), p3.carried.pop("mx"), cfg)  # mx: needed by one stage only
+        e3 = _exp_of(p3, xbuf.port_data(1), p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
         q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division)  # S enters stage 1 only
         out = p3.stage(q=Mux(p3.carried["masked"], 0, q), last=p3.carried["last"])
         m.d.comb += [self.o.valid.eq(out.valid), self.o.payload.data.eq(out.q),
