@@ -70,9 +70,9 @@ class Softmax(ConfigComponent):
 
     @staticmethod
     def queue_rows(config) -> int:
-        """Rows the reduce pass may run ahead of the send pass (and the row queue holds): enough
-        for the buffer's worth of rows of 64 elements."""
-        return max(4, -(-config.buffer_depth // 64) + 2)
+        """Rows the reduce pass may run ahead of the send pass (and the row queue holds): a
+        buffer's worth of rows of 64 elements, and at least 2."""
+        return -(-config.buffer_depth // 64) + 1
 
     @classmethod
     def timing(cls, config) -> ThreePasses:
