@@ -14,8 +14,9 @@ lengths flows at one element per cycle once the buffer holds the lag between rec
 2. reduce: read the row again, ``e_i = PWL-Exp(x_i - m + H)`` (0 where masked) and ``S = sum e_i``;
    at the row's end queue ``(n, m, S)`` for pass 3 (this pass never stalls);
 3. send: read the row a third time, ``e_i`` again (a second PWL-Exp datapath reading the same table
-   through its second port, so no buffer of ``e`` is needed) and ``q_i = Division(e_i, S)`` through the II=1 division pipeline,
-   under the output's backpressure; each element read frees its ring entry.
+   through its second port, so no buffer of ``e`` is needed) and ``q_i = Division(e_i, S)`` through
+   the II=1 division pipeline, under the output's backpressure; each element read frees its ring
+   entry.
 
 The receive side accepts while the ring has a free entry and the row queue has room.  Row timing
 (sink always ready, :class:`spikeops.hdl.timing.ThreePasses`): ``Softmax.timing(config)`` gives the
@@ -80,7 +81,7 @@ class Softmax(ConfigComponent):
         the row queue's two cycles to the reduce pass; the reduce pipeline (buffer read, argument,
         PWL-Exp) and the result queue's two cycles to the send pass; then the send pipeline (buffer
         read, argument, PWL-Exp, division, output register) after the first read."""
-        ecfg, lat = config.exp, exp_latency(config.exp)
+        lat = exp_latency(config.exp)
         return ThreePasses(to_reduce=2, to_send=2 + lat + 2,
                            to_output=1 + 2 + lat + division_latency(config.division) + 1,
                            queue=cls.queue_rows(config))
