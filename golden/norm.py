@@ -1,35 +1,46 @@
-"""PolarNorm: the l2 norm of a non-negative integer vector by a tree of CORDIC merges, or exactly.
+"""PolarNorm: the l2 norm of a vector of non-negative leaves, by a streaming tree of CORDIC merges on
+block-floating nodes, or exactly.
 
-Number format: the leaves ``v_j`` are unsigned ``in_width``-bit integers (any common scale); the
-result ``N`` is an integer with ``N ~ gain * ||v||`` where ``gain`` is a known constant.
+Number format: a *node* is a pair ``(m, e)`` of integers standing for ``m * 2**e``, with a mantissa
+of ``width`` bits, normalised (``2**(width-1) <= m < 2**width``) or zero (``m = 0``, ``e = -width``,
+below every other exponent).  An integer ``u >= 0`` becomes the node :func:`node_of` ``(u)``: its
+leading ``width`` bits (floor), ``e = bit_length(u) - width``.  The root ``(m, e)`` satisfies
+``m * 2**e ~ gain * ||v||``, with ``gain`` a known constant, and is the operator's read-out mantissa.
 
-``method="cordic"`` (twin of the RTL's tree):
+``method="cordic"`` (twin of the RTL's streaming tree):
 
-* the ``length`` leaves, shifted left by ``guard_bits``, are zero-padded to ``2**levels`` with
-  ``levels = ceil(log2(length))``;
-* each level merges the pairs ``(a, b) = (x[2i], x[2i+1])`` in index order (this fixed order is part
-  of the specification; the RTL uses the same one) by ``iterations`` CORDIC vectoring steps
-  ``k = 0 .. iterations-1``::
+* the ``length`` leaf nodes are merged pairwise, level by level, in index order: level ``l`` pairs
+  ``(x[2i], x[2i+1])``; a level with an odd count pairs its last node with the zero node (the zero
+  padding to ``2**levels``, ``levels = ceil(log2(length))``).  The order is part of the
+  specification; because every pair is adjacent, the tree can merge as the leaves arrive;
+* a merge of ``(ma, ea)`` and ``(mb, eb)``: with ``E = max(ea, eb)`` and ``g = guard_bits``, align
+  ``a = (ma << g) >> (E - ea)``, ``b = (mb << g) >> (E - eb)`` (floor), then ``iterations`` CORDIC
+  vectoring steps ``k = 0 .. iterations-1``::
 
       s  = +1 if b >= 0 else -1
       a' = a + s * (b >> k)
       b' = b - s * (a >> k)             (>> is an arithmetic, flooring shift)
 
-  so ``a`` ends at about ``G * hypot(a, b)`` with ``G = prod_k sqrt(1 + 2**-2k)`` (about 1.6468);
-* the result is the root's ``a``: ``gain = G**levels * 2**guard_bits``.  Every leaf sits at the same
-  depth, so the gain is one constant, applied once by the operator as an integer multiply.
+  so ``a`` ends at about ``G * hypot(a, b)``, ``G = prod_k sqrt(1 + 2**-2k)`` (about 1.6468); the
+  result is ``a`` normalised back to ``width`` bits (floor): ``(a >> t, E - g + t)`` with
+  ``t = bit_length(a) - width``, which is ``g``, ``g + 1`` or ``g + 2`` (``a`` never decreases and
+  ``G sqrt 2 < 4``); two zero nodes merge to the zero node;
+* ``gain = G**levels``: every leaf sits at the same depth, so one constant, applied once by the
+  operator as an integer multiply.
 
-Only shifts, adds and sign tests; the relative error per level is about ``2**(-2*iterations-1)`` plus
-the truncation of the shifts (``guard_bits`` keep it small).
+Every node keeps ``width`` significant bits whatever the scale of the row, so no block exponent of
+the whole row is needed before the first merge: small rows and rows with outliers get the same
+relative precision, about ``2**-(width-1)`` per level for the alignment and the normalisation, and
+``2**(-2*iterations-1)`` per level for the CORDIC itself.
 
-``method="exact"``: ``N = isqrt(sum_j (v_j << guard_bits)**2)`` (floor of the square root), with
-``gain = 2**guard_bits``.
+``method="exact"``: ``(m, e) =`` :func:`sqrt_node` ``(sum_j v_j**2)``: the sum, exact in integers,
+is shifted by an even ``2e`` to ``2 width`` (or ``2 width - 1``) bits (floor) and ``m`` is its
+integer square root (floor), ``width`` bits; ``gain = 1``.
 """
 
 from __future__ import annotations
 
 import functools
-
 import math
 from dataclasses import dataclass
 
@@ -37,8 +48,10 @@ import numpy as np
 
 from .choices import NormMethod
 from .config import Config
+from .shift import bit_length
 
-__all__ = ["NormConfig", "polar_norm", "isqrt", "METHODS"]
+__all__ = ["NormConfig", "node_of", "node_product", "merge", "cordic_root", "sqrt_node", "polar_norm",
+           "isqrt", "sum_of_squares", "level_sizes", "METHODS"]
 
 METHODS = NormMethod.values()
 
@@ -50,26 +63,23 @@ def cordic_gain(iterations: int) -> float:
 
 @dataclass(frozen=True)
 class NormConfig(Config):
-    """PolarNorm of ``length`` unsigned ``in_width``-bit leaves (see the module docstring)."""
+    """PolarNorm of ``length`` leaves below ``2**leaf_bits`` (see the module docstring)."""
 
     kind = "norm"
     length: int = 2
-    in_width: int = 24
+    width: int = 24
     method: str = "cordic"
     iterations: int = 12
     guard_bits: int = 2
+    leaf_bits: int = 24
 
     def _validate(self):
         self._int("length", 1, 1 << 16)
-        self._int("in_width", 1, 48)
+        self._int("width", 2, 31)
         self._choice("method", NormMethod)
         self._int("iterations", 1, 32)
         self._int("guard_bits", 0, 16)
-        if self.datapath_width > 62:
-            n = self._label
-            self._fail("in_width", f"needs a {self.datapath_width}-bit datapath for {n('length')}={self.length}, "
-                       f"{n('guard_bits')}={self.guard_bits}, {n('method')}={str(self.method)!r}; "
-                       "allowed: at most 62 bits")
+        self._int("leaf_bits", 1, 96)
 
     @functools.cached_property
     def levels(self) -> int:
@@ -77,29 +87,49 @@ class NormConfig(Config):
 
     @functools.cached_property
     def gain(self) -> float:
-        g = cordic_gain(self.iterations) ** self.levels if self.method == "cordic" else 1.0
-        return g * 2.0 ** self.guard_bits
+        return cordic_gain(self.iterations) ** self.levels if self.method == "cordic" else 1.0
 
     @functools.cached_property
-    def out_width(self) -> int:
-        """Bits of N: the norm of ``length`` full-scale leaves times the gain (+1 for truncation slack)."""
-        top = ((1 << self.in_width) - 1) * math.sqrt(self.length) * self.gain
-        return int(math.floor(math.log2(top))) + 2
+    def zero_exp(self) -> int:
+        """The exponent of the zero node, ``-width`` (below every nonzero node's)."""
+        return -self.width
+
+    @functools.cached_property
+    def exp_range(self) -> tuple[int, int]:
+        """Bounds of the root's exponent (and, for the tree, of every node's)."""
+        if self.method == "exact":
+            top = 2 * self.leaf_bits + self.length.bit_length()     # bits of the sum of squares
+            return 1 - self.width, (top - 2 * self.width + 1) // 2
+        return self.zero_exp, self.leaf_bits - self.width + 2 * self.levels
+
+    @functools.cached_property
+    def exp_width(self) -> int:
+        """Bits of a signed exponent register."""
+        lo, hi = self.exp_range
+        return max((-lo - 1).bit_length(), hi.bit_length()) + 1
 
     @functools.cached_property
     def datapath_width(self) -> int:
-        """Widest intermediate: the CORDIC registers (signed) or the exact sum of squares."""
-        if self.method == "exact":
-            return 2 * (self.in_width + self.guard_bits) + max(self.levels, 0) + 1
-        return self.out_width + 1
+        """Bits of the signed CORDIC registers: aligned operands below ``2**(width+g)``, results
+        below ``4 * 2**(width+g)``, plus the sign."""
+        return self.width + self.guard_bits + 3
 
     def costs(self) -> dict:
         return {"norm_method": self.method, "norm_levels": self.levels,
                 "norm_datapath_width": self.datapath_width}
 
     def derived(self) -> dict:
-        return {"levels": self.levels, "gain": self.gain, "out_width": self.out_width,
+        return {"levels": self.levels, "gain": self.gain, "exp_range": list(self.exp_range),
                 "datapath_width": self.datapath_width}
+
+
+def level_sizes(cfg: NormConfig) -> list[int]:
+    """Nodes entering each level: ``L_0 = length``, ``L_(l+1) = ceil(L_l / 2)`` (``levels`` of them)."""
+    sizes, n = [], cfg.length
+    for _ in range(cfg.levels):
+        sizes.append(n)
+        n = (n + 1) // 2
+    return sizes
 
 
 def isqrt(s) -> np.ndarray:
@@ -112,30 +142,89 @@ def isqrt(s) -> np.ndarray:
     return r
 
 
-def _cordic_tree(leaves: np.ndarray, cfg: NormConfig) -> np.ndarray:
-    x = leaves << cfg.guard_bits
-    # Zero padding to 2**levels, done level by level: a pair of padding zeros merges to 0, so only
-    # an odd level's last element needs its zero partner.
-    while x.shape[-1] > 1:
-        if x.shape[-1] % 2:
-            x = np.concatenate([x, np.zeros(x.shape[:-1] + (1,), dtype=np.int64)], axis=-1)
-        a = x[..., 0::2]
-        b = x[..., 1::2]
-        for k in range(cfg.iterations):
-            s = 1 - 2 * (b < 0)
-            da = s * (b >> k)
-            b = b - s * (a >> k)
-            a = a + da
-        x = a
-    return x[..., 0]
+def _normalised(x: np.ndarray, e: np.ndarray, width: int):
+    """``(x, e)`` with ``x >= 0`` brought to ``width`` bits (floor): ``(x >> t, e + t)`` or
+    ``(x << -t, e + t)``, ``t = bit_length(x) - width``; zero gives the zero node."""
+    t = bit_length(x) - width
+    m = np.where(t >= 0, x >> np.clip(t, 0, 63), x << np.clip(-t, 0, 63))
+    return m, np.where(x == 0, -width, e + t)
 
 
-def polar_norm(v, cfg: NormConfig) -> np.ndarray:
-    """``N ~ cfg.gain * ||v||`` over the last axis of non-negative int64 ``v`` (length ``cfg.length``)."""
+def node_of(u, width: int):
+    """The node of integers ``u >= 0`` (int64): ``(m, e)``, ``m`` the leading ``width`` bits."""
+    u = np.asarray(u, dtype=np.int64)
+    return _normalised(u, np.zeros_like(u), width)
+
+
+def node_product(m, e, cm: int | np.ndarray, ce, width: int):
+    """The node of ``(m * 2**e) * (cm * 2**ce)`` for nodes of ``width`` bits (``width <= 31``): the
+    product's leading ``width`` bits (floor)."""
+    m = np.asarray(m, dtype=np.int64)
+    p = m * np.asarray(cm, dtype=np.int64)
+    pm, pe = _normalised(p, np.asarray(e) + np.asarray(ce), width)
+    return np.where(m == 0, 0, pm), np.where(m == 0, -width, pe)
+
+
+def merge(am, ae, bm, be, cfg: NormConfig):
+    """One CORDIC merge of node pairs (the module docstring), element-wise."""
+    g, w = cfg.guard_bits, cfg.width
+    big = np.maximum(ae, be)
+    a = (am << g) >> np.minimum(big - ae, 63)
+    b = (bm << g) >> np.minimum(big - be, 63)
+    for k in range(cfg.iterations):
+        s = 1 - 2 * (b < 0)
+        da = s * (b >> k)
+        b = b - s * (a >> k)
+        a = a + da
+    return _normalised(a, big - g, w)
+
+
+def cordic_root(m, e, cfg: NormConfig):
+    """The root node of the CORDIC tree over the last axis of leaf nodes ``(m, e)``."""
+    m = np.asarray(m, dtype=np.int64)
+    e = np.asarray(e, dtype=np.int64)
+    while m.shape[-1] > 1:
+        if m.shape[-1] % 2:
+            pad = m.shape[:-1] + (1,)
+            m = np.concatenate([m, np.zeros(pad, dtype=np.int64)], axis=-1)
+            e = np.concatenate([e, np.full(pad, cfg.zero_exp, dtype=np.int64)], axis=-1)
+        m, e = merge(m[..., 0::2], e[..., 0::2], m[..., 1::2], e[..., 1::2], cfg)
+    return m[..., 0], e[..., 0]
+
+
+def sqrt_node(q, width: int):
+    """``(m, e)`` with ``m = isqrt(floor(q * 4**-e))`` of ``width`` bits, for integers ``q >= 1``
+    (Python ints, any size: an object array or a list): ``e`` is the smallest shift that brings
+    ``q * 4**-e`` below ``4**width``."""
+    flat = [int(x) for x in np.asarray(q, dtype=object).reshape(-1)]
+    ms, es = [], []
+    for x in flat:
+        if x < 1:
+            raise ValueError(f"sqrt_node: the sum of squares must be at least 1, not {x}")
+        e = (x.bit_length() - 2 * width + 1) // 2
+        xm = x >> (2 * e) if e >= 0 else x << (-2 * e)
+        ms.append(math.isqrt(xm))
+        es.append(e)
+    shape = np.shape(q)
+    return np.array(ms, dtype=np.int64).reshape(shape), np.array(es, dtype=np.int64).reshape(shape)
+
+
+def sum_of_squares(v) -> np.ndarray:
+    """``sum_j v_j**2`` over the last axis of int64 ``v`` (``|v| < 2**40``, at most ``2**14``
+    terms), exact, as Python ints (an object array): the squares are summed in 20-bit halves, so no
+    int64 sum overflows."""
+    v = np.abs(np.asarray(v, dtype=np.int64))
+    hi, lo = v >> 20, v & ((1 << 20) - 1)
+    hh, hl, ll = (np.asarray(p.sum(-1), dtype=object) for p in (hi * hi, hi * lo, lo * lo))
+    return (hh << 40) + (hl << 21) + ll
+
+
+def polar_norm(v, cfg: NormConfig):
+    """The root ``(m, e)``, ``m * 2**e ~ cfg.gain * ||v||``, over the last axis of integer leaves
+    ``v >= 0`` (length ``cfg.length``)."""
     v = np.asarray(v, dtype=np.int64)
     if v.shape[-1] != cfg.length:
         raise ValueError(f"polar_norm: vector length {v.shape[-1]} does not match length={cfg.length}")
     if cfg.method == "exact":
-        w = v << cfg.guard_bits
-        return isqrt(np.sum(w * w, axis=-1))
-    return _cordic_tree(v, cfg)
+        return sqrt_node(sum_of_squares(v), cfg.width)
+    return cordic_root(*node_of(v, cfg.width), cfg)

@@ -72,7 +72,8 @@ def port_table(component, cfg, interface=Interface.STREAM) -> list[dict]:
 
 
 def latency_info(op, cfg) -> dict:
-    """The manifest's latency entry, from the component's ``latency_for(cfg, n)``.
+    """The manifest's latency entry, from the component's ``latency_for(cfg, n)`` and, for a row
+    operator, its timing model.
 
     Elementwise operators have a fixed latency from input to output; row operators a latency from
     a row's last input to its first output, constant or growing with the row length ``n`` (read off
@@ -85,26 +86,14 @@ def latency_info(op, cfg) -> dict:
                 "formula": f"{cycles} cycles from an accepted input to its output, no stalls"}
     base = cls.latency_for(cfg, 0)
     per_element = cls.latency_for(cfg, 1) - base
-    timing = getattr(cls, "timing", None)
-    if timing is not None:  # a model of its own (spikeops.hdl.timing)
-        model = timing(cfg)
-        return {"kind": "row", "ii": 1, "first_output_after_last_input": f"n + {base}",
-                "first_output_after_last_input_base": base,
-                "first_output_after_last_input_per_element": per_element,
-                "model": type(model).__name__, "model_parameters": dataclasses.asdict(model),
-                "formula": model.describe()}
-    if per_element:
-        grow = "n" if per_element == 1 else f"{per_element} n"
-        return {"kind": "row", "ii": 1, "first_output_after_last_input": f"{grow} + {base}",
-                "first_output_after_last_input_base": base,
-                "first_output_after_last_input_per_element": per_element,
-                "formula": f"first output {base} + {grow} cycles after the row's last input is accepted, or "
-                           "after the previous row's last output if that is later (n = row length, "
-                           "sink ready); the next row is received while one is sent"}
-    return {"kind": "row", "ii": 1, "first_output_after_last_input": base,
-            "formula": f"first output {base} cycles after the row's last input is accepted, or after the "
-                       "previous row's last output if that is later (sink ready); the next row is "
-                       "received while one is processed"}
+    grow = "n" if per_element == 1 else f"{per_element} n"
+    first = f"{grow} + {base}" if per_element else base
+    model = cls.timing(cfg)   # every row operator has a model (spikeops.hdl.timing)
+    return {"kind": "row", "ii": 1, "first_output_after_last_input": first,
+            "first_output_after_last_input_base": base,
+            "first_output_after_last_input_per_element": per_element,
+            "model": type(model).__name__, "model_parameters": dataclasses.asdict(model),
+            "formula": model.describe()}
 
 
 def _interface_entry(interface, core, cfg, axis) -> dict:

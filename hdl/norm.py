@@ -1,43 +1,70 @@
-"""PolarNorm in hardware (twin of ``golden/norm.py``): the CORDIC merge tree, or the exact norm.
+"""PolarNorm in hardware (twin of ``golden/norm.py``): the streaming CORDIC tree on block-floating
+nodes, and the exact square root of an integer sum of squares.
 
-``i`` streams the ``length`` unsigned ``in_width``-bit leaves of a vector (framed by count);
-``o`` gives ``N`` (``u<out_width>``), bit-identical to :func:`spikeops.golden.norm.polar_norm`.
+:class:`PolarNorm` (``method="cordic"``): ``i`` streams the leaf nodes ``{m, e}`` of each vector in
+index order (``length`` per vector, or ``length - 1`` when a constant ``first_leaf`` is given: it is
+leaf 0 of every vector); ``o_valid`` pulses with the root node on ``o``, bit-identical to
+:func:`spikeops.golden.norm.cordic_root`.  The tree merges while the leaves arrive: each level keeps
+one left node waiting for its partner, and one pipelined CORDIC unit (an align stage, then
+``iterations`` stages) serves every level.  A pair formed from the unit's own results (levels >= 1)
+is issued the cycle it forms; pairs of leaves wait in a four-pair queue for cycles the upper levels
+leave free, and the leaf stream stalls while that queue is full.  The upper levels never
+wait, so a node reaches the next level ``iterations + 1`` cycles after its pair formed, and the
+leaf pairs wait a bounded number of cycles: :func:`tree_latency`.
 
-CORDIC: one fully pipelined vectoring unit (``iterations`` stages, one merge per cycle) serves every
-level of the tree.  Level 0 pairs the incoming leaves (shifted left by ``guard_bits``) in arrival
-order; level ``l + 1`` reads level ``l``'s results back from a scratch buffer in index order; a level
-with an odd count pairs its last value with 0, exactly the zero padding of the specification.
-Cycles per vector: ``sum_l (L_l + iterations + 3)`` with ``L_0 = length``, ``L_(l+1) = ceil(L_l / 2)``.
-
-Exact: ``sum (leaf << guard_bits)**2`` accumulated as the leaves arrive, then a digit-by-digit
-integer square root, one result bit per cycle.
+:class:`SqrtNode` (``method="exact"``): ``i`` streams integer sums of squares ``Q``; for each it
+shifts ``Q`` by an even amount to ``2 width`` bits and takes a digit-by-digit integer square root,
+one bit per cycle (:meth:`SqrtNode.latency` cycles, one ``Q`` at a time); ``o_valid`` pulses with the
+root node, bit-identical to :func:`spikeops.golden.norm.sqrt_node`.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.norm import NormConfig
+from spikeops.golden.norm import NormConfig, level_sizes
 
 from .component import ConfigComponent, ConfigSignature
-from .rowbuffer import RowBuffer
+from .shift import barrel_shift, bit_length
 
-__all__ = ["PolarNorm", "level_sizes"]
+__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_of", "tree_latency"]
 
 
-def level_sizes(cfg: NormConfig) -> list[int]:
-    """Values entering each level: ``L_0 = length``, ``L_(l+1) = ceil(L_l / 2)`` (``levels`` of them)."""
-    sizes, n = [], cfg.length
-    for _ in range(cfg.levels):
-        sizes.append(n)
-        n = (n + 1) // 2
-    return sizes
+def node_layout(cfg: NormConfig) -> data.StructLayout:
+    """A node: ``width``-bit mantissa, signed exponent."""
+    return data.StructLayout({"m": unsigned(cfg.width), "e": signed(cfg.exp_width)})
+
+
+def node_of(m, value, cfg: NormConfig, *, name: str):
+    """``(mantissa, exponent)`` of the unsigned integer ``value`` (combinational): its leading
+    ``width`` bits (floor) and ``bit_length - width``; zero gives the zero node."""
+    w = cfg.width
+    n = bit_length(m, value, name=name)
+    t = Signal(signed(max(len(value), w).bit_length() + 2), name=f"{name}_t")
+    m.d.comb += t.eq(n - w)
+    mant = barrel_shift(value, -t, lo=-max(len(value) - w, 0), hi=w - 1, width=w)
+    return Mux(n == 0, 0, mant), Mux(n == 0, cfg.zero_exp, t)
+
+
+#: pairs of leaves that may wait for the unit (the leaf stream stalls beyond them)
+LEAF_PAIRS = 4
+
+
+def tree_latency(cfg: NormConfig) -> int:
+    """Cycles from accepting a vector's last leaf to the root's ``o_valid``, at most (the bound the
+    operators schedule by): ``iterations + 1`` per level, after the last leaf pair's wait in the
+    queue.  That wait is at most ``2 (LEAF_PAIRS + levels) + 4`` cycles: the pairs ahead of it each
+    need a cycle the upper levels leave free, and the upper levels take at most one cycle in two
+    beyond the ``levels`` left nodes already waiting (each of their pairs needs two results)."""
+    if cfg.levels == 0:
+        return 1
+    return cfg.levels * (cfg.iterations + 1) + 2 * (LEAF_PAIRS + cfg.levels) + 4
 
 
 class PolarNorm(ConfigComponent):
-    """Streaming l2 norm of ``length`` leaves (one :class:`spikeops.golden.norm.NormConfig`)."""
+    """The streaming CORDIC tree of one :class:`spikeops.golden.norm.NormConfig` (``method="cordic"``)."""
 
     class Signature(ConfigSignature):
         config_type = NormConfig
@@ -45,150 +72,191 @@ class PolarNorm(ConfigComponent):
 
         @classmethod
         def build_members(cls, config):
-            return {"i": In(stream.Signature(unsigned(config.in_width))),
-                    "o": Out(stream.Signature(unsigned(config.out_width)))}
+            if config.method != "cordic":
+                raise ValueError(f"PolarNorm: method={str(config.method)!r} is not allowed; allowed: 'cordic' "
+                                 "(the exact norm is SqrtNode)")
+            return {"i": In(stream.Signature(node_layout(config))),
+                    "o": Out(node_layout(config)), "o_valid": Out(1)}
+
+    def __init__(self, config, *, first_leaf: tuple[int, int] | None = None):
+        self.first_leaf = first_leaf
+        super().__init__(config)
+        if first_leaf is not None:
+            if config.length < 2:
+                raise ValueError("PolarNorm: a first_leaf needs length >= 2")
+            fm, fe = first_leaf
+            lo, hi = config.exp_range
+            if not (1 << (config.width - 1) <= fm < 1 << config.width and lo < fe <= hi):
+                raise ValueError(f"PolarNorm: first_leaf={first_leaf!r} is not a normalised node; allowed: "
+                                 f"mantissa in [{1 << (config.width - 1)}, {(1 << config.width) - 1}], "
+                                 f"exponent in ({lo}, {hi}]")
 
     def elaborate(self, platform):
         m = Module()
-        if self.config.method == "exact":
-            self._exact(m, self.config)
-        else:
-            self._cordic(m, self.config)
-        return m
-
-    # -- exact: sum of squares and a digit-by-digit square root ---------------------------------
-    def _exact(self, m, cfg):
-        acc_w = cfg.datapath_width
-        acc = Signal(unsigned(acc_w))
-        count = Signal(range(cfg.length + 1))
-        root_bits = (acc_w + 1) // 2
-        num = Signal(unsigned(acc_w))
-        res = Signal(unsigned(2 * root_bits))  # holds res + bit while iterating
-        bit = Signal(unsigned(2 * root_bits))
-        leaf = self.i.payload << cfg.guard_bits
-        with m.FSM(name="norm"):
-            with m.State("ACCUMULATE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    total = acc + leaf * leaf
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == cfg.length - 1):
-                        m.d.sync += [num.eq(total), res.eq(0), bit.eq(1 << (2 * (root_bits - 1))),
-                                     acc.eq(0), count.eq(0)]
-                        m.next = "ROOT"
-                    with m.Else():
-                        m.d.sync += acc.eq(total)
-            with m.State("ROOT"):
-                with m.If(bit == 0):
-                    m.next = "OUTPUT"
-                with m.Elif(num >= res + bit):
-                    m.d.sync += [num.eq(num - (res + bit)), res.eq((res >> 1) + bit), bit.eq(bit >> 2)]
-                with m.Else():
-                    m.d.sync += [res.eq(res >> 1), bit.eq(bit >> 2)]
-            with m.State("OUTPUT"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(res)]
-                with m.If(self.o.ready):
-                    m.next = "ACCUMULATE"
-
-    # -- CORDIC tree ----------------------------------------------------------------------------
-    def _cordic(self, m, cfg):
-        w = cfg.datapath_width
-        n_it = cfg.iterations
-        result = Signal(unsigned(cfg.out_width))
-        if cfg.levels == 0:  # a single leaf: N = leaf << guard_bits
-            with m.FSM(name="norm"):
-                with m.State("TAKE"):
-                    m.d.comb += self.i.ready.eq(1)
-                    with m.If(self.i.valid):
-                        m.d.sync += result.eq(self.i.payload << cfg.guard_bits)
-                        m.next = "OUTPUT"
-                with m.State("OUTPUT"):
-                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(result)]
-                    with m.If(self.o.ready):
-                        m.next = "TAKE"
-            return
-
+        cfg = self.config
+        w, g, n_it, levels = cfg.width, cfg.guard_bits, cfg.iterations, cfg.levels
+        layout = node_layout(cfg)
+        zero = {"m": 0, "e": cfg.zero_exp}
+        if levels == 0:  # one leaf: it is the root
+            m.d.comb += self.i.ready.eq(1)
+            m.d.sync += self.o_valid.eq(self.i.valid)
+            with m.If(self.i.valid):
+                m.d.sync += self.o.eq(self.i.payload)
+            return m
         sizes = level_sizes(cfg)
-        depth = max(1, (cfg.length + 1) // 2)
-        scratch = [RowBuffer(m, f"scratch{j}", signed(w), depth) for j in range(2)]
+        dw = cfg.datapath_width
+        lvl_shape = range(max(2, levels))
 
-        # the vectoring pipeline: stage k applies iteration k; always enabled
+        # the pipelined unit: align, then n_it vectoring stages
         issue = Signal()
-        a_in = Signal(signed(w))
-        b_in = Signal(signed(w))
-        widx = Signal(range(depth + 1))          # index of the next result at the next level
-        a, b, valid, tag = a_in, b_in, issue, widx
+        iss_a, iss_b = Signal(layout), Signal(layout)
+        iss_lvl = Signal(lvl_shape)
+        big = Mux(iss_a.e > iss_b.e, iss_a.e, iss_b.e)
+        span = w + g + 1
+
+        def aligned(node):
+            return barrel_shift(node.m << g, node.e - big, lo=-span, hi=0, width=w + g)
+
+        a = Signal(signed(dw), name="align_a")
+        b = Signal(signed(dw), name="align_b")
+        e_big = Signal(signed(cfg.exp_width), name="align_e")
+        zero_pair = Signal(name="align_zero")
+        valid, lvl = Signal(name="align_valid"), Signal(lvl_shape, name="align_lvl")
+        m.d.sync += [a.eq(aligned(iss_a)), b.eq(aligned(iss_b)), e_big.eq(big),
+                     zero_pair.eq((iss_a.m == 0) & (iss_b.m == 0)), valid.eq(issue), lvl.eq(iss_lvl)]
         for k in range(n_it):
-            a_r, b_r = Signal(signed(w), name=f"cordic{k}_a"), Signal(signed(w), name=f"cordic{k}_b")
-            v_r, t_r = Signal(name=f"cordic{k}_valid"), Signal(range(depth + 1), name=f"cordic{k}_tag")
+            a_r, b_r = Signal(signed(dw), name=f"cordic{k}_a"), Signal(signed(dw), name=f"cordic{k}_b")
+            e_r, z_r = Signal(signed(cfg.exp_width), name=f"cordic{k}_e"), Signal(name=f"cordic{k}_zero")
+            v_r, l_r = Signal(name=f"cordic{k}_valid"), Signal(lvl_shape, name=f"cordic{k}_lvl")
             s = b >= 0
             da, db = b >> k, a >> k
             m.d.sync += [a_r.eq(Mux(s, a + da, a - da)), b_r.eq(Mux(s, b - db, b + db)),
-                         v_r.eq(valid), t_r.eq(tag)]
-            a, b, valid, tag = a_r, b_r, v_r, t_r
-        merged, merged_valid, merged_tag = a, valid, tag
+                         e_r.eq(e_big), z_r.eq(zero_pair), v_r.eq(valid), l_r.eq(lvl)]
+            a, b, e_big, zero_pair, valid, lvl = a_r, b_r, e_r, z_r, v_r, l_r
 
-        level = Signal(range(max(2, cfg.levels)))
-        level_size = Array(Const(sz, range(cfg.length + 1)) for sz in sizes)[level]
-        last_level = level == cfg.levels - 1
-        taken = Signal(range(cfg.length + 1))    # values of this level consumed so far
-        left = Signal(signed(w))
-        have_left = Signal()
-        rd = Signal(range(cfg.length + 1))
-        rd_valid = Signal()
-        drain = Signal(range(n_it + 3))
+        # normalise the result to w bits: a has w+g, w+g+1 or w+g+2 bits unless both inputs were 0
+        res = Signal(layout)
+        au = a.as_unsigned()
+        t = Mux(au[w + g + 1], g + 2, Mux(au[w + g], g + 1, g))
+        m.d.comb += [res.m.eq(Mux(zero_pair, 0, (au >> t)[:w])),
+                     res.e.eq(Mux(zero_pair, cfg.zero_exp, e_big - g + t))]
+        res_valid, res_lvl = valid, lvl
 
-        # results: to the scratch buffer of the next level, or the root to the output
-        for j in range(2):
-            scratch[j].write(m, merged_tag, merged, merged_valid & ~last_level & (level[0] == j))
-        with m.If(merged_valid & last_level):
-            m.d.sync += result.eq(merged)
+        # the root
+        m.d.sync += self.o_valid.eq(res_valid & (res_lvl == levels - 1))
+        with m.If(res_valid & (res_lvl == levels - 1)):
+            m.d.sync += self.o.eq(res)
 
-        # a value of the current level arrives: pair it, or keep it as the left element
-        incoming = Signal(signed(w))
-        incoming_valid = Signal()
-        with m.If(incoming_valid):
-            m.d.sync += taken.eq(taken + 1)
-            with m.If(have_left):
-                m.d.comb += [a_in.eq(left), b_in.eq(incoming), issue.eq(1)]
-                m.d.sync += [have_left.eq(0), widx.eq(widx + 1)]
+        # levels >= 1: a result pairs with the waiting left node of the next level
+        up_pair = Signal()
+        up_a, up_b = Signal(layout), Signal(layout)
+        up_lvl = Signal(lvl_shape)
+        lefts = [None] + [Signal(layout, name=f"left{l}") for l in range(1, levels)]
+        left_v = [None] + [Signal(name=f"left{l}_valid") for l in range(1, levels)]
+        counts = [None] + [Signal(range(sizes[l]), name=f"count{l}") for l in range(1, levels)]
+        with m.If(res_valid):
+            with m.Switch(res_lvl):
+                for l in range(1, levels):
+                    with m.Case(l - 1):
+                        last = counts[l] == sizes[l] - 1
+                        m.d.comb += [up_lvl.eq(l), up_pair.eq(left_v[l] | last)]
+                        with m.If(left_v[l]):
+                            m.d.comb += [up_a.eq(lefts[l]), up_b.eq(res)]
+                            m.d.sync += left_v[l].eq(0)
+                        with m.Else():
+                            m.d.comb += [up_a.eq(res), up_b.eq(layout.const(zero))]
+                            with m.If(~last):
+                                m.d.sync += [lefts[l].eq(res), left_v[l].eq(1)]
+                        m.d.sync += counts[l].eq(Mux(last, 0, counts[l] + 1))
+
+        # level 0: leaves pair in arrival order; formed pairs wait in a four-pair queue for cycles
+        # the upper levels leave free (the leaf stream stalls when it is full)
+        pair_layout = data.ArrayLayout(layout, 2)
+        m.submodules.pairs = pairs = fifo.SyncFIFO(width=pair_layout.size, depth=LEAF_PAIRS)
+        head = data.View(pair_layout, pairs.r_data)
+        formed = Signal(pair_layout)
+        preload = self.first_leaf is not None
+        first = zero if not preload else {"m": self.first_leaf[0], "e": self.first_leaf[1]}
+        left0 = Signal(layout, init=first)
+        left0_v = Signal(init=int(preload))
+        count0 = Signal(range(sizes[0]), init=int(preload))
+        last0 = count0 == sizes[0] - 1
+        forms = left0_v | last0
+        issue_up = res_valid & up_pair
+        issue0 = pairs.r_rdy & ~issue_up
+        m.d.comb += self.i.ready.eq(~forms | pairs.w_rdy)
+        m.d.comb += [issue.eq(issue_up | issue0), pairs.r_en.eq(issue0),
+                     iss_a.eq(Mux(issue_up, up_a, head[0])), iss_b.eq(Mux(issue_up, up_b, head[1])),
+                     iss_lvl.eq(Mux(issue_up, up_lvl, 0))]
+        leaf = self.i.payload
+        accept = self.i.valid & self.i.ready
+        with m.If(left0_v):
+            m.d.comb += [formed[0].eq(left0), formed[1].eq(leaf)]
+        with m.Else():
+            m.d.comb += [formed[0].eq(leaf), formed[1].eq(layout.const(zero))]
+        m.d.comb += [pairs.w_data.eq(formed.as_value()), pairs.w_en.eq(accept & forms)]
+        with m.If(accept):
+            m.d.sync += count0.eq(Mux(last0, int(preload), count0 + 1))
+            with m.If(~forms):
+                m.d.sync += left0.eq(leaf)
+            with m.If(last0):
+                m.d.sync += [left0.eq(layout.const(first)), left0_v.eq(int(preload))]
             with m.Else():
-                m.d.sync += [left.eq(incoming), have_left.eq(1)]
+                m.d.sync += left0_v.eq(~left0_v)
+        return m
 
-        with m.FSM(name="norm"):
-            with m.State("LEVEL0"):
-                m.d.comb += [self.i.ready.eq(1), incoming.eq(self.i.payload << cfg.guard_bits),
-                             incoming_valid.eq(self.i.valid)]
-                with m.If(self.i.valid & (taken == sizes[0] - 1)):
-                    m.next = "FLUSH"
-            with m.State("READ"):  # levels >= 1: read the previous level's results in order
-                for j in range(2):
-                    with m.If(level[0] != j):
-                        scratch[j].read(m, rd, 1)
-                m.d.sync += rd_valid.eq(rd < level_size)
-                with m.If(rd < level_size):
-                    m.d.sync += rd.eq(rd + 1)
-                src = Mux(level[0], scratch[0].data, scratch[1].data)
-                m.d.comb += [incoming.eq(src), incoming_valid.eq(rd_valid)]
-                with m.If(rd_valid & (taken == level_size - 1)):
-                    m.next = "FLUSH"
-            with m.State("FLUSH"):  # an odd level pairs its last value with the zero padding
-                with m.If(have_left):
-                    m.d.comb += [a_in.eq(left), b_in.eq(0), issue.eq(1)]
-                    m.d.sync += [have_left.eq(0), widx.eq(widx + 1)]
-                m.d.sync += [drain.eq(0), rd_valid.eq(0)]
-                m.next = "DRAIN"
-            with m.State("DRAIN"):  # wait until every merge of this level has left the pipeline
-                m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == n_it):
-                    m.d.sync += [taken.eq(0), rd.eq(0), widx.eq(0)]
-                    with m.If(last_level):
-                        m.d.sync += level.eq(0)
-                        m.next = "OUTPUT"
-                    with m.Else():
-                        m.d.sync += level.eq(level + 1)
-                        m.next = "READ"
-            with m.State("OUTPUT"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(result)]
-                with m.If(self.o.ready):
-                    m.next = "LEVEL0"
+
+class SqrtNode(ConfigComponent):
+    """The exact norm's root of one :class:`spikeops.golden.norm.NormConfig` (``method="exact"``):
+    ``i`` streams sums of squares (``q_width`` bits), ``o`` the root node (``o_valid``)."""
+
+    class Signature(ConfigSignature):
+        config_type = NormConfig
+        owner = "SqrtNode"
+
+        @classmethod
+        def build_members(cls, config):
+            return {"i": In(stream.Signature(unsigned(SqrtNode.q_width(config)))),
+                    "o": Out(node_layout(config)), "o_valid": Out(1)}
+
+    @staticmethod
+    def q_width(cfg: NormConfig) -> int:
+        """Bits of a sum of squares: ``length`` leaves below ``2**leaf_bits``."""
+        return 2 * cfg.leaf_bits + cfg.length.bit_length()
+
+    @staticmethod
+    def latency(cfg: NormConfig) -> int:
+        """Cycles from taking a ``Q`` to ``o_valid`` (the next ``Q`` is taken one cycle later):
+        the shift, ``width`` root digits, the result register."""
+        return cfg.width + 2
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        w, qw = cfg.width, self.q_width(cfg)
+        busy = Signal()
+        num = Signal(unsigned(2 * w))
+        res = Signal(unsigned(2 * w))
+        bit = Signal(unsigned(2 * w))
+        step = Signal(range(w + 1))
+        e = Signal(signed(cfg.exp_width))
+        m.d.comb += self.i.ready.eq(~busy)
+        q = self.i.payload
+        n = bit_length(m, q, name="q_bits")
+        # e = floor((bits - 2w + 1) / 2); the shift 2e brings Q to 2w or 2w - 1 bits
+        half = Signal(signed(qw.bit_length() + 2))
+        m.d.comb += half.eq((n - 2 * w + 1) >> 1)
+        with m.If(self.i.valid & ~busy):
+            m.d.sync += [num.eq(barrel_shift(q, -2 * half, lo=-max(qw - 2 * w + 1, 0), hi=2 * w - 1, width=2 * w)),
+                         e.eq(half), res.eq(0), bit.eq(1 << (2 * w - 2)), step.eq(0), busy.eq(1)]
+        m.d.sync += self.o_valid.eq(0)
+        with m.If(busy):
+            with m.If(step == w):
+                m.d.sync += [busy.eq(0), self.o_valid.eq(1), self.o.m.eq(res), self.o.e.eq(e)]
+            with m.Else():
+                m.d.sync += [step.eq(step + 1), bit.eq(bit >> 2)]
+                with m.If(num >= res + bit):
+                    m.d.sync += [num.eq(num - (res + bit)), res.eq((res >> 1) + bit)]
+                with m.Else():
+                    m.d.sync += res.eq(res >> 1)
+        return m

@@ -5,39 +5,24 @@ last input was accepted (measured, so a stalled input is accounted for), the mod
 of each row's first output.  With the sink always ready a row's outputs leave one per cycle, so the
 first outputs fix the throughput as well as the latency.
 
-* :func:`one_row_at_a_time`: a row starts when its last input is in and the previous row has left,
-  then takes ``latency_for(cfg, n)`` cycles (RMSNorm, LayerNorm).
 * :class:`ThreePasses`: receive, a reduction pass and a send pass over one row buffer, each pass
   one element per cycle on its own row (Softmax).
+* :class:`FixedDelay`: the send pass takes a row a fixed time after its last input, or after a
+  shared unit started on it (RMSNorm, LayerNorm).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["row_first_outputs", "one_row_at_a_time", "ThreePasses"]
+__all__ = ["row_first_outputs", "ThreePasses", "FixedDelay"]
 
 
 def row_first_outputs(component, cfg, lengths, last_in) -> list[int]:
     """The first-output cycle of each row of a row operator's ``component`` class (sink always
-    ready), given each row's length and the cycle its last input was accepted: the component's own
-    ``first_outputs`` model if it has one, else :func:`one_row_at_a_time` with its ``latency_for``."""
-    model = getattr(component, "first_outputs", None)
-    if model is not None:
-        return model(cfg, lengths, last_in)
-    return one_row_at_a_time(component.latency_for, cfg, lengths, last_in)
-
-
-def one_row_at_a_time(latency_for, cfg, lengths, last_in) -> list[int]:
-    """First-output cycles of rows processed one after another: row ``r`` starts at the later of
-    its last input and the previous row's last output, and answers ``latency_for(cfg, n)`` later;
-    its ``n`` outputs leave on consecutive cycles."""
-    out, prev_last = [], None
-    for n, li in zip(lengths, last_in):
-        first = (li if prev_last is None else max(li, prev_last)) + latency_for(cfg, n)
-        out.append(first)
-        prev_last = first + n - 1
-    return out
+    ready), given each row's length and the cycle its last input was accepted: the component's
+    ``first_outputs`` (its :meth:`timing` model)."""
+    return component.first_outputs(cfg, lengths, last_in)
 
 
 @dataclass(frozen=True)
@@ -87,5 +72,53 @@ class ThreePasses:
             if r:
                 sr = max(sr, s[r - 1] + lengths[r - 1])
             e.append(er)
+            s.append(sr)
+        return [x + self.to_output for x in s]
+
+
+@dataclass(frozen=True)
+class FixedDelay:
+    """Receive and send over a ring buffer, the row's reduction done as it arrives: the send pass
+    takes row ``r`` at ``s(r)``::
+
+        u(r) = max(L(r) + unit_start, u(r-1) + unit_period)      (a shared unit, if unit_period)
+        s(r) = max(u(r) + to_send - unit_start, s(r-1) + n_(r-1))  (u(r) = L(r) + unit_start if none)
+        first output of row r = s(r) + to_output
+
+    ``L(r)``: the cycle row ``r``'s last input is accepted; ``to_send``: from it to the send pass
+    taking the row at an idle operator; ``unit_start``/``unit_period``: a unit that takes one row
+    at a time (the exact norm's square root), ``unit_period`` cycles each.
+    """
+
+    to_send: int
+    to_output: int
+    unit_start: int = 0
+    unit_period: int = 0
+
+    def describe(self) -> str:
+        """The model in words, for the manifest."""
+        text = (f"receive and send over a ring, the norm computed as the row arrives: a row's first output comes "
+                f"{self.latency(0)} cycles after its last input at an idle operator (sink ready), or one cycle after "
+                f"the previous row's last output, whichever is later")
+        if self.unit_period:
+            text += (f"; the square-root unit takes a row at u(r) = max(L(r) + {self.unit_start}, "
+                     f"u(r-1) + {self.unit_period}) and the row's first output is at the earliest "
+                     f"u(r) + {self.to_send - self.unit_start + self.to_output}")
+        return text
+
+    def latency(self, n: int) -> int:
+        """Cycles from a row's last input to its first output when the operator is idle."""
+        return self.to_send + self.to_output
+
+    def first_outputs(self, lengths, last_in) -> list[int]:
+        s, u = [], None
+        for r, (n, li) in enumerate(zip(lengths, last_in)):
+            ur = li + self.unit_start
+            if self.unit_period and u is not None:
+                ur = max(ur, u + self.unit_period)
+            u = ur
+            sr = ur + self.to_send - self.unit_start
+            if r:
+                sr = max(sr, s[r - 1] + lengths[r - 1])
             s.append(sr)
         return [x + self.to_output for x in s]

@@ -12,14 +12,14 @@ from spikeops.golden.division import DivisionConfig, divide
 from spikeops.golden.exp import ExpConfig, pwl_exp
 from spikeops.golden.fixed import quantize
 from spikeops.golden.neurons import LIFConfig, lif_step
-from spikeops.golden.norm import NormConfig, polar_norm
+from spikeops.golden.norm import NormConfig, cordic_root, node_of, sqrt_node, sum_of_squares
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
 from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
 from spikeops.hdl.division import DivisionNeuronGroup
 from spikeops.hdl.exp import PWLExp, index_multiplier
 from spikeops.hdl.neurons import LIFPopulation
-from spikeops.hdl.norm import PolarNorm
+from spikeops.hdl.norm import PolarNorm, SqrtNode, tree_latency
 from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
 from spikeops.hdl.ops.sigmoid import GELU, Sigmoid, SiLU
 from spikeops.hdl.ops.softmax import Softmax
@@ -70,14 +70,81 @@ def test_index_multiplier_is_exact():
     assert np.array_equal((u * mult) >> s, (u * cfg.K) // (2 * cfg.H_codes))
 
 
-@pytest.mark.parametrize("method", ["cordic", "exact"])
-@pytest.mark.parametrize("length", [1, 2, 3, 6, 13])
-def test_polar_norm(method, length):
-    cfg = NormConfig(length=length, in_width=12, iterations=7, method=method, guard_bits=2)
-    v = np.random.default_rng(length).integers(0, 1 << 12, (3, length))
-    v[0, :] = 0
-    out, _ = run_stream(PolarNorm(cfg), [int(x) for x in v.ravel()], expect=3, **PRESSURE)
-    assert [int(n) for n in out] == polar_norm(v, cfg).tolist()
+def _run_norm_unit(dut, items, expect, gaps):
+    """Drive ``dut.i`` with ``items`` (payload setters) under random idle cycles; collect ``expect``
+    results from ``o_valid``/``o``, and the cycles of every accepted item and every result."""
+    got, accepted, results = [], [], []
+    rng = np.random.default_rng(len(items))
+
+    async def bench(ctx):
+        k, cycle = 0, 0
+        while len(got) < expect and cycle < 50_000:
+            offer = k < len(items) and rng.random() >= gaps
+            ctx.set(dut.i.valid, int(offer))
+            if offer:
+                items[k](ctx)
+            _, _, ready = await ctx.tick().sample(dut.i.ready)
+            if offer and ready:
+                accepted.append(cycle)
+                k += 1
+            if ctx.get(dut.o_valid):
+                got.append((ctx.get(dut.o.m), ctx.get(dut.o.e)))
+                results.append(cycle)
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, accepted, results
+
+
+@pytest.mark.parametrize("first_leaf", [False, True])
+@pytest.mark.parametrize("length", [1, 2, 3, 6, 13, 64])
+@pytest.mark.parametrize("gaps", [0.0, 0.3])
+def test_polar_norm_tree(length, first_leaf, gaps):
+    """The streaming tree gives golden's root for every vector, vectors back to back or with idle
+    cycles, leaves of every scale and zero vectors, within its latency bound."""
+    if first_leaf and length < 2:
+        with pytest.raises(ValueError, match="first_leaf needs length >= 2"):
+            PolarNorm(NormConfig(length=1), first_leaf=(1, 0))
+        return
+    cfg = NormConfig(length=length, width=12, iterations=7, guard_bits=2, leaf_bits=24)
+    rng = np.random.default_rng(length)
+    v = rng.integers(0, 1 << 24, (5, length)) >> rng.integers(0, 24, (5, 1))
+    v[1] = 0
+    lm, le = node_of(v, cfg.width)
+    if first_leaf:
+        lm[:, 0], le[:, 0] = lm[0, 0], le[0, 0]
+    start = int(first_leaf)
+
+    def item(r, j):
+        def put(ctx):
+            ctx.set(dut.i.payload.m, int(lm[r, j]))
+            ctx.set(dut.i.payload.e, int(le[r, j]))
+        return put
+
+    dut = PolarNorm(cfg, first_leaf=(int(lm[0, 0]), int(le[0, 0])) if first_leaf else None)
+    items = [item(r, j) for r in range(5) for j in range(start, length)]
+    got, accepted, results = _run_norm_unit(dut, items, 5, gaps)
+    want = cordic_root(lm, le, cfg)
+    assert got == list(zip(want[0].tolist(), want[1].tolist()))
+    lasts = accepted[length - start - 1::length - start]
+    assert all(0 <= res - last <= tree_latency(cfg) for res, last in zip(results, lasts))
+
+
+@pytest.mark.parametrize("length", [1, 3, 577])
+def test_sqrt_node(length):
+    cfg = NormConfig(length=length, width=12, method="exact", leaf_bits=20)
+    v = np.random.default_rng(length).integers(0, 1 << 20, (4, length)) >> np.arange(0, 20, 5)[:, None]
+    v[:, 0] |= 1
+    q = sum_of_squares(v)
+    dut = SqrtNode(cfg)
+    items = [(lambda x: lambda ctx: ctx.set(dut.i.payload, x))(int(x)) for x in q]
+    got, accepted, results = _run_norm_unit(dut, items, 4, 0.0)
+    want = sqrt_node(q, cfg.width)
+    assert got == list(zip(want[0].tolist(), want[1].tolist()))
+    assert [r - a for r, a in zip(results, accepted)] == [SqrtNode.latency(cfg) - 1] * 4
 
 
 def test_lif_population_steps_like_the_golden_model():
@@ -207,6 +274,10 @@ def test_softmax_overflow_flag_splits_a_long_row():
                          ids=["rmsnorm", "layernorm"])
 @pytest.mark.parametrize("d", [1, 6, 13])
 def test_norm_operator(method, cls, comp, fn, d):
+    if cls is LayerNormConfig and method == "cordic" and d == 1:
+        with pytest.raises(ValueError, match="d=1 is too short"):
+            cls(d=d, norm_method=method)
+        return
     cfg = cls(d=d, norm_method=method, cordic_iterations=9)
     rng = np.random.default_rng(d)
     x = quantize(rng.normal(0, 2, (4, d)), cfg.in_format)

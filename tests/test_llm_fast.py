@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 from spikeops.gen.llm import fast  # noqa: E402
 from spikeops.gen.llm.fast import fast_golden, quantize_codes  # noqa: E402
 from spikeops.gen.llm.fast import kernel as fast_kernel  # noqa: E402
-from spikeops.gen.llm.fast.norm import _cordic_rows  # noqa: E402
+from spikeops.gen.llm.fast.norm import _root  # noqa: E402
 from spikeops.golden import registry  # noqa: E402
 from spikeops.golden.fixed import FixedFormat, dequantize, quantize  # noqa: E402
-from spikeops.golden.norm import NormConfig, polar_norm  # noqa: E402
+from spikeops.golden.ops.norms import norm_root  # noqa: E402
 from spikeops.golden.shift import barrel_shift  # noqa: E402
 
 
@@ -85,7 +85,7 @@ def extremes(fmt, *, neg_inf=False):
 @contextlib.contextmanager
 def path(mode):
     """``kernel``: the compiled kernels (skipped without a C compiler); ``torch``: the torch code and
-    golden's polar_norm, as on a machine without a compiler."""
+    golden's norm_root, as on a machine without a compiler."""
     if mode == "kernel":
         if not fast.kernel_available():
             pytest.skip("no C compiler: everything runs in torch")
@@ -287,7 +287,7 @@ NORM_CONFIGS = [
     ("rmsnorm", {"d": 576}),
     ("layernorm", {"d": 384}),
     ("rmsnorm", {"d": 1}), ("rmsnorm", {"d": 2}), ("rmsnorm", {"d": 3}), ("rmsnorm", {"d": 5}),
-    ("rmsnorm", {"d": 8}), ("layernorm", {"d": 1}), ("layernorm", {"d": 7}), ("layernorm", {"d": 2}),
+    ("rmsnorm", {"d": 8}), ("layernorm", {"d": 1, "norm_method": "exact"}), ("layernorm", {"d": 7}), ("layernorm", {"d": 2}),
     ("rmsnorm", {"d": 100, "norm_method": "exact"}),
     ("layernorm", {"d": 33, "norm_method": "exact", "norm_guard_bits": 5}),
     ("rmsnorm", {"d": 31, "cordic_iterations": 4, "norm_guard_bits": 0}),
@@ -378,24 +378,24 @@ def test_norm_errors_are_golden(mode):
         fast_golden("rmsnorm", cfg, torch.zeros(3, 8), np.array([0, 40000] + [0] * 6))
 
 
-@pytest.mark.parametrize("iterations,guard,width", [(12, 2, 22), (1, 0, 4), (24, 6, 40), (7, 3, 31)])
-def test_cordic_kernel_is_polar_norm(iterations, guard, width):
+@pytest.mark.parametrize("op", ["rmsnorm", "layernorm"])
+@pytest.mark.parametrize("iterations,guard,width", [(12, 2, 24), (1, 0, 4), (24, 6, 31), (7, 3, 16)])
+def test_norm_root_kernel_is_golden(op, iterations, guard, width):
+    """The compiled leaves and tree equal golden's ``norm_root`` on rows of every scale, zero rows
+    and odd lengths."""
     if not fast.kernel_available():
         pytest.skip("no C compiler")
     gen = np.random.default_rng(iterations)
-    for d in (1, 2, 3, 4, 7, 63, 64, 65, 577):
-        cfg = NormConfig(length=d + 1, in_width=width, iterations=iterations, guard_bits=guard)
-        if cfg.datapath_width > 62:
-            continue
-        v = gen.integers(-(1 << min(width + 2, 61)), 1 << min(width + 2, 61), (9, d), dtype=np.int64)
-        v[0] = (1 << width) - 1
-        v[1] = 0
-        v[2] = -v[2] // (1 << 20)
-        top = np.maximum(np.abs(v).max(-1), 5)
-        shift = width - np.frexp(top.astype(np.float64))[1].astype(np.int64)  # to `width` bits
-        leaves = barrel_shift(np.concatenate([np.abs(v), np.full((9, 1), 5)], axis=-1), shift[:, None])
-        got = _cordic_rows(torch.from_numpy(v), shift, cfg, 5)
-        assert np.array_equal(got, polar_norm(leaves, cfg)), d
+    for d in (2, 3, 4, 7, 63, 64, 65, 577):
+        cfg = registry.get(op).default(d=d, cordic_iterations=iterations, norm_guard_bits=guard, norm_width=width)
+        fmt = cfg.in_format
+        x = gen.integers(fmt.min_code, fmt.max_code + 1, (9, d), dtype=np.int64) >> gen.integers(0, fmt.width, (9, 1))
+        x[0] = fmt.max_code
+        x[1] = 0
+        x[2, ::2] = fmt.min_code
+        got = _root(cfg, d * x - x.sum(-1, keepdims=True) if cfg.centred else x)
+        want = norm_root(x, cfg)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), d
 
 
 # -- the model's entry point ------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from spikeops.golden.fixed import dequantize, quantize
-from spikeops.golden.norm import NormConfig, cordic_gain, isqrt, polar_norm
+from spikeops.golden.norm import NormConfig, isqrt, merge, node_of, polar_norm, sum_of_squares
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from spikeops.golden.reference import round_to_grid
 
@@ -17,43 +18,61 @@ LN = LayerNormConfig(d=24)  # not a power of two: the mean is exact all the same
 
 # -- PolarNorm ----------------------------------------------------------------------------------
 @given(hnp.arrays(np.int64, st.tuples(st.integers(1, 4), st.integers(1, 70)),
-                  elements=st.integers(0, 2**20 - 1)))
-def test_exact_norm_is_floor_sqrt(v):
-    cfg = NormConfig(length=v.shape[-1], in_width=20, method="exact", guard_bits=3)
-    got = polar_norm(v, cfg)
-    for row, n in zip(v, got):
-        assert n == math.isqrt(sum((int(x) << 3) ** 2 for x in row))
+                  elements=st.integers(0, 2**20 - 1)), st.integers(4, 24))
+def test_exact_norm_is_floor_sqrt_of_the_normalised_sum(v, width):
+    v[:, 0] |= 1  # a sum of squares of at least 1
+    cfg = NormConfig(length=v.shape[-1], width=width, method="exact", leaf_bits=20)
+    m, e = polar_norm(v, cfg)
+    for row, mi, ei in zip(v, m, e):
+        q = sum(int(x) ** 2 for x in row)
+        assert mi == math.isqrt(q >> (2 * ei) if ei >= 0 else q << (-2 * ei))
+        assert 1 << (width - 1) <= mi < 1 << width or q < 1 << (2 * width - 2)
+        assert (q >> (2 * ei) if ei >= 0 else q << (-2 * ei)) < 1 << (2 * width)
 
 
 @given(hnp.arrays(np.int64, st.tuples(st.integers(1, 4), st.integers(1, 70)),
-                  elements=st.integers(0, 2**20 - 1)), st.integers(6, 16))
-def test_cordic_norm_within_its_bound(v, iterations):
-    cfg = NormConfig(length=v.shape[-1], in_width=20, iterations=iterations, guard_bits=4)
-    got = polar_norm(v, cfg).astype(float)
-    exact = np.sqrt((v.astype(float) ** 2).sum(-1)) * cfg.gain
-    # per level: angle residue 2**(-2n+1) relative, plus shift truncation (~iterations LSB each)
-    bound = exact * cfg.levels * 2.0 ** (2 - 2 * iterations) + cfg.levels * (iterations + 2) * cordic_gain(iterations) ** cfg.levels
+                  elements=st.integers(0, 2**20 - 1)), st.integers(6, 16), st.integers(10, 28),
+       st.integers(0, 16))
+def test_cordic_norm_within_its_bound(v, iterations, width, scale):
+    """Relative error per level (and for the leaves): the CORDIC's angle residue ``2**(2-2n)`` plus
+    about ``n + 3`` truncations at the node's last bit; the same at every scale of the leaves."""
+    v = v << scale
+    cfg = NormConfig(length=v.shape[-1], width=width, iterations=iterations, guard_bits=2, leaf_bits=37)
+    m, e = polar_norm(v, cfg)
+    got = m * 2.0 ** e / cfg.gain
+    exact = np.sqrt((v.astype(float) ** 2).sum(-1))
+    bound = exact * (cfg.levels + 1) * (2.0 ** (2 - 2 * iterations) + (iterations + 3) * 2.0 ** (1 - width))
     assert np.all(np.abs(got - exact) <= bound)
+    assert np.all((m == 0) == (exact == 0))
+    assert np.all((m == 0) | ((m >= 1 << (width - 1)) & (m < 1 << width)))
 
 
 def test_cordic_tree_order_is_the_specified_one():
-    """Pairs merge in index order over the zero-padded vector: swapping within a pair keeps the
-    root only up to CORDIC rounding, so the order is observable and pinned here."""
-    cfg = NormConfig(length=3, in_width=8, iterations=4, guard_bits=0)
-    assert polar_norm(np.array([3, 4, 0]), cfg) == polar_norm(np.array([[3, 4, 0]]), cfg)[0]
-    v = np.array([200, 3, 17])
-    a, b = v[0], v[1]
-    for k in range(4):  # level 1, pair (200, 3), by hand
-        s = 1 if b >= 0 else -1
-        a, b = a + s * (b >> k), b - s * (a >> k)
-    c, e = v[2], 0
-    for k in range(4):  # level 1, pair (17, 0 padding)
-        s = 1 if e >= 0 else -1
-        c, e = c + s * (e >> k), e - s * (c >> k)
-    for k in range(4):  # level 2
-        s = 1 if c >= 0 else -1
-        a, c = a + s * (c >> k), c - s * (a >> k)
-    assert polar_norm(v, cfg) == a
+    """Adjacent pairs merge in index order, an odd level's last node with the zero node: the root
+    of 3 leaves is merge(merge(l0, l1), merge(l2, 0)); another order gives another root."""
+    cfg = NormConfig(length=3, width=8, iterations=4, guard_bits=0)
+    v = np.array([255, 1, 254])
+    lm, le = node_of(v, 8)
+    assert (lm.tolist(), le.tolist()) == ([255, 128, 254], [0, -7, 0])
+    left = merge(lm[0], le[0], lm[1], le[1], cfg)
+    right = merge(lm[2], le[2], np.int64(0), np.int64(cfg.zero_exp), cfg)
+    want = merge(*left, *right, cfg)
+    assert polar_norm(v, cfg) == want
+    assert len({tuple(int(x) for x in polar_norm(v[list(p)], cfg)) for p in itertools.permutations(range(3))}) > 1
+    assert [int(x[0]) for x in polar_norm(v[None], cfg)] == [int(want[0]), int(want[1])]
+
+
+def test_a_merge_by_hand():
+    """(3, 4) at 4 bits, no guard bits, 3 iterations: a = 3 + 4 = 7, b = 4 - 3 = 1; a = 7 + 0 = 7,
+    b = 1 - 3 = -2; a = 7 + 1 = 8 (-2 >> 2 = -1, negated); 8 normalised to 4 bits is (8, 0)."""
+    cfg = NormConfig(length=2, width=4, iterations=3, guard_bits=0)
+    assert merge(np.int64(12), np.int64(-2), np.int64(8), np.int64(-1), cfg) == (8, 0)
+    assert merge(np.int64(0), np.int64(-4), np.int64(0), np.int64(-4), cfg) == (0, -4)
+
+
+def test_sum_of_squares_is_exact():
+    v = np.array([[(1 << 39) + 12345, -(1 << 38) - 7, 3], [0, 0, 1]], dtype=np.int64)
+    assert sum_of_squares(v).tolist() == [sum(int(x) ** 2 for x in row) for row in v]
 
 
 def test_isqrt_large_values():
@@ -65,7 +84,7 @@ def test_isqrt_large_values():
     ({"length": 0}, r"norm: length=0 is out of range; allowed: in \[1, 65536\]"),
     ({"method": "newton"}, r"norm: method='newton' is not allowed; allowed: 'cordic', 'exact'"),
     ({"iterations": 0}, r"norm: iterations=0 is out of range; allowed: in \[1, 32\]"),
-    ({"length": 1025, "in_width": 26, "method": "exact"}, r"norm: in_width=26 needs a 68-bit datapath"),
+    ({"width": 32}, r"norm: width=32 is out of range; allowed: in \[2, 31\]"),
 ])
 def test_norm_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -98,7 +117,7 @@ def test_layernorm_is_exactly_shift_invariant():
 
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_scale_invariance_within_one_lsb(k):
-    """Scaling the input by 2**k moves only the block exponent; outputs agree to 1 LSB (the eps
+    """Scaling the input by 2**k moves only the nodes' exponents; outputs agree to 1 LSB (the eps
     element and the floor of the leaves are not scaled)."""
     rng = np.random.default_rng(k)
     for cfg, fn in ((RMS, rmsnorm), (LN, layernorm)):
@@ -176,9 +195,9 @@ def test_shape_and_range_errors():
     (RMSNormConfig, {"gain_frac": 40}, r"rmsnorm: gain_frac=40 is out of range; allowed: in \[8, 31\]"),
     (LayerNormConfig, {"in_width": 40, "gamma_width": 24, "d": 4096},
      r"layernorm: in_width=40 with gamma_width=24 and d=4096 gives a 76-bit numerator; allowed: at most 62"),
-    (RMSNormConfig, {"norm_method": "exact", "norm_width": 30},
-     r"rmsnorm: norm_width=30 needs a 75-bit datapath for d\+1=577, norm_guard_bits=2, "
-     r"norm_method='exact'; allowed: at most 62 bits"),
+    (RMSNormConfig, {"norm_width": 32}, r"rmsnorm: norm_width=32 is out of range; allowed: in \[2, 31\]"),
+    (LayerNormConfig, {"d": 1}, r"layernorm: d=1 is too short for the CORDIC norm of the centred row .*"
+     r"allowed: d >= 2, or norm_method='exact'"),
 ])
 def test_config_errors(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):

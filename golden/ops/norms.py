@@ -9,18 +9,28 @@ Number formats: input ``x`` is ``s<in_width>.<in_frac>`` over rows of exactly ``
 * LayerNorm: the mean is never rounded: ``v = d * x - sum(x)`` (``d * (x - mean)``, exact; ``d * x``
   is a shift when d is a power of two, a constant multiply otherwise) and ``eps_elem = d * sqrt(eps d)``.
 
-The shared datapath, in integers (``u`` = one input LSB):
+The datapath, in integers (``u`` = one input LSB, ``eps_code = round(eps_elem / u)``, at least 1):
 
-1. shift scaling of the row: ``r = bit_length(max_j |v_j|, eps_code) - norm_width``; the leaves
-   ``|v_j| * 2**-r`` (floor) have ``norm_width`` bits, so outlier channels and the bulk share one
-   block exponent and every datapath width is bounded;
-2. ``N = PolarNorm(leaves)`` (CORDIC tree or exact) ``~ gain * ||v|| * 2**-r``;
-3. read-out: ``N = N_m * 2**-e`` with a ``31``-bit mantissa (leading-one detection), then one integer
-   constant multiply folds the norm's gain and ``1/sqrt(d)``:
-   ``R = N_m * C`` with ``C = round(2**gain_frac / (gain * sqrt(d)))``, so the row's RMS is
-   ``R * 2**(r - e - gain_frac)`` in units of u;
-4. Division Neuron Group per element: ``A = |v_i| * |gamma_i|``, ``B = R`` with exponent
-   ``r - e - gain_frac``, ``shift = out_frac - gamma_frac``; ``y_i = sign(v_i gamma_i) * q_i (+ beta_i)``.
+1. the norm ``||[v, eps_code]||`` as a root node ``(m, e)`` of :mod:`spikeops.golden.norm`
+   (``norm_width`` mantissa bits, ``m * 2**e ~ gain * ||.||``), from leaves that exist as the row
+   arrives, so the hardware merges while it receives:
+
+   * CORDIC, RMSNorm: the leaves ``[eps_code, |x_1|, ..., |x_d|]`` (eps first);
+   * CORDIC, LayerNorm: ``[eps_code, h_2, ..., h_d]`` with the Helmert contrasts
+     ``h_k = |(k-1) x_k - S_(k-1)| * c_k``, ``S_(k-1) = x_1 + ... + x_(k-1)`` and
+     ``c_k = d / sqrt(k (k-1))`` (a ``norm_width``-bit mantissa per k, :func:`helmert_constants`;
+     the product rounded down to ``norm_width`` bits).  Since
+     ``sum_k ((k-1) x_k - S_(k-1))**2 / (k (k-1)) = sum_i (x_i - mean)**2``, the leaves' norm is
+     ``||v||`` without the mean, which is known only at the row's end;
+   * exact: the integer ``Q = sum x**2 + eps_code**2`` (RMSNorm) or
+     ``Q = d (d sum x**2 - S**2) + eps_code**2 = ||v||**2 + eps_code**2`` (LayerNorm), summed as
+     the row arrives, then ``(m, e) = sqrt_node(Q)``;
+
+2. read-out: one integer constant multiply folds the norm's gain and ``1/sqrt(d)``:
+   ``R = m * C`` with ``C = round(2**gain_frac / (gain * sqrt(d)))``, so the row's RMS is
+   ``R * 2**(e - gain_frac)`` in units of u;
+3. Division Neuron Group per element: ``A = |v_i| * |gamma_i|``, ``B = R`` with exponent
+   ``e - gain_frac``, ``shift = out_frac - gamma_frac``; ``y_i = sign(v_i gamma_i) * q_i (+ beta_i)``.
 """
 
 from __future__ import annotations
@@ -37,17 +47,14 @@ from ..config import OperatorConfig
 from ..choices import DivArch, NormMethod, Rounding
 from ..division import DivisionConfig, divide
 from ..fixed import FixedFormat, check_codes, quantize
-from ..norm import NormConfig, polar_norm
-from ..shift import barrel_shift, bit_length, normalise
+from ..norm import NormConfig, cordic_root, node_of, node_product, sqrt_node, sum_of_squares
 
-__all__ = ["NormOpConfig", "RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm", "check_row", "READOUT_BITS"]
+__all__ = ["NormOpConfig", "RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm", "check_row",
+           "norm_leaves", "norm_root", "helmert_constants"]
 
 #: the PolarNorm's parameters as this operator's options name them
-_NORM_NAMES = {"length": "d+1", "in_width": "norm_width", "method": "norm_method",
+_NORM_NAMES = {"length": "leaves", "width": "norm_width", "method": "norm_method",
                "iterations": "cordic_iterations", "guard_bits": "norm_guard_bits"}
-
-#: mantissa bits of the norm at read-out (so ``mantissa * C`` fits 62 bits with gain_frac <= 31)
-READOUT_BITS = 31
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class NormOpConfig(OperatorConfig):
     eps: float = 1e-5
     norm_method: str = "cordic"
     cordic_iterations: int = 12
-    norm_width: int = 22
+    norm_width: int = 24
     norm_guard_bits: int = 2
     gain_frac: int = 30
     div_guard_bits: int = 8
@@ -83,7 +90,7 @@ class NormOpConfig(OperatorConfig):
         self._int("gamma_frac", 0, self.gamma_width - 1)
         self._number("eps", 0.0, 1.0, lo_open=True)
         self._choice("norm_method", NormMethod)
-        self._int("norm_width", 2, 40)
+        self._int("norm_width", 2, 31)
         self._int("gain_frac", 8, 31)
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", DivArch)
@@ -130,9 +137,25 @@ class NormOpConfig(OperatorConfig):
 
     @functools.cached_property
     def norm(self) -> NormConfig:
-        return self.sub_config(NormConfig, _NORM_NAMES, length=self.d + 1, in_width=self.norm_width,
+        return self.sub_config(NormConfig, _NORM_NAMES, length=self.leaves, width=self.norm_width,
                                method=self.norm_method, iterations=self.cordic_iterations,
-                               guard_bits=self.norm_guard_bits)
+                               guard_bits=self.norm_guard_bits, leaf_bits=self.leaf_bits)
+
+    @functools.cached_property
+    def helmert(self) -> bool:
+        """The leaves are Helmert contrasts (LayerNorm with the CORDIC tree)."""
+        return self.centred and self.norm_method == "cordic"
+
+    @functools.cached_property
+    def leaves(self) -> int:
+        """Leaves of the norm: ``d`` values and eps, or ``d - 1`` contrasts and eps."""
+        return self.d if self.helmert else self.d + 1
+
+    @functools.cached_property
+    def leaf_bits(self) -> int:
+        """Bits of the largest leaf: ``|v|`` (a contrast is at most ``||v||``), or eps."""
+        top = self.v_width + (self.d.bit_length() + 1) // 2 if self.helmert else self.v_width + 1
+        return max(top, self.eps_code.bit_length())
 
     @functools.cached_property
     def readout_constant(self) -> int:
@@ -143,7 +166,7 @@ class NormOpConfig(OperatorConfig):
     def division(self) -> DivisionConfig:
         q_width = self.out_width - 1
         return DivisionConfig(num_width=self.v_width + self.gamma_width - 1,
-                              den_width=READOUT_BITS + self.readout_constant.bit_length(),
+                              den_width=self.norm_width + self.readout_constant.bit_length(),
                               shift=self.out_frac - self.gamma_frac, q_width=q_width,
                               theta_bits=min(q_width + self.div_guard_bits, 61 - q_width),
                               arch=self.div_arch, rounding=self.rounding)
@@ -191,6 +214,12 @@ class LayerNormConfig(NormOpConfig):
     centred = True
     reference_name = "LayerNorm: gamma (x - mean(x)) / sqrt(var(x) + eps) + beta"
 
+    def _validate(self):
+        super()._validate()
+        if self.norm_method == "cordic" and self.d < 2:
+            self._fail("d", "is too short for the CORDIC norm of the centred row (one element centres "
+                       "to 0); allowed: d >= 2, or norm_method='exact'")
+
     def reference(self, x, gamma=None, beta=None):
         return reference.layernorm(x, gamma, beta, self.eps)
 
@@ -205,16 +234,61 @@ def check_row(x, cfg: NormOpConfig, name: str, fmt: FixedFormat, *, vector: bool
     return a
 
 
-def _polar_normalise(v: np.ndarray, cfg: NormOpConfig, gamma, beta) -> np.ndarray:
-    """Steps 1-4 of the module docstring on the centred (or raw) integer rows ``v``."""
+@functools.lru_cache(maxsize=64)
+def helmert_constants(cfg: NormOpConfig):
+    """``(cm, ce)``: ``c_k = d / sqrt(k (k-1)) ~ cm[j] * 2**ce[j]`` for ``k = j + 1``, ``j = 1 .. d-1``
+    (index 0 unused, 0), with ``norm_width``-bit mantissas rounded to nearest (the RTL's table);
+    read-only arrays, computed once per configuration."""
+    w, d = cfg.norm_width, cfg.d
+    cm, ce = [0], [0]
+    for j in range(1, d):
+        f, ex = math.frexp(d / math.sqrt(j * (j + 1)))
+        mant = int(math.floor(f * 2 ** w + 0.5))
+        if mant == 1 << w:
+            mant, ex = mant >> 1, ex + 1
+        cm.append(mant)
+        ce.append(ex - w)
+    arrays = np.array(cm, dtype=np.int64), np.array(ce, dtype=np.int64)
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
+
+
+def norm_leaves(x: np.ndarray, cfg: NormOpConfig):
+    """The CORDIC tree's leaf nodes ``(m, e)`` of int64 rows ``x`` (last axis, length d; LayerNorm:
+    adding a constant to a row changes nothing), ``cfg.leaves`` per row, eps first."""
+    w = cfg.norm_width
+    eps = np.full(x.shape[:-1] + (1,), cfg.eps_code, dtype=np.int64)
+    if not cfg.helmert:
+        return node_of(np.concatenate([eps, np.abs(x)], axis=-1), w)
+    j = np.arange(cfg.d, dtype=np.int64)
+    contrast = np.abs(j * x - (np.cumsum(x, axis=-1) - x))[..., 1:]
+    cm, ce = helmert_constants(cfg)
+    lm, le = node_product(*node_of(contrast, w), cm[1:], ce[1:], w)
+    em, ee = node_of(eps, w)
+    return np.concatenate([em, lm], axis=-1), np.concatenate([ee, le], axis=-1)
+
+
+def norm_root(x: np.ndarray, cfg: NormOpConfig):
+    """Step 1 of the module docstring on int64 rows ``x`` (last axis, length d; LayerNorm: adding a
+    constant to a row changes nothing): the root node ``(m, e)`` of ``||[v, eps_code]||`` per row."""
+    if cfg.norm_method == "exact":
+        sq = sum_of_squares(x)
+        if cfg.centred:
+            s = x.sum(axis=-1).astype(object)
+            q = cfg.d * (cfg.d * sq - s * s) + cfg.eps_code ** 2
+        else:
+            q = sq + cfg.eps_code ** 2
+        return sqrt_node(q, cfg.norm_width)
+    return cordic_root(*norm_leaves(x, cfg), cfg.norm)
+
+
+def _normalise_rows(x: np.ndarray, v: np.ndarray, cfg: NormOpConfig, gamma, beta) -> np.ndarray:
+    """Steps 1-3 of the module docstring: ``x`` the input rows, ``v`` the centred (or raw) rows."""
+    m, e = norm_root(x, cfg)
+    rms = m * cfg.readout_constant
+    b_exp = e - cfg.gain_frac
     mag = np.abs(v)
-    eps = np.full(v.shape[:-1] + (1,), cfg.eps_code, dtype=np.int64)
-    leaves = np.concatenate([mag, eps], axis=-1)
-    r = bit_length(leaves.max(axis=-1, keepdims=True)) - cfg.norm_width
-    big_n = polar_norm(barrel_shift(leaves, -r), cfg.norm)
-    n_m, e = normalise(big_n, READOUT_BITS)
-    rms = n_m * cfg.readout_constant
-    b_exp = r[..., 0] - e - cfg.gain_frac
     if gamma is None:
         g = np.int64(cfg.gamma_one)
         num, neg = mag * g, v < 0
@@ -232,13 +306,11 @@ def _polar_normalise(v: np.ndarray, cfg: NormOpConfig, gamma, beta) -> np.ndarra
 def rmsnorm(x, cfg: RMSNormConfig = RMSNormConfig(), gamma=None) -> np.ndarray:
     """RMSNorm of ``s<in_width>.<in_frac>`` rows (last axis, length d); ``gamma`` codes (d,) or None (=1)."""
     x = check_row(x, cfg, "x", cfg.in_format)
-    return _polar_normalise(x, cfg, gamma, None)
+    return _normalise_rows(x, x, cfg, gamma, None)
 
 
 def layernorm(x, cfg: LayerNormConfig = LayerNormConfig(), gamma=None, beta=None) -> np.ndarray:
     """LayerNorm of ``s<in_width>.<in_frac>`` rows; ``gamma`` (gamma format), ``beta`` (out format) codes."""
     x = check_row(x, cfg, "x", cfg.in_format)
     v = cfg.d * x - x.sum(axis=-1, keepdims=True)
-    return _polar_normalise(v, cfg, gamma, beta)
-
-
+    return _normalise_rows(x, v, cfg, gamma, beta)

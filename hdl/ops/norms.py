@@ -6,34 +6,38 @@ count; a ``last`` that disagrees with the count sets the sticky ``error`` output
 LayerNorm) write the weight memories (``s<gamma_width>.<gamma_frac>``; beta in the output format),
 initialised from the constructor's ``gamma``/``beta`` codes (default 1 and 0).
 
-Passes over a row buffer of two halves (``2d`` entries, block RAM): while one row is processed
-the next is received into the other half.
+Two passes over a ring buffer (``ring_depth`` entries, block RAM), each at one element per cycle,
+so rows stream back to back:
 
-1. receive (``d`` cycles): store ``x``; RMSNorm tracks ``max |x|``, LayerNorm ``sum x``, ``max x``,
-   ``min x`` (so ``max |d x - sum|`` needs no extra pass);
-2. block exponent ``r = bit_length(max(max |v|, eps_code)) - norm_width`` (1 cycle);
-3. leaves ``|v_j| >> r`` and the eps element stream into :class:`spikeops.hdl.norm.PolarNorm`;
-4. read-out: ``N = N_m 2**-e`` (31-bit mantissa), ``R = N_m * C``, ``b_exp = r - e - gain_frac``;
-5. send: ``A = |v_i| |gamma_i|``, the II=1 Division Neuron Group with ``B = R * 2**b_exp``, the sign,
-   ``+ beta_i`` with saturation, under the output stream's backpressure.
+1. receive: store ``x`` in the ring and, as it arrives, feed the norm: the CORDIC tree's leaves
+   (RMSNorm ``|x|``; LayerNorm the Helmert contrast ``|j x_j - S_j| * c_j`` from a running sum
+   ``S_j`` and a table of ``c_j``), each made a ``norm_width``-bit node, with the eps leaf loaded as
+   leaf 0 of every row (:class:`spikeops.hdl.norm.PolarNorm`); or, for the exact norm, the sums
+   ``sum x**2`` and ``S``, and at the row's end ``Q`` into :class:`spikeops.hdl.norm.SqrtNode`;
+2. read-out of the root ``(m, e)``: ``R = m * C``, ``b_exp = e - gain_frac``;
+3. send, a fixed number of cycles after the row's last input (the tree's bound) or after the
+   square root started: read the row again, ``A = |v_i| |gamma_i|``, the II=1 Division Neuron
+   Group with ``B = R * 2**b_exp``, the sign, ``+ beta_i`` with saturation, under the output's
+   backpressure; each element read frees its ring entry.
 
-Latency: :meth:`RMSNorm.latency_for` (the first output after the later of the row's last input and
-the previous row's last output); the next row is received while one is processed.
+Row timing (sink always ready, :class:`spikeops.hdl.timing.FixedDelay`): a row's first output
+follows its last input by ``latency_for(config)`` cycles, or the previous row's last output by one.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.ops.norms import READOUT_BITS, LayerNormConfig, RMSNormConfig, NormOpConfig
+from spikeops.golden.norm import node_of as golden_node_of
+from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
 from ..division import division_latency, division_stages
-from ..norm import PolarNorm, level_sizes
+from ..norm import PolarNorm, SqrtNode, node_layout, node_of, tree_latency
 from ..pipeline import Pipeline
-from ..rowbuffer import RowBuffer
-from ..shift import barrel_shift, bit_length
+from ..rowbuffer import RingPass, RowBuffer
+from ..timing import FixedDelay
 from ..component import ConfigComponent
 from .base import OperatorSignature
 
@@ -77,97 +81,143 @@ class _Norm(ConfigComponent):
 
     @staticmethod
     def b_exp_range(config) -> tuple[int, int]:
-        """Bounds of the divisor's exponent ``r - e - gain_frac`` (sizes the shifters)."""
-        nw = config.norm_width
-        top_bits = max(config.v_width, config.eps_code.bit_length())
-        r_lo, r_hi = 1 - nw, top_bits - nw
-        e_lo, e_hi = READOUT_BITS - config.norm.out_width, READOUT_BITS - 1
-        return r_lo - e_hi - config.gain_frac, r_hi - e_lo - config.gain_frac
+        """Bounds of the divisor's exponent ``e - gain_frac`` (sizes the shifters)."""
+        lo, hi = config.norm.exp_range
+        return lo - config.gain_frac, hi - config.gain_frac
 
     ii = 1
 
     @staticmethod
-    def latency_for(config, n: int | None = None) -> int:
-        """Cycles from accepting a row's last element to its first output (sink always ready);
-        every row has ``d`` elements, so ``n`` is not used.
+    def leaf_stages(config) -> int:
+        """Cycles of the leaf pipeline, from accepting an element to its leaf at the tree."""
+        return 5 if config.helmert else 2
 
-        ``division latency + 10`` for the hand-over, scale, leaf, read-out and send stages, plus the norm: the
-        CORDIC tree takes ``sum_l L_l + levels * (iterations + 2) + levels - 1``, the exact norm
-        ``L_0 + ceil(datapath_width / 2) + 1``."""
+    #: cycles from accepting a row's last element to its Q entering the square-root unit's queue
+    EXACT_SUMS = 4
+
+    @classmethod
+    def timing(cls, config) -> FixedDelay:
+        """The row timing model: the send pass takes a row ``to_send`` cycles after its last input
+        (CORDIC: the leaf pipeline, the tree's bound :func:`spikeops.hdl.norm.tree_latency`, then
+        the read-out register, the root queue and the due count; exact: the sums and the queue of
+        ``Q`` to the square-root unit, one row after another, each :meth:`SqrtNode.latency` long,
+        then the same three), then ``to_output`` more to its first output (the take, the buffer
+        read, ``A = |v| |gamma|``, the division pipeline, the output register)."""
         ncfg = config.norm
-        base = division_latency(config.division) + 10
+        to_output = 2 + 2 + division_latency(config.division) + 1
         if ncfg.method == "exact":
-            return base + ncfg.length + (ncfg.datapath_width + 1) // 2 + 1
-        sizes = level_sizes(ncfg)
-        return base + sum(sizes) + ncfg.levels * (ncfg.iterations + 2) + ncfg.levels - 1
+            sq = SqrtNode.latency(ncfg)
+            return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + 3, to_output=to_output,
+                              unit_start=cls.EXACT_SUMS + 2, unit_period=sq)
+        return FixedDelay(to_send=cls.leaf_stages(config) + tree_latency(ncfg) + 3, to_output=to_output)
+
+    @classmethod
+    def latency_for(cls, config, n: int | None = None) -> int:
+        """Cycles from accepting a row's last element to its first output at an idle operator (sink
+        always ready); every row has ``d`` elements, so ``n`` is not used."""
+        return cls.timing(config).latency(config.d)
+
+    @classmethod
+    def first_outputs(cls, config, lengths, last_in) -> list[int]:
+        """The cycle of each row's first output (sink always ready): :meth:`timing`'s model."""
+        return cls.timing(config).first_outputs(lengths, last_in)
+
+    @classmethod
+    def ring_depth(cls, config) -> int:
+        """Ring entries: a row and the elements that arrive while it waits for its norm."""
+        return config.d + cls.timing(config).to_send + 4
+
+    @classmethod
+    def queue_rows(cls, config) -> int:
+        """Rows between their last input and the send pass (the descriptor queues' depth)."""
+        return min(64, -(-cls.ring_depth(config) // config.d) + 1)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         d, centred = cfg.d, cfg.centred
         ncfg = cfg.norm
-        m.submodules.norm = norm = PolarNorm(ncfg)
+        timing = self.timing(cfg)
+        depth = self.ring_depth(cfg)
+        nq = self.queue_rows(cfg)
 
-        # two halves: the next row is received into one while the other is processed
-        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), 2 * d)
+        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth)
         gbuf = RowBuffer(m, "gamma", signed(cfg.gamma_width), d, init=self._gamma)
         gbuf.write(m, self.gamma_addr, self.gamma_data, self.gamma_we)
         if centred:
             bbuf = RowBuffer(m, "beta", signed(cfg.out_width), d, init=self._beta)
             bbuf.write(m, self.beta_addr, self.beta_data, self.beta_we)
 
-        idx = range(d + 2)
         sum_w = cfg.in_width + d.bit_length()
-        # receive side: counter, half, running sum / max / min / max |x|
-        wr = Signal(idx)
-        wsel = Signal()
-        total = Signal(signed(sum_w))
-        xmax = Signal(signed(cfg.in_width), init=cfg.in_format.min_code)
-        xmin = Signal(signed(cfg.in_width), init=cfg.in_format.max_code)
-        amax = Signal(unsigned(cfg.in_width))
-        rx_full = Signal()
-        take = Signal()
-        # process side: its copies of the row's statistics, its half, read counter
-        rd = Signal(idx)
-        psel = Signal()
-        total_p = Signal.like(total)
-        xmax_p, xmin_p, amax_p = Signal.like(xmax), Signal.like(xmin), Signal.like(amax)
-        vw = cfg.v_width + 1
-        r = Signal(signed(8))
-        n_val = Signal(unsigned(ncfg.out_width))
-        rms = Signal(unsigned(cfg.division.den_width))
-        b_exp = Signal(signed(10))
-        const_c = cfg.readout_constant
+        row_layout = data.StructLayout({"n": range(d + 1), "total": signed(sum_w)})
+        root_layout = data.StructLayout({"rms": unsigned(cfg.division.den_width),
+                                         "b_exp": signed(ncfg.exp_width + 1 + cfg.gain_frac.bit_length())})
+        m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 1)
+        m.submodules.rootq = rootq = fifo.SyncFIFOBuffered(width=root_layout.size, depth=nq + 1)
 
-        def v_of(x):
-            return ((x * d) - total_p)[:vw].as_signed() if centred else x
+        # -- receive ---------------------------------------------------------------------------
+        wr = Signal(range(depth))
+        used = Signal(range(depth + 1))
+        j = Signal(range(d))                      # index of the next element in its row
+        total = Signal(signed(sum_w))             # sum of the row's elements so far
+        x = self.i.payload.data
+        feed_ok = Signal()                        # the norm's input side can take an element
+        m.d.comb += self.i.ready.eq((used != depth) & rowq.w_rdy & feed_ok)
+        accept = self.i.valid & self.i.ready
+        row_end = accept & (j == d - 1)
+        xbuf.write(m, wr, x, accept)
+        pushed = Signal(row_layout)
+        m.d.comb += [pushed.n.eq(d), pushed.total.eq(total + x),
+                     rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(row_end)]
+        with m.If(accept):
+            m.d.sync += [wr.eq(Mux(wr == depth - 1, 0, wr + 1)), j.eq(Mux(row_end, 0, j + 1)),
+                         total.eq(Mux(row_end, 0, total + x))]
+            with m.If(self.i.payload.last != (j == d - 1)):
+                m.d.sync += self.error.eq(1)
 
-        def addr(half, i):
-            return Mux(half, d + i, i)
+        # -- the norm --------------------------------------------------------------------------
+        root, root_valid, due_in = self._norm(m, cfg, accept, row_end, x, j, total, feed_ok)
+        # the send pass may take a row when its token leaves a delay line: to_send cycles after the
+        # row's last input (the tree's bound), or after the square-root unit took it
+        delay = timing.to_send - timing.unit_start
+        line = Signal(delay)
+        m.d.sync += line.eq(Cat(due_in, line[:-1]) if delay > 1 else due_in)
+        due_rows = Signal(range(nq + 2))
 
-        # pass 3: leaves into the norm (the eps element last)
-        en_l = ~norm.i.valid | norm.i.ready
-        leaf_go = Signal()
-        eps_go = Signal()
-        p_l = Pipeline(m, en_l, (leaf_go | eps_go) & en_l, name="leaf")
-        s_l = p_l.stage(eps=eps_go)
-        mag = Mux(s_l.eps, cfg.eps_code, abs(v_of(xbuf.data)))
-        leaf = barrel_shift(mag, -r, lo=-(cfg.v_width - cfg.norm_width + 1), hi=cfg.norm_width,
-                            width=cfg.norm_width)
-        s_leaf = p_l.stage(leaf=leaf)
-        m.d.comb += [norm.i.payload.eq(s_leaf.leaf), norm.i.valid.eq(s_leaf.valid)]
+        # -- read-out: R = m C, b_exp = e - gain_frac -------------------------------------------
+        ro = Signal(root_layout)
+        m.d.sync += [ro.rms.eq(root.m * cfg.readout_constant), ro.b_exp.eq(root.e - cfg.gain_frac)]
+        ro_valid = Signal()
+        m.d.sync += ro_valid.eq(root_valid)
+        m.d.comb += [rootq.w_data.eq(ro.as_value()), rootq.w_en.eq(ro_valid)]
 
-        # pass 5: division and output
+        # -- send ------------------------------------------------------------------------------
         en3 = ~self.o.valid | self.o.ready
-        send_go = Signal()
-        p3 = Pipeline(m, en3, send_go & en3, name="y")
-        s0 = p3.stage(last=rd == d - 1)
-        v = v_of(xbuf.data)
+        send = RingPass(m, xbuf, 0, rowq, row_layout, advance=en3, allow=rootq.r_rdy & (due_rows != 0), name="s")
+        m.d.comb += rootq.r_en.eq(send.take)
+        m.d.sync += [used.eq(used + accept - send.issue),
+                     due_rows.eq(due_rows + line[-1] - send.take)]
+        row_root = Signal(root_layout)
+        with m.If(send.take):
+            m.d.sync += row_root.eq(rootq.r_data)
+        k = Signal(range(d))
+        with m.If(send.issue):
+            m.d.sync += k.eq(Mux(send.last, 0, k + 1))
+        gbuf.read(m, k, en3)
+        if centred:
+            bbuf.read(m, k, en3)
+
+        p3 = Pipeline(m, en3, send.issue, name="y")
+        p3.carry(last=send.last, total=send.row.total, rms=row_root.rms, b_exp=row_root.b_exp)
+        p3.stage()                                  # buffer and weight data appear with this stage
+        xv = xbuf.data
+        v = ((xv * d) - p3.carried.pop("total"))[:cfg.v_width + 1].as_signed() if centred else xv
         g = gbuf.data
         extra = {"beta": bbuf.data} if centred else {}
-        s1 = p3.stage(a=abs(v) * abs(g), neg=(v < 0) ^ (g < 0), last=s0.last, **extra)
-        p3.carry(neg=s1.neg, last=s1.last, **({"beta": s1.beta} if centred else {}))
-        q = division_stages(p3, s1.a, rms, cfg.division, b_exp=b_exp, b_exp_range=self.b_exp_range(cfg))
+        s1 = p3.stage(a=abs(v) * abs(g), neg=(v < 0) ^ (g < 0), **extra)
+        p3.carry(neg=s1.neg, **({"beta": s1.beta} if centred else {}))
+        q = division_stages(p3, s1.a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
+                            b_exp_range=self.b_exp_range(cfg))
         y = Mux(p3.carried["neg"], -q, q)
         fmt = cfg.out_format
         if centred:
@@ -176,77 +226,70 @@ class _Norm(ConfigComponent):
         out = p3.stage(y=y, last=p3.carried["last"])
         m.d.comb += [self.o.valid.eq(out.valid), self.o.payload.data.eq(out.y),
                      self.o.payload.last.eq(out.last)]
-
-        with m.FSM(name="receive"):
-            with m.State("RECEIVE"):
-                m.d.comb += self.i.ready.eq(1)
-                x = self.i.payload.data
-                xbuf.write(m, addr(wsel, wr), x, self.i.valid)
-                with m.If(self.i.valid):
-                    m.d.sync += [wr.eq(wr + 1), total.eq(total + x)]
-                    with m.If(x > xmax):
-                        m.d.sync += xmax.eq(x)
-                    with m.If(x < xmin):
-                        m.d.sync += xmin.eq(x)
-                    with m.If(abs(x) > amax):
-                        m.d.sync += amax.eq(abs(x))
-                    at_end = wr == d - 1
-                    with m.If(self.i.payload.last != at_end):
-                        m.d.sync += self.error.eq(1)
-                    with m.If(at_end):
-                        m.next = "FULL"
-            with m.State("FULL"):
-                m.d.comb += rx_full.eq(1)
-                with m.If(take):
-                    m.d.sync += [wr.eq(0), wsel.eq(~wsel), total.eq(0), xmax.eq(cfg.in_format.min_code),
-                                 xmin.eq(cfg.in_format.max_code), amax.eq(0)]
-                    m.next = "RECEIVE"
-
-        with m.FSM(name="process"):
-            with m.State("IDLE"):
-                with m.If(rx_full):
-                    m.d.comb += take.eq(1)
-                    m.d.sync += [psel.eq(wsel), total_p.eq(total), xmax_p.eq(xmax), xmin_p.eq(xmin),
-                                 amax_p.eq(amax)]
-                    m.next = "SCALE"
-            with m.State("SCALE"):
-                if centred:
-                    hi = abs((xmax_p * d - total_p)[:vw].as_signed())
-                    lo = abs((xmin_p * d - total_p)[:vw].as_signed())
-                    vmax = Mux(hi > lo, hi, lo)
-                else:
-                    vmax = amax_p
-                top = Mux(vmax > cfg.eps_code, vmax, cfg.eps_code)
-                m.d.sync += [r.eq(bit_length(m, top, name="bl_top") - cfg.norm_width), rd.eq(0)]
-                m.next = "LEAVES"
-            with m.State("LEAVES"):
-                issuing = rd < d
-                m.d.comb += [leaf_go.eq(issuing), eps_go.eq(rd == d)]
-                xbuf.read(m, addr(psel, rd), en_l)
-                with m.If((rd <= d) & en_l):
-                    m.d.sync += rd.eq(rd + 1)
-                with m.If(norm.o.valid):
-                    m.d.sync += n_val.eq(norm.o.payload)
-                    m.next = "READOUT"
-                m.d.comb += norm.o.ready.eq(1)
-            with m.State("READOUT"):
-                e = READOUT_BITS - bit_length(m, n_val, name="bl_n")
-                n_m = barrel_shift(n_val, e, lo=READOUT_BITS - ncfg.out_width, hi=READOUT_BITS - 1,
-                                   width=READOUT_BITS)
-                m.d.sync += [rms.eq(n_m * const_c), b_exp.eq(r - e - cfg.gain_frac), rd.eq(0)]
-                m.next = "SEND"
-            with m.State("SEND"):
-                issuing = rd < d
-                m.d.comb += send_go.eq(issuing)
-                xbuf.read(m, addr(psel, rd), en3)
-                gbuf.read(m, rd, en3)
-                if centred:
-                    bbuf.read(m, rd, en3)
-                with m.If(issuing & en3):
-                    m.d.sync += rd.eq(rd + 1)
-                with m.If(self.o.valid & self.o.ready & self.o.payload.last):
-                    m.next = "IDLE"
         return m
+
+    def _norm(self, m, cfg, accept, row_end, x, j, total, feed_ok):
+        """The norm's input side; returns the root node, its valid pulse and the event the send
+        pass's delay counts from."""
+        ncfg = cfg.norm
+        if ncfg.method == "exact":
+            return self._exact(m, cfg, accept, row_end, x, feed_ok)
+        em, ee = golden_node_of(cfg.eps_code, ncfg.width)
+        m.submodules.norm = tree = PolarNorm(ncfg, first_leaf=(int(em), int(ee)))
+        en = ~tree.i.valid | tree.i.ready
+        m.d.comb += feed_ok.eq(en)
+        pipe = Pipeline(m, en, accept & (j != 0) if cfg.helmert else accept, name="leaf")
+        if cfg.helmert:
+            cm, ce = helmert_constants(cfg)
+            c_layout = data.StructLayout({"m": unsigned(ncfg.width), "e": signed(8)})
+            crom = RowBuffer(m, "helmert", c_layout, cfg.d,
+                             init=[{"m": int(a), "e": int(b)} for a, b in zip(cm, ce)])
+            crom.read(m, j, en)
+            s1 = pipe.stage(c=abs(j * x - total))
+            pipe.carry(cm=crom.data.m, ce=crom.data.e)
+            nm, ne = node_of(m, s1.c, ncfg, name="contrast_bits")
+            s2 = pipe.stage(nm=nm, ne=ne)
+            s3 = pipe.stage(p=s2.nm * pipe.carried["cm"], pe=s2.ne + pipe.carried["ce"],
+                            zero=s2.nm == 0)
+            top = s3.p[2 * ncfg.width - 1]
+            pm = Mux(top, s3.p >> ncfg.width, s3.p >> (ncfg.width - 1))[:ncfg.width]
+            pe = s3.pe + Mux(top, ncfg.width, ncfg.width - 1)
+            s4 = pipe.stage(m=Mux(s3.zero, 0, pm), e=Mux(s3.zero, ncfg.zero_exp, pe))
+            leaf = pipe.stage(m=s4.m, e=s4.e)
+        else:
+            s1 = pipe.stage(mag=abs(x))
+            lm, le = node_of(m, s1.mag, ncfg, name="leaf_bits")
+            leaf = pipe.stage(m=lm, e=le)
+        m.d.comb += [tree.i.valid.eq(leaf.valid), tree.i.payload.m.eq(leaf.m), tree.i.payload.e.eq(leaf.e)]
+        return tree.o, tree.o_valid, row_end
+
+    def _exact(self, m, cfg, accept, row_end, x, feed_ok):
+        """Sums of the exact norm as the row arrives; ``Q`` into the square-root unit at its end."""
+        ncfg, d = cfg.norm, cfg.d
+        m.submodules.norm = unit = SqrtNode(ncfg)
+        qw = SqrtNode.q_width(ncfg)
+        m.submodules.qq = qq = fifo.SyncFIFOBuffered(width=qw, depth=self.queue_rows(cfg) + 1)
+        m.d.comb += feed_ok.eq(qq.w_rdy)
+        sq_w = 2 * cfg.in_width + d.bit_length()
+        sum_w = cfg.in_width + d.bit_length()
+        pipe = Pipeline(m, Const(1), accept, name="sq")
+        s1 = pipe.stage(x2=x * x, x=x, end=row_end)
+        acc2, acc1 = Signal(unsigned(sq_w)), Signal(signed(sum_w))
+        new2, new1 = (acc2 + s1.x2)[:sq_w], (acc1 + s1.x)[:sum_w].as_signed()
+        with m.If(s1.valid):
+            m.d.sync += [acc2.eq(Mux(s1.end, 0, new2)), acc1.eq(Mux(s1.end, 0, new1))]
+        ends = Pipeline(m, Const(1), s1.valid & s1.end, name="q")
+        t1 = ends.stage(sq=new2, s=new1)
+        eps2 = cfg.eps_code ** 2
+        if cfg.centred:
+            t2 = ends.stage(a=t1.sq * d, b=t1.s * t1.s)
+            q = ends.stage(q=(d * (t2.a - t2.b) + eps2)[:qw])
+        else:
+            t2 = ends.stage(a=t1.sq)
+            q = ends.stage(q=(t2.a + eps2)[:qw])
+        m.d.comb += [qq.w_data.eq(q.q), qq.w_en.eq(q.valid),
+                     unit.i.valid.eq(qq.r_rdy), unit.i.payload.eq(qq.r_data), qq.r_en.eq(unit.i.ready)]
+        return unit.o, unit.o_valid, qq.r_rdy & unit.i.ready
 
 
 class RMSNorm(_Norm):

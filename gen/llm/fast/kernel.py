@@ -44,7 +44,7 @@ _SIGNATURES = {
     "spikeops_softmax_sum_f32": "PPPIFFIIPPP",
     "spikeops_softmax_out_f32": "PPPIFFIPPPPPDDP",
     "spikeops_norm_codes_f32": "PIFFIPP",
-    "spikeops_cordic_rows": "PIPIIIP",
+    "spikeops_norm_root": "PIIIPPIIIPP",
     "spikeops_norm_out_f32": "PIPPPPPDDDDP",
 }
 _kernel_lock = threading.Lock()

@@ -123,41 +123,80 @@ int64_t spikeops_norm_codes_f32(int64_t lo, int64_t hi, const float *restrict x,
     return bad;
 }
 
-/* golden/norm.py PolarNorm, method "cordic": leaves barrel_shift(|v_j|, shift[r]) << guard and
-   barrel_shift(eps, shift[r]) << guard; zero padding per level, pairs (x[2i], x[2i+1]) in index
-   order, `iterations` vectoring steps a += s (b >> k), b -= s (a >> k) with s = sign(b) (+1 for
-   b >= 0), written s*y = (y ^ m) - m with m = b >> 63. */
-int64_t spikeops_cordic_rows(int64_t lo, int64_t hi, const int64_t *restrict v, int64_t d,
-                             const int64_t *restrict shift, int64_t eps, int64_t guard, int64_t iterations,
-                             int64_t *restrict out) {
-    const int64_t n = d + 1, half = (d + 2) / 2;
-    int64_t *work = malloc(sizeof(int64_t) * (size_t)(n + 2 * half));
-    if (!work) return 1;
-    int64_t *restrict x = work, *restrict a = work + n, *restrict b = a + half;
-    for (int64_t r = lo; r < hi; ++r) {
-        const int64_t *row = v + r * d;
-        const int64_t s = shift[r];
-        const int64_t t = -s > 63 ? 63 : -s;
-        for (int64_t j = 0; j < n; ++j) {
-            const int64_t m = j < d ? (row[j] < 0 ? -row[j] : row[j]) : eps;
-            x[j] = (s >= 0 ? m << s : m >> t) << guard;
+/* golden/norm.py PolarNorm, method "cordic", on block-floating nodes (m, e), n of them in xm/xe
+   (room for n + 1): pairs (x[2i], x[2i+1]) in index order, an odd level's last node paired with the
+   zero node (0, -width); a merge aligns both to E = max(ea, eb) after a left shift by guard, runs
+   `iterations` vectoring steps a += s (b >> k), b -= s (a >> k) with s = sign(b) (+1 for b >= 0),
+   written s*y = (y ^ t) - t with t = b >> 63, and normalises a back to width bits. */
+static int64_t spikeops_bits(int64_t x) { return x ? 64 - __builtin_clzll((unsigned long long)x) : 0; }
+
+/* golden's _normalised: x >= 0 to width bits (floor), exponent e + t; zero gives (0, -width) */
+static void spikeops_node(int64_t x, int64_t e, int64_t width, int64_t *m, int64_t *ex) {
+    if (!x) { *m = 0; *ex = -width; return; }
+    const int64_t t = spikeops_bits(x) - width;
+    *m = t >= 0 ? x >> t : x << -t;
+    *ex = e + t;
+}
+
+static void spikeops_tree(int64_t *restrict xm, int64_t *restrict xe, int64_t *restrict a, int64_t *restrict b,
+                          int64_t *restrict big, int64_t n, int64_t width, int64_t guard, int64_t iterations) {
+    int64_t len = n;
+    while (len > 1) {
+        if (len & 1) { xm[len] = 0; xe[len] = -width; ++len; }
+        const int64_t p = len / 2;
+        for (int64_t i = 0; i < p; ++i) {  /* align each pair to its larger exponent */
+            const int64_t ae = xe[2 * i], be = xe[2 * i + 1], e = ae > be ? ae : be;
+            const int64_t sa = e - ae > 63 ? 63 : e - ae, sb = e - be > 63 ? 63 : e - be;
+            a[i] = (xm[2 * i] << guard) >> sa;
+            b[i] = (xm[2 * i + 1] << guard) >> sb;
+            big[i] = e;
         }
-        int64_t len = n;
-        while (len > 1) {
-            const int64_t p = (len + 1) / 2;
-            for (int64_t i = 0; i < len / 2; ++i) { a[i] = x[2 * i]; b[i] = x[2 * i + 1]; }
-            if (len & 1) { a[p - 1] = x[len - 1]; b[p - 1] = 0; }
-            for (int64_t k = 0; k < iterations; ++k) {
-                for (int64_t i = 0; i < p; ++i) {
-                    const int64_t ai = a[i], bi = b[i], m = bi >> 63;
-                    a[i] = ai + (((bi >> k) ^ m) - m);
-                    b[i] = bi - (((ai >> k) ^ m) - m);
-                }
+        for (int64_t k = 0; k < iterations; ++k) {  /* one step over every pair: vectorises */
+            for (int64_t i = 0; i < p; ++i) {
+                const int64_t ai = a[i], bi = b[i], t = bi >> 63;
+                a[i] = ai + (((bi >> k) ^ t) - t);
+                b[i] = bi - (((ai >> k) ^ t) - t);
             }
-            memcpy(x, a, (size_t)p * sizeof(int64_t));
-            len = p;
         }
-        out[r] = x[0];
+        for (int64_t i = 0; i < p; ++i)
+            spikeops_node(a[i], big[i] - guard, width, &xm[i], &xe[i]);
+        len = p;
+    }
+}
+
+/* golden/ops/norms.py norm_leaves then cordic_root, row by row: leaf 0 is the eps node; then
+   RMSNorm's |x_j| (helmert = 0; x = v), or LayerNorm's Helmert contrasts |j x_j - S_j| (S_j the
+   sum before x_j) times the constant node (cm[j], ce[j]), j >= 1 (helmert = 1), from the centred
+   rows v = d x - sum(x): j x_j - S_j = (j v_j - V_j) / d exactly (V_j the sum of v before v_j). */
+int64_t spikeops_norm_root(int64_t lo, int64_t hi, const int64_t *restrict x, int64_t d, int64_t eps,
+                           int64_t helmert, const int64_t *restrict cm, const int64_t *restrict ce, int64_t width,
+                           int64_t guard, int64_t iterations, int64_t *restrict out_m, int64_t *restrict out_e) {
+    const int64_t half = d / 2 + 2;
+    int64_t *work = malloc(sizeof(int64_t) * (size_t)(2 * (d + 2) + 3 * half));
+    if (!work) return 1;
+    int64_t *restrict xm = work, *restrict xe = work + d + 2;
+    int64_t *restrict a = xe + d + 2, *restrict b = a + half, *restrict big = b + half;
+    for (int64_t r = lo; r < hi; ++r) {
+        const int64_t *row = x + r * d;
+        int64_t n = 1;
+        spikeops_node(eps, 0, width, &xm[0], &xe[0]);
+        if (helmert) {
+            int64_t s = row[0];
+            for (int64_t j = 1; j < d; ++j, ++n) {
+                const int64_t c = (j * row[j] - s) / d;
+                int64_t m, e;
+                s += row[j];
+                spikeops_node(c < 0 ? -c : c, 0, width, &m, &e);
+                if (!m) { xm[n] = 0; xe[n] = -width; continue; }
+                spikeops_node(m * cm[j], e + ce[j], width, &xm[n], &xe[n]);
+            }
+        } else {
+            for (int64_t j = 0; j < d; ++j, ++n)
+                spikeops_node(row[j] < 0 ? -row[j] : row[j], 0, width, &xm[n], &xe[n]);
+        }
+        spikeops_tree(xm, xe, a, b, big, n, width, guard, iterations);
+        out_m[r] = xm[0];
+        out_e[r] = xe[0];
     }
     free(work);
     return 0;

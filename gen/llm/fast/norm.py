@@ -1,20 +1,17 @@
-"""The RMSNorm / LayerNorm path: steps 1-4 of :mod:`spikeops.golden.ops.norms`, row by row.
+"""The RMSNorm / LayerNorm path: the steps of :mod:`spikeops.golden.ops.norms`, row by row.
 
 With the input codes ``x`` of a row of ``d`` (LayerNorm centred exactly: ``v = d x - sum(x)``;
 RMSNorm ``v = x``):
 
-1. block shift ``r = bit_length(max(max |v|, eps_code)) - norm_width`` (golden's helper, per row);
-2. PolarNorm ``N`` of the leaves ``barrel_shift([|v|, eps_code], -r) << guard_bits``: the CORDIC
-   tree in golden's merge order (:func:`_cordic_rows`: the ``spikeops_cordic_rows`` kernel, or
-   golden's ``polar_norm``) or the exact ``isqrt`` of the sum of squares;
-3. read-out ``(n_m, e) = normalise(N, READOUT_BITS)``, ``rms = n_m * readout_constant``,
-   ``b_exp = r - e - gain_frac``;
-4. the Division Neuron Group (:mod:`.division`) on ``A = |v_i gamma_i|`` with the sign of the
+1. the root ``(m, e)`` of PolarNorm: golden's :func:`~spikeops.golden.ops.norms.norm_root` on the
+   rows (LayerNorm: ``(v - v_1) / d``, the codes less the row's first, which gives the same root),
+   leaves and CORDIC tree in the ``spikeops_norm_root`` kernel when it is compiled;
+2. read-out ``rms = m * readout_constant``, ``b_exp = e - gain_frac``;
+3. the Division Neuron Group (:mod:`.division`) on ``A = |v_i gamma_i|`` with the sign of the
    float64 product ``v_i gamma_i``, whose signed zeros give golden's rule
    ``(v < 0) != (gamma < 0)``; then ``+ beta`` clipped to the output format (LayerNorm).
 
-Float32 inputs take the kernels for step 0 (codes, ``v``, ``max |v|``) and step 4; the per-row
-decisions of steps 1-3 always call golden's helpers on numpy rows.  Divisions wider than float64
+Float32 inputs take the kernels for step 0 (codes, ``v``) and step 3.  Divisions wider than float64
 holds exactly (``num_width > 53`` or ``current_width > 52``), wrong shapes, NaN, ``-inf`` go to golden.
 """
 
@@ -23,9 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spikeops.golden.norm import isqrt, polar_norm
-from spikeops.golden.ops.norms import READOUT_BITS, check_row
-from spikeops.golden.shift import barrel_shift, bit_length, normalise
+from spikeops.golden.ops.norms import check_row, helmert_constants, norm_root
 
 from . import kernel
 from .division import apply_division, row_division
@@ -35,27 +30,23 @@ from .reference import Fallback
 __all__ = ["norm"]
 
 
-def _row_shift(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """``spikeops.golden.shift.barrel_shift`` of int64 ``v >= 0`` by per-row amounts ``s`` (shape (rows, 1))."""
-    if bool((s >= 0).all()):
-        return v << s
-    if bool((s <= 0).all()):
-        return v >> (-s).clamp_max(63)
-    return torch.where(s >= 0, v << s.clamp_min(0), v >> (-s).clamp(0, 63))
-
-
-def _cordic_rows(v: torch.Tensor, shift: np.ndarray, ncfg, eps: int) -> np.ndarray:
-    """Root of the CORDIC tree of every row: ``polar_norm(barrel_shift([|v|, eps], shift), ncfg)``."""
-    rows, d = v.shape
-    if not kernel.kernel_available():
-        leaves = np.concatenate([v.abs().numpy().astype(np.int64), np.full((rows, 1), eps, dtype=np.int64)], axis=-1)
-        return polar_norm(barrel_shift(leaves, shift[:, None]), ncfg)
-    v = v.to(torch.int64).contiguous()
-    shift = np.ascontiguousarray(shift, dtype=np.int64)
-    out = np.empty(rows, dtype=np.int64)
-    kernel.run("spikeops_cordic_rows", rows, kernel.ptr(v), d, kernel.ptr(shift), eps, ncfg.guard_bits,
-               ncfg.iterations, kernel.ptr(out), grain=16)
-    return out
+def _root(cfg, v: np.ndarray) -> tuple:
+    """``spikeops.golden.ops.norms.norm_root`` of the int64 rows ``v`` (LayerNorm: centred,
+    ``d x - sum(x)``), in the ``spikeops_norm_root`` kernel (leaves and tree) when it is compiled,
+    the norm is the CORDIC tree and ``j v_j`` fits int64."""
+    n, d = v.shape
+    if (cfg.norm_method != "cordic" or not kernel.kernel_available()
+            or cfg.v_width + d.bit_length() > 62):
+        # golden takes the codes; for LayerNorm any constant may be added to a row: (v - v_1) / d
+        return norm_root((v - v[:, :1]) // d if cfg.centred else v, cfg)
+    ncfg = cfg.norm
+    rows = np.ascontiguousarray(v, dtype=np.int64)
+    cm, ce = (np.ascontiguousarray(a) for a in helmert_constants(cfg)) if cfg.helmert else (np.zeros(1, np.int64),) * 2
+    out_m, out_e = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    p = kernel.ptr
+    kernel.run("spikeops_norm_root", n, p(rows), d, cfg.eps_code, int(cfg.helmert), p(cm), p(ce), ncfg.width,
+               ncfg.guard_bits, ncfg.iterations, p(out_m), p(out_e), grain=16)
+    return out_m, out_e
 
 
 def _centred_codes(cfg, x: torch.Tensor, use_kernel: bool):
@@ -82,7 +73,7 @@ def _centred_codes(cfg, x: torch.Tensor, use_kernel: bool):
 
 
 def norm(cfg, x: torch.Tensor, gamma=None, beta=None) -> torch.Tensor:
-    """Steps 1-4 of ``spikeops.golden.ops.norms`` (block shift, PolarNorm, read-out, division) row-wise;
+    """The steps of ``spikeops.golden.ops.norms`` (PolarNorm, read-out, division) row-wise;
     ``gamma`` (gamma format) and ``beta`` (output format) are code vectors of length ``d`` or None."""
     d = cfg.d
     if x.ndim < 1 or x.shape[-1] != d:
@@ -91,25 +82,16 @@ def norm(cfg, x: torch.Tensor, gamma=None, beta=None) -> torch.Tensor:
     if dcfg.num_width > 53 or dcfg.current_width > 52:
         raise Fallback
     use_kernel = kernel.kernel_quantizes(x, fmt)
-    v, top = _centred_codes(cfg, x, use_kernel)
+    v, _ = _centred_codes(cfg, x, use_kernel)
     # after x (NaN, -inf) as in golden, so the first error is golden's
     g = None if gamma is None else check_row(gamma, cfg, "gamma", cfg.gamma_format, vector=True)
     bt = None if beta is None else check_row(beta, cfg, "beta", cfg.out_format, vector=True)
-    # step 1: the block shift r of each row (golden's helpers on per-row numpy values)
-    r = bit_length(np.maximum(top.to(torch.int64).numpy(), cfg.eps_code)) - cfg.norm_width
-    # step 2: PolarNorm
-    ncfg = cfg.norm
-    if ncfg.method == "cordic":
-        big_n = _cordic_rows(v, -r, ncfg, cfg.eps_code)
-    else:
-        w = _row_shift(v.abs().to(torch.int64), torch.from_numpy(-r).reshape(-1, 1)) << ncfg.guard_bits
-        eps_w = barrel_shift(np.full(r.shape, cfg.eps_code, dtype=np.int64), -r) << ncfg.guard_bits
-        big_n = isqrt((w * w).sum(-1).numpy() + eps_w * eps_w)
-    # step 3: read-out
-    n_m, e = normalise(big_n, READOUT_BITS)
-    rms = n_m * cfg.readout_constant
-    b_exp = r - e - cfg.gain_frac
-    # step 4: the division, A = |v_i gamma_i| with sign(v_i gamma_i) (a float64 signed zero keeps
+    # step 1: the root of PolarNorm
+    m, e = _root(cfg, v.to(torch.int64).numpy())
+    # step 2: read-out
+    rms = m * cfg.readout_constant
+    b_exp = e - cfg.gain_frac
+    # step 3: the division, A = |v_i gamma_i| with sign(v_i gamma_i) (a float64 signed zero keeps
     # golden's sign rule (v < 0) != (gamma < 0) for v == 0 or gamma == 0)
     params, floor_needed, _ = row_division(rms, dcfg, b_exp)
     g_f = np.full(d, float(cfg.gamma_one)) if g is None else g.astype(np.float64)

@@ -67,19 +67,19 @@ def op_counts(cfg) -> dict:
             else:  # temporal: one neuron stepped up to q_max times
                 _bump(out, cmp=prim.q_max, add=prim.q_max)
         elif isinstance(prim, NormConfig):  # about one merge per leaf
-            if prim.method == "cordic":
-                _bump(out, shift=2 * prim.iterations + 1, add=2 * prim.iterations, cmp=prim.iterations)
-            else:
+            if prim.method == "cordic":  # leaf node; align, iterations, renormalise
+                _bump(out, shift=2 * prim.iterations + 4, add=2 * prim.iterations + 1, cmp=prim.iterations + 2)
+            else:  # x * x, the sum
                 _bump(out, mult=1, add=1)
     if rec.masked:  # max, x - m + H, the row sum
         _bump(out, cmp=1, add=2)
     elif rec.shape is registry.Shape.ELEMENTWISE:  # |y|, sign, H - |y|, one + e, x * e, alpha x
         _bump(out, cmp=2, add=2, mult=int(getattr(cfg, "numerator_power", 0) != 0)
               + int(getattr(cfg, "alpha_code", 1) != 1))
-    else:  # row maximum and shift scaling, gamma, sign; centring; beta
-        _bump(out, cmp=2, shift=1, mult=1)
+    else:  # gamma, sign; centring (and the Helmert contrast j x - S times its constant); beta
+        _bump(out, cmp=1, mult=1)
         if getattr(cfg, "centred", False):
-            _bump(out, mult=1, add=2)
+            _bump(out, mult=1 + 2 * int(getattr(cfg, "helmert", False)), add=2)
         if "beta" in rec.weights:
             _bump(out, add=1)
     return out

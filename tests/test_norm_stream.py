@@ -1,0 +1,96 @@
+# amaranth: UnusedElaboratable=no
+"""RMSNorm and LayerNorm as streams of rows in Amaranth's simulator: the norm is computed while a
+row arrives (the streaming CORDIC tree, or the exact sums and one square root), so rows flow back to
+back; every row's first output lands on the cycle the timing model
+(``spikeops.hdl.timing.FixedDelay``) predicts, and the outputs equal the golden model's."""
+
+import numpy as np
+import pytest
+
+from spikeops.golden.fixed import quantize
+from spikeops.golden.norm import level_sizes
+from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
+from spikeops.hdl.norm import tree_latency
+from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
+from spikeops.hdl.timing import FixedDelay
+from spikeops.verif.amaranth_sim import run_stream
+
+OPS = {"rmsnorm": (RMSNormConfig, RMSNorm, rmsnorm), "layernorm": (LayerNormConfig, LayerNorm, layernorm)}
+
+
+def _run(op, cfg, rows, **kw):
+    _, comp, fn = OPS[op]
+    x = np.stack([quantize(np.random.default_rng(r).normal(0, 2.0 ** (r % 7 - 3), cfg.d), cfg.in_format)
+                  for r in range(rows)])
+    x[1] = 0  # a zero row: its norm is eps alone
+    items = [{"data": int(v), "last": int(j == cfg.d - 1)} for row in x for j, v in enumerate(row)]
+    out, log = run_stream(comp(cfg), items, **kw)
+    assert [int(o.data) for o in out] == fn(x, cfg).ravel().tolist()
+    d = cfg.d
+    last_in = [log["in"][(r + 1) * d - 1] for r in range(rows)]
+    first_out = [log["out"][r * d] for r in range(rows)]
+    return log, last_in, first_out
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("method", ["cordic", "exact"])
+def test_rows_back_to_back_at_one_element_per_cycle(op, method):
+    """Sink always ready, source always valid: every first output where the model says, each row's
+    outputs on consecutive cycles, and elements per cycle in and out (cycle counts of the
+    simulation, not times) at the CORDIC unit's bound: it does one merge per cycle, and a row of d
+    leaves needs ``sum_l ceil(L_l / 2)`` merges (d - 1 plus the odd levels' padding; LayerNorm's
+    Helmert leaves: d with eps, RMSNorm's: d + 1), so RMSNorm at d=64 (70 merges) gets 64/70."""
+    cls, comp, _ = OPS[op]
+    cfg = cls(d=64, norm_method=method)
+    rows = 8
+    log, last_in, first_out = _run(op, cfg, rows)
+    assert first_out == comp.first_outputs(cfg, [cfg.d] * rows, last_in)
+    assert first_out[0] - last_in[0] == comp.latency_for(cfg)
+    merges = sum((size + 1) // 2 for size in level_sizes(cfg.norm))
+    bound = 1.0 if method == "exact" else min(1.0, cfg.d / merges)
+    n = rows * cfg.d
+    assert (n - 1) / (log["in"][-1] - log["in"][0]) >= bound - 0.01
+    assert (n - cfg.d - 1) / (log["out"][-1] - log["out"][cfg.d]) >= bound - 0.01
+    assert all(log["out"][k + 1] - log["out"][k] == 1 for r in range(rows) for k in range(r * 64, r * 64 + 63))
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_short_rows_wait_for_the_square_root(op):
+    """The exact norm's square root takes one row per ``width + 2`` cycles: rows shorter than that
+    queue for it, and the model says when each one comes out."""
+    cls, comp, _ = OPS[op]
+    cfg = cls(d=5, norm_method="exact")
+    assert comp.timing(cfg).unit_period > cfg.d
+    _, last_in, first_out = _run(op, cfg, 6)
+    assert first_out == comp.first_outputs(cfg, [cfg.d] * 6, last_in)
+    gaps = np.diff(first_out)
+    assert gaps.max() == comp.timing(cfg).unit_period
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("method", ["cordic", "exact"])
+def test_latency_at_the_default_configuration(op, method):
+    """Issue 13's bounds: at most 200 cycles from a row's last input to its first output with the
+    CORDIC PolarNorm, 64 with the exact norm (RMSNorm d=576, LayerNorm d=384)."""
+    cls, comp, _ = OPS[op]
+    cfg = cls(norm_method=method)
+    assert comp.latency_for(cfg) <= (200 if method == "cordic" else 64)
+    if method == "cordic":
+        assert comp.timing(cfg).to_send >= tree_latency(cfg.norm)
+
+
+def test_fixed_delay_model_by_hand():
+    t = FixedDelay(to_send=10, to_output=5)
+    # rows of 4: row 1 is in at 5, but row 0 is sent over 13..16, so row 1 is taken at 17
+    assert t.first_outputs([4, 4, 4], [3, 5, 30]) == [18, 22, 45]
+    u = FixedDelay(to_send=10, to_output=5, unit_start=2, unit_period=8)
+    # the unit takes rows at 5, 13 (busy until then), 21; sends at 13, 21, 29
+    assert u.first_outputs([2, 2, 2], [3, 5, 7]) == [18, 26, 34]
+    assert u.latency(2) == 15 and "u(r-1) + 8" in u.describe()
+
+
+def test_backpressure_and_idle_cycles_lose_nothing():
+    cfg = RMSNormConfig(d=16, cordic_iterations=6)
+    _run("rmsnorm", cfg, 5, valid_p=0.7, ready_p=0.5, seed=3)
+    cfg = LayerNormConfig(d=16, norm_method="exact")
+    _run("layernorm", cfg, 5, valid_p=0.7, ready_p=0.5, seed=4)
