@@ -94,3 +94,20 @@ def test_backpressure_and_idle_cycles_lose_nothing():
     _run("rmsnorm", cfg, 5, valid_p=0.7, ready_p=0.5, seed=3)
     cfg = LayerNormConfig(d=16, norm_method="exact")
     _run("layernorm", cfg, 5, valid_p=0.7, ready_p=0.5, seed=4)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_a_smaller_ring_costs_rate_not_results(op):
+    """``buffer_depth=d``: one row in the ring, so the receive side waits for the send pass to free
+    entries; results and the timing model hold, the rate drops."""
+    cls, comp, _ = OPS[op]
+    cfg = cls(d=32, buffer_depth=32)
+    assert comp.ring_depth(cfg) == 32 and comp.ring_depth(cls(d=32)) > 32
+    log, last_in, first_out = _run(op, cfg, 5)
+    assert first_out == comp.first_outputs(cfg, [cfg.d] * 5, last_in)
+    assert (5 * 32 - 1) / (log["in"][-1] - log["in"][0]) < 0.8
+
+
+def test_buffer_depth_is_checked():
+    with pytest.raises(ValueError, match=r"rmsnorm: buffer_depth=10 is out of range; allowed: in \[16, 4160\]"):
+        RMSNormConfig(d=16, buffer_depth=10)

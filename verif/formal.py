@@ -93,13 +93,16 @@ _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div
                   div_arch="thermometer")
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
-                   div_guard_bits=2, div_arch="thermometer")
+                   div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
 #: the bounded depth each operator's proofs reach in minutes where that is below 2 latency + 2 row
 #: length: the three-pass Softmax (latency 20 at d_max=3) has three rows, two queues and a ring in
 #: flight, and boolector's time per step grows about 1.5x from step 22 on (step 29 alone took
 #: minutes), so its order and reset proofs stop at 30 cycles (a row of 3 through all three passes
-#: and the next rows' first outputs; order: about 2 minutes) and no_drop is not reached
-DEPTH_LIMITS = {"softmax": 30}
+#: and the next rows' first outputs; order: about 2 minutes) and no_drop is not reached.  The
+#: streaming norms (latency 23 at d=2: the square root, the row and root queues, the due line)
+#: took 3 minutes a step from step 40 on, so theirs stop at 40 (a row's last input to its first
+#: output and seven more rows of 2; order 244 s and 58 s, reset 8 s and 19 s)
+DEPTH_LIMITS = {"softmax": 30, "rmsnorm": 40, "layernorm": 40}
 #: the small configuration of each operator that the proofs run at
 SMALL = {
     "softmax": dict(_EXP_SMALL, d_max=3, out_frac=3, buffer_depth=4),  # the ring wraps within a row

@@ -77,6 +77,9 @@ class NormOpConfig(OperatorConfig):
     div_guard_bits: int = 8
     div_arch: str = "binary"
     rounding: str = "nearest"
+    #: elements the RTL's ring buffer holds (hardware only; results do not depend on it): 0 sizes
+    #: it for full rate (d plus the norm's latency); d .. 4d + 4096 trades rate for memory
+    buffer_depth: int = 0
 
     centred = False
 
@@ -95,6 +98,8 @@ class NormOpConfig(OperatorConfig):
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", DivArch)
         self._choice("rounding", Rounding)
+        if self.buffer_depth != 0:
+            self._int("buffer_depth", self.d, 4 * self.d + 4096)
         self.norm  # validates norm_width, norm_method, cordic_iterations, norm_guard_bits
         if self.v_width + self.gamma_width - 1 > 62:
             self._fail("in_width", f"with gamma_width={self.gamma_width} and d={self.d} gives a "

@@ -124,8 +124,9 @@ class _Norm(ConfigComponent):
 
     @classmethod
     def ring_depth(cls, config) -> int:
-        """Ring entries: a row and the elements that arrive while it waits for its norm."""
-        return config.d + cls.timing(config).to_send + 4
+        """Ring entries: ``buffer_depth``, or by default a row and the elements that arrive while it
+        waits for its norm (full rate; a smaller ring makes the receive side wait for free entries)."""
+        return config.buffer_depth or config.d + cls.timing(config).to_send + 4
 
     @classmethod
     def queue_rows(cls, config) -> int:
