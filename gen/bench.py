@@ -149,7 +149,7 @@ def format_fast_backend(rows) -> str:
         return "no operators"
     r0 = rows[0]
     lines = [f"torch threads {r0['threads']}, CORDIC kernel: "
-             f"{'compiled' if r0['kernel'] else 'none (golden polar_norm)'}, median of {r0['repeats']}",
+             f"{'compiled' if r0['kernel'] else 'none (golden norm_root)'}, median of {r0['repeats']}",
              f"{'op':10} {'shape':18} {'golden ms':>10} {'fast ms':>9} {'golden Mel/s':>13} "
              f"{'fast Mel/s':>11} {'speed-up':>9} {'exact':>6}"]
     for r in rows:

@@ -48,10 +48,10 @@ import numpy as np
 
 from .choices import NormMethod
 from .config import Config
-from .shift import bit_length
+from .shift import normalise
 
 __all__ = ["NormConfig", "node_of", "node_product", "merge", "cordic_root", "sqrt_node", "polar_norm",
-           "isqrt", "sum_of_squares", "level_sizes", "METHODS"]
+           "sum_of_squares", "level_sizes", "METHODS"]
 
 METHODS = NormMethod.values()
 
@@ -132,22 +132,12 @@ def level_sizes(cfg: NormConfig) -> list[int]:
     return sizes
 
 
-def isqrt(s) -> np.ndarray:
-    """Exact ``floor(sqrt(s))`` for int64 ``0 <= s < 2**62``."""
-    s = np.asarray(s, dtype=np.int64)
-    r = np.floor(np.sqrt(s.astype(np.float64))).astype(np.int64)
-    for _ in range(2):
-        r = np.where(r * r > s, r - 1, r)
-        r = np.where((r + 1) * (r + 1) <= s, r + 1, r)
-    return r
-
-
 def _normalised(x: np.ndarray, e: np.ndarray, width: int):
-    """``(x, e)`` with ``x >= 0`` brought to ``width`` bits (floor): ``(x >> t, e + t)`` or
-    ``(x << -t, e + t)``, ``t = bit_length(x) - width``; zero gives the zero node."""
-    t = bit_length(x) - width
-    m = np.where(t >= 0, x >> np.clip(t, 0, 63), x << np.clip(-t, 0, 63))
-    return m, np.where(x == 0, -width, e + t)
+    """``(x, e)`` with ``x >= 0`` brought to ``width`` bits (floor) by
+    :func:`spikeops.golden.shift.normalise`: ``x * 2**s`` at exponent ``e - s``; zero gives the
+    zero node."""
+    m, s = normalise(x, width)
+    return m, np.where(x == 0, -width, e - s)
 
 
 def node_of(u, width: int):

@@ -1,6 +1,7 @@
 """Row timing models: when a row operator's first output of each row appears, sink always ready.
 
-The testbench checks these cycle by cycle (``verif/runner.py``): given the cycle at which each row's
+Every row operator's ``first_outputs(cfg, lengths, last_in)`` applies its ``timing(cfg)`` model, and
+the testbench checks it cycle by cycle (``verif/runner.py``): given the cycle at which each row's
 last input was accepted (measured, so a stalled input is accounted for), the model predicts the cycle
 of each row's first output.  With the sink always ready a row's outputs leave one per cycle, so the
 first outputs fix the throughput as well as the latency.
@@ -15,14 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["row_first_outputs", "ThreePasses", "FixedDelay"]
-
-
-def row_first_outputs(component, cfg, lengths, last_in) -> list[int]:
-    """The first-output cycle of each row of a row operator's ``component`` class (sink always
-    ready), given each row's length and the cycle its last input was accepted: the component's
-    ``first_outputs`` (its :meth:`timing` model)."""
-    return component.first_outputs(cfg, lengths, last_in)
+__all__ = ["ThreePasses", "FixedDelay"]
 
 
 @dataclass(frozen=True)

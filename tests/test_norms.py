@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from spikeops.golden.fixed import dequantize, quantize
-from spikeops.golden.norm import NormConfig, isqrt, merge, node_of, polar_norm, sum_of_squares
+from spikeops.golden.norm import NormConfig, merge, node_of, polar_norm, sqrt_node, sum_of_squares
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from spikeops.golden.reference import round_to_grid
 
@@ -75,9 +75,14 @@ def test_sum_of_squares_is_exact():
     assert sum_of_squares(v).tolist() == [sum(int(x) ** 2 for x in row) for row in v]
 
 
-def test_isqrt_large_values():
-    s = np.array([0, 1, 2**61 + 12345, 2**62 - 1, 10**18], dtype=np.int64)
-    assert isqrt(s).tolist() == [math.isqrt(int(x)) for x in s]
+def test_sqrt_node_large_values():
+    """The exact root of sums up to 2**62 and beyond int64 (Python ints), and 0 refused."""
+    q = [1, 2**61 + 12345, 2**62 - 1, 10**18, 3 * 2**90 + 7]
+    m, e = sqrt_node(q, 24)
+    for qi, mi, ei in zip(q, m.tolist(), e.tolist()):
+        assert mi == math.isqrt(qi >> (2 * ei) if ei >= 0 else qi << (-2 * ei))
+    with pytest.raises(ValueError, match="at least 1, not 0"):
+        sqrt_node([0], 24)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -18,7 +18,6 @@ import numpy as np
 
 from spikeops.golden import registry
 from spikeops.hdl.emit import emit
-from spikeops.hdl.timing import row_first_outputs
 
 from . import env
 from .stimulus import Stimulus, pack
@@ -191,7 +190,7 @@ class Regression:
             if rec.shape.is_row:
                 lengths = [len(row) for row in stim.rows]
                 last_in = [t[0] for t in timing]
-                predicted = row_first_outputs(rec.component(), self.cfg, lengths, last_in)
+                predicted = rec.component().first_outputs(self.cfg, lengths, last_in)
                 expected_lat = [p - li for p, li in zip(predicted, last_in)]
                 spans = [last - first + 1 for _, first, last in timing]
                 expected_spans = lengths

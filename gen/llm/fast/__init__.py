@@ -21,7 +21,7 @@ arithmetic is ported.  The modules:
 
 Two realisations of the arithmetic, both tested bit for bit: the C kernels for float32 inputs (IEEE
 float arithmetic, rows split over torch's thread count) and torch code (with golden's
-``polar_norm``) for everything else and for machines without a compiler
+``norm_root``) for everything else and for machines without a compiler
 (``SPIKEOPS_FAST_NO_KERNEL=1`` forces it).  Configurations outside the proven-exact ranges (wider
 codes, quotients beyond 53 bits, non-float tensors) and every invalid input (NaN, -inf where no
 mask code is allowed, wrong shapes) go to ``numpy_golden``, so errors are golden's.

@@ -43,7 +43,7 @@ _SIGNATURES = {
     "spikeops_lookup_f32": "PFFPP",
     "spikeops_softmax_sum_f32": "PPPIFFIIPPP",
     "spikeops_softmax_out_f32": "PPPIFFIPPPPPDDP",
-    "spikeops_norm_codes_f32": "PIFFIPP",
+    "spikeops_norm_codes_f32": "PIFFIP",
     "spikeops_norm_root": "PIIIPPIIIPP",
     "spikeops_norm_out_f32": "PIPPPPPDDDDP",
 }
@@ -97,7 +97,7 @@ def _kernel():
 
 
 def kernel_available() -> bool:
-    """True when the compiled kernels are in use (else the torch code, and golden's ``polar_norm``)."""
+    """True when the compiled kernels are in use (else the torch code, and golden's ``norm_root``)."""
     return _kernel() is not None
 
 

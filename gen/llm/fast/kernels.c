@@ -99,26 +99,22 @@ int64_t spikeops_softmax_out_f32(int64_t lo, int64_t hi, const float *restrict x
     return 0;
 }
 
-/* RMSNorm / LayerNorm, step 0: v = code (centred: d * code - sum(code)), top[r] = max |v|. */
+/* RMSNorm / LayerNorm, step 0: v = code (centred: d * code - sum(code)). */
 int64_t spikeops_norm_codes_f32(int64_t lo, int64_t hi, const float *restrict x, int64_t d, float scale2,
-                                float lim, int64_t centred, int64_t *restrict v, int64_t *restrict top) {
+                                float lim, int64_t centred, int64_t *restrict v) {
     int bad = 0;
     for (int64_t r = lo; r < hi; ++r) {
         const float *xr = x + r * d;
-        int64_t *vr = v + r * d, sum = 0, t = 0;
+        int64_t *vr = v + r * d, sum = 0;
         for (int64_t j = 0; j < d; ++j) {
             const uint32_t b = bits(xr[j]);
             bad |= is_nan(b) | is_neg_inf(b);
             vr[j] = half_code(half_index(xr[j], scale2, lim));
             sum += vr[j];
         }
-        for (int64_t j = 0; j < d; ++j) {
-            const int64_t vv = centred ? d * vr[j] - sum : vr[j];
-            const int64_t a = vv < 0 ? -vv : vv;
-            vr[j] = vv;
-            t = a > t ? a : t;
-        }
-        top[r] = t;
+        if (centred)
+            for (int64_t j = 0; j < d; ++j)
+                vr[j] = d * vr[j] - sum;
     }
     return bad;
 }
