@@ -14,17 +14,20 @@ __all__ = ["run_stream"]
 
 
 def run_stream(dut, items, *, expect: int | None = None, valid_p: float = 1.0, ready_p: float = 1.0,
-               seed: int = 0, payload=lambda x: x, setup=None, max_cycles: int = 2_000_000):
+               seed: int = 0, payload=lambda x: x, setup=None, max_cycles: int = 2_000_000, watch=None):
     """Send ``items`` (each through ``payload``) into ``dut.i``; return ``(outputs, log)``.
 
     ``outputs`` are the accepted ``dut.o`` payloads (Amaranth values as Python ints or views turned
     into dicts by the caller); ``log`` holds the cycle of every accepted input and output, so
     latencies can be measured.  ``expect`` outputs are awaited (default: one per input).
+    ``watch``: ``{name: stream}`` of inner streams whose handshakes are logged as well (``log[name]``).
     """
     expect = len(items) if expect is None else expect
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    outputs, log = [], {"in": [], "out": []}
+    watch = dict(watch or {})
+    outputs, log = [], {"in": [], "out": [], **{k: [] for k in watch}}
+    watched = [x for st in watch.values() for x in (st.valid, st.ready)]
     cycle = [0]
     rng_in, rng_out = np.random.default_rng(seed), np.random.default_rng(seed + 1)
 
@@ -48,9 +51,12 @@ def run_stream(dut, items, *, expect: int | None = None, valid_p: float = 1.0, r
     async def monitor(ctx):
         # one sample per clock edge: the values the edge sees; an input accepted at edge t and its
         # output at edge t + L are L cycles apart (L = the number of pipeline registers)
-        async for _, _, i_valid, i_ready, valid, ready, value in ctx.tick().sample(
-                dut.i.valid, dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload):
+        async for _, _, i_valid, i_ready, valid, ready, value, *inner in ctx.tick().sample(
+                dut.i.valid, dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload, *watched):
             cycle[0] += 1
+            for k, name in enumerate(watch):
+                if inner[2 * k] and inner[2 * k + 1]:
+                    log[name].append(cycle[0])
             if i_valid and i_ready:
                 log["in"].append(cycle[0])
             if valid and ready:
