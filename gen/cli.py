@@ -4,7 +4,7 @@
     spikeops bench   [--ops OP ...] [--elements N] [--repeats R] [--json FILE]
     spikeops bench   --fast-backend [--ops OP ...] [--repeats R] [--threads T] [--json FILE]
     spikeops config  OP [--set key=value ...]
-    spikeops verilog --op OP [--set key=value ...] -o DIR   |   --plan FILE -o DIR
+    spikeops verilog --op OP [--set key=value ...] [--steps T=..,KEY=V] -o DIR   |   --plan FILE -o DIR
     spikeops synth   [--ops OP ...] [--set key=value ...] [--family ecp5|ice40] [--json FILE]
     spikeops cosim-bench [--ops OP ...] [--sims SIM ...] [--elements N]
     spikeops sweep   --op OP --grid KEY=V1,V2 ... | --spec FILE  [--capture FILE] [-o DIR] [--jobs N]
@@ -104,8 +104,6 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_verilog(args) -> int:
-    from spikeops.hdl.emit import emit
-
     from .files import check_writable, staged_folder
     from .fpga import write_fpga_files
     check_writable(args.out, "-o/--out", folder=True)
@@ -126,10 +124,16 @@ def _cmd_verilog(args) -> int:
     else:
         ops = list(registry.OPERATORS) if args.op == "all" else [args.op]
         jobs = [(op, build_config(op, args.set), ".", None) for op in ops]
+    if args.steps is not None:
+        from spikeops.golden.steps import StepConfig
+        if args.plan or args.interface != Interface.STREAM.value:
+            raise ValueError("verilog: --steps is not allowed with --plan or --interface axis; allowed: --op with the "
+                             "stream interface")
+        jobs = [(op, StepConfig.parse(op, cfg, args.steps), sub, users) for op, cfg, sub, users in jobs]
     with staged_folder(args.out) as staged:  # the files land in -o when every one is written
         for op, cfg, sub, users in jobs:
-            m = emit(op, cfg, staged / sub, interface=args.interface)
-            extra = write_fpga_files(m, staged / sub)
+            m = _emit_one(op, cfg, staged / sub, args.interface)
+            extra = write_fpga_files(m, staged / sub, testbench=not m.get("stepped"))
             out = Path(args.out) / sub if sub != "." else Path(args.out)
             ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
             print(f"{op}: {out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
@@ -138,6 +142,13 @@ def _cmd_verilog(args) -> int:
             print(f"  ports: {ports}")
             print(f"  FPGA flow: {', '.join(f.name for f in extra)}")
     return 0
+
+
+def _emit_one(op, cfg, out, interface) -> dict:
+    """Emit ``op`` at ``cfg``: the operator, or its time-stepped wrapper for a StepConfig."""
+    from spikeops.golden.steps import StepConfig
+    from spikeops.hdl.emit import emit, emit_stepped
+    return emit_stepped(cfg, out) if isinstance(cfg, StepConfig) else emit(op, cfg, out, interface=interface)
 
 
 def _cmd_synth(args) -> int:
@@ -297,6 +308,9 @@ def main(argv=None) -> int:
                    help="the ports: 'stream' (clk, rst, i__*/o__* valid-ready streams; the default) or 'axis' "
                    "(AXI4-Stream: aclk, aresetn active low, s_axis_*/m_axis_* with tdata padded to whole bytes, "
                    "tlast, the Softmax mask in tuser; top spikeops_<op>_axis; the packing in the manifest)")
+    p.add_argument("--steps", metavar="SPEC", help="emit the time-stepped wrapper instead (the operator on spike "
+                   "increments, issue 15): comma-separated KEY=VALUE of spikeops.golden.steps.StepConfig, e.g. "
+                   "'steps=4,inc_width=8,encoding=spikes,out_shift=10' (top spikeops_<op>_steps)")
     p.add_argument("-o", "--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_verilog)
 

@@ -137,11 +137,14 @@ echo "{top}: report in {top}_pnr_report.json"
 """
 
 
-def write_fpga_files(manifest, out_dir, target: FpgaTarget | None = None, **target_fields) -> list[Path]:
+def write_fpga_files(manifest, out_dir, target: FpgaTarget | None = None, *, testbench: bool = True,
+                     **target_fields) -> list[Path]:
     """Write the core, Yosys script, wrapper and place-and-route script of the operator emitted
     into ``out_dir`` (``manifest`` as ``spikeops.hdl.emit.emit`` returns it) for ``target`` (an ECP5
     :class:`spikeops.gen.target.FpgaTarget`, or one built from ``target_fields``: device, package,
-    speed_grade, freq_mhz, seed); return their paths."""
+    speed_grade, freq_mhz, seed), and the plain self-checking bench unless ``testbench`` is false
+    (a time-stepped top: its regression is cocotb's, ``spikeops.verif.steps_runner``); return their
+    paths."""
     target = target or FpgaTarget(**target_fields)
     if target.family != Family.ECP5:
         raise ValueError(f"write_fpga_files: family={target.family.value!r} is not allowed; allowed: 'ecp5' "
@@ -157,4 +160,4 @@ def write_fpga_files(manifest, out_dir, target: FpgaTarget | None = None, **targ
         path.write_text(text)
         paths.append(path)
     paths[-1].chmod(0o755)
-    return paths + write_testbench(manifest, out)
+    return paths + (write_testbench(manifest, out) if testbench else [])

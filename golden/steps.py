@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import registry
+from .changes import parse_sets
 from .choices import Choice
 from .config import Config
 from .fixed import FixedFormat
@@ -108,6 +109,17 @@ class StepConfig(Config):
         if self.product_width > MAX_PRODUCT_BITS:
             raise ValueError(f"steps: inc_width={self.inc_width}, steps={self.steps} and in_mult={self.in_mult} "
                              f"need a {self.product_width}-bit product; allowed: at most {MAX_PRODUCT_BITS} bits")
+
+    @classmethod
+    def parse(cls, op: str, inner, spec: str, option: str = "--steps") -> "StepConfig":
+        """The wrapper of ``op`` at ``inner`` with the step parameters of ``spec``
+        (``"steps=4,encoding=spikes,out_shift=10"``; values as ``--set`` reads them)."""
+        changes = parse_sets([p for p in str(spec).split(",") if p.strip()]) if spec else {}
+        known = [f for f in cls.__dataclass_fields__ if f not in ("op", "inner")]
+        unknown = [k for k in changes if k not in known]
+        if unknown:
+            raise ValueError(f"{option}: unknown parameter(s) {unknown}; known: {', '.join(known)}")
+        return cls(op=registry.get(op).name, inner=inner, **changes)
 
     def _record(self):
         try:

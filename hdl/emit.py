@@ -23,7 +23,7 @@ from . import verilog
 from .axis import AxisOperator
 from .manifest import CLOCKING, PAYLOAD_PORTS, Interface
 
-__all__ = ["emit", "port_table", "top_name", "latency_info"]
+__all__ = ["emit", "emit_stepped", "port_table", "top_name", "latency_info"]
 
 MANIFEST_VERSION = 1
 
@@ -140,8 +140,62 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
         "golden": {"module": gop.golden.__module__, "function": gop.golden.__name__,
                    "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}"},
         "weights": {k: [int(x) for x in v] for k, v in weights.items()},
-        "tools": {"amaranth": amaranth.__version__, "yosys": verilog.yosys_version(),
-                  "verilog": "Verilog-2005, no always @* (spikeops.hdl.verilog)"},
+        "tools": _tools(),
+    }
+    (out / f"{top}.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _tools() -> dict:
+    return {"amaranth": amaranth.__version__, "yosys": verilog.yosys_version(),
+            "verilog": "Verilog-2005, no always @* (spikeops.hdl.verilog)"}
+
+
+def emit_stepped(cfg, out_dir, *, gamma=None, beta=None) -> dict:
+    """Write ``spikeops_<op>_steps.v`` and its manifest for the time-stepped wrapper at ``cfg`` (a
+    :class:`spikeops.golden.steps.StepConfig`, :mod:`spikeops.hdl.steps`); return the manifest.
+
+    The manifest's ``frames`` entry says how the stream is framed (a frame per step: a row ended by
+    ``last``, or ``lanes`` elements; ``steps`` frames a sample), its ``latency`` the wrapper's stages
+    around the operator's own latency entry."""
+    from .steps import INPUT_STAGES, OUTPUT_STAGES, SteppedOperator
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v for k, v in (("gamma", gamma), ("beta", beta)) if v is not None}
+    rec = cfg.record
+    SteppedOperator.check_weights(cfg, **weights)
+    component = SteppedOperator(cfg, **weights)
+    top = f"{top_name(rec.name)}_steps"
+    text = verilog.convert(component, top, f"{rec.name} on spike increments over {cfg.steps} steps at "
+                                           f"configuration {cfg.stable_hash()} (manifest {top}.json)",
+                           **CLOCKING[Interface.STREAM])
+    vfile = out / f"{top}.v"
+    vfile.write_text(text)
+    framing = "a row ended by last" if rec.shape.is_row else f"{cfg.lanes} elements (lanes)"
+    inner_latency = latency_info(rec.name, cfg.inner)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "op": rec.name,
+        "stepped": True,
+        "shape": rec.shape.value,
+        "top": top,
+        "files": [vfile.name],
+        "config": cfg.to_json(),
+        "config_hash": cfg.stable_hash(),
+        "interface": _interface_entry(Interface.STREAM, component, cfg, None),
+        "frames": {"frame": cfg.frame, "steps": cfg.steps, "framing": framing,
+                   "order": "sample by sample; within a sample, step 0 .. steps-1, each a frame in element order",
+                   "encoding": cfg.encoding.value},
+        "ports": port_table(component, cfg),
+        "latency": {"wrapper_stages": {"input": INPUT_STAGES, "output": OUTPUT_STAGES},
+                    "cycles": SteppedOperator.latency_for(cfg), "operator": inner_latency,
+                    "formula": f"the operator's ({inner_latency['formula']}) plus {INPUT_STAGES} cycles before "
+                               f"it and {OUTPUT_STAGES} after it; {cfg.steps} frames of {framing} a sample"},
+        "golden": {"module": "spikeops.golden.steps", "function": "run_steps",
+                   "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}"},
+        "weights": {k: [int(x) for x in v] for k, v in weights.items()},
+        "tools": _tools(),
     }
     (out / f"{top}.json").write_text(json.dumps(manifest, indent=1))
     return manifest

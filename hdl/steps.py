@@ -32,7 +32,7 @@ Latency: the operator's plus ``INPUT_STAGES`` before it and ``OUTPUT_STAGES`` af
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.steps import Encoding, StepConfig

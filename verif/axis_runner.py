@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,7 @@ from spikeops.golden import registry
 from spikeops.hdl.emit import emit
 from spikeops.hdl.manifest import side_port_names
 
-from . import env
-from .runner import BUILD_ARGS, weights_key
+from .runner import build_top, run_tests, weights_key
 from .stimulus import Stimulus, make
 
 __all__ = ["AxisRegression", "AxisResult", "frames_of"]
@@ -78,23 +76,16 @@ class AxisRegression:
         self.manifest = None
 
     def build(self):
-        reason = env.unavailable_reason(self.sim)
-        if reason:
-            raise RuntimeError(f"{self.sim}: {reason}")
-        from cocotb_tools.runner import get_runner
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.manifest = emit(self.op, self.cfg, self.dir / "rtl", interface="axis", **self.weights)
-        self._runner = get_runner(self.sim)
-        self._runner.build(sources=[self.dir / "rtl" / f"{self.manifest['top']}.v"],
-                           hdl_toplevel=self.manifest["top"], build_dir=self.dir, timescale=("1ns", "1ps"),
-                           build_args=BUILD_ARGS[self.sim], log_file=self.dir / "build.log")
+        manifest = emit(self.op, self.cfg, self.dir / "rtl", interface="axis", **self.weights)
+        self._runner = build_top(self.sim, self.dir / "rtl" / f"{manifest['top']}.v", manifest["top"], self.dir)
+        self.manifest = manifest
         return self
 
     def run(self, *, size: int = 200, seed: int = 1) -> AxisResult:
         """Every test of :mod:`spikeops.verif.axis_tb` on random rows of about ``size`` elements."""
         if self.manifest is None:
             self.build()
-        from cocotb_tools.runner import get_results
         row_op = self.rec.shape.is_row
         first = make(self.op, self.cfg, "random", size=size, seed=seed)
         second = make(self.op, self.cfg, "corners", seed=seed + 1)
@@ -112,18 +103,7 @@ class AxisRegression:
         tag = f"run-{seed}-{os.getpid()}"
         job_file = self.dir / f"{tag}.job.json"
         job_file.write_text(json.dumps(job))
-        xml = self.dir / f"{tag}.results.xml"
-        log = self.dir / f"{tag}.log"
-        t0 = time.perf_counter()
-        try:
-            self._runner.test(test_module="spikeops.verif.axis_tb", hdl_toplevel=self.manifest["top"],
-                              build_dir=self.dir, test_dir=self.dir, extra_env={"SPIKEOPS_AXIS_JOB": str(job_file)},
-                              results_xml=str(xml), log_file=log)
-        except SystemExit:  # inside pytest the runner exits on a failed cocotb test: report below
-            pass
-        seconds = time.perf_counter() - t0
-        if not xml.exists():
-            raise AssertionError(f"{self.op} {self.sim}: the cocotbext-axi tests wrote no results; log {log}")
-        tests, failed = get_results(xml)
-        return AxisResult(self.sim, tests, failed, len(frames), sum(len(f["data"]) for f in frames), seconds,
-                          log.read_text() if log.exists() else "")
+        tests, failed, log, seconds = run_tests(self._runner, "spikeops.verif.axis_tb", self.manifest["top"], self.dir,
+                                                {"SPIKEOPS_AXIS_JOB": str(job_file)}, tag,
+                                                f"{self.op} {self.sim}: the cocotbext-axi tests")
+        return AxisResult(self.sim, tests, failed, len(frames), sum(len(f["data"]) for f in frames), seconds, log)

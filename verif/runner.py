@@ -23,7 +23,7 @@ from . import env
 from .stimulus import Stimulus, pack
 from .wrapper import MAX_ELEMENTS, WRAPPER_TOP, wrapper_verilog
 
-__all__ = ["Regression", "RunResult", "BUILD_ROOT", "weights_key"]
+__all__ = ["Regression", "RunResult", "BUILD_ROOT", "weights_key", "build_top", "run_tests"]
 
 BUILD_ROOT = Path(os.environ.get("SPIKEOPS_BUILD", "build")) / "sim"
 BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal", "-O3"]}
@@ -71,6 +71,37 @@ def weights_key(weights: dict) -> str:
     """A short digest of the norms' weights: part of a build folder's name."""
     blob = json.dumps({k: [int(x) for x in v] for k, v in sorted(weights.items())})
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def build_top(sim: str, source: Path, top: str, build_dir: Path):
+    """Build the emitted ``source`` (top module ``top``) for cocotb on ``sim`` in ``build_dir``;
+    return the cocotb runner (RuntimeError when ``sim`` is missing)."""
+    reason = env.unavailable_reason(sim)
+    if reason:
+        raise RuntimeError(f"{sim}: {reason}")
+    from cocotb_tools.runner import get_runner
+    runner = get_runner(sim)
+    runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir, timescale=("1ns", "1ps"),
+                 build_args=BUILD_ARGS[sim], log_file=build_dir / "build.log")
+    return runner
+
+
+def run_tests(runner, module: str, top: str, build_dir: Path, job_env: dict, tag: str, what: str):
+    """Run every cocotb test of ``module`` on a built ``top``; return ``(tests, failed, log text,
+    seconds)`` (AssertionError naming ``what`` when the tests wrote no results)."""
+    from cocotb_tools.runner import get_results
+    xml, log = build_dir / f"{tag}.results.xml", build_dir / f"{tag}.log"
+    t0 = time.perf_counter()
+    try:
+        runner.test(test_module=module, hdl_toplevel=top, build_dir=build_dir, test_dir=build_dir,
+                    extra_env=job_env, results_xml=str(xml), log_file=log)
+    except SystemExit:  # inside pytest the runner exits on a failed cocotb test: report below
+        pass
+    seconds = time.perf_counter() - t0
+    if not xml.exists():
+        raise AssertionError(f"{what}: the tests wrote no results; log {log}")
+    tests, failed = get_results(xml)
+    return tests, failed, log.read_text() if log.exists() else "", seconds
 
 
 class Regression:
