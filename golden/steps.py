@@ -8,9 +8,10 @@ the bit.  For one sample (a row of a row operator, ``lanes`` elements of an elem
 step ``t = 0 .. T-1``, with ``dX_t`` the frame of increments (signed ``inc_width``-bit integers)::
 
     X_t = X_(t-1) + dX_t                          (X_(-1) = 0: totals, integers)
-    c_t = clamp((in_mult X_t + 2**(in_shift-1)) >> in_shift, in_min, in_max)
+    c_t = clamp((M X_t + 2**(in_shift-1)) >> in_shift, in_min, in_max)
                                                   (the operator's input codes: rounded half up;
-                                                   no rounding term when in_shift = 0)
+                                                   no rounding term when in_shift = 0; M is in_mult,
+                                                   or in_mults[k] at frame position k)
     Y_t = f(c_t)                                  (the operator's golden model on the frame)
     D_t = Y_t - Y_(t-1)                           (Y_(-1) = 0, so sum_t D_t = f(c_(T-1)))
 
@@ -55,6 +56,8 @@ class Encoding(Choice):
 
 #: the largest product ``in_mult * X`` the datapath carries (bits, sign included)
 MAX_PRODUCT_BITS = 60
+#: the largest input multiplier (two DSP blocks' worth: 24 bits)
+MAX_MULT = (1 << 24) - 1
 #: elementwise lanes per frame when not given
 DEFAULT_LANES = 16
 
@@ -73,6 +76,7 @@ class StepConfig(Config):
     inc_width: int = 8
     in_mult: int = 1
     in_shift: int = 0
+    in_mults: tuple | None = None
     lanes: int | None = None
     encoding: Encoding = Encoding.DIFFERENCE
     out_shift: int = 4
@@ -90,7 +94,7 @@ class StepConfig(Config):
                              f"(the configuration of {rec.name}), its parameters as a dict, or None")
         self._int("steps", 1, 4096)
         self._int("inc_width", 2, 32)
-        self._int("in_mult", 1, (1 << 17) - 1)
+        self._int("in_mult", 1, MAX_MULT)
         self._int("in_shift", 0, 48)
         if rec.shape.is_row:
             if self.lanes is not None:
@@ -100,6 +104,8 @@ class StepConfig(Config):
             if self.lanes is None:
                 object.__setattr__(self, "lanes", DEFAULT_LANES)
             self._int("lanes", 1, 1 << 16)
+        if self.in_mults is not None:
+            self._check_mults()
         self._choice("encoding", Encoding)
         self._int("out_shift", 1, 30)
         self._int("out_spikes", 1, 1 << 15)
@@ -107,7 +113,7 @@ class StepConfig(Config):
         if self.out_levels % 2:
             self._fail("out_levels", "is odd; allowed: an even number (levels -N/2 .. N/2 - 1)")
         if self.product_width > MAX_PRODUCT_BITS:
-            raise ValueError(f"steps: inc_width={self.inc_width}, steps={self.steps} and in_mult={self.in_mult} "
+            raise ValueError(f"steps: inc_width={self.inc_width}, steps={self.steps} and a multiplier of {self.max_mult} "
                              f"need a {self.product_width}-bit product; allowed: at most {MAX_PRODUCT_BITS} bits")
 
     @classmethod
@@ -120,6 +126,22 @@ class StepConfig(Config):
         if unknown:
             raise ValueError(f"{option}: unknown parameter(s) {unknown}; known: {', '.join(known)}")
         return cls(op=registry.get(op).name, inner=inner, **changes)
+
+    def _check_mults(self):
+        if self.in_mult != 1:
+            self._fail("in_mult", "is not allowed with in_mults; allowed: 1 (in_mults gives every position's)")
+        try:
+            mults = tuple(int(v) for v in self.in_mults)
+            exact = all(v == w for v, w in zip(mults, self.in_mults))
+        except (TypeError, ValueError):
+            mults, exact = (), False
+        if not exact or len(mults) != self.frame:
+            raise ValueError(f"steps: in_mults of {len(mults) if exact else 'non-integer'} entries is not allowed; "
+                             f"allowed: {self.frame} integers, one per frame position")
+        bad = [v for v in mults if not 1 <= v <= MAX_MULT]
+        if bad:
+            raise ValueError(f"steps: in_mults holds {bad[0]}; allowed: 1 .. {MAX_MULT}")
+        object.__setattr__(self, "in_mults", mults)
 
     def _record(self):
         try:
@@ -169,8 +191,12 @@ class StepConfig(Config):
         return self.inc_width + (self.steps - 1).bit_length()
 
     @property
+    def max_mult(self) -> int:
+        return max(self.in_mults) if self.in_mults is not None else self.in_mult
+
+    @property
     def product_width(self) -> int:
-        return self.total_width + self.in_mult.bit_length()
+        return self.total_width + self.max_mult.bit_length() + 1
 
     @property
     def diff_width(self) -> int:
@@ -204,9 +230,11 @@ class StepConfig(Config):
 
 
 def requant(cfg: StepConfig, totals) -> np.ndarray:
-    """The operator's input codes of ``totals`` (module docstring)."""
+    """The operator's input codes of ``totals`` (module docstring; frame positions on the last
+    axis, each with its ``in_mults`` entry when given)."""
     fmt = cfg.inner.in_format
-    v = np.asarray(totals, dtype=np.int64) * cfg.in_mult
+    v = np.asarray(totals, dtype=np.int64)
+    v = v * (cfg.in_mult if cfg.in_mults is None else np.asarray(cfg.in_mults, dtype=np.int64)[:v.shape[-1]])
     if cfg.in_shift:
         v = (v + (1 << (cfg.in_shift - 1))) >> cfg.in_shift
     return np.clip(v, fmt.min_code, fmt.max_code)

@@ -12,8 +12,9 @@ Dataflow, one element per cycle (II 1), the operator in the middle unchanged::
 an accepted element at frame position ``p`` reads ``X[p]`` (the read is issued as it is accepted;
 the memory's read port is transparent to its write port, so a frame of one element still reads the
 total its predecessor just wrote); the next stage adds the increment (step 0: the increment alone)
-and writes ``X[p]`` back; the last stage requantises ``clamp((in_mult X + 2**(in_shift-1)) >>
-in_shift)`` into the operator's input format.  Frame and step counters follow the accepted elements:
+and writes ``X[p]`` back; the last stage requantises ``clamp((M X + 2**(in_shift-1)) >>
+in_shift)`` into the operator's input format (``M``: ``in_mult``, or the position's ``in_mults``
+entry from a table read alongside).  Frame and step counters follow the accepted elements:
 a frame ends at ``last`` (row operators) or after ``lanes`` elements (elementwise), and after
 ``steps`` frames the next sample starts at step 0.
 
@@ -180,7 +181,15 @@ class SteppedOperator(ConfigComponent):
         total = Mux(s1.first, s1.inc, rd.data + s1.inc)
         m.d.comb += [wr.addr.eq(s1.pos), wr.data.eq(total), wr.en.eq(enable & s1.valid)]
         s2 = p.stage(total=total)
-        v = s2.total * Const(cfg.in_mult, cfg.in_mult.bit_length() + 1)
+        if cfg.in_mults is None:
+            mult = Const(cfg.in_mult, cfg.in_mult.bit_length() + 1)
+        else:  # each position's multiplier from a table, read as the element enters stage 2
+            table = m.submodules.mults = memory.Memory(shape=signed(cfg.max_mult.bit_length() + 1), depth=cfg.frame,
+                                                       init=list(cfg.in_mults))
+            mrd = table.read_port()
+            m.d.comb += [mrd.addr.eq(s1.pos), mrd.en.eq(enable)]
+            mult = mrd.data
+        v = s2.total * mult
         if cfg.in_shift:
             v = (v + (1 << (cfg.in_shift - 1))) >> cfg.in_shift
         code = Mux(v < fmt.min_code, fmt.min_code, Mux(v > fmt.max_code, fmt.max_code, v))

@@ -144,3 +144,26 @@ def test_first_outputs_where_the_timing_model_says(op):
     assert kept_up or rec.kind == "norm"
     if kept_up:
         assert first == SteppedOperator.first_outputs(cfg, lengths, [log["in"][e - 1] for e in ends])
+
+
+@pytest.mark.parametrize("op", ["silu", "softmax"])
+def test_per_position_multipliers(op):
+    """``in_mults``: each frame position its own multiplier (a spiking layer's per-channel scale),
+    in golden and from a table in the RTL."""
+    rec = registry.get(op)
+    frame = 8 if rec.shape.is_row else 5
+    mults = tuple(int(v) for v in np.random.default_rng(2).integers(1, 3000, frame))
+    cfg = _cfg(op, steps=3, inc_width=12, in_shift=9, in_mults=mults, lanes=None if rec.shape.is_row else frame)
+    x = np.random.default_rng(3).integers(-2000, 2000, (3, frame))
+    assert np.array_equal(requant(cfg, x), np.clip((x * np.array(mults) + 256) >> 9,
+                                                   cfg.inner.in_format.min_code, cfg.inner.in_format.max_code))
+    _simulate(cfg, make_stepped(cfg, "random", samples=4, seed=6), valid_p=0.8, ready_p=0.7)
+
+
+def test_bad_multipliers_are_named():
+    with pytest.raises(ValueError, match="in_mults of 3 entries is not allowed; allowed: 16 integers"):
+        StepConfig(op="silu", in_mults=(1, 2, 3))
+    with pytest.raises(ValueError, match="in_mult=2 is not allowed with in_mults"):
+        StepConfig(op="silu", lanes=2, in_mult=2, in_mults=(1, 2))
+    with pytest.raises(ValueError, match="in_mults holds 0"):
+        StepConfig(op="silu", lanes=2, in_mults=(0, 2))

@@ -3,7 +3,7 @@ increments, the golden outputs, and the stream the wrapper takes.
 
 A sample's increments come from a target: the operator's own stimulus (``verif/stimulus.py``: random
 rows, corners, or the captured activations of the converted LLM) gives input codes ``c``; their
-totals ``X ~ c * 2**in_shift / in_mult`` are split over the steps as a spiking layer delivers them
+totals ``X ~ c * 2**in_shift / M`` (``M`` the position's multiplier) are split over the steps as a spiking layer delivers them
 (a random share of the total each step, with some steps overshooting and later ones correcting),
 clipped to the increment range.  Corner samples add increments pinned at both ends of the range
 (totals that saturate the operator's input) and all-zero samples.  ``increments=`` takes per-step
@@ -111,9 +111,10 @@ def make_stepped(cfg: StepConfig, kind: str = "random", *, samples: int = 8, see
         flat = np.concatenate(base.rows)
         flat = np.resize(flat, samples * cfg.lanes)
         rows, masks = [flat[j * cfg.lanes:(j + 1) * cfg.lanes] for j in range(samples)], None
-    scale = 2.0 ** cfg.in_shift / cfg.in_mult
+    mults = np.asarray(cfg.in_mults if cfg.in_mults is not None else [cfg.in_mult] * cfg.frame, dtype=np.float64)
     out = []
     for row in rows:
+        scale = 2.0 ** cfg.in_shift / mults[:len(row)]
         totals = np.round(np.asarray(row, dtype=np.float64) * scale).astype(np.int64)
         out.append(_split(rng, totals, cfg.steps, lo, hi))
     if kind == "corners":
