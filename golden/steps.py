@@ -93,7 +93,7 @@ class StepConfig(Config):
             raise ValueError(f"steps: inner={self.inner!r} is not allowed; allowed: a {rec.config.__name__} "
                              f"(the configuration of {rec.name}), its parameters as a dict, or None")
         self._int("steps", 1, 4096)
-        self._int("inc_width", 2, 32)
+        self._int("inc_width", 2, 48)
         self._int("in_mult", 1, MAX_MULT)
         self._int("in_shift", 0, 48)
         if rec.shape.is_row:

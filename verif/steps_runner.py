@@ -54,9 +54,9 @@ def _batch(st: SteppedStimulus, manifest: dict) -> dict:
 class SteppedRegression:
     """The cocotb tests of the stepped wrapper at ``cfg`` on ``sim``."""
 
-    def __init__(self, cfg, sim: str, *, root: Path | None = None):
+    def __init__(self, cfg, sim: str, *, weights=None, root: Path | None = None):
         self.cfg, self.sim = cfg, sim
-        self.weights = make_stepped(cfg, "random", samples=1).weights
+        self.weights = dict(weights) if weights is not None else make_stepped(cfg, "random", samples=1).weights
         self.dir = Path(root or BUILD_ROOT).resolve() / f"{sim}-{cfg.op}-{cfg.stable_hash()}-{weights_key(self.weights)}"
         self.manifest = None
 
@@ -67,17 +67,17 @@ class SteppedRegression:
         self.manifest = manifest
         return self
 
-    def run(self, *, samples: int = 4, kind: str = "random", seed: int = 1, increments=None) -> SteppedResult:
+    def run(self, *, samples: int = 4, kind: str = "random", seed: int = 1, increments=None,
+            masks=None) -> SteppedResult:
         """Every test of :mod:`spikeops.verif.steps_tb` on ``samples`` samples of ``kind`` (or the
-        per-step ``increments`` given: a list of ``(T, n)`` arrays)."""
+        per-step ``increments`` given: a list of ``(T, n)`` arrays, with their Softmax ``masks``)."""
         if self.manifest is None:
             self.build()
-        first = make_stepped(self.cfg, kind, samples=samples, seed=seed, increments=increments)
+        first = make_stepped(self.cfg, kind, samples=samples, seed=seed, increments=increments, masks=masks,
+                             weights=self.weights)
         if len(first.samples) < 2:
             raise ValueError(f"run: {len(first.samples)} sample(s); the reset test needs at least 2")
-        second = make_stepped(self.cfg, "corners", samples=2, seed=seed + 1)
-        for st in (first, second):
-            st.weights = self.weights
+        second = make_stepped(self.cfg, "corners", samples=2, seed=seed + 1, weights=self.weights)
         inputs = {p["name"] for p in self.manifest["ports"] if p["direction"] == "input"}
         s0 = first.samples[0]
         middle = first.samples[1].shape[1] * (self.cfg.steps // 2) + max(1, first.samples[1].shape[1] // 2)

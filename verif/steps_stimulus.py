@@ -92,19 +92,22 @@ def _split(rng, totals, T: int, lo: int, hi: int) -> np.ndarray:
 
 
 def make_stepped(cfg: StepConfig, kind: str = "random", *, samples: int = 8, seed: int = 0,
-                 increments=None) -> SteppedStimulus:
+                 increments=None, masks=None, weights=None) -> SteppedStimulus:
     """``samples`` samples of ``kind`` (a :mod:`.stimulus` kind, or ``corners``: pinned and zero
-    increments besides the operator's corners); ``increments``: a list of ``(T, n)`` arrays given."""
+    increments besides the operator's corners); or the samples given: ``increments`` (``(T, n)``
+    arrays), their ``masks`` (Softmax, ``(n,)`` each) and ``weights`` (the norms' codes)."""
     rec = cfg.record
     rng = np.random.default_rng(seed)
     lo, hi = cfg.inc_range
     inner = cfg.inner
     base = stimulus.make(rec.name, inner, "random" if kind == "corners" else kind,
                          size=samples * (rec.row_length(inner) or cfg.lanes), seed=seed)
-    weights = base.weights if rec.weights else {}
+    if weights is None:
+        weights = base.weights if rec.weights else {}
     if increments is not None:
         given = [np.asarray(s, dtype=np.int64) for s in increments]
-        return SteppedStimulus(cfg, given, None, weights)
+        given_masks = None if masks is None else [np.asarray(k, dtype=bool) for k in masks]
+        return SteppedStimulus(cfg, given, given_masks, weights)
     if rec.shape.is_row:
         rows, masks = base.rows[:samples], (None if base.masks is None else base.masks[:samples])
     else:

@@ -114,6 +114,8 @@ class OperatorOnTotals:
         self.in_fmt, self.out_fmt = cfg.in_format, cfg.out_format
         self.row = self.rec.shape.is_row
         self.recorder = None
+        #: a list to which each step appends ``(dX, mask, dY)`` (:mod:`.stepped`), or None
+        self.step_log = None
         self.X = self.Y = None
         self.evaluated = 0  # elements evaluated (activity)
         self.rows_evaluated = 0
@@ -159,6 +161,12 @@ class OperatorOnTotals:
     def step(self, dX: torch.Tensor | None, mask: torch.Tensor | None = None) -> torch.Tensor | None:
         """Accumulate ``dX`` and return ``f(X_t) - f(X_(t-1))`` (None when nothing changed).
         ``mask`` (bool, broadcastable to the totals, True = valid) for a masked-row operator."""
+        dY = self._step(dX, mask)
+        if self.step_log is not None:
+            self.step_log.append((dX, mask, dY))
+        return dY
+
+    def _step(self, dX, mask):
         if dX is None:
             return None
         self.X += dX
