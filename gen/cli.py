@@ -11,7 +11,7 @@
     spikeops convert --plan FILE [--model M] [--kinds K ...] [--layers 0-3,7] [--set OP.KEY=V ...]
     spikeops eval    [--model M] [--tasks T ...] [--limit N] [--ppl-limit N] [--ablations A ...] [--out DIR]
     spikeops capture [--model M] [--plan FILE] [--prompts N] [--max-rows R] [-o FILE.npz]
-    spikeops run     [--out DIR] [--limit N] [--no-fpga]   the main job on the embedded default
+    spikeops run     [--out DIR] [--limit N] [--no-fpga] [--snn T=4,L=16]   the main job on the embedded default
 """
 
 from __future__ import annotations
@@ -353,6 +353,10 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="parallel synthesis / place-and-route workers")
     p.add_argument("--no-fpga", action="store_true", help="skip synthesis and place-and-route")
     p.add_argument("--pnr-timeout", type=float, default=1500.0, help="seconds per operator's place-and-route")
+    p.add_argument("--snn", metavar="SPEC", help="also convert the model into the spiking network SPEC (e.g. "
+                   "'T=4,L=16') and emit, co-simulate, synthesise and place-and-route each operator as a time-stepped "
+                   "wrapper on the increments its instance receives inside it")
+    p.add_argument("--snn-prompts", type=int, default=2, help="LAMBADA passages the spiking network runs on")
     add_target_args(p, family=False)
     p.set_defaults(func=_cmd_run)
 

