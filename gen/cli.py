@@ -104,6 +104,8 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_verilog(args) -> int:
+    from spikeops.hdl.emit import emit_config
+
     from .files import check_writable, staged_folder
     from .fpga import write_fpga_files
     check_writable(args.out, "-o/--out", folder=True)
@@ -132,7 +134,7 @@ def _cmd_verilog(args) -> int:
         jobs = [(op, StepConfig.parse(op, cfg, args.steps), sub, users) for op, cfg, sub, users in jobs]
     with staged_folder(args.out) as staged:  # the files land in -o when every one is written
         for op, cfg, sub, users in jobs:
-            m = _emit_one(op, cfg, staged / sub, args.interface)
+            m = emit_config(op, cfg, staged / sub, interface=args.interface)
             extra = write_fpga_files(m, staged / sub, testbench=not m.get("stepped"))
             out = Path(args.out) / sub if sub != "." else Path(args.out)
             ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
@@ -142,13 +144,6 @@ def _cmd_verilog(args) -> int:
             print(f"  ports: {ports}")
             print(f"  FPGA flow: {', '.join(f.name for f in extra)}")
     return 0
-
-
-def _emit_one(op, cfg, out, interface) -> dict:
-    """Emit ``op`` at ``cfg``: the operator, or its time-stepped wrapper for a StepConfig."""
-    from spikeops.golden.steps import StepConfig
-    from spikeops.hdl.emit import emit, emit_stepped
-    return emit_stepped(cfg, out) if isinstance(cfg, StepConfig) else emit(op, cfg, out, interface=interface)
 
 
 def _cmd_synth(args) -> int:

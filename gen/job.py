@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .job_fpga import collect_fpga, fpga_row
 from .llm.defaults import CALIBRATION_TEXTS
 from .target import FpgaTarget, target_from_args
 
@@ -104,22 +105,6 @@ def capture_errors(capture, op: str) -> dict:
         exact = rec.reference(x, c.cfg, mask=c.mask, **c.weight_values())
         stats.add(c.golden(), exact, c.cfg.out_format, rec.valid(x, c.mask))
     return stats.as_dict() | {"instances": len(capture.by_op(op))}
-
-
-def _fpga(op: str, cfg, weights: dict, out_dir: str, target, timeout: float) -> dict:
-    """Emit + FPGA files, then synthesis and place-and-route (runs in a worker process)."""
-    from spikeops.hdl.emit import emit
-
-    from .fpga import write_fpga_files
-    from .pnr import PnRError, place_and_route
-    m = emit(op, cfg, out_dir, **weights)
-    files = [p.name for p in write_fpga_files(m, out_dir, target)]
-    row = {"op": op, "top": m["top"], "latency": m["latency"], "files": [f"{m['top']}.v", f"{m['top']}.json"] + files}
-    try:
-        row["pnr"] = place_and_route(m, out_dir, target, timeout=timeout)
-    except PnRError as err:
-        row["error"] = str(err)
-    return row
 
 
 def cosimulate_captured(op, cfg, stim, sim) -> dict:
@@ -225,7 +210,7 @@ def run(opts: RunOptions = RunOptions(), log=print) -> dict:
                                    "instances": len(all_names), "instances_at_config": len(users),
                                    "error": capture_errors(cap, op)}
         if pool:
-            futures[op] = pool.submit(_fpga, op, cfg, stim.weights, str(rtl / op), opts.target, opts.pnr_timeout)
+            futures[op] = pool.submit(fpga_row, op, cfg, stim.weights, str(rtl / op), opts.target, opts.pnr_timeout)
     if pool:
         clock.stage(f"synthesis and place-and-route of {', '.join(futures)} started ({jobs} workers)")
 
@@ -251,15 +236,9 @@ def run(opts: RunOptions = RunOptions(), log=print) -> dict:
         report["spiking"], snn_futures = spiking_stage(session, plan, opts.snn, reps, prompts=opts.snn_prompts, sim=sim,
                                                        pool=pool, target=opts.target, pnr_timeout=opts.pnr_timeout,
                                                        out=out, clock=clock)
-    for op, fut in futures.items():
-        row = fut.result()
-        report["operators"][op]["fpga"] = row
-        p = row.get("pnr", {})
-        clock.stage(f"  {op}: " + (f"LUT-eq {p['synthesis']['lut_equivalent']}, Fmax {p['fmax_mhz']:.1f} MHz"
-                                   if p else f"place-and-route FAILED: {row.get('error')}"))
+    collect_fpga(report["operators"], futures, clock)
     if snn_futures:
-        from .job_snn import collect_fpga
-        collect_fpga(report["spiking"], snn_futures, clock)
+        collect_fpga(report["spiking"]["operators"], snn_futures, clock, " (stepped)")
     if pool:
         pool.shutdown()
     report["wall_seconds"] = time.perf_counter() - clock.t0

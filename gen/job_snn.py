@@ -19,7 +19,9 @@ import time
 
 import numpy as np
 
-__all__ = ["check_snn_spec", "spiking_stage", "collect_fpga", "summary_lines"]
+from .job_fpga import fpga_row
+
+__all__ = ["check_snn_spec", "spiking_stage", "summary_lines"]
 
 #: elements per co-simulated batch (samples x steps x frame), at least two samples
 COSIM_ELEMENTS = 6000
@@ -35,22 +37,6 @@ def check_snn_spec(spec: str):
         raise ValueError(f"run: --snn {spec!r} is not allowed; allowed: a spiking network (e.g. 'T=4,L=16'), "
                          "not the quantised ANN")
     return snn
-
-
-def _fpga_stepped(cfg, weights: dict, out_dir: str, target, timeout: float) -> dict:
-    """Emit the stepped wrapper + FPGA files, then synthesis and place-and-route (a worker process)."""
-    from spikeops.hdl.emit import emit_stepped
-
-    from .fpga import write_fpga_files
-    from .pnr import PnRError, place_and_route
-    m = emit_stepped(cfg, out_dir, **weights)
-    files = [p.name for p in write_fpga_files(m, out_dir, target, testbench=False)]
-    row = {"top": m["top"], "latency": m["latency"], "files": [f"{m['top']}.v", f"{m['top']}.json"] + files}
-    try:
-        row["pnr"] = place_and_route(m, out_dir, target, timeout=timeout)
-    except PnRError as err:
-        row["error"] = str(err)
-    return row
 
 
 def _cosim(site, sim: str, root) -> dict:
@@ -113,19 +99,10 @@ def spiking_stage(session, plan, spec: str, reps: dict, *, prompts: int, sim: st
                     f"x {c.get('tests', 0)} tests")
         report["operators"][op_name] = row
         if pool is not None:
-            futures[op_name] = pool.submit(_fpga_stepped, s.cfg, s.weights, str(out / "rtl-steps" / op_name),
+            futures[op_name] = pool.submit(fpga_row, op_name, s.cfg, s.weights, str(out / "rtl-steps" / op_name),
                                            target, pnr_timeout)
     unwatch(ops)
     return report, futures
-
-
-def collect_fpga(report: dict, futures: dict, clock):
-    for op, fut in futures.items():
-        row = fut.result()
-        report["operators"][op]["fpga"] = row
-        p = row.get("pnr", {})
-        clock.stage(f"  {op} (stepped): " + (f"LUT-eq {p['synthesis']['lut_equivalent']}, Fmax {p['fmax_mhz']:.1f} MHz"
-                                             if p else f"place-and-route FAILED: {row.get('error')}"))
 
 
 def summary_lines(spiking: dict, plain: dict) -> list[str]:

@@ -23,7 +23,7 @@ from . import verilog
 from .axis import AxisOperator
 from .manifest import CLOCKING, PAYLOAD_PORTS, Interface
 
-__all__ = ["emit", "emit_stepped", "port_table", "top_name", "latency_info"]
+__all__ = ["emit", "emit_stepped", "emit_config", "port_table", "top_name", "latency_info"]
 
 MANIFEST_VERSION = 1
 
@@ -146,6 +146,18 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
     return manifest
 
 
+def emit_config(op: str, cfg, out_dir, **kwargs) -> dict:
+    """:func:`emit_stepped` for a :class:`spikeops.golden.steps.StepConfig` (the operator on spike
+    increments), else :func:`emit`; ``kwargs`` as they take them."""
+    from spikeops.golden.steps import StepConfig
+    if isinstance(cfg, StepConfig):
+        if kwargs.get("interface", Interface.STREAM) != Interface.STREAM:
+            raise ValueError("emit: a time-stepped operator has the stream interface only; allowed: interface='stream'")
+        kwargs.pop("interface", None)
+        return emit_stepped(cfg, out_dir, **kwargs)
+    return emit(op, cfg, out_dir, **kwargs)
+
+
 def _tools() -> dict:
     return {"amaranth": amaranth.__version__, "yosys": verilog.yosys_version(),
             "verilog": "Verilog-2005, no always @* (spikeops.hdl.verilog)"}
@@ -189,7 +201,7 @@ def emit_stepped(cfg, out_dir, *, gamma=None, beta=None) -> dict:
                    "encoding": cfg.encoding.value},
         "ports": port_table(component, cfg),
         "latency": {"wrapper_stages": {"input": INPUT_STAGES, "output": OUTPUT_STAGES},
-                    "cycles": SteppedOperator.latency_for(cfg), "operator": inner_latency,
+                    "cycles": SteppedOperator.latency_for(cfg), "ii": 1, "operator": inner_latency,
                     "formula": f"the operator's ({inner_latency['formula']}) plus {INPUT_STAGES} cycles before "
                                f"it and {OUTPUT_STAGES} after it; {cfg.steps} frames of {framing} a sample"},
         "golden": {"module": "spikeops.golden.steps", "function": "run_steps",

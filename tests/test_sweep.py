@@ -538,3 +538,33 @@ def test_model_divergence_cache_key_follows_the_models_and_the_text(monkeypatch)
     assert stage_key(stages.Task("softmax", "softmax-00", {"K": 64}, "divergence-4096"))[0] != key
     monkeypatch.setattr(stages, "embedded_models", lambda: {"smollm2": "other weights", "minilm": "x"})
     assert stage_key(t)[0] != key
+
+
+# -- time-stepped axes ------------------------------------------------------------------------------
+def test_steps_axes_make_stepped_points():
+    """``steps.*`` keys set the time-stepped wrapper around the operator: the points' hardware is
+    the wrapper, their error the operator's; a bad step value is an invalid point naming it."""
+    entry = grid.make_entry("silu", base={"steps.lanes": 4},
+                            grid={"steps.steps": [8, 16], "steps.encoding": ["difference", "spikes"]},
+                            points=[{"steps.steps": 0}])
+    pts = grid.expand([entry])
+    assert [p.steps for p in pts[:3]] == [{"lanes": 4}, {"lanes": 4, "steps": 8, "encoding": "difference"},
+                                          {"lanes": 4, "steps": 8, "encoding": "spikes"}]
+    assert all(p.cfg == registry.get("silu").default() for p in pts[:5])  # the operator itself is unchanged
+    assert pts[1].hardware_config.steps == 8 and pts[1].hardware_config.inner == pts[1].cfg
+    assert len({p.hash for p in pts[:5]}) == 5
+    assert pts[5].cfg is None and "steps=0 is out of range" in pts[5].invalid
+    with pytest.raises(ValueError, match="silu has no parameter 'steps.T'"):
+        grid.make_entry("silu", grid={"steps.T": [4]})
+
+
+def test_a_stepped_point_synthesises_the_wrapper(tmp_path):
+    rep = run_sweep([grid.make_entry("sigmoid", base={"out_frac": 8},
+                                     points=[{"steps.lanes": 2}, {"steps.lanes": 2, "steps.encoding": "spikes"}])],
+                    opts(tmp_path, families=("ecp5",), pnr=False, jobs=2))
+    rows = rep["rows"]
+    assert [r["status"] for r in rows] == ["ok"] * 3, [r["message"] for r in rows]
+    plain = registry.get("sigmoid").component().latency_for(registry.get("sigmoid").default(out_frac=8))
+    assert [r["latency"] for r in rows] == [plain, plain + 5, plain + 5] and all(r["ii"] == 1 for r in rows)
+    assert rows[0]["err_max_lsb"] == rows[1]["err_max_lsb"] == rows[2]["err_max_lsb"]  # the operator's error
+    assert rows[2]["ecp5_lut_equivalent"] > rows[1]["ecp5_lut_equivalent"] > 100  # the neuron costs logic

@@ -22,6 +22,12 @@ On the command line: ``--op softmax --grid out_frac=8,12,16 --grid K=64,256 --po
 
 ``out_frac`` without ``out_width`` keeps the output's integer bits (``spikeops.golden.changes.apply_changes``),
 so an output-grid axis moves the LSB, not the range; give ``out_width`` too to set both.
+
+Keys ``steps.<name>`` set the time-stepped wrapper's parameters (:class:`spikeops.golden.steps.StepConfig`:
+``steps.steps``, ``steps.inc_width``, ``steps.encoding``, ...): a point with any of them is the operator
+on spike increments, and its hardware stages synthesise and place the wrapper
+(``--grid steps.steps=4,16 --grid steps.encoding=difference,spikes``); its error stage is the
+operator's own (the wrapper's outputs sum to the operator on the final totals).
 """
 
 from __future__ import annotations
@@ -62,10 +68,17 @@ class Point:
     is_default: bool
     cfg: object = None
     invalid: str | None = None
+    #: the time-stepped wrapper's parameters (``steps.*`` keys, prefix dropped), or None
+    steps: dict | None = None
 
     @property
     def hash(self) -> str | None:
-        return self.cfg.stable_hash() if self.cfg is not None else None
+        return self.hardware_config.stable_hash() if self.cfg is not None else None
+
+    @property
+    def hardware_config(self):
+        """What the hardware stages build: the operator, or its wrapper for a point with ``steps``."""
+        return step_config(self.op, self.cfg, self.steps)
 
 
 def parse_values(raw: str) -> object:
@@ -190,7 +203,7 @@ def make_entry(op, *, base=None, grid=None, points=(), where: str = "command lin
         operator = registry.get(op)
     except ValueError as err:
         raise ValueError(f"sweep: {where}: {err}") from None
-    known = list(operator.default().params())
+    known = list(operator.default().params()) + [STEP_PREFIX + k for k in _step_keys()]
     for label, names in (("base", base or {}), ("grid", grid or {}),
                          *((f"points[{j}]", p) for j, p in enumerate(points))):
         bad = [k for k in names if k not in known]
@@ -205,11 +218,37 @@ def make_entry(op, *, base=None, grid=None, points=(), where: str = "command lin
     return Entry(op, dict(base or {}), dict(grid or {}), tuple(dict(p) for p in points))
 
 
+STEP_PREFIX = "steps."
+
+
+def _step_keys() -> list[str]:
+    from spikeops.golden.steps import StepConfig
+    return [k for k in StepConfig.__dataclass_fields__ if k not in ("op", "inner")]
+
+
+def split_steps(changes: dict) -> tuple[dict, dict | None]:
+    """``changes`` as (the operator's, the wrapper's without the ``steps.`` prefix or None)."""
+    steps = {k[len(STEP_PREFIX):]: v for k, v in changes.items() if k.startswith(STEP_PREFIX)}
+    return {k: v for k, v in changes.items() if not k.startswith(STEP_PREFIX)}, (steps or None)
+
+
+def step_config(op: str, cfg, steps: dict | None):
+    """``cfg`` itself, or the :class:`spikeops.golden.steps.StepConfig` of ``steps`` around it."""
+    if steps is None:
+        return cfg
+    from spikeops.golden.steps import StepConfig
+    return StepConfig(op=registry.get(op).name, inner=cfg, **steps)
+
+
 def make_config(op: str, changes: dict):
     """The registry default of ``op`` with ``changes`` (validated; ValueError names the parameter),
     by the one rule of :func:`spikeops.golden.changes.apply_changes` (``out_frac`` without
-    ``out_width`` keeps the output's integer bits)."""
-    return apply_changes(registry.get(op).default(), changes)
+    ``out_width`` keeps the output's integer bits); ``steps.*`` keys are checked on the wrapper
+    and left out (:func:`split_steps`)."""
+    own, steps = split_steps(changes)
+    cfg = apply_changes(registry.get(op).default(), own)
+    step_config(op, cfg, steps)
+    return cfg
 
 
 def _canonical(changes: dict) -> str:
@@ -225,9 +264,10 @@ def expand(entries) -> list[Point]:
         combos = [dict(zip([k for k, _ in axes], vals)) for vals in itertools.product(*[v for _, v in axes])]
         for j, change in enumerate([{}] + combos + list(e.points)):
             changes = {**e.base, **change}
+            steps = split_steps(changes)[1]
             try:
                 cfg, invalid = make_config(e.op, changes), None
-                ident = (e.op, cfg.stable_hash())
+                ident = (e.op, step_config(e.op, cfg, steps).stable_hash())
             except (ValueError, TypeError) as err:
                 cfg, invalid = None, str(err)
                 ident = (e.op, _canonical(changes))
@@ -237,5 +277,5 @@ def expand(entries) -> list[Point]:
             n = count.get(e.op, 0)
             count[e.op] = n + 1
             points.append(Point(e.op, f"{e.op}-{n:02d}", changes, is_default=(j == 0), cfg=cfg,
-                                invalid=invalid))
+                                invalid=invalid, steps=steps))
     return points

@@ -99,6 +99,7 @@ def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latenc
     from spikeops.golden import registry
     params = point.cfg.params() if point.cfg is not None else {**registry.get(point.op).default().params(),
                                                                   **point.changes}
+    params = {**params, **{k: v for k, v in point.changes.items() if k.startswith("steps.")}}
     row = {"op": point.op, "point": point.id, "hash": point.hash, "default": point.is_default}
     for k in swept:
         row[k] = params.get(k)

@@ -150,10 +150,10 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     for p in points:
         if p.cfg is None:
             continue
-        design = stages.design_digest(p.op, p.cfg) if hardware else None
+        design = stages.design_digest(p.op, p.hardware_config) if hardware else None
         for s in names:
             t = stages.Task(p.op, p.id, p.cfg.params(), s, source, opts.timeout, opts.pnr_target.to_json(),
-                            design if s != "error" else None)
+                            design if s != "error" else None, p.steps if s != "error" else None)
             hit = cache.get(t)
             if hit is not None:
                 results[p.id][s] = hit

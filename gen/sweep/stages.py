@@ -58,9 +58,16 @@ class Task:
     pnr: dict = field(default_factory=lambda: FpgaTarget().to_json(), hash=False)
     #: digest of the emitted design (:func:`design_digest`) for the tool stages' cache key
     design: str | None = None
+    #: the time-stepped wrapper's parameters (a point with ``steps.*`` keys), or None
+    steps: dict | None = field(default=None, hash=False)
 
     def config(self):
         return registry.get(self.op).config(**self.params)
+
+    def hardware_config(self):
+        """What the tool stages build: the operator, or its time-stepped wrapper."""
+        from .grid import step_config
+        return step_config(self.op, self.config(), self.steps)
 
 
 def run(task: Task) -> dict:
@@ -71,9 +78,9 @@ def run(task: Task) -> dict:
         if task.stage == "error":
             out = accuracy.errors(accuracy.load(task.source, task.op), cfg, task.source.scales)
         elif task.stage.startswith("synth-"):
-            out = _synth(task.op, cfg, task.stage.removeprefix("synth-"), task.timeout)
+            out = _synth(task.op, task.hardware_config(), task.stage.removeprefix("synth-"), task.timeout)
         elif task.stage == "pnr":
-            out = _pnr(task.op, cfg, task.timeout, task.pnr)
+            out = _pnr(task.op, task.hardware_config(), task.timeout, task.pnr)
         else:
             raise ValueError(f"sweep: stage={task.stage!r} is not allowed; allowed: {', '.join(STAGES)}")
         out = {"status": "ok", **out}
@@ -107,22 +114,22 @@ def _message(err: Exception) -> str:
 
 def _synth(op: str, cfg, family: str, timeout: float) -> dict:
     from spikeops.gen.synth import synthesise
-    from spikeops.hdl.emit import emit
+    from spikeops.hdl.emit import emit_config
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
-        m = emit(op, cfg, tmp)
+        m = emit_config(op, cfg, tmp)
         r = synthesise([Path(tmp) / f for f in m["files"]], m["top"], family=family, timeout=timeout)
     keep = ("cells", "num_cells", "lut_equivalent", "ff", "dsp", "bram", "seconds")
     return {**{k: r[k] for k in keep}, "latency": m["latency"]}
 
 
 def _pnr(op: str, cfg, timeout: float, options: dict) -> dict:
-    from spikeops.hdl.emit import emit
+    from spikeops.hdl.emit import emit_config
     try:
         from spikeops.gen.pnr import place_and_route
     except ImportError as err:  # an environment problem, not the point's: not cached
         raise RuntimeError(f"place-and-route is unavailable (spikeops.gen.pnr: {err})") from None
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
-        m = emit(op, cfg, tmp)
+        m = emit_config(op, cfg, tmp)
         r = place_and_route(m, tmp, FpgaTarget(**options), timeout=timeout)
     cp = r.get("critical_path") or {}
     return {"fmax_mhz": r["fmax_mhz"], "target_mhz": r["target_mhz"], "timing_met": r["timing_met"],
@@ -230,11 +237,11 @@ def design_digest(op: str, cfg) -> str:
     so synthesis and place-and-route results follow the design itself (a change elsewhere in the
     code costs nothing); when emission fails, the digest of the generator's sources instead.
     Remembered per process (the generator's code does not change under a running sweep)."""
-    from spikeops.hdl.emit import emit
+    from spikeops.hdl.emit import emit_config
     h = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
         try:
-            m = emit(op, cfg, tmp)
+            m = emit_config(op, cfg, tmp)
         except Exception:  # noqa: BLE001 - the stage itself will fail and say why
             return "sources " + _digest("spikeops.golden", "spikeops.hdl")
         for f in m["files"]:

@@ -1,0 +1,33 @@
+"""The main job's FPGA work: emit an operator (or its time-stepped wrapper) with its FPGA files,
+synthesise and place-and-route it in a worker process, and collect the rows into the report."""
+
+from __future__ import annotations
+
+__all__ = ["fpga_row", "collect_fpga"]
+
+
+def fpga_row(op: str, cfg, weights: dict, out_dir: str, target, timeout: float) -> dict:
+    """Emit ``op`` at ``cfg`` (a :class:`spikeops.golden.steps.StepConfig`: the wrapper) + FPGA
+    files, then synthesis and place-and-route (runs in a worker process)."""
+    from spikeops.hdl.emit import emit_config
+
+    from .fpga import write_fpga_files
+    from .pnr import PnRError, place_and_route
+    m = emit_config(op, cfg, out_dir, **weights)
+    files = [p.name for p in write_fpga_files(m, out_dir, target, testbench=not m.get("stepped"))]
+    row = {"op": op, "top": m["top"], "latency": m["latency"], "files": [f"{m['top']}.v", f"{m['top']}.json"] + files}
+    try:
+        row["pnr"] = place_and_route(m, out_dir, target, timeout=timeout)
+    except PnRError as err:
+        row["error"] = str(err)
+    return row
+
+
+def collect_fpga(operators: dict, futures: dict, clock, label: str = ""):
+    """Wait for each operator's :func:`fpga_row` and put it in ``operators[op]["fpga"]``."""
+    for op, fut in futures.items():
+        row = fut.result()
+        operators[op]["fpga"] = row
+        p = row.get("pnr", {})
+        clock.stage(f"  {op}{label}: " + (f"LUT-eq {p['synthesis']['lut_equivalent']}, Fmax {p['fmax_mhz']:.1f} MHz"
+                                          if p else f"place-and-route FAILED: {row.get('error')}"))
