@@ -48,10 +48,14 @@ def test_every_site_is_the_wrapper_at_every_step(sites):
     assert ("silu", True) in kinds  # per-channel scales: the gate's per-output-channel weight scales
 
 
-@pytest.mark.parametrize("name", ["model.layers.0.self_attn", "model.layers.1.mlp.act_fn",
-                                  "model.layers.0.input_layernorm"])
-def test_the_emitted_wrapper_reproduces_the_network(sites, name, tmp_path):
-    sim = os.environ.get("SPIKEOPS_SIM", "icarus")
+SITES = ["model.layers.0.self_attn", "model.layers.1.mlp.act_fn", "model.layers.0.input_layernorm"]
+#: Icarus in the default suite (or the one SPIKEOPS_SIM names), Verilator too with -m slow
+SIMS = [os.environ.get("SPIKEOPS_SIM", "icarus")] + ([] if os.environ.get("SPIKEOPS_SIM") else ["verilator"])
+
+
+@pytest.mark.parametrize("sim", [pytest.param(s, marks=() if j == 0 else pytest.mark.slow) for j, s in enumerate(SIMS)])
+@pytest.mark.parametrize("name", SITES)
+def test_the_emitted_wrapper_reproduces_the_network(sites, name, sim, tmp_path):
     reason = env.unavailable_reason(sim)
     if reason:
         pytest.skip(f"{sim}: {reason}")
