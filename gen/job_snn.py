@@ -55,24 +55,17 @@ def spiking_stage(session, plan, spec: str, reps: dict, *, prompts: int, sim: st
                   out, clock) -> tuple[dict, dict]:
     """Steps 1-3 of the module docstring (4 submitted to ``pool``); returns the report's
     ``spiking`` entry and ``{op: future}`` of the place-and-route jobs."""
-    import torch
-
     from spikeops.golden.steps import run_steps
 
     from .llm import data
-    from .llm.snn.stepped import site, unwatch, watch
+    from .llm.snn.stepped import run_watched, site, unwatch
 
     snn = check_snn_spec(spec)
     t0 = time.perf_counter()
-    lm = session.spiking(snn, plan)
-    net = lm.model
-    ops = watch(net)
     texts = data.lambada_passages(prompts)
-    enc = lm.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    with torch.no_grad():
-        run = net.run(enc["input_ids"], enc["attention_mask"])
+    run, ops, tokens = run_watched(session.spiking(snn, plan), texts, MAX_TOKENS)
     steps = max(len(op.step_log) for op in ops)
-    report = {"snn": snn.spec(), "steps": steps, "prompts": len(texts), "tokens": int(enc["attention_mask"].sum()),
+    report = {"snn": snn.spec(), "steps": steps, "prompts": len(texts), "tokens": tokens,
               "settled": run.settled, "network_seconds": round(time.perf_counter() - t0, 1), "operators": {}}
     clock.stage(f"spiking network {snn.spec()}: {len(texts)} passages, {report['tokens']} tokens, {steps} steps "
                 f"({report['network_seconds']:.0f} s)")

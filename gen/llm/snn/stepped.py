@@ -23,7 +23,7 @@ import numpy as np
 
 from spikeops.golden.steps import StepConfig
 
-__all__ = ["SteppedSite", "watch", "unwatch", "site"]
+__all__ = ["SteppedSite", "watch", "unwatch", "site", "run_watched"]
 
 
 @dataclass
@@ -53,6 +53,19 @@ def watch(network) -> list:
 def unwatch(ops):
     for op in ops:
         op.step_log = None
+
+
+def run_watched(lm, texts, max_tokens: int):
+    """Run the spiking network of ``lm`` (a loaded model whose ``model`` is a
+    :class:`.network.SpikingLlama`) on ``texts`` (truncated to ``max_tokens``) with every integer
+    operator watched; return ``(run, the watched instances, tokens)``.  Call :func:`unwatch` after."""
+    import torch
+
+    ops = watch(lm.model)
+    enc = lm.tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    with torch.no_grad():
+        run = lm.model.run(enc["input_ids"], enc["attention_mask"])
+    return run, ops, int(enc["attention_mask"].sum())
 
 
 def _width(a: np.ndarray) -> int:
