@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import Config
 
-__all__ = ["LIFConfig", "lif_step", "lif_run"]
+__all__ = ["LIFConfig", "lif_step", "lif_run", "multilevel_if"]
 
 RESETS = ("subtract", "zero")
 
@@ -82,3 +82,30 @@ def lif_run(currents, theta, *, v0=0, leak: int | None = None, reset: str = "sub
                 raise OverflowError(f"lif_run: membrane leaves the s{membrane_width} range")
         spikes.append(s)
     return np.stack(spikes), v
+
+
+def multilevel_if(currents, theta: int, L: int | None, lo: int, hi: int):
+    """The bipolar multi-level integrate-and-fire neuron of the spiking conversion
+    (``spikeops.gen.llm.snn.neurons``) and of the stepped operators' spike output
+    (``spikeops.golden.steps``), on ``currents`` ``(T, ...)`` (integers)::
+
+        V_0 = theta // 2, C_0 = 0;   V += I_t;   s = clamp(floor(V / theta), -L, L)   (L None: no bound)
+        s = clamp(s, lo - C, hi - C);   C += s;   V -= s * theta
+
+    Python integers inside (an exact floor for any ``theta`` >= 1).  Returns ``(spikes (T, ...),
+    counts, V)`` as int64."""
+    cur = np.asarray(currents, dtype=object)
+    v = np.full(cur.shape[1:], theta // 2, dtype=object)
+    c = np.zeros(cur.shape[1:], dtype=object)
+    spikes = []
+    for i_t in cur:
+        v = v + i_t
+        s = v // theta
+        if L is not None:
+            s = np.minimum(np.maximum(s, -L), L)
+        s = np.minimum(np.maximum(s, lo - c), hi - c)
+        c = c + s
+        v = v - s * theta
+        spikes.append(s)
+    return (np.asarray(spikes, dtype=np.int64).reshape(cur.shape), np.asarray(c, dtype=np.int64),
+            np.asarray(v, dtype=np.int64))

@@ -17,7 +17,7 @@ step ``t = 0 .. T-1``, with ``dX_t`` the frame of increments (signed ``inc_width
 
 ``encoding="difference"`` emits ``D_t`` (``out_width + 1`` bits).  ``encoding="spikes"`` feeds
 ``D_t`` as the input current of a bipolar multi-level integrate-and-fire neuron per element (the
-conversion's neuron, :mod:`spikeops.gen.llm.snn.neurons`), threshold ``theta = 2**out_shift``,
+conversion's neuron, :func:`spikeops.golden.neurons.multilevel_if`), threshold ``theta = 2**out_shift``,
 at most ``L = out_spikes`` spikes a step, its running count within ``[-N/2, N/2 - 1]``
 (``N = out_levels``)::
 
@@ -43,6 +43,7 @@ from .changes import parse_sets
 from .choices import Choice
 from .config import Config
 from .fixed import FixedFormat
+from .neurons import multilevel_if
 
 __all__ = ["Encoding", "StepConfig", "run_steps", "requant", "output_neurons"]
 
@@ -241,21 +242,12 @@ def requant(cfg: StepConfig, totals) -> np.ndarray:
 
 
 def output_neurons(cfg: StepConfig, currents) -> np.ndarray:
-    """Spike counts of the output neurons for ``currents`` ``(..., T, n)`` (module docstring)."""
-    cur = np.asarray(currents, dtype=np.int64)
+    """Spike counts of the output neurons for ``currents`` ``(..., T, n)`` (module docstring;
+    :func:`spikeops.golden.neurons.multilevel_if` at threshold ``2**out_shift``)."""
     lo, hi = cfg.levels
-    theta, L = 1 << cfg.out_shift, cfg.out_spikes
-    v = np.full(cur.shape[:-2] + cur.shape[-1:], theta // 2, dtype=np.int64)
-    c = np.zeros_like(v)
-    out = np.empty_like(cur)
-    for t in range(cur.shape[-2]):
-        v = v + cur[..., t, :]
-        s = np.clip(v >> cfg.out_shift, -L, L)
-        s = np.clip(s, lo - c, hi - c)
-        c = c + s
-        v = v - (s << cfg.out_shift)
-        out[..., t, :] = s
-    return out
+    steps_first = np.moveaxis(np.asarray(currents, dtype=np.int64), -2, 0)
+    spikes = multilevel_if(steps_first, 1 << cfg.out_shift, cfg.out_spikes, lo, hi)[0]
+    return np.moveaxis(spikes, 0, -2)
 
 
 def run_steps(cfg: StepConfig, increments, mask=None, **weights) -> np.ndarray:

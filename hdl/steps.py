@@ -117,10 +117,6 @@ class SteppedOperator(ConfigComponent):
                                                         [c + INPUT_STAGES for c in last_in])
         return [c + OUTPUT_STAGES for c in inner]
 
-    @classmethod
-    def timing(cls, config):
-        return config.record.component().timing(config.inner)
-
     # -- the circuit -----------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()

@@ -6,7 +6,7 @@ Amaranth's simulator (the cocotb regression on both simulators is ``tests/test_s
 import numpy as np
 import pytest
 
-from spikeops.gen.llm.snn.neurons import if_reference
+from spikeops.gen.llm.snn.neurons import IFNeurons
 from spikeops.golden import registry
 from spikeops.golden.steps import StepConfig, output_neurons, requant, run_steps
 from spikeops.hdl.steps import INPUT_STAGES, OUTPUT_STAGES, SteppedOperator
@@ -32,12 +32,19 @@ def test_differences_sum_to_the_operator_on_the_final_totals(op):
 
 
 def test_the_output_neuron_is_the_conversion_neuron():
-    """The spike encoding is :func:`spikeops.gen.llm.snn.neurons.if_reference` on the differences,
-    a threshold ``2**out_shift``, ``L`` spikes a step and ``N`` levels."""
+    """The spike encoding (``golden.neurons.multilevel_if`` on the differences) equals the
+    spiking network's own population, :class:`spikeops.gen.llm.snn.neurons.IFNeurons` (torch, an
+    independent implementation): threshold ``2**out_shift``, ``L`` spikes a step, ``N`` levels."""
+    import torch
+
     cfg = StepConfig(op="silu", steps=6, encoding="spikes", out_shift=5, out_spikes=3, out_levels=20)
     cur = np.random.default_rng(4).integers(-400, 400, (2, 6, 9))
-    want = np.stack([if_reference(c, 1 << 5, 3, -10, 9)[0] for c in cur])
-    assert np.array_equal(output_neurons(cfg, cur), want)
+    pop = IFNeurons((2, 9), 5, 3, -10, 9)
+    want = []
+    for t in range(6):
+        s = pop.step(torch.from_numpy(cur[:, t]))
+        want.append(np.zeros((2, 9), np.int64) if s is None else s.numpy())
+    assert np.array_equal(output_neurons(cfg, cur), np.stack(want, axis=1))
 
 
 def test_steps_one_is_the_operator():

@@ -26,29 +26,15 @@ against it.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from spikeops.golden.neurons import multilevel_if
 
 __all__ = ["if_reference", "IFNeurons"]
 
 
-def if_reference(currents, theta: int, L: int | None, lo: int, hi: int):
-    """Run the neuron equations on ``currents`` (``(T, ...)`` integers; ``theta`` >= 2 even or any
-    positive integer: ``V_0 = theta // 2``).  Returns ``(spikes (T, ...), counts, V)`` as int64."""
-    cur = np.asarray(currents, dtype=object)
-    v = np.full(cur.shape[1:], theta // 2, dtype=object)
-    c = np.zeros(cur.shape[1:], dtype=object)
-    spikes = []
-    for i_t in cur:
-        v = v + i_t
-        s = v // theta  # Python integers: an exact floor
-        if L is not None:
-            s = np.minimum(np.maximum(s, -L), L)
-        s = np.minimum(np.maximum(s, lo - c), hi - c)
-        c = c + s
-        v = v - s * theta
-        spikes.append(s)
-    return (np.asarray(spikes, dtype=np.int64), np.asarray(c, dtype=np.int64), np.asarray(v, dtype=np.int64))
+#: the plain numpy model of the equations (the specification, in golden)
+if_reference = multilevel_if
 
 
 class IFNeurons:
