@@ -1,23 +1,24 @@
 """The Division Neuron Group in hardware (twin of ``golden/division.py``; same equations).
 
-Stage 1 (shift scaling, one pipeline stage): leading-one detection on B, the threshold
-``theta = B * 2**(theta_bits - bit_length(B))`` and the input current
-``I = A * 2**(e + shift - b_exp)`` (+ ``theta >> 1`` for rounding to nearest), with the saturation test
-``A != 0 and bit_length(A) + e + shift - b_exp > q_width + theta_bits``.
+Shift scaling (``SCALING_STAGES`` = 5 pipeline stages in the II=1 realisations, one step in the
+temporal one): leading-one detection on A and B, the threshold ``theta = B * 2**(theta_bits -
+bit_length(B))`` and the input current ``I = A * 2**(e + shift - b_exp)`` (+ ``theta >> 1`` for
+rounding to nearest), with the saturation test ``A != 0 and bit_length(A) + e + shift - b_exp >
+q_width + theta_bits``.
 
-Stage 2, the population, in one of three realisations:
+The population, in one of three realisations:
 
 * ``binary``: ``q_width`` pipeline stages, stage ``j`` one LIF neuron with threshold ``theta * 2**j``
-  that subtracts it when it fires (latency ``1 + q_width``, II 1);
+  that subtracts it when it fires, comparing ``theta_bits + 1`` bits (latency ``5 + q_width``, II 1);
 * ``thermometer``: ``2**q_width - 1`` comparators ``I >= i * theta`` in one stage, then a population
-  count (latency 3, II 1);
+  count (latency 7, II 1);
 * ``temporal``: one integrate-and-fire neuron stepped once per cycle until it stops firing
   (latency ``2 + q``, one division at a time).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -25,38 +26,51 @@ from spikeops.golden.division import DivisionConfig
 
 from .component import ConfigComponent, ConfigSignature
 from .neurons import lif_update
-from .pipeline import Pipeline
-from .shift import barrel_shift, bit_length
+from .pipeline import CreditPipeline, Pipeline, credit_latency
+from .shift import SHIFT_STAGES, barrel_shift, bit_length, leading_one, right_shift_stages
 
 __all__ = ["DivisionNeuronGroup", "division_stages", "division_latency", "check_pipelined"]
 
 
-def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
-    """Comb expressions ``(current, theta, saturated)`` of stage 1."""
+def _shift_amounts(bl_a, bl_b, b_exp, cfg: DivisionConfig, b_exp_range):
+    """Comb ``(e, k, saturated)`` of shift scaling from the operands' bit lengths: ``e = theta_bits -
+    bit_length(B)`` places B's leading one at bit ``theta_bits - 1``, ``k = e + shift - b_exp`` scales
+    A, and ``A != 0 and bit_length(A) + k > q_width + theta_bits`` saturates."""
     t, qw = cfg.theta_bits, cfg.q_width
-    bl_b = bit_length(m, b, name="bl_b")
-    bl_a = bit_length(m, a, name="bl_a")
-    e = Signal(signed(max(t, cfg.den_width).bit_length() + 2), name="e")
-    m.d.comb += e.eq(t - bl_b)
-    theta = barrel_shift(b, e, lo=min(0, t - cfg.den_width), hi=t, width=t)
     lo_b, hi_b = b_exp_range
-    k = Signal(signed(max(abs(t + cfg.shift - lo_b), abs(t - cfg.den_width + cfg.shift - hi_b), 1)
-                      .bit_length() + 2), name="k")
-    m.d.comb += k.eq(e + cfg.shift - b_exp)
-    saturated = (a != 0) & ((bl_a + k) > (qw + t))  # 0 / B = 0 however small B is
-    cw = qw + t + 1
-    current = barrel_shift(a, k, lo=-cfg.num_width, hi=qw + t, width=cw)
+    e = (t - bl_b).as_signed()
+    e = e[:max(t, cfg.den_width).bit_length() + 2].as_signed()
+    k = (e + cfg.shift - b_exp)
+    k = k[:max(abs(t + cfg.shift - lo_b), abs(t - cfg.den_width + cfg.shift - hi_b), 1).bit_length() + 2]
+    k = k.as_signed()
+    saturated = (bl_a != 0) & ((bl_a + k) > (qw + t))  # 0 / B = 0 however small B is
+    return e, k, saturated
+
+
+def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
+    """Comb expressions ``(current, theta, saturated)`` of shift scaling in one step (the temporal
+    group's single stage)."""
+    e, k, saturated = _shift_amounts(bit_length(m, a, name="bl_a"), bit_length(m, b, name="bl_b"),
+                                     b_exp, cfg, b_exp_range)
+    t, cw = cfg.theta_bits, cfg.q_width + cfg.theta_bits + 1
+    theta = barrel_shift(b, e, lo=min(0, t - cfg.den_width), hi=t, width=t)
+    current = barrel_shift(a, k, lo=-cfg.num_width, hi=cfg.q_width + t, width=cw)
     if cfg.rounding == "nearest":
         current = (current + (theta >> 1))[:cw]
     return current, theta, saturated
 
 
+#: pipeline stages of shift scaling in the II=1 realisations: bit lengths; shift amounts and the
+#: saturation test; the two shift stages; the rounding bias
+SCALING_STAGES = 3 + SHIFT_STAGES
+
+
 def division_latency(cfg: DivisionConfig) -> int:
     """Pipeline latency in cycles of the II=1 realisations (not defined for ``temporal``)."""
     if cfg.arch == "binary":
-        return 1 + cfg.q_width
+        return SCALING_STAGES + cfg.q_width
     if cfg.arch == "thermometer":
-        return 3
+        return SCALING_STAGES + 2
     raise ValueError(f"division: arch={cfg.arch!r} has a data-dependent latency")
 
 
@@ -69,25 +83,64 @@ def check_pipelined(cfg: DivisionConfig, owner: str = "division", name: str = "a
 
 
 def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp_range=(0, 0)):
-    """Add the II=1 Division Neuron Group to ``pipe``; return ``q`` (registered, aligned with
-    ``pipe.valid``).  ``b_exp`` is B's power-of-two exponent, known to lie in ``b_exp_range``."""
+    """Add the II=1 Division Neuron Group to ``pipe``; return ``q`` (aligned with ``pipe.valid``).
+    ``b_exp`` is B's power-of-two exponent, known to lie in ``b_exp_range``.
+
+    Shift scaling takes :data:`SCALING_STAGES` stages, so that no stage holds more than one
+    priority encoder, half a barrel shifter or one wide carry chain: (1) the leading ones of A and B
+    (:func:`spikeops.hdl.shift.leading_one`, ``bit_length = p + 1``);
+    (2) the shift amounts and the saturation test; (3, 4) ``theta = B << e = (B << t) >> bl_b`` and
+    ``I = A << k = (A << hi) >> (hi - k)`` with ``hi = q_width + theta_bits``, as right shifts in
+    two stages (:func:`spikeops.hdl.shift.right_shift_stages`); (5) the rounding bias
+    ``I += theta >> 1``.  The first neuron's stage also tests for overflow,
+    ``I >= theta << q_width`` (the top neuron would fire twice: every neuron fires, as in golden, so
+    ``q = q_max``).
+
+    ``binary``: stage ``j`` (``j = q_width-1 .. 0``) is the neuron with threshold ``theta << j``.
+    Below the overflow its membrane stays under ``theta << (j+1)``, so the neuron compares only the
+    membrane's bits from ``j`` up, ``theta_bits + 1`` of them, with ``theta``, and the bits below
+    ``j`` ride along untouched until their stage (a restoring divider written as neurons).
+    """
     check_pipelined(cfg)
     m = pipe.m
-    current, theta, saturated = _stage1(m, a, b, b_exp, cfg, b_exp_range)
-    s = pipe.stage(v=current, theta=theta, sat=saturated)
+    t, qw = cfg.theta_bits, cfg.q_width
+    cw = qw + t + 1
+    hi = qw + t
+    p_a, nz_a = leading_one(a)
+    p_b, _ = leading_one(b)
+    extra = {} if isinstance(b_exp, int) else {"b_exp": b_exp}
+    s = pipe.stage(a=a, b=b, p_a=p_a, nz_a=nz_a, p_b=p_b, **extra)
+    b_exp = s["b_exp"] if extra else b_exp
+    # I = A << k = (A << hi) >> (hi - k) and theta = B << (t - bl_b) = (B << (t - 1)) >> p_b: right
+    # shifts only, with k = t - 1 - p_b + shift - b_exp (B != 0; B == 0 gives q_max whatever the
+    # shifts).  hi - k < 0 only where A saturates or is 0, so it counts as 0.
+    r = (s.p_b + b_exp + (hi - t - cfg.shift + 1)).as_signed()
+    r_max = max(1, hi - (t - cfg.den_width + cfg.shift - b_exp_range[1]))
+    r = Mux(r < 0, 0, r)[:r_max.bit_length()]
+    saturated = s.nz_a & ((s.p_a - s.p_b - b_exp) >= (qw + 1 - cfg.shift))  # bit_length(A) + k > hi
+    s = pipe.stage(a=s.a, b=s.b, r=r, p_b=s.p_b, sat=saturated)
+    pipe.carry(div_sat=s.sat)
+    current, theta = right_shift_stages(pipe, [(Cat(Const(0, hi), s.a), s.r, cw),
+                                               (Cat(Const(0, t - 1), s.b), s.p_b, t)])
+    v = (current + (theta >> 1))[:cw] if cfg.rounding == "nearest" else current
+    s = pipe.stage(v=v, theta=theta, sat=pipe.carried.pop("div_sat"))
     if cfg.arch == "binary":
-        v, theta_r, sat, q = s.v, s.theta, s.sat, 0
-        for j in range(cfg.q_width - 1, -1, -1):
-            v_next, spike = lif_update(v, 0, theta_r << j, reset="subtract")
-            s = pipe.stage(v=v_next[:len(v)], theta=theta_r, sat=sat, q=q | (spike << j))
-            v, theta_r, sat, q = s.v, s.theta, s.sat, s.q
+        r, low, theta_r, q = s.v[qw - 1:], s.v[:qw - 1], s.theta, 0
+        sat = s.sat | (r >= (theta_r << 1))  # overflow; also theta == 0 (B == 0): every neuron fires
+        for j in range(qw - 1, -1, -1):
+            r_next, spike = lif_update(r, 0, theta_r, reset="subtract")  # theta << j, on bits j and up
+            regs = {"r": r_next[:t]} if j == 0 else {"r": Cat(low[j - 1], r_next[:t])}
+            if j > 1:
+                regs["low"] = low[:j - 1]
+            s = pipe.stage(theta=theta_r, sat=sat, q=q | (spike << j), **regs)
+            r, theta_r, sat, q = s.r, s.theta, s.sat, s.q
+            low = s["low"] if j > 1 else None
         return Mux(sat, cfg.q_max, q)
     # thermometer: neuron i fires iff I >= i * theta (one step), then the population count
     fires = [s.v >= s.theta * i for i in range(1, cfg.q_max + 1)]
     s2 = pipe.stage(fires=Cat(*fires), sat=s.sat)
     count = _popcount([s2.fires[i] for i in range(cfg.q_max)])
-    s3 = pipe.stage(q=Mux(s2.sat, cfg.q_max, count))
-    return s3.q
+    return pipe.stage(q=Mux(s2.sat, cfg.q_max, count)).q
 
 
 def _popcount(bits):
@@ -122,19 +175,15 @@ class DivisionNeuronGroup(ConfigComponent):
     @property
     def latency(self):
         """Cycles from input to output without stalls (``None``: data-dependent, temporal)."""
-        return None if self.config.arch == "temporal" else division_latency(self.config)
+        return None if self.config.arch == "temporal" else credit_latency(division_latency(self.config))
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         if cfg.arch == "temporal":
             return self._elaborate_temporal(m, cfg)
-        en = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(en)
-        pipe = Pipeline(m, en, self.i.valid & en, name="div")
-        q = division_stages(pipe, self.i.payload.a, self.i.payload.b, cfg)
-        out = pipe.stage(q=q)
-        m.d.comb += [self.o.payload.eq(out.q), self.o.valid.eq(out.valid)]
+        pipe = CreditPipeline(m, self.i, self.o, name="div")
+        pipe.finish(division_stages(pipe, self.i.payload.a, self.i.payload.b, cfg))
         return m
 
     def _elaborate_temporal(self, m, cfg):

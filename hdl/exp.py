@@ -1,17 +1,20 @@
 """PWL-Exp in hardware (twin of ``golden/exp.py``): one table read, one multiply-add, a shift.
 
-Uniform chords (latency 2, II 1): stage 1 computes ``u = z + Hc``, the segment index ``k`` (a bit slice of
+Uniform chords (latency 4 + ``MULTIPLY_STAGES`` = 6, II 1): stage 1 computes ``u = z + Hc``, the segment index ``k`` (a bit slice of
 ``u`` when ``2*Hc/K`` is a power of two, else ``(u * M) >> s``, an exact constant division proven
 over every ``u`` when the generator runs) and presents the table address, with two extra rows: the
-clamp above ``H`` and zero below ``-H``; stage 2 reads the row and computes
-``intercept + ((slope * t) >> slope_shift)``.  The ROM is filled from :func:`spikeops.golden.exp.exp_table`
+clamp above ``H`` and zero below ``-H``; stage 2 registers the row the table reads; stage 3 the
+offset ``t`` in the segment; stages 4-5 the product ``slope * t`` (:func:`spikeops.hdl.pipeline.multiply_stages`); stage 6
+``intercept + ((slope * t) >> slope_shift)``.  Each multiplier and the block RAM's output sit
+between registers, with no logic on their paths.  The ROM is filled from :func:`spikeops.golden.exp.exp_table`
 (never a second copy of the table).
 
-Range reduction (``method="range"``; latency 4, II 1): stage 1 clips ``z`` to ``[-Hc, Hc]`` and
-computes ``w = z * L``; stage 2 splits ``w`` into the exponent ``n`` (the shift ``n_top - n``), the
+Range reduction (``method="range"``; latency 8, II 1): stage 1 clips ``z`` to ``[-Hc, Hc]``; stages 2-3
+compute ``w = z * L``; stage 4 splits ``w`` into the exponent ``n`` (the shift ``n_top - n``), the
 segment index ``k`` and the offset ``t`` and reads ``c_k`` and ``d_k`` from a table held in LUTs
-(the golden :func:`spikeops.golden.exp.range_table`); stage 3 interpolates ``m = c_k + ((d_k * t) >>
-tb)``; stage 4 shifts ``m`` right by ``n_top - n`` (0 below ``-H``, ``one_code`` at or above ``H``).
+(the golden :func:`spikeops.golden.exp.range_table`); stages 5-6 multiply ``d_k * t``; stage 7
+interpolates ``m = c_k + ((d_k * t) >> tb)``; stage 8 shifts ``m`` right by ``n_top - n`` (0 below
+``-H``, ``one_code`` at or above ``H``).
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ from spikeops.golden.choices import ExpMethod
 from spikeops.golden.exp import ExpConfig, exp_table, range_table
 
 from .component import ConfigComponent, ConfigSignature
-from .pipeline import Pipeline
+from .pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages
 
 __all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY"]
 
 #: the uniform method's latency
-EXP_LATENCY = 2
+EXP_LATENCY = 4 + MULTIPLY_STAGES
 #: the range-reduced method's latency
-RANGE_LATENCY = 4
+RANGE_LATENCY = 4 + 2 * MULTIPLY_STAGES
 
 
 def exp_latency(cfg: ExpConfig) -> int:
@@ -82,9 +85,10 @@ def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
     hc = cfg.H_codes
     f, kb, tb = cfg.w_frac, cfg.index_bits, cfg.offset_bits
     below, above = z < -hc, z >= hc
-    zc = Mux(below, -hc, Mux(above, hc, z))
-    s1 = pipe.stage(w=zc * cfg.log2e_code, below=below, above=above)
-    w = s1.w.as_signed()
+    s1 = pipe.stage(zc=Mux(below, -hc, Mux(above, hc, z)), below=below, above=above)
+    pipe.carry(exp_below=s1.below, exp_above=s1.above)
+    w = multiply_stages(pipe, s1.zc, cfg.log2e_code).as_signed()
+    s2 = {"below": pipe.carried.pop("exp_below"), "above": pipe.carried.pop("exp_above")}
     n = w >> f
     shift_width = max(1, (cfg.n_top - cfg.n_bottom).bit_length())
     low = f - kb
@@ -95,13 +99,14 @@ def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
     mant = Array([Const(int(c), unsigned(cfg.mant_frac + 2)) for c in tab.mantissas[:cfg.K]])
     dwidth = max(1, int(tab.diffs.max()).bit_length())
     diff = Array([Const(int(d), unsigned(dwidth)) for d in tab.diffs])
-    s2 = pipe.stage(c=mant[k], d=diff[k], t=t[:tb] if tb else Const(0, 1),
-                    sh=(cfg.n_top - n)[:shift_width], below=s1.below, above=s1.above)
-    s3 = pipe.stage(m=(s2.c + ((s2.d * s2.t) >> tb))[:cfg.mant_frac + 2], sh=s2.sh, below=s2.below,
-                    above=s2.above)
-    y = (s3.m >> s3.sh)[:cfg.out_width]
-    s4 = pipe.stage(e=Mux(s3.below, 0, Mux(s3.above, cfg.one_code, y)))
-    return s4.e
+    s3 = pipe.stage(c=mant[k], d=diff[k], t=t[:tb] if tb else Const(0, 1),
+                    sh=(cfg.n_top - n)[:shift_width], below=s2["below"], above=s2["above"])
+    pipe.carry(exp_c=s3.c, exp_sh=s3.sh, exp_below=s3.below, exp_above=s3.above)
+    p = multiply_stages(pipe, s3.d, s3.t)
+    c = {k: pipe.carried.pop("exp_" + k) for k in ("c", "sh", "below", "above")}
+    s5 = pipe.stage(m=(c["c"] + (p >> tb))[:cfg.mant_frac + 2], sh=c["sh"], below=c["below"], above=c["above"])
+    y = (s5.m >> s5.sh)[:cfg.out_width]
+    return pipe.stage(e=Mux(s5.below, 0, Mux(s5.above, cfg.one_code, y))).e
 
 
 def exp_table_rom(cfg: ExpConfig):
@@ -136,20 +141,26 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
         k, t = (u * mult) >> s, u
     addr = Mux(below, cfg.K + 1, Mux(above, cfg.K, k))
     m.d.comb += [rd.addr.eq(addr), rd.en.eq(pipe.enable)]
-    s1 = pipe.stage(t=t)
+    s1 = pipe.stage(t=t)                       # the table reads its (registered) address
     row = rd.data
+    regs = {"intercept": row.intercept, "slope": row.slope}
+    if not cfg.index_is_bit_slice:
+        regs["start"] = row.start
+    s2 = pipe.stage(t=s1.t, **regs)           # the block RAM's data, registered in the fabric
     if cfg.index_is_bit_slice:
-        offset = s1.t
+        offset = s2.t
     else:
-        offset = (s1.t - row.start)[:cfg.seg_bits + 1]  # garbage only where the slope is 0
-    y = row.intercept + ((row.slope * offset) >> cfg.slope_shift)
-    s2 = pipe.stage(e=y[:cfg.out_width])
-    return s2.e
+        offset = (s2.t - s2.start)[:cfg.seg_bits + 1]  # garbage only where the slope is 0
+    s3 = pipe.stage(offset=offset, slope=s2.slope, intercept=s2.intercept)
+    pipe.carry(exp_intercept=s3.intercept)
+    p = multiply_stages(pipe, s3.slope, s3.offset)
+    return pipe.stage(e=(pipe.carried.pop("exp_intercept") + (p >> cfg.slope_shift))[:cfg.out_width]).e
 
 
 class PWLExp(ConfigComponent):
     """Stream ``e**z``: ``i`` carries ``s<in_width>.<in_frac>`` arguments, ``o`` ``u<out_width>.<out_frac>``
-    results, bit-identical to :func:`spikeops.golden.exp.pwl_exp` (latency 2 + 1 output register, II 1)."""
+    results, bit-identical to :func:`spikeops.golden.exp.pwl_exp` (latency :func:`exp_latency` plus the
+    output queue's 2, II 1)."""
 
     class Signature(ConfigSignature):
         config_type = ExpConfig
@@ -168,14 +179,10 @@ class PWLExp(ConfigComponent):
 
     @property
     def latency(self) -> int:
-        return exp_latency(self.config) + 1
+        return credit_latency(exp_latency(self.config))
 
     def elaborate(self, platform):
         m = Module()
-        en = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(en)
-        pipe = Pipeline(m, en, self.i.valid & en, name="exp")
-        e = exp_stages(pipe, self.i.payload, self.config)
-        out = pipe.stage(e=e)
-        m.d.comb += [self.o.payload.eq(out.e), self.o.valid.eq(out.valid)]
+        pipe = CreditPipeline(m, self.i, self.o, name="exp")
+        pipe.finish(exp_stages(pipe, self.i.payload, self.config))
         return m

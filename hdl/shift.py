@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["bit_length", "barrel_shift", "LeadingOneDetector"]
+__all__ = ["leading_one", "bit_length", "barrel_shift", "right_shift_stages", "SHIFT_STAGES", "LeadingOneDetector"]
+
+
+def leading_one(value):
+    """``(p, nz)`` of an unsigned value: ``nz`` is ``value != 0`` and ``p`` the position of its
+    leading one (``bit_length(value) - 1``; 0 for 0), as a tree of depth ``log2(width)``: each node
+    takes its upper half's position, with a 1 on top, when that half is non-zero, else its lower
+    half's."""
+    value = Value.cast(value)
+    if len(value) <= 1:
+        return Const(0, 1), value.any() if len(value) else Const(0, 1)
+    half = 1 << ((len(value) - 1).bit_length() - 1)      # the lower half: a power of two
+    p_lo, nz_lo = leading_one(value[:half])
+    p_hi, nz_hi = leading_one(value[half:])
+    bits = (half - 1).bit_length()
+    p_lo, p_hi = p_lo[:bits] if bits else Const(0, 0), p_hi[:bits] if bits else Const(0, 0)
+    if len(p_hi) < bits:
+        p_hi = Cat(p_hi, Const(0, bits - len(p_hi)))
+    if len(p_lo) < bits:
+        p_lo = Cat(p_lo, Const(0, bits - len(p_lo)))
+    return Mux(nz_hi, Cat(p_hi, Const(1, 1)), Cat(p_lo, Const(0, 1))), nz_hi | nz_lo
 
 
 def bit_length(m, value, *, name="bl"):
-    """A signal holding ``floor(log2(value)) + 1`` (0 for 0) of an unsigned value: a priority encoder."""
+    """A signal holding ``floor(log2(value)) + 1`` (0 for 0) of an unsigned value: the
+    :func:`leading_one` tree, plus one."""
     width = len(value)
     n = Signal(range(width + 1), name=name)
-    for i in range(width):
-        with m.If(value[i]):
-            m.d.comb += n.eq(i + 1)
+    p, nz = leading_one(value)
+    m.d.comb += n.eq(Mux(nz, p + 1, 0))
     return n
 
 
@@ -40,6 +60,35 @@ def barrel_shift(value, amount, *, lo: int, hi: int, width: int):
     for cond, v in parts:
         out = Mux(cond, v, out)
     return out[:width].as_signed() if value.shape().signed else out[:width]
+
+
+#: pipeline stages of :func:`right_shift_stages`
+SHIFT_STAGES = 2
+
+
+def right_shift_stages(pipe, lanes):
+    """``(value >> amount)[:width]`` for each ``(value, amount, width)`` of ``lanes`` (unsigned
+    values and amounts; shifts past a value's width give 0), side by side in :data:`SHIFT_STAGES`
+    registered stages: the first shifts by the amounts' upper bits, the second by their lower bits,
+    so that each stage holds a multiplexer tree of half the depth.  Returns the shifted values."""
+    firsts, lows, splits = {}, {}, []
+    for n, (value, amount, width) in enumerate(lanes):
+        value, amount = Value.cast(value), Value.cast(amount)
+        split = len(amount) // 2                 # the second stage's amount bits
+        for i in range(len(amount) - 1, split - 1, -1):
+            value = Mux(amount[i], value >> (1 << i), value)
+        firsts[f"v{n}"] = value[:min(len(value), width + (1 << split) - 1)]
+        lows[f"r{n}"] = amount[:split] if split else Const(0, 1)
+        splits.append(split)
+    s = pipe.stage(**firsts, **lows)
+    outs = {}
+    for n, (_, _, width) in enumerate(lanes):
+        value = s[f"v{n}"]
+        for i in range(splits[n] - 1, -1, -1):
+            value = Mux(s[f"r{n}"][i], value >> (1 << i), value)
+        outs[f"v{n}"] = value[:width]
+    s = pipe.stage(**outs)
+    return [s[f"v{n}"] for n in range(len(lanes))]
 
 
 class LeadingOneDetector(wiring.Component):

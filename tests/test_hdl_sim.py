@@ -40,6 +40,20 @@ def test_division_group(arch, theta_bits, rounding):
     assert [int(q) for q in out] == divide(a, b, cfg).tolist()
 
 
+@pytest.mark.parametrize("q_width, theta_bits, shift, rounding", [
+    (1, 3, 0, "nearest"), (2, 2, 1, "floor"), (3, 4, -1, "nearest"), (4, 6, 3, "floor"), (5, 3, 5, "nearest")])
+@pytest.mark.parametrize("arch", ["binary", "thermometer"])
+def test_division_group_every_operand_pair(arch, q_width, theta_bits, shift, rounding):
+    """Every (A, B) of 6- and 5-bit operands: the narrowed binary neurons (``theta_bits + 1``-bit
+    compares below the overflow test) and the staged shift scaling equal golden, overflow, B = 0 and
+    saturation included."""
+    cfg = DivisionConfig(num_width=6, den_width=5, shift=shift, q_width=q_width, theta_bits=theta_bits,
+                         arch=arch, rounding=rounding)
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(64), np.arange(32)))
+    out, _ = run_stream(DivisionNeuronGroup(cfg), list(zip(a, b)), payload=lambda p: {"a": int(p[0]), "b": int(p[1])})
+    assert [int(q) for q in out] == divide(a, b, cfg, realisation="binary").tolist()
+
+
 @pytest.mark.parametrize("arch", ["binary", "thermometer", "temporal"])
 def test_division_group_zero_numerator_with_a_tiny_denominator(arch):
     """0 / B = 0 where every non-zero numerator saturates (stage 1's shift exceeds the current)."""
@@ -313,18 +327,20 @@ def test_signatures_hold_compare_and_print_their_configuration():
     assert sig.members["i"].signature.members["payload"].shape.width == 16
 
 
-def test_leading_one_detector_every_input():
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 8, 10])
+def test_leading_one_detector_every_input(width):
+    """The log-depth leading-one tree, at widths that are and are not powers of two."""
     from spikeops.golden.shift import bit_length
     from spikeops.hdl.shift import LeadingOneDetector
-    dut = LeadingOneDetector(10)
+    dut = LeadingOneDetector(width)
     seen = []
 
     async def bench(ctx):
-        for v in range(1 << 10):
+        for v in range(1 << width):
             ctx.set(dut.value, v)
             seen.append(ctx.get(dut.count))
 
     sim = Simulator(dut)
     sim.add_testbench(bench)
     sim.run()
-    assert seen == bit_length(np.arange(1 << 10)).tolist()
+    assert seen == bit_length(np.arange(1 << width)).tolist()

@@ -1,13 +1,16 @@
 """Sigmoid, SiLU and GELU in hardware (twin of ``golden/ops/sigmoid.py``; same equations).
 
-One element per cycle (II 1).  Pipeline: input register; the sigmoid's argument ``y = p(|x|)``
-(a linear ``p``: ``y = alpha * |x|`` in the next stage; a polynomial (GELU's erf and tanh forms):
-the clamp ``s = min(|x|, x_clamp)``, ``u = s*s >> in_frac``, one Horner stage per further
-coefficient, ``y = h * s``, one register each) and ``z = H - y``; PWL-Exp (2 stages); the Division
-Neuron Group on ``A = (one or e) [* |x|]``, ``B = one + e``; the sign and an output register.
+One element per cycle (II 1), in a :class:`spikeops.hdl.pipeline.CreditPipeline` (no stall
+enable in the datapath; an output queue).  Pipeline: input register; ``|x|`` and the sign; the
+sigmoid's argument ``y = p(|x|)`` (``alpha * |x|`` in a stage of its own when ``alpha != 1``; a
+polynomial (GELU's erf and tanh forms): the clamp ``s = min(|x|, x_clamp)``, ``u = s*s >> in_frac``,
+a product and a sum stage per further coefficient, ``y = h * s``); ``z = H - y``; PWL-Exp; the
+Division Neuron Group's operands ``A = one or e``, ``B = one + e``, then ``A * |x|`` in a stage of
+its own for SiLU and GELU; the division; the sign into the output queue.  Every multiplier sits
+between registers with no logic on its paths.
 
-Latency = 4 + division latency (``1 + q_width`` for ``binary``, 3 for ``thermometer``), plus
-``2 + len(poly)`` for a polynomial argument.
+Latency: ``argument + 3 + exp latency + (1 or 2) + division latency + 2`` (the queue); see
+:meth:`_SigmoidFamily.latency_for`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, S
 
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages
-from ..pipeline import Pipeline
+from ..pipeline import MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_stages
 from ..component import ConfigComponent
 from .base import OperatorSignature
 
@@ -45,7 +48,8 @@ class _SigmoidFamily(ConfigComponent):
     def latency_for(config, n: int | None = None) -> int:
         """Cycles from an accepted input to its output with no stalls (``n`` is not used:
         elementwise)."""
-        return 2 + exp_latency(config.exp) + division_latency(config.division) + 1 + _argument_stages(config)
+        return credit_latency(_argument_stages(config) + 3 + exp_latency(config.exp)
+                              + _numerator_stages(config) + division_latency(config.division))
 
     @property
     def latency(self) -> int:
@@ -57,52 +61,56 @@ class _SigmoidFamily(ConfigComponent):
         m = Module()
         cfg = self.config
         ecfg = cfg.exp
-        en = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(en)
-        pipe = Pipeline(m, en, self.i.valid & en, name=cfg.kind)
+        pipe = CreditPipeline(m, self.i, self.o, name=cfg.kind)
         s0 = pipe.stage(x=self.i.payload)
-        ax = abs(s0.x)
-        if _argument_stages(cfg) == 0:
-            y = ax * cfg.alpha_code if cfg.alpha_code != 1 else ax
-            s1 = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed(), ax=ax, neg=s0.x < 0)
-        else:
-            pipe.carry(ax=ax, neg=s0.x < 0)
-            y = _argument(pipe, ax, cfg)
-            s1 = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed(),
-                            ax=pipe.carried["ax"], neg=pipe.carried["neg"])
+        s1 = pipe.stage(ax=abs(s0.x), neg=s0.x < 0)
         pipe.carry(ax=s1.ax, neg=s1.neg)
-        e = exp_stages(pipe, s1.z, ecfg)
+        y = _argument(pipe, s1.ax, cfg)
+        z = pipe.stage(z=(ecfg.H_codes - y).as_signed()[:ecfg.in_width].as_signed()).z
+        e = exp_stages(pipe, z, ecfg)
         one = ecfg.one_code
-        ax, neg = pipe.carried["ax"], pipe.carried["neg"]
-        num = Mux(neg, e, one)
+        st = pipe.stage(a=Mux(pipe.carried["neg"], e, one), den=one + e)
+        a = st.a
         if cfg.numerator_power:
-            num = num * ax
-        q = division_stages(pipe, num, one + e, cfg.division)
-        neg = pipe.carried["neg"]
-        result = q if cfg.numerator_power == 0 else Mux(neg, -q, q)
-        out = pipe.stage(y=result)
-        m.d.comb += [self.o.payload.eq(out.y), self.o.valid.eq(out.valid)]
+            pipe.carry(den=st.den)
+            a = multiply_stages(pipe, a, pipe.carried["ax"])
+        q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division)
+        result = q if cfg.numerator_power == 0 else Mux(pipe.carried["neg"], -q, q)
+        pipe.finish(result)
         return m
 
 
+def _numerator_stages(cfg) -> int:
+    """Stages of the division's operands: ``num`` and ``den``, then ``num * |x|`` for SiLU and GELU."""
+    return 1 + (MULTIPLY_STAGES if cfg.numerator_power else 0)
+
+
 def _argument_stages(cfg) -> int:
-    """Pipeline stages the polynomial argument adds (0 for a linear ``p``)."""
-    return 0 if len(cfg.poly_codes) == 1 else 2 + len(cfg.poly_codes)
+    """Pipeline stages of the sigmoid's argument ``y = p(|x|)`` before ``z = H - y``: none for
+    ``p(x) = x``, one multiplier stage for ``alpha * x``, and for a polynomial the clamp, ``s * s``,
+    a product (:data:`MULTIPLY_STAGES`) and a sum per further coefficient and the product ``h * s``."""
+    if len(cfg.poly_codes) > 1:
+        return 1 + MULTIPLY_STAGES + (MULTIPLY_STAGES + 1) * (len(cfg.poly_codes) - 1) + MULTIPLY_STAGES
+    return 0 if cfg.alpha_code == 1 else MULTIPLY_STAGES
 
 
 def _argument(pipe, ax, cfg):
-    """``y = p(min(|x|, x_clamp))`` by Horner's rule, one register per step (golden: ``argument``)."""
+    """``y = p(min(|x|, x_clamp))`` (golden: ``argument``): ``alpha * |x|`` for a linear ``p``, else
+    Horner's rule; every multiplier sits between registers."""
+    if len(cfg.poly_codes) == 1:
+        return ax if cfg.alpha_code == 1 else multiply_stages(pipe, ax, cfg.alpha_code)
     codes, f = cfg.poly_codes, cfg.in_frac
     xc = cfg.x_clamp
     st = pipe.stage(s=Mux(ax > xc, xc, ax)[:xc.bit_length()])
     pipe.carry(s=st.s)
-    st = pipe.stage(u=(st.s * st.s) >> f)
-    pipe.carry(u=st.u)
+    pipe.carry(u=multiply_stages(pipe, st.s, st.s) >> f)
     h = Const(codes[-1], signed(max(2, codes[-1].bit_length() + 1)))
     for c in reversed(codes[:-1]):
-        st = pipe.stage(h=c + ((h * pipe.carried["u"]) >> f))
-        h = st.h
-    return pipe.stage(y=h * pipe.carried["s"]).y
+        p = multiply_stages(pipe, h, pipe.carried["u"])
+        h = pipe.stage(h=c + (p >> f)).h
+    y = multiply_stages(pipe, h, pipe.carried["s"])
+    del pipe.carried["s"], pipe.carried["u"]
+    return y
 
 
 class Sigmoid(_SigmoidFamily):
