@@ -9,7 +9,8 @@ q_width + theta_bits``.
 The population, in one of three realisations:
 
 * ``binary``: ``q_width`` pipeline stages, stage ``j`` one LIF neuron with threshold ``theta * 2**j``
-  that subtracts it when it fires, comparing ``theta_bits + 1`` bits (latency ``5 + q_width``, II 1);
+  that subtracts it when it fires, comparing ``theta_bits + 1`` bits, two neurons per pipeline stage
+  (latency ``5 + ceil(q_width / 2)``, II 1);
 * ``thermometer``: ``2**q_width - 1`` comparators ``I >= i * theta`` in one stage, then a population
   count (latency 7, II 1);
 * ``temporal``: one integrate-and-fire neuron stepped once per cycle until it stops firing
@@ -65,10 +66,14 @@ def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
 SCALING_STAGES = 3 + SHIFT_STAGES
 
 
+#: binary neurons per pipeline stage: each passes its membrane to the next within the cycle
+NEURONS_PER_STAGE = 2
+
+
 def division_latency(cfg: DivisionConfig) -> int:
     """Pipeline latency in cycles of the II=1 realisations (not defined for ``temporal``)."""
     if cfg.arch == "binary":
-        return SCALING_STAGES + cfg.q_width
+        return SCALING_STAGES + -(-cfg.q_width // NEURONS_PER_STAGE)
     if cfg.arch == "thermometer":
         return SCALING_STAGES + 2
     raise ValueError(f"division: arch={cfg.arch!r} has a data-dependent latency")
@@ -96,7 +101,8 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     ``I >= theta << q_width`` (the top neuron would fire twice: every neuron fires, as in golden, so
     ``q = q_max``).
 
-    ``binary``: stage ``j`` (``j = q_width-1 .. 0``) is the neuron with threshold ``theta << j``.
+    ``binary``: neuron ``j`` (``j = q_width-1 .. 0``) has threshold ``theta << j``;
+    :data:`NEURONS_PER_STAGE` of them share a pipeline stage, each passing its membrane on.
     Below the overflow its membrane stays under ``theta << (j+1)``, so the neuron compares only the
     membrane's bits from ``j`` up, ``theta_bits + 1`` of them, with ``theta``, and the bits below
     ``j`` ride along untouched until their stage (a restoring divider written as neurons).
@@ -127,12 +133,13 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     if cfg.arch == "binary":
         r, low, theta_r, q = s.v[qw - 1:], s.v[:qw - 1], s.theta, 0
         sat = s.sat | (r >= (theta_r << 1))  # overflow; also theta == 0 (B == 0): every neuron fires
-        for j in range(qw - 1, -1, -1):
-            r_next, spike = lif_update(r, 0, theta_r, reset="subtract")  # theta << j, on bits j and up
-            regs = {"r": r_next[:t]} if j == 0 else {"r": Cat(low[j - 1], r_next[:t])}
-            if j > 1:
-                regs["low"] = low[:j - 1]
-            s = pipe.stage(theta=theta_r, sat=sat, q=q | (spike << j), **regs)
+        for top in range(qw - 1, -1, -NEURONS_PER_STAGE):
+            for j in range(top, max(top - NEURONS_PER_STAGE, -1), -1):
+                r_next, spike = lif_update(r, 0, theta_r, reset="subtract")  # theta << j, on bits j and up
+                q = q | (spike << j)
+                r = r_next[:t] if j == 0 else Cat(low[j - 1], r_next[:t])
+            regs = {"low": low[:j - 1]} if j > 1 else {}
+            s = pipe.stage(r=r, theta=theta_r, sat=sat, q=q, **regs)
             r, theta_r, sat, q = s.r, s.theta, s.sat, s.q
             low = s["low"] if j > 1 else None
         return Mux(sat, cfg.q_max, q)
@@ -182,7 +189,7 @@ class DivisionNeuronGroup(ConfigComponent):
         cfg = self.config
         if cfg.arch == "temporal":
             return self._elaborate_temporal(m, cfg)
-        pipe = CreditPipeline(m, self.i, self.o, name="div")
+        pipe = CreditPipeline(m, self.o, i=self.i, name="div")
         pipe.finish(division_stages(pipe, self.i.payload.a, self.i.payload.b, cfg))
         return m
 

@@ -183,6 +183,6 @@ class PWLExp(ConfigComponent):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = CreditPipeline(m, self.i, self.o, name="exp")
+        pipe = CreditPipeline(m, self.o, i=self.i, name="exp")
         pipe.finish(exp_stages(pipe, self.i.payload, self.config))
         return m

@@ -9,20 +9,21 @@ to every register of the datapath, which is what limits the clock of a wide pipe
 
 :class:`CreditPipeline` never stalls its datapath (enable = 1) and puts an output queue after it:
 
-    accepted in cycle a  ->  stage p holds it in cycle a + p  ->  queue  ->  ``o`` in cycle a + P + 2
+    accepted in cycle a  ->  stage p holds it in cycle a + p  ->  ``o`` in cycle a + P + 1
     i.ready = (held < capacity)          held: elements accepted and not yet taken from ``o``
 
 ``held`` is a register, so neither ``i.ready`` nor ``o.valid`` depends combinationally on
-``o.ready``, and ``o.ready`` reaches only the queue's read side and the output register.  The queue
-(``P + 2`` entries of distributed RAM with an asynchronous read, then the output register) can take
-every element the datapath holds, so a stalled sink loses nothing; with the sink always ready the
-pipeline accepts an element every cycle.  A reset clears every valid bit, the queue and ``held``,
+``o.ready``, and ``o.ready`` reaches only the queue's read side and the output register.  An element goes from the
+last stage straight into the output register when the queue is empty; otherwise into the queue
+(``P + 1`` entries of distributed RAM with an asynchronous read), which can take every element the
+datapath holds, so a stalled sink loses nothing; with the sink always ready the pipeline accepts an
+element every cycle.  A reset clears every valid bit, the queue and ``held``,
 so no stale element survives it.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Signal, Value, unsigned
+from amaranth.hdl import Const, Mux, Signal, Value, unsigned
 from amaranth.lib import memory
 
 __all__ = ["Pipeline", "Stage", "CreditPipeline", "credit_latency", "multiply_stages", "MULTIPLY_STAGES",
@@ -85,22 +86,31 @@ class Pipeline:
 
 
 def credit_latency(stages: int) -> int:
-    """Latency of a :class:`CreditPipeline` with ``stages`` datapath stages: the queue write and the
-    output register add two cycles."""
-    return stages + 2
+    """Latency of a :class:`CreditPipeline` with ``stages`` datapath stages: the output register
+    adds a cycle (an element passes the queue by when it is empty, as it is while the sink keeps
+    up)."""
+    return stages + 1
 
 
 class CreditPipeline(Pipeline):
-    """A :class:`Pipeline` that never stalls, between an input stream ``i`` and an output stream
-    ``o`` (module docstring): build the stages with :meth:`stage`, then :meth:`finish` with the
-    payload of the last one.
+    """A :class:`Pipeline` that never stalls, in front of an output stream ``o`` (module docstring):
+    build the stages with :meth:`stage`, then :meth:`finish` with the payload of the last one.
 
-    ``i.ready`` and the first stage's valid bit are driven here; ``o`` by :meth:`finish`.
+    The input is a stream ``i`` (``i.ready`` is driven here) or a ``valid`` signal from a source
+    that only asserts it while :attr:`room` is high (a pass over a row buffer, whose ``advance`` is
+    ``room``).  ``room``: an element may enter this cycle (``held < capacity``, from registers only).
     """
 
-    def __init__(self, m, i, o, *, name: str = "p"):
+    def __init__(self, m, o, *, i=None, valid=None, name: str = "p"):
+        if (i is None) == (valid is None):
+            raise TypeError("CreditPipeline: give exactly one of i (a stream) and valid (a signal)")
         self.i, self.o = i, o
-        super().__init__(m, Const(1), i.valid & i.ready, name=name)
+        self.room = Signal(name=f"{name}_room")
+        if i is not None:
+            m.d.comb += i.ready.eq(self.room)
+            valid = i.valid & self.room
+        super().__init__(m, Const(1), valid, name=name)
+        self._accept = valid
 
     @property
     def output_latency(self) -> int:
@@ -113,8 +123,10 @@ class CreditPipeline(Pipeline):
         return self.output_latency + 1
 
     def finish(self, payload):
-        """Queue the last stage's ``payload`` (aligned with ``self.valid``) and drive ``o``."""
-        m, i, o = self.m, self.i, self.o
+        """Queue the last stage's ``payload`` (aligned with ``self.valid``) and drive ``o``: straight
+        into the output register when the queue is empty and the register free, else through the
+        queue, so order is kept."""
+        m, o = self.m, self.o
         payload = Value.cast(payload)
         entries = self.output_latency            # held <= capacity leaves at most this many queued
         depth = 1 << max(1, (entries - 1).bit_length())
@@ -127,16 +139,18 @@ class CreditPipeline(Pipeline):
         consume = Signal(range(depth), name=f"{self.name}_consume")
         queued = Signal(range(depth + 1), name=f"{self.name}_queued")
         load = ~o.valid | o.ready
-        read = (queued != 0) & load
-        m.d.comb += [wr.addr.eq(produce), wr.data.eq(payload), wr.en.eq(self.valid), rd.addr.eq(consume)]
-        m.d.sync += [produce.eq(produce + self.valid), consume.eq(consume + read),
-                     queued.eq(queued + self.valid - read)]
+        empty = queued == 0
+        bypass = load & empty
+        read = load & ~empty
+        write = self.valid & ~bypass
+        m.d.comb += [wr.addr.eq(produce), wr.data.eq(payload), wr.en.eq(write), rd.addr.eq(consume)]
+        m.d.sync += [produce.eq(produce + write), consume.eq(consume + read),
+                     queued.eq(queued + write - read)]
         with m.If(load):
-            m.d.sync += [o.valid.eq(queued != 0), o.payload.eq(rd.data)]
+            m.d.sync += [o.valid.eq(~empty | self.valid), o.payload.eq(Mux(empty, payload, rd.data))]
         held = Signal(range(self.capacity + 1), name=f"{self.name}_held")
-        accept, take = i.valid & i.ready, o.valid & o.ready
-        m.d.sync += held.eq(held + accept - take)
-        m.d.comb += i.ready.eq(held < self.capacity)
+        m.d.sync += held.eq(held + self._accept - (o.valid & o.ready))
+        m.d.comb += self.room.eq(held < self.capacity)
         return o
 
 
@@ -146,17 +160,27 @@ MULTIPLY_STAGES = 2
 DSP_WIDTH = 17
 
 
+def _slices(v):
+    """``(offset, slice)`` pieces of ``v`` that one multiplier block takes: ``DSP_WIDTH``-bit unsigned
+    slices, the top one signed when ``v`` is (a signed value of up to 18 bits is one piece)."""
+    if len(v) <= DSP_WIDTH + v.shape().signed:
+        return [(0, v)]
+    pieces = [(lo, v[lo:lo + DSP_WIDTH]) for lo in range(0, len(v), DSP_WIDTH)]
+    if v.shape().signed:
+        lo = pieces[-1][0]
+        pieces[-1] = (lo, v[lo:].as_signed())
+    return pieces
+
+
 def multiply_stages(pipe: Pipeline, a, b):
-    """``a * b`` in :data:`MULTIPLY_STAGES` registered stages, each product of at most
-    ``DSP_WIDTH``-bit unsigned operands with nothing between it and its registers: stage 1 the
-    partial products of the wider operand's ``DSP_WIDTH``-bit slices with the other, stage 2 their
-    sum (one carry chain).  Signed or narrow operands take one product in stage 1."""
+    """``a * b`` in :data:`MULTIPLY_STAGES` registered stages, each product of operands that one
+    multiplier block takes (18-bit signed) with nothing between it and its registers: stage 1 the
+    partial products of the operands' slices (:func:`_slices`), stage 2 their sum (one adder tree)."""
     a, b = Value.cast(a), Value.cast(b)
-    if len(b) > len(a):
-        a, b = b, a
-    if a.shape().signed or b.shape().signed or len(a) <= DSP_WIDTH or len(b) > DSP_WIDTH:
-        return pipe.stage(p=pipe.stage(p=a * b).p).p
-    parts = {f"p{n}": a[lo:lo + DSP_WIDTH] * b for n, lo in enumerate(range(0, len(a), DSP_WIDTH))}
-    s = pipe.stage(**parts)
-    total = sum(s[f"p{n}"] << (n * DSP_WIDTH) for n in range(len(parts)))
-    return pipe.stage(p=total[:len(a) + len(b)]).p
+    parts = {f"p{i}_{j}": (la + lb, xa * xb) for i, (la, xa) in enumerate(_slices(a))
+             for j, (lb, xb) in enumerate(_slices(b))}
+    s = pipe.stage(**{k: v for k, (_, v) in parts.items()})
+    total = sum(s[k] << shift for k, (shift, _) in parts.items())
+    width = len(a) + len(b)
+    signed = a.shape().signed or b.shape().signed
+    return pipe.stage(p=total[:width].as_signed() if signed else total[:width]).p

@@ -35,7 +35,7 @@ from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConf
 
 from ..division import division_latency, division_stages
 from ..norm import PolarNorm, SqrtNode, node_layout, node_of, tree_latency
-from ..pipeline import Pipeline
+from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
 from ..component import ConfigComponent
@@ -101,15 +101,23 @@ class _Norm(ConfigComponent):
         (CORDIC: the leaf pipeline, the tree's bound :func:`spikeops.hdl.norm.tree_latency`, then
         the read-out register, the root queue and the due count; exact: the sums and the queue of
         ``Q`` to the square-root unit, one row after another, each :meth:`SqrtNode.latency` long,
-        then the same three), then ``to_output`` more to its first output (the take, the buffer
-        read, ``A = |v| |gamma|``, the division pipeline, the output register)."""
+        then the same three), then ``to_output`` more to its first output (the take, the operand
+        stages (:meth:`operand_stages`), the division pipeline, the sign, the output queue)."""
         ncfg = config.norm
-        to_output = 2 + 2 + division_latency(config.division) + 1
+        to_output = 2 + cls.operand_stages(config) + credit_latency(division_latency(config.division) + 1)
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
             return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + 3, to_output=to_output,
                               unit_start=cls.EXACT_SUMS + 2, unit_period=sq)
         return FixedDelay(to_send=cls.leaf_stages(config) + tree_latency(ncfg) + 3, to_output=to_output)
+
+    @staticmethod
+    def operand_stages(config) -> int:
+        """Send-pass stages before the division: the buffer read, its data registered, for
+        LayerNorm ``d x`` (a product) and ``v = d x - S``, then ``|v|``, ``|gamma|`` and the product
+        ``|v| |gamma|``."""
+        centred = 1 + MULTIPLY_STAGES if config.centred else 0
+        return 2 + centred + 1 + MULTIPLY_STAGES
 
     @classmethod
     def latency_for(cls, config, n: int | None = None) -> int:
@@ -192,10 +200,12 @@ class _Norm(ConfigComponent):
         m.d.sync += ro_valid.eq(root_valid)
         m.d.comb += [rootq.w_data.eq(ro.as_value()), rootq.w_en.eq(ro_valid)]
 
-        # -- send ------------------------------------------------------------------------------
-        en3 = ~self.o.valid | self.o.ready
-        send = RingPass(m, xbuf, 0, rowq, row_layout, advance=en3, allow=rootq.r_rdy & (due_rows != 0), name="s")
-        m.d.comb += rootq.r_en.eq(send.take)
+        # -- send (reads while the output queue has room; the datapath never stalls) -------------
+        issue = Signal()
+        p3 = CreditPipeline(m, self.o, valid=issue, name="y")
+        send = RingPass(m, xbuf, 0, rowq, row_layout, advance=p3.room,
+                        allow=rootq.r_rdy & (due_rows != 0), name="s")
+        m.d.comb += [issue.eq(send.issue), rootq.r_en.eq(send.take)]
         m.d.sync += [used.eq(used + accept - send.issue),
                      due_rows.eq(due_rows + line[-1] - send.take)]
         row_root = Signal(root_layout)
@@ -204,29 +214,33 @@ class _Norm(ConfigComponent):
         k = Signal(range(d))
         with m.If(send.issue):
             m.d.sync += k.eq(Mux(send.last, 0, k + 1))
-        gbuf.read(m, k, en3)
+        gbuf.read(m, k, p3.room)
         if centred:
-            bbuf.read(m, k, en3)
+            bbuf.read(m, k, p3.room)
 
-        p3 = Pipeline(m, en3, send.issue, name="y")
         p3.carry(last=send.last, total=send.row.total, rms=row_root.rms, b_exp=row_root.b_exp)
         p3.stage()                                  # buffer and weight data appear with this stage
-        xv = xbuf.data
-        v = ((xv * d) - p3.carried.pop("total"))[:cfg.v_width + 1].as_signed() if centred else xv
-        g = gbuf.data
         extra = {"beta": bbuf.data} if centred else {}
-        s1 = p3.stage(a=abs(v) * abs(g), neg=(v < 0) ^ (g < 0), **extra)
-        p3.carry(neg=s1.neg, **({"beta": s1.beta} if centred else {}))
-        q = division_stages(p3, s1.a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
+        s = p3.stage(x=xbuf.data, g=gbuf.data, **extra)  # the block RAMs' data, registered
+        p3.carry(g=s.g, **({"beta": s.beta} if centred else {}))
+        v = s.x
+        if centred:
+            xd = multiply_stages(p3, s.x, d)
+            v = p3.stage(v=(xd - p3.carried.pop("total"))[:cfg.v_width + 1].as_signed()).v
+        else:
+            p3.carried.pop("total")
+        g = p3.carried.pop("g")
+        s = p3.stage(av=abs(v), ag=abs(g), neg=(v < 0) ^ (g < 0))
+        p3.carry(neg=s.neg)
+        a = multiply_stages(p3, s.av, s.ag)
+        q = division_stages(p3, a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
                             b_exp_range=self.b_exp_range(cfg))
-        y = Mux(p3.carried["neg"], -q, q)
+        y = p3.stage(y=Mux(p3.carried["neg"], -q, q)).y
         fmt = cfg.out_format
         if centred:
             yb = y + p3.carried["beta"]
             y = Mux(yb > fmt.max_code, fmt.max_code, Mux(yb < fmt.min_code, fmt.min_code, yb))
-        out = p3.stage(y=y, last=p3.carried["last"])
-        m.d.comb += [self.o.valid.eq(out.valid), self.o.payload.data.eq(out.y),
-                     self.o.payload.last.eq(out.last)]
+        p3.finish(Cat(y[:fmt.width], p3.carried["last"]))
         return m
 
     def _norm(self, m, cfg, accept, row_end, x, j, total, feed_ok):

@@ -61,7 +61,7 @@ class _SigmoidFamily(ConfigComponent):
         m = Module()
         cfg = self.config
         ecfg = cfg.exp
-        pipe = CreditPipeline(m, self.i, self.o, name=cfg.kind)
+        pipe = CreditPipeline(m, self.o, i=self.i, name=cfg.kind)
         s0 = pipe.stage(x=self.i.payload)
         s1 = pipe.stage(ax=abs(s0.x), neg=s0.x < 0)
         pipe.carry(ax=s1.ax, neg=s1.neg)

@@ -15,8 +15,9 @@ lengths flows at one element per cycle once the buffer holds the lag between rec
    at the row's end queue ``(n, m, S)`` for pass 3 (this pass never stalls);
 3. send: read the row a third time, ``e_i`` again (a second PWL-Exp datapath reading the same table
    through its second port, so no buffer of ``e`` is needed) and ``q_i = Division(e_i, S)`` through
-   the II=1 division pipeline, under the output's backpressure; each element read frees its ring
-   entry.
+   the II=1 division pipeline, which never stalls: the pass reads while the output queue of its
+   :class:`spikeops.hdl.pipeline.CreditPipeline` has room, so the sink's ``ready`` reaches only
+   that queue; each element read frees its ring entry.
 
 The receive side accepts while the ring has a free entry and the row queue has room.  Row timing
 (sink always ready, :class:`spikeops.hdl.timing.ThreePasses`): ``Softmax.timing(config)`` gives the
@@ -26,7 +27,7 @@ after its last input.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
@@ -35,7 +36,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 from ..component import ConfigComponent
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages, exp_table_rom
-from ..pipeline import Pipeline
+from ..pipeline import CreditPipeline, Pipeline, credit_latency
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import ThreePasses
 from .base import OperatorSignature
@@ -80,10 +81,10 @@ class Softmax(ConfigComponent):
         """The row timing model (:class:`spikeops.hdl.timing.ThreePasses`) of this realisation:
         the row queue's two cycles to the reduce pass; the reduce pipeline (buffer read, argument,
         PWL-Exp) and the result queue's two cycles to the send pass; then the send pipeline (buffer
-        read, argument, PWL-Exp, division, output register) after the first read."""
+        read, argument, PWL-Exp, division, output queue) after the first read."""
         lat = exp_latency(config.exp)
         return ThreePasses(to_reduce=2, to_send=2 + lat + 2,
-                           to_output=1 + 2 + lat + division_latency(config.division) + 1,
+                           to_output=1 + 2 + lat + credit_latency(division_latency(config.division)),
                            queue=cls.queue_rows(config))
 
     @classmethod
@@ -157,17 +158,16 @@ class Softmax(ConfigComponent):
         m.d.comb += [done.n.eq(p2.carried["n"]), done.mx.eq(p2.carried["mx"]), done.total.eq(total),
                      sumq.w_data.eq(done.as_value()), sumq.w_en.eq(p2.valid & p2.carried["last"])]
 
-        # -- pass 3: send (under the output's backpressure) ------------------------------------
-        en3 = ~self.o.valid | self.o.ready
-        send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=en3, name="s")
+        # -- pass 3: send (reads while the output queue has room; the datapath never stalls) -----
+        issue = Signal()
+        p3 = CreditPipeline(m, self.o, valid=issue, name="q")
+        send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=p3.room, name="s")
+        m.d.comb += issue.eq(send.issue)
         m.d.sync += [used.eq(used + accept - send.issue), ahead.eq(ahead + red.take - send.take)]
 
-        p3 = Pipeline(m, en3, send.issue, name="q")
         p3.carry(last=send.last, mx=send.row.mx, total=send.row.total)
         p3.stage()
         e3 = _exp_of(p3, xbuf.port_data(1), p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
         q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division)  # S enters stage 1 only
-        out = p3.stage(q=Mux(p3.carried["masked"], 0, q), last=p3.carried["last"])
-        m.d.comb += [self.o.valid.eq(out.valid), self.o.payload.data.eq(out.q),
-                     self.o.payload.last.eq(out.last)]
+        p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
         return m
