@@ -9,8 +9,8 @@ q_width + theta_bits``.
 The population, in one of three realisations:
 
 * ``binary``: ``q_width`` pipeline stages, stage ``j`` one LIF neuron with threshold ``theta * 2**j``
-  that subtracts it when it fires, comparing ``theta_bits + 1`` bits, two neurons per pipeline stage
-  (latency ``5 + ceil(q_width / 2)``, II 1);
+  that subtracts it when it fires, comparing ``theta_bits + 1`` bits, one or more neurons per
+  pipeline stage (latency ``5 + ceil(q_width / neurons_per_stage)``, II 1);
 * ``thermometer``: ``2**q_width - 1`` comparators ``I >= i * theta`` in one stage, then a population
   count (latency 7, II 1);
 * ``temporal``: one integrate-and-fire neuron stepped once per cycle until it stops firing
@@ -66,14 +66,11 @@ def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
 SCALING_STAGES = 3 + SHIFT_STAGES
 
 
-#: binary neurons per pipeline stage: each passes its membrane to the next within the cycle
-NEURONS_PER_STAGE = 2
-
-
-def division_latency(cfg: DivisionConfig) -> int:
-    """Pipeline latency in cycles of the II=1 realisations (not defined for ``temporal``)."""
+def division_latency(cfg: DivisionConfig, neurons_per_stage: int = 1) -> int:
+    """Pipeline latency in cycles of the II=1 realisations (not defined for ``temporal``);
+    ``neurons_per_stage``: binary neurons sharing a pipeline stage (:func:`division_stages`)."""
     if cfg.arch == "binary":
-        return SCALING_STAGES + -(-cfg.q_width // NEURONS_PER_STAGE)
+        return SCALING_STAGES + -(-cfg.q_width // neurons_per_stage)
     if cfg.arch == "thermometer":
         return SCALING_STAGES + 2
     raise ValueError(f"division: arch={cfg.arch!r} has a data-dependent latency")
@@ -87,7 +84,8 @@ def check_pipelined(cfg: DivisionConfig, owner: str = "division", name: str = "a
                          "allowed: 'binary', 'thermometer'")
 
 
-def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp_range=(0, 0)):
+def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp_range=(0, 0),
+                    neurons_per_stage: int = 1):
     """Add the II=1 Division Neuron Group to ``pipe``; return ``q`` (aligned with ``pipe.valid``).
     ``b_exp`` is B's power-of-two exponent, known to lie in ``b_exp_range``.
 
@@ -102,7 +100,8 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     ``q = q_max``).
 
     ``binary``: neuron ``j`` (``j = q_width-1 .. 0``) has threshold ``theta << j``;
-    :data:`NEURONS_PER_STAGE` of them share a pipeline stage, each passing its membrane on.
+    ``neurons_per_stage`` of them share a pipeline stage, each passing its membrane on within the
+    cycle (2 halves the stages for a chain of two carry chains per stage: a latency for a clock).
     Below the overflow its membrane stays under ``theta << (j+1)``, so the neuron compares only the
     membrane's bits from ``j`` up, ``theta_bits + 1`` of them, with ``theta``, and the bits below
     ``j`` ride along untouched until their stage (a restoring divider written as neurons).
@@ -133,8 +132,8 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     if cfg.arch == "binary":
         r, low, theta_r, q = s.v[qw - 1:], s.v[:qw - 1], s.theta, 0
         sat = s.sat | (r >= (theta_r << 1))  # overflow; also theta == 0 (B == 0): every neuron fires
-        for top in range(qw - 1, -1, -NEURONS_PER_STAGE):
-            for j in range(top, max(top - NEURONS_PER_STAGE, -1), -1):
+        for top in range(qw - 1, -1, -neurons_per_stage):
+            for j in range(top, max(top - neurons_per_stage, -1), -1):
                 r_next, spike = lif_update(r, 0, theta_r, reset="subtract")  # theta << j, on bits j and up
                 q = q | (spike << j)
                 r = r_next[:t] if j == 0 else Cat(low[j - 1], r_next[:t])

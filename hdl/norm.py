@@ -124,22 +124,33 @@ class PolarNorm(ConfigComponent):
         valid, lvl = Signal(name="align_valid"), Signal(lvl_shape, name="align_lvl")
         m.d.sync += [a.eq(aligned(iss_a)), b.eq(aligned(iss_b)), e_big.eq(big),
                      zero_pair.eq((iss_a.m == 0) & (iss_b.m == 0)), valid.eq(issue), lvl.eq(iss_lvl)]
+        # normalise the result to w bits (a has w+g, w+g+1 or w+g+2 bits unless both inputs were
+        # 0) in the last vectoring stage, so the result leaves the unit from a register
+        def normalised(a, e, zero):
+            au = a.as_unsigned()
+            t = Mux(au[w + g + 1], g + 2, Mux(au[w + g], g + 1, g))
+            return Mux(zero, 0, (au >> t)[:w]), Mux(zero, cfg.zero_exp, e - g + t)
+
+        res = Signal(layout)
         for k in range(n_it):
-            a_r, b_r = Signal(signed(dw), name=f"cordic{k}_a"), Signal(signed(dw), name=f"cordic{k}_b")
             e_r, z_r = Signal(signed(cfg.exp_width), name=f"cordic{k}_e"), Signal(name=f"cordic{k}_zero")
             v_r, l_r = Signal(name=f"cordic{k}_valid"), Signal(lvl_shape, name=f"cordic{k}_lvl")
             s = b >= 0
             da, db = b >> k, a >> k
-            m.d.sync += [a_r.eq(Mux(s, a + da, a - da)), b_r.eq(Mux(s, b - db, b + db)),
-                         e_r.eq(e_big), z_r.eq(zero_pair), v_r.eq(valid), l_r.eq(lvl)]
-            a, b, e_big, zero_pair, valid, lvl = a_r, b_r, e_r, z_r, v_r, l_r
-
-        # normalise the result to w bits: a has w+g, w+g+1 or w+g+2 bits unless both inputs were 0
-        res = Signal(layout)
-        au = a.as_unsigned()
-        t = Mux(au[w + g + 1], g + 2, Mux(au[w + g], g + 1, g))
-        m.d.comb += [res.m.eq(Mux(zero_pair, 0, (au >> t)[:w])),
-                     res.e.eq(Mux(zero_pair, cfg.zero_exp, e_big - g + t))]
+            a_next, b_next = Mux(s, a + da, a - da), Mux(s, b - db, b + db)
+            m.d.sync += [v_r.eq(valid), l_r.eq(lvl)]
+            if k == n_it - 1:
+                rm, re = normalised(a_next[:dw].as_signed(), e_big, zero_pair)
+                m.d.sync += [res.m.eq(rm), res.e.eq(re)]
+                a, b = None, None
+            else:
+                a_r, b_r = Signal(signed(dw), name=f"cordic{k}_a"), Signal(signed(dw), name=f"cordic{k}_b")
+                m.d.sync += [a_r.eq(a_next), b_r.eq(b_next), e_r.eq(e_big), z_r.eq(zero_pair)]
+                a, b, e_big, zero_pair = a_r, b_r, e_r, z_r
+            valid, lvl = v_r, l_r
+        if n_it == 0:
+            rm, re = normalised(a, e_big, zero_pair)
+            m.d.comb += [res.m.eq(rm), res.e.eq(re)]
         res_valid, res_lvl = valid, lvl
 
         # the root

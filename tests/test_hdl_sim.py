@@ -6,6 +6,7 @@ Random idle cycles on the input and backpressure on the output throughout; equal
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from spikeops.golden.division import DivisionConfig, divide
@@ -16,9 +17,10 @@ from spikeops.golden.norm import NormConfig, cordic_root, node_of, sqrt_node, su
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
 from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
-from spikeops.hdl.division import DivisionNeuronGroup
+from spikeops.hdl.division import DivisionNeuronGroup, division_stages
 from spikeops.hdl.exp import PWLExp, index_multiplier
 from spikeops.hdl.neurons import LIFPopulation
+from spikeops.hdl.pipeline import CreditPipeline
 from spikeops.hdl.norm import PolarNorm, SqrtNode, tree_latency
 from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
 from spikeops.hdl.ops.sigmoid import GELU, Sigmoid, SiLU
@@ -40,17 +42,28 @@ def test_division_group(arch, theta_bits, rounding):
     assert [int(q) for q in out] == divide(a, b, cfg).tolist()
 
 
+class _TwoNeuronsPerStage(DivisionNeuronGroup):
+    """The group with two binary neurons per pipeline stage (as the norms build it)."""
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = CreditPipeline(m, self.o, i=self.i, name="div")
+        pipe.finish(division_stages(pipe, self.i.payload.a, self.i.payload.b, self.config, neurons_per_stage=2))
+        return m
+
+
 @pytest.mark.parametrize("q_width, theta_bits, shift, rounding", [
     (1, 3, 0, "nearest"), (2, 2, 1, "floor"), (3, 4, -1, "nearest"), (4, 6, 3, "floor"), (5, 3, 5, "nearest")])
-@pytest.mark.parametrize("arch", ["binary", "thermometer"])
+@pytest.mark.parametrize("arch", ["binary", "binary-2", "thermometer"])
 def test_division_group_every_operand_pair(arch, q_width, theta_bits, shift, rounding):
     """Every (A, B) of 6- and 5-bit operands: the narrowed binary neurons (``theta_bits + 1``-bit
     compares below the overflow test) and the staged shift scaling equal golden, overflow, B = 0 and
     saturation included."""
     cfg = DivisionConfig(num_width=6, den_width=5, shift=shift, q_width=q_width, theta_bits=theta_bits,
-                         arch=arch, rounding=rounding)
+                         arch=arch.split("-")[0], rounding=rounding)
     a, b = (v.ravel() for v in np.meshgrid(np.arange(64), np.arange(32)))
-    out, _ = run_stream(DivisionNeuronGroup(cfg), list(zip(a, b)), payload=lambda p: {"a": int(p[0]), "b": int(p[1])})
+    dut = DivisionNeuronGroup(cfg) if arch != "binary-2" else _TwoNeuronsPerStage(cfg)
+    out, _ = run_stream(dut, list(zip(a, b)), payload=lambda p: {"a": int(p[0]), "b": int(p[1])})
     assert [int(q) for q in out] == divide(a, b, cfg, realisation="binary").tolist()
 
 

@@ -94,6 +94,10 @@ class _Norm(ConfigComponent):
 
     #: cycles from accepting a row's last element to its Q entering the square-root unit's queue
     EXACT_SUMS = 4
+    #: binary neurons per division stage: two, so that a row's first output keeps within 200 cycles
+    #: of its last input with the CORDIC norm and 64 with the exact one (RMSNorm d 576, LayerNorm
+    #: d 384) now that shift scaling and the operands are staged for the clock
+    NEURONS_PER_STAGE = 2
 
     @classmethod
     def timing(cls, config) -> FixedDelay:
@@ -104,7 +108,8 @@ class _Norm(ConfigComponent):
         then the same three), then ``to_output`` more to its first output (the take, the operand
         stages (:meth:`operand_stages`), the division pipeline, the sign, the output queue)."""
         ncfg = config.norm
-        to_output = 2 + cls.operand_stages(config) + credit_latency(division_latency(config.division) + 1)
+        to_output = 2 + cls.operand_stages(config) + credit_latency(
+            division_latency(config.division, cls.NEURONS_PER_STAGE) + 1)
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
             return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + 3, to_output=to_output,
@@ -234,7 +239,7 @@ class _Norm(ConfigComponent):
         p3.carry(neg=s.neg)
         a = multiply_stages(p3, s.av, s.ag)
         q = division_stages(p3, a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
-                            b_exp_range=self.b_exp_range(cfg))
+                            b_exp_range=self.b_exp_range(cfg), neurons_per_stage=self.NEURONS_PER_STAGE)
         y = p3.stage(y=Mux(p3.carried["neg"], -q, q)).y
         fmt = cfg.out_format
         if centred:
