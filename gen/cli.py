@@ -23,12 +23,13 @@ from pathlib import Path
 
 from spikeops.golden import registry
 from spikeops.golden.changes import apply_changes, parse_sets
+from spikeops.hdl.dsp import Primitives
 from spikeops.hdl.manifest import Interface
 from spikeops.verif.env import Simulator
 
 from .llm.command import check_counts
 from .llm.defaults import CALIBRATION_TEXTS
-from .target import Family, add_target_args
+from .target import Family, FpgaTarget, add_target_args
 
 __all__ = ["main", "parse_sets", "build_config"]
 
@@ -134,7 +135,7 @@ def _cmd_verilog(args) -> int:
         jobs = [(op, StepConfig.parse(op, cfg, args.steps), sub, users) for op, cfg, sub, users in jobs]
     with staged_folder(args.out) as staged:  # the files land in -o when every one is written
         for op, cfg, sub, users in jobs:
-            m = emit_config(op, cfg, staged / sub, interface=args.interface)
+            m = emit_config(op, cfg, staged / sub, interface=args.interface, primitives=args.primitives)
             extra = write_fpga_files(m, staged / sub, testbench=not m.get("stepped"))
             out = Path(args.out) / sub if sub != "." else Path(args.out)
             ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
@@ -157,7 +158,7 @@ def _cmd_synth(args) -> int:
     rows = []
     for op, cfg in configs.items():
         with tempfile.TemporaryDirectory(prefix="spikeops-v-") as tmp:
-            m = emit(op, cfg, tmp)
+            m = emit(op, cfg, tmp, primitives=FpgaTarget(family=args.family).primitives)
             try:
                 r = synthesise([f"{tmp}/{m['top']}.v"], m["top"], family=args.family)
             except SynthesisError as err:
@@ -306,6 +307,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", metavar="SPEC", help="emit the time-stepped wrapper instead (the operator on spike "
                    "increments, issue 15): comma-separated KEY=VALUE of spikeops.golden.steps.StepConfig, e.g. "
                    "'steps=4,inc_width=8,encoding=spikes,out_shift=10' (top spikeops_<op>_steps)")
+    p.add_argument("--primitives", choices=Primitives.values(), default=Primitives.GENERIC.value,
+                   help="the multipliers' registers: 'generic' (in the fabric, any vendor; the default) or 'ecp5' "
+                   "(ECP5 MULT18X18D blocks with their registers on: what the ECP5 figures measure; the "
+                   "blocks' simulation model is written beside the Verilog, see the manifest's simulation_files)")
     p.add_argument("-o", "--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_verilog)
 

@@ -49,6 +49,11 @@ def core_text(manifest) -> str:
                    f"latency: {manifest['latency']['formula']}")
     files = "\n".join(f"      - {_q(f)}" for f in manifest["files"])
     target = f"    filesets: [rtl]\n    toplevel: {top}\n    parameters: [SPIKEOPS_CONFIG_HASH]\n"
+    # the vendor primitives' simulation models: for the simulators and the linter, never for synthesis
+    models = manifest.get("simulation_files", [])
+    sim = ", sim_models" if models else ""
+    model_set = ("  sim_models:\n    files:\n" + "\n".join(f"      - {_q(f)}" for f in models)
+                 + "\n    file_type: verilogSource\n") if models else ""
     tb = bench_top(manifest)
     data = "\n".join(f"      - {_q(f'{tb}_{k}.hex')}: {{copyto: {_q(f'{tb}_{k}.hex')}}}"
                      for k in ("stim", "expected", "ctl"))
@@ -62,7 +67,7 @@ filesets:
     files:
 {files}
     file_type: verilogSource
-  manifest:
+{model_set}  manifest:
     files:
       - {_q(f"{top}.json")}
     file_type: user
@@ -96,14 +101,14 @@ targets:
         yosys_synth_options: [-nowidelut]
   lint:
     default_tool: verilator
-{target}    tools:
+{target.replace("[rtl]", f"[rtl{sim}]")}    tools:
       verilator:
         mode: lint-only
         verilator_options: [-Wno-fatal]
   sim_icarus:
     description: "the plain self-checking testbench on Icarus: prints spikeops_tb: PASS or FAIL"
     default_tool: icarus
-    filesets: [rtl, tb, tb_data]
+    filesets: [rtl{sim}, tb, tb_data]
     toplevel: {tb}
     tools:
       icarus:

@@ -13,9 +13,10 @@ def fpga_row(op: str, cfg, weights: dict, out_dir: str, target, timeout: float) 
 
     from .fpga import write_fpga_files
     from .pnr import PnRError, place_and_route
-    m = emit_config(op, cfg, out_dir, **weights)
+    m = emit_config(op, cfg, out_dir, primitives=target.primitives, **weights)
     files = [p.name for p in write_fpga_files(m, out_dir, target, testbench=not m.get("stepped"))]
-    row = {"op": op, "top": m["top"], "latency": m["latency"], "files": [f"{m['top']}.v", f"{m['top']}.json"] + files}
+    row = {"op": op, "top": m["top"], "latency": m["latency"],
+           "files": [f"{m['top']}.v", f"{m['top']}.json", *m["simulation_files"]] + files}
     try:
         row["pnr"] = place_and_route(m, out_dir, target, timeout=timeout)
     except PnRError as err:

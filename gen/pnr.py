@@ -22,7 +22,7 @@ from pathlib import Path
 from spikeops.hdl.manifest import interface_info
 
 from .synth import FLOWS, cell_summary, stage_sources, yowasp_command
-from .target import Family, FpgaTarget, add_target_args, target_from_args
+from .target import FAMILIES, Family, FpgaTarget, add_target_args, target_from_args
 
 __all__ = ["PnRError", "wrapper_name", "wrapper_verilog", "yosys_script", "place_and_route",
            "place_and_route_op", "place_and_route_ops"]
@@ -132,6 +132,10 @@ def place_and_route(manifest, src_dir, target: FpgaTarget | None = None, *, time
     elif target_fields:
         raise TypeError("place_and_route: give a target or its fields, not both")
     family, device, package, freq_mhz = target.family, target.device, target.package, target.freq_mhz
+    primitives = manifest.get("primitives", "generic")
+    if primitives not in FAMILIES[family]["primitives"]:
+        raise ValueError(f"place_and_route: {manifest['top']} was emitted with primitives={primitives!r}, which "
+                         f"{family} does not have; allowed: " + ", ".join(repr(p.value) for p in FAMILIES[family]["primitives"]))
     args = target.nextpnr_args("netlist.json", "report.json")
     top = wrapper_name(manifest)
     what = f"place-and-route of {manifest['top']} on {family} {device}"
@@ -155,7 +159,7 @@ def place_and_route(manifest, src_dir, target: FpgaTarget | None = None, *, time
     clock = min(fmax, key=lambda k: fmax[k]["achieved"])
     achieved = fmax[clock]["achieved"]
     return {"family": family.value, "device": device, "package": package, "speed_grade": target.speed_grade,
-            "top": manifest["top"],
+            "top": manifest["top"], "primitives": primitives,
             "fmax_mhz": round(achieved, 2), "target_mhz": freq_mhz, "timing_met": achieved >= freq_mhz,
             "clock": clock, "critical_path": _critical_path(report, clock),
             "utilisation": {k: v for k, v in report.get("utilization", {}).items() if v.get("used")},
@@ -197,9 +201,10 @@ def place_and_route_ops(ops, *, configs=None, jobs: int = 1, progress=None, reco
         raise ValueError(f"place_and_route_ops: jobs={jobs!r} must be >= 1")
     given = configs or {}
     configs = {op: registry.get(op).default() if given.get(op) is None else given[op] for op in ops}
+    target = kwargs.get("target") or FpgaTarget(**{k: v for k, v in kwargs.items() if k != "timeout"})
     with tempfile.TemporaryDirectory(prefix="spikeops-v-") as tmp:
         # emit first, one at a time (Amaranth elaboration is not known to be thread-safe)
-        manifests = {op: emit(op, configs[op], Path(tmp) / op) for op in ops}
+        manifests = {op: emit(op, configs[op], Path(tmp) / op, primitives=target.primitives) for op in ops}
 
         def one(op):
             row = {"op": op, "config_hash": configs[op].stable_hash()}

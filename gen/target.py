@@ -5,7 +5,9 @@ the command line all read.
 :class:`Family` (``"ecp5"`` or ``"ice40"``; strings accepted); ``device`` is nextpnr's device flag
 without ``--`` and ``package`` its package (defaults per family: ECP5 LFE5U-25F ``25k`` in
 ``CABGA381`` at speed grade 6, iCE40 ``hx8k`` in ``ct256``); ``freq_mhz`` is the place-and-route
-target; ``seed`` the placer's seed.  Everything is checked on construction with an error naming the
+target; ``seed`` the placer's seed; ``primitives`` which circuits hold the multipliers' registers
+(:class:`spikeops.hdl.dsp.Primitives`: by default the family's own, ``ecp5`` blocks on ECP5 and
+``generic`` fabric registers elsewhere; ``generic`` is allowed on every family).  Everything is checked on construction with an error naming the
 parameter, its value and what is allowed.
 """
 
@@ -15,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from spikeops.golden.choices import Choice
+from spikeops.hdl.dsp import Primitives
 
 __all__ = ["Family", "FAMILIES", "FpgaTarget", "add_target_args", "target_from_args"]
 
@@ -27,16 +30,17 @@ class Family(Choice):
 
 
 # per family: devices (the nextpnr flag without "--"), the default device, package and speed grade
-# (None: the family has none), the allowed speed grades, and the flag that lets pins go unconstrained
+# (None: the family has none), the allowed speed grades, the flag that lets pins go unconstrained, and
+# the primitives the emission may instantiate for it (the first is the default)
 FAMILIES = {
     Family.ECP5: {"devices": ("25k", "45k", "85k", "um-25k", "um-45k", "um-85k", "um5g-25k", "um5g-45k",
                               "um5g-85k"),
                   "device": "25k", "package": "CABGA381", "speed_grade": 6, "speed_grades": (6, 7, 8),
-                  "unconstrained": "--lpf-allow-unconstrained"},
+                  "unconstrained": "--lpf-allow-unconstrained", "primitives": (Primitives.ECP5, Primitives.GENERIC)},
     Family.ICE40: {"devices": ("lp384", "lp1k", "lp4k", "lp8k", "hx1k", "hx4k", "hx8k", "up3k", "up5k",
                                "u1k", "u2k", "u4k"),
                    "device": "hx8k", "package": "ct256", "speed_grade": None, "speed_grades": (),
-                   "unconstrained": "--pcf-allow-unconstrained"},
+                   "unconstrained": "--pcf-allow-unconstrained", "primitives": (Primitives.GENERIC,)},
 }
 
 
@@ -51,6 +55,7 @@ class FpgaTarget:
     speed_grade: int | None = None
     freq_mhz: float = 100.0
     seed: int = 1
+    primitives: Primitives | None = None
 
     def __post_init__(self):
         family = Family.parse(self.family, "nextpnr", "family", quote=False)
@@ -72,6 +77,15 @@ class FpgaTarget:
         set_("freq_mhz", float(self.freq_mhz))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"nextpnr: seed={self.seed!r} is not allowed; allowed: an integer")
+        allowed = spec["primitives"]
+        if self.primitives is None:
+            set_("primitives", allowed[0])
+        else:
+            prims = Primitives.parse(self.primitives, "nextpnr", "primitives")
+            if prims not in allowed:
+                raise ValueError(f"nextpnr: primitives={prims.value!r} is not allowed for {family}; allowed: "
+                                 + ", ".join(repr(p.value) for p in allowed))
+            set_("primitives", prims)
 
     def replace(self, **changes) -> "FpgaTarget":
         return dataclasses.replace(self, **changes)
@@ -90,11 +104,12 @@ class FpgaTarget:
 
     def to_json(self) -> dict:
         return {"family": self.family.value, "device": self.device, "package": self.package,
-                "speed_grade": self.speed_grade, "freq_mhz": self.freq_mhz, "seed": self.seed}
+                "speed_grade": self.speed_grade, "freq_mhz": self.freq_mhz, "seed": self.seed,
+                "primitives": self.primitives.value}
 
     def describe(self) -> str:
         grade = f" speed {self.speed_grade}" if self.speed_grade is not None else ""
-        return f"{self.family} {self.device} {self.package}{grade}"
+        return f"{self.family} {self.device} {self.package}{grade}, {self.primitives} primitives"
 
 
 def add_target_args(parser, *, freq: float = 100.0, seed: int = 1, family: bool = True):
@@ -107,9 +122,12 @@ def add_target_args(parser, *, freq: float = 100.0, seed: int = 1, family: bool 
     parser.add_argument("--speed-grade", type=int, help="ECP5 speed grade (default 6)")
     parser.add_argument("--freq", type=float, default=freq, help=f"target MHz (default {freq:g})")
     parser.add_argument("--seed", type=int, default=seed, help=f"placement seed (default {seed})")
+    parser.add_argument("--primitives", choices=Primitives.values(),
+                        help="multiplier registers: 'ecp5' DSP blocks or 'generic' fabric (default: the family's own)")
 
 
 def target_from_args(args, **overrides) -> FpgaTarget:
     fields = {"family": getattr(args, "family", Family.ECP5), "device": args.device, "package": args.package,
-              "speed_grade": args.speed_grade, "freq_mhz": args.freq, "seed": args.seed}
+              "speed_grade": args.speed_grade, "freq_mhz": args.freq, "seed": args.seed,
+              "primitives": getattr(args, "primitives", None)}
     return FpgaTarget(**(fields | overrides))

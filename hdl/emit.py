@@ -21,6 +21,7 @@ from spikeops.golden import registry as golden_registry
 from . import registry as hdl_registry
 from . import verilog
 from .axis import AxisOperator
+from .dsp import PrimitivePlatform, Primitives, simulation_models
 from .manifest import CLOCKING, PAYLOAD_PORTS, Interface
 
 __all__ = ["emit", "emit_stepped", "emit_config", "port_table", "top_name", "latency_info"]
@@ -106,13 +107,29 @@ def _interface_entry(interface, core, cfg, axis) -> dict:
     return entry
 
 
-def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.STREAM) -> dict:
+def _simulation_files(primitives, out: Path) -> list[str]:
+    """Copy the simulation models that ``primitives`` needs into ``out``; their names."""
+    names = []
+    for model in simulation_models(primitives):
+        (out / model.name).write_text(model.read_text())
+        names.append(model.name)
+    return names
+
+
+def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.STREAM,
+         primitives=Primitives.GENERIC) -> dict:
     """Write ``<top>.v`` and ``<top>.json`` for ``op`` at ``cfg`` into ``out_dir``; return the manifest.
 
     ``interface``: ``stream`` (the default: ``clk``, ``rst``, Amaranth's ``i__*``/``o__*`` stream
     ports) or ``axis`` (the same operator behind AXI4-Stream ports, :mod:`spikeops.hdl.axis`; the
-    manifest's ``interface.packing`` says which field each signal carries)."""
+    manifest's ``interface.packing`` says which field each signal carries).
+
+    ``primitives``: ``generic`` (the default: registers in the fabric, any vendor) or ``ecp5`` (the
+    multipliers as ECP5 ``MULT18X18D`` blocks with their registers on, :mod:`spikeops.hdl.dsp`);
+    the same values in the same cycles.  The manifest's ``simulation_files`` lists the models a
+    simulator reads beside ``files`` (copied next to them); synthesis reads ``files`` only."""
     interface = Interface.parse(interface, "emit", "interface")
+    primitives = Primitives.parse(primitives, "emit", "primitives")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v for k, v in (("gamma", gamma), ("beta", beta)) if v is not None}
@@ -123,7 +140,8 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
         component = axis = AxisOperator(core, in_flight=type(core).latency_for(cfg))
     top = top_name(gop.name, interface)
     text = verilog.convert(component, top, f"{gop.name} at configuration {cfg.stable_hash()} "
-                                           f"({gop.shape.value}; manifest {top}.json)", **CLOCKING[interface])
+                                           f"({gop.shape.value}; manifest {top}.json; {primitives} primitives)",
+                           platform=PrimitivePlatform(primitives), **CLOCKING[interface])
     vfile = out / f"{top}.v"
     vfile.write_text(text)
     manifest = {
@@ -132,6 +150,8 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
         "shape": gop.shape.value,
         "top": top,
         "files": [vfile.name],
+        "primitives": primitives.value,
+        "simulation_files": _simulation_files(primitives, out),
         "config": cfg.to_json(),
         "config_hash": cfg.stable_hash(),
         "interface": _interface_entry(interface, core, cfg, axis),
@@ -163,15 +183,16 @@ def _tools() -> dict:
             "verilog": "Verilog-2005, no always @* (spikeops.hdl.verilog)"}
 
 
-def emit_stepped(cfg, out_dir, *, gamma=None, beta=None) -> dict:
+def emit_stepped(cfg, out_dir, *, gamma=None, beta=None, primitives=Primitives.GENERIC) -> dict:
     """Write ``spikeops_<op>_steps.v`` and its manifest for the time-stepped wrapper at ``cfg`` (a
     :class:`spikeops.golden.steps.StepConfig`, :mod:`spikeops.hdl.steps`); return the manifest.
 
     The manifest's ``frames`` entry says how the stream is framed (a frame per step: a row ended by
     ``last``, or ``lanes`` elements; ``steps`` frames a sample), its ``latency`` the wrapper's stages
-    around the operator's own latency entry."""
+    around the operator's own latency entry; ``primitives`` as for :func:`emit`."""
     from .steps import INPUT_STAGES, OUTPUT_STAGES, SteppedOperator
 
+    primitives = Primitives.parse(primitives, "emit", "primitives")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v for k, v in (("gamma", gamma), ("beta", beta)) if v is not None}
@@ -180,8 +201,8 @@ def emit_stepped(cfg, out_dir, *, gamma=None, beta=None) -> dict:
     component = SteppedOperator(cfg, **weights)
     top = f"{top_name(rec.name)}_steps"
     text = verilog.convert(component, top, f"{rec.name} on spike increments over {cfg.steps} steps at "
-                                           f"configuration {cfg.stable_hash()} (manifest {top}.json)",
-                           **CLOCKING[Interface.STREAM])
+                                           f"configuration {cfg.stable_hash()} (manifest {top}.json; {primitives} primitives)",
+                           platform=PrimitivePlatform(primitives), **CLOCKING[Interface.STREAM])
     vfile = out / f"{top}.v"
     vfile.write_text(text)
     framing = "a row ended by last" if rec.shape.is_row else f"{cfg.lanes} elements (lanes)"
@@ -193,6 +214,8 @@ def emit_stepped(cfg, out_dir, *, gamma=None, beta=None) -> dict:
         "shape": rec.shape.value,
         "top": top,
         "files": [vfile.name],
+        "primitives": primitives.value,
+        "simulation_files": _simulation_files(primitives, out),
         "config": cfg.to_json(),
         "config_hash": cfg.stable_hash(),
         "interface": _interface_entry(Interface.STREAM, component, cfg, None),

@@ -1,11 +1,12 @@
 """PWL-Exp in hardware (twin of ``golden/exp.py``): one table read, one multiply-add, a shift.
 
-Uniform chords (latency 4 + ``MULTIPLY_STAGES`` = 6, II 1): stage 1 computes ``u = z + Hc``, the segment index ``k`` (a bit slice of
-``u`` when ``2*Hc/K`` is a power of two, else ``(u * M) >> s``, an exact constant division proven
-over every ``u`` when the generator runs) and presents the table address, with two extra rows: the
-clamp above ``H`` and zero below ``-H``; stage 2 registers the row the table reads; stage 3 the
-offset ``t`` in the segment; stages 4-5 the product ``slope * t`` (:func:`spikeops.hdl.pipeline.multiply_stages`); stage 6
-``intercept + ((slope * t) >> slope_shift)``.  Each multiplier and the block RAM's output sit
+Uniform chords (latency 5 + ``MULTIPLY_STAGES`` = 8, II 1): stage 1 computes ``u = z + Hc`` and the
+range tests ``z < -H``, ``z >= H``; stage 2 the segment index ``k`` (a bit slice of ``u`` when
+``2*Hc/K`` is a power of two, else ``(u * M) >> s``, an exact constant division proven over every
+``u`` when the generator runs) and presents the table address, with two extra rows: the clamp above
+``H`` and zero below ``-H``; stage 3 registers the row the table reads; stage 4 the offset ``t`` in
+the segment; stages 5-7 the product ``slope * t`` (:func:`spikeops.hdl.pipeline.multiply_stages`);
+stage 8 ``intercept + ((slope * t) >> slope_shift)``.  Each multiplier and the block RAM's output sit
 between registers, with no logic on their paths.  The ROM is filled from :func:`spikeops.golden.exp.exp_table`
 (never a second copy of the table).
 
@@ -35,7 +36,7 @@ from .pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency,
 __all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY"]
 
 #: the uniform method's latency
-EXP_LATENCY = 4 + MULTIPLY_STAGES
+EXP_LATENCY = 5 + MULTIPLY_STAGES
 #: the range-reduced method's latency
 RANGE_LATENCY = 4 + 2 * MULTIPLY_STAGES
 
@@ -128,11 +129,11 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
         rom = _rom(cfg)
         m.submodules[f"{pipe.name}_exp_rom_{pipe.latency}"] = rom
     rd = rom.read_port()
-    below = z < -hc
-    above = z >= hc
     u_width = (2 * hc).bit_length()
-    u = Signal(unsigned(u_width), name="exp_u")
-    m.d.comb += u.eq((z + hc)[:u_width])
+    # the offset argument and the range tests registered, so that only the address multiplexer
+    # sits between registers and the block RAM's address
+    s0 = pipe.stage(u=(z + hc)[:u_width], below=z < -hc, above=z >= hc)
+    u, below, above = s0.u, s0.below, s0.above
     if cfg.index_is_bit_slice:
         p = (2 * hc // cfg.K).bit_length() - 1
         k, t = u[p:], u[:p]

@@ -26,6 +26,8 @@ from __future__ import annotations
 from amaranth.hdl import Const, Mux, Signal, Value, unsigned
 from amaranth.lib import memory
 
+from .dsp import MULTIPLIER_LATENCY, MULTIPLIER_WIDTH, Multiplier
+
 __all__ = ["Pipeline", "Stage", "CreditPipeline", "credit_latency", "multiply_stages", "MULTIPLY_STAGES",
            "DSP_WIDTH"]
 
@@ -154,10 +156,10 @@ class CreditPipeline(Pipeline):
         return o
 
 
-#: pipeline stages of :func:`multiply_stages`
-MULTIPLY_STAGES = 2
+#: pipeline stages of :func:`multiply_stages`: the multiplier blocks' two registers, then the sum
+MULTIPLY_STAGES = MULTIPLIER_LATENCY + 1
 #: the widest unsigned operand one multiplier block takes (ECP5 MULT18X18D: 18-bit signed)
-DSP_WIDTH = 17
+DSP_WIDTH = MULTIPLIER_WIDTH - 1
 
 
 def _slices(v):
@@ -173,14 +175,19 @@ def _slices(v):
 
 
 def multiply_stages(pipe: Pipeline, a, b):
-    """``a * b`` in :data:`MULTIPLY_STAGES` registered stages, each product of operands that one
-    multiplier block takes (18-bit signed) with nothing between it and its registers: stage 1 the
-    partial products of the operands' slices (:func:`_slices`), stage 2 their sum (one adder tree)."""
+    """``a * b`` in :data:`MULTIPLY_STAGES` registered stages: the partial products of the operands'
+    slices (:func:`_slices`), each in a :class:`~spikeops.hdl.dsp.Multiplier` (operands registered,
+    then the product: on ECP5 the DSP block's own registers), then their sum (one adder tree)."""
     a, b = Value.cast(a), Value.cast(b)
-    parts = {f"p{i}_{j}": (la + lb, xa * xb) for i, (la, xa) in enumerate(_slices(a))
-             for j, (lb, xb) in enumerate(_slices(b))}
-    s = pipe.stage(**{k: v for k, (_, v) in parts.items()})
-    total = sum(s[k] << shift for k, (shift, _) in parts.items())
+    parts = {}
+    for i, (la, xa) in enumerate(_slices(a)):
+        for j, (lb, xb) in enumerate(_slices(b)):
+            mul = Multiplier(xa, xb, en=pipe.enable)
+            pipe.m.submodules[f"{pipe.name}{pipe.latency + 1}_mul{i}_{j}"] = mul
+            parts[la + lb] = parts.get(la + lb, []) + [mul.p]
+    for _ in range(MULTIPLIER_LATENCY):   # the valid bits (and carried values) beside the registers
+        pipe.stage()
+    total = sum(p << shift for shift, ps in parts.items() for p in ps)
     width = len(a) + len(b)
     signed = a.shape().signed or b.shape().signed
     return pipe.stage(p=total[:width].as_signed() if signed else total[:width]).p

@@ -57,10 +57,11 @@ def header(name: str, what: str = "", *, clock: str = "clk", reset: str = "rst",
     return "\n".join(lines) + "\n"
 
 
-def convert(component, name: str, what: str = "", **clocking) -> str:
+def convert(component, name: str, what: str = "", *, platform=None, **clocking) -> str:
     """The Verilog text of ``component`` as module ``name`` (see the module docstring), with
-    :func:`header` first (``clocking``: its keyword arguments)."""
-    text = rtlil.convert(component, name=name, emit_src=False)
+    :func:`header` first (``clocking``: its keyword arguments); ``platform`` goes to every
+    ``elaborate`` (:class:`spikeops.hdl.dsp.PrimitivePlatform`: which primitives to instantiate)."""
+    text = rtlil.convert(component, name=name, platform=platform, emit_src=False)
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_SCRIPT]
     verilog = _yosys().run(["-q", "-"], "\n".join(script), ignore_warnings=True)
     if "always @*" in verilog:  # the guarantee of this module: fail loudly if Yosys changes

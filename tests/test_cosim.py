@@ -141,3 +141,34 @@ def test_regression_refuses_a_missing_simulator(monkeypatch):
 def test_exhaustive_stimulus_is_for_elementwise_operators():
     with pytest.raises(ValueError, match=r"kind='exhaustive' covers every input code of an elementwise operator"):
         make("softmax", registry.get("softmax").default(), "exhaustive")
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op", OPS)
+def test_ecp5_primitives(op, sim):
+    """The emission with ECP5 multiplier blocks (``primitives=ecp5``, what the ECP5 flows synthesise)
+    on the blocks' simulation model: bit-exact and cycle-exact, the timing checked, under
+    backpressure and through a reset.  The default run takes Verilator for every operator and
+    Icarus for SiLU; ``-m slow`` adds Icarus for the others."""
+    if sim != "verilator" and op != "silu" and not os.environ.get("SPIKEOPS_ALL_ECP5"):
+        pytest.skip("Icarus on every operator's ECP5 emission: set SPIKEOPS_ALL_ECP5=1 (or run test_ecp5_primitives_slow)")
+    _ecp5_suite(op, sim)
+
+
+def _ecp5_suite(op, sim):
+    reason = env.unavailable_reason(sim)
+    if reason:
+        pytest.skip(f"{sim}: {reason}")
+    cfg = registry.get(op).default()
+    weights = make(op, cfg, "random", size=1).weights
+    reg = Regression(op, cfg, sim, weights=weights, primitives="ecp5").build()
+    assert reg.manifest["primitives"] == "ecp5" and reg.manifest["simulation_files"]
+    assert "MULT18X18D" in (reg.dir / "rtl_new" / reg.manifest["files"][0]).read_text()
+    size = 1500 if registry.get(op).shape.is_row else 1000
+    _check(reg.run(make(op, cfg, "random", size=size, seed=1), name="full-rate", check_latency=True))
+    _check(reg.run(make(op, cfg, "activations", size=size, seed=2), name="backpressure",
+                   valid_p=0.7, ready_p=0.55, seed=7))
+    res = reg.run(make(op, cfg, "random", size=size, seed=4), name="reset", valid_p=0.9, ready_p=0.7,
+                  reset_row=1 if registry.get(op).shape.is_row else 200)
+    _check(res)
+    assert res.did_reset == 1

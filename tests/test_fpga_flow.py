@@ -181,3 +181,57 @@ def test_place_and_route_of_sigmoid_gives_a_plausible_fmax(emitted, tmp_path):
                    timeout=1800)
     report = json.loads((tmp_path / "spikeops_sigmoid_pnr_report.json").read_text())
     assert report["fmax"][r["clock"]]["achieved"] == pytest.approx(r["fmax_mhz"], rel=0.02)
+
+
+@pytest.fixture(scope="module")
+def emitted_ecp5(tmp_path_factory):
+    """SiLU emitted with ECP5 multiplier blocks (``spikeops verilog --primitives ecp5``)."""
+    out = tmp_path_factory.mktemp("fpga-ecp5")
+    assert main(["verilog", "--op", "silu", "--primitives", "ecp5", "-o", str(out)]) == 0
+    return out
+
+
+def test_ecp5_primitives_come_with_their_simulation_model(emitted_ecp5, emitted):
+    m = manifest(emitted_ecp5, "silu")
+    assert m["primitives"] == "ecp5" and m["simulation_files"] == ["ecp5_mult18x18d.v"]
+    assert (emitted_ecp5 / "ecp5_mult18x18d.v").exists()
+    verilog = (emitted_ecp5 / "spikeops_silu.v").read_text()
+    assert verilog.count("MULT18X18D") >= 4 and "REG_OUTPUT_CLK" in verilog
+    generic = manifest(emitted, "silu")
+    assert generic["primitives"] == "generic" and generic["simulation_files"] == []
+    assert "MULT18X18D" not in (emitted / "spikeops_silu.v").read_text()
+    # the same timing either way
+    assert m["latency"] == generic["latency"]
+    # the core gives the model to the linter and the simulators, never to synthesis
+    core = (emitted_ecp5 / "spikeops_silu.core").read_text()
+    assert "sim_models:" in core and "filesets: [rtl, sim_models]" in core
+    assert "filesets: [rtl, sim_models, tb, tb_data]" in core
+    assert "sim_models" not in (emitted / "spikeops_silu.core").read_text()
+
+
+def test_fusesoc_lint_target_takes_the_simulation_model(emitted_ecp5, tmp_path):
+    proc = _fusesoc(emitted_ecp5, tmp_path / "build", "--target", "lint", "spikeops:ops:silu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ecp5_primitives_are_refused_where_the_family_has_none(emitted_ecp5):
+    from spikeops.gen.target import FpgaTarget
+    with pytest.raises(ValueError, match=r"nextpnr: primitives='ecp5' is not allowed for ice40; allowed: 'generic'"):
+        FpgaTarget(family="ice40", primitives="ecp5")
+    with pytest.raises(ValueError, match=r"nextpnr: primitives='xilinx' is not allowed; allowed: 'generic', 'ecp5'"):
+        FpgaTarget(primitives="xilinx")
+    assert FpgaTarget().primitives == "ecp5" and FpgaTarget(family="ice40").primitives == "generic"
+    assert FpgaTarget(primitives="generic").to_json()["primitives"] == "generic"
+    with pytest.raises(ValueError, match=r"emitted with primitives='ecp5', which ice40 does not have; "
+                                         r"allowed: 'generic'"):
+        pnr.place_and_route(manifest(emitted_ecp5, "silu"), emitted_ecp5, family="ice40")
+
+
+def test_multiplier_refuses_operands_wider_than_a_block():
+    from amaranth.hdl import Signal, signed, unsigned
+
+    from spikeops.hdl.dsp import Multiplier
+    Multiplier(Signal(signed(18)), Signal(unsigned(17)))
+    with pytest.raises(ValueError, match=r"an operand of shape unsigned\(18\) is not allowed; allowed: signed of "
+                                         r"at most 18 bits or unsigned of at most 17"):
+        Multiplier(Signal(unsigned(18)), 3)

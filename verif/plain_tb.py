@@ -332,7 +332,8 @@ def run_testbench(manifest: dict, rtl_dir, sim: str, *, build_dir=None, timeout:
     work.mkdir(parents=True, exist_ok=True)
     for name in (f"{tb}_stim.hex", f"{tb}_expected.hex", f"{tb}_ctl.hex"):
         shutil.copy(rtl / name, work / name)
-    sources = [str(rtl / f"{tb}.v"), *(str(rtl / f) for f in manifest["files"])]
+    sources = [str(rtl / f"{tb}.v"), *(str(rtl / f) for f in manifest["files"]),
+               *(str(rtl / f) for f in manifest.get("simulation_files", []))]
     t0 = time.perf_counter()
     if sim == "icarus":
         steps = [["iverilog", f"-g{icarus_std}", "-o", f"{tb}.vvp", *sources], ["vvp", "-n", f"{tb}.vvp"]]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeops.golden import registry
+from spikeops.hdl.dsp import Primitives
 from spikeops.hdl.emit import emit
 
 from . import env
@@ -108,11 +109,14 @@ class Regression:
     """The regression of ``op`` at ``cfg`` on ``sim`` (``weights``: gamma/beta codes of the norms)."""
 
     def __init__(self, op: str, cfg, sim: str, *, weights=None, waves: bool | None = None,
-                 root: Path | None = None):
+                 root: Path | None = None, primitives=Primitives.GENERIC):
         self.op, self.cfg, self.sim = op, cfg, sim
         self.weights = dict(weights or {})
+        self.primitives = Primitives.parse(primitives, "Regression", "primitives")
         self.waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
         key = f"{sim}-{op}-{cfg.stable_hash()}-{weights_key(self.weights)}" + ("-waves" if self.waves else "")
+        if self.primitives != Primitives.GENERIC:
+            key += f"-{self.primitives}"
         self.dir = Path(root or BUILD_ROOT).resolve() / key
         self.manifest = None
         self._runner = None
@@ -124,9 +128,10 @@ class Regression:
             raise RuntimeError(f"{self.sim}: {reason}")
         from cocotb_tools.runner import get_runner
         self.dir.mkdir(parents=True, exist_ok=True)
-        manifest = emit(self.op, self.cfg, self.dir / "rtl_new", **self.weights)
+        manifest = emit(self.op, self.cfg, self.dir / "rtl_new", primitives=self.primitives, **self.weights)
         self.manifest = manifest
-        sources = []
+        # the vendor primitives' simulation models (none for generic primitives)
+        sources = [self.dir / "rtl_new" / f for f in manifest["simulation_files"]]
         # the very file `spikeops verilog` writes, on every simulator
         rtl = (self.dir / "rtl_new" / f"{manifest['top']}.v").read_text()
         for name, text in ((f"{manifest['top']}.v", rtl),

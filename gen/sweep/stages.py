@@ -116,7 +116,7 @@ def _synth(op: str, cfg, family: str, timeout: float) -> dict:
     from spikeops.gen.synth import synthesise
     from spikeops.hdl.emit import emit_config
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
-        m = emit_config(op, cfg, tmp)
+        m = emit_config(op, cfg, tmp, primitives=FpgaTarget(family=family).primitives)
         r = synthesise([Path(tmp) / f for f in m["files"]], m["top"], family=family, timeout=timeout)
     keep = ("cells", "num_cells", "lut_equivalent", "ff", "dsp", "bram", "seconds")
     return {**{k: r[k] for k in keep}, "latency": m["latency"]}
@@ -129,8 +129,9 @@ def _pnr(op: str, cfg, timeout: float, options: dict) -> dict:
     except ImportError as err:  # an environment problem, not the point's: not cached
         raise RuntimeError(f"place-and-route is unavailable (spikeops.gen.pnr: {err})") from None
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
-        m = emit_config(op, cfg, tmp)
-        r = place_and_route(m, tmp, FpgaTarget(**options), timeout=timeout)
+        target = FpgaTarget(**options)
+        m = emit_config(op, cfg, tmp, primitives=target.primitives)
+        r = place_and_route(m, tmp, target, timeout=timeout)
     cp = r.get("critical_path") or {}
     return {"fmax_mhz": r["fmax_mhz"], "target_mhz": r["target_mhz"], "timing_met": r["timing_met"],
             "device": f"{r['family']} {r['device']} {r['package']}",
