@@ -22,8 +22,10 @@ Which circuit holds the registers is the emission's :class:`Primitives` choice, 
   ``REG_INPUTB_CLK``) and output register (``REG_OUTPUT_CLK``) on ``CLK0``/``CE0``, signed
   operands.  The same two registers, inside the block: the fabric sees a register input and a
   0.7 ns clock-to-out.  Yosys knows the primitive as a black box; the simulators take
-  :data:`ECP5_SIMULATION_MODEL` (this folder's ``ecp5_mult18x18d.v``), a behavioural model of the
-  modes used here, which the co-simulation compares, cycle for cycle, with the golden model.
+  this folder's ``ecp5_mult18x18d.v`` (one of :data:`ECP5_SIMULATION_MODELS`), a behavioural model
+  of the modes used here, which the co-simulation compares, cycle for cycle, with the golden model.
+
+The same choice places the tables' output registers (:mod:`spikeops.hdl.rom`).
 
 Both choices give the same values in the same cycles; the registers hold no reset (the valid bits
 that travel beside them do).
@@ -38,14 +40,15 @@ from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, Signal, Va
 from spikeops.golden.choices import Choice
 
 __all__ = ["Primitives", "PrimitivePlatform", "primitives_of", "Multiplier", "MULTIPLIER_LATENCY",
-           "MULTIPLIER_WIDTH", "ECP5_SIMULATION_MODEL", "simulation_models"]
+           "MULTIPLIER_WIDTH", "ECP5_SIMULATION_MODELS", "simulation_models"]
 
 #: the operand width of one multiplier block (signed)
 MULTIPLIER_WIDTH = 18
 #: registers from the operands to the product
 MULTIPLIER_LATENCY = 2
-#: the behavioural model of ``MULT18X18D`` that the simulators read beside an ``ecp5`` emission
-ECP5_SIMULATION_MODEL = Path(__file__).with_name("ecp5_mult18x18d.v")
+#: the behavioural models of ``MULT18X18D`` and ``DP16KD`` that the simulators read beside an ``ecp5``
+#: emission
+ECP5_SIMULATION_MODELS = (Path(__file__).with_name("ecp5_mult18x18d.v"), Path(__file__).with_name("ecp5_dp16kd.v"))
 
 
 class Primitives(Choice):
@@ -74,7 +77,7 @@ def primitives_of(platform) -> Primitives:
 def simulation_models(primitives) -> list[Path]:
     """The Verilog models a simulator needs beside an emission with ``primitives`` (none for
     ``generic``)."""
-    return [ECP5_SIMULATION_MODEL] if Primitives.parse(primitives, "emit", "primitives") == Primitives.ECP5 else []
+    return list(ECP5_SIMULATION_MODELS) if Primitives.parse(primitives, "emit", "primitives") == Primitives.ECP5 else []
 
 
 def _operand(v):

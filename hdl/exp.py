@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.choices import ExpMethod
@@ -32,6 +32,7 @@ from spikeops.golden.exp import ExpConfig, exp_table, range_table
 
 from .component import ConfigComponent, ConfigSignature
 from .pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages
+from .rom import TableRom
 
 __all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY"]
 
@@ -78,7 +79,13 @@ def _rom(cfg: ExpConfig):
         if not cfg.index_is_bit_slice:
             row["start"] = int(tab.lookup_starts[idx])
         rows.append(row)
-    return memory.Memory(shape=_row_layout(cfg), depth=cfg.K + 2, init=rows)
+    layout = _row_layout(cfg)
+    return TableRom([_pack(layout, row) for row in rows], layout.size)
+
+
+def _pack(layout, row: dict) -> int:
+    """``row`` (field values) as the integer of ``layout``'s bits."""
+    return sum(int(row[name]) << field.offset for name, field in layout)
 
 
 def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
@@ -111,8 +118,8 @@ def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
 
 
 def exp_table_rom(cfg: ExpConfig):
-    """The uniform method's table as a ROM (``amaranth.lib.memory.Memory``; add it to a module) for
-    :func:`exp_stages` to share: each call takes a read port of its own, so two pipelines read one
+    """The uniform method's table as a ROM (:class:`spikeops.hdl.rom.TableRom`; add it to a module)
+    for :func:`exp_stages` to share: each call takes a read port of its own, so two pipelines read one
     block RAM through its two ports.  None for the range-reduced method (its table is logic)."""
     return None if cfg.method == ExpMethod.RANGE else _rom(cfg)
 
@@ -129,6 +136,7 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
         rom = _rom(cfg)
         m.submodules[f"{pipe.name}_exp_rom_{pipe.latency}"] = rom
     rd = rom.read_port()
+    layout = _row_layout(cfg)
     u_width = (2 * hc).bit_length()
     # the offset argument and the range tests registered, so that only the address multiplexer
     # sits between registers and the block RAM's address
@@ -142,17 +150,14 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
         k, t = (u * mult) >> s, u
     addr = Mux(below, cfg.K + 1, Mux(above, cfg.K, k))
     m.d.comb += [rd.addr.eq(addr), rd.en.eq(pipe.enable)]
-    s1 = pipe.stage(t=t)                       # the table reads its (registered) address
-    row = rd.data
-    regs = {"intercept": row.intercept, "slope": row.slope}
-    if not cfg.index_is_bit_slice:
-        regs["start"] = row.start
-    s2 = pipe.stage(t=s1.t, **regs)           # the block RAM's data, registered in the fabric
+    s1 = pipe.stage(t=t)                       # the table reads its address
+    s2 = pipe.stage(t=s1.t)                    # ... and its data leave a register (spikeops.hdl.rom)
+    row = data.View(layout, rd.data)
     if cfg.index_is_bit_slice:
         offset = s2.t
     else:
-        offset = (s2.t - s2.start)[:cfg.seg_bits + 1]  # garbage only where the slope is 0
-    s3 = pipe.stage(offset=offset, slope=s2.slope, intercept=s2.intercept)
+        offset = (s2.t - row.start)[:cfg.seg_bits + 1]  # garbage only where the slope is 0
+    s3 = pipe.stage(offset=offset, slope=row.slope, intercept=row.intercept)
     pipe.carry(exp_intercept=s3.intercept)
     p = multiply_stages(pipe, s3.slope, s3.offset)
     return pipe.stage(e=(pipe.carried.pop("exp_intercept") + (p >> cfg.slope_shift))[:cfg.out_width]).e

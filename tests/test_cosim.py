@@ -143,15 +143,19 @@ def test_exhaustive_stimulus_is_for_elementwise_operators():
         make("softmax", registry.get("softmax").default(), "exhaustive")
 
 
-@pytest.mark.parametrize("sim", SIMS)
-@pytest.mark.parametrize("op", OPS)
+def _ecp5_cases():
+    """Verilator for every operator and Icarus for SiLU by default; Icarus for the others is slow."""
+    for sim in SIMS:
+        for op in OPS:
+            slow = sim != "verilator" and op != "silu"
+            yield pytest.param(op, sim, id=f"{op}-{sim}", marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("op, sim", list(_ecp5_cases()))
 def test_ecp5_primitives(op, sim):
-    """The emission with ECP5 multiplier blocks (``primitives=ecp5``, what the ECP5 flows synthesise)
-    on the blocks' simulation model: bit-exact and cycle-exact, the timing checked, under
-    backpressure and through a reset.  The default run takes Verilator for every operator and
-    Icarus for SiLU; ``-m slow`` adds Icarus for the others."""
-    if sim != "verilator" and op != "silu" and not os.environ.get("SPIKEOPS_ALL_ECP5"):
-        pytest.skip("Icarus on every operator's ECP5 emission: set SPIKEOPS_ALL_ECP5=1 (or run test_ecp5_primitives_slow)")
+    """The emission with ECP5 blocks (``primitives=ecp5``, what the ECP5 flows synthesise: registered
+    multipliers, tables with the block RAM's output register) on the blocks' simulation models:
+    bit-exact and cycle-exact, the timing checked, under backpressure and through a reset."""
     _ecp5_suite(op, sim)
 
 
@@ -164,7 +168,7 @@ def _ecp5_suite(op, sim):
     reg = Regression(op, cfg, sim, weights=weights, primitives="ecp5").build()
     assert reg.manifest["primitives"] == "ecp5" and reg.manifest["simulation_files"]
     assert "MULT18X18D" in (reg.dir / "rtl_new" / reg.manifest["files"][0]).read_text()
-    size = 1500 if registry.get(op).shape.is_row else 1000
+    size = 3000 if registry.get(op).shape.is_row else 1000
     _check(reg.run(make(op, cfg, "random", size=size, seed=1), name="full-rate", check_latency=True))
     _check(reg.run(make(op, cfg, "activations", size=size, seed=2), name="backpressure",
                    valid_p=0.7, ready_p=0.55, seed=7))
