@@ -49,7 +49,8 @@ class _SigmoidFamily(ConfigComponent):
         """Cycles from an accepted input to its output with no stalls (``n`` is not used:
         elementwise)."""
         return credit_latency(_argument_stages(config) + 3 + exp_latency(config.exp)
-                              + _numerator_stages(config) + division_latency(config.division))
+                              + _numerator_stages(config) + division_latency(config.division)
+                              + _sign_stages(config))
 
     @property
     def latency(self) -> int:
@@ -75,9 +76,15 @@ class _SigmoidFamily(ConfigComponent):
             pipe.carry(den=st.den)
             a = multiply_stages(pipe, a, pipe.carried["ax"])
         q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division)
-        result = q if cfg.numerator_power == 0 else Mux(pipe.carried["neg"], -q, q)
-        pipe.finish(result)
+        if cfg.numerator_power:   # the sign applied in a stage of its own (a carry chain)
+            q = pipe.stage(y=Mux(pipe.carried["neg"], -q, q)).y
+        pipe.finish(q)
         return m
+
+
+def _sign_stages(cfg) -> int:
+    """The stage that gives SiLU's and GELU's quotient the sign of ``x`` (none for the sigmoid)."""
+    return 1 if cfg.numerator_power else 0
 
 
 def _numerator_stages(cfg) -> int:

@@ -44,10 +44,18 @@ from .base import OperatorSignature
 __all__ = ["Softmax"]
 
 
+#: stages of the exp's argument: the buffer's data registered, then ``z = x - max + H``
+_ARGUMENT_STAGES = 2
+
+
 def _exp_of(pipe, x, mx, cfg, rom):
     """Add the stages of ``e = PWL-Exp(x - mx + H)`` on buffer data ``x`` to ``pipe``, carrying
-    ``masked`` (``x`` is the mask code) along; return ``e`` (not yet zeroed where masked)."""
+    ``masked`` (``x`` is the mask code) along; return ``e`` (not yet zeroed where masked).  The
+    buffer's data are registered before the subtraction (a block RAM's clock-to-data is most of a
+    cycle)."""
     ecfg = cfg.exp
+    s0 = pipe.stage(x=x, mx=mx)
+    x, mx = s0.x, s0.mx
     s = pipe.stage(z=(x - mx + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=x == cfg.in_format.mask_code)
     pipe.carry(masked=s.masked)
     return exp_stages(pipe, s.z, ecfg, rom)
@@ -83,8 +91,8 @@ class Softmax(ConfigComponent):
         PWL-Exp) and the result queue's two cycles to the send pass; then the send pipeline (buffer
         read, argument, PWL-Exp, division, output queue) after the first read."""
         lat = exp_latency(config.exp)
-        return ThreePasses(to_reduce=2, to_send=2 + lat + 2,
-                           to_output=1 + 2 + lat + credit_latency(division_latency(config.division)),
+        return ThreePasses(to_reduce=2, to_send=1 + _ARGUMENT_STAGES + lat + 2,
+                           to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(division_latency(config.division)),
                            queue=cls.queue_rows(config))
 
     @classmethod
