@@ -181,7 +181,10 @@ def _equivalent(op, cfg, tmp_path):
     (tmp_path / "gold.v").write_text(amaranth_verilog.convert(hdl_registry.build(op, cfg), name="gold",
                                                               emit_src=False))
     (tmp_path / "gate.v").write_text(verilog.convert(hdl_registry.build(op, cfg), "gate"))
-    script = ("read_verilog gold.v; read_verilog gate.v; proc; flatten gold gate; memory; opt_clean; equiv_make gold gate equiv; "
+    # the writers' automatic wire names (_0_, ...) mean different nets on the two sides: hidden, so
+    # that equiv_make pairs only the design's own names
+    script = ("read_verilog gold.v; read_verilog gate.v; proc; flatten gold gate; memory; opt_clean; "
+              "rename -hide gold/w:_*_ gate/w:_*_ gold/w:*._*_ gate/w:*._*_; equiv_make gold gate equiv; "
               "hierarchy -top equiv; equiv_simple; equiv_induct; equiv_status -assert")
     r = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
                        timeout=1800)
