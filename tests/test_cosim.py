@@ -143,15 +143,8 @@ def test_exhaustive_stimulus_is_for_elementwise_operators():
         make("softmax", registry.get("softmax").default(), "exhaustive")
 
 
-def _ecp5_cases():
-    """Verilator for every operator and Icarus for SiLU by default; Icarus for the others is slow."""
-    for sim in SIMS:
-        for op in OPS:
-            slow = sim != "verilator" and op != "silu"
-            yield pytest.param(op, sim, id=f"{op}-{sim}", marks=[pytest.mark.slow] if slow else [])
-
-
-@pytest.mark.parametrize("op, sim", list(_ecp5_cases()))
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op", OPS)
 def test_ecp5_primitives(op, sim):
     """The emission with ECP5 blocks (``primitives=ecp5``, what the ECP5 flows synthesise: registered
     multipliers, tables with the block RAM's output register) on the blocks' simulation models:
