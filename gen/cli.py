@@ -308,9 +308,10 @@ def main(argv=None) -> int:
                    "increments, issue 15): comma-separated KEY=VALUE of spikeops.golden.steps.StepConfig, e.g. "
                    "'steps=4,inc_width=8,encoding=spikes,out_shift=10' (top spikeops_<op>_steps)")
     p.add_argument("--primitives", choices=Primitives.values(), default=Primitives.GENERIC.value,
-                   help="the multipliers' registers: 'generic' (in the fabric, any vendor; the default) or 'ecp5' "
-                   "(ECP5 MULT18X18D blocks with their registers on: what the ECP5 figures measure; the "
-                   "blocks' simulation model is written beside the Verilog, see the manifest's simulation_files)")
+                   help="where the multipliers' and tables' registers sit: 'generic' (in the fabric, any vendor; "
+                   "the default) or 'ecp5' (ECP5 MULT18X18D and DP16KD blocks with their registers on: what the "
+                   "ECP5 figures measure; the blocks' simulation models are written beside the Verilog, see the "
+                   "manifest's simulation_files)")
     p.add_argument("-o", "--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_verilog)
 

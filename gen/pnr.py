@@ -192,16 +192,21 @@ def place_and_route_op(op: str, cfg=None, **kwargs) -> dict:
 
 
 def place_and_route_ops(ops, *, configs=None, jobs: int = 1, progress=None, record_errors: bool = True,
-                        **kwargs) -> list[dict]:
-    """Place-and-route each of ``ops`` (at ``configs[op]`` or its default), ``jobs`` at a time;
-    a PnRError is recorded on its row as ``{"op", "config_hash", "error"}`` and the sweep goes on."""
+                        target: FpgaTarget | None = None, timeout: float = 3600, **target_fields) -> list[dict]:
+    """Place-and-route each of ``ops`` (at ``configs[op]`` or its default), ``jobs`` at a time, for
+    ``target`` (or one built from ``target_fields``, as :func:`place_and_route` takes them), each
+    emitted with the target's primitives; a PnRError is recorded on its row as ``{"op",
+    "config_hash", "error"}`` and the sweep goes on."""
     from spikeops.golden import registry
     from spikeops.hdl.emit import emit
     if jobs < 1:
         raise ValueError(f"place_and_route_ops: jobs={jobs!r} must be >= 1")
     given = configs or {}
     configs = {op: registry.get(op).default() if given.get(op) is None else given[op] for op in ops}
-    target = kwargs.get("target") or FpgaTarget(**{k: v for k, v in kwargs.items() if k != "timeout"})
+    if target is None:
+        target = FpgaTarget(**target_fields)
+    elif target_fields:
+        raise TypeError("place_and_route_ops: give a target or its fields, not both")
     with tempfile.TemporaryDirectory(prefix="spikeops-v-") as tmp:
         # emit first, one at a time (Amaranth elaboration is not known to be thread-safe)
         manifests = {op: emit(op, configs[op], Path(tmp) / op, primitives=target.primitives) for op in ops}
@@ -209,7 +214,7 @@ def place_and_route_ops(ops, *, configs=None, jobs: int = 1, progress=None, reco
         def one(op):
             row = {"op": op, "config_hash": configs[op].stable_hash()}
             try:
-                row.update(place_and_route(manifests[op], Path(tmp) / op, **kwargs))
+                row.update(place_and_route(manifests[op], Path(tmp) / op, target, timeout=timeout))
             except PnRError as err:
                 if not record_errors:
                     raise

@@ -5,10 +5,11 @@ the command line all read.
 :class:`Family` (``"ecp5"`` or ``"ice40"``; strings accepted); ``device`` is nextpnr's device flag
 without ``--`` and ``package`` its package (defaults per family: ECP5 LFE5U-25F ``25k`` in
 ``CABGA381`` at speed grade 6, iCE40 ``hx8k`` in ``ct256``); ``freq_mhz`` is the place-and-route
-target; ``seed`` the placer's seed; ``primitives`` which circuits hold the multipliers' registers
-(:class:`spikeops.hdl.dsp.Primitives`: by default the family's own, ``ecp5`` blocks on ECP5 and
-``generic`` fabric registers elsewhere; ``generic`` is allowed on every family).  Everything is checked on construction with an error naming the
-parameter, its value and what is allowed.
+target; ``seed`` the placer's seed; ``primitives`` which circuits hold the multipliers' and
+tables' registers (:class:`spikeops.hdl.dsp.Primitives`: by default the family's own, ``ecp5``
+blocks on ECP5 and ``generic`` fabric registers elsewhere; ``generic`` is allowed on every family).
+Everything is checked on construction with an error naming the parameter, its value and what is
+allowed.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def add_target_args(parser, *, freq: float = 100.0, seed: int = 1, family: bool 
     parser.add_argument("--freq", type=float, default=freq, help=f"target MHz (default {freq:g})")
     parser.add_argument("--seed", type=int, default=seed, help=f"placement seed (default {seed})")
     parser.add_argument("--primitives", choices=Primitives.values(),
-                        help="multiplier registers: 'ecp5' DSP blocks or 'generic' fabric (default: the family's own)")
+                        help="multiplier and table registers: 'ecp5' blocks (MULT18X18D, DP16KD) or 'generic' "
+                        "fabric (default: the family's own)")
 
 
 def target_from_args(args, **overrides) -> FpgaTarget:

@@ -167,7 +167,15 @@ class DivisionNeuronGroup(ConfigComponent):
 
     ``i``: stream of ``{a: u<num_width>, b: u<den_width>}``; ``o``: stream of ``u<q_width>`` quotients
     (fraction bits ``shift``), in order, bit-identical to :func:`spikeops.golden.division.divide`.
+    ``neurons_per_stage``: binary neurons sharing a pipeline stage (:func:`division_stages`).
     """
+
+    def __init__(self, config, *, neurons_per_stage: int = 1):
+        if isinstance(neurons_per_stage, bool) or not isinstance(neurons_per_stage, int) or neurons_per_stage < 1:
+            raise ValueError(f"DivisionNeuronGroup: neurons_per_stage={neurons_per_stage!r} is not allowed; "
+                             "allowed: an integer >= 1")
+        self.neurons_per_stage = neurons_per_stage
+        super().__init__(config)
 
     class Signature(ConfigSignature):
         config_type = DivisionConfig
@@ -181,7 +189,9 @@ class DivisionNeuronGroup(ConfigComponent):
     @property
     def latency(self):
         """Cycles from input to output without stalls (``None``: data-dependent, temporal)."""
-        return None if self.config.arch == "temporal" else credit_latency(division_latency(self.config))
+        if self.config.arch == "temporal":
+            return None
+        return credit_latency(division_latency(self.config, self.neurons_per_stage))
 
     def elaborate(self, platform):
         m = Module()
@@ -189,7 +199,8 @@ class DivisionNeuronGroup(ConfigComponent):
         if cfg.arch == "temporal":
             return self._elaborate_temporal(m, cfg)
         pipe = CreditPipeline(m, self.o, i=self.i, name="div")
-        pipe.finish(division_stages(pipe, self.i.payload.a, self.i.payload.b, cfg))
+        pipe.finish(division_stages(pipe, self.i.payload.a, self.i.payload.b, cfg,
+                                    neurons_per_stage=self.neurons_per_stage))
         return m
 
     def _elaborate_temporal(self, m, cfg):

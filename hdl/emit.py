@@ -125,7 +125,8 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
     manifest's ``interface.packing`` says which field each signal carries).
 
     ``primitives``: ``generic`` (the default: registers in the fabric, any vendor) or ``ecp5`` (the
-    multipliers as ECP5 ``MULT18X18D`` blocks with their registers on, :mod:`spikeops.hdl.dsp`);
+    multipliers as ECP5 ``MULT18X18D`` blocks with their registers on, :mod:`spikeops.hdl.dsp`, and
+    the exp tables as ``DP16KD`` blocks with their output register on, :mod:`spikeops.hdl.rom`);
     the same values in the same cycles.  The manifest's ``simulation_files`` lists the models a
     simulator reads beside ``files`` (copied next to them); synthesis reads ``files`` only."""
     interface = Interface.parse(interface, "emit", "interface")

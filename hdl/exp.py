@@ -10,12 +10,12 @@ stage 8 ``intercept + ((slope * t) >> slope_shift)``.  Each multiplier and the b
 between registers, with no logic on their paths.  The ROM is filled from :func:`spikeops.golden.exp.exp_table`
 (never a second copy of the table).
 
-Range reduction (``method="range"``; latency 8, II 1): stage 1 clips ``z`` to ``[-Hc, Hc]``; stages 2-3
-compute ``w = z * L``; stage 4 splits ``w`` into the exponent ``n`` (the shift ``n_top - n``), the
-segment index ``k`` and the offset ``t`` and reads ``c_k`` and ``d_k`` from a table held in LUTs
-(the golden :func:`spikeops.golden.exp.range_table`); stages 5-6 multiply ``d_k * t``; stage 7
-interpolates ``m = c_k + ((d_k * t) >> tb)``; stage 8 shifts ``m`` right by ``n_top - n`` (0 below
-``-H``, ``one_code`` at or above ``H``).
+Range reduction (``method="range"``; latency 4 + 2 ``MULTIPLY_STAGES`` = 10, II 1): stage 1 clips
+``z`` to ``[-Hc, Hc]``; stages 2-4 compute ``w = z * L``; stage 5 splits ``w`` into the exponent
+``n`` (the shift ``n_top - n``), the segment index ``k`` and the offset ``t`` and reads ``c_k`` and
+``d_k`` from a table held in LUTs (the golden :func:`spikeops.golden.exp.range_table`); stages 6-8
+multiply ``d_k * t``; stage 9 interpolates ``m = c_k + ((d_k * t) >> tb)``; stage 10 shifts ``m``
+right by ``n_top - n`` (0 below ``-H``, ``one_code`` at or above ``H``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -166,7 +166,7 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
 class PWLExp(ConfigComponent):
     """Stream ``e**z``: ``i`` carries ``s<in_width>.<in_frac>`` arguments, ``o`` ``u<out_width>.<out_frac>``
     results, bit-identical to :func:`spikeops.golden.exp.pwl_exp` (latency :func:`exp_latency` plus the
-    output queue's 2, II 1)."""
+    output register's 1, :func:`spikeops.hdl.pipeline.credit_latency`; II 1)."""
 
     class Signature(ConfigSignature):
         config_type = ExpConfig

@@ -22,12 +22,12 @@ SIMS = [s for s in env.SIMULATORS if os.environ.get("SPIKEOPS_SIM", s) == s]
 OPS = list(registry.OPERATORS)
 
 
-def _regression(op, cfg, sim):
+def _regression(op, cfg, sim, primitives="generic"):
     reason = env.unavailable_reason(sim)
     if reason:
         pytest.skip(f"{sim}: {reason}")
     weights = make(op, cfg, "random", size=1).weights
-    return Regression(op, cfg, sim, weights=weights).build()
+    return Regression(op, cfg, sim, weights=weights, primitives=primitives).build()
 
 
 def _check(result):
@@ -153,12 +153,8 @@ def test_ecp5_primitives(op, sim):
 
 
 def _ecp5_suite(op, sim):
-    reason = env.unavailable_reason(sim)
-    if reason:
-        pytest.skip(f"{sim}: {reason}")
     cfg = registry.get(op).default()
-    weights = make(op, cfg, "random", size=1).weights
-    reg = Regression(op, cfg, sim, weights=weights, primitives="ecp5").build()
+    reg = _regression(op, cfg, sim, primitives="ecp5")
     assert reg.manifest["primitives"] == "ecp5" and reg.manifest["simulation_files"]
     assert "MULT18X18D" in (reg.dir / "rtl_new" / reg.manifest["files"][0]).read_text()
     size = 3000 if registry.get(op).shape.is_row else 1000

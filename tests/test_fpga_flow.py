@@ -227,12 +227,3 @@ def test_ecp5_primitives_are_refused_where_the_family_has_none(emitted_ecp5):
                                          r"allowed: 'generic'"):
         pnr.place_and_route(manifest(emitted_ecp5, "silu"), emitted_ecp5, family="ice40")
 
-
-def test_multiplier_refuses_operands_wider_than_a_block():
-    from amaranth.hdl import Signal, signed, unsigned
-
-    from spikeops.hdl.dsp import Multiplier
-    Multiplier(Signal(signed(18)), Signal(unsigned(17)))
-    with pytest.raises(ValueError, match=r"an operand of shape unsigned\(18\) is not allowed; allowed: signed of "
-                                         r"at most 18 bits or unsigned of at most 17"):
-        Multiplier(Signal(unsigned(18)), 3)

@@ -6,7 +6,6 @@ Random idle cycles on the input and backpressure on the output throughout; equal
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from spikeops.golden.division import DivisionConfig, divide
@@ -17,10 +16,9 @@ from spikeops.golden.norm import NormConfig, cordic_root, node_of, sqrt_node, su
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
 from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
-from spikeops.hdl.division import DivisionNeuronGroup, division_stages
+from spikeops.hdl.division import DivisionNeuronGroup, division_latency
 from spikeops.hdl.exp import PWLExp, index_multiplier
 from spikeops.hdl.neurons import LIFPopulation
-from spikeops.hdl.pipeline import CreditPipeline
 from spikeops.hdl.norm import PolarNorm, SqrtNode, tree_latency
 from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
 from spikeops.hdl.ops.sigmoid import GELU, Sigmoid, SiLU
@@ -42,16 +40,6 @@ def test_division_group(arch, theta_bits, rounding):
     assert [int(q) for q in out] == divide(a, b, cfg).tolist()
 
 
-class _TwoNeuronsPerStage(DivisionNeuronGroup):
-    """The group with two binary neurons per pipeline stage (as the norms build it)."""
-
-    def elaborate(self, platform):
-        m = Module()
-        pipe = CreditPipeline(m, self.o, i=self.i, name="div")
-        pipe.finish(division_stages(pipe, self.i.payload.a, self.i.payload.b, self.config, neurons_per_stage=2))
-        return m
-
-
 @pytest.mark.parametrize("q_width, theta_bits, shift, rounding", [
     (1, 3, 0, "nearest"), (2, 2, 1, "floor"), (3, 4, -1, "nearest"), (4, 6, 3, "floor"), (5, 3, 5, "nearest")])
 @pytest.mark.parametrize("arch", ["binary", "binary-2", "thermometer"])
@@ -62,10 +50,15 @@ def test_division_group_every_operand_pair(arch, q_width, theta_bits, shift, rou
     cfg = DivisionConfig(num_width=6, den_width=5, shift=shift, q_width=q_width, theta_bits=theta_bits,
                          arch=arch.split("-")[0], rounding=rounding)
     a, b = (v.ravel() for v in np.meshgrid(np.arange(64), np.arange(32)))
-    dut = DivisionNeuronGroup(cfg) if arch != "binary-2" else _TwoNeuronsPerStage(cfg)
+    dut = DivisionNeuronGroup(cfg, neurons_per_stage=2 if arch == "binary-2" else 1)
+    assert dut.latency == 1 + division_latency(cfg, dut.neurons_per_stage)
     out, _ = run_stream(dut, list(zip(a, b)), payload=lambda p: {"a": int(p[0]), "b": int(p[1])})
     assert [int(q) for q in out] == divide(a, b, cfg, realisation="binary").tolist()
 
+
+def test_division_group_refuses_a_bad_neurons_per_stage():
+    with pytest.raises(ValueError, match=r"neurons_per_stage=0 is not allowed; allowed: an integer >= 1"):
+        DivisionNeuronGroup(DivisionConfig(num_width=6, den_width=5, q_width=3), neurons_per_stage=0)
 
 @pytest.mark.parametrize("arch", ["binary", "thermometer", "temporal"])
 def test_division_group_zero_numerator_with_a_tiny_denominator(arch):

@@ -1,8 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The ECP5 primitives an ``ecp5`` emission instantiates, checked against what Yosys itself does: the
-block RAM's contents and address wiring equal those of the block Yosys infers for the same table.
-(Their behaviour, through the simulation models, is checked against golden by
-``tests/test_cosim.py::test_ecp5_primitives``.)"""
+block RAM's contents and address wiring equal those of the block Yosys infers for the same table;
+and what the registered multiplier and table refuse.  (Their behaviour, through the simulation
+models, is checked against golden by ``tests/test_cosim.py::test_ecp5_primitives``.)"""
 
 import json
 import subprocess
@@ -69,3 +69,14 @@ def test_table_rom_refuses_what_it_cannot_hold():
         rom.read_port()
     with pytest.raises(ValueError, match="at most 1024 words of 18 bits are allowed"):
         dp16kd_initvals([0] * 1025)
+
+
+def test_multiplier_refuses_operands_wider_than_a_block():
+    from amaranth.hdl import signed, unsigned
+
+    from spikeops.hdl.dsp import Multiplier
+    Multiplier(Signal(signed(18)), Signal(unsigned(17)))
+    with pytest.raises(ValueError, match=r"an operand of shape unsigned\(18\) is not allowed; allowed: signed of "
+                                         r"at most 18 bits or unsigned of at most 17"):
+        Multiplier(Signal(unsigned(18)), 3)
+

@@ -34,7 +34,7 @@ from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
 from ..division import division_latency, division_stages
-from ..norm import PolarNorm, SqrtNode, node_layout, node_of, tree_latency
+from ..norm import PolarNorm, SqrtNode, node_of, tree_latency
 from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
@@ -223,7 +223,8 @@ class _Norm(ConfigComponent):
         if centred:
             bbuf.read(m, k, p3.room)
 
-        p3.carry(last=send.last, total=send.row.total, rms=row_root.rms, b_exp=row_root.b_exp)
+        p3.carry(last=send.last, rms=row_root.rms, b_exp=row_root.b_exp,
+                 **({"total": send.row.total} if centred else {}))
         p3.stage()                                  # buffer and weight data appear with this stage
         extra = {"beta": bbuf.data} if centred else {}
         s = p3.stage(x=xbuf.data, g=gbuf.data, **extra)  # the block RAMs' data, registered
@@ -232,8 +233,6 @@ class _Norm(ConfigComponent):
         if centred:
             xd = multiply_stages(p3, s.x, d)
             v = p3.stage(v=(xd - p3.carried.pop("total"))[:cfg.v_width + 1].as_signed()).v
-        else:
-            p3.carried.pop("total")
         g = p3.carried.pop("g")
         s = p3.stage(av=abs(v), ag=abs(g), neg=(v < 0) ^ (g < 0))
         p3.carry(neg=s.neg)

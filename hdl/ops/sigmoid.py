@@ -6,11 +6,12 @@ sigmoid's argument ``y = p(|x|)`` (``alpha * |x|`` in a stage of its own when ``
 polynomial (GELU's erf and tanh forms): the clamp ``s = min(|x|, x_clamp)``, ``u = s*s >> in_frac``,
 a product and a sum stage per further coefficient, ``y = h * s``); ``z = H - y``; PWL-Exp; the
 Division Neuron Group's operands ``A = one or e``, ``B = one + e``, then ``A * |x|`` in a stage of
-its own for SiLU and GELU; the division; the sign into the output queue.  Every multiplier sits
-between registers with no logic on its paths.
+its own for SiLU and GELU; the division; for SiLU and GELU the sign in a stage of its own; the
+output queue.  Every multiplier sits between registers with no logic on its paths.
 
-Latency: ``argument + 3 + exp latency + (1 or 2) + division latency + 2`` (the queue); see
-:meth:`_SigmoidFamily.latency_for`.
+Latency (:meth:`_SigmoidFamily.latency_for`): ``argument + 3 + exp latency + numerator + division
+latency + sign + 1`` (the output register), with ``numerator = 1`` (+ ``MULTIPLY_STAGES`` for SiLU
+and GELU) and ``sign = 1`` for SiLU and GELU, 0 for the sigmoid.
 """
 
 from __future__ import annotations
