@@ -5,8 +5,9 @@ nodes, and the exact square root of an integer sum of squares.
 index order (``length`` per vector, or ``length - 1`` when a constant ``first_leaf`` is given: it is
 leaf 0 of every vector); ``o_valid`` pulses with the root node on ``o``, bit-identical to
 :func:`spikeops.golden.norm.cordic_root`.  The tree merges while the leaves arrive: each level keeps
-one left node waiting for its partner, and one pipelined CORDIC unit (an align stage, then
-``iterations`` stages) serves every level.  A pair formed from the unit's own results (levels >= 1)
+one left node waiting for its partner, and one pipelined CORDIC unit serves every level: the
+exponents compared, then the alignment shifts with the first vectoring step, then the other
+``iterations - 1`` steps, the last one normalising.  A pair formed from the unit's own results (levels >= 1)
 is issued the cycle it forms; pairs of leaves wait in a four-pair queue for cycles the upper levels
 leave free, and the leaf stream stalls while that queue is full.  The upper levels never
 wait, so a node reaches the next level ``iterations + 1`` cycles after its pair formed, and the
@@ -20,7 +21,7 @@ root node, bit-identical to :func:`spikeops.golden.norm.sqrt_node`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
@@ -107,50 +108,71 @@ class PolarNorm(ConfigComponent):
         dw = cfg.datapath_width
         lvl_shape = range(max(2, levels))
 
-        # the pipelined unit: align, then n_it vectoring stages
+        # the pipelined unit: the exponents compared, then the alignment shifts together with the
+        # first vectoring step (``b >= 0`` there, both operands being aligned magnitudes, so
+        # ``a + b`` and ``b - a`` need no sign), then the other ``n_it - 1`` steps: ``n_it + 1``
+        # stages, the last one normalising the result so that it leaves the unit from a register
         issue = Signal()
         iss_a, iss_b = Signal(layout), Signal(layout)
         iss_lvl = Signal(lvl_shape)
-        big = Mux(iss_a.e > iss_b.e, iss_a.e, iss_b.e)
-        span = w + g + 1
+        span = w + g                               # (m << g) >> s is 0 from s = span on
+        sbits = (span - 1).bit_length()
+        diff = signed(cfg.exp_width + 1)
+        d_ab, d_ba = Signal(diff, name="align_dab"), Signal(diff, name="align_dba")
+        m.d.comb += [d_ab.eq(iss_a.e - iss_b.e), d_ba.eq(iss_b.e - iss_a.e)]
 
-        def aligned(node):
-            return barrel_shift(node.m << g, node.e - big, lo=-span, hi=0, width=w + g)
+        def amount(d, name):
+            """The alignment shift ``max(d, 0)``, as its low ``sbits`` bits and a flag for ``>= span``."""
+            du = d.as_unsigned()
+            far = Signal(name=f"{name}_far")
+            m.d.sync += far.eq(~d[-1] & ((du[sbits:len(d) - 1].any() if len(d) - 1 > sbits else 0)
+                                         | (du[:sbits] >= span if (1 << sbits) > span else 0)))
+            low = Signal(sbits, name=f"{name}_s")
+            m.d.sync += low.eq(Mux(d[-1], 0, du[:sbits]))
+            return low, far
 
-        a = Signal(signed(dw), name="align_a")
-        b = Signal(signed(dw), name="align_b")
+        s_a, far_a = amount(d_ba, "align_a")      # a shifts by E - ea = max(eb - ea, 0)
+        s_b, far_b = amount(d_ab, "align_b")
+        m_a, m_b = Signal(w, name="align_ma"), Signal(w, name="align_mb")
         e_big = Signal(signed(cfg.exp_width), name="align_e")
         zero_pair = Signal(name="align_zero")
         valid, lvl = Signal(name="align_valid"), Signal(lvl_shape, name="align_lvl")
-        m.d.sync += [a.eq(aligned(iss_a)), b.eq(aligned(iss_b)), e_big.eq(big),
+        m.d.sync += [m_a.eq(iss_a.m), m_b.eq(iss_b.m), e_big.eq(Mux(d_ab[-1], iss_b.e, iss_a.e)),
                      zero_pair.eq((iss_a.m == 0) & (iss_b.m == 0)), valid.eq(issue), lvl.eq(iss_lvl)]
+
+        def aligned(mant, sh, far, name):
+            out = Signal(signed(dw), name=name)    # non-negative, below 2**span
+            m.d.comb += out.eq(Mux(far, 0, (Cat(Const(0, g), mant) >> sh)[:span]))
+            return out
+
+        a = aligned(m_a, s_a, far_a, "aligned_a")
+        b = aligned(m_b, s_b, far_b, "aligned_b")
         # normalise the result to w bits (a has w+g, w+g+1 or w+g+2 bits unless both inputs were
-        # 0) in the last vectoring stage, so the result leaves the unit from a register
+        # 0) in the last vectoring stage
         def normalised(a, e, zero):
             au = a.as_unsigned()
-            t = Mux(au[w + g + 1], g + 2, Mux(au[w + g], g + 1, g))
-            return Mux(zero, 0, (au >> t)[:w]), Mux(zero, cfg.zero_exp, e - g + t)
+            t = Mux(au[w + g + 1], 2, Mux(au[w + g], 1, 0))
+            return Mux(zero, 0, (au >> (g + t))[:w]), Mux(zero, cfg.zero_exp, e + t)
 
         res = Signal(layout)
         for k in range(n_it):
             e_r, z_r = Signal(signed(cfg.exp_width), name=f"cordic{k}_e"), Signal(name=f"cordic{k}_zero")
             v_r, l_r = Signal(name=f"cordic{k}_valid"), Signal(lvl_shape, name=f"cordic{k}_lvl")
-            s = b >= 0
-            da, db = b >> k, a >> k
-            a_next, b_next = Mux(s, a + da, a - da), Mux(s, b - db, b + db)
+            if k == 0:                             # a, b >= 0: s = +1
+                a_next, b_next = a + b, b - a
+            else:
+                s = b >= 0
+                da, db = b >> k, a >> k
+                a_next, b_next = Mux(s, a + da, a - da), Mux(s, b - db, b + db)
             m.d.sync += [v_r.eq(valid), l_r.eq(lvl)]
             if k == n_it - 1:
                 rm, re = normalised(a_next[:dw].as_signed(), e_big, zero_pair)
                 m.d.sync += [res.m.eq(rm), res.e.eq(re)]
-                a, b = None, None
             else:
                 a_r, b_r = Signal(signed(dw), name=f"cordic{k}_a"), Signal(signed(dw), name=f"cordic{k}_b")
                 m.d.sync += [a_r.eq(a_next), b_r.eq(b_next), e_r.eq(e_big), z_r.eq(zero_pair)]
                 a, b, e_big, zero_pair = a_r, b_r, e_r, z_r
             valid, lvl = v_r, l_r
-        if n_it == 0:
-            rm, re = normalised(a, e_big, zero_pair)
-            m.d.comb += [res.m.eq(rm), res.e.eq(re)]
         res_valid, res_lvl = valid, lvl
 
         # the root

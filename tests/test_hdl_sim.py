@@ -129,7 +129,20 @@ def test_polar_norm_tree(length, first_leaf, gaps):
         with pytest.raises(ValueError, match="first_leaf needs length >= 2"):
             PolarNorm(NormConfig(length=1), first_leaf=(1, 0))
         return
-    cfg = NormConfig(length=length, width=12, iterations=7, guard_bits=2, leaf_bits=24)
+    _check_polar_norm_tree(NormConfig(length=length, width=12, iterations=7, guard_bits=2, leaf_bits=24),
+                           first_leaf, gaps)
+
+
+@pytest.mark.parametrize("iterations, guard_bits", [(1, 0), (2, 5)])
+def test_polar_norm_tree_short_unit(iterations, guard_bits):
+    """The unit's first vectoring step shares its stage with the alignment: one step (that stage
+    also normalises) and two, with no guard bits and many, still give golden's root."""
+    _check_polar_norm_tree(NormConfig(length=13, width=10, iterations=iterations, guard_bits=guard_bits,
+                                      leaf_bits=24), True, 0.2)
+
+
+def _check_polar_norm_tree(cfg, first_leaf, gaps):
+    length = cfg.length
     rng = np.random.default_rng(length)
     v = rng.integers(0, 1 << 24, (5, length)) >> rng.integers(0, 24, (5, 1))
     v[1] = 0
