@@ -35,7 +35,7 @@ from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConf
 
 from ..division import division_latency, division_stages
 from ..norm import PolarNorm, SqrtNode, node_of, tree_latency
-from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages
+from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, credit_latency, multiply_stages
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
 from ..component import ConfigComponent
@@ -255,7 +255,10 @@ class _Norm(ConfigComponent):
             return self._exact(m, cfg, accept, row_end, x, feed_ok)
         em, ee = golden_node_of(cfg.eps_code, ncfg.width)
         m.submodules.norm = tree = PolarNorm(ncfg, first_leaf=(int(em), int(ee)))
-        en = ~tree.i.valid | tree.i.ready
+        # the leaf pipeline stalls with the tree's input, through a skid register, so that the
+        # tree's ``ready`` reaches the skid only and the stages' enable is a register
+        skid = SkidOutput(m, name="leaf_skid")
+        en = skid.enable
         m.d.comb += feed_ok.eq(en)
         pipe = Pipeline(m, en, accept & (j != 0) if cfg.helmert else accept, name="leaf")
         if cfg.helmert:
@@ -279,7 +282,8 @@ class _Norm(ConfigComponent):
             s1 = pipe.stage(mag=abs(x))
             lm, le = node_of(m, s1.mag, ncfg, name="leaf_bits")
             leaf = pipe.stage(m=lm, e=le)
-        m.d.comb += [tree.i.valid.eq(leaf.valid), tree.i.payload.m.eq(leaf.m), tree.i.payload.e.eq(leaf.e)]
+        valid, node = skid.connect(leaf.valid, Cat(leaf.m, leaf.e), tree.i.ready)
+        m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.eq(node)]
         return tree.o, tree.o_valid, row_end
 
     def _exact(self, m, cfg, accept, row_end, x, feed_ok):
