@@ -84,8 +84,8 @@ def test_backpressure_and_idle_cycles_lose_nothing():
 def test_a_buffer_smaller_than_a_row_is_refused():
     with pytest.raises(ValueError, match=r"softmax: buffer_depth=40 is out of range; allowed: in \[64, 320\]"):
         SoftmaxConfig(d_max=64, buffer_depth=40)
-    assert SoftmaxConfig(d_max=100).buffer_depth == 216 and SoftmaxConfig(d_max=1024).buffer_depth == 2048
-    assert SoftmaxConfig(d_max=100).replace(d_max=10).buffer_depth == 36  # the default follows d_max
+    assert SoftmaxConfig(d_max=100).buffer_depth == 232 and SoftmaxConfig(d_max=1024).buffer_depth == 2048
+    assert SoftmaxConfig(d_max=100).replace(d_max=10).buffer_depth == 52  # the default follows d_max
 
 
 def test_the_model_by_hand():

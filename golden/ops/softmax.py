@@ -40,10 +40,11 @@ __all__ = ["SoftmaxConfig", "softmax", "default_buffer_depth"]
 
 def default_buffer_depth(d_max: int) -> int:
     """The row buffer that sustains one element per cycle on back-to-back rows: two rows, plus the
-    16 entries the pipeline between receive and send holds when rows are short enough (``d_max <
-    512``) that those cycles matter; from ``d_max = 512`` on, a full-length row waits 9 cycles at its
-    start instead (at least 0.98 elements per cycle) and the buffer keeps to whole block RAMs."""
-    return 2 * d_max + (16 if d_max < 512 else 0)
+    32 entries the pipeline between receive and send holds when rows are short enough (``d_max <
+    512``) that those cycles matter; from ``d_max = 512`` on, a full-length row waits the pipeline's
+    16 cycles at its start instead (at least 0.97 elements per cycle) and the buffer keeps to whole
+    block RAMs."""
+    return 2 * d_max + (32 if d_max < 512 else 0)
 
 
 #: the PWL-Exp table's parameters as this operator's options name them

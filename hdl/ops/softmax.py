@@ -87,11 +87,12 @@ class Softmax(ConfigComponent):
     @classmethod
     def timing(cls, config) -> ThreePasses:
         """The row timing model (:class:`spikeops.hdl.timing.ThreePasses`) of this realisation:
-        the row queue's two cycles to the reduce pass; the reduce pipeline (buffer read, argument,
-        PWL-Exp) and the result queue's two cycles to the send pass; then the send pipeline (buffer
-        read, argument, PWL-Exp, division, output queue) after the first read."""
+        the input register, the registered row descriptor and the row queue's two cycles to the
+        reduce pass; the reduce pipeline (buffer read, argument, PWL-Exp) and the result queue's
+        two cycles to the send pass; then the send pipeline (buffer read, argument, PWL-Exp,
+        division, output queue) after the first read."""
         lat = exp_latency(config.exp)
-        return ThreePasses(to_reduce=2, to_send=1 + _ARGUMENT_STAGES + lat + 2,
+        return ThreePasses(to_reduce=4, to_send=1 + _ARGUMENT_STAGES + lat + 2,
                            to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(division_latency(config.division)),
                            queue=cls.queue_rows(config))
 
@@ -125,30 +126,56 @@ class Softmax(ConfigComponent):
         row_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width)})
         sum_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width),
                                         "total": unsigned(cfg.sum_width)})
-        m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 1)
+        m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 2)
         m.submodules.sumq = sumq = fifo.SyncFIFOBuffered(width=sum_layout.size, depth=nq + 1)
 
         # -- pass 1: receive -------------------------------------------------------------------
+        # accepting an element counts it and registers it; the next cycle writes it to the ring
+        # and updates the running maximum; at a row's end the descriptor is registered and written
+        # to the row queue the cycle after.  ``held`` counts the descriptors of rows accepted to
+        # their end and not yet taken by pass 2 (those in flight included), so the queue (one entry
+        # deeper than it may hold) always has room for them.
         wr = Signal(range(depth))
-        used = Signal(range(depth + 1))     # ring entries written and not yet read by the send pass
+        used = Signal(range(depth + 1))     # ring entries accepted and not yet read by the send pass
+        held = Signal(range(nq + 2))
         row_n = Signal(range(cfg.d_max))   # elements of the row being received so far
-        mx = Signal(signed(cfg.in_width), init=fmt.min_code)
-        m.d.comb += self.i.ready.eq((used != depth) & rowq.w_rdy)
-        accept = self.i.valid & self.i.ready
-        xin = Mux(self.i.payload.masked, fmt.mask_code, self.i.payload.data)
-        xbuf.write(m, wr, xin, accept)
-        valid_pos = ~self.i.payload.masked & (self.i.payload.data != fmt.mask_code)
-        mx_new = Mux(valid_pos & (self.i.payload.data > mx), self.i.payload.data, mx)
-        row_end = accept & (self.i.payload.last | (row_n == cfg.d_max - 1))
-        pushed = Signal(row_layout)
-        m.d.comb += [pushed.n.eq(row_n + 1), pushed.mx.eq(mx_new),
-                     rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(row_end)]
+        # ``ready`` is a register: ``used + accept - send.issue != depth`` and ``held + ends -
+        # red.take != nq + 1``, from flags of the counters that do not wait for this cycle's accept
+        ready = Signal(init=1, name="rx_ready")
+        m.d.comb += self.i.ready.eq(ready)
+        accept = self.i.valid & ready
+        ends = accept & (self.i.payload.last | (row_n == cfg.d_max - 1))
         with m.If(accept):
-            m.d.sync += [wr.eq(Mux(wr == depth - 1, 0, wr + 1)), row_n.eq(row_n + 1), mx.eq(mx_new)]
+            m.d.sync += row_n.eq(Mux(ends, 0, row_n + 1))
             with m.If((row_n == cfg.d_max - 1) & ~self.i.payload.last):
                 m.d.sync += self.overflow.eq(1)
-            with m.If(row_end):
-                m.d.sync += [row_n.eq(0), mx.eq(fmt.min_code)]
+        # the running maximum: whether the element beats it is decided as it is accepted, against
+        # the maximum so far and against the element in the second stage (which the maximum has
+        # not taken yet), so that the maximum's own loop is a multiplexer (no compare in it)
+        rx = Signal(data.StructLayout({"x": signed(cfg.in_width), "beats": 1, "end": 1, "n": n_shape,
+                                       "addr": range(depth)}), name="rx")
+        rx_v = Signal(name="rx_valid")
+        mx = Signal(signed(cfg.in_width), init=fmt.min_code)
+        x_in = self.i.payload.data
+        valid_pos = ~self.i.payload.masked & (x_in != fmt.mask_code)
+        after_end = Signal(name="rx_after_end")   # the second stage holds a row's last element
+        prev_counts = Signal(name="rx_counts")    # it holds an element the maximum takes first
+        beats = valid_pos & (after_end | ((x_in > mx) & (~prev_counts | (x_in > rx.x))))
+        m.d.sync += [rx_v.eq(accept), after_end.eq(ends), prev_counts.eq(accept & ~ends & valid_pos)]
+        with m.If(accept):
+            m.d.sync += [rx.x.eq(Mux(self.i.payload.masked, fmt.mask_code, x_in)), rx.beats.eq(beats),
+                         rx.end.eq(ends), rx.n.eq(row_n + 1), rx.addr.eq(wr),
+                         wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
+        xbuf.write(m, rx.addr, rx.x, rx_v)
+        mx_new = Mux(rx.beats, rx.x, mx)
+        pending = Signal()
+        pushed = Signal(row_layout)
+        m.d.sync += pending.eq(rx_v & rx.end)
+        with m.If(rx_v):
+            m.d.sync += mx.eq(Mux(rx.end, fmt.min_code, mx_new))
+            with m.If(rx.end):
+                m.d.sync += [pushed.n.eq(rx.n), pushed.mx.eq(mx_new)]
+        m.d.comb += [rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(pending)]
 
         # -- pass 2: reduce (never stalls) -----------------------------------------------------
         ahead = Signal(range(nq + 1))     # rows taken by pass 2 and not yet by pass 3
@@ -171,7 +198,14 @@ class Softmax(ConfigComponent):
         p3 = CreditPipeline(m, self.o, valid=issue, name="q")
         send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=p3.room, name="s")
         m.d.comb += issue.eq(send.issue)
-        m.d.sync += [used.eq(used + accept - send.issue), ahead.eq(ahead + red.take - send.take)]
+        m.d.sync += [used.eq(used + accept - send.issue), ahead.eq(ahead + red.take - send.take),
+                     held.eq(held + ends - red.take)]
+
+        def reaches(count, inc, dec, top):
+            """``count + inc - dec == top`` next cycle, given ``count <= top``."""
+            return Mux(inc & ~dec, count == top - 1, Mux(~inc & dec, 0, count == top))
+
+        m.d.sync += ready.eq(~reaches(used, accept, send.issue, depth) & ~reaches(held, ends, red.take, nq + 1))
 
         p3.carry(last=send.last, mx=send.row.mx, total=send.row.total)
         p3.stage()
