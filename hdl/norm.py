@@ -28,9 +28,9 @@ from amaranth.lib.wiring import In, Out
 from spikeops.golden.norm import NormConfig, level_sizes
 
 from .component import ConfigComponent, ConfigSignature
-from .shift import barrel_shift, bit_length
+from .shift import SHIFT_STAGES, barrel_shift, bit_length, leading_one, right_shift_stages
 
-__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_of", "tree_latency"]
+__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_of", "node_stages", "NODE_STAGES", "tree_latency"]
 
 
 def node_layout(cfg: NormConfig) -> data.StructLayout:
@@ -47,6 +47,24 @@ def node_of(m, value, cfg: NormConfig, *, name: str):
     m.d.comb += t.eq(n - w)
     mant = barrel_shift(value, -t, lo=-max(len(value) - w, 0), hi=w - 1, width=w)
     return Mux(n == 0, 0, mant), Mux(n == 0, cfg.zero_exp, t)
+
+
+#: pipeline stages of :func:`node_stages`: the leading one, then the two half-shifts
+NODE_STAGES = 1 + SHIFT_STAGES
+
+
+def node_stages(pipe, value, cfg: NormConfig):
+    """Add the stages of :func:`node_of` to ``pipe`` (a :class:`spikeops.hdl.pipeline.Pipeline`):
+    the leading one's position ``p`` of the unsigned ``value``, then the mantissa as a right shift
+    only, ``(value << (width - 1)) >> p`` (no adder before the shifter), in two stages, beside the
+    exponent ``p + 1 - width``; zero gives the zero node.  Returns ``(m, e)`` after
+    :data:`NODE_STAGES` stages."""
+    w = cfg.width
+    p, nz = leading_one(value)
+    s = pipe.stage(v=value, p=p, nz=nz)
+    pipe.carry(node_e=Mux(s.nz, s.p + 1 - w, cfg.zero_exp)[:cfg.exp_width].as_signed(), node_nz=s.nz)
+    mant, = right_shift_stages(pipe, [(Cat(Const(0, w - 1), s.v), s.p, w)])
+    return Mux(pipe.carried.pop("node_nz"), mant, 0), pipe.carried.pop("node_e")
 
 
 #: pairs of leaves that may wait for the unit (the leaf stream stalls beyond them)

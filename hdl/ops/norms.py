@@ -34,8 +34,8 @@ from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
 from ..division import division_latency, division_stages
-from ..norm import PolarNorm, SqrtNode, node_of, tree_latency
-from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, credit_latency, multiply_stages
+from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, tree_latency
+from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_stages
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
 from ..component import ConfigComponent
@@ -89,8 +89,13 @@ class _Norm(ConfigComponent):
 
     @staticmethod
     def leaf_stages(config) -> int:
-        """Cycles of the leaf pipeline, from accepting an element to its leaf at the tree."""
-        return 5 if config.helmert else 2
+        """Cycles of the leaf pipeline, from accepting an element to its leaf at the tree: RMSNorm
+        ``|x|`` and the node (:data:`spikeops.hdl.norm.NODE_STAGES`); LayerNorm
+        the product ``j x``, ``- S_j``, the magnitude, the node, its product with ``c_j``, the
+        leaf register (normalising the product)."""
+        if config.helmert:
+            return MULTIPLY_STAGES + 2 + NODE_STAGES + MULTIPLY_STAGES + 1
+        return 1 + NODE_STAGES
 
     #: cycles from accepting a row's last element to its Q entering the square-root unit's queue
     EXACT_SUMS = 4
@@ -103,18 +108,27 @@ class _Norm(ConfigComponent):
     def timing(cls, config) -> FixedDelay:
         """The row timing model: the send pass takes a row ``to_send`` cycles after its last input
         (CORDIC: the leaf pipeline, the tree's bound :func:`spikeops.hdl.norm.tree_latency`, then
-        the read-out register, the root queue and the due count; exact: the sums and the queue of
-        ``Q`` to the square-root unit, one row after another, each :meth:`SqrtNode.latency` long,
-        then the same three), then ``to_output`` more to its first output (the take, the operand
+        the read-out (:meth:`readout_stages`), the root queue and the due count; exact: the sums and
+        the queue of ``Q`` to the square-root unit, one row after another, each
+        :meth:`SqrtNode.latency` long, then the same three), then ``to_output`` more to its first output (the take, the operand
         stages (:meth:`operand_stages`), the division pipeline, the sign, the output queue)."""
         ncfg = config.norm
         to_output = 2 + cls.operand_stages(config) + credit_latency(
             division_latency(config.division, cls.NEURONS_PER_STAGE) + 1)
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
-            return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + 3, to_output=to_output,
+            return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + cls.readout_stages(config) + 2, to_output=to_output,
                               unit_start=cls.EXACT_SUMS + 2, unit_period=sq)
-        return FixedDelay(to_send=cls.leaf_stages(config) + tree_latency(ncfg) + 3, to_output=to_output)
+        return FixedDelay(to_send=cls.leaf_stages(config) + tree_latency(ncfg) + cls.readout_stages(config) + 2,
+                          to_output=to_output)
+
+    @staticmethod
+    def readout_stages(config) -> int:
+        """Cycles of the read-out ``R = m C``: the multiplier blocks' stages
+        (:data:`spikeops.hdl.pipeline.MULTIPLY_STAGES`) after the CORDIC tree, one cycle after the
+        exact norm's square root (whose first output is due within 64 cycles of a row's last input:
+        LayerNorm at d 384 has no cycle to spare, so there the product limits the clock)."""
+        return 1 if config.norm.method == "exact" else MULTIPLY_STAGES
 
     @staticmethod
     def operand_stages(config) -> int:
@@ -199,10 +213,19 @@ class _Norm(ConfigComponent):
         due_rows = Signal(range(nq + 2))
 
         # -- read-out: R = m C, b_exp = e - gain_frac -------------------------------------------
+        # (CORDIC: in the multiplier blocks' registers, :func:`multiply_stages`; the exact norm
+        # keeps a one-cycle product for its 64-cycle bound, see :meth:`readout_stages`)
         ro = Signal(root_layout)
-        m.d.sync += [ro.rms.eq(root.m * cfg.readout_constant), ro.b_exp.eq(root.e - cfg.gain_frac)]
-        ro_valid = Signal()
-        m.d.sync += ro_valid.eq(root_valid)
+        if self.readout_stages(cfg) == 1:
+            m.d.sync += [ro.rms.eq(root.m * cfg.readout_constant), ro.b_exp.eq(root.e - cfg.gain_frac)]
+            ro_valid = Signal()
+            m.d.sync += ro_valid.eq(root_valid)
+        else:
+            rp = Pipeline(m, Const(1), root_valid, name="readout")
+            rp.carry(b_exp=root.e - cfg.gain_frac)
+            m.d.comb += [ro.rms.eq(multiply_stages(rp, root.m, Const(cfg.readout_constant))),
+                         ro.b_exp.eq(rp.carried["b_exp"])]
+            ro_valid = rp.valid
         m.d.comb += [rootq.w_data.eq(ro.as_value()), rootq.w_en.eq(ro_valid)]
 
         # -- send (reads while the output queue has room; the datapath never stalls) -------------
@@ -266,22 +289,25 @@ class _Norm(ConfigComponent):
             c_layout = data.StructLayout({"m": unsigned(ncfg.width), "e": signed(8)})
             crom = RowBuffer(m, "helmert", c_layout, cfg.d,
                              init=[{"m": int(a), "e": int(b)} for a, b in zip(cm, ce)])
-            crom.read(m, j, en)
-            s1 = pipe.stage(c=abs(j * x - total))
+            pipe.carry(total=total, j=j)
+            jx = multiply_stages(pipe, j, x)
+            crom.read(m, pipe.carried.pop("j"), en)   # c_j appears with the next stage
+            diff = pipe.stage(v=jx - pipe.carried.pop("total"))
             pipe.carry(cm=crom.data.m, ce=crom.data.e)
-            nm, ne = node_of(m, s1.c, ncfg, name="contrast_bits")
-            s2 = pipe.stage(nm=nm, ne=ne)
-            s3 = pipe.stage(p=s2.nm * pipe.carried["cm"], pe=s2.ne + pipe.carried["ce"],
-                            zero=s2.nm == 0)
-            top = s3.p[2 * ncfg.width - 1]
-            pm = Mux(top, s3.p >> ncfg.width, s3.p >> (ncfg.width - 1))[:ncfg.width]
-            pe = s3.pe + Mux(top, ncfg.width, ncfg.width - 1)
-            s4 = pipe.stage(m=Mux(s3.zero, 0, pm), e=Mux(s3.zero, ncfg.zero_exp, pe))
-            leaf = pipe.stage(m=s4.m, e=s4.e)
+            c = pipe.stage(c=abs(diff.v)).c
+            nm, ne = node_stages(pipe, c, ncfg)
+            pipe.carry(ne=ne, zero=nm == 0)
+            p = multiply_stages(pipe, nm, pipe.carried.pop("cm"))
+            top = p[2 * ncfg.width - 1]
+            pm = Mux(top, p >> ncfg.width, p >> (ncfg.width - 1))[:ncfg.width]
+            pe = pipe.carried.pop("ne") + pipe.carried.pop("ce") + Mux(top, ncfg.width, ncfg.width - 1)
+            zero = pipe.carried.pop("zero")
+            leaf = pipe.stage(m=Mux(zero, 0, pm), e=Mux(zero, ncfg.zero_exp, pe))
         else:
             s1 = pipe.stage(mag=abs(x))
-            lm, le = node_of(m, s1.mag, ncfg, name="leaf_bits")
-            leaf = pipe.stage(m=lm, e=le)
+            lm, le = node_stages(pipe, s1.mag, ncfg)      # registered but for a zero test
+            leaf = Stage(pipe.valid, {"m": lm, "e": le})
+        assert pipe.latency == self.leaf_stages(cfg)
         valid, node = skid.connect(leaf.valid, Cat(leaf.m, leaf.e), tree.i.ready)
         m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.eq(node)]
         return tree.o, tree.o_valid, row_end
