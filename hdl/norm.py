@@ -21,7 +21,7 @@ root node, bit-identical to :func:`spikeops.golden.norm.sqrt_node`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
@@ -130,33 +130,41 @@ class PolarNorm(ConfigComponent):
         # first vectoring step (``b >= 0`` there, both operands being aligned magnitudes, so
         # ``a + b`` and ``b - a`` need no sign), then the other ``n_it - 1`` steps: ``n_it + 1``
         # stages, the last one normalising the result so that it leaves the unit from a register
-        issue = Signal()
-        iss_a, iss_b = Signal(layout), Signal(layout)
-        iss_lvl = Signal(lvl_shape)
         span = w + g                               # (m << g) >> s is 0 from s = span on
         sbits = (span - 1).bit_length()
         diff = signed(cfg.exp_width + 1)
-        d_ab, d_ba = Signal(diff, name="align_dab"), Signal(diff, name="align_dba")
-        m.d.comb += [d_ab.eq(iss_a.e - iss_b.e), d_ba.eq(iss_b.e - iss_a.e)]
 
-        def amount(d, name):
+        def amount(d):
             """The alignment shift ``max(d, 0)``, as its low ``sbits`` bits and a flag for ``>= span``."""
             du = d.as_unsigned()
-            far = Signal(name=f"{name}_far")
-            m.d.sync += far.eq(~d[-1] & ((du[sbits:len(d) - 1].any() if len(d) - 1 > sbits else 0)
-                                         | (du[:sbits] >= span if (1 << sbits) > span else 0)))
-            low = Signal(sbits, name=f"{name}_s")
-            m.d.sync += low.eq(Mux(d[-1], 0, du[:sbits]))
-            return low, far
+            far = ~d[-1] & ((du[sbits:len(d) - 1].any() if len(d) - 1 > sbits else 0)
+                            | (du[:sbits] >= span if (1 << sbits) > span else 0))
+            return Mux(d[-1], 0, du[:sbits]), far
 
-        s_a, far_a = amount(d_ba, "align_a")      # a shifts by E - ea = max(eb - ea, 0)
-        s_b, far_b = amount(d_ab, "align_b")
-        m_a, m_b = Signal(w, name="align_ma"), Signal(w, name="align_mb")
-        e_big = Signal(signed(cfg.exp_width), name="align_e")
-        zero_pair = Signal(name="align_zero")
-        valid, lvl = Signal(name="align_valid"), Signal(lvl_shape, name="align_lvl")
-        m.d.sync += [m_a.eq(iss_a.m), m_b.eq(iss_b.m), e_big.eq(Mux(d_ab[-1], iss_b.e, iss_a.e)),
-                     zero_pair.eq((iss_a.m == 0) & (iss_b.m == 0)), valid.eq(issue), lvl.eq(iss_lvl)]
+        def merge_of(a, b, lvl):
+            """The first stage's fields for the pair ``(a, b)`` at level ``lvl``: the mantissas, each
+            one's shift ``max(E - e, 0)`` (low bits, and ``>= span``), ``E``, and the zero test."""
+            d_ab, d_ba = Signal(diff), Signal(diff)
+            m.d.comb += [d_ab.eq(a.e - b.e), d_ba.eq(b.e - a.e)]
+            s_a, far_a = amount(d_ba)
+            s_b, far_b = amount(d_ab)
+            return {"m_a": a.m, "m_b": b.m, "s_a": s_a, "far_a": far_a, "s_b": s_b, "far_b": far_b,
+                    "e": Mux(d_ab[-1], b.e, a.e), "zero": (a.m == 0) & (b.m == 0), "lvl": lvl}
+
+        # the fields of every pair that may issue this cycle are computed side by side, from
+        # registers, and the issuing one is picked after the exponent subtractions (an AND-OR
+        # multiplexer): the leaf pair at the queue's head, or a result with its level's left node,
+        # or a result with the zero node (a level's odd last node); ``candidates`` is filled below
+        fields = {"m_a": unsigned(w), "m_b": unsigned(w), "s_a": unsigned(sbits), "far_a": 1,
+                  "s_b": unsigned(sbits), "far_b": 1, "e": signed(cfg.exp_width), "zero": 1,
+                  "lvl": lvl_shape}
+        candidates = []                            # (select, fields)
+        aligns = {k: Signal(shape, name=f"align_{k}") for k, shape in fields.items()}
+        issue = Signal()
+        valid = Signal(name="align_valid")
+        m.d.sync += valid.eq(issue)
+        m_a, m_b, s_a, far_a, s_b, far_b = (aligns[k] for k in ("m_a", "m_b", "s_a", "far_a", "s_b", "far_b"))
+        e_big, zero_pair, lvl = aligns["e"], aligns["zero"], aligns["lvl"]
 
         def aligned(mant, sh, far, name):
             out = Signal(signed(dw), name=name)    # non-negative, below 2**span
@@ -167,10 +175,12 @@ class PolarNorm(ConfigComponent):
         b = aligned(m_b, s_b, far_b, "aligned_b")
         # normalise the result to w bits (a has w+g, w+g+1 or w+g+2 bits unless both inputs were
         # 0) in the last vectoring stage
-        def normalised(a, e, zero):
+        def normalised(a, es, zero):
+            """``es``: ``E``, ``E + 1``, ``E + 2`` (registered, so no adder after this one)."""
             au = a.as_unsigned()
             t = Mux(au[w + g + 1], 2, Mux(au[w + g], 1, 0))
-            return Mux(zero, 0, (au >> (g + t))[:w]), Mux(zero, cfg.zero_exp, e + t)
+            e = Mux(au[w + g + 1], es[2], Mux(au[w + g], es[1], es[0]))
+            return Mux(zero, 0, (au >> (g + t))[:w]), Mux(zero, cfg.zero_exp, e)
 
         res = Signal(layout)
         for k in range(n_it):
@@ -184,11 +194,17 @@ class PolarNorm(ConfigComponent):
                 a_next, b_next = Mux(s, a + da, a - da), Mux(s, b - db, b + db)
             m.d.sync += [v_r.eq(valid), l_r.eq(lvl)]
             if k == n_it - 1:
-                rm, re = normalised(a_next[:dw].as_signed(), e_big, zero_pair)
+                res_hot = Signal(levels, name="result_level")   # one-hot: res_hot[l] = (level == l)
+                m.d.sync += res_hot.eq(Cat(*(lvl == l for l in range(levels))))
+                es = e_plus if n_it > 1 else [e_big, e_big + 1, e_big + 2]
+                rm, re = normalised(a_next[:dw].as_signed(), es, zero_pair)
                 m.d.sync += [res.m.eq(rm), res.e.eq(re)]
             else:
                 a_r, b_r = Signal(signed(dw), name=f"cordic{k}_a"), Signal(signed(dw), name=f"cordic{k}_b")
                 m.d.sync += [a_r.eq(a_next), b_r.eq(b_next), e_r.eq(e_big), z_r.eq(zero_pair)]
+                if k == n_it - 2:                      # E + 1 and E + 2 for the last stage
+                    e_plus = [e_r] + [Signal(signed(cfg.exp_width), name=f"cordic{k}_e{t}") for t in (1, 2)]
+                    m.d.sync += [e_plus[1].eq(e_big + 1), e_plus[2].eq(e_big + 2)]
                 a, b, e_big, zero_pair = a_r, b_r, e_r, z_r
             valid, lvl = v_r, l_r
         res_valid, res_lvl = valid, lvl
@@ -198,27 +214,30 @@ class PolarNorm(ConfigComponent):
         with m.If(res_valid & (res_lvl == levels - 1)):
             m.d.sync += self.o.eq(res)
 
-        # levels >= 1: a result pairs with the waiting left node of the next level
-        up_pair = Signal()
-        up_a, up_b = Signal(layout), Signal(layout)
-        up_lvl = Signal(lvl_shape)
+        # levels >= 1: a result pairs with the waiting left node of the next level; ``lastf[l]``:
+        # the next node of level l is its last (a register beside the count)
         lefts = [None] + [Signal(layout, name=f"left{l}") for l in range(1, levels)]
         left_v = [None] + [Signal(name=f"left{l}_valid") for l in range(1, levels)]
         counts = [None] + [Signal(range(sizes[l]), name=f"count{l}") for l in range(1, levels)]
-        with m.If(res_valid):
-            with m.Switch(res_lvl):
-                for l in range(1, levels):
-                    with m.Case(l - 1):
-                        last = counts[l] == sizes[l] - 1
-                        m.d.comb += [up_lvl.eq(l), up_pair.eq(left_v[l] | last)]
-                        with m.If(left_v[l]):
-                            m.d.comb += [up_a.eq(lefts[l]), up_b.eq(res)]
-                            m.d.sync += left_v[l].eq(0)
-                        with m.Else():
-                            m.d.comb += [up_a.eq(res), up_b.eq(layout.const(zero))]
-                            with m.If(~last):
-                                m.d.sync += [lefts[l].eq(res), left_v[l].eq(1)]
-                        m.d.sync += counts[l].eq(Mux(last, 0, counts[l] + 1))
+        lastf = [None] + [Signal(name=f"count{l}_last", init=int(sizes[l] == 1)) for l in range(1, levels)]
+        up_z = []
+        for l in range(1, levels):
+            at = res_valid & res_hot[l - 1]
+            candidates.append((at & left_v[l], merge_of(lefts[l], res, l)))
+            up_z.append(at & ~left_v[l] & lastf[l])
+            with m.If(at):
+                with m.If(left_v[l]):
+                    m.d.sync += left_v[l].eq(0)
+                with m.Elif(~lastf[l]):
+                    m.d.sync += [lefts[l].eq(res), left_v[l].eq(1)]
+                nxt = Mux(lastf[l], 0, counts[l] + 1)
+                m.d.sync += [counts[l].eq(nxt), lastf[l].eq(nxt == sizes[l] - 1)]
+        if up_z:                                  # (res, zero): no alignment, E = res.e
+            up_lvl = 0
+            for l in range(1, levels):
+                up_lvl = up_lvl | Mux(res_hot[l - 1], l, 0)
+            candidates.append((Cat(*up_z).any(), {"m_a": res.m, "m_b": 0, "s_a": 0, "far_a": 0, "s_b": 0,
+                                                  "far_b": 1, "e": res.e, "zero": res.m == 0, "lvl": up_lvl}))
 
         # level 0: leaves pair in arrival order; formed pairs wait in a four-pair queue for cycles
         # the upper levels leave free (the leaf stream stalls when it is full)
@@ -233,12 +252,16 @@ class PolarNorm(ConfigComponent):
         count0 = Signal(range(sizes[0]), init=int(preload))
         last0 = count0 == sizes[0] - 1
         forms = left0_v | last0
-        issue_up = res_valid & up_pair
+        issue_up = Cat(*(sel for sel, _ in candidates)).any() if candidates else Const(0, 1)
         issue0 = pairs.r_rdy & ~issue_up
+        candidates.append((issue0, merge_of(head[0], head[1], 0)))
         m.d.comb += self.i.ready.eq(~forms | pairs.w_rdy)
-        m.d.comb += [issue.eq(issue_up | issue0), pairs.r_en.eq(issue0),
-                     iss_a.eq(Mux(issue_up, up_a, head[0])), iss_b.eq(Mux(issue_up, up_b, head[1])),
-                     iss_lvl.eq(Mux(issue_up, up_lvl, 0))]
+        m.d.comb += [issue.eq(issue_up | issue0), pairs.r_en.eq(issue0)]
+        for k, reg in aligns.items():           # at most one select is high
+            picked = 0
+            for sel, f in candidates:
+                picked = picked | Mux(sel, Value.cast(f[k]).as_unsigned(), 0)
+            m.d.sync += reg.eq(picked)
         leaf = self.i.payload
         accept = self.i.valid & self.i.ready
         with m.If(left0_v):
