@@ -61,8 +61,8 @@ def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
     return current, theta, saturated
 
 
-#: pipeline stages of shift scaling in the II=1 realisations: bit lengths; shift amounts and the
-#: saturation test; the two shift stages; the rounding bias
+#: pipeline stages of shift scaling in the II=1 realisations: bit lengths; shift amounts; the two
+#: shift stages (the saturation test beside the first); the rounding bias
 SCALING_STAGES = 3 + SHIFT_STAGES
 
 
@@ -92,9 +92,10 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     Shift scaling takes :data:`SCALING_STAGES` stages, so that no stage holds more than one
     priority encoder, half a barrel shifter or one wide carry chain: (1) the leading ones of A and B
     (:func:`spikeops.hdl.shift.leading_one`, ``bit_length = p + 1``);
-    (2) the shift amounts and the saturation test; (3, 4) ``theta = B << e = (B << t) >> bl_b`` and
+    (2) the shift amounts; (3, 4) ``theta = B << e = (B << t) >> bl_b`` and
     ``I = A << k = (A << hi) >> (hi - k)`` with ``hi = q_width + theta_bits``, as right shifts in
-    two stages (:func:`spikeops.hdl.shift.right_shift_stages`); (5) the rounding bias
+    two stages (:func:`spikeops.hdl.shift.right_shift_stages`), the saturation test beside the first;
+    (5) the rounding bias
     ``I += theta >> 1``.  The first neuron's stage also tests for overflow,
     ``I >= theta << q_width`` (the top neuron would fire twice: every neuron fires, as in golden, so
     ``q = q_max``).
@@ -122,9 +123,10 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     r = (s.p_b + b_exp + (hi - t - cfg.shift + 1)).as_signed()
     r_max = max(1, hi - (t - cfg.den_width + cfg.shift - b_exp_range[1]))
     r = Mux(r < 0, 0, r)[:r_max.bit_length()]
-    saturated = s.nz_a & ((s.p_a - s.p_b - b_exp) >= (qw + 1 - cfg.shift))  # bit_length(A) + k > hi
-    s = pipe.stage(a=s.a, b=s.b, r=r, p_b=s.p_b, sat=saturated)
-    pipe.carry(div_sat=s.sat)
+    s = pipe.stage(a=s.a, b=s.b, r=r, p_b=s.p_b, p_a=s.p_a, nz_a=s.nz_a)
+    # bit_length(A) + k > hi, i.e. p_a - p_b - b_exp >= q_width + 1 - shift, is p_a >= r (before
+    # the clamp; after it too, since r < 0 becomes 0): one compare beside the first shift stage
+    pipe.carry(div_sat=s.nz_a & (s.p_a >= s.r))
     current, theta = right_shift_stages(pipe, [(Cat(Const(0, hi), s.a), s.r, cw),
                                                (Cat(Const(0, t - 1), s.b), s.p_b, t)])
     v = (current + (theta >> 1))[:cw] if cfg.rounding == "nearest" else current

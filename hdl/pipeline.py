@@ -12,7 +12,8 @@ to every register of the datapath, which is what limits the clock of a wide pipe
     accepted in cycle a  ->  stage p holds it in cycle a + p  ->  ``o`` in cycle a + P + 1
     i.ready = (held < capacity)          held: elements accepted and not yet taken from ``o``
 
-``held`` is a register, so neither ``i.ready`` nor ``o.valid`` depends combinationally on
+``held`` is a register and so is ``held < capacity`` (:func:`reaches` of the flags, no adder
+before it), so neither ``i.ready`` nor ``o.valid`` depends combinationally on
 ``o.ready``, and ``o.ready`` reaches only the queue's read side and the output register.  An element goes from the
 last stage straight into the output register when the queue is empty; otherwise into the queue
 (``P + 1`` entries of distributed RAM with an asynchronous read), which can take every element the
@@ -29,7 +30,14 @@ from amaranth.lib import memory
 from .dsp import MULTIPLIER_LATENCY, MULTIPLIER_WIDTH, Multiplier
 
 __all__ = ["Pipeline", "Stage", "CreditPipeline", "SkidOutput", "credit_latency", "multiply_stages",
-           "MULTIPLY_STAGES", "DSP_WIDTH"]
+           "reaches", "MULTIPLY_STAGES", "DSP_WIDTH"]
+
+
+def reaches(count, inc, dec, top):
+    """Whether the counter ``count`` (never above ``top``) equals ``top`` next cycle after ``+ inc
+    - dec``, from its equality flags: no adder, so a register of it is as fast as the flags, and a
+    ``ready`` or ``room`` register made of it does not wait for this cycle's carry chain."""
+    return Mux(inc & ~dec, count == top - 1, Mux(~inc & dec, 0, count == top))
 
 
 class Stage:
@@ -107,7 +115,7 @@ class CreditPipeline(Pipeline):
         if (i is None) == (valid is None):
             raise TypeError("CreditPipeline: give exactly one of i (a stream) and valid (a signal)")
         self.i, self.o = i, o
-        self.room = Signal(name=f"{name}_room")
+        self.room = Signal(init=1, name=f"{name}_room")     # a register: held < capacity
         if i is not None:
             m.d.comb += i.ready.eq(self.room)
             valid = i.valid & self.room
@@ -151,8 +159,9 @@ class CreditPipeline(Pipeline):
         with m.If(load):
             m.d.sync += [o.valid.eq(~empty | self.valid), o.payload.eq(Mux(empty, payload, rd.data))]
         held = Signal(range(self.capacity + 1), name=f"{self.name}_held")
-        m.d.sync += held.eq(held + self._accept - (o.valid & o.ready))
-        m.d.comb += self.room.eq(held < self.capacity)
+        taken = o.valid & o.ready
+        m.d.sync += [held.eq(held + self._accept - taken),
+                     self.room.eq(~reaches(held, self._accept, taken, self.capacity))]
         return o
 
 

@@ -36,7 +36,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 from ..component import ConfigComponent
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages, exp_table_rom
-from ..pipeline import CreditPipeline, Pipeline, credit_latency
+from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import ThreePasses
 from .base import OperatorSignature
@@ -200,10 +200,6 @@ class Softmax(ConfigComponent):
         m.d.comb += issue.eq(send.issue)
         m.d.sync += [used.eq(used + accept - send.issue), ahead.eq(ahead + red.take - send.take),
                      held.eq(held + ends - red.take)]
-
-        def reaches(count, inc, dec, top):
-            """``count + inc - dec == top`` next cycle, given ``count <= top``."""
-            return Mux(inc & ~dec, count == top - 1, Mux(~inc & dec, 0, count == top))
 
         m.d.sync += ready.eq(~reaches(used, accept, send.issue, depth) & ~reaches(held, ends, red.take, nq + 1))
 
