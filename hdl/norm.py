@@ -30,7 +30,7 @@ from spikeops.golden.norm import NormConfig, level_sizes
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, barrel_shift, bit_length, leading_one, right_shift_stages
 
-__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_of", "node_stages", "NODE_STAGES", "tree_latency"]
+__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_stages", "NODE_STAGES", "tree_latency"]
 
 
 def node_layout(cfg: NormConfig) -> data.StructLayout:
@@ -38,27 +38,17 @@ def node_layout(cfg: NormConfig) -> data.StructLayout:
     return data.StructLayout({"m": unsigned(cfg.width), "e": signed(cfg.exp_width)})
 
 
-def node_of(m, value, cfg: NormConfig, *, name: str):
-    """``(mantissa, exponent)`` of the unsigned integer ``value`` (combinational): its leading
-    ``width`` bits (floor) and ``bit_length - width``; zero gives the zero node."""
-    w = cfg.width
-    n = bit_length(m, value, name=name)
-    t = Signal(signed(max(len(value), w).bit_length() + 2), name=f"{name}_t")
-    m.d.comb += t.eq(n - w)
-    mant = barrel_shift(value, -t, lo=-max(len(value) - w, 0), hi=w - 1, width=w)
-    return Mux(n == 0, 0, mant), Mux(n == 0, cfg.zero_exp, t)
-
-
 #: pipeline stages of :func:`node_stages`: the leading one, then the two half-shifts
 NODE_STAGES = 1 + SHIFT_STAGES
 
 
 def node_stages(pipe, value, cfg: NormConfig):
-    """Add the stages of :func:`node_of` to ``pipe`` (a :class:`spikeops.hdl.pipeline.Pipeline`):
-    the leading one's position ``p`` of the unsigned ``value``, then the mantissa as a right shift
-    only, ``(value << (width - 1)) >> p`` (no adder before the shifter), in two stages, beside the
-    exponent ``p + 1 - width``; zero gives the zero node.  Returns ``(m, e)`` after
-    :data:`NODE_STAGES` stages."""
+    """Add the stages of :func:`spikeops.golden.norm.node_of` to ``pipe`` (a
+    :class:`spikeops.hdl.pipeline.Pipeline`): the leading ``width`` bits of the unsigned ``value``
+    (floor) at exponent ``bit_length - width``.  First the leading one's position ``p``, then the
+    mantissa as a right shift only, ``(value << (width - 1)) >> p`` (no adder before the shifter),
+    in two stages, beside the exponent ``p + 1 - width``; zero gives the zero node.  Returns ``(m,
+    e)`` after :data:`NODE_STAGES` stages."""
     w = cfg.width
     p, nz = leading_one(value)
     s = pipe.stage(v=value, p=p, nz=nz)

@@ -216,16 +216,15 @@ class _Norm(ConfigComponent):
         # (CORDIC: in the multiplier blocks' registers, :func:`multiply_stages`; the exact norm
         # keeps a one-cycle product for its 64-cycle bound, see :meth:`readout_stages`)
         ro = Signal(root_layout)
+        rp = Pipeline(m, Const(1), root_valid, name="readout")
+        rp.carry(b_exp=root.e - cfg.gain_frac)
         if self.readout_stages(cfg) == 1:
-            m.d.sync += [ro.rms.eq(root.m * cfg.readout_constant), ro.b_exp.eq(root.e - cfg.gain_frac)]
-            ro_valid = Signal()
-            m.d.sync += ro_valid.eq(root_valid)
+            rms = rp.stage(rms=root.m * cfg.readout_constant).rms
         else:
-            rp = Pipeline(m, Const(1), root_valid, name="readout")
-            rp.carry(b_exp=root.e - cfg.gain_frac)
-            m.d.comb += [ro.rms.eq(multiply_stages(rp, root.m, Const(cfg.readout_constant))),
-                         ro.b_exp.eq(rp.carried["b_exp"])]
-            ro_valid = rp.valid
+            rms = multiply_stages(rp, root.m, Const(cfg.readout_constant))
+        assert rp.latency == self.readout_stages(cfg)
+        m.d.comb += [ro.rms.eq(rms), ro.b_exp.eq(rp.carried["b_exp"])]
+        ro_valid = rp.valid
         m.d.comb += [rootq.w_data.eq(ro.as_value()), rootq.w_en.eq(ro_valid)]
 
         # -- send (reads while the output queue has room; the datapath never stalls) -------------

@@ -152,29 +152,29 @@ class Softmax(ConfigComponent):
         # the running maximum: whether the element beats it is decided as it is accepted, against
         # the maximum so far and against the element in the second stage (which the maximum has
         # not taken yet), so that the maximum's own loop is a multiplexer (no compare in it)
-        rx = Signal(data.StructLayout({"x": signed(cfg.in_width), "beats": 1, "end": 1, "n": n_shape,
+        rx = Signal(data.StructLayout({"x": signed(cfg.in_width), "beats": 1, "n": n_shape,
                                        "addr": range(depth)}), name="rx")
         rx_v = Signal(name="rx_valid")
         mx = Signal(signed(cfg.in_width), init=fmt.min_code)
         x_in = self.i.payload.data
         valid_pos = ~self.i.payload.masked & (x_in != fmt.mask_code)
-        after_end = Signal(name="rx_after_end")   # the second stage holds a row's last element
+        after_end = Signal(name="rx_end")         # the second stage holds a row's last element
         prev_counts = Signal(name="rx_counts")    # it holds an element the maximum takes first
         beats = valid_pos & (after_end | ((x_in > mx) & (~prev_counts | (x_in > rx.x))))
         m.d.sync += [rx_v.eq(accept), after_end.eq(ends), prev_counts.eq(accept & ~ends & valid_pos)]
         with m.If(accept):
             m.d.sync += [rx.x.eq(Mux(self.i.payload.masked, fmt.mask_code, x_in)), rx.beats.eq(beats),
-                         rx.end.eq(ends), rx.n.eq(row_n + 1), rx.addr.eq(wr),
+                         rx.n.eq(row_n + 1), rx.addr.eq(wr),
                          wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
         xbuf.write(m, rx.addr, rx.x, rx_v)
         mx_new = Mux(rx.beats, rx.x, mx)
         pending = Signal()
         pushed = Signal(row_layout)
-        m.d.sync += pending.eq(rx_v & rx.end)
+        m.d.sync += pending.eq(after_end)
         with m.If(rx_v):
-            m.d.sync += mx.eq(Mux(rx.end, fmt.min_code, mx_new))
-            with m.If(rx.end):
-                m.d.sync += [pushed.n.eq(rx.n), pushed.mx.eq(mx_new)]
+            m.d.sync += mx.eq(Mux(after_end, fmt.min_code, mx_new))
+        with m.If(after_end):
+            m.d.sync += [pushed.n.eq(rx.n), pushed.mx.eq(mx_new)]
         m.d.comb += [rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(pending)]
 
         # -- pass 2: reduce (never stalls) -----------------------------------------------------
