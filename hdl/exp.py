@@ -10,12 +10,14 @@ stage 8 ``intercept + ((slope * t) >> slope_shift)``.  Each multiplier and the b
 between registers, with no logic on their paths.  The ROM is filled from :func:`spikeops.golden.exp.exp_table`
 (never a second copy of the table).
 
-Range reduction (``method="range"``; latency 4 + 2 ``MULTIPLY_STAGES`` = 10, II 1): stage 1 clips
+Range reduction (``method="range"``; latency 6 + 2 ``MULTIPLY_STAGES`` = 12, II 1): stage 1 clips
 ``z`` to ``[-Hc, Hc]``; stages 2-4 compute ``w = z * L``; stage 5 splits ``w`` into the exponent
 ``n`` (the shift ``n_top - n``), the segment index ``k`` and the offset ``t`` and reads ``c_k`` and
-``d_k`` from a table held in LUTs (the golden :func:`spikeops.golden.exp.range_table`); stages 6-8
-multiply ``d_k * t``; stage 9 interpolates ``m = c_k + ((d_k * t) >> tb)``; stage 10 shifts ``m``
-right by ``n_top - n`` (0 below ``-H``, ``one_code`` at or above ``H``).
+``d_k`` from a table held in LUTs (the golden :func:`spikeops.golden.exp.range_table`) in two
+stages: 16-entry pieces indexed by ``k``'s low four bits (one LUT4 per bit and piece), then the
+piece ``k``'s high bits select in stage 6; stages 7-9 multiply ``d_k * t``; stage 10 interpolates
+``m = c_k + ((d_k * t) >> tb)``; stages 11 and 12 shift ``m`` right by ``n_top - n``, by the
+shift's high bits and then its low bits (0 below ``-H``, ``one_code`` at or above ``H``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ __all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multip
 #: the uniform method's latency
 EXP_LATENCY = 5 + MULTIPLY_STAGES
 #: the range-reduced method's latency
-RANGE_LATENCY = 4 + 2 * MULTIPLY_STAGES
+RANGE_LATENCY = 6 + 2 * MULTIPLY_STAGES
+#: ``k``'s low bits that index one piece of the range method's table (a LUT4's inputs)
+TABLE_PIECE_BITS = 4
 
 
 def exp_latency(cfg: ExpConfig) -> int:
@@ -104,17 +108,31 @@ def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
     t = r_low[low - tb:] if low >= tb else (r_low << (tb - low))
     k = w[low:f] if kb else Const(0, 1)
     tab = range_table(cfg)
-    mant = Array([Const(int(c), unsigned(cfg.mant_frac + 2)) for c in tab.mantissas[:cfg.K]])
-    dwidth = max(1, int(tab.diffs.max()).bit_length())
-    diff = Array([Const(int(d), unsigned(dwidth)) for d in tab.diffs])
-    s3 = pipe.stage(c=mant[k], d=diff[k], t=t[:tb] if tb else Const(0, 1),
-                    sh=(cfg.n_top - n)[:shift_width], below=s2["below"], above=s2["above"])
+    cwidth, dwidth = cfg.mant_frac + 2, max(1, int(tab.diffs.max()).bit_length())
+    # the table in two stages: 16-entry pieces indexed by k's low bits (one LUT4 per bit and piece),
+    # registered, then the piece k's high bits name
+    lo_bits = min(kb, TABLE_PIECE_BITS)
+    k_lo, k_hi = (k[:lo_bits], k[lo_bits:]) if kb else (k, Const(0, 1))
+    pieces = {}
+    for j in range(max(1, cfg.K >> lo_bits)):
+        rows = range(j << lo_bits, (j + 1) << lo_bits)
+        pieces[f"c{j}"] = Array([Const(int(tab.mantissas[i]), unsigned(cwidth)) for i in rows])[k_lo]
+        pieces[f"d{j}"] = Array([Const(int(tab.diffs[i]), unsigned(dwidth)) for i in rows])[k_lo]
+    s3a = pipe.stage(**pieces, k_hi=k_hi, t=t[:tb] if tb else Const(0, 1),
+                     sh=(cfg.n_top - n)[:shift_width], below=s2["below"], above=s2["above"])
+    npieces = len(pieces) // 2
+    s3 = pipe.stage(c=Array([s3a[f"c{j}"] for j in range(npieces)])[s3a.k_hi],
+                    d=Array([s3a[f"d{j}"] for j in range(npieces)])[s3a.k_hi],
+                    t=s3a.t, sh=s3a.sh, below=s3a.below, above=s3a.above)
     pipe.carry(exp_c=s3.c, exp_sh=s3.sh, exp_below=s3.below, exp_above=s3.above)
     p = multiply_stages(pipe, s3.d, s3.t)
     c = {k: pipe.carried.pop("exp_" + k) for k in ("c", "sh", "below", "above")}
     s5 = pipe.stage(m=(c["c"] + (p >> tb))[:cfg.mant_frac + 2], sh=c["sh"], below=c["below"], above=c["above"])
-    y = (s5.m >> s5.sh)[:cfg.out_width]
-    return pipe.stage(e=Mux(s5.below, 0, Mux(s5.above, cfg.one_code, y))).e
+    # the shift in two stages: by the high bits of ``sh`` first, then by the low ones with the clamps
+    lo = (shift_width + 1) // 2
+    s6 = pipe.stage(m=s5.m >> (s5.sh[lo:] << lo), sh=s5.sh[:lo], below=s5.below, above=s5.above)
+    y = (s6.m >> s6.sh)[:cfg.out_width]
+    return pipe.stage(e=Mux(s6.below, 0, Mux(s6.above, cfg.one_code, y))).e
 
 
 def exp_table_rom(cfg: ExpConfig):
