@@ -127,6 +127,9 @@ def _cmd_verilog(args) -> int:
     else:
         ops = list(registry.OPERATORS) if args.op == "all" else [args.op]
         jobs = [(op, build_config(op, args.set), ".", None) for op in ops]
+    if args.target_mhz is not None:
+        from .target import with_target_mhz
+        jobs = [(op, with_target_mhz(cfg, args.target_mhz), sub, users) for op, cfg, sub, users in jobs]
     if args.steps is not None:
         from spikeops.golden.steps import StepConfig
         if args.plan or args.interface != Interface.STREAM.value:
@@ -136,13 +139,16 @@ def _cmd_verilog(args) -> int:
     with staged_folder(args.out) as staged:  # the files land in -o when every one is written
         for op, cfg, sub, users in jobs:
             m = emit_config(op, cfg, staged / sub, interface=args.interface, primitives=args.primitives)
-            extra = write_fpga_files(m, staged / sub, testbench=not m.get("stepped"))
+            freq = {} if args.target_mhz is None else {"freq_mhz": args.target_mhz}  # the scripts' clock
+            extra = write_fpga_files(m, staged / sub, testbench=not m.get("stepped"), **freq)
             out = Path(args.out) / sub if sub != "." else Path(args.out)
             ports = ", ".join(f"{p['name']}[{p['width']}]" for p in m["ports"])
             print(f"{op}: {out}/{m['top']}.v and {m['top']}.json; latency: {m['latency']['formula']}")
             if users:
                 print(f"  serves {len(users)} instance(s): {', '.join(users[:3])}{' ...' if len(users) > 3 else ''}")
             print(f"  ports: {ports}")
+            if m.get("pipelining"):
+                print(f"  pipelining: {m['pipelining']['choice']}")
             print(f"  FPGA flow: {', '.join(f.name for f in extra)}")
     return 0
 
@@ -312,6 +318,10 @@ def main(argv=None) -> int:
                    "the default) or 'ecp5' (ECP5 MULT18X18D and DP16KD blocks with their registers on: what the "
                    "ECP5 figures measure; the blocks' simulation models are written beside the Verilog, see the "
                    "manifest's simulation_files)")
+    p.add_argument("--target-mhz", type=float, metavar="MHZ",
+                   help="the clock the generator pipelines for (each configuration's target_mhz, also with --plan "
+                   "and --op all: how many division neurons share a stage, spikeops.hdl.pipelining; the manifest's "
+                   "'pipelining' says what it chose); default: each configuration's own (the fixed pipeline)")
     p.add_argument("-o", "--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_verilog)
 

@@ -164,7 +164,7 @@ def place_and_route(manifest, src_dir, target: FpgaTarget | None = None, *, time
             "clock": clock, "critical_path": _critical_path(report, clock),
             "utilisation": {k: v for k, v in report.get("utilization", {}).items() if v.get("used")},
             "synthesis": cell_summary(design, family), "wrapper_register_bits": _register_bits(manifest),
-            "seed": target.seed,
+            "seed": target.seed, "pipelining": manifest.get("pipelining"),
             "seconds": round(t2 - t0, 1), "seconds_synth": round(t1 - t0, 1), "seconds_pnr": round(t2 - t1, 1)}
 
 
@@ -202,11 +202,12 @@ def place_and_route_ops(ops, *, configs=None, jobs: int = 1, progress=None, reco
     if jobs < 1:
         raise ValueError(f"place_and_route_ops: jobs={jobs!r} must be >= 1")
     given = configs or {}
-    configs = {op: registry.get(op).default() if given.get(op) is None else given[op] for op in ops}
     if target is None:
         target = FpgaTarget(**target_fields)
     elif target_fields:
         raise TypeError("place_and_route_ops: give a target or its fields, not both")
+    configs = {op: target.configure(registry.get(op).default() if given.get(op) is None else given[op])
+               for op in ops}
     with tempfile.TemporaryDirectory(prefix="spikeops-v-") as tmp:
         # emit first, one at a time (Amaranth elaboration is not known to be thread-safe)
         manifests = {op: emit(op, configs[op], Path(tmp) / op, primitives=target.primitives) for op in ops}
@@ -233,7 +234,9 @@ def format_row(r: dict) -> str:
     if "error" in r:
         return f"{r['op']:10} FAILED: {r['error']}"
     s = r["synthesis"]
-    return (f"{r['op']:10} Fmax {r['fmax_mhz']:7.2f} MHz (target {r['target_mhz']:g})  "
+    piped = (r.get("pipelining") or {}).get("target_mhz")
+    piped = f", pipelined for {piped:g}" if piped else ""
+    return (f"{r['op']:10} Fmax {r['fmax_mhz']:7.2f} MHz (target {r['target_mhz']:g}{piped})  "
             f"LUT-eq {s['lut_equivalent']:6}  FF {s['ff']:6}  DSP {s['dsp']:3}  BRAM {s['bram']:3}  "
             f"{r['family']} {r['device']}  ({r['seconds_synth']:.0f} s synth + {r['seconds_pnr']:.0f} s pnr)")
 
@@ -242,7 +245,7 @@ def main(argv=None) -> int:
     from spikeops.golden import registry
     p = argparse.ArgumentParser(prog="python -m spikeops.gen.pnr", description="Fmax of operators with registered I/O")
     p.add_argument("--ops", nargs="+", choices=list(registry.OPERATORS), default=list(registry.OPERATORS))
-    add_target_args(p)
+    add_target_args(p, pipelining=True)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per operator")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--json", metavar="FILE")

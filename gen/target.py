@@ -5,7 +5,10 @@ the command line all read.
 :class:`Family` (``"ecp5"`` or ``"ice40"``; strings accepted); ``device`` is nextpnr's device flag
 without ``--`` and ``package`` its package (defaults per family: ECP5 LFE5U-25F ``25k`` in
 ``CABGA381`` at speed grade 6, iCE40 ``hx8k`` in ``ct256``); ``freq_mhz`` is the place-and-route
-target; ``seed`` the placer's seed; ``primitives`` which circuits hold the multipliers' and
+target; ``target_mhz`` the clock the generator pipelines each operator for (FloPoCo's idea:
+:mod:`spikeops.hdl.pipelining`; written into each operator configuration's ``target_mhz`` by
+:meth:`FpgaTarget.configure`, so that the latency formulas, the manifest and the testbench follow;
+None keeps each configuration's own); ``seed`` the placer's seed; ``primitives`` which circuits hold the multipliers' and
 tables' registers (:class:`spikeops.hdl.dsp.Primitives`: by default the family's own, ``ecp5``
 blocks on ECP5 and ``generic`` fabric registers elsewhere; ``generic`` is allowed on every family).
 Everything is checked on construction with an error naming the parameter, its value and what is
@@ -18,9 +21,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from spikeops.golden.choices import Choice
+from spikeops.golden.config import OperatorConfig
 from spikeops.hdl.dsp import Primitives
 
-__all__ = ["Family", "FAMILIES", "FpgaTarget", "add_target_args", "target_from_args"]
+__all__ = ["Family", "FAMILIES", "FpgaTarget", "add_target_args", "target_from_args", "with_target_mhz"]
 
 
 class Family(Choice):
@@ -57,6 +61,7 @@ class FpgaTarget:
     freq_mhz: float = 100.0
     seed: int = 1
     primitives: Primitives | None = None
+    target_mhz: float | None = None
 
     def __post_init__(self):
         family = Family.parse(self.family, "nextpnr", "family", quote=False)
@@ -78,6 +83,13 @@ class FpgaTarget:
         set_("freq_mhz", float(self.freq_mhz))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"nextpnr: seed={self.seed!r} is not allowed; allowed: an integer")
+        if self.target_mhz is not None:
+            lo, hi = OperatorConfig.TARGET_MHZ_RANGE
+            if isinstance(self.target_mhz, bool) or not isinstance(self.target_mhz, (int, float)) \
+                    or not lo <= self.target_mhz <= hi:
+                raise ValueError(f"target: target_mhz={self.target_mhz!r} is not allowed; allowed: a frequency in "
+                                 f"[{lo:g}, {hi:g}] MHz")
+            set_("target_mhz", float(self.target_mhz))
         allowed = spec["primitives"]
         if self.primitives is None:
             set_("primitives", allowed[0])
@@ -90,6 +102,11 @@ class FpgaTarget:
 
     def replace(self, **changes) -> "FpgaTarget":
         return dataclasses.replace(self, **changes)
+
+    def configure(self, cfg):
+        """``cfg`` as this target has the generator pipeline it: with ``target_mhz`` set when the
+        target has one (:func:`with_target_mhz`), else unchanged."""
+        return cfg if self.target_mhz is None else with_target_mhz(cfg, self.target_mhz)
 
     @property
     def nextpnr(self) -> str:
@@ -106,30 +123,48 @@ class FpgaTarget:
     def to_json(self) -> dict:
         return {"family": self.family.value, "device": self.device, "package": self.package,
                 "speed_grade": self.speed_grade, "freq_mhz": self.freq_mhz, "seed": self.seed,
-                "primitives": self.primitives.value}
+                "primitives": self.primitives.value, "target_mhz": self.target_mhz}
 
     def describe(self) -> str:
         grade = f" speed {self.speed_grade}" if self.speed_grade is not None else ""
         return f"{self.family} {self.device} {self.package}{grade}, {self.primitives} primitives"
 
 
-def add_target_args(parser, *, freq: float = 100.0, seed: int = 1, family: bool = True):
+def with_target_mhz(cfg, mhz: float):
+    """``cfg`` (an operator configuration, or a time-stepped wrapper's around its operator) with
+    ``target_mhz=mhz``."""
+    from spikeops.golden.steps import StepConfig
+    if isinstance(cfg, StepConfig):
+        return dataclasses.replace(cfg, inner=cfg.inner.replace(target_mhz=mhz))
+    return cfg.replace(target_mhz=mhz)
+
+
+def add_target_args(parser, *, freq: float = 100.0, seed: int = 1, family: bool = True, pipelining: bool = False):
     """The target's options on an argparse parser (``--family --device --package --speed-grade
-    --freq --seed``)."""
+    --freq --seed --primitives``, and ``--target-mhz`` with ``pipelining``)."""
     if family:
         parser.add_argument("--family", choices=Family.values(), default=Family.ECP5.value)
     parser.add_argument("--device", help="nextpnr device flag without '--' (default: 25k / hx8k)")
     parser.add_argument("--package", help="package (default: CABGA381 / ct256)")
     parser.add_argument("--speed-grade", type=int, help="ECP5 speed grade (default 6)")
-    parser.add_argument("--freq", type=float, default=freq, help=f"target MHz (default {freq:g})")
+    parser.add_argument("--freq", type=float, default=None,
+                        help=f"place-and-route target MHz (default: --target-mhz if given, else {freq:g})")
     parser.add_argument("--seed", type=int, default=seed, help=f"placement seed (default {seed})")
     parser.add_argument("--primitives", choices=Primitives.values(),
                         help="multiplier and table registers: 'ecp5' blocks (MULT18X18D, DP16KD) or 'generic' "
                         "fabric (default: the family's own)")
+    if pipelining:
+        parser.add_argument("--target-mhz", type=float, metavar="MHZ",
+                            help="the clock the generator pipelines each operator for (its configuration's "
+                            "target_mhz: how many division neurons share a stage, spikeops.hdl.pipelining); "
+                            "default: each configuration's own")
+    parser.set_defaults(freq_default=freq)
 
 
 def target_from_args(args, **overrides) -> FpgaTarget:
+    target_mhz = getattr(args, "target_mhz", None)
+    freq = args.freq if args.freq is not None else target_mhz or getattr(args, "freq_default", 100.0)
     fields = {"family": getattr(args, "family", Family.ECP5), "device": args.device, "package": args.package,
-              "speed_grade": args.speed_grade, "freq_mhz": args.freq, "seed": args.seed,
-              "primitives": getattr(args, "primitives", None)}
+              "speed_grade": args.speed_grade, "freq_mhz": freq, "seed": args.seed,
+              "primitives": getattr(args, "primitives", None), "target_mhz": target_mhz}
     return FpgaTarget(**(fields | overrides))

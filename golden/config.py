@@ -138,9 +138,14 @@ class Config:
                 changes[name] = None  # still the old default: follow the new drivers
         return dataclasses.replace(self, **changes)
 
+    #: parameters added after configurations were first hashed: left out of the hash while None,
+    #: so that the hashes of earlier configurations (result caches, plan digests, kept rows) hold
+    HASH_OMITS_NONE = ("target_mhz",)
+
     def stable_hash(self) -> str:
         """SHA-256 (16 hex digits) of the canonical JSON of kind and parameters; stable across runs."""
-        blob = json.dumps({"kind": self.kind, "params": self.params()}, sort_keys=True)
+        params = {k: v for k, v in self.params().items() if not (v is None and k in self.HASH_OMITS_NONE)}
+        blob = json.dumps({"kind": self.kind, "params": params}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -158,6 +163,15 @@ class OperatorConfig(Config):
     def own_derived(self) -> dict:
         """The operator's own derived quantities (widths, constants) for manifests."""
         return {}
+
+    #: the clock the generator pipelines for (``target_mhz``, hardware only: results never depend on
+    #: it), bounds in MHz; None keeps each operator's fixed pipeline
+    TARGET_MHZ_RANGE = (10.0, 1000.0)
+
+    def _validate_target(self):
+        """Check ``target_mhz`` (None or a frequency in :data:`TARGET_MHZ_RANGE`)."""
+        if self.target_mhz is not None:
+            self._number("target_mhz", *self.TARGET_MHZ_RANGE)
 
     #: the exact function ``reference`` computes, by name (reports name their yardstick)
     reference_name: str = "?"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from amaranth.lib import wiring
 
-__all__ = ["ConfigSignature", "ConfigComponent"]
+__all__ = ["ConfigSignature", "ConfigComponent", "OperatorComponent"]
 
 
 class ConfigSignature(wiring.Signature):
@@ -60,3 +60,24 @@ class ConfigComponent(wiring.Component):
     @property
     def config(self):
         return self.signature.config
+
+
+class OperatorComponent(ConfigComponent):
+    """An operator's component: besides the configuration it has a Division Neuron Group whose
+    binary neurons share pipeline stages, :data:`NEURONS_PER_STAGE` of them without a
+    ``target_mhz`` and as :mod:`spikeops.hdl.pipelining` chooses with one."""
+
+    #: binary division neurons per pipeline stage without a ``target_mhz``
+    NEURONS_PER_STAGE = 1
+
+    @classmethod
+    def neurons_per_stage(cls, config) -> int:
+        """Binary division neurons per pipeline stage for ``config``."""
+        from .pipelining import neurons_per_stage
+        return neurons_per_stage(config, cls.NEURONS_PER_STAGE)
+
+    @classmethod
+    def pipelining(cls, config) -> dict:
+        """What the generator chose for ``config``'s ``target_mhz`` and why (the manifest's entry)."""
+        from .pipelining import report
+        return report(config, cls.NEURONS_PER_STAGE)

@@ -158,6 +158,7 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
         "interface": _interface_entry(interface, core, cfg, axis),
         "ports": port_table(component, cfg, interface),
         "latency": latency_info(op, cfg),
+        "pipelining": type(core).pipelining(cfg),
         "golden": {"module": gop.golden.__module__, "function": gop.golden.__name__,
                    "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}"},
         "weights": {k: [int(x) for x in v] for k, v in weights.items()},

@@ -165,3 +165,20 @@ def _ecp5_suite(op, sim):
                   reset_row=1 if registry.get(op).shape.is_row else 200)
     _check(res)
     assert res.did_reset == 1
+
+
+@pytest.mark.parametrize("sim", [pytest.param(s, marks=pytest.mark.slow) if s == "verilator" else s for s in SIMS])
+@pytest.mark.parametrize("op", OPS)
+def test_target_frequency(op, sim):
+    """A ``target_mhz`` of 60 puts three division neurons in a stage (the last stage holds the
+    rest): bit-exact, the shorter latency checked cycle by cycle, under backpressure and a
+    mid-row reset."""
+    rec = registry.get(op)
+    cfg = rec.default(target_mhz=60, **({rec.row_param: 64} if rec.row_param else {}))
+    reg = _regression(op, cfg, sim)
+    rows = rec.shape.is_row
+    _check(reg.run(make(op, cfg, "random", size=600, seed=1), name="full-rate", check_latency=True))
+    res = reg.run(make(op, cfg, "random", size=600, seed=4), name="reset", valid_p=0.8, ready_p=0.6,
+                  reset_row=1 if rows else 100, seed=5)
+    _check(res)
+    assert res.did_reset == 1

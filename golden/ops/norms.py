@@ -80,6 +80,8 @@ class NormOpConfig(OperatorConfig):
     #: elements the RTL's ring buffer holds (hardware only; results do not depend on it): 0 sizes
     #: it for full rate (d plus the norm's latency); d .. 4d + 4096 trades rate for memory
     buffer_depth: int = 0
+    #: the clock the generator pipelines for, MHz (hardware only; None: the fixed pipeline)
+    target_mhz: float | None = None
 
     centred = False
 
@@ -98,6 +100,7 @@ class NormOpConfig(OperatorConfig):
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", DivArch)
         self._choice("rounding", Rounding)
+        self._validate_target()
         if self.buffer_depth != 0:
             self._int("buffer_depth", self.d, 4 * self.d + 4096)
         self.norm  # validates norm_width, norm_method, cordic_iterations, norm_guard_bits

@@ -87,6 +87,8 @@ class SigmoidFamilyConfig(OperatorConfig):
     div_guard_bits: int = 8
     div_arch: str = "binary"
     rounding: str = "nearest"
+    #: the clock the generator pipelines for, MHz (hardware only; None: the fixed pipeline)
+    target_mhz: float | None = None
 
     #: x**numerator_power * sigmoid(p(x)); subclasses set these
     numerator_power = 1
@@ -107,6 +109,7 @@ class SigmoidFamilyConfig(OperatorConfig):
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", DivArch)
         self._choice("rounding", Rounding)
+        self._validate_target()
         self._int("alpha_frac", 0, 16)
         self.exp  # validates H, K, exp_frac, slope_frac (errors name the exp parameter)
         self.division

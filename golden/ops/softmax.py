@@ -69,6 +69,8 @@ class SoftmaxConfig(OperatorConfig):
     div_arch: str = "binary"
     rounding: str = "nearest"
     buffer_depth: int | None = None  # elements held by the RTL's row buffer: about 2 d_max
+    #: the clock the generator pipelines for, MHz (hardware only; None: the fixed pipeline)
+    target_mhz: float | None = None
 
     DEPENDENT_DEFAULTS = {"K": (("exp_method",), lambda c: default_k(c.exp_method)),
                           "buffer_depth": (("d_max",), lambda c: default_buffer_depth(c.d_max))}
@@ -83,6 +85,7 @@ class SoftmaxConfig(OperatorConfig):
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", DivArch)
         self._choice("rounding", Rounding)
+        self._validate_target()
         self.exp
         self.division
 

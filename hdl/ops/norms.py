@@ -38,13 +38,13 @@ from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, tree_latency
 from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_stages
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
-from ..component import ConfigComponent
+from ..component import OperatorComponent
 from .base import OperatorSignature
 
 __all__ = ["RMSNorm", "LayerNorm"]
 
 
-class _Norm(ConfigComponent):
+class _Norm(OperatorComponent):
     class Signature(OperatorSignature):
         config_type = NormOpConfig
 
@@ -99,9 +99,10 @@ class _Norm(ConfigComponent):
 
     #: cycles from accepting a row's last element to its Q entering the square-root unit's queue
     EXACT_SUMS = 4
-    #: binary neurons per division stage: two, so that a row's first output keeps within 200 cycles
-    #: of its last input with the CORDIC norm and 64 with the exact one (RMSNorm d 576, LayerNorm
-    #: d 384) now that shift scaling and the operands are staged for the clock
+    #: binary neurons per division stage without a ``target_mhz``: two, so that a row's first
+    #: output keeps within 200 cycles of its last input with the CORDIC norm and 64 with the exact
+    #: one (RMSNorm d 576, LayerNorm d 384) now that shift scaling and the operands are staged for
+    #: the clock (:mod:`spikeops.hdl.pipelining`)
     NEURONS_PER_STAGE = 2
 
     @classmethod
@@ -114,7 +115,7 @@ class _Norm(ConfigComponent):
         stages (:meth:`operand_stages`), the division pipeline, the sign, the output queue)."""
         ncfg = config.norm
         to_output = 2 + cls.operand_stages(config) + credit_latency(
-            division_latency(config.division, cls.NEURONS_PER_STAGE) + 1)
+            division_latency(config.division, cls.neurons_per_stage(config)) + 1)
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
             return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + cls.readout_stages(config) + 2, to_output=to_output,
@@ -260,7 +261,7 @@ class _Norm(ConfigComponent):
         p3.carry(neg=s.neg)
         a = multiply_stages(p3, s.av, s.ag)
         q = division_stages(p3, a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
-                            b_exp_range=self.b_exp_range(cfg), neurons_per_stage=self.NEURONS_PER_STAGE)
+                            b_exp_range=self.b_exp_range(cfg), neurons_per_stage=self.neurons_per_stage(cfg))
         y = p3.stage(y=Mux(p3.carried["neg"], -q, q)).y
         fmt = cfg.out_format
         if centred:

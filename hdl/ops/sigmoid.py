@@ -25,7 +25,7 @@ from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, S
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages
 from ..pipeline import MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_stages
-from ..component import ConfigComponent
+from ..component import OperatorComponent
 from .base import OperatorSignature
 
 __all__ = ["Sigmoid", "SiLU", "GELU"]
@@ -36,7 +36,7 @@ def _out_shape(cfg):
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
 
 
-class _SigmoidFamily(ConfigComponent):
+class _SigmoidFamily(OperatorComponent):
     class Signature(OperatorSignature):
         config_type = SigmoidFamilyConfig
 
@@ -45,12 +45,13 @@ class _SigmoidFamily(ConfigComponent):
             return {"i": In(stream.Signature(signed(config.in_width))),
                     "o": Out(stream.Signature(_out_shape(config)))}
 
-    @staticmethod
-    def latency_for(config, n: int | None = None) -> int:
+    @classmethod
+    def latency_for(cls, config, n: int | None = None) -> int:
         """Cycles from an accepted input to its output with no stalls (``n`` is not used:
         elementwise)."""
         return credit_latency(_argument_stages(config) + 3 + exp_latency(config.exp)
-                              + _numerator_stages(config) + division_latency(config.division)
+                              + _numerator_stages(config)
+                              + division_latency(config.division, cls.neurons_per_stage(config))
                               + _sign_stages(config))
 
     @property
@@ -76,7 +77,8 @@ class _SigmoidFamily(ConfigComponent):
         if cfg.numerator_power:
             pipe.carry(den=st.den)
             a = multiply_stages(pipe, a, pipe.carried["ax"])
-        q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division)
+        q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division,
+                            neurons_per_stage=self.neurons_per_stage(cfg))
         if cfg.numerator_power:   # the sign applied in a stage of its own (a carry chain)
             q = pipe.stage(y=Mux(pipe.carried["neg"], -q, q)).y
         pipe.finish(q)

@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.ops.softmax import SoftmaxConfig
 
-from ..component import ConfigComponent
+from ..component import OperatorComponent
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages, exp_table_rom
 from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches
@@ -61,7 +61,7 @@ def _exp_of(pipe, x, mx, cfg, rom):
     return exp_stages(pipe, s.z, ecfg, rom)
 
 
-class Softmax(ConfigComponent):
+class Softmax(OperatorComponent):
     """Stream softmax over rows of up to ``d_max`` elements (one :class:`SoftmaxConfig`)."""
 
     class Signature(OperatorSignature):
@@ -93,7 +93,8 @@ class Softmax(ConfigComponent):
         division, output queue) after the first read."""
         lat = exp_latency(config.exp)
         return ThreePasses(to_reduce=4, to_send=1 + _ARGUMENT_STAGES + lat + 2,
-                           to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(division_latency(config.division)),
+                           to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(
+                               division_latency(config.division, cls.neurons_per_stage(config))),
                            queue=cls.queue_rows(config))
 
     @classmethod
@@ -206,6 +207,7 @@ class Softmax(ConfigComponent):
         p3.carry(last=send.last, mx=send.row.mx, total=send.row.total)
         p3.stage()
         e3 = _exp_of(p3, xbuf.port_data(1), p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
-        q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division)  # S enters stage 1 only
+        q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division,  # S enters stage 1 only
+                            neurons_per_stage=self.neurons_per_stage(cfg))
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
         return m

@@ -1,0 +1,73 @@
+"""Pipelining for a target clock (FloPoCo's idea): an operator configuration's ``target_mhz`` sets
+how many binary division neurons share a pipeline stage, the choice that moves the clock and the
+latency most (the division is each operator's longest run of stages).
+
+The neurons of a stage form a chain of compare-and-subtracts, each a carry chain over the
+membrane's top ``b = theta_bits + 1`` bits followed by the membrane's multiplexer.  The delay of a
+stage of ``k`` neurons is estimated, for ECP5 at speed grade 6, as
+
+    t(k) = T_STAGE + k * (T_NEURON + T_BIT * b)   ns
+
+``T_STAGE`` covers the register's clock-to-out and setup and the routing into and out of the stage;
+``T_NEURON`` a neuron's carry-chain entry and exit, its multiplexer and the routing between two
+neurons (most of it); ``T_BIT`` a carry chain's cost per bit.  The constants are a straight line
+through nextpnr's critical paths of the sigmoid (26 bits, seed 1, ``--freq 250``): 5.72 ns with one
+neuron a stage, 8.88 with two, 13.32 with three, 20.97 with five (the line overestimates two by
+0.6 ns and meets the others); the norms' two neurons over 28 bits measure 9.4-9.8 ns (model 9.68).  For ``target_mhz = f`` the generator takes the largest ``k`` with
+``t(k) <= 1000 / f`` (at least 1, at most the quotient's width); the rest of each operator is
+pipelined for about 200 MHz whatever the target, so a target above what one neuron a stage allows
+is met only as far as that stage goes (``report`` says so).
+
+Without a target (``target_mhz=None``) each operator keeps its fixed choice: one neuron a stage in
+Softmax and the sigmoid family, two in the norms (their latency bound, issue 13).  The choice never
+changes a result, only the latency (which the manifest, the testbench and the formulas follow).
+"""
+
+from __future__ import annotations
+
+__all__ = ["T_STAGE", "T_NEURON", "T_BIT", "stage_ns", "neurons_per_stage", "report"]
+
+#: the delay model's constants, ns (module docstring)
+T_STAGE = 1.9
+T_NEURON = 2.77
+T_BIT = 0.04
+
+
+def stage_ns(k: int, bits: int) -> float:
+    """Estimated delay of a stage of ``k`` binary neurons over ``bits`` membrane bits, ns."""
+    return T_STAGE + k * (T_NEURON + T_BIT * bits)
+
+
+def _bits(division) -> int:
+    return division.theta_bits + 1
+
+
+def neurons_per_stage(cfg, default: int = 1) -> int:
+    """Binary division neurons per pipeline stage for the operator configuration ``cfg`` (its
+    ``target_mhz``, through the delay model; ``default`` without a target)."""
+    target = getattr(cfg, "target_mhz", None)
+    if target is None:
+        return default
+    division = cfg.division
+    budget, bits = 1000.0 / target, _bits(division)
+    k = 1
+    while k < division.q_width and stage_ns(k + 1, bits) <= budget:
+        k += 1
+    return k
+
+
+def report(cfg, default: int = 1) -> dict:
+    """What the generator chose for ``cfg`` and why, for the manifest."""
+    k = neurons_per_stage(cfg, default)
+    bits = _bits(cfg.division)
+    out = {"target_mhz": cfg.target_mhz, "division_neurons_per_stage": k,
+           "division_stage_ns_estimated": round(stage_ns(k, bits), 2), "neuron_bits": bits}
+    if cfg.target_mhz is None:
+        out["choice"] = f"fixed: {k} neuron(s) a stage (no target_mhz)"
+    elif stage_ns(k, bits) > 1000.0 / cfg.target_mhz:
+        out["choice"] = (f"one neuron a stage is estimated at {stage_ns(1, bits):.2f} ns, more than the "
+                         f"{1000.0 / cfg.target_mhz:.2f} ns of {cfg.target_mhz:g} MHz: the division limits the clock")
+    else:
+        out["choice"] = (f"{k} neuron(s) a stage, estimated {stage_ns(k, bits):.2f} ns within "
+                         f"{1000.0 / cfg.target_mhz:.2f} ns ({cfg.target_mhz:g} MHz)")
+    return out
