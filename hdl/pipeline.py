@@ -140,9 +140,10 @@ class CreditPipeline(Pipeline):
         payload = Value.cast(payload)
         entries = self.output_latency            # held <= capacity leaves at most this many queued
         depth = 1 << max(1, (entries - 1).bit_length())
-        # distributed RAM: an asynchronous read, so no block RAM's clock-to-out on the way to ``o``
-        mem = memory.Memory(shape=unsigned(len(payload)), depth=depth, init=[],
-                            attrs={"ram_style": "distributed"})
+        # an asynchronous read, so no block RAM's clock-to-out on the way to ``o``: ECP5 maps it to
+        # distributed RAM by itself, iCE40 (no distributed RAM) to registers.  No ``ram_style``
+        # attribute: "distributed" made every iCE40 synthesis fail ("no valid mapping found")
+        mem = memory.Memory(shape=unsigned(len(payload)), depth=depth, init=[])
         m.submodules[f"{self.name}_queue"] = mem
         wr, rd = mem.write_port(), mem.read_port(domain="comb")
         produce = Signal(range(depth), name=f"{self.name}_produce")

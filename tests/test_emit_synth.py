@@ -60,6 +60,16 @@ def test_default_configuration_synthesises_for_ecp5(op, tmp_path):
                                "PFUMX", "L6MUX21", "ALU54B"}
 
 
+def test_elementwise_operator_synthesises_for_ice40(tmp_path):
+    """The generic emission carries no vendor's memory attribute: the output queue (an
+    asynchronous read) maps to registers on iCE40, which has no distributed RAM.  A
+    ``ram_style = "distributed"`` on it made every iCE40 synthesis fail."""
+    m = emit("sigmoid", registry.get("sigmoid").default(), tmp_path)
+    assert "ram_style" not in (tmp_path / f"{m['top']}.v").read_text()
+    r = synthesise([tmp_path / f"{m['top']}.v"], m["top"], family="ice40")
+    assert r["lut_equivalent"] > 100 and r["ff"] > 50 and r["bram"] > 0
+
+
 def test_synthesis_failure_is_reported(tmp_path):
     bad = tmp_path / "bad.v"
     bad.write_text("module bad(input a, output b); assign b = ; endmodule\n")
