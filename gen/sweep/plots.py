@@ -1,5 +1,6 @@
 """Pareto plots of a sweep (matplotlib, Agg backend): one PNG per operator, two panels:
-error (log scale, real units) against ECP5 LUT-equivalent, and Fmax against ECP5 LUT-equivalent.
+error (log scale, real units) against ECP5 LUT-equivalent, and Fmax against ECP5 LUT-equivalent;
+a third, Fmax against latency (cycles), when the points' latencies differ (a ``target_mhz`` sweep).
 Every point is a dot labelled with its number, the Pareto front is a line through highlighted
 points, the default (base) configuration is a star."""
 
@@ -14,25 +15,29 @@ __all__ = ["plot_op", "save_figure"]
 LUT = "ecp5_lut_equivalent"
 
 
-def _panel(ax, rows, y: str, *, maximise: bool, ylabel: str, log: bool):
-    pts = [r for r in rows if r.get(LUT) not in (None, "") and r.get(y) not in (None, "")]
+LATENCY = "latency_cycles"
+
+
+def _panel(ax, rows, y: str, *, maximise: bool, ylabel: str, log: bool, x: str = LUT,
+           xlabel: str = "ECP5 LUT-equivalent (LUT4 + 2 CCU2C)"):
+    pts = [r for r in rows if r.get(x) not in (None, "") and r.get(y) not in (None, "")]
     if not pts:
-        ax.text(0.5, 0.5, f"no points with {y} and {LUT}", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no points with {y} and {x}", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    ax.scatter([r[LUT] for r in pts], [r[y] for r in pts], s=22, color="0.55", zorder=2, label="points")
-    front = front_rows(pts, LUT, y, maximise_y=maximise)
-    ax.plot([r[LUT] for r in front], [r[y] for r in front], "-o", color="tab:red", ms=6, zorder=3,
+    ax.scatter([r[x] for r in pts], [r[y] for r in pts], s=22, color="0.55", zorder=2, label="points")
+    front = front_rows(pts, x, y, maximise_y=maximise)
+    ax.plot([r[x] for r in front], [r[y] for r in front], "-o", color="tab:red", ms=6, zorder=3,
             label="Pareto front", drawstyle="steps-post")
     for r in pts:
-        ax.annotate(r["point"].rsplit("-", 1)[-1], (r[LUT], r[y]), textcoords="offset points", xytext=(3, 3),
+        ax.annotate(r["point"].rsplit("-", 1)[-1], (r[x], r[y]), textcoords="offset points", xytext=(3, 3),
                     fontsize=7, color="0.25")
     for r in pts:
         if r["default"]:
-            ax.scatter([r[LUT]], [r[y]], marker="*", s=200, color="tab:blue", zorder=4, label="default")
+            ax.scatter([r[x]], [r[y]], marker="*", s=200, color="tab:blue", zorder=4, label="default")
     if log and all(r[y] > 0 for r in pts):
         ax.set_yscale("log")
-    ax.set_xlabel("ECP5 LUT-equivalent (LUT4 + 2 CCU2C)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -44,12 +49,18 @@ def plot_op(op: str, rows, path, *, error_column: str = "err_max_real") -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
+    latencies = {r.get(LATENCY) for r in rows if r.get(LATENCY) not in (None, "") and r.get("fmax_mhz") not in (None, "")}
+    fig, axes = plt.subplots(1, 3 if len(latencies) > 1 else 2, figsize=(18 if len(latencies) > 1 else 12, 4.6))
+    a, b = axes[0], axes[1]
     _panel(a, rows, error_column, maximise=False, log=True,
            ylabel=f"{error_column.replace('_', ' ')} (real units)")
     a.set_title(f"{op}: error against area")
     _panel(b, rows, "fmax_mhz", maximise=True, log=False, ylabel="Fmax (MHz), nextpnr-ecp5")
     b.set_title(f"{op}: Fmax against area")
+    if len(latencies) > 1:
+        _panel(axes[2], rows, "fmax_mhz", maximise=True, log=False, x=LATENCY, ylabel="Fmax (MHz), nextpnr-ecp5",
+               xlabel="latency (cycles; rows: beyond the row's length)")
+        axes[2].set_title(f"{op}: Fmax against latency")
     return save_figure(fig, path)
 
 

@@ -6,7 +6,8 @@ out_format``, the accuracy stage (``activations, elements, err_max_lsb, err_mean
 err_max_real, err_mean_real, saturated``), per synthesised family ``<family>_lut_equivalent,
 _ff, _dsp, _bram`` (ECP5 LUT-equivalent = LUT4 + 2 x CCU2C of ``synth_ecp5 -nowidelut``; iCE40 =
 SB_LUT4 + SB_CARRY), place-and-route (``fmax_mhz, timing_met, critical_path_ns``), ``latency``
-(cycles; Softmax ``n + c``) and ``ii`` from the manifest, ``seconds_<stage>`` (tool time, also
+(cycles; Softmax ``n + c``), ``latency_cycles`` (the number: a row operator's ``c``, from a row's
+last input to its first output beyond the row's length) and ``ii`` from the manifest, ``seconds_<stage>`` (tool time, also
 for cached stages), ``cached`` (stages taken from the cache), ``status`` (``ok``, ``failed``: a stage
 failed, ``invalid``: the configuration was refused), ``failed_stages``, ``message``, the Pareto
 flags, ``model_<metric>`` for ``--model-accuracy``, the divergence figures for ``--model-divergence``
@@ -88,10 +89,12 @@ def scrub(text: str) -> str:
 
 
 def _latency(manifest_latency: dict | None):
+    """``(latency as the manifest words it, its number, ii)``."""
     if not manifest_latency:
-        return None, None
+        return None, None, None
     lat = manifest_latency.get("first_output_after_last_input", manifest_latency.get("cycles"))
-    return lat, manifest_latency.get("ii")
+    cycles = manifest_latency.get("first_output_after_last_input_base", manifest_latency.get("cycles"))
+    return lat, cycles, manifest_latency.get("ii")
 
 
 def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latency=None) -> dict:
@@ -121,7 +124,7 @@ def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latenc
         elif stage == "pnr":
             row.update(fmax_mhz=r["fmax_mhz"], timing_met=r["timing_met"], critical_path_ns=r["critical_path_ns"])
         latency = latency or r.get("latency")
-    row["latency"], row["ii"] = _latency(latency or fallback_latency)
+    row["latency"], row["latency_cycles"], row["ii"] = _latency(latency or fallback_latency)
     row.update(seconds)
     row["cached"] = cached
     if point.invalid is not None:
