@@ -132,23 +132,42 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     v = (current + (theta >> 1))[:cw] if cfg.rounding == "nearest" else current
     s = pipe.stage(v=v, theta=theta, sat=pipe.carried.pop("div_sat"))
     if cfg.arch == "binary":
-        r, low, theta_r, q = s.v[qw - 1:], s.v[:qw - 1], s.theta, 0
-        sat = s.sat | (r >= (theta_r << 1))  # overflow; also theta == 0 (B == 0): every neuron fires
+        # non-restoring: the membrane above bit j, less theta, is kept signed, P_j = R_j - theta
+        # (R_j: the restoring neuron's membrane, bits j and up, so spike_j = P_j >= 0); the next
+        # neuron's R_(j-1) - theta is 2 P_j + bit + theta when P_j < 0 (the restoring neuron would
+        # have kept R_j), else 2 P_j + bit - theta.  One add-or-subtract carry chain a neuron, its
+        # sign the spike: no multiplexer after the chain.  P_j lies in [-theta, theta), t + 1 bits.
+        w = t + 2
+        a_j, low, theta_r, q = s.v[qw - 1:], s.v[:qw - 1], s.theta, 0
+        sat = s.sat | (a_j >= (theta_r << 1))  # overflow; also theta == 0 (B == 0): every neuron fires
+        # ``nq`` collects the signs (bit j: P_j < 0, no spike), so that no inverter follows a chain
+        neg, nq = Const(0), 0
         for top in range(qw - 1, -1, -neurons_per_stage):
             for j in range(top, max(top - neurons_per_stage, -1), -1):
-                r_next, spike = lif_update(r, 0, theta_r, reset="subtract")  # theta << j, on bits j and up
-                q = q | (spike << j)
-                r = r_next[:t] if j == 0 else Cat(low[j - 1], r_next[:t])
+                p_j = _add_or_subtract(a_j, theta_r, ~neg, w)[:t + 1]
+                neg = p_j[t]
+                nq = nq | (neg << j)
+                a_j = Cat(low[j - 1], p_j) if j else None
             regs = {"low": low[:j - 1]} if j > 1 else {}
-            s = pipe.stage(r=r, theta=theta_r, sat=sat, q=q, **regs)
-            r, theta_r, sat, q = s.r, s.theta, s.sat, s.q
+            s = pipe.stage(theta=theta_r, sat=sat, nq=nq, **regs, **({"a": a_j} if j else {}))
+            theta_r, sat, nq = s.theta, s.sat, s.nq
             low = s["low"] if j > 1 else None
-        return Mux(sat, cfg.q_max, q)
+            if j:
+                a_j = s.a
+                neg = a_j[w - 1]                   # P_j's sign (a_j's top bit)
+        return Mux(sat, cfg.q_max, ~nq[:qw])
     # thermometer: neuron i fires iff I >= i * theta (one step), then the population count
     fires = [s.v >= s.theta * i for i in range(1, cfg.q_max + 1)]
     s2 = pipe.stage(fires=Cat(*fires), sat=s.sat)
     count = _popcount([s2.fires[i] for i in range(cfg.q_max)])
     return pipe.stage(q=Mux(s2.sat, cfg.q_max, count)).q
+
+
+def _add_or_subtract(a, b, sub, width: int):
+    """``a - b`` if ``sub`` else ``a + b``, modulo ``2**width``, as one carry chain: ``b`` inverted
+    by ``sub`` and ``sub`` the carry in (entered as a low bit of both operands)."""
+    bw = Cat(b, Const(0, max(0, width - len(b))))[:width] ^ sub.replicate(width)
+    return (Cat(sub, a[:width]) + Cat(sub, bw))[1:width + 1]
 
 
 def _popcount(bits):

@@ -149,14 +149,15 @@ class CreditPipeline(Pipeline):
         produce = Signal(range(depth), name=f"{self.name}_produce")
         consume = Signal(range(depth), name=f"{self.name}_consume")
         queued = Signal(range(depth + 1), name=f"{self.name}_queued")
+        empty = Signal(init=1, name=f"{self.name}_empty")   # a register: queued == 0
         load = ~o.valid | o.ready
-        empty = queued == 0
         bypass = load & empty
         read = load & ~empty
         write = self.valid & ~bypass
         m.d.comb += [wr.addr.eq(produce), wr.data.eq(payload), wr.en.eq(write), rd.addr.eq(consume)]
         m.d.sync += [produce.eq(produce + write), consume.eq(consume + read),
-                     queued.eq(queued + write - read)]
+                     queued.eq(queued + write - read),
+                     empty.eq(Mux(write, 0, Mux(read, queued == 1, empty)))]
         with m.If(load):
             m.d.sync += [o.valid.eq(~empty | self.valid), o.payload.eq(Mux(empty, payload, rd.data))]
         held = Signal(range(self.capacity + 1), name=f"{self.name}_held")
