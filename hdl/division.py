@@ -9,8 +9,10 @@ q_width + theta_bits``.
 The population, in one of three realisations:
 
 * ``binary``: ``q_width`` pipeline stages, stage ``j`` one LIF neuron with threshold ``theta * 2**j``
-  that subtracts it when it fires, comparing ``theta_bits + 1`` bits, one or more neurons per
-  pipeline stage (latency ``5 + ceil(q_width / neurons_per_stage)``, II 1);
+  that subtracts it when it fires, one or more neurons per pipeline stage (latency ``5 +
+  ceil(q_width / neurons_per_stage)``, II 1).  Each neuron is one ``theta_bits + 2``-bit
+  add-or-subtract carry chain in non-restoring form (:func:`division_stages`): the same spikes as
+  the restoring neurons of golden, with no multiplexer after the chain;
 * ``thermometer``: ``2**q_width - 1`` comparators ``I >= i * theta`` in one stage, then a population
   count (latency 7, II 1);
 * ``temporal``: one integrate-and-fire neuron stepped once per cycle until it stops firing
@@ -103,9 +105,14 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     ``binary``: neuron ``j`` (``j = q_width-1 .. 0``) has threshold ``theta << j``;
     ``neurons_per_stage`` of them share a pipeline stage, each passing its membrane on within the
     cycle (2 halves the stages for a chain of two carry chains per stage: a latency for a clock).
-    Below the overflow its membrane stays under ``theta << (j+1)``, so the neuron compares only the
-    membrane's bits from ``j`` up, ``theta_bits + 1`` of them, with ``theta``, and the bits below
-    ``j`` ride along untouched until their stage (a restoring divider written as neurons).
+    Below the overflow the membrane ``R_j`` (its bits from ``j`` up) stays under ``2 theta``, so a
+    neuron works on ``theta_bits + 2`` bits and the bits below ``j`` ride along untouched until their
+    stage.  The arithmetic is non-restoring: the register holds ``P_j = R_j - theta`` (signed, in
+    ``[-theta, theta)``) whether or not the neuron fired, its sign is the spike (``P_j >= 0``), and
+    the next neuron forms ``R_(j-1) - theta`` as ``2 P_j + bit - theta`` after a spike and ``2 P_j +
+    bit + theta`` otherwise (where the restoring neuron would have kept ``R_j``): one add-or-subtract
+    carry chain a neuron, ``theta`` inverted by the previous sign and that sign the carry in, and no
+    multiplexer after it.  The spikes, so the quotient, equal the restoring neurons' of golden.
     """
     check_pipelined(cfg)
     m = pipe.m

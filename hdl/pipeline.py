@@ -146,18 +146,23 @@ class CreditPipeline(Pipeline):
         mem = memory.Memory(shape=unsigned(len(payload)), depth=depth, init=[])
         m.submodules[f"{self.name}_queue"] = mem
         wr, rd = mem.write_port(), mem.read_port(domain="comb")
+        # the pointers and their successors are registers, so that the sink's ready only selects
+        # between registers (no carry chain after it); ``empty``: produce == consume
         produce = Signal(range(depth), name=f"{self.name}_produce")
+        produce_1 = Signal(range(depth), init=1, name=f"{self.name}_produce_1")
         consume = Signal(range(depth), name=f"{self.name}_consume")
-        queued = Signal(range(depth + 1), name=f"{self.name}_queued")
-        empty = Signal(init=1, name=f"{self.name}_empty")   # a register: queued == 0
+        consume_1 = Signal(range(depth), init=1, name=f"{self.name}_consume_1")
+        empty = Signal(init=1, name=f"{self.name}_empty")
         load = ~o.valid | o.ready
         bypass = load & empty
         read = load & ~empty
         write = self.valid & ~bypass
         m.d.comb += [wr.addr.eq(produce), wr.data.eq(payload), wr.en.eq(write), rd.addr.eq(consume)]
-        m.d.sync += [produce.eq(produce + write), consume.eq(consume + read),
-                     queued.eq(queued + write - read),
-                     empty.eq(Mux(write, 0, Mux(read, queued == 1, empty)))]
+        with m.If(write):
+            m.d.sync += [produce.eq(produce_1), produce_1.eq(produce_1 + 1)]
+        with m.If(read):
+            m.d.sync += [consume.eq(consume_1), consume_1.eq(consume_1 + 1)]
+        m.d.sync += empty.eq(Mux(write, 0, Mux(read, consume_1 == produce, empty)))
         with m.If(load):
             m.d.sync += [o.valid.eq(~empty | self.valid), o.payload.eq(Mux(empty, payload, rd.data))]
         held = Signal(range(self.capacity + 1), name=f"{self.name}_held")

@@ -16,7 +16,7 @@ and GELU) and ``sign = 1`` for SiLU and GELU, 0 for the sigmoid.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
@@ -80,9 +80,16 @@ class _SigmoidFamily(OperatorComponent):
         q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division,
                             neurons_per_stage=self.neurons_per_stage(cfg))
         if cfg.numerator_power:   # the sign applied in a stage of its own (a carry chain)
-            q = pipe.stage(y=Mux(pipe.carried["neg"], -q, q)).y
+            q = pipe.stage(y=_negated_if(q, pipe.carried["neg"])).y
         pipe.finish(q)
         return m
+
+
+def _negated_if(q, neg):
+    """``-q`` if ``neg`` else ``q`` (unsigned ``q``, signed result one bit wider) as one carry chain:
+    ``(q ^ neg...neg) + neg``, the inversion in the LUTs before the chain, nothing after it."""
+    w = len(q) + 1
+    return ((Cat(q, Const(0, 1)) ^ neg.replicate(w)) + neg)[:w].as_signed()
 
 
 def _sign_stages(cfg) -> int:
