@@ -10,7 +10,7 @@ JOBS   ?= 2
 # one torch/OpenMP thread per pytest worker: JOBS workers on JOBS cores, no oversubscription
 TEST_ENV := OMP_NUM_THREADS=1
 
-.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example eval eval-table eval-quick capture-data clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep eval eval-table eval-quick capture-data clean
 
 setup: $(STAMP)
 
@@ -72,6 +72,21 @@ errors: setup
 sweep-example: setup
 	$(VENV)/bin/spikeops sweep --spec docs/sweep-example/grid.toml --capture out/capture.npz \
 		--out docs/sweep-example --cache out/sweep-cache --jobs $(JOBS) --model-accuracy 20
+
+# the sweep that chooses the defaults (docs/defaults-sweep/, issue 12 item 5): exp method, K, guard
+# bits and output grids of Softmax, SiLU and RMSNorm on the shipped SmolLM2 capture, ECP5 synthesis,
+# Fmax, and the model-level divergence (mean KL, top-1 agreement, perplexity on 4,096 tokens) of
+# every point (about 1 h on 2 cores; cached in out/sweep-cache)
+defaults-sweep: setup
+	$(VENV)/bin/spikeops sweep --spec docs/defaults-sweep/grid.toml --capture verif/data/smollm2.npz \
+		--out docs/defaults-sweep --cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 200 \
+		--timeout 420 --model-divergence 4096 --model-points all
+
+# the target-frequency sweep (docs/target-sweep/, issue 12 item 2): four operators pipelined for
+# 50-250 MHz, ECP5 synthesis and Fmax at --freq 250 (about 30 min on 2 cores)
+target-sweep: setup
+	$(VENV)/bin/spikeops sweep --spec docs/target-sweep/grid.toml --out docs/target-sweep \
+		--cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 250
 
 # Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float
 # against converted.  `eval-table`: the original and all-replaced rows, one process per core (about
