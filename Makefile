@@ -82,8 +82,8 @@ defaults-sweep: setup
 		--out docs/defaults-sweep --cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 200 \
 		--timeout 420 --model-divergence 4096 --model-points all
 
-# the target-frequency sweep (docs/target-sweep/, issue 12 item 2): four operators pipelined for
-# 50-250 MHz, ECP5 synthesis and Fmax at --freq 250 (about 30 min on 2 cores)
+# the target-frequency sweep (docs/target-sweep/, issue 12 item 2): sigmoid, SiLU and RMSNorm pipelined
+# for 50-250 MHz, ECP5 synthesis and Fmax at --freq 250 (about 30 min on 2 cores)
 target-sweep: setup
 	$(VENV)/bin/spikeops sweep --spec docs/target-sweep/grid.toml --out docs/target-sweep \
 		--cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 250
