@@ -572,3 +572,24 @@ def test_a_stepped_point_synthesises_the_wrapper(tmp_path):
     assert [r["latency"] for r in rows] == [plain, plain + 5, plain + 5] and all(r["ii"] == 1 for r in rows)
     assert rows[0]["err_max_lsb"] == rows[1]["err_max_lsb"] == rows[2]["err_max_lsb"]  # the operator's error
     assert rows[2]["ecp5_lut_equivalent"] > rows[1]["ecp5_lut_equivalent"] > 100  # the neuron costs logic
+
+
+def test_target_sweep_latencies_and_the_latency_panel(tmp_path, monkeypatch):
+    """A ``target_mhz`` axis: each point's latency follows its pipelining (``latency_cycles`` the
+    number), and the plot gains its third panel, Fmax against latency, when the latencies differ."""
+    from spikeops.gen.sweep.plots import plot_op
+    rep = run_sweep([grid.make_entry("sigmoid", grid={"target_mhz": [50, 200]})], opts(tmp_path))
+    rows = rep["rows"]
+    cls = registry.get("sigmoid").component()
+    want = [cls.latency_for(registry.get("sigmoid").default(target_mhz=r["target_mhz"])) for r in rows]
+    assert [r["latency_cycles"] for r in rows] == [r["latency"] for r in rows] == want
+    assert len(set(want)) == 2      # the default (no target) and 200 MHz: one neuron a stage; 50: four
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    for r in rows:
+        r.update(ecp5_lut_equivalent=1000 + r["latency_cycles"], fmax_mhz=400.0 / r["latency_cycles"] * 10)
+    opened, real = [], plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: opened.append(a) or real(*a, **k))
+    path = plot_op("sigmoid", rows, tmp_path / "sigmoid.png")
+    assert path.stat().st_size > 1000 and opened == [(1, 3)]
