@@ -151,7 +151,10 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
         neg, nq = Const(0), 0
         for top in range(qw - 1, -1, -neurons_per_stage):
             for j in range(top, max(top - neurons_per_stage, -1), -1):
-                p_j = _add_or_subtract(a_j, theta_r, ~neg, w)[:t + 1]
+                # a signal, so that the next neuron in the stage refers to it (its sign enters
+                # that neuron's chain at every bit: as an expression it would be copied each time)
+                p_j = Signal(t + 1, name=f"{pipe.name}_div_p{j}")
+                m.d.comb += p_j.eq(_add_or_subtract(a_j, theta_r, ~neg, w))
                 neg = p_j[t]
                 nq = nq | (neg << j)
                 a_j = Cat(low[j - 1], p_j) if j else None

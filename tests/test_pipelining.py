@@ -78,3 +78,18 @@ def test_manifest_records_the_choice(tmp_path):
 def test_bad_target(value):
     with pytest.raises(ValueError, match=r"silu: target_mhz=.* allowed: \[10\.0, 1000\.0\]|target_mhz must be a number"):
         registry.get("silu").default(target_mhz=value)
+
+
+def test_many_neurons_a_stage_stay_small(tmp_path):
+    """At 10 MHz every SiLU neuron shares one stage; each neuron's partial remainder is a signal of
+    its own, so the emitted design grows with the neurons, not with the width to their power (an
+    expression copied into every bit of the next neuron's chain once took minutes and gigabytes)."""
+    from spikeops.hdl.emit import emit
+    rec = registry.get("silu")
+    slow = rec.default(target_mhz=10)
+    assert rec.component().neurons_per_stage(slow) == slow.division.q_width
+    sizes = {}
+    for name, cfg in (("fixed", rec.default()), ("slow", slow)):
+        m = emit("silu", cfg, tmp_path / name)
+        sizes[name] = (tmp_path / name / f"{m['top']}.v").stat().st_size
+    assert sizes["slow"] < 1.5 * sizes["fixed"]
