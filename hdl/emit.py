@@ -21,6 +21,7 @@ from spikeops.golden import registry as golden_registry
 from . import registry as hdl_registry
 from . import verilog
 from .axis import AxisOperator
+from .component import OperatorComponent
 from .dsp import PrimitivePlatform, Primitives, simulation_models
 from .manifest import CLOCKING, PAYLOAD_PORTS, Interface
 
@@ -158,7 +159,9 @@ def emit(op: str, cfg, out_dir, *, gamma=None, beta=None, interface=Interface.ST
         "interface": _interface_entry(interface, core, cfg, axis),
         "ports": port_table(component, cfg, interface),
         "latency": latency_info(op, cfg),
-        "pipelining": type(core).pipelining(cfg),
+        # the target frequency's choice (operators built on OperatorComponent; a registered
+        # operator of another kind has none)
+        "pipelining": type(core).pipelining(cfg) if isinstance(core, OperatorComponent) else None,
         "golden": {"module": gop.golden.__module__, "function": gop.golden.__name__,
                    "config_class": f"{type(cfg).__module__}.{type(cfg).__qualname__}"},
         "weights": {k: [int(x) for x in v] for k, v in weights.items()},
