@@ -145,7 +145,7 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
         # have kept R_j), else 2 P_j + bit - theta.  One add-or-subtract carry chain a neuron, its
         # sign the spike: no multiplexer after the chain.  P_j lies in [-theta, theta), t + 1 bits.
         w = t + 2
-        a_j, low, theta_r, q = s.v[qw - 1:], s.v[:qw - 1], s.theta, 0
+        a_j, low, theta_r = s.v[qw - 1:], s.v[:qw - 1], s.theta
         sat = s.sat | (a_j >= (theta_r << 1))  # overflow; also theta == 0 (B == 0): every neuron fires
         # ``nq`` collects the signs (bit j: P_j < 0, no spike), so that no inverter follows a chain
         neg, nq = Const(0), 0
