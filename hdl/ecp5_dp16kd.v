@@ -1,12 +1,18 @@
-// Behavioural simulation model of Lattice ECP5's DP16KD block RAM for the mode spikeops instantiates
-// (spikeops.hdl.rom): a read-only table, each port in its 1,024 x 18 mode (DATA_WIDTH 18: the word
-// address on AD[13:4]), REGMODE "NOREG" or "OUTREG", chip selects decoded "0b000" and tied low, write
-// enables low.  At a rising clock edge with CE high the addressed word enters the port's data latch;
-// with REGMODE "OUTREG" the latch enters the output register at the next edge with OCE high, and DO
-// shows that register (with "NOREG", DO shows the latch).  RST, when high at an edge, clears the
-// latch and the output register.  The contents are INITVAL_00 .. INITVAL_3F: word 16 j + i in bits
-// [20 i + 17 : 20 i] of INITVAL_j.  Any other mode stops the simulation at time 0.  Yosys
-// synthesises the primitive from its own black box (cells_bb_ecp5.v), never from this file.
+// Behavioural simulation model of Lattice ECP5's DP16KD block RAM for the modes spikeops instantiates
+// (spikeops.hdl.dp16kd): both ports of the same DATA_WIDTH, 18 (1,024 words; the word address on
+// AD[13:4], AD[1:0] the write's byte enables), 9 (2,048; AD[13:3]), 4 (4,096; AD[13:2]), 2 (8,192;
+// AD[13:1]) or 1 (16,384; AD[13:0]), data on the low DATA_WIDTH bits of DI/DO; REGMODE "NOREG" or
+// "OUTREG"; chip selects decoded "0b000" and tied low; WRITEMODE "NORMAL".  At a rising clock edge
+// with CE high, a port with WE high writes DI to the addressed word (at 18 bits, the bytes whose
+// enables are set) and keeps its data latch (NORMAL); with WE low the addressed word enters the
+// latch.  With REGMODE "OUTREG" the latch enters the output register at the next edge with OCE high,
+// and DO shows that register (with "NOREG", DO shows the latch).  RST, when high at an edge, clears
+// the latch and the output register.  A read of the word the other port writes at the same edge
+// gives the old word here (in the block it is unspecified; spikeops never makes one).  The initial
+// contents are INITVAL_00 .. INITVAL_3F, laid out for the 18-bit mode: word 16 j + i in bits
+// [20 i + 17 : 20 i] of INITVAL_j; other modes start at zero and stop the simulation at time 0 if
+// given contents.  Any other mode stops it too.  Yosys synthesises the primitive from its own black
+// box (cells_bb_ecp5.v), never from this file.
 `timescale 1ns/1ps
 module DP16KD (
   input  ADA0, ADA1, ADA2, ADA3, ADA4, ADA5, ADA6, ADA7, ADA8, ADA9, ADA10, ADA11, ADA12, ADA13,
@@ -53,45 +59,52 @@ module DP16KD (
                          INITVAL_17, INITVAL_16, INITVAL_15, INITVAL_14, INITVAL_13, INITVAL_12, INITVAL_11, INITVAL_10,
                          INITVAL_0F, INITVAL_0E, INITVAL_0D, INITVAL_0C, INITVAL_0B, INITVAL_0A, INITVAL_09, INITVAL_08,
                          INITVAL_07, INITVAL_06, INITVAL_05, INITVAL_04, INITVAL_03, INITVAL_02, INITVAL_01, INITVAL_00};
-  // word w sits at bits [20 w + 17 : 20 w] of the concatenation (16 words of 20 bits per INITVAL)
-  function [17:0] word;
-    input [9:0] w;
-    word = init[w * 20 +: 18];
-  endfunction
-
+  localparam SHIFT = DATA_WIDTH_A == 18 ? 4 : DATA_WIDTH_A == 9 ? 3 : DATA_WIDTH_A == 4 ? 2 : DATA_WIDTH_A == 2 ? 1 : 0;
+  reg [17:0] mem [0:16383];
+  integer w;
   initial begin
-    if (DATA_WIDTH_A != 18 || DATA_WIDTH_B != 18 || CSDECODE_A != "0b000" || CSDECODE_B != "0b000" ||
+    if (DATA_WIDTH_A != DATA_WIDTH_B || (DATA_WIDTH_A != 18 && DATA_WIDTH_A != 9 && DATA_WIDTH_A != 4 &&
+        DATA_WIDTH_A != 2 && DATA_WIDTH_A != 1) || CSDECODE_A != "0b000" || CSDECODE_B != "0b000" ||
         (REGMODE_A != "NOREG" && REGMODE_A != "OUTREG") || (REGMODE_B != "NOREG" && REGMODE_B != "OUTREG") ||
-        RESETMODE != "SYNC") begin
-      $display("DP16KD model: only DATA_WIDTH 18, CSDECODE 0b000, REGMODE NOREG/OUTREG and RESETMODE SYNC are modelled");
+        WRITEMODE_A != "NORMAL" || WRITEMODE_B != "NORMAL" || RESETMODE != "SYNC") begin
+      $display("DP16KD model: only equal DATA_WIDTH 18/9/4/2/1, CSDECODE 0b000, REGMODE NOREG/OUTREG, WRITEMODE NORMAL and RESETMODE SYNC are modelled");
       $finish;
     end
+    if (DATA_WIDTH_A != 18 && init != 20480'd0) begin
+      $display("DP16KD model: initial contents are modelled at DATA_WIDTH 18 only");
+      $finish;
+    end
+    // word w sits at bits [20 w + 17 : 20 w] of the concatenation (16 words of 20 bits per INITVAL)
+    for (w = 0; w < 16384; w = w + 1)
+      mem[w] = w < 1024 ? init[w * 20 +: 18] : 18'd0;
   end
 
-  wire [9:0] addr_a = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4};
-  wire [9:0] addr_b = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4};
+  localparam [17:0] MASK = DATA_WIDTH_A == 18 ? 18'h3ffff : (18'd1 << DATA_WIDTH_A) - 18'd1;
+  wire [13:0] ad_a = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0};
+  wire [13:0] ad_b = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0};
+  wire [13:0] addr_a = ad_a >> SHIFT;
+  wire [13:0] addr_b = ad_b >> SHIFT;
+  wire [17:0] di_a = {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
+  wire [17:0] di_b = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0};
+  // the bits a write changes: at 18 bits the bytes AD[1:0] enable, otherwise the word's width
+  wire [17:0] be_a = DATA_WIDTH_A == 18 ? {{9{ad_a[1]}}, {9{ad_a[0]}}} : MASK;
+  wire [17:0] be_b = DATA_WIDTH_A == 18 ? {{9{ad_b[1]}}, {9{ad_b[0]}}} : MASK;
   reg [17:0] latch_a = 18'd0, latch_b = 18'd0, out_a = 18'd0, out_b = 18'd0;
   always @(posedge CLKA) begin
-    if (WEA) begin
-      $display("DP16KD model: a write on port A is not modelled");
-      $finish;
-    end
     if (RSTA) begin
       latch_a <= 18'd0; out_a <= 18'd0;
     end else begin
-      if (CEA) latch_a <= word(addr_a);
+      if (CEA && WEA) mem[addr_a] <= (mem[addr_a] & ~be_a) | (di_a & be_a);
+      else if (CEA) latch_a <= mem[addr_a] & MASK;
       if (OCEA) out_a <= latch_a;
     end
   end
   always @(posedge CLKB) begin
-    if (WEB) begin
-      $display("DP16KD model: a write on port B is not modelled");
-      $finish;
-    end
     if (RSTB) begin
       latch_b <= 18'd0; out_b <= 18'd0;
     end else begin
-      if (CEB) latch_b <= word(addr_b);
+      if (CEB && WEB) mem[addr_b] <= (mem[addr_b] & ~be_b) | (di_b & be_b);
+      else if (CEB) latch_b <= mem[addr_b] & MASK;
       if (OCEB) out_b <= latch_b;
     end
   end

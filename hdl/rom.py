@@ -27,34 +27,18 @@ Both give the same data in the same cycles.
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Const, Elaboratable, Instance, Module, Signal, unsigned
+from amaranth.hdl import Elaboratable, Module, Signal, unsigned
 from amaranth.lib import memory
 
+from .dp16kd import DP16KD_MODES, DP16KD_WIDTH, DP16KDPort, dp16kd, dp16kd_initvals
 from .dsp import Primitives, primitives_of
 
 __all__ = ["TableRom", "ROM_LATENCY", "DP16KD_DEPTH", "DP16KD_WIDTH", "dp16kd_initvals"]
 
 #: registers from a read port's address to its data
 ROM_LATENCY = 2
-#: rows and bits of one DP16KD in the mode used here
-DP16KD_DEPTH, DP16KD_WIDTH = 1024, 18
-
-
-def dp16kd_initvals(words) -> dict[str, int]:
-    """The ``INITVAL_00`` .. ``INITVAL_3F`` parameters of a DP16KD in its 1,024 x 18 mode holding
-    ``words`` (18-bit integers, at most 1,024; the rest zero): each 320-bit value holds 16 words,
-    word ``16 j + i`` in bits ``[20 i + 17 : 20 i]`` of ``INITVAL_j`` (two pad bits per word)."""
-    words = list(words)
-    if len(words) > DP16KD_DEPTH or any(not 0 <= w < 1 << DP16KD_WIDTH for w in words):
-        raise ValueError(f"dp16kd_initvals: at most {DP16KD_DEPTH} words of {DP16KD_WIDTH} bits are allowed")
-    words += [0] * (DP16KD_DEPTH - len(words))
-    params = {}
-    for j in range(DP16KD_DEPTH // 16):
-        value = 0
-        for i in range(16):
-            value |= words[16 * j + i] << (20 * i)
-        params[f"INITVAL_{j:02X}"] = value
-    return params
+#: rows of one DP16KD in the 18-bit mode used here
+DP16KD_DEPTH = DP16KD_MODES[DP16KD_WIDTH]
 
 
 class _ReadPort:
@@ -99,26 +83,15 @@ class TableRom(Elaboratable):
         ports = self._ports
         for b in range(-(-self.width // DP16KD_WIDTH)):
             lo = b * DP16KD_WIDTH
+            n = min(DP16KD_WIDTH, self.width - lo)
             words = [(r >> lo) & ((1 << DP16KD_WIDTH) - 1) for r in self.rows]
-            conns = {}
-            for j, side in enumerate("AB"):
-                p = ports[j] if j < len(ports) else None   # an unused side: every input tied low
-                n = min(DP16KD_WIDTH, self.width - lo)
-                if p is not None:
-                    out = Signal(DP16KD_WIDTH, name=f"rom{b}_do{side.lower()}")
+            sides = []
+            for j in range(2):                 # port A for the first reader, B for the second
+                if j < len(ports):
+                    p = ports[j]
+                    out = Signal(DP16KD_WIDTH, name=f"rom{b}_do{'ab'[j]}")
                     m.d.comb += p.data[lo:lo + n].eq(out[:n])
-                    conns.update({f"o_DO{side}{k}": out[k] for k in range(DP16KD_WIDTH)})
-                conns.update({f"i_AD{side}{k}": 0 for k in range(4)})
-                conns.update({f"i_AD{side}{4 + k}": (p.addr[k] if p is not None and k < len(p.addr) else 0)
-                              for k in range(10)})
-                conns.update({f"i_DI{side}{k}": 0 for k in range(DP16KD_WIDTH)})
-                conns.update({f"i_CLK{side}": ClockSignal() if p is not None else 0,
-                              f"i_CE{side}": p.en if p is not None else 0,
-                              f"i_OCE{side}": p.en if p is not None else 0,
-                              f"i_WE{side}": 0, f"i_RST{side}": 0, **{f"i_CS{side}{k}": 0 for k in range(3)}})
-            params = {f"p_{k}": Const(v, 320) for k, v in dp16kd_initvals(words).items()}
-            modes = {f"p_{k}_{s}": v for s in "AB" for k, v in
-                     (("DATA_WIDTH", DP16KD_WIDTH), ("REGMODE", "OUTREG"), ("CSDECODE", "0b000"),
-                      ("WRITEMODE", "NORMAL"))}
-            m.submodules[f"bram{b}"] = Instance("DP16KD", p_GSR="DISABLED", p_RESETMODE="SYNC",
-                                                **modes, **params, **conns)
+                    sides.append(DP16KDPort(addr=p.addr, ce=p.en, oce=p.en, do=out))
+                else:
+                    sides.append(None)
+            m.submodules[f"bram{b}"] = dp16kd(DP16KD_WIDTH, *sides, initvals=dp16kd_initvals(words))

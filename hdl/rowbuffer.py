@@ -1,43 +1,113 @@
-"""Row buffers: one ``amaranth.lib.memory`` block per buffer (infers block RAM), with a write port
-and one or more synchronous read ports (a pass each), and the pass that reads queued rows out of a
-buffer used as a ring."""
+"""Row buffers: one block-RAM buffer each, with a write port and one or more synchronous read ports
+(a pass each), and the pass that reads queued rows out of a buffer used as a ring.
+
+A :class:`RowBuffer` is either
+
+- plain: an ``amaranth.lib.memory`` block (Yosys infers block RAM); read data appear one cycle
+  after an enabled read, from the block's data latch (on ECP5, 5.8 ns from the clock, most of a
+  200 MHz cycle); or
+- ``registered``: the read data leave a register a cycle later.  On an ``ecp5`` emission
+  (:class:`~spikeops.hdl.dsp.Primitives`) that register is the ``DP16KD`` blocks' own output
+  register (:mod:`spikeops.hdl.dp16kd`, 0.97 ns from the clock): for each read port one copy of the
+  buffer, its port A written and its port B read, in the mode of the fewest blocks for the depth;
+  elsewhere (and for initialised or deeper-than-16,384 buffers) a fabric register after the
+  inferred memory.  The same data in the same cycles either way:
+
+      cycle c:      addr (with en)
+      cycle c + 1:  the entry read into the data latch (held while en is low)
+      cycle c + 2:  data, from the register (which loads every cycle)
+
+A write and a read of the same entry in the same cycle are never made by the passes here (the read
+value would differ between the two circuits).
+"""
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, memory
+
+from .dp16kd import DP16KDPort, dp16kd, dp16kd_mode
+from .dsp import Primitives, primitives_of
 
 __all__ = ["RowBuffer", "RingPass"]
 
 
+class _RegisteredRam(Elaboratable):
+    """A ``depth``-entry RAM of ``shape`` with one write port and ``read_ports`` read ports whose
+    data leave a register two cycles after the address (module docstring)."""
+
+    def __init__(self, shape, depth: int, init, read_ports: int, name: str):
+        self.shape, self.depth, self.init = shape, depth, list(init)
+        self.width = Shape.cast(shape).width
+        self.w_addr = Signal(range(depth), name=f"{name}_waddr")
+        self.w_data = Signal(shape, name=f"{name}_wdata")
+        self.w_en = Signal(name=f"{name}_wen")
+        self.r_addr = [Signal(range(depth), name=f"{name}_raddr{k}") for k in range(read_ports)]
+        self.r_en = [Signal(name=f"{name}_ren{k}") for k in range(read_ports)]
+        self.r_data = [Signal(shape, name=f"{name}_rdata{k}", reset_less=True) for k in range(read_ports)]
+
+    def elaborate(self, platform):
+        m = Module()
+        mode = dp16kd_mode(self.depth)
+        if primitives_of(platform) == Primitives.ECP5 and mode is not None and not self.init:
+            raw_w = Value.cast(self.w_data)
+            for k, (addr, en, out) in enumerate(zip(self.r_addr, self.r_en, self.r_data)):
+                raw_r = Signal(self.width, name=f"rdata{k}")
+                m.d.comb += Value.cast(out).eq(raw_r)
+                for b, lo in enumerate(range(0, self.width, mode)):
+                    n = min(mode, self.width - lo)
+                    do = Signal(mode, name=f"bram{k}_{b}_do")
+                    m.d.comb += raw_r[lo:lo + n].eq(do[:n])
+                    m.submodules[f"bram{k}_{b}"] = dp16kd(
+                        mode, DP16KDPort(addr=self.w_addr, ce=self.w_en, we=self.w_en, di=raw_w[lo:lo + n]),
+                        DP16KDPort(addr=addr, ce=en, do=do))
+        else:
+            mem = m.submodules.mem = memory.Memory(shape=self.shape, depth=self.depth, init=self.init)
+            wr = mem.write_port()
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+            for addr, en, out in zip(self.r_addr, self.r_en, self.r_data):
+                rd = mem.read_port()
+                m.d.comb += [rd.addr.eq(addr), rd.en.eq(en)]
+                m.d.sync += out.eq(rd.data)
+        return m
+
+
 class RowBuffer:
     """A ``depth``-entry buffer of ``shape`` values added to module ``m`` as ``name``, with
-    ``read_ports`` read ports (a block-RAM mapping duplicates the memory for each port beyond one).
+    ``read_ports`` read ports (a block-RAM mapping duplicates the memory for each port beyond one),
+    plain or ``registered`` (module docstring).
 
-    ``write(m, addr, data, en)`` and ``read(m, addr, en, port=0)`` drive the ports; read data appear
-    one cycle after an enabled read (``self.data`` for port 0, ``self.port_data(k)``), and hold while
-    ``en`` is low.
+    ``write(m, addr, data, en)`` and ``read(m, addr, en, port=0)`` drive the ports; read data
+    (``self.data`` for port 0, ``self.port_data(k)``) appear :attr:`latency` cycles after an enabled
+    read: 1 plain (holding while ``en`` is low), 2 registered.
     """
 
-    def __init__(self, m, name: str, shape, depth: int, init=(), read_ports: int = 1):
-        self.memory = memory.Memory(shape=shape, depth=depth, init=list(init))
-        m.submodules[name] = self.memory
-        self.wr = self.memory.write_port()
-        self.rds = [self.memory.read_port() for _ in range(read_ports)]
+    def __init__(self, m, name: str, shape, depth: int, init=(), read_ports: int = 1,
+                 registered: bool = False):
         self.depth = depth
+        self.latency = 2 if registered else 1
+        if registered:
+            ram = m.submodules[name] = _RegisteredRam(shape, depth, init, read_ports, name)
+            self._w = (ram.w_addr, ram.w_data, ram.w_en)
+            self._r = list(zip(ram.r_addr, ram.r_en, ram.r_data))
+        else:
+            mem = m.submodules[name] = memory.Memory(shape=shape, depth=depth, init=list(init))
+            wr = mem.write_port()
+            self._w = (wr.addr, wr.data, wr.en)
+            self._r = [(rd.addr, rd.en, rd.data) for rd in (mem.read_port() for _ in range(read_ports))]
 
     @property
     def data(self):
-        return self.rds[0].data
+        return self._r[0][2]
 
     def port_data(self, port: int):
-        return self.rds[port].data
+        return self._r[port][2]
 
     def write(self, m, addr, data, en):
-        m.d.comb += [self.wr.addr.eq(addr), self.wr.data.eq(data), self.wr.en.eq(en)]
+        m.d.comb += [self._w[0].eq(addr), self._w[1].eq(data), self._w[2].eq(en)]
 
     def read(self, m, addr, en, port: int = 0):
-        m.d.comb += [self.rds[port].addr.eq(addr), self.rds[port].en.eq(en)]
+        m.d.comb += [self._r[port][0].eq(addr), self._r[port][1].eq(en)]
 
 
 class RingPass:

@@ -15,6 +15,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from spikeops.gen.synth import yowasp_command
 from spikeops.hdl.dsp import PrimitivePlatform
 from spikeops.hdl.rom import TableRom, dp16kd_initvals
+from spikeops.hdl.rowbuffer import RowBuffer
 
 
 class _Table(Elaboratable):
@@ -31,8 +32,28 @@ class _Table(Elaboratable):
         return m
 
 
+class _Ring(Elaboratable):
+    """A registered :class:`RowBuffer` with its ports brought out."""
+
+    def __init__(self, depth, width):
+        self.depth, self.width = depth, width
+        self.waddr, self.raddr = Signal(range(depth), name="waddr"), Signal(range(depth), name="raddr")
+        self.wdata, self.data = Signal(width, name="wdata"), Signal(width, name="data")
+        self.wen, self.ren = Signal(name="wen"), Signal(name="ren")
+        self.ports = [self.waddr, self.raddr, self.wdata, self.data, self.wen, self.ren]
+
+    def elaborate(self, platform):
+        m = Module()
+        buf = RowBuffer(m, "buf", self.width, self.depth, registered=True)
+        buf.write(m, self.waddr, self.wdata, self.wen)
+        buf.read(m, self.raddr, self.ren)
+        m.d.comb += self.data.eq(buf.data)
+        return m
+
+
 def _netlist(top, tmp_path, platform=None):
-    (tmp_path / "t.il").write_text(rtlil.convert(top, name="t", platform=platform, ports=[top.addr, top.data]))
+    ports = getattr(top, "ports", None) or [top.addr, top.data]
+    (tmp_path / "t.il").write_text(rtlil.convert(top, name="t", platform=platform, ports=ports))
     cmd = yowasp_command("yosys", RuntimeError) + ["-q", "-p", "read_rtlil t.il; synth_ecp5 -nowidelut -top t; "
                                                    "write_json n.json"]
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
@@ -57,6 +78,40 @@ def test_block_ram_contents_and_address_match_yosys_inference(tmp_path):
     addr = inst["ports"]["addr"]["bits"]
     assert [cell["connections"][f"ADA{4 + k}"][0] for k in range(len(addr))] == addr
     # the fabric register of the generic table is the block's own here
+    assert not [c for c in inst["cells"].values() if c["type"] == "TRELLIS_FF"]
+
+
+@pytest.mark.parametrize("depth,width,mode,blocks", [(2048, 16, 9, 2), (1000, 20, 18, 2), (4096, 8, 4, 2)])
+def test_row_buffer_blocks_match_yosys_inference(tmp_path, depth, width, mode, blocks):
+    """A registered row buffer on ``ecp5`` primitives: the blocks Yosys infers for the generic
+    circuit (same mode, same count; Yosys registers the inferred block's write address, so its nets
+    differ), the address bits where Yosys puts them, written on side A and read on side B, with the
+    output register on and no fabric register after them."""
+    def sides(cells, n):
+        out = []
+        for c in cells:
+            conns = c["connections"]
+            w = "A" if conns["WEA"] != ["0"] else "B"
+            r = "B" if w == "A" else "A"
+            out.append(([conns[f"AD{w}{k}"][0] for k in range(14 - n, 14)],
+                        [conns[f"AD{r}{k}"][0] for k in range(14 - n, 14)]))
+        return out
+
+    inferred = _netlist(_Ring(depth, width), tmp_path)
+    icells = [c for c in inferred["cells"].values() if c["type"] == "DP16KD"]
+    assert len(icells) == blocks and all(int(c["parameters"]["DATA_WIDTH_A"], 2) == mode for c in icells)
+    (tmp_path / "e").mkdir()
+    inst = _netlist(_Ring(depth, width), tmp_path / "e", PrimitivePlatform("ecp5"))
+    cells = [c for c in inst["cells"].values() if c["type"] == "DP16KD"]
+    assert len(cells) == blocks
+    assert all(int(c["parameters"][f"DATA_WIDTH_{s}"], 2) == mode and c["parameters"][f"REGMODE_{s}"] == "OUTREG"
+               for c in cells for s in "AB")
+    n = len(inst["ports"]["waddr"]["bits"])
+    assert all(f == (inst["ports"]["waddr"]["bits"], inst["ports"]["raddr"]["bits"]) for f in sides(cells, n))
+    low = range(2, 4) if mode == 18 else range(14 - n)      # at 18 bits AD[1:0] are byte enables
+    assert all(c["connections"][f"AD{s}{k}"] == ["0"] for c in icells + cells for s in "AB" for k in low)
+    if mode == 18:
+        assert all(c["connections"][f"ADA{k}"] == ["1"] for c in cells for k in range(2))
     assert not [c for c in inst["cells"].values() if c["type"] == "TRELLIS_FF"]
 
 
