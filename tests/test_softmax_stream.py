@@ -81,6 +81,30 @@ def test_backpressure_and_idle_cycles_lose_nothing():
     _run(cfg, [24, 1, 7, 24, 3, 24, 24, 2, 1, 1, 16], valid_p=0.8, ready_p=0.45, seed=4)
 
 
+@pytest.mark.parametrize("valid_p", [1.0, 0.6], ids=["full-rate", "idle-cycles"])
+def test_the_running_maximum_of_short_rows_back_to_back(valid_p):
+    """The receive pass decides an element's place in the row's maximum from compares against the
+    maximum and the two elements not yet in it: short rows back to back (a row after a larger one ended), the maximum at every
+    position, ties, masked positions among the compared ones and rows whose only valid position is
+    last; golden's rows out, with and without idle cycles between the elements."""
+    cfg = SoftmaxConfig(d_max=8, out_frac=12, buffer_depth=40)
+    patterns = [[5], [3, 9], [1, 2], [9, 3], [1, 2, 3], [3, 2, 1], [2, 3, 1], [4, 4, 4], [-7, 6, -7, 6],
+                [0, -1, 8, -2, 7], [6, 1, 2, 3, 4, 5, 0, 5]]
+    rows, masks = [], []
+    for k, pat in enumerate(patterns * 3):
+        row = quantize(np.asarray(pat, float) * (0.5 + k % 3), cfg.in_format)
+        mask = np.ones(len(pat), bool)
+        if k % 4 == 1 and len(pat) > 1:
+            mask[int(np.argmax(row))] = False          # the largest masked: the next largest wins
+        if k % 5 == 2:
+            mask[:-1] = False                          # only the last position valid
+        rows.append(row)
+        masks.append(mask)
+    out, _ = run_stream(Softmax(cfg), _items(rows, masks), valid_p=valid_p, seed=3)
+    want = [int(v) for r, mk in zip(rows, masks) for v in softmax(r, cfg, mask=mk)]
+    assert [int(o.data) for o in out] == want
+
+
 def test_a_buffer_smaller_than_a_row_is_refused():
     with pytest.raises(ValueError, match=r"softmax: buffer_depth=40 is out of range; allowed: in \[64, 320\]"):
         SoftmaxConfig(d_max=64, buffer_depth=40)

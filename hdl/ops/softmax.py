@@ -44,18 +44,19 @@ from .base import OperatorSignature
 __all__ = ["Softmax"]
 
 
-#: stages of the exp's argument: the buffer's data registered, then ``z = x - max + H``
+#: stages of the exp's argument: the buffer's output register, then ``z = x - max + H``
 _ARGUMENT_STAGES = 2
 
 
-def _exp_of(pipe, x, mx, cfg, rom):
-    """Add the stages of ``e = PWL-Exp(x - mx + H)`` on buffer data ``x`` to ``pipe``, carrying
-    ``masked`` (``x`` is the mask code) along; return ``e`` (not yet zeroed where masked).  The
-    buffer's data are registered before the subtraction (a block RAM's clock-to-data is most of a
-    cycle)."""
+def _exp_of(pipe, buf, port, mx, cfg, rom):
+    """Add the stages of ``e = PWL-Exp(x - mx + H)`` to ``pipe``, whose last stage holds the read
+    of ``x`` from ``buf``'s ``port`` (a registered :class:`RowBuffer`: the data leave the block's
+    output register a stage later, as a block RAM's clock-to-data is most of a cycle), carrying
+    ``masked`` (``x`` is the mask code) along; return ``e`` (not yet zeroed where masked)."""
     ecfg = cfg.exp
-    s0 = pipe.stage(x=x, mx=mx)
-    x, mx = s0.x, s0.mx
+    pipe.carry(arg_mx=mx)
+    pipe.stage()                         # the buffer's output register
+    x, mx = buf.port_data(port), pipe.carried.pop("arg_mx")
     s = pipe.stage(z=(x - mx + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=x == cfg.in_format.mask_code)
     pipe.carry(masked=s.masked)
     return exp_stages(pipe, s.z, ecfg, rom)
@@ -87,12 +88,12 @@ class Softmax(OperatorComponent):
     @classmethod
     def timing(cls, config) -> ThreePasses:
         """The row timing model (:class:`spikeops.hdl.timing.ThreePasses`) of this realisation:
-        the input register, the registered row descriptor and the row queue's two cycles to the
-        reduce pass; the reduce pipeline (buffer read, argument, PWL-Exp) and the result queue's
+        the receive pass's two stages, the registered row descriptor and the row queue's two cycles
+        to the reduce pass; the reduce pipeline (buffer read, argument, PWL-Exp) and the result queue's
         two cycles to the send pass; then the send pipeline (buffer read, argument, PWL-Exp,
         division, output queue) after the first read."""
         lat = exp_latency(config.exp)
-        return ThreePasses(to_reduce=4, to_send=1 + _ARGUMENT_STAGES + lat + 2,
+        return ThreePasses(to_reduce=5, to_send=1 + _ARGUMENT_STAGES + lat + 2,
                            to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(
                                division_latency(config.division, cls.neurons_per_stage(config))),
                            queue=cls.queue_rows(config))
@@ -120,7 +121,7 @@ class Softmax(OperatorComponent):
         nq = self.queue_rows(cfg)
         n_shape = range(cfg.d_max + 1)
 
-        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth, read_ports=2)
+        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth, read_ports=2, registered=True)
         rom = exp_table_rom(cfg.exp)          # one exp table, a read port for each pass
         if rom is not None:
             m.submodules.exp_rom = rom
@@ -131,11 +132,11 @@ class Softmax(OperatorComponent):
         m.submodules.sumq = sumq = fifo.SyncFIFOBuffered(width=sum_layout.size, depth=nq + 1)
 
         # -- pass 1: receive -------------------------------------------------------------------
-        # accepting an element counts it and registers it; the next cycle writes it to the ring
-        # and updates the running maximum; at a row's end the descriptor is registered and written
-        # to the row queue the cycle after.  ``held`` counts the descriptors of rows accepted to
-        # their end and not yet taken by pass 2 (those in flight included), so the queue (one entry
-        # deeper than it may hold) always has room for them.
+        # an accepted element is counted and registered (stage A), then registered again (stage
+        # B), whose cycle writes it to the ring and updates the running maximum; at a row's end
+        # the descriptor is registered and written to the row queue the cycle after.  ``held``
+        # counts the descriptors of rows accepted to their end and not yet taken by pass 2 (those
+        # in flight included), so the queue (one entry deeper than it may hold) always has room.
         wr = Signal(range(depth))
         used = Signal(range(depth + 1))     # ring entries accepted and not yet read by the send pass
         held = Signal(range(nq + 2))
@@ -150,32 +151,44 @@ class Softmax(OperatorComponent):
             m.d.sync += row_n.eq(Mux(ends, 0, row_n + 1))
             with m.If((row_n == cfg.d_max - 1) & ~self.i.payload.last):
                 m.d.sync += self.overflow.eq(1)
-        # the running maximum: whether the element beats it is decided as it is accepted, against
-        # the maximum so far and against the element in the second stage (which the maximum has
-        # not taken yet), so that the maximum's own loop is a multiplexer (no compare in it)
-        rx = Signal(data.StructLayout({"x": signed(cfg.in_width), "beats": 1, "n": n_shape,
-                                       "addr": range(depth)}), name="rx")
-        rx_v = Signal(name="rx_valid")
+        # the running maximum ``mx`` holds the row's elements up to three accepts back; whether an
+        # element beats the row's maximum so far is decided in stage A from compares made as it is
+        # accepted, against ``mx`` and against the elements in stages A and B (which ``mx`` has not
+        # taken yet), each qualified by whether it belongs to the element's row: no compare feeds
+        # another's result in one cycle, and ``mx``'s own loop is a multiplexer.
+        el = data.StructLayout({"x": signed(cfg.in_width), "vp": 1, "end": 1, "n": n_shape, "addr": range(depth)})
+        a, a_v = Signal(el, name="rx_a"), Signal(name="rx_a_valid")
+        b, b_v = Signal(el, name="rx_b"), Signal(name="rx_b_valid")
+        gt = Signal(data.StructLayout({"mx": 1, "a": 1, "b": 1}), name="rx_gt")       # with stage A
+        use = Signal(data.StructLayout({"mx": 1, "a": 1, "b": 1}), name="rx_use")     # with stage A
+        beats = Signal(name="rx_beats")                                                 # with stage B
         mx = Signal(signed(cfg.in_width), init=fmt.min_code)
         x_in = self.i.payload.data
-        valid_pos = ~self.i.payload.masked & (x_in != fmt.mask_code)
-        after_end = Signal(name="rx_end")         # the second stage holds a row's last element
-        prev_counts = Signal(name="rx_counts")    # it holds an element the maximum takes first
-        beats = valid_pos & (after_end | ((x_in > mx) & (~prev_counts | (x_in > rx.x))))
-        m.d.sync += [rx_v.eq(accept), after_end.eq(ends), prev_counts.eq(accept & ~ends & valid_pos)]
+        m.d.sync += [a_v.eq(accept), b_v.eq(a_v)]
         with m.If(accept):
-            m.d.sync += [rx.x.eq(Mux(self.i.payload.masked, fmt.mask_code, x_in)), rx.beats.eq(beats),
-                         rx.n.eq(row_n + 1), rx.addr.eq(wr),
-                         wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
-        xbuf.write(m, rx.addr, rx.x, rx_v)
-        mx_new = Mux(rx.beats, rx.x, mx)
+            m.d.sync += [a.x.eq(Mux(self.i.payload.masked, fmt.mask_code, x_in)),
+                         a.vp.eq(~self.i.payload.masked & (x_in != fmt.mask_code)),
+                         a.end.eq(ends), a.n.eq(row_n + 1), a.addr.eq(wr),
+                         wr.eq(Mux(wr == depth - 1, 0, wr + 1)),
+                         gt.mx.eq(x_in > mx), gt.a.eq(x_in > a.x), gt.b.eq(x_in > b.x),
+                         # past a row's first element (row_n > 0) the element accepted before it
+                         # ended no row, so A holds none; mx is of this row unless B holds an end
+                         # (about to reset mx), and A's and B's elements count where valid
+                         # positions (B's not an end)
+                         use.mx.eq((row_n != 0) & ~(b_v & b.end)),
+                         use.a.eq((row_n != 0) & a_v & a.vp),
+                         use.b.eq((row_n != 0) & b_v & b.vp & ~b.end)]
+        m.d.sync += [b.eq(a), beats.eq(a.vp & (~use.mx | gt.mx) & (~use.a | gt.a) & (~use.b | gt.b))]
+        xbuf.write(m, b.addr, b.x, b_v)
+        mx_new = Mux(beats, b.x, mx)
         pending = Signal()
         pushed = Signal(row_layout)
+        after_end = b_v & b.end
         m.d.sync += pending.eq(after_end)
-        with m.If(rx_v):
-            m.d.sync += mx.eq(Mux(after_end, fmt.min_code, mx_new))
+        with m.If(b_v):
+            m.d.sync += mx.eq(Mux(b.end, fmt.min_code, mx_new))
         with m.If(after_end):
-            m.d.sync += [pushed.n.eq(rx.n), pushed.mx.eq(mx_new)]
+            m.d.sync += [pushed.n.eq(b.n), pushed.mx.eq(mx_new)]
         m.d.comb += [rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(pending)]
 
         # -- pass 2: reduce (never stalls) -----------------------------------------------------
@@ -183,8 +196,8 @@ class Softmax(OperatorComponent):
         red = RingPass(m, xbuf, 0, rowq, row_layout, allow=ahead != nq, name="e")
         p2 = Pipeline(m, Const(1), red.issue, name="e")
         p2.carry(first=red.first, last=red.last, n=red.row.n, mx=red.row.mx)
-        p2.stage()                             # the buffer's read data appear with this stage
-        e = _exp_of(p2, xbuf.port_data(0), p2.carried["mx"], cfg, rom)
+        p2.stage()                             # the buffer's read enters its data latch
+        e = _exp_of(p2, xbuf, 0, p2.carried["mx"], cfg, rom)
         e_val = Mux(p2.carried["masked"], 0, e)
         acc = Signal(unsigned(cfg.sum_width))
         total = (Mux(p2.carried["first"], 0, acc) + e_val)[:cfg.sum_width]
@@ -206,7 +219,7 @@ class Softmax(OperatorComponent):
 
         p3.carry(last=send.last, mx=send.row.mx, total=send.row.total)
         p3.stage()
-        e3 = _exp_of(p3, xbuf.port_data(1), p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
+        e3 = _exp_of(p3, xbuf, 1, p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
         q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division,  # S enters stage 1 only
                             neurons_per_stage=self.neurons_per_stage(cfg))
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
