@@ -1,6 +1,7 @@
 """PWL-Exp in hardware (twin of ``golden/exp.py``): one table read, one multiply-add, a shift.
 
-Uniform chords (latency 5 + ``MULTIPLY_STAGES`` = 8, II 1): stage 1 computes ``u = z + Hc`` and the
+Uniform chords (latency 5 + ``MULTIPLY_STAGES`` = 8, II 1; 9 where ``slope * t`` takes three or more
+multiplier blocks, whose partial products are then summed over two stages): stage 1 computes ``u = z + Hc`` and the
 range tests ``z < -H``, ``z >= H``; stage 2 the segment index ``k`` (a bit slice of ``u`` when
 ``2*Hc/K`` is a power of two, else ``(u * M) >> s``, an exact constant division proven over every
 ``u`` when the generator runs) and presents the table address, with two extra rows: the clamp above
@@ -33,12 +34,13 @@ from spikeops.golden.choices import ExpMethod
 from spikeops.golden.exp import ExpConfig, exp_table, range_table
 
 from .component import ConfigComponent, ConfigSignature
-from .pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages
+from .pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages, product_sum_stages
 from .rom import TableRom
 
 __all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY"]
 
-#: the uniform method's latency
+#: the uniform method's latency when its product ``slope * offset`` takes at most two multiplier
+#: blocks (one stage more for three or four: :func:`_product_sum_stages`)
 EXP_LATENCY = 5 + MULTIPLY_STAGES
 #: the range-reduced method's latency
 RANGE_LATENCY = 6 + 2 * MULTIPLY_STAGES
@@ -48,7 +50,22 @@ TABLE_PIECE_BITS = 4
 
 def exp_latency(cfg: ExpConfig) -> int:
     """Pipeline stages of :func:`exp_stages` for ``cfg``."""
-    return RANGE_LATENCY if cfg.method == ExpMethod.RANGE else EXP_LATENCY
+    if cfg.method == ExpMethod.RANGE:
+        return RANGE_LATENCY
+    return EXP_LATENCY + _product_sum_stages(cfg) - 1
+
+
+def _offset_width(cfg: ExpConfig) -> int:
+    """Bits of the uniform method's offset into its segment, ``t`` (module docstring)."""
+    if cfg.index_is_bit_slice:
+        return (2 * cfg.H_codes // cfg.K).bit_length() - 1
+    return cfg.seg_bits + 1
+
+
+def _product_sum_stages(cfg: ExpConfig) -> int:
+    """The uniform method's ``slope * offset``: its partial products summed in one stage, or in two
+    when they are three or more (:func:`spikeops.hdl.pipeline.product_sum_stages`)."""
+    return product_sum_stages(unsigned(cfg.slope_width), unsigned(_offset_width(cfg)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -161,7 +178,7 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
     s0 = pipe.stage(u=(z + hc)[:u_width], below=z < -hc, above=z >= hc)
     u, below, above = s0.u, s0.below, s0.above
     if cfg.index_is_bit_slice:
-        p = (2 * hc // cfg.K).bit_length() - 1
+        p = _offset_width(cfg)
         k, t = u[p:], u[:p]
     else:
         mult, s = index_multiplier(cfg)
@@ -174,10 +191,10 @@ def exp_stages(pipe: Pipeline, z, cfg: ExpConfig, rom=None):
     if cfg.index_is_bit_slice:
         offset = s2.t
     else:
-        offset = (s2.t - row.start)[:cfg.seg_bits + 1]  # garbage only where the slope is 0
+        offset = (s2.t - row.start)[:_offset_width(cfg)]  # garbage only where the slope is 0
     s3 = pipe.stage(offset=offset, slope=row.slope, intercept=row.intercept)
     pipe.carry(exp_intercept=s3.intercept)
-    p = multiply_stages(pipe, s3.slope, s3.offset)
+    p = multiply_stages(pipe, s3.slope, s3.offset, sum_stages=_product_sum_stages(cfg))
     return pipe.stage(e=(pipe.carried.pop("exp_intercept") + (p >> cfg.slope_shift))[:cfg.out_width]).e
 
 

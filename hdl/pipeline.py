@@ -24,13 +24,13 @@ so no stale element survives it.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import memory
 
 from .dsp import MULTIPLIER_LATENCY, MULTIPLIER_WIDTH, Multiplier
 
 __all__ = ["Pipeline", "Stage", "CreditPipeline", "SkidOutput", "credit_latency", "multiply_stages",
-           "reaches", "MULTIPLY_STAGES", "DSP_WIDTH"]
+           "reaches", "product_blocks", "product_sum_stages", "MULTIPLY_STAGES", "WIDE_MULTIPLY_STAGES", "DSP_WIDTH"]
 
 
 def reaches(count, inc, dec, top):
@@ -210,6 +210,8 @@ class SkidOutput:
 
 #: pipeline stages of :func:`multiply_stages`: the multiplier blocks' two registers, then the sum
 MULTIPLY_STAGES = MULTIPLIER_LATENCY + 1
+#: the same with the partial products summed over two stages (``sum_stages=2``)
+WIDE_MULTIPLY_STAGES = MULTIPLY_STAGES + 1
 #: the widest unsigned operand one multiplier block takes (ECP5 MULT18X18D: 18-bit signed)
 DSP_WIDTH = MULTIPLIER_WIDTH - 1
 
@@ -226,20 +228,65 @@ def _slices(v):
     return pieces
 
 
-def multiply_stages(pipe: Pipeline, a, b):
-    """``a * b`` in :data:`MULTIPLY_STAGES` registered stages: the partial products of the operands'
+def product_blocks(a_shape, b_shape) -> int:
+    """Multiplier blocks (partial products) of ``a * b`` for operands of these shapes (:func:`_slices`)."""
+    def pieces(shape):
+        return 1 if shape.width <= DSP_WIDTH + shape.signed else -(-shape.width // DSP_WIDTH)
+    return pieces(Shape.cast(a_shape)) * pieces(Shape.cast(b_shape))
+
+
+def product_sum_stages(a_shape, b_shape) -> int:
+    """The ``sum_stages`` of :func:`multiply_stages` that keeps one adder a cycle off the blocks:
+    2 for three or more partial products, else 1."""
+    return 2 if product_blocks(a_shape, b_shape) >= 3 else 1
+
+
+def _add_aligned(t1, t2):
+    """The sum of two ``(offset, value)`` terms (value times ``2**offset``) as one term: the lower
+    term's bits below the higher term's offset pass by, and only the rest is added, so the carry
+    chain is as long as the overlap."""
+    (o1, v1), (o2, v2) = sorted([t1, t2], key=lambda t: t[0])
+    d = o2 - o1
+    high = (v1 >> d) + v2
+    total = Cat(v1[:d], high) if d else high
+    return o1, total.as_signed() if high.shape().signed else total
+
+
+def _sum_tree(terms):
+    """The sum of ``(offset, value)`` terms by pairs, level by level (a balanced tree of
+    :func:`_add_aligned`), neighbours in offset paired first."""
+    terms = sorted(terms, key=lambda t: t[0])
+    while len(terms) > 1:
+        terms = [_add_aligned(*terms[k:k + 2]) if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def multiply_stages(pipe: Pipeline, a, b, *, sum_stages: int = 1):
+    """``a * b`` in ``MULTIPLIER_LATENCY + sum_stages`` registered stages (:data:`MULTIPLY_STAGES`,
+    or :data:`WIDE_MULTIPLY_STAGES` with ``sum_stages=2``): the partial products of the operands'
     slices (:func:`_slices`), each in a :class:`~spikeops.hdl.dsp.Multiplier` (operands registered,
-    then the product: on ECP5 the DSP block's own registers), then their sum (one adder tree)."""
+    then the product: on ECP5 the DSP block's own registers), each cut to the bits its slices' widths
+    give it, then their sum as a balanced tree of aligned adds: in one stage, or with
+    ``sum_stages=2`` the first level of pairs in a stage of its own (for three or more partial
+    products, whose sum off the blocks would otherwise be two adders deep)."""
+    if sum_stages not in (1, 2):
+        raise ValueError(f"multiply_stages: sum_stages={sum_stages} is not allowed; allowed: 1 or 2")
     a, b = Value.cast(a), Value.cast(b)
-    parts = {}
+    terms = []
     for i, (la, xa) in enumerate(_slices(a)):
         for j, (lb, xb) in enumerate(_slices(b)):
             mul = Multiplier(xa, xb, en=pipe.enable)
             pipe.m.submodules[f"{pipe.name}{pipe.latency + 1}_mul{i}_{j}"] = mul
-            parts[la + lb] = parts.get(la + lb, []) + [mul.p]
+            p = mul.p[:len(xa) + len(xb)]
+            terms.append((la + lb, p.as_signed() if xa.shape().signed or xb.shape().signed else p))
     for _ in range(MULTIPLIER_LATENCY):   # the valid bits (and carried values) beside the registers
         pipe.stage()
-    total = sum(p << shift for shift, ps in parts.items() for p in ps)
     width = len(a) + len(b)
     signed = a.shape().signed or b.shape().signed
+    if sum_stages == 2:
+        terms = sorted(terms, key=lambda t: t[0])
+        pairs = [_sum_tree(terms[k:k + 2]) for k in range(0, len(terms), 2)]
+        st = pipe.stage(**{f"t{k}": v for k, (_, v) in enumerate(pairs)})
+        terms = [(o, st[f"t{k}"]) for k, (o, _) in enumerate(pairs)]
+    _, total = _sum_tree(terms)
     return pipe.stage(p=total[:width].as_signed() if signed else total[:width]).p

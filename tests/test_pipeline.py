@@ -7,7 +7,7 @@ from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeops.hdl.pipeline import MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_stages
+from spikeops.hdl.pipeline import MULTIPLY_STAGES, WIDE_MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_stages
 from spikeops.verif.amaranth_sim import run_stream
 
 
@@ -15,8 +15,8 @@ class _Product(wiring.Component):
     """``o = i.a * i.b`` through :func:`multiply_stages` in a credit pipeline (plus ``extra`` empty
     stages)."""
 
-    def __init__(self, a_shape, b_shape, extra=0):
-        self.a_shape, self.b_shape, self.extra = a_shape, b_shape, extra
+    def __init__(self, a_shape, b_shape, extra=0, sum_stages=1):
+        self.a_shape, self.b_shape, self.extra, self.sum_stages = a_shape, b_shape, extra, sum_stages
         width = a_shape.width + b_shape.width
         out = signed(width) if a_shape.signed or b_shape.signed else unsigned(width)
         layout = {"a": a_shape, "b": b_shape}
@@ -24,12 +24,12 @@ class _Product(wiring.Component):
 
     @property
     def latency(self):
-        return credit_latency(MULTIPLY_STAGES + self.extra)
+        return credit_latency((MULTIPLY_STAGES if self.sum_stages == 1 else WIDE_MULTIPLY_STAGES) + self.extra)
 
     def elaborate(self, platform):
         m = Module()
         pipe = CreditPipeline(m, self.o, i=self.i, name="t")
-        p = multiply_stages(pipe, self.i.payload.a, self.i.payload.b)
+        p = multiply_stages(pipe, self.i.payload.a, self.i.payload.b, sum_stages=self.sum_stages)
         for _ in range(self.extra):
             p = pipe.stage(p=p).p
         pipe.finish(p)
@@ -44,17 +44,23 @@ def _values(shape, rng, n):
 
 @pytest.mark.parametrize("a_shape, b_shape", [
     (unsigned(5), unsigned(7)), (unsigned(17), unsigned(17)), (signed(18), signed(18)),
-    (unsigned(24), unsigned(16)), (signed(24), unsigned(20)), (signed(30), signed(26)), (unsigned(40), signed(9))],
+    (unsigned(24), unsigned(16)), (signed(24), unsigned(20)), (signed(30), signed(26)), (unsigned(40), signed(9)),
+    (unsigned(29), unsigned(18)), (signed(51), unsigned(11)), (signed(52), signed(40))],
     ids=lambda s: f"{'s' if s.signed else 'u'}{s.width}")
-def test_staged_products_are_exact(a_shape, b_shape):
-    """Products split into 18-bit signed pieces (slices of 17 bits, the top one signed) and summed in
-    the second stage equal Python's, corner operands included."""
+@pytest.mark.parametrize("sum_stages", [1, 2])
+def test_staged_products_are_exact(a_shape, b_shape, sum_stages):
+    """Products split into 18-bit signed pieces (slices of 17 bits, the top one signed) and summed
+    after the blocks' registers, in one stage or two, equal Python's, corner operands included, each
+    ``credit_latency`` after its operands with the sink ready."""
     rng = np.random.default_rng(a_shape.width * 100 + b_shape.width)
     a, b = _values(a_shape, rng, 60), _values(b_shape, rng, 60)
-    dut = _Product(a_shape, b_shape)
-    out, log = run_stream(dut, list(zip(a.tolist(), b.tolist())), payload=lambda p: {"a": p[0], "b": p[1]},
-                          valid_p=0.8, ready_p=0.7, seed=5)
+    dut = _Product(a_shape, b_shape, sum_stages=sum_stages)
+    items = list(zip(a.tolist(), b.tolist()))
+    out, log = run_stream(dut, items, payload=lambda p: {"a": p[0], "b": p[1]}, valid_p=0.8, ready_p=0.7, seed=5)
     assert [int(v) for v in out] == [int(x) * int(y) for x, y in zip(a, b)]
+    _, log = run_stream(_Product(a_shape, b_shape, sum_stages=sum_stages), items[:3],
+                        payload=lambda p: {"a": p[0], "b": p[1]})
+    assert log["out"][0] - log["in"][0] == dut.latency
 
 
 def test_credit_pipeline_runs_at_one_element_per_cycle_and_loses_nothing_under_backpressure():
