@@ -65,10 +65,13 @@ class ConfigComponent(wiring.Component):
 class OperatorComponent(ConfigComponent):
     """An operator's component: besides the configuration it has a Division Neuron Group whose
     binary neurons share pipeline stages, :data:`NEURONS_PER_STAGE` of them without a
-    ``target_mhz`` and as :mod:`spikeops.hdl.pipelining` chooses with one."""
+    ``target_mhz`` and as :mod:`spikeops.hdl.pipelining` chooses with one, and whose shift scaling
+    finds leading ones in :data:`LEADING_ONE_STAGES` stages (likewise)."""
 
     #: binary division neurons per pipeline stage without a ``target_mhz``
     NEURONS_PER_STAGE = 1
+    #: stages of the division's leading-one detection without a ``target_mhz``
+    LEADING_ONE_STAGES = 1
 
     @classmethod
     def neurons_per_stage(cls, config) -> int:
@@ -77,7 +80,19 @@ class OperatorComponent(ConfigComponent):
         return neurons_per_stage(config, cls.NEURONS_PER_STAGE)
 
     @classmethod
+    def leading_one_stages(cls, config) -> int:
+        """Stages of the division's leading-one detection for ``config``."""
+        from .pipelining import leading_one_stages
+        return leading_one_stages(config, cls.LEADING_ONE_STAGES)
+
+    @classmethod
+    def division_options(cls, config) -> dict:
+        """The keyword arguments of ``division_stages`` and ``division_latency`` for ``config``."""
+        return {"neurons_per_stage": cls.neurons_per_stage(config),
+                "leading_one_stages": cls.leading_one_stages(config)}
+
+    @classmethod
     def pipelining(cls, config) -> dict:
         """What the generator chose for ``config``'s ``target_mhz`` and why (the manifest's entry)."""
         from .pipelining import report
-        return report(config, cls.NEURONS_PER_STAGE)
+        return report(config, cls.NEURONS_PER_STAGE, cls.LEADING_ONE_STAGES)

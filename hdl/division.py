@@ -30,7 +30,8 @@ from spikeops.golden.division import DivisionConfig
 from .component import ConfigComponent, ConfigSignature
 from .neurons import lif_update
 from .pipeline import CreditPipeline, Pipeline, credit_latency
-from .shift import SHIFT_STAGES, barrel_shift, bit_length, leading_one, right_shift_stages
+from .shift import (SHIFT_STAGES, barrel_shift, bit_length, leading_one, leading_one_groups, leading_one_of_groups,
+                    right_shift_stages)
 
 __all__ = ["DivisionNeuronGroup", "division_stages", "division_latency", "check_pipelined"]
 
@@ -63,18 +64,21 @@ def _stage1(m, a, b, b_exp, cfg: DivisionConfig, b_exp_range):
     return current, theta, saturated
 
 
-#: pipeline stages of shift scaling in the II=1 realisations: bit lengths; shift amounts; the two
-#: shift stages (the saturation test beside the first); the rounding bias
+#: pipeline stages of shift scaling in the II=1 realisations with one leading-one stage: bit
+#: lengths; shift amounts; the two shift stages (the saturation test beside the first); the rounding
+#: bias
 SCALING_STAGES = 3 + SHIFT_STAGES
 
 
-def division_latency(cfg: DivisionConfig, neurons_per_stage: int = 1) -> int:
+def division_latency(cfg: DivisionConfig, neurons_per_stage: int = 1, leading_one_stages: int = 1) -> int:
     """Pipeline latency in cycles of the II=1 realisations (not defined for ``temporal``);
-    ``neurons_per_stage``: binary neurons sharing a pipeline stage (:func:`division_stages`)."""
+    ``neurons_per_stage``: binary neurons sharing a pipeline stage, ``leading_one_stages``: 1 or 2
+    (:func:`division_stages`)."""
+    scaling = SCALING_STAGES + leading_one_stages - 1
     if cfg.arch == "binary":
-        return SCALING_STAGES + -(-cfg.q_width // neurons_per_stage)
+        return scaling + -(-cfg.q_width // neurons_per_stage)
     if cfg.arch == "thermometer":
-        return SCALING_STAGES + 2
+        return scaling + 2
     raise ValueError(f"division: arch={cfg.arch!r} has a data-dependent latency")
 
 
@@ -87,13 +91,15 @@ def check_pipelined(cfg: DivisionConfig, owner: str = "division", name: str = "a
 
 
 def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp_range=(0, 0),
-                    neurons_per_stage: int = 1):
+                    neurons_per_stage: int = 1, leading_one_stages: int = 1):
     """Add the II=1 Division Neuron Group to ``pipe``; return ``q`` (aligned with ``pipe.valid``).
     ``b_exp`` is B's power-of-two exponent, known to lie in ``b_exp_range``.
 
-    Shift scaling takes :data:`SCALING_STAGES` stages, so that no stage holds more than one
-    priority encoder, half a barrel shifter or one wide carry chain: (1) the leading ones of A and B
-    (:func:`spikeops.hdl.shift.leading_one`, ``bit_length = p + 1``);
+    Shift scaling takes :data:`SCALING_STAGES` stages (one more with ``leading_one_stages=2``), so
+    that no stage holds more than one priority encoder (half of one with two stages), half a barrel
+    shifter or one wide carry chain: (1) the leading ones of A and B (``bit_length = p + 1``;
+    :func:`spikeops.hdl.shift.leading_one`, or in two stages each 8-bit group's and then the groups',
+    :func:`~spikeops.hdl.shift.leading_one_groups`, :func:`~spikeops.hdl.shift.leading_one_of_groups`);
     (2) the shift amounts; (3, 4) ``theta = B << e = (B << t) >> bl_b`` and
     ``I = A << k = (A << hi) >> (hi - k)`` with ``hi = q_width + theta_bits``, as right shifts in
     two stages (:func:`spikeops.hdl.shift.right_shift_stages`), the saturation test beside the first;
@@ -119,9 +125,20 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     t, qw = cfg.theta_bits, cfg.q_width
     cw = qw + t + 1
     hi = qw + t
-    p_a, nz_a = leading_one(a)
-    p_b, _ = leading_one(b)
+    if leading_one_stages not in (1, 2):
+        raise ValueError(f"division: leading_one_stages={leading_one_stages} is not allowed; allowed: 1 or 2")
     extra = {} if isinstance(b_exp, int) else {"b_exp": b_exp}
+    if leading_one_stages == 2:
+        ga, gb = leading_one_groups(a), leading_one_groups(b)
+        s = pipe.stage(a=a, b=b, **{f"ga{i}_p": p for i, (p, _) in enumerate(ga)},
+                       **{f"ga{i}_nz": nz for i, (_, nz) in enumerate(ga)},
+                       **{f"gb{i}_p": p for i, (p, _) in enumerate(gb)},
+                       **{f"gb{i}_nz": nz for i, (_, nz) in enumerate(gb)}, **extra)
+        (p_a, nz_a), (p_b, _) = (leading_one_of_groups([(s[f"g{x}{i}_p"], s[f"g{x}{i}_nz"]) for i in range(len(g))])
+                                 for x, g in (("a", ga), ("b", gb)))
+        a, b, extra = s.a, s.b, {k: s[k] for k in extra}
+    else:
+        (p_a, nz_a), (p_b, _) = leading_one(a), leading_one(b)
     s = pipe.stage(a=a, b=b, p_a=p_a, nz_a=nz_a, p_b=p_b, **extra)
     b_exp = s["b_exp"] if extra else b_exp
     # I = A << k = (A << hi) >> (hi - k) and theta = B << (t - bl_b) = (B << (t - 1)) >> p_b: right
@@ -198,14 +215,19 @@ class DivisionNeuronGroup(ConfigComponent):
 
     ``i``: stream of ``{a: u<num_width>, b: u<den_width>}``; ``o``: stream of ``u<q_width>`` quotients
     (fraction bits ``shift``), in order, bit-identical to :func:`spikeops.golden.division.divide`.
-    ``neurons_per_stage``: binary neurons sharing a pipeline stage (:func:`division_stages`).
+    ``neurons_per_stage``: binary neurons sharing a pipeline stage; ``leading_one_stages``: 1 or 2
+    (:func:`division_stages`).
     """
 
-    def __init__(self, config, *, neurons_per_stage: int = 1):
+    def __init__(self, config, *, neurons_per_stage: int = 1, leading_one_stages: int = 1):
         if isinstance(neurons_per_stage, bool) or not isinstance(neurons_per_stage, int) or neurons_per_stage < 1:
             raise ValueError(f"DivisionNeuronGroup: neurons_per_stage={neurons_per_stage!r} is not allowed; "
                              "allowed: an integer >= 1")
+        if leading_one_stages not in (1, 2) or isinstance(leading_one_stages, bool):
+            raise ValueError(f"DivisionNeuronGroup: leading_one_stages={leading_one_stages!r} is not allowed; "
+                             "allowed: 1 or 2")
         self.neurons_per_stage = neurons_per_stage
+        self.leading_one_stages = leading_one_stages
         super().__init__(config)
 
     class Signature(ConfigSignature):
@@ -222,7 +244,7 @@ class DivisionNeuronGroup(ConfigComponent):
         """Cycles from input to output without stalls (``None``: data-dependent, temporal)."""
         if self.config.arch == "temporal":
             return None
-        return credit_latency(division_latency(self.config, self.neurons_per_stage))
+        return credit_latency(division_latency(self.config, self.neurons_per_stage, self.leading_one_stages))
 
     def elaborate(self, platform):
         m = Module()
@@ -231,7 +253,8 @@ class DivisionNeuronGroup(ConfigComponent):
             return self._elaborate_temporal(m, cfg)
         pipe = CreditPipeline(m, self.o, i=self.i, name="div")
         pipe.finish(division_stages(pipe, self.i.payload.a, self.i.payload.b, cfg,
-                                    neurons_per_stage=self.neurons_per_stage))
+                                    neurons_per_stage=self.neurons_per_stage,
+                                    leading_one_stages=self.leading_one_stages))
         return m
 
     def _elaborate_temporal(self, m, cfg):

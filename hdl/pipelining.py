@@ -18,19 +18,29 @@ neuron a stage, 8.88 with two, 13.32 with three, 20.97 with five (the line overe
 pipelined for about 200 MHz whatever the target, so a target above what one neuron a stage allows
 is met only as far as that stage goes (``report`` says so).
 
+The target also sets the stages of the shift scaling's leading-one detection: one (a tree of
+``log2(width)`` multiplexers, 5.1-5.2 ns on 29-30 bit operands at seed 1) up to
+:data:`LOD_SPLIT_MHZ`, two above it (each 8-bit group's leading one, then the groups').
+
 Without a target (``target_mhz=None``) each operator keeps its fixed choice: one neuron a stage in
-Softmax and the sigmoid family, two in the norms (their latency bound, issue 13).  The choice never
+Softmax and the sigmoid family, two in the norms (their latency bound, issue 13); two leading-one
+stages in Softmax and the sigmoid family, one in the norms.  The choice never
 changes a result, only the latency (which the manifest, the testbench and the formulas follow).
 """
 
 from __future__ import annotations
 
-__all__ = ["T_STAGE", "T_NEURON", "T_BIT", "stage_ns", "neurons_per_stage", "report"]
+__all__ = ["T_STAGE", "T_NEURON", "T_BIT", "LOD_SPLIT_MHZ", "stage_ns", "neurons_per_stage", "leading_one_stages",
+           "report"]
 
 #: the delay model's constants, ns (module docstring)
 T_STAGE = 1.9
 T_NEURON = 2.77
 T_BIT = 0.04
+
+
+#: the clock above which the leading-one detection takes two stages (module docstring)
+LOD_SPLIT_MHZ = 180.0
 
 
 def stage_ns(k: int, bits: int) -> float:
@@ -56,12 +66,22 @@ def neurons_per_stage(cfg, default: int = 1) -> int:
     return k
 
 
-def report(cfg, default: int = 1) -> dict:
+def leading_one_stages(cfg, default: int = 1) -> int:
+    """Stages of the division's leading-one detection for ``cfg``: 2 above :data:`LOD_SPLIT_MHZ`,
+    else 1 (``default`` without a target)."""
+    target = getattr(cfg, "target_mhz", None)
+    if target is None:
+        return default
+    return 2 if target > LOD_SPLIT_MHZ else 1
+
+
+def report(cfg, default: int = 1, lod_default: int = 1) -> dict:
     """What the generator chose for ``cfg`` and why, for the manifest."""
     k = neurons_per_stage(cfg, default)
     bits = _bits(cfg.division)
     out = {"target_mhz": cfg.target_mhz, "division_neurons_per_stage": k,
-           "division_stage_ns_estimated": round(stage_ns(k, bits), 2), "neuron_bits": bits}
+           "division_stage_ns_estimated": round(stage_ns(k, bits), 2), "neuron_bits": bits,
+           "leading_one_stages": leading_one_stages(cfg, lod_default)}
     if cfg.target_mhz is None:
         out["choice"] = f"fixed: {k} neuron(s) a stage (no target_mhz)"
     elif stage_ns(k, bits) > 1000.0 / cfg.target_mhz:

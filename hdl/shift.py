@@ -6,7 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["leading_one", "bit_length", "barrel_shift", "right_shift_stages", "SHIFT_STAGES", "LeadingOneDetector"]
+__all__ = ["leading_one", "leading_one_groups", "leading_one_of_groups", "LOD_GROUP", "bit_length", "barrel_shift",
+           "right_shift_stages", "SHIFT_STAGES", "LeadingOneDetector"]
 
 
 def leading_one(value):
@@ -26,6 +27,36 @@ def leading_one(value):
         p_hi = Cat(p_hi, Const(0, bits - len(p_hi)))
     if len(p_lo) < bits:
         p_lo = Cat(p_lo, Const(0, bits - len(p_lo)))
+    return Mux(nz_hi, Cat(p_hi, Const(1, 1)), Cat(p_lo, Const(0, 1))), nz_hi | nz_lo
+
+
+#: bits of a group in the two-stage leading-one detection (:func:`leading_one_groups`)
+LOD_GROUP = 8
+
+
+def leading_one_groups(value, group: int = LOD_GROUP):
+    """The first stage of a two-stage :func:`leading_one`: ``(p, nz)`` of each ``group``-bit group
+    of ``value``, lowest first (``group`` a power of two; the last group may be narrower), each a
+    tree of depth ``log2(group)``.  :func:`leading_one_of_groups` finishes it."""
+    value = Value.cast(value)
+    if group < 1 or group & (group - 1):
+        raise ValueError(f"leading_one_groups: group={group} is not allowed; allowed: a power of two")
+    return [leading_one(value[lo:lo + group]) for lo in range(0, max(1, len(value)), group)]
+
+
+def leading_one_of_groups(groups, group: int = LOD_GROUP):
+    """The second stage: ``(p, nz)`` of the whole value from its groups' (:func:`leading_one_groups`,
+    registered in between), the same tree as :func:`leading_one` with the groups as its leaves, so
+    the same ``p`` and ``nz``."""
+    bits = (group - 1).bit_length()
+    if len(groups) == 1:
+        p, nz = groups[0]
+        return (Cat(p, Const(0, bits - len(p))) if len(p) < bits else p[:bits]), nz
+    half = 1 << ((len(groups) - 1).bit_length() - 1)
+    p_lo, nz_lo = leading_one_of_groups(groups[:half], group)
+    p_hi, nz_hi = leading_one_of_groups(groups[half:], group)
+    bits = (half * group - 1).bit_length()
+    p_lo, p_hi = (Cat(v, Const(0, bits - len(v))) if len(v) < bits else v for v in (p_lo, p_hi))
     return Mux(nz_hi, Cat(p_hi, Const(1, 1)), Cat(p_lo, Const(0, 1))), nz_hi | nz_lo
 
 

@@ -42,16 +42,18 @@ def test_division_group(arch, theta_bits, rounding):
 
 @pytest.mark.parametrize("q_width, theta_bits, shift, rounding", [
     (1, 3, 0, "nearest"), (2, 2, 1, "floor"), (3, 4, -1, "nearest"), (4, 6, 3, "floor"), (5, 3, 5, "nearest")])
-@pytest.mark.parametrize("arch", ["binary", "binary-2", "binary-3", "thermometer"])
+@pytest.mark.parametrize("arch", ["binary", "binary-2", "binary-3", "thermometer", "binary-lod2", "thermometer-lod2"])
 def test_division_group_every_operand_pair(arch, q_width, theta_bits, shift, rounding):
     """Every (A, B) of 6- and 5-bit operands: the binary neurons (non-restoring: ``theta_bits + 2``-bit
     add-or-subtract chains below the overflow test, one to three a stage) and the staged shift
-    scaling equal golden, overflow, B = 0 and saturation included."""
+    scaling (leading ones in one stage or two) equal golden, overflow, B = 0 and saturation included."""
+    kind, _, opt = arch.partition("-")
     cfg = DivisionConfig(num_width=6, den_width=5, shift=shift, q_width=q_width, theta_bits=theta_bits,
-                         arch=arch.split("-")[0], rounding=rounding)
+                         arch=kind, rounding=rounding)
     a, b = (v.ravel() for v in np.meshgrid(np.arange(64), np.arange(32)))
-    dut = DivisionNeuronGroup(cfg, neurons_per_stage=int(arch.split("-")[1]) if "-" in arch else 1)
-    assert dut.latency == 1 + division_latency(cfg, dut.neurons_per_stage)
+    dut = DivisionNeuronGroup(cfg, neurons_per_stage=int(opt) if opt.isdigit() else 1,
+                              leading_one_stages=2 if opt == "lod2" else 1)
+    assert dut.latency == 1 + division_latency(cfg, dut.neurons_per_stage, dut.leading_one_stages)
     out, _ = run_stream(dut, list(zip(a, b)), payload=lambda p: {"a": int(p[0]), "b": int(p[1])})
     assert [int(q) for q in out] == divide(a, b, cfg, realisation="binary").tolist()
 

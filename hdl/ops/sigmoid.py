@@ -40,6 +40,10 @@ def _out_shape(cfg):
 
 
 class _SigmoidFamily(OperatorComponent):
+    #: the division's leading ones in two stages without a target (the one-stage tree of a 30-bit
+    #: operand was the critical path at about 195 MHz)
+    LEADING_ONE_STAGES = 2
+
     class Signature(OperatorSignature):
         config_type = SigmoidFamilyConfig
 
@@ -54,7 +58,7 @@ class _SigmoidFamily(OperatorComponent):
         elementwise)."""
         return credit_latency(_argument_stages(config) + 3 + exp_latency(config.exp)
                               + _numerator_stages(config)
-                              + division_latency(config.division, cls.neurons_per_stage(config))
+                              + division_latency(config.division, **cls.division_options(config))
                               + _sign_stages(config))
 
     @property
@@ -86,7 +90,7 @@ class _SigmoidFamily(OperatorComponent):
                                    f"the latency assumed {_numerator_shapes(cfg)}")
             a = multiply_stages(pipe, a, ax, sum_stages=product_sum_stages(a.shape(), ax.shape()))
         q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division,
-                            neurons_per_stage=self.neurons_per_stage(cfg))
+                            **self.division_options(cfg))
         if cfg.numerator_power:   # the sign applied in a stage of its own (a carry chain)
             q = pipe.stage(y=_negated_if(q, pipe.carried["neg"])).y
         pipe.finish(q)
