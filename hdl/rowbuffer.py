@@ -118,7 +118,8 @@ class RingPass:
 
     ``issue``: an entry is read this cycle; ``first``/``last``: it is the row's first/last;
     ``row``: the descriptor of the row being read; ``take``: a descriptor is taken this cycle
-    (``allow`` must be high too).
+    (``allow`` must be high too).  ``first`` and ``last`` are registers (``last`` is whether one
+    entry is left, decided when the count changes), so ``take`` is one LUT off registers.
     """
 
     def __init__(self, m, buf: RowBuffer, port: int, queue, layout, *, advance=1, allow=1, name: str):
@@ -127,15 +128,17 @@ class RingPass:
         ptr = Signal(range(buf.depth), name=f"{name}_ptr")
         busy = Signal(name=f"{name}_busy")
         left = Signal(self.row.n.shape(), name=f"{name}_left")
+        self.first = Signal(name=f"{name}_first")
+        self.last = Signal(name=f"{name}_last")
         self.issue = busy & advance
-        self.first = left == self.row.n
-        self.last = left == 1
         self.take = queue.r_rdy & (~busy | (self.issue & self.last)) & allow
         m.d.comb += queue.r_en.eq(self.take)
         buf.read(m, ptr, advance, port=port)
         with m.If(self.issue):
-            m.d.sync += [ptr.eq(Mux(ptr == buf.depth - 1, 0, ptr + 1)), left.eq(left - 1)]
+            m.d.sync += [ptr.eq(Mux(ptr == buf.depth - 1, 0, ptr + 1)), left.eq(left - 1),
+                         self.first.eq(0), self.last.eq(left == 2)]
             with m.If(self.last):
                 m.d.sync += busy.eq(0)
         with m.If(self.take):
-            m.d.sync += [busy.eq(1), left.eq(incoming.n), self.row.eq(incoming)]
+            m.d.sync += [busy.eq(1), left.eq(incoming.n), self.row.eq(incoming),
+                         self.first.eq(1), self.last.eq(incoming.n == 1)]

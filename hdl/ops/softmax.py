@@ -65,6 +65,9 @@ def _exp_of(pipe, buf, port, mx, cfg, rom):
 class Softmax(OperatorComponent):
     """Stream softmax over rows of up to ``d_max`` elements (one :class:`SoftmaxConfig`)."""
 
+    #: the division's leading ones in two stages without a target (the row sum is 40 bits wide)
+    LEADING_ONE_STAGES = 2
+
     class Signature(OperatorSignature):
         config_type = SoftmaxConfig
         owner = "Softmax"
@@ -80,22 +83,31 @@ class Softmax(OperatorComponent):
             }
 
     @staticmethod
-    def queue_rows(config) -> int:
+    def _to_send(config) -> int:
+        """Cycles from the reduce pass's last read of a row to the send pass taking it: the reduce
+        pipeline (buffer read, argument, PWL-Exp) and the result queue's two cycles."""
+        return 1 + _ARGUMENT_STAGES + exp_latency(config.exp) + 2
+
+    @classmethod
+    def queue_rows(cls, config) -> int:
         """Rows the reduce pass may run ahead of the send pass (and the row queue holds): a
-        buffer's worth of rows of 64 elements, and at least 2."""
-        return -(-config.buffer_depth // 64) + 1
+        buffer's worth of rows of 64 elements, and enough rows of ``min(64, d_max)`` elements to
+        cover a row's trip from reduce to send (``1 + (to_send + 1) / n``: with fewer, the reduce
+        pass would wait for the send pass on back-to-back short rows)."""
+        n = min(64, config.d_max)
+        return max(-(-config.buffer_depth // 64) + 1, 1 + -(-(cls._to_send(config) + 1) // n))
 
     @classmethod
     def timing(cls, config) -> ThreePasses:
         """The row timing model (:class:`spikeops.hdl.timing.ThreePasses`) of this realisation:
-        the receive pass's two stages, the registered row descriptor and the row queue's two cycles
+        the receive pass's three stages, the registered row descriptor and the row queue's two cycles
         to the reduce pass; the reduce pipeline (buffer read, argument, PWL-Exp) and the result queue's
         two cycles to the send pass; then the send pipeline (buffer read, argument, PWL-Exp,
         division, output queue) after the first read."""
         lat = exp_latency(config.exp)
-        return ThreePasses(to_reduce=5, to_send=1 + _ARGUMENT_STAGES + lat + 2,
+        return ThreePasses(to_reduce=6, to_send=cls._to_send(config),
                            to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(
-                               division_latency(config.division, cls.neurons_per_stage(config))),
+                               division_latency(config.division, **cls.division_options(config))),
                            queue=cls.queue_rows(config))
 
     @classmethod
@@ -132,8 +144,8 @@ class Softmax(OperatorComponent):
         m.submodules.sumq = sumq = fifo.SyncFIFOBuffered(width=sum_layout.size, depth=nq + 1)
 
         # -- pass 1: receive -------------------------------------------------------------------
-        # an accepted element is counted and registered (stage A), then registered again (stage
-        # B), whose cycle writes it to the ring and updates the running maximum; at a row's end
+        # an accepted element is counted and registered (stage A), then passes stages B and C; C's
+        # cycle writes it to the ring and updates the running maximum; at a row's end
         # the descriptor is registered and written to the row queue the cycle after.  ``held``
         # counts the descriptors of rows accepted to their end and not yet taken by pass 2 (those
         # in flight included), so the queue (one entry deeper than it may hold) always has room.
@@ -151,49 +163,59 @@ class Softmax(OperatorComponent):
             m.d.sync += row_n.eq(Mux(ends, 0, row_n + 1))
             with m.If((row_n == cfg.d_max - 1) & ~self.i.payload.last):
                 m.d.sync += self.overflow.eq(1)
-        # the running maximum ``mx`` holds the row's elements up to three accepts back; whether an
-        # element beats the row's maximum so far is decided in stage A from compares made as it is
-        # accepted, against ``mx`` and against the elements in stages A and B (which ``mx`` has not
-        # taken yet), each qualified by whether it belongs to the element's row: no compare feeds
-        # another's result in one cycle, and ``mx``'s own loop is a multiplexer.
-        el = data.StructLayout({"x": signed(cfg.in_width), "vp": 1, "end": 1, "n": n_shape, "addr": range(depth)})
+        # the running maximum ``mx`` takes an element in stage C; whether it beats the row's
+        # maximum so far is decided in stage B from compares made in stage A (on the registered
+        # element, not the input port), against ``mx`` and against the elements in stages B and C
+        # (which ``mx`` has not taken yet), each qualified by whether it belongs to the element's
+        # row.  The compares are unsigned, on the codes with their sign bit flipped (a carry chain's
+        # carry out, no sign logic after it); no compare feeds another's result in one cycle, and
+        # ``mx``'s own loop is a multiplexer.
+        el = data.StructLayout({"x": signed(cfg.in_width), "vp": 1, "end": 1, "first": 1, "n": n_shape,
+                                "addr": range(depth)})
         a, a_v = Signal(el, name="rx_a"), Signal(name="rx_a_valid")
         b, b_v = Signal(el, name="rx_b"), Signal(name="rx_b_valid")
-        gt = Signal(data.StructLayout({"mx": 1, "a": 1, "b": 1}), name="rx_gt")       # with stage A
-        use = Signal(data.StructLayout({"mx": 1, "a": 1, "b": 1}), name="rx_use")     # with stage A
-        beats = Signal(name="rx_beats")                                                 # with stage B
+        c, c_v = Signal(el, name="rx_c"), Signal(name="rx_c_valid")
+        flags = data.StructLayout({"mx": 1, "b": 1, "c": 1})
+        gt, use = Signal(flags, name="rx_gt"), Signal(flags, name="rx_use")    # with stage B
+        beats = Signal(name="rx_beats")                                       # with stage C
         mx = Signal(signed(cfg.in_width), init=fmt.min_code)
         x_in = self.i.payload.data
-        m.d.sync += [a_v.eq(accept), b_v.eq(a_v)]
+        m.d.sync += [a_v.eq(accept), b_v.eq(a_v), c_v.eq(b_v)]
         with m.If(accept):
             m.d.sync += [a.x.eq(Mux(self.i.payload.masked, fmt.mask_code, x_in)),
                          a.vp.eq(~self.i.payload.masked & (x_in != fmt.mask_code)),
-                         a.end.eq(ends), a.n.eq(row_n + 1), a.addr.eq(wr),
-                         wr.eq(Mux(wr == depth - 1, 0, wr + 1)),
-                         gt.mx.eq(x_in > mx), gt.a.eq(x_in > a.x), gt.b.eq(x_in > b.x),
-                         # past a row's first element (row_n > 0) the element accepted before it
-                         # ended no row, so A holds none; mx is of this row unless B holds an end
-                         # (about to reset mx), and A's and B's elements count where valid
-                         # positions (B's not an end)
-                         use.mx.eq((row_n != 0) & ~(b_v & b.end)),
-                         use.a.eq((row_n != 0) & a_v & a.vp),
-                         use.b.eq((row_n != 0) & b_v & b.vp & ~b.end)]
-        m.d.sync += [b.eq(a), beats.eq(a.vp & (~use.mx | gt.mx) & (~use.a | gt.a) & (~use.b | gt.b))]
-        xbuf.write(m, b.addr, b.x, b_v)
-        mx_new = Mux(beats, b.x, mx)
+                         a.end.eq(ends), a.first.eq(row_n == 0), a.n.eq(row_n + 1), a.addr.eq(wr),
+                         wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
+
+        def key(v):
+            return v.as_unsigned() ^ (1 << (cfg.in_width - 1))
+
+        # the compares and their qualifiers load every cycle (no enable after the compare's chain);
+        # they matter only where stage A holds an element.  Past a row's first element the element
+        # accepted before it ended no row, so B, if valid, holds the row's previous element; mx is
+        # of this row unless C holds an end (about to reset mx), and B's and C's elements count
+        # where valid positions (C's not an end)
+        m.d.sync += [gt.mx.eq(key(a.x) > key(mx)), gt.b.eq(key(a.x) > key(b.x)), gt.c.eq(key(a.x) > key(c.x)),
+                     use.mx.eq(~a.first & ~(c_v & c.end)),
+                     use.b.eq(~a.first & b_v & b.vp),
+                     use.c.eq(~a.first & c_v & c.vp & ~c.end)]
+        m.d.sync += [b.eq(a), c.eq(b), beats.eq(b.vp & (~use.mx | gt.mx) & (~use.b | gt.b) & (~use.c | gt.c))]
+        xbuf.write(m, c.addr, c.x, c_v)
+        mx_new = Mux(beats, c.x, mx)
         pending = Signal()
         pushed = Signal(row_layout)
-        after_end = b_v & b.end
+        after_end = c_v & c.end
         m.d.sync += pending.eq(after_end)
-        with m.If(b_v):
-            m.d.sync += mx.eq(Mux(b.end, fmt.min_code, mx_new))
+        with m.If(c_v):
+            m.d.sync += mx.eq(Mux(c.end, fmt.min_code, mx_new))
         with m.If(after_end):
-            m.d.sync += [pushed.n.eq(b.n), pushed.mx.eq(mx_new)]
+            m.d.sync += [pushed.n.eq(c.n), pushed.mx.eq(mx_new)]
         m.d.comb += [rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(pending)]
 
         # -- pass 2: reduce (never stalls) -----------------------------------------------------
         ahead = Signal(range(nq + 1))     # rows taken by pass 2 and not yet by pass 3
-        red = RingPass(m, xbuf, 0, rowq, row_layout, allow=ahead != nq, name="e")
+        ahead_full = Signal(name="ahead_full")   # ahead == nq, a register (reaches: no adder before it)
+        red = RingPass(m, xbuf, 0, rowq, row_layout, allow=~ahead_full, name="e")
         p2 = Pipeline(m, Const(1), red.issue, name="e")
         p2.carry(first=red.first, last=red.last, n=red.row.n, mx=red.row.mx)
         p2.stage()                             # the buffer's read enters its data latch
@@ -213,7 +235,7 @@ class Softmax(OperatorComponent):
         send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=p3.room, name="s")
         m.d.comb += issue.eq(send.issue)
         m.d.sync += [used.eq(used + accept - send.issue), ahead.eq(ahead + red.take - send.take),
-                     held.eq(held + ends - red.take)]
+                     ahead_full.eq(reaches(ahead, red.take, send.take, nq)), held.eq(held + ends - red.take)]
 
         m.d.sync += ready.eq(~reaches(used, accept, send.issue, depth) & ~reaches(held, ends, red.take, nq + 1))
 
@@ -221,6 +243,6 @@ class Softmax(OperatorComponent):
         p3.stage()
         e3 = _exp_of(p3, xbuf, 1, p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
         q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division,  # S enters stage 1 only
-                            neurons_per_stage=self.neurons_per_stage(cfg))
+                            **self.division_options(cfg))
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
         return m
