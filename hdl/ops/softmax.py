@@ -85,8 +85,9 @@ class Softmax(OperatorComponent):
     @staticmethod
     def _to_send(config) -> int:
         """Cycles from the reduce pass's last read of a row to the send pass taking it: the reduce
-        pipeline (buffer read, argument, PWL-Exp) and the result queue's two cycles."""
-        return 1 + _ARGUMENT_STAGES + exp_latency(config.exp) + 2
+        pipeline (buffer read, argument, PWL-Exp), the registered descriptor and the result queue's
+        two cycles."""
+        return 1 + _ARGUMENT_STAGES + exp_latency(config.exp) + 3
 
     @classmethod
     def queue_rows(cls, config) -> int:
@@ -101,8 +102,8 @@ class Softmax(OperatorComponent):
     def timing(cls, config) -> ThreePasses:
         """The row timing model (:class:`spikeops.hdl.timing.ThreePasses`) of this realisation:
         the receive pass's three stages, the registered row descriptor and the row queue's two cycles
-        to the reduce pass; the reduce pipeline (buffer read, argument, PWL-Exp) and the result queue's
-        two cycles to the send pass; then the send pipeline (buffer read, argument, PWL-Exp,
+        to the reduce pass; the reduce pipeline (buffer read, argument, PWL-Exp), the registered
+        descriptor and the result queue's two cycles to the send pass; then the send pipeline (buffer read, argument, PWL-Exp,
         division, output queue) after the first read."""
         lat = exp_latency(config.exp)
         return ThreePasses(to_reduce=6, to_send=cls._to_send(config),
@@ -225,9 +226,16 @@ class Softmax(OperatorComponent):
         total = (Mux(p2.carried["first"], 0, acc) + e_val)[:cfg.sum_width]
         with m.If(p2.valid):
             m.d.sync += acc.eq(total)
+        # the row's descriptor goes to the result queue a cycle after its last element, its sum
+        # from ``acc`` (no adder before the queue's write)
+        ended = Signal(row_layout, name="done_row")
+        ended_v = Signal(name="done_valid")
+        m.d.sync += ended_v.eq(p2.valid & p2.carried["last"])
+        with m.If(p2.valid & p2.carried["last"]):
+            m.d.sync += [ended.n.eq(p2.carried["n"]), ended.mx.eq(p2.carried["mx"])]
         done = Signal(sum_layout)
-        m.d.comb += [done.n.eq(p2.carried["n"]), done.mx.eq(p2.carried["mx"]), done.total.eq(total),
-                     sumq.w_data.eq(done.as_value()), sumq.w_en.eq(p2.valid & p2.carried["last"])]
+        m.d.comb += [done.n.eq(ended.n), done.mx.eq(ended.mx), done.total.eq(acc),
+                     sumq.w_data.eq(done.as_value()), sumq.w_en.eq(ended_v)]
 
         # -- pass 3: send (reads while the output queue has room; the datapath never stalls) -----
         issue = Signal()
