@@ -11,7 +11,9 @@ exponents compared, then the alignment shifts with the first vectoring step, the
 is issued the cycle it forms; pairs of leaves wait in a four-pair queue for cycles the upper levels
 leave free, and the leaf stream stalls while that queue is full.  The upper levels never
 wait, so a node reaches the next level ``iterations + 1`` cycles after its pair formed, and the
-leaf pairs wait a bounded number of cycles: :func:`tree_latency`.
+leaf pairs wait a bounded number of cycles: :func:`tree_latency`.  Which pair issues is decided the
+cycle before, from registers (the result's level is known a stage ahead, and each level's state and
+the queue's occupancy are flags), so the unit's first stage only computes and picks the fields.
 
 :class:`SqrtNode` (``method="exact"``): ``i`` streams integer sums of squares ``Q``; for each it
 shifts ``Q`` by an even amount to ``2 width`` bits and takes a digit-by-digit integer square root,
@@ -22,7 +24,7 @@ root node, bit-identical to :func:`spikeops.golden.norm.sqrt_node`.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, fifo, stream
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.norm import NormConfig, level_sizes
@@ -57,7 +59,7 @@ def node_stages(pipe, value, cfg: NormConfig):
     return Mux(pipe.carried.pop("node_nz"), mant, 0), pipe.carried.pop("node_e")
 
 
-#: pairs of leaves that may wait for the unit (the leaf stream stalls beyond them)
+#: pairs of leaves that may wait for the unit (the leaf stream stalls beyond them; a power of two)
 LEAF_PAIRS = 4
 
 
@@ -114,12 +116,12 @@ class PolarNorm(ConfigComponent):
             return m
         sizes = level_sizes(cfg)
         dw = cfg.datapath_width
-        lvl_shape = range(max(2, levels))
 
         # the pipelined unit: the exponents compared, then the alignment shifts together with the
         # first vectoring step (``b >= 0`` there, both operands being aligned magnitudes, so
         # ``a + b`` and ``b - a`` need no sign), then the other ``n_it - 1`` steps: ``n_it + 1``
-        # stages, the last one normalising the result so that it leaves the unit from a register
+        # stages, the last one normalising the result so that it leaves the unit from a register.
+        # A pair's level travels with it one-hot (``levels`` bits)
         span = w + g                               # (m << g) >> s is 0 from s = span on
         sbits = (span - 1).bit_length()
         diff = signed(cfg.exp_width + 1)
@@ -131,28 +133,32 @@ class PolarNorm(ConfigComponent):
                             | (du[:sbits] >= span if (1 << sbits) > span else 0))
             return Mux(d[-1], 0, du[:sbits]), far
 
-        def merge_of(a, b, lvl):
-            """The first stage's fields for the pair ``(a, b)`` at level ``lvl``: the mantissas, each
-            one's shift ``max(E - e, 0)`` (low bits, and ``>= span``), ``E``, and the zero test."""
+        def merge_of(a, b):
+            """The first stage's fields for the pair ``(a, b)``: the mantissas, each one's shift
+            ``max(E - e, 0)`` (low bits, and ``>= span``), ``E``, and the zero test."""
             d_ab, d_ba = Signal(diff), Signal(diff)
             m.d.comb += [d_ab.eq(a.e - b.e), d_ba.eq(b.e - a.e)]
             s_a, far_a = amount(d_ba)
             s_b, far_b = amount(d_ab)
             return {"m_a": a.m, "m_b": b.m, "s_a": s_a, "far_a": far_a, "s_b": s_b, "far_b": far_b,
-                    "e": Mux(d_ab[-1], b.e, a.e), "zero": (a.m == 0) & (b.m == 0), "lvl": lvl}
+                    "e": Mux(d_ab[-1], b.e, a.e), "zero": (a.m == 0) & (b.m == 0)}
 
-        # the fields of every pair that may issue this cycle are computed side by side, from
-        # registers, and the issuing one is picked after the exponent subtractions (an AND-OR
-        # multiplexer): the leaf pair at the queue's head, or a result with its level's left node,
-        # or a result with the zero node (a level's odd last node); ``candidates`` is filled below
+        # the issue decision is registered: which pair enters the unit this cycle was decided the
+        # cycle before, from registers (below), so this cycle only computes the fields of the pairs
+        # that may issue and picks one (an AND-OR multiplexer): the result with its level's left
+        # node (``partner``, fetched the cycle before), the result with the zero node (a level's
+        # odd last node), or the leaf pair at the queue's head; ``candidates`` is filled below
+        issue_pair = Signal(name="issue_pair")     # the result with ``partner``
+        issue_zero = Signal(name="issue_zero")     # the result with the zero node
+        issue_leaf = Signal(name="issue_leaf")     # the leaf pair at the queue's head
+        partner = Signal(layout, name="partner")
         fields = {"m_a": unsigned(w), "m_b": unsigned(w), "s_a": unsigned(sbits), "far_a": 1,
                   "s_b": unsigned(sbits), "far_b": 1, "e": signed(cfg.exp_width), "zero": 1,
-                  "lvl": lvl_shape}
+                  "lvl": unsigned(levels)}
         candidates = []                            # (select, fields)
         aligns = {k: Signal(shape, name=f"align_{k}") for k, shape in fields.items()}
-        issue = Signal()
         valid = Signal(name="align_valid")
-        m.d.sync += valid.eq(issue)
+        m.d.sync += valid.eq(issue_pair | issue_zero | issue_leaf)
         m_a, m_b, s_a, far_a, s_b, far_b = (aligns[k] for k in ("m_a", "m_b", "s_a", "far_a", "s_b", "far_b"))
         e_big, zero_pair, lvl = aligns["e"], aligns["zero"], aligns["lvl"]
 
@@ -173,9 +179,10 @@ class PolarNorm(ConfigComponent):
             return Mux(zero, 0, (au >> (g + t))[:w]), Mux(zero, cfg.zero_exp, e)
 
         res = Signal(layout)
+        res_zero = Signal(name="result_zero")      # res is the zero node
         for k in range(n_it):
             e_r, z_r = Signal(signed(cfg.exp_width), name=f"cordic{k}_e"), Signal(name=f"cordic{k}_zero")
-            v_r, l_r = Signal(name=f"cordic{k}_valid"), Signal(lvl_shape, name=f"cordic{k}_lvl")
+            v_r, l_r = Signal(name=f"cordic{k}_valid"), Signal(levels, name=f"cordic{k}_lvl")
             if k == 0:                             # a, b >= 0: s = +1
                 a_next, b_next = a + b, b - a
             else:
@@ -184,11 +191,10 @@ class PolarNorm(ConfigComponent):
                 a_next, b_next = Mux(s, a + da, a - da), Mux(s, b - db, b + db)
             m.d.sync += [v_r.eq(valid), l_r.eq(lvl)]
             if k == n_it - 1:
-                res_hot = Signal(levels, name="result_level")   # one-hot: res_hot[l] = (level == l)
-                m.d.sync += res_hot.eq(Cat(*(lvl == l for l in range(levels))))
+                pre_valid, pre_lvl = valid, lvl    # next cycle's result: its valid and level
                 es = e_plus if n_it > 1 else [e_big, e_big + 1, e_big + 2]
                 rm, re = normalised(a_next[:dw].as_signed(), es, zero_pair)
-                m.d.sync += [res.m.eq(rm), res.e.eq(re)]
+                m.d.sync += [res.m.eq(rm), res.e.eq(re), res_zero.eq(zero_pair)]
             else:
                 a_r, b_r = Signal(signed(dw), name=f"cordic{k}_a"), Signal(signed(dw), name=f"cordic{k}_b")
                 m.d.sync += [a_r.eq(a_next), b_r.eq(b_next), e_r.eq(e_big), z_r.eq(zero_pair)]
@@ -200,67 +206,95 @@ class PolarNorm(ConfigComponent):
         res_valid, res_lvl = valid, lvl
 
         # the root
-        m.d.sync += self.o_valid.eq(res_valid & (res_lvl == levels - 1))
-        with m.If(res_valid & (res_lvl == levels - 1)):
+        m.d.sync += self.o_valid.eq(res_valid & res_lvl[levels - 1])
+        with m.If(res_valid & res_lvl[levels - 1]):
             m.d.sync += self.o.eq(res)
 
-        # levels >= 1: a result pairs with the waiting left node of the next level; ``lastf[l]``:
-        # the next node of level l is its last (a register beside the count)
-        lefts = [None] + [Signal(layout, name=f"left{l}") for l in range(1, levels)]
-        left_v = [None] + [Signal(name=f"left{l}_valid") for l in range(1, levels)]
-        counts = [None] + [Signal(range(sizes[l]), name=f"count{l}") for l in range(1, levels)]
-        lastf = [None] + [Signal(name=f"count{l}_last", init=int(sizes[l] == 1)) for l in range(1, levels)]
-        up_z = []
+        # levels >= 1: a result pairs with the waiting left node of the next level.  Per level,
+        # registers: the left node and its valid bit, the count of nodes, ``lastf`` (the next node
+        # is the level's last) and ``prelast`` (the one after it is), so that the next cycle's
+        # state is a function of flags, with no adder or comparison on the way to the decision
+        pick_pair, pick_zero, pick_partner = [], [], []
         for l in range(1, levels):
-            at = res_valid & res_hot[l - 1]
-            candidates.append((at & left_v[l], merge_of(lefts[l], res, l)))
-            up_z.append(at & ~left_v[l] & lastf[l])
+            left = Signal(layout, name=f"left{l}")
+            left_v = Signal(name=f"left{l}_valid")
+            count = Signal(range(sizes[l]), name=f"count{l}")
+            lastf = Signal(name=f"count{l}_last", init=int(sizes[l] == 1))
+            prelast = Signal(name=f"count{l}_prelast", init=int(sizes[l] == 2))
+            at = res_valid & res_lvl[l - 1]
+            store = at & ~left_v & ~lastf          # the result waits as the left node
+            next_v = Mux(at, ~left_v & ~lastf, left_v)
+            next_last = Mux(at, Mux(lastf, sizes[l] == 1, prelast), lastf)
+            next_prelast = Mux(at, Mux(lastf, sizes[l] == 2, count == sizes[l] - 3 if sizes[l] >= 3 else 0),
+                               prelast)
+            m.d.sync += [left_v.eq(next_v), lastf.eq(next_last), prelast.eq(next_prelast)]
             with m.If(at):
-                with m.If(left_v[l]):
-                    m.d.sync += left_v[l].eq(0)
-                with m.Elif(~lastf[l]):
-                    m.d.sync += [lefts[l].eq(res), left_v[l].eq(1)]
-                nxt = Mux(lastf[l], 0, counts[l] + 1)
-                m.d.sync += [counts[l].eq(nxt), lastf[l].eq(nxt == sizes[l] - 1)]
-        if up_z:                                  # (res, zero): no alignment, E = res.e
-            up_lvl = 0
-            for l in range(1, levels):
-                up_lvl = up_lvl | Mux(res_hot[l - 1], l, 0)
-            candidates.append((Cat(*up_z).any(), {"m_a": res.m, "m_b": 0, "s_a": 0, "far_a": 0, "s_b": 0,
-                                                  "far_b": 1, "e": res.e, "zero": res.m == 0, "lvl": up_lvl}))
+                m.d.sync += count.eq(Mux(lastf, 0, count + 1))
+            with m.If(store):
+                m.d.sync += left.eq(res)
+            # next cycle's result is of level l - 1: it pairs with the left node (then waiting), or
+            # with the zero node when it is its level's last and no left node waits
+            comes = pre_valid & pre_lvl[l - 1]
+            pick_pair.append(comes & next_v)
+            pick_zero.append(comes & ~next_v & next_last)
+            pick_partner.append(Mux(pre_lvl[l - 1], Mux(store, res.as_value(), left.as_value()), 0))
+        up_next = Cat(*pick_pair, *pick_zero).any()
+        if levels > 1:
+            partner_next = 0
+            for p in pick_partner:
+                partner_next = partner_next | p
+            m.d.sync += [issue_pair.eq(Cat(*pick_pair).any()), issue_zero.eq(Cat(*pick_zero).any()),
+                         partner.eq(partner_next)]
+            level_up = Cat(Const(0, 1), res_lvl[:-1])  # the level above the result's, one-hot
+            candidates.append((issue_pair, {**merge_of(partner, res), "lvl": level_up}))
+            candidates.append((issue_zero, {"m_a": res.m, "m_b": 0, "s_a": 0, "far_a": 0, "s_b": 0, "far_b": 1,
+                                            "e": res.e, "zero": res_zero, "lvl": level_up}))
 
-        # level 0: leaves pair in arrival order; formed pairs wait in a four-pair queue for cycles
-        # the upper levels leave free (the leaf stream stalls when it is full)
+        # level 0: leaves pair in arrival order; formed pairs wait in a queue of LEAF_PAIRS entries
+        # (distributed RAM, read asynchronously at a registered address) for cycles the upper
+        # levels leave free, and the leaf stream stalls when it is full.  ``held`` (a thermometer
+        # code: held[k] = more than k pairs wait) is a register, and so is ``last0``, so the
+        # stream's ready is a function of registers and the next cycle's leaf issue only waits for
+        # this cycle's write
         pair_layout = data.ArrayLayout(layout, 2)
-        m.submodules.pairs = pairs = fifo.SyncFIFO(width=pair_layout.size, depth=LEAF_PAIRS)
-        head = data.View(pair_layout, pairs.r_data)
+        m.submodules.pairs = pairs = memory.Memory(shape=unsigned(pair_layout.size), depth=LEAF_PAIRS, init=[])
+        wr, rd = pairs.write_port(), pairs.read_port(domain="comb")
+        produce = Signal(range(LEAF_PAIRS), name="pairs_produce")
+        consume = Signal(range(LEAF_PAIRS), name="pairs_consume")
+        held = Signal(LEAF_PAIRS, name="pairs_held")
+        head = data.View(pair_layout, rd.data)
         formed = Signal(pair_layout)
         preload = self.first_leaf is not None
         first = zero if not preload else {"m": self.first_leaf[0], "e": self.first_leaf[1]}
         left0 = Signal(layout, init=first)
         left0_v = Signal(init=int(preload))
         count0 = Signal(range(sizes[0]), init=int(preload))
-        last0 = count0 == sizes[0] - 1
+        last0 = Signal(name="count0_last", init=int(int(preload) == sizes[0] - 1))
         forms = left0_v | last0
-        issue_up = Cat(*(sel for sel, _ in candidates)).any() if candidates else Const(0, 1)
-        issue0 = pairs.r_rdy & ~issue_up
-        candidates.append((issue0, merge_of(head[0], head[1], 0)))
-        m.d.comb += self.i.ready.eq(~forms | pairs.w_rdy)
-        m.d.comb += [issue.eq(issue_up | issue0), pairs.r_en.eq(issue0)]
+        m.d.comb += self.i.ready.eq(~(forms & held[-1]))
+        leaf = self.i.payload
+        accept = self.i.valid & self.i.ready
+        write, read = accept & forms, issue_leaf
+        m.d.comb += [wr.addr.eq(produce), wr.data.eq(formed.as_value()), wr.en.eq(write), rd.addr.eq(consume)]
+        with m.If(write):
+            m.d.sync += produce.eq(produce + 1)    # LEAF_PAIRS is a power of two: the pointers wrap
+        with m.If(read):
+            m.d.sync += consume.eq(consume + 1)
+        next_held = Mux(write & ~read, Cat(Const(1, 1), held[:-1]), Mux(read & ~write, held[1:], held))
+        m.d.sync += [held.eq(next_held), issue_leaf.eq(next_held[0] & ~up_next)]
+        candidates.append((issue_leaf, {**merge_of(head[0], head[1]), "lvl": Const(1, levels)}))
         for k, reg in aligns.items():           # at most one select is high
             picked = 0
             for sel, f in candidates:
                 picked = picked | Mux(sel, Value.cast(f[k]).as_unsigned(), 0)
             m.d.sync += reg.eq(picked)
-        leaf = self.i.payload
-        accept = self.i.valid & self.i.ready
         with m.If(left0_v):
             m.d.comb += [formed[0].eq(left0), formed[1].eq(leaf)]
         with m.Else():
             m.d.comb += [formed[0].eq(leaf), formed[1].eq(layout.const(zero))]
-        m.d.comb += [pairs.w_data.eq(formed.as_value()), pairs.w_en.eq(accept & forms)]
         with m.If(accept):
-            m.d.sync += count0.eq(Mux(last0, int(preload), count0 + 1))
+            m.d.sync += [count0.eq(Mux(last0, int(preload), count0 + 1)),
+                         last0.eq(Mux(last0, int(preload) == sizes[0] - 1, count0 == sizes[0] - 2))]
             with m.If(~forms):
                 m.d.sync += left0.eq(leaf)
             with m.If(last0):
