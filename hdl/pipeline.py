@@ -167,7 +167,10 @@ class CreditPipeline(Pipeline):
             m.d.sync += [o.valid.eq(~empty | self.valid), o.payload.eq(Mux(empty, payload, rd.data))]
         held = Signal(range(self.capacity + 1), name=f"{self.name}_held")
         taken = o.valid & o.ready
-        m.d.sync += [held.eq(held + self._accept - taken),
+        # ``held + accept - taken`` with the carry chains off ``held`` alone and the two events
+        # selecting among the results, so that the sink's ready reaches a multiplexer, not a chain
+        up, down = self._accept & ~taken, ~self._accept & taken
+        m.d.sync += [held.eq(Mux(up, held + 1, Mux(down, held - 1, held))),
                      self.room.eq(~reaches(held, self._accept, taken, self.capacity))]
         return o
 
