@@ -90,6 +90,12 @@ def check_pipelined(cfg: DivisionConfig, owner: str = "division", name: str = "a
                          "allowed: 'binary', 'thermometer'")
 
 
+def check_leading_one_stages(value, owner: str = "division"):
+    """Raise ValueError unless ``value`` is 1 or 2 (the stages of the leading-one detection)."""
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ValueError(f"{owner}: leading_one_stages={value!r} is not allowed; allowed: 1 or 2")
+
+
 def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp_range=(0, 0),
                     neurons_per_stage: int = 1, leading_one_stages: int = 1):
     """Add the II=1 Division Neuron Group to ``pipe``; return ``q`` (aligned with ``pipe.valid``).
@@ -125,8 +131,7 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     t, qw = cfg.theta_bits, cfg.q_width
     cw = qw + t + 1
     hi = qw + t
-    if leading_one_stages not in (1, 2):
-        raise ValueError(f"division: leading_one_stages={leading_one_stages} is not allowed; allowed: 1 or 2")
+    check_leading_one_stages(leading_one_stages)
     extra = {} if isinstance(b_exp, int) else {"b_exp": b_exp}
     if leading_one_stages == 2:
         ga, gb = leading_one_groups(a), leading_one_groups(b)
@@ -223,9 +228,7 @@ class DivisionNeuronGroup(ConfigComponent):
         if isinstance(neurons_per_stage, bool) or not isinstance(neurons_per_stage, int) or neurons_per_stage < 1:
             raise ValueError(f"DivisionNeuronGroup: neurons_per_stage={neurons_per_stage!r} is not allowed; "
                              "allowed: an integer >= 1")
-        if leading_one_stages not in (1, 2) or isinstance(leading_one_stages, bool):
-            raise ValueError(f"DivisionNeuronGroup: leading_one_stages={leading_one_stages!r} is not allowed; "
-                             "allowed: 1 or 2")
+        check_leading_one_stages(leading_one_stages, "DivisionNeuronGroup")
         self.neurons_per_stage = neurons_per_stage
         self.leading_one_stages = leading_one_stages
         super().__init__(config)

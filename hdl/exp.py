@@ -34,14 +34,17 @@ from spikeops.golden.choices import ExpMethod
 from spikeops.golden.exp import ExpConfig, exp_table, range_table
 
 from .component import ConfigComponent, ConfigSignature
-from .pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_stages, product_sum_stages
+from .pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency, multiply_latency, multiply_stages,
+                       product_sum_stages)
 from .rom import TableRom
 
 __all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY"]
 
-#: the uniform method's latency when its product ``slope * offset`` takes at most two multiplier
-#: blocks (one stage more for three or four: :func:`_product_sum_stages`)
-EXP_LATENCY = 5 + MULTIPLY_STAGES
+#: the uniform method's stages besides its product ``slope * offset``
+_UNIFORM_STAGES = 5
+#: the uniform method's latency when that product takes at most two multiplier blocks (one stage
+#: more for three or four: :func:`exp_latency`)
+EXP_LATENCY = _UNIFORM_STAGES + MULTIPLY_STAGES
 #: the range-reduced method's latency
 RANGE_LATENCY = 6 + 2 * MULTIPLY_STAGES
 #: ``k``'s low bits that index one piece of the range method's table (a LUT4's inputs)
@@ -52,7 +55,7 @@ def exp_latency(cfg: ExpConfig) -> int:
     """Pipeline stages of :func:`exp_stages` for ``cfg``."""
     if cfg.method == ExpMethod.RANGE:
         return RANGE_LATENCY
-    return EXP_LATENCY + _product_sum_stages(cfg) - 1
+    return _UNIFORM_STAGES + multiply_latency(_product_sum_stages(cfg))
 
 
 def _offset_width(cfg: ExpConfig) -> int:

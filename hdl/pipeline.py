@@ -30,7 +30,7 @@ from amaranth.lib import memory
 from .dsp import MULTIPLIER_LATENCY, MULTIPLIER_WIDTH, Multiplier
 
 __all__ = ["Pipeline", "Stage", "CreditPipeline", "SkidOutput", "credit_latency", "multiply_stages",
-           "reaches", "product_blocks", "product_sum_stages", "MULTIPLY_STAGES", "WIDE_MULTIPLY_STAGES", "DSP_WIDTH"]
+           "reaches", "multiply_latency", "product_blocks", "product_sum_stages", "MULTIPLY_STAGES", "DSP_WIDTH"]
 
 
 def reaches(count, inc, dec, top):
@@ -213,16 +213,25 @@ class SkidOutput:
 
 #: pipeline stages of :func:`multiply_stages`: the multiplier blocks' two registers, then the sum
 MULTIPLY_STAGES = MULTIPLIER_LATENCY + 1
-#: the same with the partial products summed over two stages (``sum_stages=2``)
-WIDE_MULTIPLY_STAGES = MULTIPLY_STAGES + 1
 #: the widest unsigned operand one multiplier block takes (ECP5 MULT18X18D: 18-bit signed)
 DSP_WIDTH = MULTIPLIER_WIDTH - 1
+
+
+def multiply_latency(sum_stages: int = 1) -> int:
+    """Stages of :func:`multiply_stages` with ``sum_stages`` (:data:`MULTIPLY_STAGES` for 1)."""
+    return MULTIPLIER_LATENCY + sum_stages
+
+
+def _pieces(shape) -> int:
+    """How many slices :func:`_slices` cuts a value of ``shape`` into."""
+    shape = Shape.cast(shape)
+    return 1 if shape.width <= DSP_WIDTH + shape.signed else -(-shape.width // DSP_WIDTH)
 
 
 def _slices(v):
     """``(offset, slice)`` pieces of ``v`` that one multiplier block takes: ``DSP_WIDTH``-bit unsigned
     slices, the top one signed when ``v`` is (a signed value of up to 18 bits is one piece)."""
-    if len(v) <= DSP_WIDTH + v.shape().signed:
+    if _pieces(v.shape()) == 1:
         return [(0, v)]
     pieces = [(lo, v[lo:lo + DSP_WIDTH]) for lo in range(0, len(v), DSP_WIDTH)]
     if v.shape().signed:
@@ -233,9 +242,7 @@ def _slices(v):
 
 def product_blocks(a_shape, b_shape) -> int:
     """Multiplier blocks (partial products) of ``a * b`` for operands of these shapes (:func:`_slices`)."""
-    def pieces(shape):
-        return 1 if shape.width <= DSP_WIDTH + shape.signed else -(-shape.width // DSP_WIDTH)
-    return pieces(Shape.cast(a_shape)) * pieces(Shape.cast(b_shape))
+    return _pieces(a_shape) * _pieces(b_shape)
 
 
 def product_sum_stages(a_shape, b_shape) -> int:
@@ -255,18 +262,21 @@ def _add_aligned(t1, t2):
     return o1, total.as_signed() if high.shape().signed else total
 
 
+def _sum_level(terms):
+    """One level of the sum tree: ``(offset, value)`` terms, sorted by offset, added in neighbouring
+    pairs (:func:`_add_aligned`; an odd last term passes)."""
+    return [_add_aligned(*terms[k:k + 2]) if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+
+
 def _sum_tree(terms):
-    """The sum of ``(offset, value)`` terms by pairs, level by level (a balanced tree of
-    :func:`_add_aligned`), neighbours in offset paired first."""
-    terms = sorted(terms, key=lambda t: t[0])
+    """The sum of ``(offset, value)`` terms sorted by offset, level by level (:func:`_sum_level`)."""
     while len(terms) > 1:
-        terms = [_add_aligned(*terms[k:k + 2]) if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+        terms = _sum_level(terms)
     return terms[0]
 
 
 def multiply_stages(pipe: Pipeline, a, b, *, sum_stages: int = 1):
-    """``a * b`` in ``MULTIPLIER_LATENCY + sum_stages`` registered stages (:data:`MULTIPLY_STAGES`,
-    or :data:`WIDE_MULTIPLY_STAGES` with ``sum_stages=2``): the partial products of the operands'
+    """``a * b`` in :func:`multiply_latency` ``(sum_stages)`` registered stages: the partial products of the operands'
     slices (:func:`_slices`), each in a :class:`~spikeops.hdl.dsp.Multiplier` (operands registered,
     then the product: on ECP5 the DSP block's own registers), each cut to the bits its slices' widths
     give it, then their sum as a balanced tree of aligned adds: in one stage, or with
@@ -282,13 +292,13 @@ def multiply_stages(pipe: Pipeline, a, b, *, sum_stages: int = 1):
             pipe.m.submodules[f"{pipe.name}{pipe.latency + 1}_mul{i}_{j}"] = mul
             p = mul.p[:len(xa) + len(xb)]
             terms.append((la + lb, p.as_signed() if xa.shape().signed or xb.shape().signed else p))
+    terms.sort(key=lambda t: t[0])
     for _ in range(MULTIPLIER_LATENCY):   # the valid bits (and carried values) beside the registers
         pipe.stage()
     width = len(a) + len(b)
     signed = a.shape().signed or b.shape().signed
     if sum_stages == 2:
-        terms = sorted(terms, key=lambda t: t[0])
-        pairs = [_sum_tree(terms[k:k + 2]) for k in range(0, len(terms), 2)]
+        pairs = _sum_level(terms)
         st = pipe.stage(**{f"t{k}": v for k, (_, v) in enumerate(pairs)})
         terms = [(o, st[f"t{k}"]) for k, (o, _) in enumerate(pairs)]
     _, total = _sum_tree(terms)

@@ -61,6 +61,8 @@ def test_division_group_every_operand_pair(arch, q_width, theta_bits, shift, rou
 def test_division_group_refuses_a_bad_neurons_per_stage():
     with pytest.raises(ValueError, match=r"neurons_per_stage=0 is not allowed; allowed: an integer >= 1"):
         DivisionNeuronGroup(DivisionConfig(num_width=6, den_width=5, q_width=3), neurons_per_stage=0)
+    with pytest.raises(ValueError, match=r"leading_one_stages=3 is not allowed; allowed: 1 or 2"):
+        DivisionNeuronGroup(DivisionConfig(num_width=6, den_width=5, q_width=3), leading_one_stages=3)
 
 @pytest.mark.parametrize("arch", ["binary", "thermometer", "temporal"])
 def test_division_group_zero_numerator_with_a_tiny_denominator(arch):

@@ -108,3 +108,16 @@ def test_a_smaller_ring_costs_rate_not_results(op):
 def test_buffer_depth_is_checked():
     with pytest.raises(ValueError, match=r"rmsnorm: buffer_depth=10 is out of range; allowed: in \[16, 4160\]"):
         RMSNormConfig(d=16, buffer_depth=10)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_a_fast_target_splits_the_leading_ones_as_reported(op):
+    """With ``target_mhz`` above ``LOD_SPLIT_MHZ`` the norms' division finds its leading ones in two
+    stages, as the manifest's pipelining entry reports: the first output lands where the latency
+    formula (which counts that stage) says, one cycle later than without a target's split."""
+    cls, comp, _ = OPS[op]
+    cfg = cls(d=16, norm_method="exact", target_mhz=200)
+    assert comp.pipelining(cfg)["leading_one_stages"] == comp.division_options(cfg)["leading_one_stages"] == 2
+    _, last_in, first_out = _run(op, cfg, 3)
+    assert first_out == comp.first_outputs(cfg, [cfg.d] * 3, last_in)
+    assert comp.latency_for(cfg) == comp.latency_for(cfg.replace(target_mhz=180)) + 1

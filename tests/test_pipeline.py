@@ -7,7 +7,7 @@ from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeops.hdl.pipeline import MULTIPLY_STAGES, WIDE_MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_stages
+from spikeops.hdl.pipeline import CreditPipeline, credit_latency, multiply_latency, multiply_stages
 from spikeops.verif.amaranth_sim import run_stream
 
 
@@ -24,7 +24,7 @@ class _Product(wiring.Component):
 
     @property
     def latency(self):
-        return credit_latency((MULTIPLY_STAGES if self.sum_stages == 1 else WIDE_MULTIPLY_STAGES) + self.extra)
+        return credit_latency(multiply_latency(self.sum_stages) + self.extra)
 
     def elaborate(self, platform):
         m = Module()

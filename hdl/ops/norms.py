@@ -115,7 +115,7 @@ class _Norm(OperatorComponent):
         stages (:meth:`operand_stages`), the division pipeline, the sign, the output queue)."""
         ncfg = config.norm
         to_output = 2 + cls.operand_stages(config) + credit_latency(
-            division_latency(config.division, cls.neurons_per_stage(config)) + 1)
+            division_latency(config.division, **cls.division_options(config)) + 1)
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
             return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + cls.readout_stages(config) + 2, to_output=to_output,
@@ -261,7 +261,7 @@ class _Norm(OperatorComponent):
         p3.carry(neg=s.neg)
         a = multiply_stages(p3, s.av, s.ag)
         q = division_stages(p3, a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
-                            b_exp_range=self.b_exp_range(cfg), neurons_per_stage=self.neurons_per_stage(cfg))
+                            b_exp_range=self.b_exp_range(cfg), **self.division_options(cfg))
         y = p3.stage(y=Mux(p3.carried["neg"], -q, q)).y
         fmt = cfg.out_format
         if centred:

@@ -26,8 +26,8 @@ from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, S
 
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages
-from ..dsp import MULTIPLIER_LATENCY
-from ..pipeline import MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_stages, product_sum_stages
+from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_latency, multiply_stages,
+                        product_sum_stages)
 from ..component import OperatorComponent
 from .base import OperatorSignature
 
@@ -117,7 +117,8 @@ def _sum_stages(cfg) -> int:
 
 
 def _product_stages(cfg) -> int:
-    return MULTIPLIER_LATENCY + _sum_stages(cfg)
+    """Stages of a polynomial argument's product (``h * u``, ``h * s``)."""
+    return multiply_latency(_sum_stages(cfg))
 
 
 def _numerator_shapes(cfg):
@@ -130,7 +131,7 @@ def _numerator_stages(cfg) -> int:
     (its partial products summed in one stage or two: :func:`spikeops.hdl.pipeline.product_sum_stages`)."""
     if not cfg.numerator_power:
         return 1
-    return 1 + MULTIPLIER_LATENCY + product_sum_stages(*_numerator_shapes(cfg))
+    return 1 + multiply_latency(product_sum_stages(*_numerator_shapes(cfg)))
 
 
 def _argument_stages(cfg) -> int:
