@@ -149,7 +149,10 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     # I = A << k = (A << hi) >> (hi - k) and theta = B << (t - bl_b) = (B << (t - 1)) >> p_b: right
     # shifts only, with k = t - 1 - p_b + shift - b_exp (B != 0; B == 0 gives q_max whatever the
     # shifts).  hi - k < 0 only where A saturates or is 0, so it counts as 0.
-    r = (s.p_b + b_exp + (hi - t - cfg.shift + 1)).as_signed()
+    # a signed constant makes the sum signed and one bit wider: p_b + off can reach the top bit of
+    # the unsigned sum, which ``as_signed()`` would have read as negative (every such B saturated)
+    off = hi - t - cfg.shift + 1
+    r = s.p_b + b_exp + Const(off, signed(max(abs(off), 1).bit_length() + 1))
     r_max = max(1, hi - (t - cfg.den_width + cfg.shift - b_exp_range[1]))
     r = Mux(r < 0, 0, r)[:r_max.bit_length()]
     s = pipe.stage(a=s.a, b=s.b, r=r, p_b=s.p_b, p_a=s.p_a, nz_a=s.nz_a)

@@ -41,7 +41,10 @@ def test_division_group(arch, theta_bits, rounding):
 
 
 @pytest.mark.parametrize("q_width, theta_bits, shift, rounding", [
-    (1, 3, 0, "nearest"), (2, 2, 1, "floor"), (3, 4, -1, "nearest"), (4, 6, 3, "floor"), (5, 3, 5, "nearest")])
+    (1, 3, 0, "nearest"), (2, 2, 1, "floor"), (3, 4, -1, "nearest"), (4, 6, 3, "floor"), (5, 3, 5, "nearest"),
+    # the shift scaling's right shift r = p_b + (q_width - shift + 1) reaches 2**4 with B's top bit set: the
+    # sum must not be read as a negative number (it was: every such B saturated)
+    (7, 3, -5, "floor")])
 @pytest.mark.parametrize("arch", ["binary", "binary-2", "binary-3", "thermometer", "binary-lod2", "thermometer-lod2"])
 def test_division_group_every_operand_pair(arch, q_width, theta_bits, shift, rounding):
     """Every (A, B) of 6- and 5-bit operands: the binary neurons (non-restoring: ``theta_bits + 2``-bit
@@ -247,8 +250,13 @@ def test_range_reduced_exp_in_the_operators():
 
 
 @pytest.mark.parametrize("form", ["erf", "tanh", "sigmoid"])
-@pytest.mark.parametrize("overrides", [{}, {"in_width": 12, "in_frac": 6, "out_frac": 8, "H": 5, "K": 64}],
-                         ids=["default", "small"])
+@pytest.mark.parametrize("overrides", [{}, {"in_width": 12, "in_frac": 6, "out_frac": 8, "H": 5, "K": 64},
+                                       # the random-configuration regression's find: x = +-1 saturated
+                                       # (the division's shift, 16 in 5 bits, read as -16)
+                                       {"in_width": 9, "in_frac": 0, "out_frac": 4, "H": 2, "K": 1,
+                                        "exp_frac": 4, "slope_frac": 9, "exp_method": "range",
+                                        "div_guard_bits": 9, "rounding": "floor", "alpha_frac": 14}],
+                         ids=["default", "small", "narrow-range"])
 def test_gelu_forms(form, overrides):
     cfg = GELUConfig(form=form, **overrides)
     rng = np.random.default_rng(5)
