@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.division import DivisionConfig
 
+from .carry import add_or_subtract
 from .component import ConfigComponent, ConfigSignature
 from .neurons import lif_update
 from .pipeline import CreditPipeline, Pipeline, credit_latency
@@ -179,7 +180,8 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
                 # a signal, so that the next neuron in the stage refers to it (its sign enters
                 # that neuron's chain at every bit: as an expression it would be copied each time)
                 p_j = Signal(t + 1, name=f"{pipe.name}_div_p{j}")
-                m.d.comb += p_j.eq(_add_or_subtract(a_j, theta_r, ~neg, w))
+                m.d.comb += p_j.eq(add_or_subtract(m, a_j, theta_r, neg, w, f"{pipe.name}_div_n{j}",
+                                                 subtract_when=0))
                 neg = p_j[t]
                 nq = nq | (neg << j)
                 a_j = Cat(low[j - 1], p_j) if j else None
@@ -196,13 +198,6 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     s2 = pipe.stage(fires=Cat(*fires), sat=s.sat)
     count = _popcount([s2.fires[i] for i in range(cfg.q_max)])
     return pipe.stage(q=Mux(s2.sat, cfg.q_max, count)).q
-
-
-def _add_or_subtract(a, b, sub, width: int):
-    """``a - b`` if ``sub`` else ``a + b``, modulo ``2**width``, as one carry chain: ``b`` inverted
-    by ``sub`` and ``sub`` the carry in (entered as a low bit of both operands)."""
-    bw = Cat(b, Const(0, max(0, width - len(b))))[:width] ^ sub.replicate(width)
-    return (Cat(sub, a[:width]) + Cat(sub, bw))[1:width + 1]
 
 
 def _popcount(bits):

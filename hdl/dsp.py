@@ -46,9 +46,9 @@ __all__ = ["Primitives", "PrimitivePlatform", "primitives_of", "Multiplier", "MU
 MULTIPLIER_WIDTH = 18
 #: registers from the operands to the product
 MULTIPLIER_LATENCY = 2
-#: the behavioural models of ``MULT18X18D`` and ``DP16KD`` that the simulators read beside an ``ecp5``
-#: emission
-ECP5_SIMULATION_MODELS = (Path(__file__).with_name("ecp5_mult18x18d.v"), Path(__file__).with_name("ecp5_dp16kd.v"))
+#: the behavioural models of ``MULT18X18D``, ``DP16KD`` and ``CCU2C`` (:mod:`spikeops.hdl.carry`) that
+#: the simulators read beside an ``ecp5`` emission
+ECP5_SIMULATION_MODELS = tuple(Path(__file__).with_name(f"ecp5_{cell}.v") for cell in ("mult18x18d", "dp16kd", "ccu2c"))
 
 
 class Primitives(Choice):

@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, SigmoidFamilyConfig
 
+from ..carry import add_or_subtract
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_latency, multiply_stages,
@@ -92,16 +93,16 @@ class _SigmoidFamily(OperatorComponent):
         q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division,
                             **self.division_options(cfg))
         if cfg.numerator_power:   # the sign applied in a stage of its own (a carry chain)
-            q = pipe.stage(y=_negated_if(q, pipe.carried["neg"])).y
+            q = pipe.stage(y=_negated_if(m, q, pipe.carried["neg"])).y
         pipe.finish(q)
         return m
 
 
-def _negated_if(q, neg):
-    """``-q`` if ``neg`` else ``q`` (unsigned ``q``, signed result one bit wider) as one carry chain:
-    ``(q ^ neg...neg) + neg``, the inversion in the LUTs before the chain, nothing after it."""
+def _negated_if(m, q, neg):
+    """``-q`` if ``neg`` else ``q`` (unsigned ``q``, signed result one bit wider) as one carry chain,
+    ``0 - q`` or ``0 + q`` (:func:`spikeops.hdl.carry.add_or_subtract`): nothing before it or after it."""
     w = len(q) + 1
-    return ((Cat(q, Const(0, 1)) ^ neg.replicate(w)) + neg)[:w].as_signed()
+    return add_or_subtract(m, 0, q, neg, w, "sign").as_signed()
 
 
 def _sign_stages(cfg) -> int:
