@@ -135,7 +135,12 @@ class CreditPipeline(Pipeline):
     def finish(self, payload):
         """Queue the last stage's ``payload`` (aligned with ``self.valid``) and drive ``o``: straight
         into the output register when the queue is empty and the register free, else through the
-        queue, so order is kept."""
+        queue, so order is kept.
+
+        Every element is written into the queue, at ``produce``, whether or not it passes by: the
+        write enable is the last stage's valid alone (a register), so the sink's ready never reaches
+        the queue's memory.  One that passes by is read in the same cycle (``consume`` equals
+        ``produce`` while the queue is empty), so both pointers advance and it is never read again."""
         m, o = self.m, self.o
         payload = Value.cast(payload)
         entries = self.output_latency            # held <= capacity leaves at most this many queued
@@ -154,15 +159,17 @@ class CreditPipeline(Pipeline):
         consume_1 = Signal(range(depth), init=1, name=f"{self.name}_consume_1")
         empty = Signal(init=1, name=f"{self.name}_empty")
         load = ~o.valid | o.ready
-        bypass = load & empty
-        read = load & ~empty
-        write = self.valid & ~bypass
+        write = self.valid
+        # the output register takes the head: the queue's, or the arriving element (written at
+        # ``produce == consume``) when the queue is empty
+        take = load & (~empty | write)
         m.d.comb += [wr.addr.eq(produce), wr.data.eq(payload), wr.en.eq(write), rd.addr.eq(consume)]
         with m.If(write):
             m.d.sync += [produce.eq(produce_1), produce_1.eq(produce_1 + 1)]
-        with m.If(read):
+        with m.If(take):
             m.d.sync += [consume.eq(consume_1), consume_1.eq(consume_1 + 1)]
-        m.d.sync += empty.eq(Mux(write, 0, Mux(read, consume_1 == produce, empty)))
+        # one more queued (written, none taken), one fewer (taken, none written), or as many
+        m.d.sync += empty.eq(Mux(write & ~take, 0, Mux(take & ~write, consume_1 == produce, empty)))
         with m.If(load):
             m.d.sync += [o.valid.eq(~empty | self.valid), o.payload.eq(Mux(empty, payload, rd.data))]
         held = Signal(range(self.capacity + 1), name=f"{self.name}_held")
