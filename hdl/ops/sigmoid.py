@@ -6,12 +6,12 @@ sigmoid's argument ``y = p(|x|)`` (``alpha * |x|`` in a stage of its own when ``
 polynomial (GELU's erf and tanh forms): the clamp ``s = min(|x|, x_clamp)``, ``u = s*s >> in_frac``,
 a product and a sum stage per further coefficient, ``y = h * s``); ``z = H - y``; PWL-Exp; the
 Division Neuron Group's operands ``A = one or e``, ``B = one + e``, then ``A * |x|`` in a stage of
-its own for SiLU and GELU; the division; for SiLU and GELU the sign in a stage of its own; the
-output queue.  Every multiplier sits between registers with no logic on its paths.
+its own for SiLU and GELU; the division; for SiLU and GELU the quotient registered and the sign in
+a stage of its own; the output queue.  Every multiplier sits between registers with no logic on its paths.
 
 Latency (:meth:`_SigmoidFamily.latency_for`): ``argument + 3 + exp latency + numerator + division
 latency + sign + 1`` (the output register), with ``numerator = 1`` (+ ``MULTIPLY_STAGES`` for SiLU
-and GELU) and ``sign = 1`` for SiLU and GELU, 0 for the sigmoid.  With a polynomial argument the
+and GELU) and ``sign = 2`` for SiLU and GELU, 0 for the sigmoid.  With a polynomial argument the
 wide products (``h * u``, ``h * s``) sum their partial products over two stages, a
 stage more each (:func:`_sum_stages`), and so does ``num * |x|`` where it takes three or more blocks.
 """
@@ -93,6 +93,8 @@ class _SigmoidFamily(OperatorComponent):
         q = division_stages(pipe, a, pipe.carried.pop("den") if cfg.numerator_power else st.den, cfg.division,
                             **self.division_options(cfg))
         if cfg.numerator_power:   # the sign applied in a stage of its own (a carry chain)
+            # the quotient (the saturation's multiplexer) registered, then the sign as one chain
+            q = pipe.stage(q=q).q
             q = pipe.stage(y=_negated_if(m, q, pipe.carried["neg"])).y
         pipe.finish(q)
         return m
@@ -106,8 +108,9 @@ def _negated_if(m, q, neg):
 
 
 def _sign_stages(cfg) -> int:
-    """The stage that gives SiLU's and GELU's quotient the sign of ``x`` (none for the sigmoid)."""
-    return 1 if cfg.numerator_power else 0
+    """The stages that give SiLU's and GELU's quotient the sign of ``x``: the quotient registered,
+    then the negation (none for the sigmoid)."""
+    return 2 if cfg.numerator_power else 0
 
 
 def _sum_stages(cfg) -> int:
