@@ -30,7 +30,7 @@ from amaranth.lib import memory
 from .dsp import MULTIPLIER_LATENCY, MULTIPLIER_WIDTH, Multiplier
 
 __all__ = ["Pipeline", "Stage", "CreditPipeline", "SkidOutput", "credit_latency", "multiply_stages",
-           "reaches", "multiply_latency", "product_blocks", "product_sum_stages", "MULTIPLY_STAGES", "DSP_WIDTH"]
+           "reaches", "stepped", "multiply_latency", "product_blocks", "product_sum_stages", "MULTIPLY_STAGES", "DSP_WIDTH"]
 
 
 def reaches(count, inc, dec, top):
@@ -38,6 +38,13 @@ def reaches(count, inc, dec, top):
     - dec``, from its equality flags: no adder, so a register of it is as fast as the flags, and a
     ``ready`` or ``room`` register made of it does not wait for this cycle's carry chain."""
     return Mux(inc & ~dec, count == top - 1, Mux(~inc & dec, 0, count == top))
+
+
+def stepped(count, inc, dec):
+    """``count + inc - dec`` (one-bit events) with the carry chains off ``count`` alone and the
+    events selecting among ``count + 1``, ``count - 1`` and ``count``: a late event (a sink's ready,
+    a queue's valid) reaches a multiplexer, not a chain (it would have entered the chain's LUTs)."""
+    return Mux(inc & ~dec, count + 1, Mux(dec & ~inc, count - 1, count))
 
 
 class Stage:
@@ -174,10 +181,8 @@ class CreditPipeline(Pipeline):
             m.d.sync += [o.valid.eq(~empty | self.valid), o.payload.eq(Mux(empty, payload, rd.data))]
         held = Signal(range(self.capacity + 1), name=f"{self.name}_held")
         taken = o.valid & o.ready
-        # ``held + accept - taken`` with the carry chains off ``held`` alone and the two events
-        # selecting among the results, so that the sink's ready reaches a multiplexer, not a chain
-        up, down = self._accept & ~taken, ~self._accept & taken
-        m.d.sync += [held.eq(Mux(up, held + 1, Mux(down, held - 1, held))),
+        # ``held + accept - taken``: the sink's ready reaches a multiplexer, not a chain
+        m.d.sync += [held.eq(stepped(held, self._accept, taken)),
                      self.room.eq(~reaches(held, self._accept, taken, self.capacity))]
         return o
 

@@ -35,7 +35,8 @@ from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConf
 
 from ..division import division_latency, division_stages
 from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, tree_latency
-from ..pipeline import MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_stages
+from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_stages,
+                        stepped)
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
 from ..component import OperatorComponent
@@ -234,8 +235,8 @@ class _Norm(OperatorComponent):
         send = RingPass(m, xbuf, 0, rowq, row_layout, advance=p3.room,
                         allow=rootq.r_rdy & (due_rows != 0), name="s")
         m.d.comb += [issue.eq(send.issue), rootq.r_en.eq(send.take)]
-        m.d.sync += [used.eq(used + accept - send.issue),
-                     due_rows.eq(due_rows + line[-1] - send.take)]
+        m.d.sync += [used.eq(stepped(used, accept, send.issue)),
+                     due_rows.eq(stepped(due_rows, line[-1], send.take))]
         row_root = Signal(root_layout)
         with m.If(send.take):
             m.d.sync += row_root.eq(rootq.r_data)

@@ -36,7 +36,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 from ..component import OperatorComponent
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages, exp_table_rom
-from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches
+from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches, stepped
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import ThreePasses
 from .base import OperatorSignature
@@ -242,8 +242,9 @@ class Softmax(OperatorComponent):
         p3 = CreditPipeline(m, self.o, valid=issue, name="q")
         send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=p3.room, name="s")
         m.d.comb += issue.eq(send.issue)
-        m.d.sync += [used.eq(used + accept - send.issue), ahead.eq(ahead + red.take - send.take),
-                     ahead_full.eq(reaches(ahead, red.take, send.take, nq)), held.eq(held + ends - red.take)]
+        # the counts stepped by their events (:func:`stepped`: the events select, no event enters a chain)
+        m.d.sync += [used.eq(stepped(used, accept, send.issue)), ahead.eq(stepped(ahead, red.take, send.take)),
+                     ahead_full.eq(reaches(ahead, red.take, send.take, nq)), held.eq(stepped(held, ends, red.take))]
 
         m.d.sync += ready.eq(~reaches(used, accept, send.issue, depth) & ~reaches(held, ends, red.take, nq + 1))
 
