@@ -54,10 +54,12 @@ def _exp_of(pipe, buf, port, mx, cfg, rom):
     output register a stage later, as a block RAM's clock-to-data is most of a cycle), carrying
     ``masked`` (``x`` is the mask code) along; return ``e`` (not yet zeroed where masked)."""
     ecfg = cfg.exp
-    pipe.carry(arg_mx=mx)
+    # ``H - mx`` is formed as the row's maximum enters the carried registers, so that the block
+    # RAM's data meet one adder, ``z = x + (H - mx)``, not two
+    pipe.carry(arg_hm=ecfg.H_codes - mx)
     pipe.stage()                         # the buffer's output register
-    x, mx = buf.port_data(port), pipe.carried.pop("arg_mx")
-    s = pipe.stage(z=(x - mx + ecfg.H_codes)[:ecfg.in_width].as_signed(), masked=x == cfg.in_format.mask_code)
+    x, hm = buf.port_data(port), pipe.carried.pop("arg_hm")
+    s = pipe.stage(z=(x + hm)[:ecfg.in_width].as_signed(), masked=x == cfg.in_format.mask_code)
     pipe.carry(masked=s.masked)
     return exp_stages(pipe, s.z, ecfg, rom)
 
