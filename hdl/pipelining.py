@@ -2,18 +2,22 @@
 how many binary division neurons share a pipeline stage, the choice that moves the clock and the
 latency most (the division is each operator's longest run of stages).
 
-The neurons of a stage form a chain of compare-and-subtracts, each a carry chain over the
-membrane's top ``b = theta_bits + 1`` bits followed by the membrane's multiplexer.  The delay of a
-stage of ``k`` neurons is estimated, for ECP5 at speed grade 6, as
+The neurons of a stage form a chain of add-or-subtracts (non-restoring), each a carry chain over
+the membrane's top ``b = theta_bits + 1`` bits whose sign enters the next neuron's chain.  The delay
+of a stage of ``k`` neurons is estimated, for ECP5 at speed grade 6, as
 
     t(k) = T_STAGE + k * (T_NEURON + T_BIT * b)   ns
 
-``T_STAGE`` covers the register's clock-to-out and setup and the routing into and out of the stage;
-``T_NEURON`` a neuron's carry-chain entry and exit, its multiplexer and the routing between two
-neurons (most of it); ``T_BIT`` a carry chain's cost per bit.  The constants are a straight line
-through nextpnr's critical paths of the sigmoid (26 bits, seed 1, ``--freq 250``): 5.72 ns with one
-neuron a stage, 8.88 with two, 13.32 with three, 20.97 with five (the line overestimates two by
-0.6 ns and meets the others); the norms' two neurons over 28 bits measure 9.4-9.8 ns (model 9.68).  For ``target_mhz = f`` the generator takes the largest ``k`` with
+``T_STAGE`` covers the register's clock-to-out and setup; ``T_NEURON`` a neuron's carry-chain entry
+and exit and the routing of the previous sign to every bit of its chain (most of it); ``T_BIT`` a
+carry chain's cost per bit.  The constants are a straight line through nextpnr's critical paths of
+the sigmoid's ECP5 emission (26 bits, seed 1, ``--freq 250``, the neurons as ``CCU2C`` cells whose
+LUTs take the sign, :mod:`spikeops.hdl.carry`): 6.56 ns with two neurons a stage, 9.62 with three,
+12.44 with four (the line: 6.56, 9.50, 12.44); with one neuron a stage the division is no longer the
+sigmoid's critical path (4.5 ns, the output queue's read).  The generic emission's neuron has a LUT
+and a routing hop more in front of each chain (the constants before the ``CCU2C`` neurons, 1.9 and
+2.77 ns, fitted on it, gave 5.72 ns for one neuron a stage and 8.88 for two): a target is then met
+with less margin.  For ``target_mhz = f`` the generator takes the largest ``k`` with
 ``t(k) <= 1000 / f`` (at least 1, at most the quotient's width); the rest of each operator is
 pipelined for about 200 MHz whatever the target, so a target above what one neuron a stage allows
 is met only as far as that stage goes (``report`` says so).
@@ -34,8 +38,8 @@ __all__ = ["T_STAGE", "T_NEURON", "T_BIT", "LOD_SPLIT_MHZ", "stage_ns", "neurons
            "report"]
 
 #: the delay model's constants, ns (module docstring)
-T_STAGE = 1.9
-T_NEURON = 2.77
+T_STAGE = 0.68
+T_NEURON = 1.90
 T_BIT = 0.04
 
 

@@ -170,7 +170,7 @@ def _ecp5_suite(op, sim):
 @pytest.mark.parametrize("sim", [pytest.param(s, marks=pytest.mark.slow) if s == "verilator" else s for s in SIMS])
 @pytest.mark.parametrize("op", OPS)
 def test_target_frequency(op, sim):
-    """A ``target_mhz`` of 60 puts three division neurons in a stage (the last stage holds the
+    """A ``target_mhz`` of 60 puts five division neurons in a stage (the last stage holds the
     rest): bit-exact, the shorter latency checked cycle by cycle, under backpressure and a
     mid-row reset."""
     rec = registry.get(op)
