@@ -193,11 +193,13 @@ def emitted_ecp5(tmp_path_factory):
 
 def test_ecp5_primitives_come_with_their_simulation_model(emitted_ecp5, emitted):
     m = manifest(emitted_ecp5, "silu")
-    assert m["primitives"] == "ecp5" and m["simulation_files"] == ["ecp5_mult18x18d.v", "ecp5_dp16kd.v"]
+    assert m["primitives"] == "ecp5" and m["simulation_files"] == ["ecp5_mult18x18d.v", "ecp5_dp16kd.v",
+                                                                  "ecp5_ccu2c.v"]
     assert all((emitted_ecp5 / f).exists() for f in m["simulation_files"])
     verilog = (emitted_ecp5 / "spikeops_silu.v").read_text()
     assert verilog.count("MULT18X18D") >= 4 and "REG_OUTPUT_CLK" in verilog
     assert "DP16KD" in verilog and "OUTREG" in verilog
+    assert "CCU2C" in verilog and "INJECT1_0" in verilog      # the division neurons' carry chains
     generic = manifest(emitted, "silu")
     assert generic["primitives"] == "generic" and generic["simulation_files"] == []
     assert "MULT18X18D" not in (emitted / "spikeops_silu.v").read_text()
