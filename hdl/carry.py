@@ -33,7 +33,8 @@ from .dsp import Primitives, primitives_of
 __all__ = ["AddSub", "add_or_subtract", "CCU2C_BIT_INIT", "CCU2C_CARRY_IN_INIT"]
 
 #: ``CCU2C`` LUT functions of an add-or-subtract bit by ``subtract_when``: with ``D = 1`` the LUT4
-#: gives ``A ^ B ^ (C == subtract_when)`` (``B`` inverted when ``C == subtract_when``); its low nibble (the LUT2, the generate) gives ``A``.  ``0x96AA`` is Yosys' own ``$alu`` mapping.
+#: gives ``A ^ B ^ (C == subtract_when)`` (``B`` inverted when ``C == subtract_when``); its low
+#: nibble (the LUT2, the generate) gives ``A``.  ``0x96AA`` is Yosys' own ``$alu`` mapping.
 CCU2C_BIT_INIT = {1: 0x96AA, 0: 0x69AA}
 #: ``CCU2C`` LUT function of the half that enters the carry (``D = 1``, ``C = 0``): propagate 0,
 #: generate ``A`` (``subtract_when = 1``) or ``NOT A`` (0)
