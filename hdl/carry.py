@@ -30,7 +30,7 @@ from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal, Val
 
 from .dsp import Primitives, primitives_of
 
-__all__ = ["AddSub", "add_or_subtract", "CCU2C_BIT_INIT", "CCU2C_CARRY_IN_INIT"]
+__all__ = ["AddSub", "add_or_subtract", "negated_if", "CCU2C_BIT_INIT", "CCU2C_CARRY_IN_INIT"]
 
 #: ``CCU2C`` LUT functions of an add-or-subtract bit by ``subtract_when``: with ``D = 1`` the LUT4
 #: gives ``A ^ B ^ (C == subtract_when)`` (``B`` inverted when ``C == subtract_when``); its low
@@ -95,3 +95,11 @@ def add_or_subtract(m: Module, a, b, ctl, width: int, name: str, subtract_when: 
     unit = AddSub(a, b, ctl, width, subtract_when)
     m.submodules[name] = unit
     return unit.s
+
+
+def negated_if(m: Module, q, neg, name: str):
+    """``-q`` if ``neg`` else ``q`` for an unsigned ``q``, signed and one bit wider, as one
+    :func:`add_or_subtract` chain (``0 - q`` or ``0 + q``): nothing before it or after it.  The
+    operators' sign stages (SiLU, GELU, the norms) share it."""
+    w = len(Value.cast(q)) + 1
+    return add_or_subtract(m, 0, q, neg, w, name).as_signed()

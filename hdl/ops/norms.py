@@ -33,6 +33,7 @@ from amaranth.lib.wiring import In, Out
 from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
+from ..carry import negated_if
 from ..division import division_latency, division_stages
 from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, tree_latency
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_stages,
@@ -263,7 +264,7 @@ class _Norm(OperatorComponent):
         a = multiply_stages(p3, s.av, s.ag)
         q = division_stages(p3, a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
                             b_exp_range=self.b_exp_range(cfg), **self.division_options(cfg))
-        y = p3.stage(y=Mux(p3.carried["neg"], -q, q)).y
+        y = p3.stage(y=negated_if(m, q, p3.carried["neg"], "sign")).y
         fmt = cfg.out_format
         if centred:
             yb = y + p3.carried["beta"]

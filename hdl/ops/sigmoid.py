@@ -18,13 +18,13 @@ stage more each (:func:`_sum_stages`), and so does ``num * |x|`` where it takes 
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, SigmoidFamilyConfig
 
-from ..carry import add_or_subtract
+from ..carry import negated_if
 from ..division import division_latency, division_stages
 from ..exp import exp_latency, exp_stages
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, credit_latency, multiply_latency, multiply_stages,
@@ -95,16 +95,9 @@ class _SigmoidFamily(OperatorComponent):
         if cfg.numerator_power:   # the sign applied in a stage of its own (a carry chain)
             # the quotient (the saturation's multiplexer) registered, then the sign as one chain
             q = pipe.stage(q=q).q
-            q = pipe.stage(y=_negated_if(m, q, pipe.carried["neg"])).y
+            q = pipe.stage(y=negated_if(m, q, pipe.carried["neg"], "sign")).y
         pipe.finish(q)
         return m
-
-
-def _negated_if(m, q, neg):
-    """``-q`` if ``neg`` else ``q`` (unsigned ``q``, signed result one bit wider) as one carry chain,
-    ``0 - q`` or ``0 + q`` (:func:`spikeops.hdl.carry.add_or_subtract`): nothing before it or after it."""
-    w = len(q) + 1
-    return add_or_subtract(m, 0, q, neg, w, "sign").as_signed()
 
 
 def _sign_stages(cfg) -> int:
