@@ -10,8 +10,8 @@ A :class:`RowBuffer` is either
   (:class:`~spikeops.hdl.dsp.Primitives`) that register is the ``DP16KD`` blocks' own output
   register (:mod:`spikeops.hdl.dp16kd`, 0.97 ns from the clock): for each read port one copy of the
   buffer, its port A written and its port B read, in the mode of the fewest blocks for the depth;
-  elsewhere (and for initialised or deeper-than-16,384 buffers) a fabric register after the
-  inferred memory.  The same data in the same cycles either way:
+  elsewhere (and for buffers deeper than 16,384 entries, or than 1,024 with initial contents) a
+  fabric register after the inferred memory.  The same data in the same cycles either way:
 
       cycle c:      addr (with en)
       cycle c + 1:  the entry read into the data latch (held while en is low)
@@ -23,13 +23,20 @@ value would differ between the two circuits).
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Const, Elaboratable, Module, Mux, Shape, ShapeCastable, Signal, Value
 from amaranth.lib import data, memory
 
-from .dp16kd import DP16KDPort, dp16kd, dp16kd_mode
+from .dp16kd import DP16KD_WIDTH, DP16KDPort, dp16kd, dp16kd_initvals, dp16kd_mode
 from .dsp import Primitives, primitives_of
 
 __all__ = ["RowBuffer", "RingPass"]
+
+
+def _raw_bits(shape, value) -> int:
+    """The bits of ``value`` (an initial entry) as the memory holds them, an unsigned integer."""
+    if isinstance(shape, ShapeCastable):
+        return Const.cast(shape.const(value)).value & ((1 << Shape.cast(shape).width) - 1)
+    return Const(value, Shape.cast(shape)).value & ((1 << Shape.cast(shape).width) - 1)
 
 
 class _RegisteredRam(Elaboratable):
@@ -49,8 +56,10 @@ class _RegisteredRam(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         mode = dp16kd_mode(self.depth)
-        if primitives_of(platform) == Primitives.ECP5 and mode is not None and not self.init:
+        # contents are laid out for the 18-bit mode only (:func:`dp16kd_initvals`)
+        if primitives_of(platform) == Primitives.ECP5 and mode is not None and (not self.init or mode == DP16KD_WIDTH):
             raw_w = Value.cast(self.w_data)
+            words = [_raw_bits(self.shape, v) for v in self.init]
             for k, (addr, en, out) in enumerate(zip(self.r_addr, self.r_en, self.r_data)):
                 raw_r = Signal(self.width, name=f"rdata{k}")
                 m.d.comb += Value.cast(out).eq(raw_r)
@@ -58,9 +67,10 @@ class _RegisteredRam(Elaboratable):
                     n = min(mode, self.width - lo)
                     do = Signal(mode, name=f"bram{k}_{b}_do")
                     m.d.comb += raw_r[lo:lo + n].eq(do[:n])
+                    init = dp16kd_initvals([(w >> lo) & ((1 << n) - 1) for w in words]) if words else None
                     m.submodules[f"bram{k}_{b}"] = dp16kd(
                         mode, DP16KDPort(addr=self.w_addr, ce=self.w_en, we=self.w_en, di=raw_w[lo:lo + n]),
-                        DP16KDPort(addr=addr, ce=en, do=do))
+                        DP16KDPort(addr=addr, ce=en, do=do), initvals=init)
         else:
             mem = m.submodules.mem = memory.Memory(shape=self.shape, depth=self.depth, init=self.init)
             wr = mem.write_port()
