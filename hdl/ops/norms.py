@@ -26,14 +26,14 @@ follows its last input by ``latency_for(config)`` cycles, or the previous row's 
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
-from ..carry import negated_if
+from ..carry import add_or_subtract, negated_if
 from ..division import division_latency, division_stages
 from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, tree_latency
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_stages,
@@ -113,17 +113,28 @@ class _Norm(OperatorComponent):
         (CORDIC: the leaf pipeline, the tree's bound :func:`spikeops.hdl.norm.tree_latency`, then
         the read-out (:meth:`readout_stages`), the root queue and the due count; exact: the sums and
         the queue of ``Q`` to the square-root unit, one row after another, each
-        :meth:`SqrtNode.latency` long, then the same three), then ``to_output`` more to its first output (the take, the operand
-        stages (:meth:`operand_stages`), the division pipeline, the sign, the output queue)."""
+        :meth:`SqrtNode.latency` long, then the same three), less :meth:`root_lead` (the root joins
+        the row at the division; the due line keeps at least one cycle), then ``to_output`` more to
+        its first output (the take, the operand stages (:meth:`operand_stages`), the division
+        pipeline, :meth:`sign_stages`, the output queue)."""
         ncfg = config.norm
         to_output = 2 + cls.operand_stages(config) + credit_latency(
-            division_latency(config.division, **cls.division_options(config)) + 1)
+            division_latency(config.division, **cls.division_options(config)) + cls.sign_stages(config))
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
-            return FixedDelay(to_send=cls.EXACT_SUMS + 2 + sq + cls.readout_stages(config) + 2, to_output=to_output,
-                              unit_start=cls.EXACT_SUMS + 2, unit_period=sq)
-        return FixedDelay(to_send=cls.leaf_stages(config) + tree_latency(ncfg) + cls.readout_stages(config) + 2,
-                          to_output=to_output)
+            due, start = cls.EXACT_SUMS + 2 + sq + cls.readout_stages(config) + 2, cls.EXACT_SUMS + 2
+            return FixedDelay(to_send=due - min(cls.root_lead(config), due - start - 1), to_output=to_output,
+                              unit_start=start, unit_period=sq)
+        due = cls.leaf_stages(config) + tree_latency(ncfg) + cls.readout_stages(config) + 2
+        return FixedDelay(to_send=due - min(cls.root_lead(config), due - 1), to_output=to_output)
+
+    @classmethod
+    def root_lead(cls, config) -> int:
+        """Cycles between the send pass taking a row and the row's root joining it: the root is
+        first used by the division, so it is read from its queue the cycle before the row's first
+        element reaches the division's input, :meth:`operand_stages` after the element's issue (the
+        cycle after the take).  The row is taken that many cycles before its root is due."""
+        return cls.operand_stages(config)
 
     @staticmethod
     def readout_stages(config) -> int:
@@ -132,6 +143,12 @@ class _Norm(OperatorComponent):
         exact norm's square root (whose first output is due within 64 cycles of a row's last input:
         LayerNorm at d 384 has no cycle to spare, so there the product limits the clock)."""
         return 1 if config.norm.method == "exact" else MULTIPLY_STAGES
+
+    @staticmethod
+    def sign_stages(config) -> int:
+        """Stages after the division: the sign (for LayerNorm ``beta -+ q`` in the sign's carry
+        chain), then for LayerNorm the saturation to the output format."""
+        return 2 if config.centred else 1
 
     @staticmethod
     def operand_stages(config) -> int:
@@ -172,11 +189,13 @@ class _Norm(OperatorComponent):
         depth = self.ring_depth(cfg)
         nq = self.queue_rows(cfg)
 
-        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth)
-        gbuf = RowBuffer(m, "gamma", signed(cfg.gamma_width), d, init=self._gamma)
+        # registered buffers: their data leave the blocks' output registers (on ECP5), not the
+        # 5.8 ns data latches
+        xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth, registered=True)
+        gbuf = RowBuffer(m, "gamma", signed(cfg.gamma_width), d, init=self._gamma, registered=True)
         gbuf.write(m, self.gamma_addr, self.gamma_data, self.gamma_we)
         if centred:
-            bbuf = RowBuffer(m, "beta", signed(cfg.out_width), d, init=self._beta)
+            bbuf = RowBuffer(m, "beta", signed(cfg.out_width), d, init=self._beta, registered=True)
             bbuf.write(m, self.beta_addr, self.beta_data, self.beta_we)
 
         sum_w = cfg.in_width + d.bit_length()
@@ -184,26 +203,32 @@ class _Norm(OperatorComponent):
         root_layout = data.StructLayout({"rms": unsigned(cfg.division.den_width),
                                          "b_exp": signed(ncfg.exp_width + 1 + cfg.gain_frac.bit_length())})
         m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 1)
-        m.submodules.rootq = rootq = fifo.SyncFIFOBuffered(width=root_layout.size, depth=nq + 1)
+        # roots wait until their row's first element reaches the division: up to
+        # ceil(root_lead / d) rows more than the descriptors
+        lead_rows = -(-self.root_lead(cfg) // d)
+        m.submodules.rootq = rootq = fifo.SyncFIFOBuffered(width=root_layout.size, depth=nq + 1 + lead_rows)
 
         # -- receive ---------------------------------------------------------------------------
         wr = Signal(range(depth))
         used = Signal(range(depth + 1))
+        full = Signal(name="ring_full")           # used == depth, as a register (no compare before ready)
         j = Signal(range(d))                      # index of the next element in its row
+        at_end = Signal(init=int(d == 1), name="j_last")  # j == d - 1, as a register
         total = Signal(signed(sum_w))             # sum of the row's elements so far
         x = self.i.payload.data
         feed_ok = Signal()                        # the norm's input side can take an element
-        m.d.comb += self.i.ready.eq((used != depth) & rowq.w_rdy & feed_ok)
+        m.d.comb += self.i.ready.eq(~full & rowq.w_rdy & feed_ok)
         accept = self.i.valid & self.i.ready
-        row_end = accept & (j == d - 1)
+        row_end = accept & at_end
         xbuf.write(m, wr, x, accept)
         pushed = Signal(row_layout)
         m.d.comb += [pushed.n.eq(d), pushed.total.eq(total + x),
                      rowq.w_data.eq(pushed.as_value()), rowq.w_en.eq(row_end)]
         with m.If(accept):
             m.d.sync += [wr.eq(Mux(wr == depth - 1, 0, wr + 1)), j.eq(Mux(row_end, 0, j + 1)),
+                         at_end.eq(Mux(at_end, d == 1, (j == d - 2) if d >= 2 else 0)),
                          total.eq(Mux(row_end, 0, total + x))]
-            with m.If(self.i.payload.last != (j == d - 1)):
+            with m.If(self.i.payload.last != at_end):
                 m.d.sync += self.error.eq(1)
 
         # -- the norm --------------------------------------------------------------------------
@@ -233,14 +258,11 @@ class _Norm(OperatorComponent):
         # -- send (reads while the output queue has room; the datapath never stalls) -------------
         issue = Signal()
         p3 = CreditPipeline(m, self.o, valid=issue, name="y")
-        send = RingPass(m, xbuf, 0, rowq, row_layout, advance=p3.room,
-                        allow=rootq.r_rdy & (due_rows != 0), name="s")
-        m.d.comb += [issue.eq(send.issue), rootq.r_en.eq(send.take)]
+        send = RingPass(m, xbuf, 0, rowq, row_layout, advance=p3.room, allow=due_rows != 0, name="s")
+        m.d.comb += issue.eq(send.issue)
         m.d.sync += [used.eq(stepped(used, accept, send.issue)),
+                     full.eq(Mux(accept & ~send.issue, used == depth - 1, Mux(send.issue & ~accept, 0, full))),
                      due_rows.eq(stepped(due_rows, line[-1], send.take))]
-        row_root = Signal(root_layout)
-        with m.If(send.take):
-            m.d.sync += row_root.eq(rootq.r_data)
         k = Signal(range(d))
         with m.If(send.issue):
             m.d.sync += k.eq(Mux(send.last, 0, k + 1))
@@ -248,27 +270,47 @@ class _Norm(OperatorComponent):
         if centred:
             bbuf.read(m, k, p3.room)
 
-        p3.carry(last=send.last, rms=row_root.rms, b_exp=row_root.b_exp,
-                 **({"total": send.row.total} if centred else {}))
-        p3.stage()                                  # buffer and weight data appear with this stage
-        extra = {"beta": bbuf.data} if centred else {}
-        s = p3.stage(x=xbuf.data, g=gbuf.data, **extra)  # the block RAMs' data, registered
-        p3.carry(g=s.g, **({"beta": s.beta} if centred else {}))
-        v = s.x
+        p3.carry(last=send.last, **({"total": send.row.total} if centred else {}))
+        p3.stage()                                  # the reads enter the blocks' data latches
+        p3.stage()                                  # and their output registers
+        p3.carry(g=gbuf.data, **({"beta": bbuf.data} if centred else {}))
+        v = xbuf.data
         if centred:
-            xd = multiply_stages(p3, s.x, d)
+            xd = multiply_stages(p3, v, d)
             v = p3.stage(v=(xd - p3.carried.pop("total"))[:cfg.v_width + 1].as_signed()).v
         g = p3.carried.pop("g")
         s = p3.stage(av=abs(v), ag=abs(g), neg=(v < 0) ^ (g < 0))
         p3.carry(neg=s.neg)
         a = multiply_stages(p3, s.av, s.ag)
-        q = division_stages(p3, a, p3.carried.pop("rms"), cfg.division, b_exp=p3.carried.pop("b_exp"),
+        # the root joins its row here, a register loaded from the root queue the cycle before the
+        # row's first element reaches the division (the pipeline never stalls, so a delay line of
+        # the first elements' issues tells when): :meth:`root_lead` cycles after the send pass
+        # took the row, which is taken that much before its root is due
+        lead = self.root_lead(cfg)
+        assert p3.latency == lead >= 2
+        firsts = Signal(lead - 1, name="first_issued")
+        m.d.sync += firsts.eq(Cat(send.issue & send.first, firsts[:-1]))
+        join = firsts[-1]
+        row_root = Signal(root_layout)
+        m.d.comb += rootq.r_en.eq(join)
+        with m.If(join):
+            m.d.sync += row_root.eq(rootq.r_data)
+            with m.If(~rootq.r_rdy):                # the tree's bound was wrong: never expected
+                m.d.sync += self.error.eq(1)
+        q = division_stages(p3, a, row_root.rms, cfg.division, b_exp=row_root.b_exp,
                             b_exp_range=self.b_exp_range(cfg), **self.division_options(cfg))
-        y = p3.stage(y=negated_if(m, q, p3.carried["neg"], "sign")).y
         fmt = cfg.out_format
         if centred:
-            yb = y + p3.carried["beta"]
-            y = Mux(yb > fmt.max_code, fmt.max_code, Mux(yb < fmt.min_code, fmt.min_code, yb))
+            # beta - q or beta + q in one carry chain (the sign folded into it), then the
+            # saturation: an adder after the sign's chain held the clock near 110 MHz on ECP5
+            width = max(len(Value.cast(q)) + 1, cfg.out_width) + 1
+            beta = Signal(signed(width), name="beta_wide")
+            m.d.comb += beta.eq(p3.carried["beta"])
+            yb = p3.stage(yb=add_or_subtract(m, beta, q, p3.carried["neg"], width, "sign").as_signed()).yb
+            sat = Mux(yb > fmt.max_code, fmt.max_code, Mux(yb < fmt.min_code, fmt.min_code, yb))
+            y = p3.stage(y=sat).y                   # the compares' chains, then the output queue
+        else:
+            y = p3.stage(y=negated_if(m, q, p3.carried["neg"], "sign")).y
         p3.finish(Cat(y[:fmt.width], p3.carried["last"]))
         return m
 
