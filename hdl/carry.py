@@ -1,6 +1,7 @@
 """One add-or-subtract carry chain: ``s = a - b if sub else a + b``, modulo ``2**width``, with ``sub``
 a signal: ``sub = (ctl == subtract_when)`` for a one-bit control ``ctl`` (the non-restoring division
-neuron subtracts when its predecessor's sign is 0; the sign stage negates when the sign is 1).
+neuron subtracts when its predecessor's sign is 0; the sign stage negates when the sign is 1; a
+CORDIC vectoring step of PolarNorm adds or subtracts by the sign of ``b``).
 
 The arithmetic is ``a + (b XOR sub) + sub``: ``b`` inverted by ``sub`` and ``sub`` the carry in.
 Which circuit computes it is the emission's :class:`spikeops.hdl.dsp.Primitives` choice:

@@ -6,11 +6,12 @@ index order (``length`` per vector, or ``length - 1`` when a constant ``first_le
 leaf 0 of every vector); ``o_valid`` pulses with the root node on ``o``, bit-identical to
 :func:`spikeops.golden.norm.cordic_root`.  The tree merges while the leaves arrive: each level keeps
 one left node waiting for its partner, and one pipelined CORDIC unit serves every level: the
-exponents compared, then the alignment shifts with the first vectoring step, then the other
-``iterations - 1`` steps, the last one normalising.  A pair formed from the unit's own results (levels >= 1)
+exponents compared, then the alignment shifts, then the ``iterations`` vectoring steps (each
+variable's step one add-or-subtract chain taking ``b``'s sign, :mod:`spikeops.hdl.carry`), the last
+one normalising.  A pair formed from the unit's own results (levels >= 1)
 is issued the cycle it forms; pairs of leaves wait in a four-pair queue for cycles the upper levels
 leave free, and the leaf stream stalls while that queue is full.  The upper levels never
-wait, so a node reaches the next level ``iterations + 1`` cycles after its pair formed, and the
+wait, so a node reaches the next level ``iterations + 2`` cycles after its pair formed, and the
 leaf pairs wait a bounded number of cycles: :func:`tree_latency`.  Which pair issues is decided the
 cycle before, from registers (the result's level is known a stage ahead, and each level's state and
 the queue's occupancy are flags), so the unit's first stage only computes and picks the fields.
@@ -29,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.norm import NormConfig, level_sizes
 
+from .carry import add_or_subtract
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, barrel_shift, bit_length, leading_one, right_shift_stages
 
@@ -62,16 +64,20 @@ def node_stages(pipe, value, cfg: NormConfig):
 #: pairs of leaves that may wait for the unit (the leaf stream stalls beyond them; a power of two)
 LEAF_PAIRS = 4
 
+#: stages of the unit beyond its ``iterations`` vectoring steps: the issue (exponents compared and
+#: the pair's fields picked) and the alignment shifts
+UNIT_EXTRA = 2
+
 
 def tree_latency(cfg: NormConfig) -> int:
     """Cycles from accepting a vector's last leaf to the root's ``o_valid``, at most (the bound the
-    operators schedule by): ``iterations + 1`` per level, after the last leaf pair's wait in the
+    operators schedule by): ``iterations + 2`` per level (:data:`UNIT_EXTRA`), after the last leaf pair's wait in the
     queue.  That wait is at most ``2 (LEAF_PAIRS + levels) + 4`` cycles: the pairs ahead of it each
     need a cycle the upper levels leave free, and the upper levels take at most one cycle in two
     beyond the ``levels`` left nodes already waiting (each of their pairs needs two results)."""
     if cfg.levels == 0:
         return 1
-    return cfg.levels * (cfg.iterations + 1) + 2 * (LEAF_PAIRS + cfg.levels) + 4
+    return cfg.levels * (cfg.iterations + UNIT_EXTRA) + 2 * (LEAF_PAIRS + cfg.levels) + 4
 
 
 class PolarNorm(ConfigComponent):
@@ -117,31 +123,32 @@ class PolarNorm(ConfigComponent):
         sizes = level_sizes(cfg)
         dw = cfg.datapath_width
 
-        # the pipelined unit: the exponents compared, then the alignment shifts together with the
-        # first vectoring step (``b >= 0`` there, both operands being aligned magnitudes, so
-        # ``a + b`` and ``b - a`` need no sign), then the other ``n_it - 1`` steps: ``n_it + 1``
-        # stages, the last one normalising the result so that it leaves the unit from a register.
+        # the pipelined unit: the exponents compared, then the alignment shifts, then the first
+        # vectoring step (``b >= 0`` there, both operands being aligned magnitudes, so ``a + b``
+        # and ``b - a`` need no sign) and the other ``n_it - 1`` steps: ``n_it + 2`` stages
+        # (UNIT_EXTRA), the last one normalising the result so that it leaves the unit from a register.
         # A pair's level travels with it one-hot (``levels`` bits)
         span = w + g                               # (m << g) >> s is 0 from s = span on
         sbits = (span - 1).bit_length()
         diff = signed(cfg.exp_width + 1)
 
         def amount(d):
-            """The alignment shift ``max(d, 0)``, as its low ``sbits`` bits and a flag for ``>= span``."""
+            """The alignment shift ``max(d, 0)``, as its low ``sbits`` bits and a flag for ``>= 2**sbits``
+            (no compare with ``span``: a shift from ``span`` to ``2**sbits - 1`` gives 0 as well)."""
             du = d.as_unsigned()
-            far = ~d[-1] & ((du[sbits:len(d) - 1].any() if len(d) - 1 > sbits else 0)
-                            | (du[:sbits] >= span if (1 << sbits) > span else 0))
+            far = ~d[-1] & du[sbits:len(d) - 1].any() if len(d) - 1 > sbits else Const(0, 1)
             return Mux(d[-1], 0, du[:sbits]), far
 
         def merge_of(a, b):
             """The first stage's fields for the pair ``(a, b)``: the mantissas, each one's shift
-            ``max(E - e, 0)`` (low bits, and ``>= span``), ``E``, and the zero test."""
+            ``max(E - e, 0)`` (low bits, and ``>= span``), ``E``, and the zero test (nodes are
+            normalised, the mantissa's top bit set or the zero node: a top bit alone tells zero)."""
             d_ab, d_ba = Signal(diff), Signal(diff)
             m.d.comb += [d_ab.eq(a.e - b.e), d_ba.eq(b.e - a.e)]
             s_a, far_a = amount(d_ba)
             s_b, far_b = amount(d_ab)
             return {"m_a": a.m, "m_b": b.m, "s_a": s_a, "far_a": far_a, "s_b": s_b, "far_b": far_b,
-                    "e": Mux(d_ab[-1], b.e, a.e), "zero": (a.m == 0) & (b.m == 0)}
+                    "e": Mux(d_ab[-1], b.e, a.e), "zero": ~(a.m[-1] | b.m[-1])}
 
         # the issue decision is registered: which pair enters the unit this cycle was decided the
         # cycle before, from registers (below), so this cycle only computes the fields of the pairs
@@ -169,6 +176,14 @@ class PolarNorm(ConfigComponent):
 
         a = aligned(m_a, s_a, far_a, "aligned_a")
         b = aligned(m_b, s_b, far_b, "aligned_b")
+        # the aligned operands registered: the shifters (a LUT level a shift bit) and the first
+        # step's carry chain in one cycle would hold the clock near 110 MHz on ECP5
+        a_r, b_r = Signal(signed(dw), name="aligned_a_r"), Signal(signed(dw), name="aligned_b_r")
+        e_r, z_r = Signal(signed(cfg.exp_width), name="aligned_e"), Signal(name="aligned_zero")
+        v_r, l_r = Signal(name="aligned_valid"), Signal(levels, name="aligned_lvl")
+        m.d.sync += [a_r.eq(a), b_r.eq(b), e_r.eq(e_big), z_r.eq(zero_pair), v_r.eq(valid), l_r.eq(lvl)]
+        stage_in = [(valid, lvl), (v_r, l_r)]     # each stage's valid and level, in order
+        a, b, e_big, zero_pair, valid, lvl = a_r, b_r, e_r, z_r, v_r, l_r
         # normalise the result to w bits (a has w+g, w+g+1 or w+g+2 bits unless both inputs were
         # 0) in the last vectoring stage
         def normalised(a, es, zero):
@@ -186,9 +201,14 @@ class PolarNorm(ConfigComponent):
             if k == 0:                             # a, b >= 0: s = +1
                 a_next, b_next = a + b, b - a
             else:
-                s = b >= 0
-                da, db = b >> k, a >> k
-                a_next, b_next = Mux(s, a + da, a - da), Mux(s, b - db, b + db)
+                # s = +1 when b >= 0: a + (b >> k) and b - (a >> k), else a - (b >> k) and
+                # b + (a >> k); each one add-or-subtract chain taking b's sign (modulo 2**dw, as
+                # the stage registers keep dw bits)
+                da, db = Signal(signed(dw), name=f"cordic{k}_da"), Signal(signed(dw), name=f"cordic{k}_db")
+                m.d.comb += [da.eq(b >> k), db.eq(a >> k)]
+                a_next = add_or_subtract(m, a, da, b[-1], dw, f"cordic{k}_a_step").as_signed()
+                if k < n_it - 1:                   # the last step needs only a
+                    b_next = add_or_subtract(m, b, db, b[-1], dw, f"cordic{k}_b_step", subtract_when=0).as_signed()
             m.d.sync += [v_r.eq(valid), l_r.eq(lvl)]
             if k == n_it - 1:
                 pre_valid, pre_lvl = valid, lvl    # next cycle's result: its valid and level
@@ -203,7 +223,9 @@ class PolarNorm(ConfigComponent):
                     m.d.sync += [e_plus[1].eq(e_big + 1), e_plus[2].eq(e_big + 2)]
                 a, b, e_big, zero_pair = a_r, b_r, e_r, z_r
             valid, lvl = v_r, l_r
+            stage_in.append((valid, lvl))
         res_valid, res_lvl = valid, lvl
+        pp_lvl = stage_in[-3][1]                   # the level of the result due in two cycles
 
         # the root
         m.d.sync += self.o_valid.eq(res_valid & res_lvl[levels - 1])
@@ -214,7 +236,7 @@ class PolarNorm(ConfigComponent):
         # registers: the left node and its valid bit, the count of nodes, ``lastf`` (the next node
         # is the level's last) and ``prelast`` (the one after it is), so that the next cycle's
         # state is a function of flags, with no adder or comparison on the way to the decision
-        pick_pair, pick_zero, pick_partner = [], [], []
+        pick_pair, pick_zero, pick_left, pick_res = [], [], [], []
         for l in range(1, levels):
             left = Signal(layout, name=f"left{l}")
             left_v = Signal(name=f"left{l}_valid")
@@ -237,14 +259,21 @@ class PolarNorm(ConfigComponent):
             comes = pre_valid & pre_lvl[l - 1]
             pick_pair.append(comes & next_v)
             pick_zero.append(comes & ~next_v & next_last)
-            pick_partner.append(Mux(pre_lvl[l - 1], Mux(store, res.as_value(), left.as_value()), 0))
+            pick_left.append(Mux(pre_lvl[l - 1], left.as_value(), 0))
+            # next cycle's ``store`` with the result after it of the same level (so that it pairs
+            # with the stored one), decided now
+            pick_res.append(pp_lvl[l - 1] & comes & ~next_v & ~next_last)
         up_next = Cat(*pick_pair, *pick_zero).any()
         if levels > 1:
-            partner_next = 0
-            for p in pick_partner:
-                partner_next = partner_next | p
+            # the partner: the result being stored as its level's left node this cycle (``use_res``,
+            # a register decided the cycle before), else the left node of the coming result's level
+            use_res = Signal(name="partner_is_result")
+            lefts = 0
+            for p in pick_left:
+                lefts = lefts | p
+            partner_next = Mux(use_res, res.as_value(), lefts)
             m.d.sync += [issue_pair.eq(Cat(*pick_pair).any()), issue_zero.eq(Cat(*pick_zero).any()),
-                         partner.eq(partner_next)]
+                         partner.eq(partner_next), use_res.eq(Cat(*pick_res).any())]
             level_up = Cat(Const(0, 1), res_lvl[:-1])  # the level above the result's, one-hot
             candidates.append((issue_pair, {**merge_of(partner, res), "lvl": level_up}))
             candidates.append((issue_zero, {"m_a": res.m, "m_b": 0, "s_a": 0, "far_a": 0, "s_b": 0, "far_b": 1,
