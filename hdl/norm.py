@@ -71,10 +71,11 @@ UNIT_EXTRA = 2
 
 def tree_latency(cfg: NormConfig) -> int:
     """Cycles from accepting a vector's last leaf to the root's ``o_valid``, at most (the bound the
-    operators schedule by): ``iterations + 2`` per level (:data:`UNIT_EXTRA`), after the last leaf pair's wait in the
-    queue.  That wait is at most ``2 (LEAF_PAIRS + levels) + 4`` cycles: the pairs ahead of it each
-    need a cycle the upper levels leave free, and the upper levels take at most one cycle in two
-    beyond the ``levels`` left nodes already waiting (each of their pairs needs two results)."""
+    operators schedule by): ``iterations + 2`` per level (:data:`UNIT_EXTRA`), after the last leaf
+    pair's wait in the queue.  That wait is at most ``2 (LEAF_PAIRS + levels) + 4`` cycles: the pairs
+    ahead of it each need a cycle the upper levels leave free, and the upper levels take at most one
+    cycle in two beyond the ``levels`` left nodes already waiting (each of their pairs needs two
+    results)."""
     if cfg.levels == 0:
         return 1
     return cfg.levels * (cfg.iterations + UNIT_EXTRA) + 2 * (LEAF_PAIRS + cfg.levels) + 4
@@ -141,7 +142,7 @@ class PolarNorm(ConfigComponent):
 
         def merge_of(a, b):
             """The first stage's fields for the pair ``(a, b)``: the mantissas, each one's shift
-            ``max(E - e, 0)`` (low bits, and ``>= span``), ``E``, and the zero test (nodes are
+            ``max(E - e, 0)`` (:func:`amount`), ``E``, and the zero test (nodes are
             normalised, the mantissa's top bit set or the zero node: a top bit alone tells zero)."""
             d_ab, d_ba = Signal(diff), Signal(diff)
             m.d.comb += [d_ab.eq(a.e - b.e), d_ba.eq(b.e - a.e)]

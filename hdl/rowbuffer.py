@@ -17,6 +17,9 @@ A :class:`RowBuffer` is either
       cycle c + 1:  the entry read into the data latch (held while en is low)
       cycle c + 2:  data, from the register (which loads every cycle)
 
+so a registered buffer suits a pipeline that never stalls (a credit pipeline): under a stall the
+register would move on to the latch's next entry while the stage waiting for it holds.
+
 A write and a read of the same entry in the same cycle are never made by the passes here (the read
 value would differ between the two circuits).
 """
@@ -34,9 +37,8 @@ __all__ = ["RowBuffer", "RingPass"]
 
 def _raw_bits(shape, value) -> int:
     """The bits of ``value`` (an initial entry) as the memory holds them, an unsigned integer."""
-    if isinstance(shape, ShapeCastable):
-        return Const.cast(shape.const(value)).value & ((1 << Shape.cast(shape).width) - 1)
-    return Const(value, Shape.cast(shape)).value & ((1 << Shape.cast(shape).width) - 1)
+    const = Const.cast(shape.const(value)) if isinstance(shape, ShapeCastable) else Const(value, Shape.cast(shape))
+    return const.value & ((1 << Shape.cast(shape).width) - 1)
 
 
 class _RegisteredRam(Elaboratable):
@@ -57,7 +59,8 @@ class _RegisteredRam(Elaboratable):
         m = Module()
         mode = dp16kd_mode(self.depth)
         # contents are laid out for the 18-bit mode only (:func:`dp16kd_initvals`)
-        if primitives_of(platform) == Primitives.ECP5 and mode is not None and (not self.init or mode == DP16KD_WIDTH):
+        blocks = mode is not None and (not self.init or mode == DP16KD_WIDTH)
+        if primitives_of(platform) == Primitives.ECP5 and blocks:
             raw_w = Value.cast(self.w_data)
             words = [_raw_bits(self.shape, v) for v in self.init]
             for k, (addr, en, out) in enumerate(zip(self.r_addr, self.r_en, self.r_data)):
