@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Choice", "Rounding", "DivArch", "NormMethod", "GeluForm", "ExpMethod"]
+__all__ = ["Choice", "Rounding", "DivArch", "NormMethod", "GeluForm", "ExpMethod", "Normalizer"]
 
 
 class Choice(str, enum.Enum):
@@ -73,3 +73,10 @@ class ExpMethod(Choice):
 
     UNIFORM = "uniform"  # the paper's K chords over [-H, H]
     RANGE = "range"      # 2**(z log2 e): the integer part as a shift, the fraction by K chords of 2**r on [0, 1)
+
+
+class Normalizer(Choice):
+    """How Softmax finds the reference its exponentials are taken against, and their sum."""
+
+    ROW_MAX = "row_max"  # the row's maximum first (a pass of its own), then e and S (three passes)
+    ONLINE = "online"    # a running maximum and sum as the row arrives, the sum rescaled by shifts

@@ -138,13 +138,15 @@ class Config:
                 changes[name] = None  # still the old default: follow the new drivers
         return dataclasses.replace(self, **changes)
 
-    #: parameters added after configurations were first hashed: left out of the hash while None,
-    #: so that the hashes of earlier configurations (result caches, plan digests, kept rows) hold
-    HASH_OMITS_NONE = ("target_mhz",)
+    #: parameters added after configurations were first hashed, with the value that gives the
+    #: behaviour from before they existed: left out of the hash while they hold it, so that the
+    #: hashes of earlier configurations (result caches, plan digests, kept rows) hold
+    HASH_OMITS = {"target_mhz": None, "normalizer": "row_max"}
 
     def stable_hash(self) -> str:
         """SHA-256 (16 hex digits) of the canonical JSON of kind and parameters; stable across runs."""
-        params = {k: v for k, v in self.params().items() if not (v is None and k in self.HASH_OMITS_NONE)}
+        params = {k: v for k, v in self.params().items()
+                  if not (k in self.HASH_OMITS and v == self.HASH_OMITS[k])}
         blob = json.dumps({"kind": self.kind, "params": params}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -56,8 +56,8 @@ from .choices import ExpMethod
 from .config import Config
 from .fixed import FixedFormat
 
-__all__ = ["ExpConfig", "ExpTable", "exp_table", "pwl_exp", "RangeTable", "range_table", "LOG2E_FRAC",
-           "default_k"]
+__all__ = ["ExpConfig", "ExpTable", "exp_table", "pwl_exp", "RangeTable", "range_table", "range_mantissa",
+           "LOG2E_FRAC", "default_k"]
 
 #: fraction bits of log2(e) in the range-reduced method
 LOG2E_FRAC = 24
@@ -302,8 +302,10 @@ def range_table(cfg: ExpConfig) -> RangeTable:
     return RangeTable(mant, diffs)
 
 
-def _range_exp(z, cfg: ExpConfig) -> np.ndarray:
-    """The range-reduced method on argument codes already in ``[-Hc, Hc]`` (module docstring)."""
+def range_mantissa(z, cfg: ExpConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, m)`` with ``e**z ~ m * 2**(n - mant_frac)`` for argument codes ``z`` (any that fit
+    ``in_width``): the exponent ``n = floor(z L 2**-F)`` and the mantissa ``m`` in
+    ``[2**mant_frac, 2**(mant_frac+1))`` (module docstring, range reduction)."""
     tab = range_table(cfg)
     f, kb, tb = cfg.w_frac, cfg.index_bits, cfg.offset_bits
     w = np.asarray(z, dtype=np.int64) * cfg.log2e_code
@@ -313,6 +315,12 @@ def _range_exp(z, cfg: ExpConfig) -> np.ndarray:
     low = f - kb
     t = (r & ((1 << low) - 1)) >> (low - tb) if low >= tb else (r & ((1 << low) - 1)) << (tb - low)
     m = tab.mantissas[k] + ((tab.diffs[np.minimum(k, cfg.K - 1)] * t) >> tb)
+    return n, m
+
+
+def _range_exp(z, cfg: ExpConfig) -> np.ndarray:
+    """The range-reduced method on argument codes already in ``[-Hc, Hc]`` (module docstring)."""
+    n, m = range_mantissa(z, cfg)
     return m >> (cfg.n_top - n)
 
 

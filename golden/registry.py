@@ -199,7 +199,7 @@ _RANGE_EXP = {"exp_method": "range"}
 
 for _op in (
     Operator("softmax", SoftmaxConfig, softmax, Shape.MASKED_ROW, "spikeops.hdl.ops.softmax:Softmax",
-             row_param="d_max", kind="softmax", variants=(_RANGE_EXP,)),
+             row_param="d_max", kind="softmax", variants=(_RANGE_EXP, {**_RANGE_EXP, "normalizer": "online"})),
     Operator("sigmoid", SigmoidConfig, sigmoid, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:Sigmoid",
              inputs_of="silu", variants=(_RANGE_EXP,)),
     Operator("silu", SiLUConfig, silu, Shape.ELEMENTWISE, "spikeops.hdl.ops.sigmoid:SiLU", variants=(_RANGE_EXP,)),

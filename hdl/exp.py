@@ -38,15 +38,18 @@ from .pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency
                        product_sum_stages)
 from .rom import TableRom
 
-__all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY"]
+__all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY",
+           "range_mantissa_stages", "shift_stages", "RANGE_MANTISSA_STAGES"]
 
 #: the uniform method's stages besides its product ``slope * offset``
 _UNIFORM_STAGES = 5
 #: the uniform method's latency when that product takes at most two multiplier blocks (one stage
 #: more for three or four: :func:`exp_latency`)
 EXP_LATENCY = _UNIFORM_STAGES + MULTIPLY_STAGES
-#: the range-reduced method's latency
-RANGE_LATENCY = 6 + 2 * MULTIPLY_STAGES
+#: the range-reduced method's mantissa (:func:`range_mantissa_stages`)
+RANGE_MANTISSA_STAGES = 3 + 2 * MULTIPLY_STAGES
+#: the range-reduced method's latency: the clip, the mantissa, the shift's two stages
+RANGE_LATENCY = RANGE_MANTISSA_STAGES + 3
 #: ``k``'s low bits that index one piece of the range method's table (a LUT4's inputs)
 TABLE_PIECE_BITS = 4
 
@@ -112,17 +115,15 @@ def _pack(layout, row: dict) -> int:
     return sum(int(row[name]) << field.offset for name, field in layout)
 
 
-def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
-    """The range-reduced method (module docstring); golden: ``spikeops.golden.exp._range_exp``."""
-    hc = cfg.H_codes
+def range_mantissa_stages(pipe: Pipeline, z, cfg: ExpConfig, exponent=None):
+    """The range-reduced method's mantissa (golden: :func:`spikeops.golden.exp.range_mantissa`):
+    ``w = z * L`` (:data:`MULTIPLY_STAGES`), the table in two stages, ``d_k * t``
+    (:data:`MULTIPLY_STAGES`) and ``m = c_k + ((d_k * t) >> tb)``, :data:`RANGE_MANTISSA_STAGES` in all.
+    Return ``(m, x)``, aligned: ``m`` in ``[2**mant_frac, 2**(mant_frac+1))`` and ``x =
+    exponent(n)`` (default ``n`` itself), formed as the table's first stage registers."""
     f, kb, tb = cfg.w_frac, cfg.index_bits, cfg.offset_bits
-    below, above = z < -hc, z >= hc
-    s1 = pipe.stage(zc=Mux(below, -hc, Mux(above, hc, z)), below=below, above=above)
-    pipe.carry(exp_below=s1.below, exp_above=s1.above)
-    w = multiply_stages(pipe, s1.zc, cfg.log2e_code).as_signed()
-    s2 = {"below": pipe.carried.pop("exp_below"), "above": pipe.carried.pop("exp_above")}
+    w = multiply_stages(pipe, z, cfg.log2e_code).as_signed()
     n = w >> f
-    shift_width = max(1, (cfg.n_top - cfg.n_bottom).bit_length())
     low = f - kb
     r_low = w[:low]
     t = r_low[low - tb:] if low >= tb else (r_low << (tb - low))
@@ -139,20 +140,37 @@ def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
         pieces[f"c{j}"] = Array([Const(int(tab.mantissas[i]), unsigned(cwidth)) for i in rows])[k_lo]
         pieces[f"d{j}"] = Array([Const(int(tab.diffs[i]), unsigned(dwidth)) for i in rows])[k_lo]
     s3a = pipe.stage(**pieces, k_hi=k_hi, t=t[:tb] if tb else Const(0, 1),
-                     sh=(cfg.n_top - n)[:shift_width], below=s2["below"], above=s2["above"])
+                     x=n if exponent is None else exponent(n))
     npieces = len(pieces) // 2
     s3 = pipe.stage(c=Array([s3a[f"c{j}"] for j in range(npieces)])[s3a.k_hi],
-                    d=Array([s3a[f"d{j}"] for j in range(npieces)])[s3a.k_hi],
-                    t=s3a.t, sh=s3a.sh, below=s3a.below, above=s3a.above)
-    pipe.carry(exp_c=s3.c, exp_sh=s3.sh, exp_below=s3.below, exp_above=s3.above)
+                    d=Array([s3a[f"d{j}"] for j in range(npieces)])[s3a.k_hi], t=s3a.t, x=s3a.x)
+    pipe.carry(exp_c=s3.c, exp_x=s3.x)
     p = multiply_stages(pipe, s3.d, s3.t)
-    c = {k: pipe.carried.pop("exp_" + k) for k in ("c", "sh", "below", "above")}
-    s5 = pipe.stage(m=(c["c"] + (p >> tb))[:cfg.mant_frac + 2], sh=c["sh"], below=c["below"], above=c["above"])
+    c, x = pipe.carried.pop("exp_c"), pipe.carried.pop("exp_x")
+    s5 = pipe.stage(m=(c + (p >> tb))[:cfg.mant_frac + 1], x=x)
+    return s5.m, s5.x
+
+
+def shift_stages(pipe: Pipeline, value, amount, **values):
+    """``value >> amount`` in two stages, by ``amount``'s high bits first, then by its low ones;
+    ``values`` ride along the first stage (returned with the result's stage)."""
+    lo = (len(amount) + 1) // 2
+    s = pipe.stage(v=value >> (amount[lo:] << lo), sh=amount[:lo], **values)
+    return s.v >> s.sh, s
+
+
+def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
+    """The range-reduced method (module docstring); golden: ``spikeops.golden.exp._range_exp``."""
+    hc = cfg.H_codes
+    below, above = z < -hc, z >= hc
+    s1 = pipe.stage(zc=Mux(below, -hc, Mux(above, hc, z)), below=below, above=above)
+    pipe.carry(exp_below=s1.below, exp_above=s1.above)
+    shift_width = max(1, (cfg.n_top - cfg.n_bottom).bit_length())
+    m, sh = range_mantissa_stages(pipe, s1.zc, cfg, exponent=lambda n: (cfg.n_top - n)[:shift_width])
+    below, above = pipe.carried.pop("exp_below"), pipe.carried.pop("exp_above")
     # the shift in two stages: by the high bits of ``sh`` first, then by the low ones with the clamps
-    lo = (shift_width + 1) // 2
-    s6 = pipe.stage(m=s5.m >> (s5.sh[lo:] << lo), sh=s5.sh[:lo], below=s5.below, above=s5.above)
-    y = (s6.m >> s6.sh)[:cfg.out_width]
-    return pipe.stage(e=Mux(s6.below, 0, Mux(s6.above, cfg.one_code, y))).e
+    y, s6 = shift_stages(pipe, m, sh, below=below, above=above)
+    return pipe.stage(e=Mux(s6.below, 0, Mux(s6.above, cfg.one_code, y[:cfg.out_width]))).e
 
 
 def exp_table_rom(cfg: ExpConfig):

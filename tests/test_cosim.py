@@ -93,13 +93,24 @@ def test_range_reduced_exp(op, sim):
 
 
 @pytest.mark.parametrize("sim", SIMS)
-def test_softmax_rows_of_the_models_context(sim):
+def test_online_softmax(sim):
+    """Softmax with the online normaliser (a row's first output a fixed 53 cycles after its last
+    input): full rate with every row's first output checked against the timing model, idle cycles
+    and backpressure, the corners, a reset in the middle of a row and the captured activations."""
+    cfg = registry.get("softmax").default(exp_method="range", normalizer="online", d_max=256)
+    _suite("softmax", cfg, sim, exhaustive=False)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("normalizer", ["row_max", pytest.param("online", marks=pytest.mark.slow)])
+def test_softmax_rows_of_the_models_context(sim, normalizer):
     """Softmax sized for SmolLM2's context (d_max=8192, as the conversion now plans it): two full
     8,192-element rows around a short one, at full rate (latency checked) and with idle cycles,
     backpressure and a reset in the middle of the first long row."""
     from spikeops.golden.fixed import quantize
     from spikeops.verif.stimulus import Stimulus
-    cfg = registry.get("softmax").default(d_max=8192)
+    extra = {"exp_method": "range", "normalizer": "online"} if normalizer == "online" else {}
+    cfg = registry.get("softmax").default(d_max=8192, **extra)
     reg = _regression("softmax", cfg, sim)
     rng = np.random.default_rng(3)
     rows = [quantize(rng.normal(0, 7, n), cfg.in_format) for n in (8192, 300, 8192)]

@@ -12,7 +12,22 @@ code or by the ``mask`` argument):
     q_i = Division(A = e_i, B = S, shift = out_frac)
 
 Masked positions give exactly 0 and take no part in ``m`` or ``S``; a fully masked row is all 0.
-Positions more than ``2H`` below the maximum contribute 0 (``e**-2H`` relative).
+Positions more than ``2H`` below the maximum contribute 0 (``e**-2H`` relative).  This is
+``normalizer="row_max"`` (the default): the RTL finds ``m`` before the first exponential, so a row's
+first output waits for a pass over the whole row.
+
+``normalizer="online"`` (with ``exp_method="range"``) takes the reference as the row arrives: with
+``(n_i, p_i) = range_mantissa(x_i)`` (``e**x_i ~ p_i 2**(n_i - f)``, ``p_i`` in ``[2**f, 2**(f+1))``,
+``f = mant_frac = exp_frac + floor(H log2 e)``):
+
+    (R, S) = online_sum(n, p)               running maximum exponent and sum (golden/online.py)
+    e_i = p_i >> (R - n_i)                  in (0, 2**(f+1)); the largest element's in [2**f, 2**(f+1))
+    q_i = Division(A = e_i, B = S, shift = out_frac)
+
+``R`` is an integer (log2 units), so the sum is rescaled by shifts whenever the maximum grows, and
+the RTL knows ``S`` a fixed number of cycles after the row's last element.  ``S`` lies between
+``sum_i e_i`` and the exact ``sum_i p_i 2**(n_i - R)`` (golden/online.py); positions more than
+``f + 1`` octaves below the maximum contribute 0.
 
 ``buffer_depth`` (hardware only; the results do not depend on it) is the number of elements the RTL
 holds between receiving a row and sending its last output: at least ``d_max`` (one row), by default
@@ -30,9 +45,10 @@ import numpy as np
 
 from .. import reference
 from ..config import OperatorConfig
-from ..choices import DivArch, ExpMethod, Rounding
+from ..choices import DivArch, ExpMethod, Normalizer, Rounding
 from ..division import DivisionConfig, divide
-from ..exp import ExpConfig, default_k, pwl_exp
+from ..exp import ExpConfig, default_k, pwl_exp, range_mantissa
+from ..online import online_sum, shift_right
 from ..fixed import FixedFormat, check_codes
 
 __all__ = ["SoftmaxConfig", "softmax", "default_buffer_depth"]
@@ -69,6 +85,7 @@ class SoftmaxConfig(OperatorConfig):
     div_arch: str = "binary"
     rounding: str = "nearest"
     buffer_depth: int | None = None  # elements held by the RTL's row buffer: about 2 d_max
+    normalizer: str = "row_max"  # or "online" (with exp_method="range"): the module docstring
     #: the clock the generator pipelines for, MHz (hardware only; None: the fixed pipeline)
     target_mhz: float | None = None
 
@@ -85,9 +102,19 @@ class SoftmaxConfig(OperatorConfig):
         self._int("div_guard_bits", 2, 24)
         self._choice("div_arch", DivArch)
         self._choice("rounding", Rounding)
+        normalizer = self._choice("normalizer", Normalizer)
         self._validate_target()
         self.exp
+        if normalizer == Normalizer.ONLINE and self.exp_method != ExpMethod.RANGE:
+            self._fail("normalizer", f"needs exp_method='range' (its reference moves by whole octaves, a "
+                                     f"shift), not {str(self.exp_method)!r}; allowed with that exp_method: "
+                                     f"{Normalizer.ROW_MAX.value!r}")
         self.division
+
+    @property
+    def online(self) -> bool:
+        """Whether the reference and the sum are taken as the row arrives (``normalizer="online"``)."""
+        return self.normalizer == Normalizer.ONLINE
 
     @functools.cached_property
     def in_format(self) -> FixedFormat:
@@ -104,14 +131,20 @@ class SoftmaxConfig(OperatorConfig):
                                H=self.H, K=self.K, out_frac=self.exp_frac, slope_frac=self.slope_frac, method=self.exp_method)
 
     @functools.cached_property
+    def e_width(self) -> int:
+        """Width of the exponentials ``e_i`` the division takes: the exp's output (``row_max``), or
+        the mantissa's ``mant_frac + 1`` bits (``online``)."""
+        return self.exp.mant_frac + 1 if self.online else self.exp.out_width
+
+    @functools.cached_property
     def sum_width(self) -> int:
-        """Width of the row sum ``S``: ``d_max`` terms of at most ``c_K``."""
-        return (self.d_max * ((1 << self.exp.out_width) - 1)).bit_length()
+        """Width of the row sum ``S``: ``d_max`` terms of at most ``2**e_width - 1``."""
+        return (self.d_max * ((1 << self.e_width) - 1)).bit_length()
 
     @functools.cached_property
     def division(self) -> DivisionConfig:
         q_width = self.out_frac + 1
-        return DivisionConfig(num_width=self.exp.out_width, den_width=self.sum_width,
+        return DivisionConfig(num_width=self.e_width, den_width=self.sum_width,
                               shift=self.out_frac, q_width=q_width,
                               theta_bits=q_width + self.div_guard_bits, arch=self.div_arch,
                               rounding=self.rounding)
@@ -120,7 +153,7 @@ class SoftmaxConfig(OperatorConfig):
         return {"exp": self.exp, "division": self.division}
 
     def own_derived(self) -> dict:
-        return {"sum_width": self.sum_width}
+        return {"e_width": self.e_width, "sum_width": self.sum_width}
 
     reference_name = "softmax: exp(x_i) / sum_j exp(x_j) over the valid positions"
 
@@ -143,8 +176,13 @@ def softmax(x, cfg: SoftmaxConfig = SoftmaxConfig(), mask=None) -> np.ndarray:
     if mask is not None:
         valid = valid & np.broadcast_to(np.asarray(mask, dtype=bool), x.shape)
     ecfg = cfg.exp
-    m = np.max(np.where(valid, x, cfg.in_format.min_code), axis=-1, keepdims=True)
-    e = np.where(valid, pwl_exp(x - m + ecfg.H_codes, ecfg), 0)
-    s = e.sum(axis=-1, keepdims=True)
+    if cfg.online:
+        n, p = range_mantissa(x, ecfg)
+        r, s = online_sum(n, p, valid)
+        e = np.where(valid, shift_right(p, r - np.where(valid, n, r)), 0)
+    else:
+        m = np.max(np.where(valid, x, cfg.in_format.min_code), axis=-1, keepdims=True)
+        e = np.where(valid, pwl_exp(x - m + ecfg.H_codes, ecfg), 0)
+        s = e.sum(axis=-1, keepdims=True)
     q = divide(e, s, cfg.division, check=False)
     return np.where(valid, q, 0)

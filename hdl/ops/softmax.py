@@ -35,10 +35,11 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 
 from ..component import OperatorComponent
 from ..division import division_latency, division_stages
-from ..exp import exp_latency, exp_stages, exp_table_rom
+from ..exp import RANGE_MANTISSA_STAGES, exp_latency, exp_stages, exp_table_rom, range_mantissa_stages, shift_stages
+from ..online import ONLINE_STAGES, online_sum_stages, reference_shape
 from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches, stepped
 from ..rowbuffer import RingPass, RowBuffer
-from ..timing import ThreePasses
+from ..timing import FixedDelay, ThreePasses
 from .base import OperatorSignature
 
 __all__ = ["Softmax"]
@@ -85,6 +86,13 @@ class Softmax(OperatorComponent):
             }
 
     @staticmethod
+    def _online_to_send(config) -> int:
+        """``normalizer="online"``: cycles from a row's last input to the send pass taking it: the
+        registered element, the mantissa (:func:`spikeops.hdl.exp.range_mantissa_stages`), the
+        online sum (:func:`spikeops.hdl.online.online_sum_stages`) and the sum queue's two cycles."""
+        return 1 + RANGE_MANTISSA_STAGES + ONLINE_STAGES + 2
+
+    @staticmethod
     def _to_send(config) -> int:
         """Cycles from the reduce pass's last read of a row to the send pass taking it: the reduce
         pipeline (buffer read, argument, PWL-Exp), the registered descriptor and the result queue's
@@ -98,15 +106,24 @@ class Softmax(OperatorComponent):
         cover a row's trip from reduce to send (``1 + (to_send + 1) / n``: with fewer, the reduce
         pass would wait for the send pass on back-to-back short rows)."""
         n = min(64, config.d_max)
-        return max(-(-config.buffer_depth // 64) + 1, 1 + -(-(cls._to_send(config) + 1) // n))
+        to_send = cls._online_to_send(config) if config.online else cls._to_send(config)
+        return max(-(-config.buffer_depth // 64) + 1, 1 + -(-(to_send + 1) // n))
 
     @classmethod
-    def timing(cls, config) -> ThreePasses:
+    def timing(cls, config) -> ThreePasses | FixedDelay:
         """The row timing model (:class:`spikeops.hdl.timing.ThreePasses`) of this realisation:
         the receive pass's three stages, the registered row descriptor and the row queue's two cycles
         to the reduce pass; the reduce pipeline (buffer read, argument, PWL-Exp), the registered
         descriptor and the result queue's two cycles to the send pass; then the send pipeline (buffer read, argument, PWL-Exp,
-        division, output queue) after the first read."""
+        division, output queue) after the first read.  ``normalizer="online"``:
+        :class:`spikeops.hdl.timing.FixedDelay`, the row's sum known a fixed time after its last
+        input (:meth:`_online_to_send`), then the send pipeline (the pass taking the row, buffer
+        read, its output register, the mantissa, the shift amount, the shift by its high bits, ``e``
+        registered after the low ones, the division, the output queue)."""
+        division = credit_latency(division_latency(config.division, **cls.division_options(config)))
+        if config.online:
+            return FixedDelay(to_send=cls._online_to_send(config),
+                              to_output=2 + 1 + RANGE_MANTISSA_STAGES + 3 + division)
         lat = exp_latency(config.exp)
         return ThreePasses(to_reduce=6, to_send=cls._to_send(config),
                            to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(
@@ -128,6 +145,42 @@ class Softmax(OperatorComponent):
 
     ii = 1
 
+    @staticmethod
+    def _reference_shape(cfg):
+        """The row's reference in its descriptor: the maximum code (``row_max``) or exponent (online)."""
+        return reference_shape(cfg) if cfg.online else signed(cfg.in_width)
+
+    def _online_reduce(self, m, a, a_v, xbuf, sumq, sum_layout):
+        """``normalizer="online"``: stage A's element goes to the ring and to the online sum
+        (:func:`spikeops.hdl.online.online_sum_stages`, after the mantissa), whose row ends write
+        ``sumq``; the send pass's take releases the row."""
+        cfg = self.config
+        xbuf.write(m, a.addr, a.x, a_v)
+        po = Pipeline(m, Const(1), a_v, name="on")
+        po.carry(vp=a.vp, first=a.first, last=a.end, cnt=a.n)
+        p, n = range_mantissa_stages(po, a.x, cfg.exp)
+        c = {k: po.carried.pop(k) for k in ("vp", "first", "last")}
+        out = online_sum_stages(po, n, Mux(c["vp"], p, 0), valid=c["vp"], first=c["first"], last=c["last"],
+                                lane=~po.carried["cnt"][0], cfg=cfg)
+        done = Signal(sum_layout)
+        m.d.comb += [done.n.eq(po.carried["cnt"]), done.ref.eq(out.r), done.total.eq(out.total),
+                     sumq.w_data.eq(done.as_value()), sumq.w_en.eq(out.valid & out.last)]
+
+    def _online_exp(self, pipe, xbuf, cfg):
+        """The send pass's ``e_i = p_i >> (R - n_i)`` from the ring's ``x_i`` (``normalizer="online"``):
+        the buffer's output register, the mantissa, the shift amount, the shift by its high bits,
+        ``e`` registered after the low ones.  Return ``e``; ``masked`` rides along, carried."""
+        pipe.stage()                                        # the buffer's output register
+        x = xbuf.port_data(1)
+        pipe.carry(masked=x == cfg.in_format.mask_code)
+        p, n = range_mantissa_stages(pipe, x, cfg.exp)
+        bits = max(1, cfg.e_width.bit_length())
+        top = (1 << bits) - 1
+        diff = pipe.carried.pop("ref") - n
+        s = pipe.stage(p=p, sh=Mux(diff >= top, top, diff[:bits]))
+        e, _ = shift_stages(pipe, s.p, s.sh)
+        return pipe.stage(e=e[:cfg.e_width]).e
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
@@ -137,27 +190,23 @@ class Softmax(OperatorComponent):
         n_shape = range(cfg.d_max + 1)
 
         xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth, read_ports=2, registered=True)
-        rom = exp_table_rom(cfg.exp)          # one exp table, a read port for each pass
-        if rom is not None:
-            m.submodules.exp_rom = rom
-        row_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width)})
-        sum_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width),
+        sum_layout = data.StructLayout({"n": n_shape, "ref": self._reference_shape(cfg),
                                         "total": unsigned(cfg.sum_width)})
-        m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 2)
         m.submodules.sumq = sumq = fifo.SyncFIFOBuffered(width=sum_layout.size, depth=nq + 1)
 
         # -- pass 1: receive -------------------------------------------------------------------
-        # an accepted element is counted and registered (stage A), then passes stages B and C; C's
-        # cycle writes it to the ring and updates the running maximum; at a row's end
-        # the descriptor is registered and written to the row queue the cycle after.  ``held``
-        # counts the descriptors of rows accepted to their end and not yet taken by pass 2 (those
-        # in flight included), so the queue (one entry deeper than it may hold) always has room.
+        # an accepted element is counted and registered (stage A); the row-max form then passes it
+        # through stages B and C (:meth:`_row_max_reduce`), the online form to the ring and the
+        # online sum (:meth:`_online_reduce`).  ``held`` counts the descriptors of rows accepted to
+        # their end and not yet released (taken by pass 2, or online by the send pass; those in
+        # flight included), so the queue they go to (one entry deeper than it may hold) has room.
         wr = Signal(range(depth))
         used = Signal(range(depth + 1))     # ring entries accepted and not yet read by the send pass
         held = Signal(range(nq + 2))
         row_n = Signal(range(cfg.d_max))   # elements of the row being received so far
         # ``ready`` is a register: ``used + accept - send.issue != depth`` and ``held + ends -
-        # red.take != nq + 1``, from flags of the counters that do not wait for this cycle's accept
+        # release != nq + 1`` (``release``: pass 2 or, online, the send pass takes a row), from
+        # flags of the counters that do not wait for this cycle's accept
         ready = Signal(init=1, name="rx_ready")
         m.d.comb += self.i.ready.eq(ready)
         accept = self.i.valid & ready
@@ -166,6 +215,62 @@ class Softmax(OperatorComponent):
             m.d.sync += row_n.eq(Mux(ends, 0, row_n + 1))
             with m.If((row_n == cfg.d_max - 1) & ~self.i.payload.last):
                 m.d.sync += self.overflow.eq(1)
+        el = data.StructLayout({"x": signed(cfg.in_width), "vp": 1, "end": 1, "first": 1, "n": n_shape,
+                                "addr": range(depth)})
+        a, a_v = Signal(el, name="rx_a"), Signal(name="rx_a_valid")
+        x_in = self.i.payload.data
+        m.d.sync += a_v.eq(accept)
+        with m.If(accept):
+            m.d.sync += [a.x.eq(Mux(self.i.payload.masked, fmt.mask_code, x_in)),
+                         a.vp.eq(~self.i.payload.masked & (x_in != fmt.mask_code)),
+                         a.end.eq(ends), a.first.eq(row_n == 0), a.n.eq(row_n + 1), a.addr.eq(wr),
+                         wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
+
+        if cfg.online:
+            self._online_reduce(m, a, a_v, xbuf, sumq, sum_layout)
+        else:
+            release, ahead_count = self._row_max_reduce(m, a, a_v, xbuf, sumq, sum_layout, el)
+
+        # -- pass 3: send (reads while the output queue has room; the datapath never stalls) -----
+        issue = Signal()
+        p3 = CreditPipeline(m, self.o, valid=issue, name="q")
+        send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=p3.room, name="s")
+        m.d.comb += issue.eq(send.issue)
+        if cfg.online:
+            release = send.take
+        # the counts stepped by their events (:func:`stepped`: the events select, no event enters a chain)
+        m.d.sync += [used.eq(stepped(used, accept, send.issue)), held.eq(stepped(held, ends, release))]
+        if not cfg.online:
+            ahead_count(send.take)
+        m.d.sync += ready.eq(~reaches(used, accept, send.issue, depth) & ~reaches(held, ends, release, nq + 1))
+
+        if cfg.online:
+            p3.carry(last=send.last, ref=send.row.ref, total=send.row.total)
+            p3.stage()                         # the buffer's read enters its data latch
+            e3 = self._online_exp(p3, xbuf, cfg)
+        else:
+            p3.carry(last=send.last, mx=send.row.ref, total=send.row.total)
+            p3.stage()
+            e3 = _exp_of(p3, xbuf, 1, p3.carried.pop("mx"), cfg, self._rom)  # mx: needed by one stage only
+        q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division,  # S enters stage 1 only
+                            **self.division_options(cfg))
+        p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
+        return m
+
+    def _row_max_reduce(self, m, a, a_v, xbuf, sumq, sum_layout, el):
+        """``normalizer="row_max"``: stages B and C after A, the running maximum, the ring's write,
+        the row queue and pass 2 (the exponentials and their sum), which writes ``sumq``.  Return
+        the event that releases a row (pass 2 takes it) and a function that adds the count of rows
+        pass 2 runs ahead of the send pass, given the send pass's take."""
+        cfg = self.config
+        fmt = cfg.in_format
+        nq = self.queue_rows(cfg)
+        n_shape = range(cfg.d_max + 1)
+        self._rom = rom = exp_table_rom(cfg.exp)          # one exp table, a read port for each pass
+        if rom is not None:
+            m.submodules.exp_rom = rom
+        row_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width)})
+        m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 2)
         # the running maximum ``mx`` takes an element in stage C; whether it beats the row's
         # maximum so far is decided in stage B from compares made in stage A (on the registered
         # element, not the input port), against ``mx`` and against the elements in stages B and C
@@ -173,22 +278,13 @@ class Softmax(OperatorComponent):
         # row.  The compares are unsigned, on the codes with their sign bit flipped (a carry chain's
         # carry out, no sign logic after it); no compare feeds another's result in one cycle, and
         # ``mx``'s own loop is a multiplexer.
-        el = data.StructLayout({"x": signed(cfg.in_width), "vp": 1, "end": 1, "first": 1, "n": n_shape,
-                                "addr": range(depth)})
-        a, a_v = Signal(el, name="rx_a"), Signal(name="rx_a_valid")
         b, b_v = Signal(el, name="rx_b"), Signal(name="rx_b_valid")
         c, c_v = Signal(el, name="rx_c"), Signal(name="rx_c_valid")
         flags = data.StructLayout({"mx": 1, "b": 1, "c": 1})
         gt, use = Signal(flags, name="rx_gt"), Signal(flags, name="rx_use")    # with stage B
         beats = Signal(name="rx_beats")                                       # with stage C
         mx = Signal(signed(cfg.in_width), init=fmt.min_code)
-        x_in = self.i.payload.data
-        m.d.sync += [a_v.eq(accept), b_v.eq(a_v), c_v.eq(b_v)]
-        with m.If(accept):
-            m.d.sync += [a.x.eq(Mux(self.i.payload.masked, fmt.mask_code, x_in)),
-                         a.vp.eq(~self.i.payload.masked & (x_in != fmt.mask_code)),
-                         a.end.eq(ends), a.first.eq(row_n == 0), a.n.eq(row_n + 1), a.addr.eq(wr),
-                         wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
+        m.d.sync += [b_v.eq(a_v), c_v.eq(b_v)]
 
         def key(v):
             return v.as_unsigned() ^ (1 << (cfg.in_width - 1))
@@ -236,24 +332,10 @@ class Softmax(OperatorComponent):
         with m.If(p2.valid & p2.carried["last"]):
             m.d.sync += [ended.n.eq(p2.carried["n"]), ended.mx.eq(p2.carried["mx"])]
         done = Signal(sum_layout)
-        m.d.comb += [done.n.eq(ended.n), done.mx.eq(ended.mx), done.total.eq(acc),
+        m.d.comb += [done.n.eq(ended.n), done.ref.eq(ended.mx), done.total.eq(acc),
                      sumq.w_data.eq(done.as_value()), sumq.w_en.eq(ended_v)]
 
-        # -- pass 3: send (reads while the output queue has room; the datapath never stalls) -----
-        issue = Signal()
-        p3 = CreditPipeline(m, self.o, valid=issue, name="q")
-        send = RingPass(m, xbuf, 1, sumq, sum_layout, advance=p3.room, name="s")
-        m.d.comb += issue.eq(send.issue)
-        # the counts stepped by their events (:func:`stepped`: the events select, no event enters a chain)
-        m.d.sync += [used.eq(stepped(used, accept, send.issue)), ahead.eq(stepped(ahead, red.take, send.take)),
-                     ahead_full.eq(reaches(ahead, red.take, send.take, nq)), held.eq(stepped(held, ends, red.take))]
-
-        m.d.sync += ready.eq(~reaches(used, accept, send.issue, depth) & ~reaches(held, ends, red.take, nq + 1))
-
-        p3.carry(last=send.last, mx=send.row.mx, total=send.row.total)
-        p3.stage()
-        e3 = _exp_of(p3, xbuf, 1, p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
-        q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division,  # S enters stage 1 only
-                            **self.division_options(cfg))
-        p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
-        return m
+        def ahead_count(send_take):
+            m.d.sync += [ahead.eq(stepped(ahead, red.take, send_take)),
+                         ahead_full.eq(reaches(ahead, red.take, send_take, nq))]
+        return red.take, ahead_count

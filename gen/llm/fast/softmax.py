@@ -12,7 +12,8 @@ with ``k, beta, T`` from golden's stage 1 (or its exact path) on ``S``; a fully 
 passes (``spikeops_softmax_sum_f32``: ``m`` and ``S``; ``spikeops_softmax_out_f32``: the
 quotients) when ``sum_width <= 62`` and the division is exact in float64; else torch computes
 ``e`` and ``S`` and the division runs in torch float64, or golden's ``divide`` when float64 is not
-exact.  Rows longer than ``d_max``, masks that do not broadcast to ``x``, NaN go to golden.
+exact.  Rows longer than ``d_max``, masks that do not broadcast to ``x``, NaN and the online
+normaliser (``normalizer="online"``: its sum is a recurrence along the row) go to golden.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def _softmax_kernel(cfg, x: torch.Tensor, valid):
 def softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
     """``q_i = Division(e_i, S)`` with ``e_i = PWL-Exp(x_i - m + H)`` over the valid positions
     (``mask``: bool tensor or array broadcastable to ``x``, True = valid; or None)."""
-    if x.ndim == 0 or x.shape[-1] == 0 or x.shape[-1] > cfg.d_max:
-        raise Fallback
+    if x.ndim == 0 or x.shape[-1] == 0 or x.shape[-1] > cfg.d_max or cfg.online:
+        raise Fallback  # the online normaliser's sum is a recurrence along the row: golden's loop
     fmt, dcfg, hc = cfg.in_format, cfg.division, cfg.exp.H_codes
     valid = _valid(mask, x)
     if kernel.kernel_quantizes(x, fmt) and cfg.sum_width <= 62:
