@@ -9,7 +9,7 @@ first outputs fix the throughput as well as the latency.
 * :class:`ThreePasses`: receive, a reduction pass and a send pass over one row buffer, each pass
   one element per cycle on its own row (Softmax).
 * :class:`FixedDelay`: the send pass takes a row a fixed time after its last input, or after a
-  shared unit started on it (RMSNorm, LayerNorm).
+  shared unit started on it (RMSNorm, LayerNorm, Softmax with the online normaliser).
 """
 
 from __future__ import annotations
@@ -88,10 +88,12 @@ class FixedDelay:
     to_output: int
     unit_start: int = 0
     unit_period: int = 0
+    #: what is computed as the row arrives, for :meth:`describe`
+    reduction: str = "the norm"
 
     def describe(self) -> str:
         """The model in words, for the manifest."""
-        text = (f"receive and send over a ring, the norm computed as the row arrives: a row's first output comes "
+        text = (f"receive and send over a ring, {self.reduction} computed as the row arrives: a row's first output comes "
                 f"{self.latency(0)} cycles after its last input at an idle operator (sink ready), or one cycle after "
                 f"the previous row's last output, whichever is later")
         if self.unit_period:

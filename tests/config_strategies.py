@@ -39,6 +39,8 @@ def _softmax(draw):
          "out_frac": draw(st.integers(1, 16)), **_exp_params(draw, w), **_division_params(draw),
          # the row buffer: the default (two rows and the pipeline) or anything from one row up
          "buffer_depth": draw(st.one_of(st.none(), st.integers(d_max, 2 * d_max + 40)))}
+    if p["exp_method"] == "range":   # the online normaliser needs the range-reduced exponential
+        p["normalizer"] = draw(st.sampled_from(["row_max", "online"]))
     return p
 
 

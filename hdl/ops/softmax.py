@@ -23,6 +23,13 @@ The receive side accepts while the ring has a free entry and the row queue has r
 (sink always ready, :class:`spikeops.hdl.timing.ThreePasses`): ``Softmax.timing(config)`` gives the
 hand-over delays; a row arriving at an idle operator answers ``n + latency_for(config, 0)`` cycles
 after its last input.
+
+With ``normalizer="online"`` pass 2 goes: the receive pass writes the ring and feeds each element to
+the range-reduced exponential's mantissa and the online sum (``hdl/online.py``: a running maximum
+exponent ``R``, two lanes of sums rescaled by shifts), which queues ``(n, R, S)`` a fixed number of
+cycles after the row's last element; the send pass reads the row, forms ``e_i = p_i >> (R - n_i)``
+from the mantissa again and divides.  A row's first output then follows its last input by
+``latency_for(config)`` cycles whatever its length (:class:`spikeops.hdl.timing.FixedDelay`).
 """
 
 from __future__ import annotations
@@ -123,7 +130,8 @@ class Softmax(OperatorComponent):
         division = credit_latency(division_latency(config.division, **cls.division_options(config)))
         if config.online:
             return FixedDelay(to_send=cls._online_to_send(config),
-                              to_output=2 + 1 + RANGE_MANTISSA_STAGES + 3 + division)
+                              to_output=2 + 1 + RANGE_MANTISSA_STAGES + 3 + division,
+                              reduction="the reference and the sum")
         lat = exp_latency(config.exp)
         return ThreePasses(to_reduce=6, to_send=cls._to_send(config),
                            to_output=2 + _ARGUMENT_STAGES + lat + credit_latency(
