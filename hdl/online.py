@@ -12,10 +12,11 @@ that keep the running maximum ``R`` and the two lanes' sums, and hands out ``(R,
    the term's ``R_j - n_j``, the lane's ``R_j - R_(j-2)`` (all ones at the row's first two
    positions: the lane starts at 0), the end's ``R_j - R_(j-1)``;
 3. and 4. the term ``p_j >> (R_j - n_j)`` (:func:`spikeops.hdl.exp.shift_stages`);
-5. the lane's sum shifted, ``X = S^(j mod 2) >> (R_j - R_(j-2))``, registered;
-6. ``S^(j mod 2) = X + term``: the loop of a lane is these two stages, and the lanes take turns, so
-   an element a cycle updates each lane at most every other cycle.  At a row's end the stage also
-   registers the new sum and the other lane's;
+5. the lane's sum shifted by the high bits of ``R_j - R_(j-2)``, registered;
+6. ``S^(j mod 2) = (X >> low bits) + term``: the loop of a lane is these two stages, and the lanes
+   take turns, so an element a cycle updates each lane at most every other cycle (a row's first
+   position follows the last of the row before in the same lane, but starts it at 0).  At a row's
+   end the stage also registers the new sum and the other lane's;
 7. the other lane's sum shifted by ``R_(n-1) - R_(n-2)`` (0 for a row of one element);
 8. ``S`` = their sum.
 
@@ -28,7 +29,7 @@ from amaranth.hdl import Mux, Signal, signed
 
 from .exp import shift_stages
 
-__all__ = ["online_sum_stages", "no_reference", "exponent_range", "reference_shape", "ONLINE_STAGES"]
+__all__ = ["online_sum_stages", "no_reference", "exponent_range", "reference_shape", "saturated", "ONLINE_STAGES"]
 
 #: stages of :func:`online_sum_stages`
 ONLINE_STAGES = 8
@@ -51,11 +52,14 @@ def reference_shape(cfg):
     return signed(max(no_reference(cfg).bit_length(), exponent_range(cfg)[1].bit_length()) + 1)
 
 
-def _saturated(diff, width: int):
-    """``diff`` (signed, never negative where it matters) as a ``width``-bit shift amount: all ones
-    from ``2**width - 1`` on."""
+def saturated(diff, width: int):
+    """``diff`` (never negative where it matters) as a ``width``-bit shift amount: all ones from
+    ``2**width - 1`` on.  Any bit above the amount's sets it to all ones (an OR of those bits, no
+    compare chain after the subtraction that forms ``diff``)."""
     top = (1 << width) - 1
-    return Mux(diff >= top, top, diff[:width])
+    if len(diff) <= width:
+        return diff[:width]
+    return Mux(diff[width:].any(), top, diff[:width])
 
 
 def online_sum_stages(pipe, n, p, *, valid, first, last, lane, cfg):
@@ -84,9 +88,9 @@ def online_sum_stages(pipe, n, p, *, valid, first, last, lane, cfg):
     s1 = pipe.stage(r=new, r1=prev1, r2=prev2, n=n, p=p, start=first | fresh, lane=lane, first=first, last=last)
     # 2. the shift amounts
     s2 = pipe.stage(r=s1.r, p=s1.p, lane=s1.lane, single=s1.first, last=s1.last,
-                    term=_saturated(s1.r - s1.n, term_bits),
-                    lane_sh=Mux(s1.start, (1 << sum_bits) - 1, _saturated(s1.r - s1.r2, sum_bits)),
-                    end_sh=_saturated(s1.r - s1.r1, sum_bits))
+                    term=saturated(s1.r - s1.n, term_bits),
+                    lane_sh=Mux(s1.start, (1 << sum_bits) - 1, saturated(s1.r - s1.r2, sum_bits)),
+                    end_sh=saturated(s1.r - s1.r1, sum_bits))
     # 3., 4. the term
     t, s3 = shift_stages(pipe, s2.p, s2.term, r=s2.r, lane=s2.lane, single=s2.single, last=s2.last,
                          lane_sh=s2.lane_sh, end_sh=s2.end_sh)
@@ -94,9 +98,11 @@ def online_sum_stages(pipe, n, p, *, valid, first, last, lane, cfg):
                     lane_sh=s3.lane_sh, end_sh=s3.end_sh)
     # 5., 6. the lanes: shift, then add
     lanes = [Signal(sum_width, name=f"on_lane{k}") for k in range(2)]
-    s5 = pipe.stage(x=Mux(s4.lane, lanes[1], lanes[0]) >> s4.lane_sh, t=s4.t, r=s4.r, lane=s4.lane, single=s4.single, last=s4.last,
-                    end_sh=s4.end_sh)
-    total = (s5.x + s5.t)[:sum_width]
+    # the shift split across the loop's two stages: by the amount's high bits as the lane is read,
+    # by its low bits before the add (:func:`spikeops.hdl.exp.shift_stages`)
+    x, s5 = shift_stages(pipe, Mux(s4.lane, lanes[1], lanes[0]), s4.lane_sh, t=s4.t, r=s4.r, lane=s4.lane,
+                         single=s4.single, last=s4.last, end_sh=s4.end_sh)
+    total = (x + s5.t)[:sum_width]
     with m.If(s5.valid):
         with m.If(s5.lane):
             m.d.sync += lanes[1].eq(total)

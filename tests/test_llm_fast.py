@@ -206,6 +206,8 @@ SOFTMAX_CONFIGS = [
     {"in_width": 20, "in_frac": 10, "d_max": 4096, "out_frac": 12, "slope_frac": 12},
     {"in_width": 24, "in_frac": 8, "H": 12, "exp_frac": 8},
     {"d_max": 64, "div_guard_bits": 2},
+    {"exp_method": "range", "normalizer": "online"},
+    {"exp_method": "range", "normalizer": "online", "in_width": 12, "in_frac": 5, "out_frac": 8, "K": 16},
 ]
 
 

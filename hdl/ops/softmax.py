@@ -43,7 +43,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 from ..component import OperatorComponent
 from ..division import division_latency, division_stages
 from ..exp import RANGE_MANTISSA_STAGES, exp_latency, exp_stages, exp_table_rom, range_mantissa_stages, shift_stages
-from ..online import ONLINE_STAGES, online_sum_stages, reference_shape
+from ..online import ONLINE_STAGES, online_sum_stages, reference_shape, saturated
 from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches, stepped
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay, ThreePasses
@@ -182,10 +182,7 @@ class Softmax(OperatorComponent):
         x = xbuf.port_data(1)
         pipe.carry(masked=x == cfg.in_format.mask_code)
         p, n = range_mantissa_stages(pipe, x, cfg.exp)
-        bits = max(1, cfg.e_width.bit_length())
-        top = (1 << bits) - 1
-        diff = pipe.carried.pop("ref") - n
-        s = pipe.stage(p=p, sh=Mux(diff >= top, top, diff[:bits]))
+        s = pipe.stage(p=p, sh=saturated(pipe.carried.pop("ref") - n, max(1, cfg.e_width.bit_length())))
         e, _ = shift_stages(pipe, s.p, s.sh)
         return pipe.stage(e=e[:cfg.e_width]).e
 

@@ -12,8 +12,9 @@ with ``k, beta, T`` from golden's stage 1 (or its exact path) on ``S``; a fully 
 passes (``spikeops_softmax_sum_f32``: ``m`` and ``S``; ``spikeops_softmax_out_f32``: the
 quotients) when ``sum_width <= 62`` and the division is exact in float64; else torch computes
 ``e`` and ``S`` and the division runs in torch float64, or golden's ``divide`` when float64 is not
-exact.  Rows longer than ``d_max``, masks that do not broadcast to ``x``, NaN and the online
-normaliser (``normalizer="online"``: its sum is a recurrence along the row) go to golden.
+exact.  Rows longer than ``d_max``, masks that do not broadcast to ``x``, NaN go to golden.  The
+online normaliser (``normalizer="online"``) runs golden's mantissas and recurrence along the row on
+the quantised codes (its sum is a recurrence, vectorised over the rows), then the same division.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 
 from spikeops.golden.division import divide
+from spikeops.golden.exp import range_mantissa
+from spikeops.golden.online import online_sum, shift_right
 
 from . import kernel
 from .division import apply_division, neutral_rows, row_division
@@ -87,10 +90,12 @@ def _softmax_kernel(cfg, x: torch.Tensor, valid):
 def softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
     """``q_i = Division(e_i, S)`` with ``e_i = PWL-Exp(x_i - m + H)`` over the valid positions
     (``mask``: bool tensor or array broadcastable to ``x``, True = valid; or None)."""
-    if x.ndim == 0 or x.shape[-1] == 0 or x.shape[-1] > cfg.d_max or cfg.online:
-        raise Fallback  # the online normaliser's sum is a recurrence along the row: golden's loop
+    if x.ndim == 0 or x.shape[-1] == 0 or x.shape[-1] > cfg.d_max:
+        raise Fallback
     fmt, dcfg, hc = cfg.in_format, cfg.division, cfg.exp.H_codes
     valid = _valid(mask, x)
+    if cfg.online:
+        return _online(cfg, x, valid)
     if kernel.kernel_quantizes(x, fmt) and cfg.sum_width <= 62:
         out = _softmax_kernel(cfg, x, valid)
         if out is not None:
@@ -110,6 +115,33 @@ def softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
     j = (c - (m - (2 * hc + 1))).clamp_min_(0)
     e = table.index_select(0, j.reshape(-1)).view(x.shape)
     s = e.sum(-1).reshape(-1).numpy().astype(np.int64)  # float64: exact integers below 2**53
+    return _divide(cfg, e, s, x.dtype, fast_sum)
+
+
+def _online(cfg, x: torch.Tensor, valid) -> torch.Tensor:
+    """``normalizer="online"``: golden's mantissas and its recurrence along the row
+    (:func:`spikeops.golden.online.online_sum`, vectorised over the rows) on the quantised codes,
+    then the division as above."""
+    kind, c, neg_inf = scaled(x, cfg.in_format, allow_mask=True)
+    if kind == "half":
+        c = codes_of_half(c)
+    codes = c.numpy().astype(np.int64, copy=False)
+    ok = codes != cfg.in_format.mask_code
+    if valid is not None:
+        ok = ok & np.broadcast_to(valid.numpy(), codes.shape)
+    if neg_inf is not None:
+        ok = ok & ~neg_inf.numpy()
+    n, p = range_mantissa(codes, cfg.exp)
+    ref, s = online_sum(n, p, ok)
+    e = np.where(ok, shift_right(p, ref - np.where(ok, n, ref)), 0)
+    fast_sum = cfg.sum_width <= 53
+    e_t = torch.from_numpy(e.astype(np.float64) if fast_sum else e)
+    return _divide(cfg, e_t, s.reshape(-1), x.dtype, fast_sum)
+
+
+def _divide(cfg, e: torch.Tensor, s: np.ndarray, dtype, fast_sum: bool) -> torch.Tensor:
+    """``q_i = Division(e_i, S)`` per row (``s``: the row sums, flat), dequantised to ``dtype``."""
+    dcfg = cfg.division
     params, floor_needed, exact = row_division(s, dcfg)
     neutral_rows(params, s == 0)
     if exact and fast_sum:
@@ -118,4 +150,4 @@ def softmax(cfg, x: torch.Tensor, mask) -> torch.Tensor:
         e_np = e.numpy().astype(np.int64, copy=False)
         s_np = s.reshape(e_np.shape[:-1] + (1,))
         q = torch.from_numpy(np.where(s_np == 0, 0, divide(e_np, s_np, dcfg, check=False)))
-    return dequantize_codes(q, cfg.out_format, x.dtype)
+    return dequantize_codes(q, cfg.out_format, dtype)
