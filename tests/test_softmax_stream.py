@@ -28,7 +28,14 @@ def _items(rows, masks):
 
 
 def _run(cfg, lengths, **kw):
-    rows, masks = _rows(cfg, lengths)
+    return run_rows(cfg, *_rows(cfg, lengths), **kw)
+
+
+def run_rows(cfg, rows, masks, **kw):
+    """Stream ``rows`` (with their ``masks``) through :class:`Softmax` in Amaranth's simulator
+    (``run_stream``'s keywords: idle cycles, backpressure), check every output and ``last`` against
+    the golden model; return the cycle log, each row's last input cycle and first output cycle."""
+    lengths = [len(r) for r in rows]
     out, log = run_stream(Softmax(cfg), _items(rows, masks), **kw)
     want = [int(v) for r, mk in zip(rows, masks) for v in softmax(r, cfg, mask=mk)]
     assert [int(o.data) for o in out] == want
