@@ -7,14 +7,15 @@ log2 units) and a mantissa ``p_j`` in ``[2**f, 2**(f+1))`` (``f`` = ``mant_frac`
 :func:`spikeops.golden.exp.range_mantissa`), so that ``e**x_j ~ p_j 2**(n_j - f)``.  The reference
 is the running maximum of the exponents, an integer, so a change of reference is a shift.
 
-The positions are taken in row order ``j = 0 .. n-1`` in :data:`LANES` = 2 interleaved lanes (lane
-``j mod 2``, masked positions included), each lane's sum a recurrence of its own; the hardware's
-sum is a loop of two cycles (shift, then add), so each lane is updated every other element at most::
+The positions are taken in row order ``j = 0 .. n-1`` in ``L`` = :data:`LANES` = 3 interleaved
+lanes (lane ``j mod L``, masked positions included), each lane's sum a recurrence of its own; the
+hardware's sum is a loop of three cycles (a shift in two stages, then an add), so each lane is
+updated every third element at most::
 
-    R_j = max(R_(j-1), n_j)  if j is valid, else R_(j-1)             R_(-1) = R_(-2) = -inf
-    S^(j mod 2) <- (S^(j mod 2) >> (R_j - R_(j-2))) + (p_j >> (R_j - n_j))   (+ 0 if j is masked)
+    R_j = max(R_(j-1), n_j)  if j is valid, else R_(j-1)             R_(-1) = .. = R_(-L) = -inf
+    S^(j mod L) <- (S^(j mod L) >> (R_j - R_(j-L))) + (p_j >> (R_j - n_j))   (+ 0 if j is masked)
     R = R_(n-1)
-    S = S^((n-1) mod 2) + (S^(n mod 2) >> (R_(n-1) - R_(n-2)))               (second term: n >= 2)
+    S = sum_(k = 0 .. min(L, n) - 1) S^((n-1-k) mod L) >> (R_(n-1) - R_(n-1-k))
 
 Every shift is to the right by a non-negative amount (by the word's width or more it gives 0), and
 a lane's sum starts at 0 at its row's first position, so ``S`` is an integer the RTL reproduces to
@@ -33,8 +34,8 @@ import numpy as np
 
 __all__ = ["LANES", "NO_REFERENCE", "online_sum", "shift_right"]
 
-#: interleaved partial sums (the RTL's loop of shift then add takes two cycles)
-LANES = 2
+#: interleaved partial sums (the RTL's loop, a shift in two stages then an add, takes three cycles)
+LANES = 3
 #: the reference of a row with no valid position so far: below every exponent by more than any
 #: word's width (the exponents of a 62-bit argument times log2 e stay far above it)
 NO_REFERENCE = -(1 << 20)
@@ -53,17 +54,17 @@ def online_sum(n, p, valid) -> tuple[np.ndarray, np.ndarray]:
     valid = np.broadcast_to(np.asarray(valid, dtype=bool), n.shape)
     length = n.shape[-1]
     rows = n.shape[:-1]
-    ref = np.full(rows, NO_REFERENCE, dtype=np.int64)    # R_(j-1)
-    ref2 = ref.copy()                                    # R_(j-2)
+    # refs[k] = R_(j-1-k), k = 0 .. LANES-1
+    refs = [np.full(rows, NO_REFERENCE, dtype=np.int64) for _ in range(LANES)]
     lanes = [np.zeros(rows, dtype=np.int64) for _ in range(LANES)]
     for j in range(length):
         v = valid[..., j]
-        new = np.where(v, np.maximum(ref, n[..., j]), ref)
+        new = np.where(v, np.maximum(refs[0], n[..., j]), refs[0])
         term = np.where(v, shift_right(p[..., j], new - np.where(v, n[..., j], new)), 0)
         lane = j % LANES
-        lanes[lane] = shift_right(lanes[lane], new - ref2) + term
-        ref2, ref = ref, new
+        lanes[lane] = shift_right(lanes[lane], new - refs[-1]) + term
+        refs = [new] + refs[:-1]
     total = lanes[(length - 1) % LANES]
-    if length >= 2:
-        total = total + shift_right(lanes[length % LANES], ref - ref2)
-    return ref[..., None], total[..., None]
+    for k in range(1, min(LANES, length)):
+        total = total + shift_right(lanes[(length - 1 - k) % LANES], refs[0] - refs[k])
+    return refs[0][..., None], total[..., None]

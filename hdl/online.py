@@ -2,22 +2,22 @@
 
 :func:`online_sum_stages` adds to a pipeline that never stalls, whose current stage holds each
 element's exponent ``n`` and mantissa ``p`` (``p = 0`` where the position is masked), the stages
-that keep the running maximum ``R`` and the two lanes' sums, and hands out ``(R, S)`` at a row's end:
+that keep the running maximum ``R`` and the ``L`` = :data:`spikeops.golden.online.LANES` lanes'
+sums, and hands out ``(R, S)`` at a row's end:
 
-1. ``R_j = max(R_(j-1), n_j)``: a compare and a multiplexer in the loop; ``R_(j-1)``, ``R_(j-2)``
-   registered beside it (the row's first position sees neither: golden's ``-inf`` is
+1. ``R_j = max(R_(j-1), n_j)``: a compare and a multiplexer in the loop; ``R_(j-1)`` .. ``R_(j-L)``
+   registered beside it (before the row's first position they are golden's ``-inf``,
    :func:`no_reference`, far enough below every exponent that any shift by a difference with it
-   clears its word);
+   clears its word), the lane ``j mod L`` counted;
 2. the shift amounts, each saturated at the width it shifts (a shift by all ones clears the word):
-   the term's ``R_j - n_j``, the lane's ``R_j - R_(j-2)`` (all ones at the row's first two
-   positions: the lane starts at 0), the end's ``R_j - R_(j-1)``;
-3. and 4. the term ``p_j >> (R_j - n_j)`` (:func:`spikeops.hdl.exp.shift_stages`);
-5. the lane's sum shifted by the high bits of ``R_j - R_(j-2)``, registered;
-6. ``S^(j mod 2) = (X >> low bits) + term``: the loop of a lane is these two stages, and the lanes
-   take turns, so an element a cycle updates each lane at most every other cycle (a row's first
-   position follows the last of the row before in the same lane, but starts it at 0).  At a row's
-   end the stage also registers the new sum and the other lane's;
-7. the other lane's sum shifted by ``R_(n-1) - R_(n-2)`` (0 for a row of one element);
+   the term's ``R_j - n_j``, the lane's ``R_j - R_(j-L)`` (all ones at the row's first ``L``
+   positions: the lane starts at 0), the end's ``R_j - R_(j-k)``, ``k = 1 .. L-1``;
+3. the term ``p_j`` and the lane's sum, each shifted by its amount's high bits;
+4. ... and by its low bits;
+5. ``S^(j mod L) = X + term``: the loop of a lane is stages 3 to 5, and the lanes take turns, so an
+   element a cycle updates each lane at most every third cycle.  At a row's end the stage also
+   registers the new sum and the other lanes' (0 for a lane the row did not reach);
+6. and 7. the other lanes' sums shifted to the row's reference, by ``R_(n-1) - R_(n-1-k)``;
 8. ``S`` = their sum.
 
 :data:`ONLINE_STAGES` stages in all.
@@ -25,9 +25,9 @@ that keep the running maximum ``R`` and the two lanes' sums, and hands out ``(R,
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Mux, Signal, signed
 
-from .exp import shift_stages
+from spikeops.golden.online import LANES
 
 __all__ = ["online_sum_stages", "no_reference", "exponent_range", "reference_shape", "saturated", "ONLINE_STAGES"]
 
@@ -62,55 +62,79 @@ def saturated(diff, width: int):
     return Mux(diff[width:].any(), top, diff[:width])
 
 
-def online_sum_stages(pipe, n, p, *, valid, first, last, lane, cfg):
+def _split(amount):
+    """``amount`` as ``(high, low)``: a shift by the high bits (as a multiple of the low part's
+    range), then by the low ones, each a few LUT levels (:func:`spikeops.hdl.exp.shift_stages`)."""
+    lo = (len(amount) + 1) // 2
+    return amount[lo:] << lo, amount[:lo]
+
+
+def online_sum_stages(pipe, n, p, *, valid, first, last, cfg):
     """Add the stages (module docstring) to ``pipe``; ``n``, ``p`` (0 where masked), ``valid`` (a
-    valid position), ``first``/``last`` (the row's first/last position) and ``lane`` (the
-    position's parity) are this stage's.  Return the last stage: ``r`` (the reference), ``total``
-    (``S``) and ``last`` (read them where ``valid & last``); values carried on ``pipe`` ride along."""
+    valid position) and ``first``/``last`` (the row's first/last position) are this stage's.
+    Return the last stage: ``r`` (the reference), ``total`` (``S``) and ``last`` (read them where
+    ``valid & last``); values carried on ``pipe`` ride along."""
     m = pipe.m
+    lanes_n = LANES
     none = no_reference(cfg)
     rshape = reference_shape(cfg)
     sum_width = cfg.sum_width
     term_bits = max(1, (cfg.e_width).bit_length())
     sum_bits = max(1, sum_width.bit_length())
 
-    # 1. the running maximum and the two before it
-    run = Signal(rshape, init=none, name="on_run")
-    lag = Signal(rshape, init=none, name="on_lag")
-    prev1, prev2 = Mux(first, none, run), Mux(first, none, lag)
+    # 1. the running maximum and the references before it (R_(j-1-k), k < LANES, of this element:
+    # -inf before the row's first position), the lane, whether the lane starts here, and for each
+    # k >= 1 whether position j - k is in the row
+    hist = [Signal(rshape, init=none, name=f"on_ref{k}") for k in range(lanes_n)]
+    prev = [Mux(first, none, h) for h in hist]
     own = Mux(valid, n, none)
-    new = Mux(own > prev1, own, prev1)
+    new = Mux(own > prev[0], own, prev[0])
+    lane_next = Signal(range(lanes_n), name="on_lane_next")
+    lane = Mux(first, 0, lane_next)
+    firsts = Signal(lanes_n - 1, name="on_firsts")     # bit k: position j-1-k was its row's first
     with m.If(pipe.valid):
-        m.d.sync += [run.eq(new), lag.eq(prev1)]
-    fresh = Signal(name="on_fresh")          # the row's second position follows
-    with m.If(pipe.valid):
-        m.d.sync += fresh.eq(first)
-    s1 = pipe.stage(r=new, r1=prev1, r2=prev2, n=n, p=p, start=first | fresh, lane=lane, first=first, last=last)
+        m.d.sync += [hist[0].eq(new), lane_next.eq(Mux(lane == lanes_n - 1, 0, lane + 1)),
+                     firsts.eq(Cat(first, firsts[:-1]))]
+        m.d.sync += [hist[k].eq(prev[k - 1]) for k in range(1, lanes_n)]
+    inside = [~(first | firsts[:k - 1].any()) if k > 1 else ~first for k in range(1, lanes_n)]
+    s1 = pipe.stage(r=new, n=n, p=p, start=first | firsts.any(), lane=lane, last=last,
+                    **{f"r{k}": prev[k - 1] for k in range(1, lanes_n + 1)},
+                    **{f"in{k}": inside[k - 1] for k in range(1, lanes_n)})
     # 2. the shift amounts
-    s2 = pipe.stage(r=s1.r, p=s1.p, lane=s1.lane, single=s1.first, last=s1.last,
-                    term=saturated(s1.r - s1.n, term_bits),
-                    lane_sh=Mux(s1.start, (1 << sum_bits) - 1, saturated(s1.r - s1.r2, sum_bits)),
-                    end_sh=saturated(s1.r - s1.r1, sum_bits))
-    # 3., 4. the term
-    t, s3 = shift_stages(pipe, s2.p, s2.term, r=s2.r, lane=s2.lane, single=s2.single, last=s2.last,
-                         lane_sh=s2.lane_sh, end_sh=s2.end_sh)
-    s4 = pipe.stage(t=t[:cfg.e_width], r=s3.r, lane=s3.lane, single=s3.single, last=s3.last,
-                    lane_sh=s3.lane_sh, end_sh=s3.end_sh)
-    # 5., 6. the lanes: shift, then add
-    lanes = [Signal(sum_width, name=f"on_lane{k}") for k in range(2)]
-    # the shift split across the loop's two stages: by the amount's high bits as the lane is read,
-    # by its low bits before the add (:func:`spikeops.hdl.exp.shift_stages`)
-    x, s5 = shift_stages(pipe, Mux(s4.lane, lanes[1], lanes[0]), s4.lane_sh, t=s4.t, r=s4.r, lane=s4.lane,
-                         single=s4.single, last=s4.last, end_sh=s4.end_sh)
-    total = (x + s5.t)[:sum_width]
-    with m.If(s5.valid):
-        with m.If(s5.lane):
-            m.d.sync += lanes[1].eq(total)
-        with m.Else():
-            m.d.sync += lanes[0].eq(total)
-    # the other lane as it is now: its last element of the row has been added (two positions back)
-    s6 = pipe.stage(mine=total, other=Mux(s5.lane, lanes[0], lanes[1]), r=s5.r, single=s5.single,
-                    last=s5.last, end_sh=s5.end_sh)
-    # 7., 8. the row's sum
-    s7 = pipe.stage(mine=s6.mine, other=Mux(s6.single, 0, s6.other >> s6.end_sh), r=s6.r, last=s6.last)
-    return pipe.stage(total=(s7.mine + s7.other)[:sum_width], r=s7.r, last=s7.last)
+    ends = {f"end{k}": saturated(s1.r - s1[f"r{k}"], sum_bits) for k in range(1, lanes_n)}
+    s2 = pipe.stage(r=s1.r, p=s1.p, lane=s1.lane, last=s1.last, term=saturated(s1.r - s1.n, term_bits),
+                    lane_sh=Mux(s1.start, (1 << sum_bits) - 1, saturated(s1.r - s1[f"r{lanes_n}"], sum_bits)),
+                    **ends, **{f"in{k}": s1[f"in{k}"] for k in range(1, lanes_n)})
+    # 3., 4. the term and the lane's sum, each shifted by its amount's high bits, then its low bits;
+    # 5. the add.  A lane's loop is these three stages (read in 3, written in 5), and the lanes take
+    # turns, so an element a cycle updates each lane at most every third cycle (a row's first
+    # positions may follow the row before's last in the same lane, but start it at 0)
+    lanes = [Signal(sum_width, name=f"on_lane{k}") for k in range(lanes_n)]
+    rest = {"r": s2.r, "lane": s2.lane, "last": s2.last, **{f"end{k}": s2[f"end{k}"] for k in range(1, lanes_n)},
+            **{f"in{k}": s2[f"in{k}"] for k in range(1, lanes_n)}}
+    t_hi, t_lo = _split(s2.term)
+    x_hi, x_lo = _split(s2.lane_sh)
+    s3 = pipe.stage(t=s2.p >> t_hi, t_lo=t_lo, x=Array(lanes)[s2.lane] >> x_hi, x_lo=x_lo, **rest)
+    rest = {k: s3[k] for k in rest}
+    s4 = pipe.stage(t=(s3.t >> s3.t_lo)[:cfg.e_width], x=s3.x >> s3.x_lo, **rest)
+    total = (s4.x + s4.t)[:sum_width]
+    with m.If(s4.valid):
+        m.d.sync += Array(lanes)[s4.lane].eq(total)
+    # the other lanes as they are now: each has taken its last element of the row (k positions back)
+    others = {}
+    for k in range(1, lanes_n):
+        idx = Mux(s4.lane >= k, s4.lane - k, s4.lane + lanes_n - k)
+        others[f"o{k}"] = Mux(s4[f"in{k}"], Array(lanes)[idx], 0)
+    s5 = pipe.stage(mine=total, r=s4.r, last=s4.last, **others, **{f"end{k}": s4[f"end{k}"] for k in range(1, lanes_n)})
+    # 6., 7. the other lanes shifted to the row's reference; 8. the row's sum
+    hi = {}
+    for k in range(1, lanes_n):
+        e_hi, e_lo = _split(s5[f"end{k}"])
+        hi[f"o{k}"], hi[f"lo{k}"] = s5[f"o{k}"] >> e_hi, e_lo
+    s6 = pipe.stage(mine=s5.mine, r=s5.r, last=s5.last, **hi)
+    s7 = pipe.stage(mine=s6.mine, r=s6.r, last=s6.last,
+                    **{f"o{k}": s6[f"o{k}"] >> s6[f"lo{k}"] for k in range(1, lanes_n)})
+    total = s7.mine
+    for k in range(1, lanes_n):
+        total = total + s7[f"o{k}"]
+    return pipe.stage(total=total[:sum_width], r=s7.r, last=s7.last)

@@ -34,15 +34,15 @@ def _scalar(x, valid, cfg):
     def rescaled(v, new, old):            # v >> (new - old)
         return v if new is None else 0 if old is None else v >> (new - old)
 
-    r1 = r2 = None                        # R_(j-1), R_(j-2)
+    refs = [None] * LANES                 # R_(j-1), .., R_(j-LANES)
     lanes = [0] * LANES
     for j, ok in enumerate(valid):
-        new = (n[j] if r1 is None else max(r1, n[j])) if ok else r1
-        lanes[j % LANES] = rescaled(lanes[j % LANES], new, r2) + (p[j] >> (new - n[j]) if ok else 0)
-        r2, r1 = r1, new
-    total = lanes[(len(x) - 1) % LANES] + (rescaled(lanes[len(x) % LANES], r1, r2) if len(x) >= 2 else 0)
-    e = [p[j] >> (r1 - n[j]) if ok else 0 for j, ok in enumerate(valid)]
-    return r1, total, e, n, p
+        new = (n[j] if refs[0] is None else max(refs[0], n[j])) if ok else refs[0]
+        lanes[j % LANES] = rescaled(lanes[j % LANES], new, refs[-1]) + (p[j] >> (new - n[j]) if ok else 0)
+        refs = [new] + refs[:-1]
+    total = sum(rescaled(lanes[(len(x) - 1 - k) % LANES], refs[0], refs[k]) for k in range(min(LANES, len(x))))
+    e = [p[j] >> (refs[0] - n[j]) if ok else 0 for j, ok in enumerate(valid)]
+    return refs[0], total, e, n, p
 
 
 row_st = st.integers(1, 70).flatmap(lambda k: st.tuples(

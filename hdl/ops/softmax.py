@@ -26,7 +26,7 @@ after its last input.
 
 With ``normalizer="online"`` pass 2 goes: the receive pass writes the ring and feeds each element to
 the range-reduced exponential's mantissa and the online sum (``hdl/online.py``: a running maximum
-exponent ``R``, two lanes of sums rescaled by shifts), which queues ``(n, R, S)`` a fixed number of
+exponent ``R``, three lanes of sums rescaled by shifts), which queues ``(n, R, S)`` a fixed number of
 cycles after the row's last element; the send pass reads the row, forms ``e_i = p_i >> (R - n_i)``
 from the mantissa again and divides.  A row's first output then follows its last input by
 ``latency_for(config)`` cycles whatever its length (:class:`spikeops.hdl.timing.FixedDelay`).
@@ -169,7 +169,7 @@ class Softmax(OperatorComponent):
         p, n = range_mantissa_stages(po, a.x, cfg.exp)
         c = {k: po.carried.pop(k) for k in ("vp", "first", "last")}
         out = online_sum_stages(po, n, Mux(c["vp"], p, 0), valid=c["vp"], first=c["first"], last=c["last"],
-                                lane=~po.carried["cnt"][0], cfg=cfg)
+                                cfg=cfg)
         done = Signal(sum_layout)
         m.d.comb += [done.n.eq(po.carried["cnt"]), done.ref.eq(out.r), done.total.eq(out.total),
                      sumq.w_data.eq(done.as_value()), sumq.w_en.eq(out.valid & out.last)]
