@@ -8,7 +8,8 @@ sums, and hands out ``(R, S)`` at a row's end:
 1. ``R_j = max(R_(j-1), n_j)``: a compare and a multiplexer in the loop; ``R_(j-1)`` .. ``R_(j-L)``
    registered beside it (before the row's first position they are golden's ``-inf``,
    :func:`no_reference`, far enough below every exponent that any shift by a difference with it
-   clears its word), the lane ``j mod L`` counted;
+   clears its word; the RTL holds exponents biased by it, :func:`biased_exponent`), the lane
+   ``j mod L`` counted;
 2. the shift amounts, each saturated at the width it shifts (a shift by all ones clears the word):
    the term's ``R_j - n_j``, the lane's ``R_j - R_(j-L)`` (all ones at the row's first ``L``
    positions: the lane starts at 0), the end's ``R_j - R_(j-k)``, ``k = 1 .. L-1``;
@@ -25,11 +26,12 @@ sums, and hands out ``(R, S)`` at a row's end:
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Mux, Signal, unsigned
 
 from spikeops.golden.online import LANES
 
-__all__ = ["online_sum_stages", "no_reference", "exponent_range", "reference_shape", "saturated", "ONLINE_STAGES"]
+__all__ = ["online_sum_stages", "no_reference", "exponent_range", "reference_shape", "biased_exponent", "saturated",
+           "ONLINE_STAGES"]
 
 #: stages of :func:`online_sum_stages`
 ONLINE_STAGES = 8
@@ -48,8 +50,16 @@ def no_reference(cfg) -> int:
 
 
 def reference_shape(cfg):
-    """The shape of the RTL's reference: from :func:`no_reference` to the highest exponent."""
-    return signed(max(no_reference(cfg).bit_length(), exponent_range(cfg)[1].bit_length()) + 1)
+    """The shape of the RTL's exponents and references, biased by :func:`no_reference` (so the
+    reference before a row's first valid position is 0 and every compare is unsigned: one carry
+    chain whose carry out is the answer)."""
+    return unsigned((exponent_range(cfg)[1] - no_reference(cfg)).bit_length())
+
+
+def biased_exponent(n, cfg, valid=None):
+    """The exponent ``n`` as the RTL holds it, ``n - no_reference(cfg)`` (0 where ``valid`` is low)."""
+    b = (n - no_reference(cfg))[:reference_shape(cfg).width]
+    return b if valid is None else Mux(valid, b, 0)
 
 
 def saturated(diff, width: int):
@@ -69,14 +79,14 @@ def _split(amount):
     return amount[lo:] << lo, amount[:lo]
 
 
-def online_sum_stages(pipe, n, p, *, valid, first, last, cfg):
-    """Add the stages (module docstring) to ``pipe``; ``n``, ``p`` (0 where masked), ``valid`` (a
-    valid position) and ``first``/``last`` (the row's first/last position) are this stage's.
-    Return the last stage: ``r`` (the reference), ``total`` (``S``) and ``last`` (read them where
-    ``valid & last``); values carried on ``pipe`` ride along."""
+def online_sum_stages(pipe, n, p, *, first, last, cfg):
+    """Add the stages (module docstring) to ``pipe``; ``n`` (:func:`biased_exponent`, 0 where
+    masked), ``p`` (0 where masked) and ``first``/``last`` (the row's first/last position) are this
+    stage's.  Return the last stage: ``r`` (the biased reference), ``total`` (``S``) and ``last``
+    (read them where ``valid & last``); values carried on ``pipe`` ride along."""
     m = pipe.m
     lanes_n = LANES
-    none = no_reference(cfg)
+    none = 0                              # no_reference, biased
     rshape = reference_shape(cfg)
     sum_width = cfg.sum_width
     term_bits = max(1, (cfg.e_width).bit_length())
@@ -87,8 +97,8 @@ def online_sum_stages(pipe, n, p, *, valid, first, last, cfg):
     # k >= 1 whether position j - k is in the row
     hist = [Signal(rshape, init=none, name=f"on_ref{k}") for k in range(lanes_n)]
     prev = [Mux(first, none, h) for h in hist]
-    own = Mux(valid, n, none)
-    new = Mux(own > prev[0], own, prev[0])
+    # the loop: an unsigned compare of two registers, the row's start beside it
+    new = Mux(first | (n > hist[0]), n, hist[0])
     lane_next = Signal(range(lanes_n), name="on_lane_next")
     lane = Mux(first, 0, lane_next)
     firsts = Signal(lanes_n - 1, name="on_firsts")     # bit k: position j-1-k was its row's first

@@ -43,7 +43,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 from ..component import OperatorComponent
 from ..division import division_latency, division_stages
 from ..exp import RANGE_MANTISSA_STAGES, exp_latency, exp_stages, exp_table_rom, range_mantissa_stages, shift_stages
-from ..online import ONLINE_STAGES, online_sum_stages, reference_shape, saturated
+from ..online import ONLINE_STAGES, biased_exponent, online_sum_stages, reference_shape, saturated
 from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches, stepped
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay, ThreePasses
@@ -155,7 +155,8 @@ class Softmax(OperatorComponent):
 
     @staticmethod
     def _reference_shape(cfg):
-        """The row's reference in its descriptor: the maximum code (``row_max``) or exponent (online)."""
+        """The row's reference in its descriptor: the maximum code (``row_max``) or the biased
+        exponent (online, :func:`spikeops.hdl.online.biased_exponent`)."""
         return reference_shape(cfg) if cfg.online else signed(cfg.in_width)
 
     def _online_reduce(self, m, a, a_v, xbuf, sumq, sum_layout):
@@ -166,10 +167,11 @@ class Softmax(OperatorComponent):
         xbuf.write(m, a.addr, a.x, a_v)
         po = Pipeline(m, Const(1), a_v, name="on")
         po.carry(vp=a.vp, first=a.first, last=a.end, cnt=a.n)
-        p, n = range_mantissa_stages(po, a.x, cfg.exp)
+        # the exponent biased and 0 where masked, formed beside the mantissa's table
+        p, n = range_mantissa_stages(po, a.x, cfg.exp,
+                                     exponent=lambda n: biased_exponent(n, cfg, valid=po.carried["vp"]))
         c = {k: po.carried.pop(k) for k in ("vp", "first", "last")}
-        out = online_sum_stages(po, n, Mux(c["vp"], p, 0), valid=c["vp"], first=c["first"], last=c["last"],
-                                cfg=cfg)
+        out = online_sum_stages(po, n, Mux(c["vp"], p, 0), first=c["first"], last=c["last"], cfg=cfg)
         done = Signal(sum_layout)
         m.d.comb += [done.n.eq(po.carried["cnt"]), done.ref.eq(out.r), done.total.eq(out.total),
                      sumq.w_data.eq(done.as_value()), sumq.w_en.eq(out.valid & out.last)]
@@ -181,7 +183,7 @@ class Softmax(OperatorComponent):
         pipe.stage()                                        # the buffer's output register
         x = xbuf.port_data(1)
         pipe.carry(masked=x == cfg.in_format.mask_code)
-        p, n = range_mantissa_stages(pipe, x, cfg.exp)
+        p, n = range_mantissa_stages(pipe, x, cfg.exp, exponent=lambda n: biased_exponent(n, cfg))
         s = pipe.stage(p=p, sh=saturated(pipe.carried.pop("ref") - n, max(1, cfg.e_width.bit_length())))
         e, _ = shift_stages(pipe, s.p, s.sh)
         return pipe.stage(e=e[:cfg.e_width]).e
@@ -195,6 +197,9 @@ class Softmax(OperatorComponent):
         n_shape = range(cfg.d_max + 1)
 
         xbuf = RowBuffer(m, "xbuf", signed(cfg.in_width), depth, read_ports=2, registered=True)
+        rom = exp_table_rom(cfg.exp)      # the uniform exp's table, a read port for each pass (else None)
+        if rom is not None:
+            m.submodules.exp_rom = rom
         sum_layout = data.StructLayout({"n": n_shape, "ref": self._reference_shape(cfg),
                                         "total": unsigned(cfg.sum_width)})
         m.submodules.sumq = sumq = fifo.SyncFIFOBuffered(width=sum_layout.size, depth=nq + 1)
@@ -234,7 +239,7 @@ class Softmax(OperatorComponent):
         if cfg.online:
             self._online_reduce(m, a, a_v, xbuf, sumq, sum_layout)
         else:
-            release, ahead_count = self._row_max_reduce(m, a, a_v, xbuf, sumq, sum_layout, el)
+            release, ahead_count = self._row_max_reduce(m, a, a_v, xbuf, sumq, sum_layout, el, rom)
 
         # -- pass 3: send (reads while the output queue has room; the datapath never stalls) -----
         issue = Signal()
@@ -256,13 +261,13 @@ class Softmax(OperatorComponent):
         else:
             p3.carry(last=send.last, mx=send.row.ref, total=send.row.total)
             p3.stage()
-            e3 = _exp_of(p3, xbuf, 1, p3.carried.pop("mx"), cfg, self._rom)  # mx: needed by one stage only
+            e3 = _exp_of(p3, xbuf, 1, p3.carried.pop("mx"), cfg, rom)  # mx: needed by one stage only
         q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division,  # S enters stage 1 only
                             **self.division_options(cfg))
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
         return m
 
-    def _row_max_reduce(self, m, a, a_v, xbuf, sumq, sum_layout, el):
+    def _row_max_reduce(self, m, a, a_v, xbuf, sumq, sum_layout, el, rom):
         """``normalizer="row_max"``: stages B and C after A, the running maximum, the ring's write,
         the row queue and pass 2 (the exponentials and their sum), which writes ``sumq``.  Return
         the event that releases a row (pass 2 takes it) and a function that adds the count of rows
@@ -271,9 +276,6 @@ class Softmax(OperatorComponent):
         fmt = cfg.in_format
         nq = self.queue_rows(cfg)
         n_shape = range(cfg.d_max + 1)
-        self._rom = rom = exp_table_rom(cfg.exp)          # one exp table, a read port for each pass
-        if rom is not None:
-            m.submodules.exp_rom = rom
         row_layout = data.StructLayout({"n": n_shape, "mx": signed(cfg.in_width)})
         m.submodules.rowq = rowq = fifo.SyncFIFOBuffered(width=row_layout.size, depth=nq + 2)
         # the running maximum ``mx`` takes an element in stage C; whether it beats the row's
