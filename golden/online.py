@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LANES", "NO_REFERENCE", "online_sum", "shift_right"]
+__all__ = ["LANES", "NO_REFERENCE", "online_sum", "online_softmax_terms", "shift_right"]
 
 #: interleaved partial sums (the RTL's loop, a shift in two stages then an add, takes three cycles)
 LANES = 3
@@ -48,23 +48,40 @@ def shift_right(value, amount) -> np.ndarray:
 
 def online_sum(n, p, valid) -> tuple[np.ndarray, np.ndarray]:
     """``(R, S)`` over the last axis (module docstring): ``n``, ``p`` int64 exponents and mantissas,
-    ``valid`` bool, all of one shape; ``R`` and ``S`` have the last axis kept (length 1)."""
+    ``valid`` bool, all of one shape; ``R`` and ``S`` have the last axis kept (length 1).
+
+    Everything but the lanes' own recurrence is vectorised (the running maximum is a cumulative
+    maximum, the terms and the lanes' shift amounts follow from it); the recurrence steps ``LANES``
+    positions at a time, one for each lane."""
     n = np.asarray(n, dtype=np.int64)
     p = np.asarray(p, dtype=np.int64)
     valid = np.broadcast_to(np.asarray(valid, dtype=bool), n.shape)
     length = n.shape[-1]
-    rows = n.shape[:-1]
-    # refs[k] = R_(j-1-k), k = 0 .. LANES-1
-    refs = [np.full(rows, NO_REFERENCE, dtype=np.int64) for _ in range(LANES)]
-    lanes = [np.zeros(rows, dtype=np.int64) for _ in range(LANES)]
-    for j in range(length):
-        v = valid[..., j]
-        new = np.where(v, np.maximum(refs[0], n[..., j]), refs[0])
-        term = np.where(v, shift_right(p[..., j], new - np.where(v, n[..., j], new)), 0)
-        lane = j % LANES
-        lanes[lane] = shift_right(lanes[lane], new - refs[-1]) + term
-        refs = [new] + refs[:-1]
-    total = lanes[(length - 1) % LANES]
-    for k in range(1, min(LANES, length)):
-        total = total + shift_right(lanes[(length - 1 - k) % LANES], refs[0] - refs[k])
-    return refs[0][..., None], total[..., None]
+    groups = -(-length // LANES)
+    # R_(j), with LANES references of -inf before the row, and the row padded to whole groups (a
+    # padded position shifts its lane by 0 and adds 0)
+    ref = np.maximum.accumulate(np.where(valid, n, NO_REFERENCE), axis=-1)
+    pad = [(0, 0)] * (n.ndim - 1)
+    refs = np.pad(ref, pad + [(LANES, groups * LANES - length)], constant_values=NO_REFERENCE)
+    terms = np.where(valid, shift_right(p, ref - np.where(valid, n, ref)), 0)
+    terms = np.pad(terms, pad + [(0, groups * LANES - length)])
+    shifts = refs[..., LANES:] - refs[..., :-LANES]          # R_j - R_(j-L)
+    shifts[..., length:] = 0
+    lanes = np.zeros(n.shape[:-1] + (LANES,), dtype=np.int64)
+    for g in range(groups):
+        at = slice(g * LANES, (g + 1) * LANES)
+        lanes = shift_right(lanes, shifts[..., at]) + terms[..., at]
+    last = refs[..., LANES + length - 1]
+    total = np.zeros(n.shape[:-1], dtype=np.int64)
+    for k in range(min(LANES, length)):
+        j = length - 1 - k
+        total = total + shift_right(lanes[..., j % LANES], last - refs[..., LANES + j])
+    return last[..., None], total[..., None]
+
+
+def online_softmax_terms(n, p, valid) -> tuple[np.ndarray, np.ndarray]:
+    """``(e, S)``: the numerators ``e_j = p_j >> (R - n_j)`` (0 where not valid) and the row sums
+    of :func:`online_sum` (last axis kept), what the division of the online Softmax takes."""
+    valid = np.broadcast_to(np.asarray(valid, dtype=bool), np.shape(n))
+    ref, total = online_sum(n, p, valid)
+    return np.where(valid, shift_right(p, ref - np.where(valid, n, ref)), 0), total

@@ -39,7 +39,7 @@ from .pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, credit_latency
 from .rom import TableRom
 
 __all__ = ["PWLExp", "exp_stages", "exp_table_rom", "exp_latency", "index_multiplier", "EXP_LATENCY",
-           "range_mantissa_stages", "shift_stages", "RANGE_MANTISSA_STAGES"]
+           "range_mantissa_stages", "RANGE_MANTISSA_STAGES"]
 
 #: the uniform method's stages besides its product ``slope * offset``
 _UNIFORM_STAGES = 5
@@ -151,14 +151,6 @@ def range_mantissa_stages(pipe: Pipeline, z, cfg: ExpConfig, exponent=None):
     return s5.m, s5.x
 
 
-def shift_stages(pipe: Pipeline, value, amount, **values):
-    """``value >> amount`` in two stages, by ``amount``'s high bits first, then by its low ones;
-    ``values`` ride along the first stage (returned with the result's stage)."""
-    lo = (len(amount) + 1) // 2
-    s = pipe.stage(v=value >> (amount[lo:] << lo), sh=amount[:lo], **values)
-    return s.v >> s.sh, s
-
-
 def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
     """The range-reduced method (module docstring); golden: ``spikeops.golden.exp._range_exp``."""
     hc = cfg.H_codes
@@ -169,8 +161,10 @@ def _range_stages(pipe: Pipeline, z, cfg: ExpConfig):
     m, sh = range_mantissa_stages(pipe, s1.zc, cfg, exponent=lambda n: (cfg.n_top - n)[:shift_width])
     below, above = pipe.carried.pop("exp_below"), pipe.carried.pop("exp_above")
     # the shift in two stages: by the high bits of ``sh`` first, then by the low ones with the clamps
-    y, s6 = shift_stages(pipe, m, sh, below=below, above=above)
-    return pipe.stage(e=Mux(s6.below, 0, Mux(s6.above, cfg.one_code, y[:cfg.out_width]))).e
+    lo = (shift_width + 1) // 2
+    s6 = pipe.stage(m=m >> (sh[lo:] << lo), sh=sh[:lo], below=below, above=above)
+    y = (s6.m >> s6.sh)[:cfg.out_width]
+    return pipe.stage(e=Mux(s6.below, 0, Mux(s6.above, cfg.one_code, y))).e
 
 
 def exp_table_rom(cfg: ExpConfig):

@@ -13,8 +13,8 @@ sums, and hands out ``(R, S)`` at a row's end:
 2. the shift amounts, each saturated at the width it shifts (a shift by all ones clears the word):
    the term's ``R_j - n_j``, the lane's ``R_j - R_(j-L)`` (all ones at the row's first ``L``
    positions: the lane starts at 0), the end's ``R_j - R_(j-k)``, ``k = 1 .. L-1``;
-3. the term ``p_j`` and the lane's sum, each shifted by its amount's high bits;
-4. ... and by its low bits;
+3. and 4. the term ``p_j`` and the lane's sum, each shifted by its amount
+   (:func:`spikeops.hdl.shift.right_shift_stages`: high bits, then low bits);
 5. ``S^(j mod L) = X + term``: the loop of a lane is stages 3 to 5, and the lanes take turns, so an
    element a cycle updates each lane at most every third cycle.  At a row's end the stage also
    registers the new sum and the other lanes' (0 for a lane the row did not reach);
@@ -30,11 +30,15 @@ from amaranth.hdl import Array, Cat, Mux, Signal, unsigned
 
 from spikeops.golden.online import LANES
 
+from .pipeline import Stage
+from .shift import SHIFT_STAGES, right_shift_stages
+
 __all__ = ["online_sum_stages", "no_reference", "exponent_range", "reference_shape", "biased_exponent", "saturated",
            "ONLINE_STAGES"]
 
-#: stages of :func:`online_sum_stages`
-ONLINE_STAGES = 8
+#: stages of :func:`online_sum_stages`: the maximum, the amounts, the shifts, the add, the other
+#: lanes' shifts, the row's sum
+ONLINE_STAGES = 2 + SHIFT_STAGES + 1 + SHIFT_STAGES + 1
 
 
 def exponent_range(cfg) -> tuple[int, int]:
@@ -70,13 +74,6 @@ def saturated(diff, width: int):
     if len(diff) <= width:
         return diff[:width]
     return Mux(diff[width:].any(), top, diff[:width])
-
-
-def _split(amount):
-    """``amount`` as ``(high, low)``: a shift by the high bits (as a multiple of the low part's
-    range), then by the low ones, each a few LUT levels (:func:`spikeops.hdl.exp.shift_stages`)."""
-    lo = (len(amount) + 1) // 2
-    return amount[lo:] << lo, amount[:lo]
 
 
 def online_sum_stages(pipe, n, p, *, first, last, cfg):
@@ -120,13 +117,11 @@ def online_sum_stages(pipe, n, p, *, first, last, cfg):
     # turns, so an element a cycle updates each lane at most every third cycle (a row's first
     # positions may follow the row before's last in the same lane, but start it at 0)
     lanes = [Signal(sum_width, name=f"on_lane{k}") for k in range(lanes_n)]
-    rest = {"r": s2.r, "lane": s2.lane, "last": s2.last, **{f"end{k}": s2[f"end{k}"] for k in range(1, lanes_n)},
-            **{f"in{k}": s2[f"in{k}"] for k in range(1, lanes_n)}}
-    t_hi, t_lo = _split(s2.term)
-    x_hi, x_lo = _split(s2.lane_sh)
-    s3 = pipe.stage(t=s2.p >> t_hi, t_lo=t_lo, x=Array(lanes)[s2.lane] >> x_hi, x_lo=x_lo, **rest)
-    rest = {k: s3[k] for k in rest}
-    s4 = pipe.stage(t=(s3.t >> s3.t_lo)[:cfg.e_width], x=s3.x >> s3.x_lo, **rest)
+    pipe.carry(on_r=s2.r, on_lane=s2.lane, on_last=s2.last, **{f"on_end{k}": s2[f"end{k}"] for k in range(1, lanes_n)},
+               **{f"on_in{k}": s2[f"in{k}"] for k in range(1, lanes_n)})
+    t, x = right_shift_stages(pipe, [(s2.p, s2.term, cfg.e_width), (Array(lanes)[s2.lane], s2.lane_sh, sum_width)])
+    c = {k[3:]: pipe.carried.pop(k) for k in [k for k in pipe.carried if k.startswith("on_")]}
+    s4 = Stage(pipe.valid, {"t": t, "x": x, **c})      # the shifts' second stage, registered
     total = (s4.x + s4.t)[:sum_width]
     with m.If(s4.valid):
         m.d.sync += Array(lanes)[s4.lane].eq(total)
@@ -137,14 +132,7 @@ def online_sum_stages(pipe, n, p, *, first, last, cfg):
         others[f"o{k}"] = Mux(s4[f"in{k}"], Array(lanes)[idx], 0)
     s5 = pipe.stage(mine=total, r=s4.r, last=s4.last, **others, **{f"end{k}": s4[f"end{k}"] for k in range(1, lanes_n)})
     # 6., 7. the other lanes shifted to the row's reference; 8. the row's sum
-    hi = {}
-    for k in range(1, lanes_n):
-        e_hi, e_lo = _split(s5[f"end{k}"])
-        hi[f"o{k}"], hi[f"lo{k}"] = s5[f"o{k}"] >> e_hi, e_lo
-    s6 = pipe.stage(mine=s5.mine, r=s5.r, last=s5.last, **hi)
-    s7 = pipe.stage(mine=s6.mine, r=s6.r, last=s6.last,
-                    **{f"o{k}": s6[f"o{k}"] >> s6[f"lo{k}"] for k in range(1, lanes_n)})
-    total = s7.mine
-    for k in range(1, lanes_n):
-        total = total + s7[f"o{k}"]
-    return pipe.stage(total=total[:sum_width], r=s7.r, last=s7.last)
+    pipe.carry(on_mine=s5.mine, on_r=s5.r, on_last=s5.last)
+    shifted = right_shift_stages(pipe, [(s5[f"o{k}"], s5[f"end{k}"], sum_width) for k in range(1, lanes_n)])
+    mine, r, last = (pipe.carried.pop(k) for k in ("on_mine", "on_r", "on_last"))
+    return pipe.stage(total=sum(shifted, mine)[:sum_width], r=r, last=last)

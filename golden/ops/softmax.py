@@ -48,7 +48,7 @@ from ..config import OperatorConfig
 from ..choices import DivArch, ExpMethod, Normalizer, Rounding
 from ..division import DivisionConfig, divide
 from ..exp import ExpConfig, default_k, pwl_exp, range_mantissa
-from ..online import online_sum, shift_right
+from ..online import online_softmax_terms
 from ..fixed import FixedFormat, check_codes
 
 __all__ = ["SoftmaxConfig", "softmax", "default_buffer_depth"]
@@ -177,9 +177,7 @@ def softmax(x, cfg: SoftmaxConfig = SoftmaxConfig(), mask=None) -> np.ndarray:
         valid = valid & np.broadcast_to(np.asarray(mask, dtype=bool), x.shape)
     ecfg = cfg.exp
     if cfg.online:
-        n, p = range_mantissa(x, ecfg)
-        r, s = online_sum(n, p, valid)
-        e = np.where(valid, shift_right(p, r - np.where(valid, n, r)), 0)
+        e, s = online_softmax_terms(*range_mantissa(x, ecfg), valid)
     else:
         m = np.max(np.where(valid, x, cfg.in_format.min_code), axis=-1, keepdims=True)
         e = np.where(valid, pwl_exp(x - m + ecfg.H_codes, ecfg), 0)

@@ -42,10 +42,11 @@ from spikeops.golden.ops.softmax import SoftmaxConfig
 
 from ..component import OperatorComponent
 from ..division import division_latency, division_stages
-from ..exp import RANGE_MANTISSA_STAGES, exp_latency, exp_stages, exp_table_rom, range_mantissa_stages, shift_stages
+from ..exp import RANGE_MANTISSA_STAGES, exp_latency, exp_stages, exp_table_rom, range_mantissa_stages
 from ..online import ONLINE_STAGES, biased_exponent, online_sum_stages, reference_shape, saturated
 from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches, stepped
 from ..rowbuffer import RingPass, RowBuffer
+from ..shift import SHIFT_STAGES, right_shift_stages
 from ..timing import FixedDelay, ThreePasses
 from .base import OperatorSignature
 
@@ -125,12 +126,12 @@ class Softmax(OperatorComponent):
         division, output queue) after the first read.  ``normalizer="online"``:
         :class:`spikeops.hdl.timing.FixedDelay`, the row's sum known a fixed time after its last
         input (:meth:`_online_to_send`), then the send pipeline (the pass taking the row, buffer
-        read, its output register, the mantissa, the shift amount, the shift by its high bits, ``e``
-        registered after the low ones, the division, the output queue)."""
+        read, its output register, the mantissa, the shift amount, the shift's two stages, the
+        division, the output queue)."""
         division = credit_latency(division_latency(config.division, **cls.division_options(config)))
         if config.online:
             return FixedDelay(to_send=cls._online_to_send(config),
-                              to_output=2 + 1 + RANGE_MANTISSA_STAGES + 3 + division,
+                              to_output=2 + 1 + RANGE_MANTISSA_STAGES + 1 + SHIFT_STAGES + division,
                               reduction="the reference and the sum")
         lat = exp_latency(config.exp)
         return ThreePasses(to_reduce=6, to_send=cls._to_send(config),
@@ -178,15 +179,15 @@ class Softmax(OperatorComponent):
 
     def _online_exp(self, pipe, xbuf, cfg):
         """The send pass's ``e_i = p_i >> (R - n_i)`` from the ring's ``x_i`` (``normalizer="online"``):
-        the buffer's output register, the mantissa, the shift amount, the shift by its high bits,
-        ``e`` registered after the low ones.  Return ``e``; ``masked`` rides along, carried."""
+        the buffer's output register, the mantissa, the shift amount, the shift's two stages
+        (:func:`spikeops.hdl.shift.right_shift_stages`).  Return ``e``; ``masked`` rides along, carried."""
         pipe.stage()                                        # the buffer's output register
         x = xbuf.port_data(1)
         pipe.carry(masked=x == cfg.in_format.mask_code)
         p, n = range_mantissa_stages(pipe, x, cfg.exp, exponent=lambda n: biased_exponent(n, cfg))
         s = pipe.stage(p=p, sh=saturated(pipe.carried.pop("ref") - n, max(1, cfg.e_width.bit_length())))
-        e, _ = shift_stages(pipe, s.p, s.sh)
-        return pipe.stage(e=e[:cfg.e_width]).e
+        e, = right_shift_stages(pipe, [(s.p, s.sh, cfg.e_width)])
+        return e
 
     def elaborate(self, platform):
         m = Module()

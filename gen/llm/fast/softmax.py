@@ -24,7 +24,7 @@ import torch
 
 from spikeops.golden.division import divide
 from spikeops.golden.exp import range_mantissa
-from spikeops.golden.online import online_sum, shift_right
+from spikeops.golden.online import online_softmax_terms
 
 from . import kernel
 from .division import apply_division, neutral_rows, row_division
@@ -131,9 +131,7 @@ def _online(cfg, x: torch.Tensor, valid) -> torch.Tensor:
         ok = ok & np.broadcast_to(valid.numpy(), codes.shape)
     if neg_inf is not None:
         ok = ok & ~neg_inf.numpy()
-    n, p = range_mantissa(codes, cfg.exp)
-    ref, s = online_sum(n, p, ok)
-    e = np.where(ok, shift_right(p, ref - np.where(ok, n, ref)), 0)
+    e, s = online_softmax_terms(*range_mantissa(codes, cfg.exp), ok)
     fast_sum = cfg.sum_width <= 53
     e_t = torch.from_numpy(e.astype(np.float64) if fast_sum else e)
     return _divide(cfg, e_t, s.reshape(-1), x.dtype, fast_sum)
