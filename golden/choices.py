@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Choice", "Rounding", "DivArch", "NormMethod", "GeluForm", "ExpMethod", "Normalizer"]
+__all__ = ["Choice", "Rounding", "DivArch", "NormMethod", "GeluForm", "ExpMethod", "Normalizer", "NormUnits"]
 
 
 class Choice(str, enum.Enum):
@@ -80,3 +80,12 @@ class Normalizer(Choice):
 
     ROW_MAX = "row_max"  # the row's maximum first (a pass of its own), then e and S (three passes)
     ONLINE = "online"    # a running maximum and sum as the row arrives, the sum rescaled by shifts
+
+
+class NormUnits(Choice):
+    """How the CORDIC PolarNorm's merges are spread over CORDIC units (hardware only: the tree and
+    its results are the same)."""
+
+    SHARED = "shared"        # one pipelined unit serves every level (area of one unit)
+    PER_LEVEL = "per_level"  # a unit per level, each pair issued the cycle it forms (less latency)
+

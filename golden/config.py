@@ -141,7 +141,7 @@ class Config:
     #: parameters added after configurations were first hashed, with the value that gives the
     #: behaviour from before they existed: left out of the hash while they hold it, so that the
     #: hashes of earlier configurations (result caches, plan digests, kept rows) hold
-    HASH_OMITS = {"target_mhz": None, "normalizer": "row_max"}
+    HASH_OMITS = {"target_mhz": None, "normalizer": "row_max", "norm_units": "shared", "units": "shared"}
 
     def stable_hash(self) -> str:
         """SHA-256 (16 hex digits) of the canonical JSON of kind and parameters; stable across runs."""

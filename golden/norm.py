@@ -26,7 +26,12 @@ leading ``width`` bits (floor), ``e = bit_length(u) - width``.  The root ``(m, e
   ``t = bit_length(a) - width``, which is ``g``, ``g + 1`` or ``g + 2`` (``a`` never decreases and
   ``G sqrt 2 < 4``); two zero nodes merge to the zero node;
 * ``gain = G**levels``: every leaf sits at the same depth, so one constant, applied once by the
-  operator as an integer multiply.
+  operator as an integer multiply;
+* ``units`` (hardware only: the tree, its order and its results do not depend on it) spreads the
+  merges over CORDIC units: ``"shared"``, one pipelined unit for every level (the leaf pairs queue
+  for the cycles the upper levels leave free), or ``"per_level"``, one unit per level, each pair
+  merged the cycle it forms (``levels`` units' area for ``2 levels + 12`` fewer cycles after
+  the last leaf, :func:`spikeops.hdl.norm.tree_latency`).
 
 Every node keeps ``width`` significant bits whatever the scale of the row, so no block exponent of
 the whole row is needed before the first merge: small rows and rows with outliers get the same
@@ -46,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .choices import NormMethod
+from .choices import NormMethod, NormUnits
 from .config import Config
 from .shift import normalise
 
@@ -72,6 +77,7 @@ class NormConfig(Config):
     iterations: int = 12
     guard_bits: int = 2
     leaf_bits: int = 24
+    units: str = "shared"
 
     def _validate(self):
         self._int("length", 1, 1 << 16)
@@ -80,6 +86,9 @@ class NormConfig(Config):
         self._int("iterations", 1, 32)
         self._int("guard_bits", 0, 16)
         self._int("leaf_bits", 1, 96)
+        if self._choice("units", NormUnits) != NormUnits.SHARED and self.method != NormMethod.CORDIC:
+            self._fail("units", f"needs the CORDIC tree ({self._label('method')}={str(self.method)!r} has no units); "
+                       "allowed with it: 'shared'")
 
     @functools.cached_property
     def levels(self) -> int:
@@ -115,7 +124,7 @@ class NormConfig(Config):
         return self.width + self.guard_bits + 3
 
     def costs(self) -> dict:
-        return {"norm_method": self.method, "norm_levels": self.levels,
+        return {"norm_method": self.method, "norm_units": self.units, "norm_levels": self.levels,
                 "norm_datapath_width": self.datapath_width}
 
     def derived(self) -> dict:

@@ -5,16 +5,15 @@ nodes, and the exact square root of an integer sum of squares.
 index order (``length`` per vector, or ``length - 1`` when a constant ``first_leaf`` is given: it is
 leaf 0 of every vector); ``o_valid`` pulses with the root node on ``o``, bit-identical to
 :func:`spikeops.golden.norm.cordic_root`.  The tree merges while the leaves arrive: each level keeps
-one left node waiting for its partner, and one pipelined CORDIC unit serves every level: the
-exponents compared, then the alignment shifts, then the ``iterations`` vectoring steps (each
-variable's step one add-or-subtract chain taking ``b``'s sign, :mod:`spikeops.hdl.carry`), the last
-one normalising.  A pair formed from the unit's own results (levels >= 1)
-is issued the cycle it forms; pairs of leaves wait in a four-pair queue for cycles the upper levels
-leave free, and the leaf stream stalls while that queue is full.  The upper levels never
-wait, so a node reaches the next level ``iterations + 2`` cycles after its pair formed, and the
-leaf pairs wait a bounded number of cycles: :func:`tree_latency`.  Which pair issues is decided the
-cycle before, from registers (the result's level is known a stage ahead, and each level's state and
-the queue's occupancy are flags), so the unit's first stage only computes and picks the fields.
+one left node waiting for its partner, and the merges run in pipelined CORDIC units
+(:mod:`spikeops.hdl.cordic`: the pair's fields, the alignment shifts, then the ``iterations``
+vectoring steps, the last one normalising).  ``units="shared"``: one unit serves every level; a
+pair formed from the unit's own results (levels >= 1) is issued the cycle it forms, pairs of leaves
+wait in a four-pair queue for cycles the upper levels leave free, and the leaf stream stalls while
+that queue is full.  The upper levels never wait, so a node reaches the next level
+``iterations + 2`` cycles after its pair formed, and the leaf pairs wait a bounded number of cycles.
+``units="per_level"``: a unit per level, every pair issued the cycle it forms, the leaf stream never
+stalled; ``levels`` units for the queue's wait saved (:func:`tree_latency` gives both bounds).
 
 :class:`SqrtNode` (``method="exact"``): ``i`` streams integer sums of squares ``Q``; for each it
 shifts ``Q`` by an even amount to ``2 width`` bits and takes a digit-by-digit integer square root,
@@ -28,9 +27,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
+from spikeops.golden.choices import NormUnits
 from spikeops.golden.norm import NormConfig, level_sizes
 
-from .carry import add_or_subtract
+from .cordic import UNIT_EXTRA, cordic_unit, field_shapes, merge_fields, zero_pair_fields
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, barrel_shift, bit_length, leading_one, right_shift_stages
 
@@ -61,28 +61,31 @@ def node_stages(pipe, value, cfg: NormConfig):
     return Mux(pipe.carried.pop("node_nz"), mant, 0), pipe.carried.pop("node_e")
 
 
-#: pairs of leaves that may wait for the unit (the leaf stream stalls beyond them; a power of two)
+#: pairs of leaves that may wait for the shared unit (the leaf stream stalls beyond them; a power of two)
 LEAF_PAIRS = 4
-
-#: stages of the unit beyond its ``iterations`` vectoring steps: the issue (exponents compared and
-#: the pair's fields picked) and the alignment shifts
-UNIT_EXTRA = 2
 
 
 def tree_latency(cfg: NormConfig) -> int:
     """Cycles from accepting a vector's last leaf to the root's ``o_valid``, at most (the bound the
-    operators schedule by): ``iterations + 2`` per level (:data:`UNIT_EXTRA`), after the last leaf
-    pair's wait in the queue.  That wait is at most ``2 (LEAF_PAIRS + levels) + 4`` cycles: the pairs
-    ahead of it each need a cycle the upper levels leave free, and the upper levels take at most one
-    cycle in two beyond the ``levels`` left nodes already waiting (each of their pairs needs two
+    operators schedule by): ``iterations + 2`` per level (:data:`spikeops.hdl.cordic.UNIT_EXTRA`:
+    the pair's issue, the alignment, the steps, the last one into the result's register), the
+    root's ``o_valid`` registered with the last.  With one unit per level a pair issues the cycle it
+    forms, so that is all, and it is the latency; the shared unit adds the last leaf pair's queue: a
+    cycle through it, and a wait of at most ``2 (LEAF_PAIRS + levels) + 3`` cycles (the pairs ahead
+    of it each need a cycle the upper levels leave free, and the upper levels take at most one cycle
+    in two beyond the ``levels`` left nodes already waiting, each of their pairs needing two
     results)."""
     if cfg.levels == 0:
         return 1
-    return cfg.levels * (cfg.iterations + UNIT_EXTRA) + 2 * (LEAF_PAIRS + cfg.levels) + 4
+    merges = cfg.levels * (cfg.iterations + UNIT_EXTRA)
+    if cfg.units == NormUnits.PER_LEVEL:
+        return merges
+    return merges + 2 * (LEAF_PAIRS + cfg.levels) + 4
 
 
 class PolarNorm(ConfigComponent):
-    """The streaming CORDIC tree of one :class:`spikeops.golden.norm.NormConfig` (``method="cordic"``)."""
+    """The streaming CORDIC tree of one :class:`spikeops.golden.norm.NormConfig` (``method="cordic"``),
+    with one CORDIC unit for every level (``units="shared"``) or one per level (``"per_level"``)."""
 
     class Signature(ConfigSignature):
         config_type = NormConfig
@@ -112,121 +115,121 @@ class PolarNorm(ConfigComponent):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        w, g, n_it, levels = cfg.width, cfg.guard_bits, cfg.iterations, cfg.levels
-        layout = node_layout(cfg)
-        zero = {"m": 0, "e": cfg.zero_exp}
-        if levels == 0:  # one leaf: it is the root
+        if cfg.levels == 0:  # one leaf: it is the root
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += self.o_valid.eq(self.i.valid)
             with m.If(self.i.valid):
                 m.d.sync += self.o.eq(self.i.payload)
             return m
+        if cfg.units == NormUnits.PER_LEVEL:
+            self._per_level(m, cfg)
+        else:
+            self._shared(m, cfg)
+        return m
+
+    def _leaf_level(self, m, cfg, accept):
+        """Level 0: the leaves pair in arrival order (the constant ``first_leaf`` as leaf 0 of every
+        vector when given).  Returns ``(formed, forms)``: the pair the leaf on ``i`` forms
+        (``(left, leaf)``, or ``(leaf, zero)`` for an odd count's last leaf) and whether it forms one;
+        the left node and the count (``last0``, a register: the next leaf is the vector's last) are
+        updated when ``accept``."""
+        layout = node_layout(cfg)
+        zero = {"m": 0, "e": cfg.zero_exp}
+        size = level_sizes(cfg)[0]
+        preload = self.first_leaf is not None
+        first = zero if not preload else {"m": self.first_leaf[0], "e": self.first_leaf[1]}
+        left0 = Signal(layout, init=first)
+        left0_v = Signal(init=int(preload))
+        count0 = Signal(range(size), init=int(preload))
+        last0 = Signal(name="count0_last", init=int(int(preload) == size - 1))
+        formed = Signal(data.ArrayLayout(layout, 2))
+        leaf = self.i.payload
+        with m.If(left0_v):
+            m.d.comb += [formed[0].eq(left0), formed[1].eq(leaf)]
+        with m.Else():
+            m.d.comb += [formed[0].eq(leaf), formed[1].eq(layout.const(zero))]
+        with m.If(accept):
+            m.d.sync += [count0.eq(Mux(last0, int(preload), count0 + 1)),
+                         last0.eq(Mux(last0, int(preload) == size - 1, count0 == size - 2))]
+            with m.If(~(left0_v | last0)):
+                m.d.sync += left0.eq(leaf)
+            with m.If(last0):
+                m.d.sync += [left0.eq(layout.const(first)), left0_v.eq(int(preload))]
+            with m.Else():
+                m.d.sync += left0_v.eq(~left0_v)
+        return formed, left0_v | last0
+
+    def _per_level(self, m, cfg):
+        """One unit per level: level 0's pairs enter unit 0 the cycle they form, and each unit's
+        results pair (in order, a level's odd last node with the zero node) into the next level's
+        unit; the last unit's result is the root.  The leaf stream never waits."""
+        layout = node_layout(cfg)
+        shapes = field_shapes(cfg)
         sizes = level_sizes(cfg)
-        dw = cfg.datapath_width
+        m.d.comb += self.i.ready.eq(1)
+        accept = self.i.valid
+        formed, forms = self._leaf_level(m, cfg, accept)
+        pair_fields, pair_valid = merge_fields(m, formed[0], formed[1], cfg, prefix="level0_"), accept & forms
+        for l in range(cfg.levels):
+            fields = {k: Signal(shape, name=f"level{l}_issue_{k}") for k, shape in shapes.items()}
+            valid = Signal(name=f"level{l}_issue_valid")
+            m.d.sync += [valid.eq(pair_valid)] + [fields[k].eq(pair_fields[k]) for k in shapes]
+            out = cordic_unit(m, cfg, fields, valid, Const(1, 1), Signal(layout, name=f"level{l}_result"),
+                              prefix=f"level{l}_")
+            if l == cfg.levels - 1:
+                m.d.sync += self.o_valid.eq(out.valid)
+                with m.If(out.valid):
+                    m.d.sync += self.o.eq(out.res)
+                break
+            # level l + 1: the left node waiting for its partner, and ``last`` (a register: the
+            # next node is the level's last, so it pairs with the zero node when no left node waits)
+            size = sizes[l + 1]
+            left = Signal(layout, name=f"left{l + 1}")
+            left_v = Signal(name=f"left{l + 1}_valid")
+            count = Signal(range(size), name=f"count{l + 1}")
+            last = Signal(name=f"count{l + 1}_last", init=int(size == 1))
+            with m.If(out.valid):
+                m.d.sync += [count.eq(Mux(last, 0, count + 1)),
+                             last.eq(Mux(last, size == 1, count == size - 2))]
+                with m.If(~(left_v | last)):
+                    m.d.sync += left.eq(out.res)
+                with m.If(last):
+                    m.d.sync += left_v.eq(0)
+                with m.Else():
+                    m.d.sync += left_v.eq(~left_v)
+            with_left = merge_fields(m, left, out.res, cfg, prefix=f"level{l + 1}_")
+            with_zero = zero_pair_fields(out.res, out.zero)
+            pair_fields = {k: Mux(left_v, with_left[k], Value.cast(with_zero[k])) for k in shapes}
+            pair_valid = out.valid & (left_v | last)
 
-        # the pipelined unit: the exponents compared, then the alignment shifts, then the first
-        # vectoring step (``b >= 0`` there, both operands being aligned magnitudes, so ``a + b``
-        # and ``b - a`` need no sign) and the other ``n_it - 1`` steps: ``n_it + 2`` stages
-        # (UNIT_EXTRA), the last one normalising the result so that it leaves the unit from a register.
-        # A pair's level travels with it one-hot (``levels`` bits)
-        span = w + g                               # (m << g) >> s is 0 from s = span on
-        sbits = (span - 1).bit_length()
-        diff = signed(cfg.exp_width + 1)
-
-        def amount(d):
-            """The alignment shift ``max(d, 0)``, as its low ``sbits`` bits and a flag for ``>= 2**sbits``
-            (no compare with ``span``: a shift from ``span`` to ``2**sbits - 1`` gives 0 as well)."""
-            du = d.as_unsigned()
-            far = ~d[-1] & du[sbits:len(d) - 1].any() if len(d) - 1 > sbits else Const(0, 1)
-            return Mux(d[-1], 0, du[:sbits]), far
-
-        def merge_of(a, b):
-            """The first stage's fields for the pair ``(a, b)``: the mantissas, each one's shift
-            ``max(E - e, 0)`` (:func:`amount`), ``E``, and the zero test (nodes are
-            normalised, the mantissa's top bit set or the zero node: a top bit alone tells zero)."""
-            d_ab, d_ba = Signal(diff), Signal(diff)
-            m.d.comb += [d_ab.eq(a.e - b.e), d_ba.eq(b.e - a.e)]
-            s_a, far_a = amount(d_ba)
-            s_b, far_b = amount(d_ab)
-            return {"m_a": a.m, "m_b": b.m, "s_a": s_a, "far_a": far_a, "s_b": s_b, "far_b": far_b,
-                    "e": Mux(d_ab[-1], b.e, a.e), "zero": ~(a.m[-1] | b.m[-1])}
-
-        # the issue decision is registered: which pair enters the unit this cycle was decided the
-        # cycle before, from registers (below), so this cycle only computes the fields of the pairs
-        # that may issue and picks one (an AND-OR multiplexer): the result with its level's left
-        # node (``partner``, fetched the cycle before), the result with the zero node (a level's
-        # odd last node), or the leaf pair at the queue's head; ``candidates`` is filled below
+    def _shared(self, m, cfg):
+        """One unit for every level: a pair formed from the unit's own results (levels >= 1) is
+        issued the cycle it forms; pairs of leaves wait in a queue of :data:`LEAF_PAIRS` for cycles
+        the upper levels leave free, and the leaf stream stalls while it is full.  Which pair issues
+        is decided the cycle before, from registers (the result's level is known a stage ahead, and
+        each level's state and the queue's occupancy are flags), so the issue only picks fields."""
+        levels = cfg.levels
+        layout = node_layout(cfg)
+        sizes = level_sizes(cfg)
+        # A pair's level travels with it one-hot (``levels`` bits); the issue decision is
+        # registered: which pair enters the unit this cycle was decided the cycle before, so this
+        # cycle only computes the fields of the pairs that may issue and picks one (an AND-OR
+        # multiplexer): the result with its level's left node (``partner``, fetched the cycle
+        # before), the result with the zero node (a level's odd last node), or the leaf pair at the
+        # queue's head; ``candidates`` is filled below
         issue_pair = Signal(name="issue_pair")     # the result with ``partner``
         issue_zero = Signal(name="issue_zero")     # the result with the zero node
         issue_leaf = Signal(name="issue_leaf")     # the leaf pair at the queue's head
         partner = Signal(layout, name="partner")
-        fields = {"m_a": unsigned(w), "m_b": unsigned(w), "s_a": unsigned(sbits), "far_a": 1,
-                  "s_b": unsigned(sbits), "far_b": 1, "e": signed(cfg.exp_width), "zero": 1,
-                  "lvl": unsigned(levels)}
-        candidates = []                            # (select, fields)
-        aligns = {k: Signal(shape, name=f"align_{k}") for k, shape in fields.items()}
+        fields = {k: Signal(shape, name=f"align_{k}") for k, shape in field_shapes(cfg).items()}
+        lvl = Signal(levels, name="align_lvl")
         valid = Signal(name="align_valid")
         m.d.sync += valid.eq(issue_pair | issue_zero | issue_leaf)
-        m_a, m_b, s_a, far_a, s_b, far_b = (aligns[k] for k in ("m_a", "m_b", "s_a", "far_a", "s_b", "far_b"))
-        e_big, zero_pair, lvl = aligns["e"], aligns["zero"], aligns["lvl"]
-
-        def aligned(mant, sh, far, name):
-            out = Signal(signed(dw), name=name)    # non-negative, below 2**span
-            m.d.comb += out.eq(Mux(far, 0, (Cat(Const(0, g), mant) >> sh)[:span]))
-            return out
-
-        a = aligned(m_a, s_a, far_a, "aligned_a")
-        b = aligned(m_b, s_b, far_b, "aligned_b")
-        # the aligned operands registered: the shifters (a LUT level a shift bit) and the first
-        # step's carry chain in one cycle would hold the clock near 110 MHz on ECP5
-        a_r, b_r = Signal(signed(dw), name="aligned_a_r"), Signal(signed(dw), name="aligned_b_r")
-        e_r, z_r = Signal(signed(cfg.exp_width), name="aligned_e"), Signal(name="aligned_zero")
-        v_r, l_r = Signal(name="aligned_valid"), Signal(levels, name="aligned_lvl")
-        m.d.sync += [a_r.eq(a), b_r.eq(b), e_r.eq(e_big), z_r.eq(zero_pair), v_r.eq(valid), l_r.eq(lvl)]
-        stage_in = [(valid, lvl), (v_r, l_r)]     # each stage's valid and level, in order
-        a, b, e_big, zero_pair, valid, lvl = a_r, b_r, e_r, z_r, v_r, l_r
-        # normalise the result to w bits (a has w+g, w+g+1 or w+g+2 bits unless both inputs were
-        # 0) in the last vectoring stage
-        def normalised(a, es, zero):
-            """``es``: ``E``, ``E + 1``, ``E + 2`` (registered, so no adder after this one)."""
-            au = a.as_unsigned()
-            t = Mux(au[w + g + 1], 2, Mux(au[w + g], 1, 0))
-            e = Mux(au[w + g + 1], es[2], Mux(au[w + g], es[1], es[0]))
-            return Mux(zero, 0, (au >> (g + t))[:w]), Mux(zero, cfg.zero_exp, e)
-
-        res = Signal(layout)
-        res_zero = Signal(name="result_zero")      # res is the zero node
-        for k in range(n_it):
-            e_r, z_r = Signal(signed(cfg.exp_width), name=f"cordic{k}_e"), Signal(name=f"cordic{k}_zero")
-            v_r, l_r = Signal(name=f"cordic{k}_valid"), Signal(levels, name=f"cordic{k}_lvl")
-            if k == 0:                             # a, b >= 0: s = +1
-                a_next, b_next = a + b, b - a
-            else:
-                # s = +1 when b >= 0: a + (b >> k) and b - (a >> k), else a - (b >> k) and
-                # b + (a >> k); each one add-or-subtract chain taking b's sign (modulo 2**dw, as
-                # the stage registers keep dw bits)
-                da, db = Signal(signed(dw), name=f"cordic{k}_da"), Signal(signed(dw), name=f"cordic{k}_db")
-                m.d.comb += [da.eq(b >> k), db.eq(a >> k)]
-                a_next = add_or_subtract(m, a, da, b[-1], dw, f"cordic{k}_a_step").as_signed()
-                if k < n_it - 1:                   # the last step needs only a
-                    b_next = add_or_subtract(m, b, db, b[-1], dw, f"cordic{k}_b_step", subtract_when=0).as_signed()
-            m.d.sync += [v_r.eq(valid), l_r.eq(lvl)]
-            if k == n_it - 1:
-                pre_valid, pre_lvl = valid, lvl    # next cycle's result: its valid and level
-                es = e_plus if n_it > 1 else [e_big, e_big + 1, e_big + 2]
-                rm, re = normalised(a_next[:dw].as_signed(), es, zero_pair)
-                m.d.sync += [res.m.eq(rm), res.e.eq(re), res_zero.eq(zero_pair)]
-            else:
-                a_r, b_r = Signal(signed(dw), name=f"cordic{k}_a"), Signal(signed(dw), name=f"cordic{k}_b")
-                m.d.sync += [a_r.eq(a_next), b_r.eq(b_next), e_r.eq(e_big), z_r.eq(zero_pair)]
-                if k == n_it - 2:                      # E + 1 and E + 2 for the last stage
-                    e_plus = [e_r] + [Signal(signed(cfg.exp_width), name=f"cordic{k}_e{t}") for t in (1, 2)]
-                    m.d.sync += [e_plus[1].eq(e_big + 1), e_plus[2].eq(e_big + 2)]
-                a, b, e_big, zero_pair = a_r, b_r, e_r, z_r
-            valid, lvl = v_r, l_r
-            stage_in.append((valid, lvl))
-        res_valid, res_lvl = valid, lvl
-        pp_lvl = stage_in[-3][1]                   # the level of the result due in two cycles
+        candidates = []                            # (select, fields with "lvl")
+        out = cordic_unit(m, cfg, fields, valid, lvl, Signal(layout, name="result"))
+        res, res_zero, res_valid, res_lvl = out.res, out.zero, out.valid, out.tag
+        pre_valid, pre_lvl = out.stages[-2]        # next cycle's result: its valid and level
+        pp_lvl = out.stages[-3][1]                 # the level of the result due in two cycles
 
         # the root
         m.d.sync += self.o_valid.eq(res_valid & res_lvl[levels - 1])
@@ -276,16 +279,14 @@ class PolarNorm(ConfigComponent):
             m.d.sync += [issue_pair.eq(Cat(*pick_pair).any()), issue_zero.eq(Cat(*pick_zero).any()),
                          partner.eq(partner_next), use_res.eq(Cat(*pick_res).any())]
             level_up = Cat(Const(0, 1), res_lvl[:-1])  # the level above the result's, one-hot
-            candidates.append((issue_pair, {**merge_of(partner, res), "lvl": level_up}))
-            candidates.append((issue_zero, {"m_a": res.m, "m_b": 0, "s_a": 0, "far_a": 0, "s_b": 0, "far_b": 1,
-                                            "e": res.e, "zero": res_zero, "lvl": level_up}))
+            candidates.append((issue_pair, {**merge_fields(m, partner, res, cfg), "lvl": level_up}))
+            candidates.append((issue_zero, {**zero_pair_fields(res, res_zero), "lvl": level_up}))
 
-        # level 0: leaves pair in arrival order; formed pairs wait in a queue of LEAF_PAIRS entries
-        # (distributed RAM, read asynchronously at a registered address) for cycles the upper
-        # levels leave free, and the leaf stream stalls when it is full.  ``held`` (a thermometer
-        # code: held[k] = more than k pairs wait) is a register, and so is ``last0``, so the
-        # stream's ready is a function of registers and the next cycle's leaf issue only waits for
-        # this cycle's write
+        # level 0: formed pairs wait in a queue of LEAF_PAIRS entries (distributed RAM, read
+        # asynchronously at a registered address) for cycles the upper levels leave free, and the
+        # leaf stream stalls when it is full.  ``held`` (a thermometer code: held[k] = more than k
+        # pairs wait) is a register, and so is ``last0``, so the stream's ready is a function of
+        # registers and the next cycle's leaf issue only waits for this cycle's write
         pair_layout = data.ArrayLayout(layout, 2)
         m.submodules.pairs = pairs = memory.Memory(shape=unsigned(pair_layout.size), depth=LEAF_PAIRS, init=[])
         wr, rd = pairs.write_port(), pairs.read_port(domain="comb")
@@ -293,17 +294,9 @@ class PolarNorm(ConfigComponent):
         consume = Signal(range(LEAF_PAIRS), name="pairs_consume")
         held = Signal(LEAF_PAIRS, name="pairs_held")
         head = data.View(pair_layout, rd.data)
-        formed = Signal(pair_layout)
-        preload = self.first_leaf is not None
-        first = zero if not preload else {"m": self.first_leaf[0], "e": self.first_leaf[1]}
-        left0 = Signal(layout, init=first)
-        left0_v = Signal(init=int(preload))
-        count0 = Signal(range(sizes[0]), init=int(preload))
-        last0 = Signal(name="count0_last", init=int(int(preload) == sizes[0] - 1))
-        forms = left0_v | last0
-        m.d.comb += self.i.ready.eq(~(forms & held[-1]))
-        leaf = self.i.payload
-        accept = self.i.valid & self.i.ready
+        accept = Signal(name="leaf_accept")
+        formed, forms = self._leaf_level(m, cfg, accept)
+        m.d.comb += [self.i.ready.eq(~(forms & held[-1])), accept.eq(self.i.valid & self.i.ready)]
         write, read = accept & forms, issue_leaf
         m.d.comb += [wr.addr.eq(produce), wr.data.eq(formed.as_value()), wr.en.eq(write), rd.addr.eq(consume)]
         with m.If(write):
@@ -312,26 +305,12 @@ class PolarNorm(ConfigComponent):
             m.d.sync += consume.eq(consume + 1)
         next_held = Mux(write & ~read, Cat(Const(1, 1), held[:-1]), Mux(read & ~write, held[1:], held))
         m.d.sync += [held.eq(next_held), issue_leaf.eq(next_held[0] & ~up_next)]
-        candidates.append((issue_leaf, {**merge_of(head[0], head[1]), "lvl": Const(1, levels)}))
-        for k, reg in aligns.items():           # at most one select is high
+        candidates.append((issue_leaf, {**merge_fields(m, head[0], head[1], cfg), "lvl": Const(1, levels)}))
+        for k, reg in {**fields, "lvl": lvl}.items():   # at most one select is high
             picked = 0
             for sel, f in candidates:
                 picked = picked | Mux(sel, Value.cast(f[k]).as_unsigned(), 0)
             m.d.sync += reg.eq(picked)
-        with m.If(left0_v):
-            m.d.comb += [formed[0].eq(left0), formed[1].eq(leaf)]
-        with m.Else():
-            m.d.comb += [formed[0].eq(leaf), formed[1].eq(layout.const(zero))]
-        with m.If(accept):
-            m.d.sync += [count0.eq(Mux(last0, int(preload), count0 + 1)),
-                         last0.eq(Mux(last0, int(preload) == sizes[0] - 1, count0 == sizes[0] - 2))]
-            with m.If(~forms):
-                m.d.sync += left0.eq(leaf)
-            with m.If(last0):
-                m.d.sync += [left0.eq(layout.const(first)), left0_v.eq(int(preload))]
-            with m.Else():
-                m.d.sync += left0_v.eq(~left0_v)
-        return m
 
 
 class SqrtNode(ConfigComponent):

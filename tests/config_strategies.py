@@ -61,11 +61,13 @@ def _norm(draw):
     ow = draw(st.integers(4, 20))
     gw = draw(st.integers(3, 16))
     d = draw(st.integers(1, 12))
-    return {"d": d, "buffer_depth": draw(st.sampled_from([0, 0, d, 2 * d + 1])),
+    method = draw(st.sampled_from(["cordic", "exact"]))
+    units = draw(st.sampled_from(["shared", "per_level"])) if method == "cordic" else "shared"
+    return {"d": d, "norm_units": units, "buffer_depth": draw(st.sampled_from([0, 0, d, 2 * d + 1])),
             "in_width": w, "in_frac": draw(st.integers(0, w - 1)),
             "out_width": ow, "out_frac": draw(st.integers(0, ow - 1)), "gamma_width": gw,
             "gamma_frac": draw(st.integers(0, gw - 1)), "eps": draw(st.sampled_from([1e-12, 1e-6, 1e-5, 0.01, 0.5])),
-            "norm_method": draw(st.sampled_from(["cordic", "exact"])), "norm_width": draw(st.integers(4, 26)),
+            "norm_method": method, "norm_width": draw(st.integers(4, 26)),
             "cordic_iterations": draw(st.integers(2, 14)), "norm_guard_bits": draw(st.integers(0, 4)),
             "gain_frac": draw(st.integers(8, 31)), **_division_params(draw)}
 

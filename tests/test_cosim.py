@@ -102,6 +102,16 @@ def test_online_softmax(sim):
 
 
 @pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op", ["rmsnorm", "layernorm"])
+def test_norm_with_a_cordic_unit_per_level(op, sim):
+    """The CORDIC tree with one unit per level (``norm_units=per_level``): full rate with every row's
+    first output checked against the timing model, idle cycles and backpressure, the corners, a
+    reset in the middle of a row and the captured activations."""
+    cfg = registry.get(op).default(d=64, norm_units="per_level")
+    _suite(op, cfg, sim, exhaustive=False)
+
+
+@pytest.mark.parametrize("sim", SIMS)
 @pytest.mark.parametrize("normalizer", ["row_max", pytest.param("online", marks=pytest.mark.slow)])
 def test_softmax_rows_of_the_models_context(sim, normalizer):
     """Softmax sized for SmolLM2's context (d_max=8192, as the conversion now plans it): two full

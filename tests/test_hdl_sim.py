@@ -19,7 +19,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
 from spikeops.hdl.division import DivisionNeuronGroup, division_latency
 from spikeops.hdl.exp import PWLExp, index_multiplier
 from spikeops.hdl.neurons import LIFPopulation
-from spikeops.hdl.norm import PolarNorm, SqrtNode, tree_latency
+from spikeops.hdl.norm import LEAF_PAIRS, PolarNorm, SqrtNode, tree_latency
 from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
 from spikeops.hdl.ops.sigmoid import GELU, Sigmoid, SiLU
 from spikeops.hdl.ops.softmax import Softmax
@@ -126,26 +126,57 @@ def _run_norm_unit(dut, items, expect, gaps):
     return got, accepted, results
 
 
+@pytest.mark.parametrize("units", ["shared", "per_level"])
 @pytest.mark.parametrize("first_leaf", [False, True])
 @pytest.mark.parametrize("length", [1, 2, 3, 6, 13, 64])
 @pytest.mark.parametrize("gaps", [0.0, 0.3])
-def test_polar_norm_tree(length, first_leaf, gaps):
+def test_polar_norm_tree(length, first_leaf, gaps, units):
     """The streaming tree gives golden's root for every vector, vectors back to back or with idle
-    cycles, leaves of every scale and zero vectors, within its latency bound."""
+    cycles, leaves of every scale and zero vectors, within its latency bound, with one CORDIC unit
+    or one per level."""
     if first_leaf and length < 2:
         with pytest.raises(ValueError, match="first_leaf needs length >= 2"):
             PolarNorm(NormConfig(length=1), first_leaf=(1, 0))
         return
-    _check_polar_norm_tree(NormConfig(length=length, width=12, iterations=7, guard_bits=2, leaf_bits=24),
-                           first_leaf, gaps)
+    _check_polar_norm_tree(NormConfig(length=length, width=12, iterations=7, guard_bits=2, leaf_bits=24,
+                                      units=units), first_leaf, gaps)
 
 
+@pytest.mark.parametrize("units", ["shared", "per_level"])
 @pytest.mark.parametrize("iterations, guard_bits", [(1, 0), (2, 5)])
-def test_polar_norm_tree_short_unit(iterations, guard_bits):
+def test_polar_norm_tree_short_unit(iterations, guard_bits, units):
     """The unit's first vectoring step shares its stage with the alignment: one step (that stage
     also normalises) and two, with no guard bits and many, still give golden's root."""
     _check_polar_norm_tree(NormConfig(length=13, width=10, iterations=iterations, guard_bits=guard_bits,
-                                      leaf_bits=24), True, 0.2)
+                                      leaf_bits=24, units=units), True, 0.2)
+
+
+@pytest.mark.parametrize("length", [2, 5, 64, 577])
+def test_per_level_units_answer_at_their_bound_and_never_stall(length):
+    """One unit per level: the leaf stream is never held, and every root comes exactly
+    :func:`tree_latency` cycles after its vector's last leaf (the bound is the latency), which is
+    ``2 (LEAF_PAIRS + levels) + 4`` cycles below the shared unit's bound."""
+    cfg = NormConfig(length=length, width=10, iterations=4, guard_bits=1, leaf_bits=16, units="per_level")
+    v = np.random.default_rng(length).integers(0, 1 << 16, (3, length))
+    lm, le = node_of(v, cfg.width)
+    dut = PolarNorm(cfg)
+    items = [(lambda a, b: lambda ctx: (ctx.set(dut.i.payload.m, a), ctx.set(dut.i.payload.e, b)))(int(a), int(b))
+             for a, b in zip(lm.ravel(), le.ravel())]
+    got, accepted, results = _run_norm_unit(dut, items, 3, 0.0)
+    want = cordic_root(lm, le, cfg)
+    assert got == list(zip(want[0].tolist(), want[1].tolist()))
+    assert accepted == list(range(3 * length))
+    assert [r - a for r, a in zip(results, accepted[length - 1::length])] == [tree_latency(cfg)] * 3
+    shared = tree_latency(cfg.replace(units="shared"))
+    assert shared - tree_latency(cfg) == 2 * (LEAF_PAIRS + cfg.levels) + 4
+
+
+def test_norm_units_need_the_cordic_tree():
+    with pytest.raises(ValueError, match=r"norm: units='per_level' needs the CORDIC tree \(method='exact' has no "
+                                         r"units\); allowed with it: 'shared'"):
+        NormConfig(method="exact", units="per_level")
+    with pytest.raises(ValueError, match=r"rmsnorm: norm_units='one' is not allowed; allowed: 'shared', 'per_level'"):
+        RMSNormConfig(norm_units="one")
 
 
 def _check_polar_norm_tree(cfg, first_leaf, gaps):
@@ -314,16 +345,17 @@ def test_softmax_overflow_flag_splits_a_long_row():
     assert [int(o.data) for o in out] == want
 
 
-@pytest.mark.parametrize("method", ["cordic", "exact"])
+@pytest.mark.parametrize("method, units", [("cordic", "shared"), ("cordic", "per_level"), ("exact", "shared")],
+                         ids=["cordic", "cordic-per_level", "exact"])
 @pytest.mark.parametrize("cls, comp, fn", [(RMSNormConfig, RMSNorm, rmsnorm), (LayerNormConfig, LayerNorm, layernorm)],
                          ids=["rmsnorm", "layernorm"])
 @pytest.mark.parametrize("d", [1, 6, 13])
-def test_norm_operator(method, cls, comp, fn, d):
+def test_norm_operator(method, units, cls, comp, fn, d):
     if cls is LayerNormConfig and method == "cordic" and d == 1:
         with pytest.raises(ValueError, match="d=1 is too short"):
             cls(d=d, norm_method=method)
         return
-    cfg = cls(d=d, norm_method=method, cordic_iterations=9)
+    cfg = cls(d=d, norm_method=method, cordic_iterations=9, norm_units=units)
     rng = np.random.default_rng(d)
     x = quantize(rng.normal(0, 2, (4, d)), cfg.in_format)
     x[1, 0] = cfg.in_format.max_code  # an outlier channel

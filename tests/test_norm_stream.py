@@ -10,6 +10,7 @@ import pytest
 from spikeops.golden.fixed import quantize
 from spikeops.golden.norm import level_sizes
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
+from spikeops.hdl.norm import LEAF_PAIRS
 from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
 from spikeops.hdl.timing import FixedDelay
 from spikeops.verif.amaranth_sim import run_stream
@@ -32,21 +33,23 @@ def _run(op, cfg, rows, **kw):
 
 
 @pytest.mark.parametrize("op", list(OPS))
-@pytest.mark.parametrize("method", ["cordic", "exact"])
-def test_rows_back_to_back_at_one_element_per_cycle(op, method):
+@pytest.mark.parametrize("method, units", [("cordic", "shared"), ("cordic", "per_level"), ("exact", "shared")],
+                         ids=["cordic", "cordic-per_level", "exact"])
+def test_rows_back_to_back_at_one_element_per_cycle(op, method, units):
     """Sink always ready, source always valid: every first output where the model says, each row's
     outputs on consecutive cycles, and elements per cycle in and out (cycle counts of the
-    simulation, not times) at the CORDIC unit's bound: it does one merge per cycle, and a row of d
-    leaves needs ``sum_l ceil(L_l / 2)`` merges (d - 1 plus the odd levels' padding; LayerNorm's
-    Helmert leaves: d with eps, RMSNorm's: d + 1), so RMSNorm at d=64 (70 merges) gets 64/70."""
+    simulation, not times) at the CORDIC tree's bound.  One shared unit does one merge per cycle,
+    and a row of d leaves needs ``sum_l ceil(L_l / 2)`` merges (d - 1 plus the odd levels' padding;
+    LayerNorm's Helmert leaves: d with eps, RMSNorm's: d + 1), so RMSNorm at d=64 (70 merges) gets
+    64/70; a unit per level never holds the leaves, so every d gets one element per cycle."""
     cls, comp, _ = OPS[op]
-    cfg = cls(d=64, norm_method=method)
+    cfg = cls(d=64, norm_method=method, norm_units=units)
     rows = 8
     log, last_in, first_out = _run(op, cfg, rows)
     assert first_out == comp.first_outputs(cfg, [cfg.d] * rows, last_in)
     assert first_out[0] - last_in[0] == comp.latency_for(cfg)
     merges = sum((size + 1) // 2 for size in level_sizes(cfg.norm))
-    bound = 1.0 if method == "exact" else min(1.0, cfg.d / merges)
+    bound = 1.0 if method == "exact" or units == "per_level" else min(1.0, cfg.d / merges)
     n = rows * cfg.d
     assert (n - 1) / (log["in"][-1] - log["in"][0]) >= bound - 0.01
     assert (n - cfg.d - 1) / (log["out"][-1] - log["out"][cfg.d]) >= bound - 0.01
@@ -70,10 +73,17 @@ def test_short_rows_wait_for_the_square_root(op):
 @pytest.mark.parametrize("method", ["cordic", "exact"])
 def test_latency_at_the_default_configuration(op, method):
     """Issue 13's bounds: at most 200 cycles from a row's last input to its first output with the
-    CORDIC PolarNorm, 64 with the exact norm (RMSNorm d=576, LayerNorm d=384)."""
+    CORDIC PolarNorm, 64 with the exact norm (RMSNorm d=576, LayerNorm d=384); a CORDIC unit per
+    level takes the leaf queue's wait off (``2 (LEAF_PAIRS + levels) + 4`` cycles) and the ring
+    shrinks by as much."""
     cls, comp, _ = OPS[op]
     cfg = cls(norm_method=method)
     assert comp.latency_for(cfg) <= (200 if method == "cordic" else 64)
+    if method == "cordic":
+        per_level = cfg.replace(norm_units="per_level")
+        saved = 2 * (LEAF_PAIRS + cfg.norm.levels) + 4
+        assert comp.latency_for(cfg) - comp.latency_for(per_level) == saved
+        assert comp.ring_depth(cfg) - comp.ring_depth(per_level) == saved
 
 
 def test_fixed_delay_model_by_hand():

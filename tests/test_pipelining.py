@@ -40,9 +40,9 @@ def test_no_target_keeps_the_fixed_pipeline(op):
     cls = rec.component()
     assert cls.neurons_per_stage(cfg) == cls.NEURONS_PER_STAGE
     assert report(cfg, cls.NEURONS_PER_STAGE)["choice"].startswith("fixed")
-    # configurations made before target_mhz (and Softmax's normalizer) existed keep their hash; a
-    # target changes it
-    params = {k: v for k, v in cfg.params().items() if k not in ("target_mhz", "normalizer")}
+    # configurations made before target_mhz (and Softmax's normalizer, the norms' norm_units)
+    # existed keep their hash; a target changes it
+    params = {k: v for k, v in cfg.params().items() if k not in ("target_mhz", "normalizer", "norm_units")}
     blob = json.dumps({"kind": cfg.kind, "params": params}, sort_keys=True)
     assert cfg.stable_hash() == hashlib.sha256(blob.encode()).hexdigest()[:16]
     assert rec.default(target_mhz=100).stable_hash() != cfg.stable_hash()

@@ -54,7 +54,7 @@ __all__ = ["NormOpConfig", "RMSNormConfig", "LayerNormConfig", "rmsnorm", "layer
 
 #: the PolarNorm's parameters as this operator's options name them
 _NORM_NAMES = {"length": "leaves", "width": "norm_width", "method": "norm_method",
-               "iterations": "cordic_iterations", "guard_bits": "norm_guard_bits"}
+               "iterations": "cordic_iterations", "guard_bits": "norm_guard_bits", "units": "norm_units"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ class NormOpConfig(OperatorConfig):
     cordic_iterations: int = 12
     norm_width: int = 24
     norm_guard_bits: int = 2
+    #: the CORDIC tree's units (hardware only): one shared by every level, or one per level
+    norm_units: str = "shared"
     gain_frac: int = 30
     div_guard_bits: int = 8
     div_arch: str = "binary"
@@ -147,7 +149,8 @@ class NormOpConfig(OperatorConfig):
     def norm(self) -> NormConfig:
         return self.sub_config(NormConfig, _NORM_NAMES, length=self.leaves, width=self.norm_width,
                                method=self.norm_method, iterations=self.cordic_iterations,
-                               guard_bits=self.norm_guard_bits, leaf_bits=self.leaf_bits)
+                               guard_bits=self.norm_guard_bits, leaf_bits=self.leaf_bits,
+                               units=self.norm_units)
 
     @functools.cached_property
     def helmert(self) -> bool:
