@@ -576,7 +576,8 @@ def test_a_stepped_point_synthesises_the_wrapper(tmp_path):
 
 def test_target_sweep_latencies_and_the_latency_panel(tmp_path, monkeypatch):
     """A ``target_mhz`` axis: each point's latency follows its pipelining (``latency_cycles`` the
-    number), and the plot gains its third panel, Fmax against latency, when the latencies differ."""
+    number), and the plot gains two panels, latency against area and Fmax against latency, when
+    the latencies differ."""
     from spikeops.gen.sweep.plots import plot_op
     rep = run_sweep([grid.make_entry("sigmoid", grid={"target_mhz": [50, 200]})], opts(tmp_path))
     rows = rep["rows"]
@@ -592,4 +593,35 @@ def test_target_sweep_latencies_and_the_latency_panel(tmp_path, monkeypatch):
     opened, real = [], plt.subplots
     monkeypatch.setattr(plt, "subplots", lambda *a, **k: opened.append(a) or real(*a, **k))
     path = plot_op("sigmoid", rows, tmp_path / "sigmoid.png")
-    assert path.stat().st_size > 1000 and opened == [(1, 3)]
+    assert path.stat().st_size > 1000 and opened == [(1, 4)]
+
+
+def test_the_rate_stage_measures_what_a_smaller_ring_costs(tmp_path):
+    """``rate=True`` (``--rate``): each point's elements per cycle on Verilator, outputs checked
+    against the golden model; a ring of one row (``buffer_depth=d``) makes the receive side wait, so
+    its rate drops.  With Fmax and LUT-eq beside it, the row gets Melem/s and Melem/s per kLUT-eq,
+    and the report marks the throughput and latency fronts where the points differ in them."""
+    from spikeops.verif import env
+    if env.unavailable_reason("verilator"):
+        pytest.skip(env.unavailable_reason("verilator"))
+    rep = run_sweep([grid.make_entry("rmsnorm", base={"d": 16, "cordic_iterations": 4},
+                                     grid={"buffer_depth": [16]}, points=[{"norm_units": "per_level"}])],
+                    opts(tmp_path, error=False, rate=True, jobs=2))
+    rows = rep["rows"]
+    assert [r["status"] for r in rows] == ["ok"] * 3, [r["message"] for r in rows]
+    full, one_row, per_level = (r["elements_per_cycle"] for r in rows)
+    # one shared CORDIC unit does a merge a cycle: 20 merges for a row of 16 (17 leaves with eps);
+    # a unit per level keeps up with the leaves
+    assert one_row < full - 0.1 and 0.75 < full <= 0.8 and 0.95 < per_level <= 1.0, (one_row, full, per_level)
+    assert "rate" in rep["meta"]["stages"] and "el/cycle" in (tmp_path / "out" / "report.md").read_text()
+    assert rows[2]["latency_cycles"] < rows[0]["latency_cycles"]  # a unit per level
+    from spikeops.gen.sweep.report import _throughput
+    row = {"elements_per_cycle": 0.5, "fmax_mhz": 200.0, "ecp5_lut_equivalent": 4000}
+    _throughput(row, True)
+    assert row["throughput_meps"] == 100.0 and row["meps_per_klut"] == 25.0
+    element_wise = {"ii": 1, "fmax_mhz": 200.0, "ecp5_lut_equivalent": 1000}
+    _throughput(element_wise, False)
+    assert element_wise["meps_per_klut"] == 200.0
+    unmeasured = {"ii": 1, "fmax_mhz": 200.0, "ecp5_lut_equivalent": 1000}
+    _throughput(unmeasured, True)                 # a row operator's rate is measured, never assumed
+    assert "throughput_meps" not in unmeasured

@@ -1,6 +1,8 @@
 """Pareto plots of a sweep (matplotlib, Agg backend): one PNG per operator, two panels:
 error (log scale, real units) against ECP5 LUT-equivalent, and Fmax against ECP5 LUT-equivalent;
-a third, Fmax against latency (cycles), when the points' latencies differ (a ``target_mhz`` sweep).
+when the points' latencies differ (a ``target_mhz`` sweep, an architecture choice), latency against
+ECP5 LUT-equivalent and Fmax against latency (cycles); when their throughputs differ (measured
+elements per cycle times Fmax), Melem/s against ECP5 LUT-equivalent.
 Every point is a dot labelled with its number, the Pareto front is a line through highlighted
 points, the default (base) configuration is a star."""
 
@@ -49,18 +51,26 @@ def plot_op(op: str, rows, path, *, error_column: str = "err_max_real") -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    latencies = {r.get(LATENCY) for r in rows if r.get(LATENCY) not in (None, "") and r.get("fmax_mhz") not in (None, "")}
-    fig, axes = plt.subplots(1, 3 if len(latencies) > 1 else 2, figsize=(18 if len(latencies) > 1 else 12, 4.6))
-    a, b = axes[0], axes[1]
-    _panel(a, rows, error_column, maximise=False, log=True,
-           ylabel=f"{error_column.replace('_', ' ')} (real units)")
-    a.set_title(f"{op}: error against area")
-    _panel(b, rows, "fmax_mhz", maximise=True, log=False, ylabel="Fmax (MHz), nextpnr-ecp5")
-    b.set_title(f"{op}: Fmax against area")
-    if len(latencies) > 1:
-        _panel(axes[2], rows, "fmax_mhz", maximise=True, log=False, x=LATENCY, ylabel="Fmax (MHz), nextpnr-ecp5",
-               xlabel="latency (cycles; rows: beyond the row's length)")
-        axes[2].set_title(f"{op}: Fmax against latency")
+    def differ(column):
+        return len({r.get(column) for r in rows if r.get(column) not in (None, "")}) > 1
+
+    panels = [dict(y=error_column, maximise=False, log=True, ylabel=f"{error_column.replace('_', ' ')} (real units)",
+                   title="error against area"),
+              dict(y="fmax_mhz", maximise=True, log=False, ylabel="Fmax (MHz), nextpnr-ecp5", title="Fmax against area")]
+    latency_label = "latency (cycles; rows: beyond the row's length)"
+    if differ(LATENCY):
+        panels.append(dict(y=LATENCY, maximise=False, log=False, ylabel=latency_label, title="latency against area"))
+        if any(r.get("fmax_mhz") not in (None, "") for r in rows):
+            panels.append(dict(y="fmax_mhz", maximise=True, log=False, x=LATENCY, ylabel="Fmax (MHz), nextpnr-ecp5",
+                               xlabel=latency_label, title="Fmax against latency"))
+    if differ("throughput_meps"):
+        panels.append(dict(y="throughput_meps", maximise=True, log=False,
+                           ylabel="Melem/s (Fmax x elements per cycle)", title="throughput against area"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.6))
+    for ax, panel in zip(axes, panels):
+        title = panel.pop("title")
+        _panel(ax, rows, **panel)
+        ax.set_title(f"{op}: {title}")
     return save_figure(fig, path)
 
 

@@ -5,7 +5,10 @@ One row per point; columns (CSV header = the union over the rows, in this order)
 out_format``, the accuracy stage (``activations, elements, err_max_lsb, err_mean_lsb,
 err_max_real, err_mean_real, saturated``), per synthesised family ``<family>_lut_equivalent,
 _ff, _dsp, _bram`` (ECP5 LUT-equivalent = LUT4 + 2 x CCU2C of ``synth_ecp5 -nowidelut``; iCE40 =
-SB_LUT4 + SB_CARRY), place-and-route (``fmax_mhz, timing_met, critical_path_ns``), ``latency``
+SB_LUT4 + SB_CARRY), place-and-route (``fmax_mhz, timing_met, critical_path_ns``), the ``rate`` stage's
+``elements_per_cycle`` (Verilator, back to back, sink always ready), ``throughput_meps`` (million
+elements per second at the measured Fmax: Fmax times the measured elements per cycle, or Fmax / II
+for an element-wise operator) and ``meps_per_klut`` (that per thousand ECP5 LUT-eq), ``latency``
 (cycles; Softmax ``n + c``), ``latency_cycles`` (the number: a row operator's ``c``, from a row's
 last input to its first output beyond the row's length) and ``ii`` from the manifest, ``seconds_<stage>`` (tool time, also
 for cached stages), ``cached`` (stages taken from the cache), ``status`` (``ok``, ``failed``: a stage
@@ -123,8 +126,11 @@ def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latenc
             row.update({f"{fam}_{k}": r[k] for k in FAMILY_COLUMNS})
         elif stage == "pnr":
             row.update(fmax_mhz=r["fmax_mhz"], timing_met=r["timing_met"], critical_path_ns=r["critical_path_ns"])
+        elif stage == "rate":
+            row["elements_per_cycle"] = r["elements_per_cycle"]
         latency = latency or r.get("latency")
     row["latency"], row["latency_cycles"], row["ii"] = _latency(latency or fallback_latency)
+    _throughput(row, registry.get(point.op).shape.is_row)
     row.update(seconds)
     row["cached"] = cached
     if point.invalid is not None:
@@ -136,6 +142,20 @@ def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latenc
             fam = stage.removeprefix("synth-")
             row.update({f"{fam}_cells_{t}": n for t, n in sorted(r["cells"].items())})
     return row
+
+
+def _throughput(row: dict, is_row: bool):
+    """``throughput_meps`` and ``meps_per_klut`` where the row has what they need: an element-wise
+    operator takes one element every II cycles; a row operator's rate is measured (``rate`` stage)."""
+    rate = row.get("elements_per_cycle")
+    if rate is None and not is_row and isinstance(row.get("ii"), (int, float)) and row["ii"] > 0:
+        rate = 1.0 / row["ii"]
+    if rate is None or row.get("fmax_mhz") in (None, ""):
+        return
+    row["throughput_meps"] = round(row["fmax_mhz"] * rate, 2)
+    lut = row.get("ecp5_lut_equivalent")
+    if lut:
+        row["meps_per_klut"] = round(row["throughput_meps"] / (lut / 1000.0), 2)
 
 
 def columns(rows) -> list[str]:
@@ -219,8 +239,10 @@ def write_markdown(report: dict, path, plots: dict):
              f"- Synthesis: {synth}",
              f"- Fmax (place-and-route): {pnr}",
              (f"- Pareto fronts: `{meta['pareto_error']}` against ECP5 LUT-eq (both minimised) and Fmax "
-              "against ECP5 LUT-eq; `*` marks the default (base) configuration, `P` a point on the "
-              "error front, `F` on the Fmax front."),
+              "against ECP5 LUT-eq, and where an operator's points differ in them, latency (minimised) and "
+              "Melem/s (Fmax times elements per cycle, maximised) against ECP5 LUT-eq; `*` marks the default "
+              "(base) configuration, `P` a point on the error front, `F` on the Fmax front, `L` on the "
+              "latency front, `T` on the throughput front."),
              "- `out_frac` swept alone keeps the output's integer bits (`spikeops.golden.registry.at_grid`).", ""]
     div = meta.get("model_divergence")
     if div:
@@ -250,9 +272,12 @@ def write_markdown(report: dict, path, plots: dict):
             span = (f"; captured input formats {formats[0]} .. {formats[-1]}" if len(formats) > 1
                     else f"; captured input format {formats[0]}" if formats else "")
             lines += [f"Activations: {acts['instances']} instance(s), {size}{span}.", ""]
+        rated = any("elements_per_cycle" in r for r in ops_rows)
+        per_area = any("meps_per_klut" in r for r in ops_rows)
         header = (["point", *swept, "in", "out", "err max (LSB)", "err mean (LSB)", "err max", "err mean"]
                   + [h for f in fams for h in (f"{f} LUT-eq", f"{f} FF", f"{f} DSP", f"{f} BRAM")]
-                  + ["Fmax (MHz)", "latency", "II", "status"])
+                  + ["Fmax (MHz)", "latency", "II"] + (["el/cycle"] if rated else [])
+                  + (["Melem/s", "Melem/s per kLUT-eq"] if per_area else []) + ["status"])
         body = []
         calibrated = meta.get("scales") == "calibrated" and meta["capture"]
 
@@ -261,18 +286,24 @@ def write_markdown(report: dict, path, plots: dict):
             return f"{f.split('.')[0]}.cal" if f and calibrated else fmt(f)
 
         for r in ops_rows:
-            mark = ("*" if r["default"] else "") + ("P" if r.get("pareto_error") else "") + \
-                   ("F" if r.get("pareto_fmax") else "")
+            mark = "".join(m for m, on in (("*", r["default"]), ("P", r.get("pareto_error")),
+                                           ("F", r.get("pareto_fmax")), ("L", r.get("pareto_latency")),
+                                           ("T", r.get("pareto_throughput"))) if on)
             body.append([f"{r['point']}{' ' + mark if mark else ''}", *[_md_cell(fmt(r.get(k))) for k in swept],
                          in_cell(r), fmt(r.get("out_format")),
                          fmt(r.get("err_max_lsb"), "lsb"), fmt(r.get("err_mean_lsb"), "lsb"),
                          fmt(r.get("err_max_real"), "real"), fmt(r.get("err_mean_real"), "real"),
                          *[fmt(r.get(f"{f}_{k}")) for f in fams for k in FAMILY_COLUMNS],
-                         fmt(r.get("fmax_mhz")), fmt(r.get("latency")), fmt(r.get("ii")), r["status"]])
+                         fmt(r.get("fmax_mhz")), fmt(r.get("latency")), fmt(r.get("ii")),
+                         *([fmt(r.get("elements_per_cycle"))] if rated else []),
+                         *([fmt(r.get("throughput_meps")), fmt(r.get("meps_per_klut"))] if per_area else []),
+                         r["status"]])
         lines += _table(header, body) + [""]
         if op in plots:
             lines += [f"![{op}: error and Fmax against ECP5 LUT-equivalent]({Path(plots[op]).name})", ""]
-        for label, key in ((f"{err_col} against ECP5 LUT-eq", "pareto_error"), ("Fmax against ECP5 LUT-eq", "pareto_fmax")):
+        for label, key in ((f"{err_col} against ECP5 LUT-eq", "pareto_error"), ("Fmax against ECP5 LUT-eq", "pareto_fmax"),
+                           ("latency against ECP5 LUT-eq", "pareto_latency"),
+                           ("Melem/s against ECP5 LUT-eq", "pareto_throughput")):
             front = [r for r in ops_rows if r.get(key)]
             if front:
                 lines.append(f"Pareto front ({label}): " + ", ".join(

@@ -37,6 +37,7 @@ class Options:
     families: tuple = ("ecp5", "ice40")
     pnr: bool = True
     pnr_target: FpgaTarget = FpgaTarget()
+    rate: bool = False  # the rate stage: elements per cycle on Verilator
     timeout: float = 1800.0
     executor: str = "local"
     jobs: int = 2
@@ -128,7 +129,7 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     source = _source(opts)
     points = grid.expand(entries)
     ops = list(dict.fromkeys(p.op for p in points))
-    names = stages.stage_names(error=opts.error, families=opts.families, pnr=opts.pnr)
+    names = stages.stage_names(error=opts.error, families=opts.families, pnr=opts.pnr, rate=opts.rate)
 
     # points the activations rule out (row length against d / d_max) are invalid, like bad values
     described = {}
@@ -240,6 +241,13 @@ def _mark_fronts(rows, error_column: str):
         for r in mine:
             r["pareto_error"] = id(r) in err
             r["pareto_fmax"] = id(r) in fmax
+        # the architecture trades: marked only where the operator's points differ in them
+        for key, column, maximise in (("pareto_latency", "latency_cycles", False),
+                                      ("pareto_throughput", "throughput_meps", True)):
+            if len({r.get(column) for r in mine if r.get(column) not in (None, "")}) > 1:
+                front = {id(r) for r in front_rows(mine, "ecp5_lut_equivalent", column, maximise_y=maximise)}
+                for r in mine:
+                    r[key] = id(r) in front
 
 
 def _model_rows(rows) -> list[dict]:

