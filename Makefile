@@ -10,7 +10,7 @@ JOBS   ?= 2
 # one torch/OpenMP thread per pytest worker: JOBS workers on JOBS cores, no oversubscription
 TEST_ENV := OMP_NUM_THREADS=1
 
-.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep eval eval-table eval-quick capture-data clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep arch-sweep eval eval-table eval-quick capture-data clean
 
 setup: $(STAMP)
 
@@ -87,6 +87,14 @@ defaults-sweep: setup
 target-sweep: setup
 	$(VENV)/bin/spikeops sweep --spec docs/target-sweep/grid.toml --out docs/target-sweep \
 		--cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 250
+
+# the architecture sweep (docs/arch-sweep/, issue 13 item 5): per-level against shared CORDIC, the
+# exact norm, a ring of one row, Softmax's online normaliser, beside the element-wise defaults; ECP5
+# synthesis, Fmax at --freq 200 and elements per cycle on Verilator (about 1 h on 2 cores)
+arch-sweep: setup
+	$(VENV)/bin/spikeops sweep --spec docs/arch-sweep/grid.toml --capture verif/data/smollm2.npz \
+		--out docs/arch-sweep --cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 200 --rate \
+		--timeout 1500
 
 # Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float
 # against converted.  `eval-table`: the original and all-replaced rows, one process per core (about
