@@ -31,6 +31,8 @@ def stage_key(task: Task) -> tuple[str, dict]:
         inputs = task.source.key()
     elif task.stage.startswith(("synth-", "pnr")):
         inputs = {"design": task.design, **(task.pnr if task.stage == "pnr" else {})}
+    elif task.stage == "rate":
+        inputs = {"design": task.design, "elements": task.rate_elements}
     what = {"stage": task.stage, "op": task.op, "params": task.params, "steps": task.steps,
             "tools": stage_tools(task.stage), "inputs": inputs}
     blob = json.dumps(what, sort_keys=True, default=repr)

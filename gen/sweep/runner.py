@@ -37,7 +37,7 @@ class Options:
     families: tuple = ("ecp5", "ice40")
     pnr: bool = True
     pnr_target: FpgaTarget = FpgaTarget()
-    rate: bool = False  # the rate stage: elements per cycle on Verilator
+    rate: int = 0  # elements the rate stage streams (elements per cycle on Verilator); 0: no rate stage
     timeout: float = 1800.0
     executor: str = "local"
     jobs: int = 2
@@ -84,6 +84,9 @@ def _check(opts: Options):
             raise ValueError(f"sweep: family={f!r} is not allowed; allowed: ecp5, ice40")
     if not opts.timeout > 0:
         raise ValueError(f"sweep: timeout={opts.timeout!r} is not allowed; allowed: seconds > 0")
+    if not (isinstance(opts.rate, int) and 0 <= opts.rate <= 10_000_000):
+        raise ValueError(f"sweep: rate={opts.rate!r} is not allowed; allowed: elements in [1, 10000000], or 0 "
+                         "for no rate stage")
     if opts.rows is not None and opts.rows < 1:
         raise ValueError(f"sweep: rows={opts.rows!r} is not allowed; allowed: an integer >= 1")
     if opts.pareto_error not in ("err_max_real", "err_mean_real"):
@@ -129,7 +132,7 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     source = _source(opts)
     points = grid.expand(entries)
     ops = list(dict.fromkeys(p.op for p in points))
-    names = stages.stage_names(error=opts.error, families=opts.families, pnr=opts.pnr, rate=opts.rate)
+    names = stages.stage_names(error=opts.error, families=opts.families, pnr=opts.pnr, rate=opts.rate > 0)
 
     # points the activations rule out (row length against d / d_max) are invalid, like bad values
     described = {}
@@ -154,7 +157,8 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
         design = stages.design_digest(p.op, p.hardware_config) if hardware else None
         for s in names:
             t = stages.Task(p.op, p.id, p.cfg.params(), s, source, opts.timeout, opts.pnr_target.to_json(),
-                            design if s != "error" else None, p.steps if s != "error" else None)
+                            design if s != "error" else None, p.steps if s != "error" else None,
+                            rate_elements=opts.rate or stages.RATE_ELEMENTS)
             hit = cache.get(t)
             if hit is not None:
                 results[p.id][s] = hit

@@ -4,7 +4,7 @@ Stages: ``error`` (golden model against float64 on the activations, :mod:`spikeo
 ``synth-ecp5`` / ``synth-ice40`` (``spikeops.hdl.emit.emit`` then ``spikeops.gen.synth.synthesise``: cells by type,
 LUT-equivalent, FF, DSP, BRAM, and the manifest's latency and II) and ``pnr`` (``spikeops.gen.pnr``'s
 registered-I/O harness placed and routed by nextpnr-ecp5: Fmax) and ``rate`` (the emitted Verilog on
-Verilator, :data:`RATE_ELEMENTS` random elements back to back with the sink always ready, every
+Verilator, ``rate_elements`` (by default :data:`RATE_ELEMENTS`) random elements back to back with the sink always ready, every
 output checked against the golden model: elements per cycle, start-up included, as
 ``spikeops.gen.cosim_bench`` measures them).
 
@@ -39,8 +39,9 @@ __all__ = ["Task", "run", "STAGES", "stage_names", "tool_versions", "stage_tools
            "embedded_models"]
 
 STAGES = ("error", "synth-ecp5", "synth-ice40", "pnr", "rate")
-#: elements a ``rate`` stage streams (rows of random lengths for Softmax, of ``d`` for the norms)
-RATE_ELEMENTS = 20_000
+#: elements a ``rate`` stage streams by default (rows of random lengths up to ``d_max`` for Softmax,
+#: of ``d`` for the norms), as ``spikeops cosim-bench`` does
+RATE_ELEMENTS = 200_000
 #: failure kinds that a re-run would repeat (so they are cached)
 CACHEABLE = ("config", "tool")
 
@@ -66,6 +67,8 @@ class Task:
     design: str | None = None
     #: the time-stepped wrapper's parameters (a point with ``steps.*`` keys), or None
     steps: dict | None = field(default=None, hash=False)
+    #: elements the ``rate`` stage streams
+    rate_elements: int = RATE_ELEMENTS
 
     def config(self):
         return registry.get(self.op).config(**self.params)
@@ -88,7 +91,7 @@ def run(task: Task) -> dict:
         elif task.stage == "pnr":
             out = _pnr(task.op, task.hardware_config(), task.timeout, task.pnr)
         elif task.stage == "rate":
-            out = _rate(task.op, cfg, task.steps)
+            out = _rate(task.op, cfg, task.steps, task.rate_elements)
         else:
             raise ValueError(f"sweep: stage={task.stage!r} is not allowed; allowed: {', '.join(STAGES)}")
         out = {"status": "ok", **out}
@@ -148,7 +151,7 @@ def _pnr(op: str, cfg, timeout: float, options: dict) -> dict:
             "latency": m["latency"]}
 
 
-def _rate(op: str, cfg, steps) -> dict:
+def _rate(op: str, cfg, steps, elements: int) -> dict:
     from spikeops.verif import env
     from spikeops.verif.runner import Regression
     from spikeops.verif.stimulus import make
@@ -158,7 +161,7 @@ def _rate(op: str, cfg, steps) -> dict:
     reason = env.unavailable_reason("verilator")
     if reason:  # an environment problem, not the point's: not cached
         raise RuntimeError(f"the rate stage needs Verilator: {reason}")
-    stim = make(op, cfg, "random", size=RATE_ELEMENTS, seed=1)
+    stim = make(op, cfg, "random", size=elements, seed=1)
     with tempfile.TemporaryDirectory(prefix="spikeops-sweep-") as tmp:
         res = Regression(op, cfg, "verilator", weights=stim.weights, root=Path(tmp)).build().run(stim, name="rate")
     if res.mismatches:
@@ -227,8 +230,7 @@ def stage_tools(stage: str) -> dict:
         tools["code"] = _digest("spikeops.gen.synth", "spikeops.gen.pnr")
     if stage == "rate":
         tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "verilator": _version("verilator"),
-                 "cocotb": _version("cocotb"), "code": _digest("spikeops.verif", "spikeops.golden"),
-                 "elements": RATE_ELEMENTS}
+                 "cocotb": _version("cocotb"), "code": _digest("spikeops.verif", "spikeops.golden")}
     return tools
 
 
