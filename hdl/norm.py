@@ -333,37 +333,47 @@ class SqrtNode(ConfigComponent):
 
     @staticmethod
     def latency(cfg: NormConfig) -> int:
-        """Cycles from taking a ``Q`` to ``o_valid`` (the next ``Q`` is taken one cycle later):
-        the shift, ``width`` root digits, the result register."""
-        return cfg.width + 2
+        """Cycles from taking a ``Q`` to ``o_valid`` (the next ``Q`` is taken one cycle later): the
+        leading one of ``Q``, the shift, ``width`` root digits, the result register."""
+        return cfg.width + 3
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         w, qw = cfg.width, self.q_width(cfg)
-        busy = Signal()
-        num = Signal(unsigned(2 * w))
-        res = Signal(unsigned(2 * w))
-        bit = Signal(unsigned(2 * w))
-        step = Signal(range(w + 1))
-        e = Signal(signed(cfg.exp_width))
-        m.d.comb += self.i.ready.eq(~busy)
+        # the take: ``Q`` registered with ``e = floor((bits - 2w + 1) / 2)`` (its leading one); then
+        # the shift ``2e`` brings it to 2w or 2w - 1 bits
+        loaded, busy = Signal(name="sqrt_loaded"), Signal(name="sqrt_busy")
+        q_r = Signal(unsigned(qw), name="sqrt_q")
+        half = Signal(signed(qw.bit_length() + 2), name="sqrt_half")
+        half_r = Signal.like(half, name="sqrt_half_r")
+        m.d.comb += self.i.ready.eq(~busy & ~loaded)
         q = self.i.payload
         n = bit_length(m, q, name="q_bits")
-        # e = floor((bits - 2w + 1) / 2); the shift 2e brings Q to 2w or 2w - 1 bits
-        half = Signal(signed(qw.bit_length() + 2))
         m.d.comb += half.eq((n - 2 * w + 1) >> 1)
-        with m.If(self.i.valid & ~busy):
-            m.d.sync += [num.eq(barrel_shift(q, -2 * half, lo=-max(qw - 2 * w + 1, 0), hi=2 * w - 1, width=2 * w)),
-                         e.eq(half), res.eq(0), bit.eq(1 << (2 * w - 2)), step.eq(0), busy.eq(1)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [q_r.eq(q), half_r.eq(half), loaded.eq(1)]
+        # the digits, one a cycle: ``res + bit`` is ``res | bit`` (res's bits all lie above bit's),
+        # and one subtraction's borrow is the compare ``num >= res + bit``
+        num = Signal(unsigned(2 * w), name="sqrt_num")
+        res = Signal(unsigned(2 * w), name="sqrt_res")
+        bit = Signal(unsigned(2 * w), name="sqrt_bit")
+        step = Signal(range(w + 1), name="sqrt_step")
+        e = Signal(signed(cfg.exp_width), name="sqrt_e")
+        trial = Signal(unsigned(2 * w + 1), name="sqrt_trial")   # top bit: the borrow
+        m.d.comb += trial.eq(num - (res | bit))
+        with m.If(loaded):
+            m.d.sync += [num.eq(barrel_shift(q_r, -2 * half_r, lo=-max(qw - 2 * w + 1, 0), hi=2 * w - 1,
+                                             width=2 * w)),
+                         e.eq(half_r), res.eq(0), bit.eq(1 << (2 * w - 2)), step.eq(0), busy.eq(1), loaded.eq(0)]
         m.d.sync += self.o_valid.eq(0)
         with m.If(busy):
             with m.If(step == w):
                 m.d.sync += [busy.eq(0), self.o_valid.eq(1), self.o.m.eq(res), self.o.e.eq(e)]
             with m.Else():
                 m.d.sync += [step.eq(step + 1), bit.eq(bit >> 2)]
-                with m.If(num >= res + bit):
-                    m.d.sync += [num.eq(num - (res + bit)), res.eq((res >> 1) + bit)]
+                with m.If(~trial[-1]):
+                    m.d.sync += [num.eq(trial[:2 * w]), res.eq((res >> 1) | bit)]
                 with m.Else():
                     m.d.sync += res.eq(res >> 1)
         return m

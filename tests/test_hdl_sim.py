@@ -218,6 +218,25 @@ def test_sqrt_node(length):
     assert [r - a for r, a in zip(results, accepted)] == [SqrtNode.latency(cfg) - 1] * 4
 
 
+def test_sqrt_node_on_squares_and_their_neighbours():
+    """The digit loop's one subtraction (``res | bit`` for ``res + bit``, the borrow as the compare)
+    at the values where a digit decision flips: perfect squares, one either side, all-ones, powers
+    of two, the smallest and the largest ``Q``, and random values of every bit length."""
+    cfg = NormConfig(length=5, width=8, method="exact", leaf_bits=12)
+    top = (1 << SqrtNode.q_width(cfg)) - 1
+    rng = np.random.default_rng(7)
+    roots = rng.integers(1, 1 << 13, 12)             # squares below 2**26 <= top
+    q = sorted({1, 2, 3, top, top >> 1, *(1 << k for k in range(0, SqrtNode.q_width(cfg), 5)),
+                *(int(r) ** 2 + d for r in roots for d in (-1, 0, 1)),
+                *(int(rng.integers(1 << (b - 1), 1 << b)) for b in range(1, SqrtNode.q_width(cfg) + 1, 3))})
+    dut = SqrtNode(cfg)
+    items = [(lambda x: lambda ctx: ctx.set(dut.i.payload, x))(int(x)) for x in q]
+    got, accepted, results = _run_norm_unit(dut, items, len(q), 0.0)
+    want = sqrt_node(np.array(q, dtype=object), cfg.width)
+    assert got == list(zip([int(v) for v in want[0]], [int(v) for v in want[1]]))
+    assert [r - a for r, a in zip(results, accepted)] == [SqrtNode.latency(cfg) - 1] * len(q)
+
+
 def test_lif_population_steps_like_the_golden_model():
     cfg = LIFConfig(neurons=3, membrane_width=12, leak=2, reset="subtract")
     dut = LIFPopulation(cfg)
