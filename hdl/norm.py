@@ -331,28 +331,46 @@ class SqrtNode(ConfigComponent):
         """Bits of a sum of squares: ``length`` leaves below ``2**leaf_bits``."""
         return 2 * cfg.leaf_bits + cfg.length.bit_length()
 
-    @staticmethod
-    def latency(cfg: NormConfig) -> int:
-        """Cycles from taking a ``Q`` to ``o_valid`` (the next ``Q`` is taken one cycle later): the
-        leading one of ``Q``, the shift, ``width`` root digits, the result register."""
-        return cfg.width + 3
+    #: cycles from taking a ``Q`` to its first root digit: the leading one, the shift amounts, the
+    #: shift in two halves (coarse, then the low three bits)
+    PREPARE = 4
+
+    @classmethod
+    def latency(cls, cfg: NormConfig) -> int:
+        """Cycles from taking a ``Q`` to ``o_valid`` (the next ``Q`` is taken one cycle later):
+        :data:`PREPARE`, ``width`` root digits, the result register."""
+        return cfg.width + cls.PREPARE + 1
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         w, qw = cfg.width, self.q_width(cfg)
-        # the take: ``Q`` registered with ``e = floor((bits - 2w + 1) / 2)`` (its leading one); then
-        # the shift ``2e`` brings it to 2w or 2w - 1 bits
-        loaded, busy = Signal(name="sqrt_loaded"), Signal(name="sqrt_busy")
-        q_r = Signal(unsigned(qw), name="sqrt_q")
+        # preparing a Q, a stage a cycle (``pipe``: which stages hold one): its bit length; then
+        # ``e = floor((bits - 2w + 1) / 2)`` and the shift ``2e`` that brings Q to 2w or 2w - 1 bits
+        # as a left or a right amount; then the shift by the amount's high bits, then by its low three
+        pipe = Signal(self.PREPARE - 1, name="sqrt_prepare")
+        busy = Signal(name="sqrt_busy")
+        m.d.comb += self.i.ready.eq(~busy & ~pipe.any())
+        take = self.i.valid & self.i.ready
+        q1, q2 = Signal(unsigned(qw), name="sqrt_q1"), Signal(unsigned(qw), name="sqrt_q2")
+        bits = Signal(range(qw + 1), name="sqrt_q_bits")
+        m.d.sync += pipe.eq(Cat(take, pipe[:-1]))
+        with m.If(take):
+            m.d.sync += [q1.eq(self.i.payload), bits.eq(bit_length(m, self.i.payload, name="q_bits"))]
         half = Signal(signed(qw.bit_length() + 2), name="sqrt_half")
-        half_r = Signal.like(half, name="sqrt_half_r")
-        m.d.comb += self.i.ready.eq(~busy & ~loaded)
-        q = self.i.payload
-        n = bit_length(m, q, name="q_bits")
-        m.d.comb += half.eq((n - 2 * w + 1) >> 1)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [q_r.eq(q), half_r.eq(half), loaded.eq(1)]
+        m.d.comb += half.eq((bits - 2 * w + 1) >> 1)
+        lmax, rmax = 2 * w - 1, max(qw - 2 * w + 1, 0)          # the shifts' ranges
+        left, right = Signal(range(lmax + 1), name="sqrt_left"), Signal(range(rmax + 1), name="sqrt_right")
+        e1, e2 = Signal(signed(cfg.exp_width), name="sqrt_e1"), Signal(signed(cfg.exp_width), name="sqrt_e2")
+        with m.If(pipe[0]):
+            m.d.sync += [q2.eq(q1), e1.eq(half),
+                         left.eq(Mux(half < 0, Mux(-2 * half > lmax, lmax, -2 * half), 0)),
+                         right.eq(Mux(half > 0, Mux(2 * half > rmax, rmax, 2 * half), 0))]
+        coarse = Signal(unsigned(max(qw, 2 * w)), name="sqrt_coarse")
+        fine_l, fine_r = Signal(3, name="sqrt_fine_left"), Signal(3, name="sqrt_fine_right")
+        with m.If(pipe[1]):
+            m.d.sync += [coarse.eq(Mux(left.any(), q2 << Cat(Const(0, 3), left[3:]), q2 >> Cat(Const(0, 3), right[3:]))),
+                         fine_l.eq(left[:3]), fine_r.eq(right[:3]), e2.eq(e1)]
         # the digits, one a cycle: ``res + bit`` is ``res | bit`` (res's bits all lie above bit's),
         # and one subtraction's borrow is the compare ``num >= res + bit``
         num = Signal(unsigned(2 * w), name="sqrt_num")
@@ -362,10 +380,9 @@ class SqrtNode(ConfigComponent):
         e = Signal(signed(cfg.exp_width), name="sqrt_e")
         trial = Signal(unsigned(2 * w + 1), name="sqrt_trial")   # top bit: the borrow
         m.d.comb += trial.eq(num - (res | bit))
-        with m.If(loaded):
-            m.d.sync += [num.eq(barrel_shift(q_r, -2 * half_r, lo=-max(qw - 2 * w + 1, 0), hi=2 * w - 1,
-                                             width=2 * w)),
-                         e.eq(half_r), res.eq(0), bit.eq(1 << (2 * w - 2)), step.eq(0), busy.eq(1), loaded.eq(0)]
+        with m.If(pipe[2]):
+            m.d.sync += [num.eq(Mux(fine_l.any(), coarse << fine_l, coarse >> fine_r)[:2 * w]),
+                         e.eq(e2), res.eq(0), bit.eq(1 << (2 * w - 2)), step.eq(0), busy.eq(1)]
         m.d.sync += self.o_valid.eq(0)
         with m.If(busy):
             with m.If(step == w):
