@@ -99,8 +99,12 @@ class _Norm(OperatorComponent):
             return MULTIPLY_STAGES + 2 + NODE_STAGES + MULTIPLY_STAGES + 1
         return 1 + NODE_STAGES
 
-    #: cycles from accepting a row's last element to its Q entering the square-root unit's queue
-    EXACT_SUMS = 4
+    @staticmethod
+    def exact_sums(config) -> int:
+        """Cycles from accepting a row's last element to its ``Q`` entering the square-root unit's
+        queue: ``x**2`` in the multiplier blocks' stages, the sums, for LayerNorm ``S**2`` in the
+        blocks' stages too, then ``Q``."""
+        return MULTIPLY_STAGES + 1 + (MULTIPLY_STAGES if config.centred else 1) + 1
     #: binary neurons per division stage without a ``target_mhz``: two, so that a row's first
     #: output keeps within 200 cycles of its last input with the CORDIC norm and 64 with the exact
     #: one (RMSNorm d 576, LayerNorm d 384) now that shift scaling and the operands are staged for
@@ -122,7 +126,8 @@ class _Norm(OperatorComponent):
             division_latency(config.division, **cls.division_options(config)) + cls.sign_stages(config))
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
-            due, start = cls.EXACT_SUMS + 2 + sq + cls.readout_stages(config) + 2, cls.EXACT_SUMS + 2
+            sums = cls.exact_sums(config)
+            due, start = sums + 2 + sq + cls.readout_stages(config) + 2, sums + 2
             return FixedDelay(to_send=due - min(cls.root_lead(config), due - start - 1), to_output=to_output,
                               unit_start=start, unit_period=sq)
         due = cls.leaf_stages(config) + tree_latency(ncfg) + cls.readout_stages(config) + 2
@@ -139,10 +144,8 @@ class _Norm(OperatorComponent):
     @staticmethod
     def readout_stages(config) -> int:
         """Cycles of the read-out ``R = m C``: the multiplier blocks' stages
-        (:data:`spikeops.hdl.pipeline.MULTIPLY_STAGES`) after the CORDIC tree, one cycle after the
-        exact norm's square root (whose first output is due within 64 cycles of a row's last input:
-        LayerNorm at d 384 has no cycle to spare, so there the product limits the clock)."""
-        return 1 if config.norm.method == "exact" else MULTIPLY_STAGES
+        (:data:`spikeops.hdl.pipeline.MULTIPLY_STAGES`), after either norm."""
+        return MULTIPLY_STAGES
 
     @staticmethod
     def sign_stages(config) -> int:
@@ -241,15 +244,11 @@ class _Norm(OperatorComponent):
         due_rows = Signal(range(nq + 2))
 
         # -- read-out: R = m C, b_exp = e - gain_frac -------------------------------------------
-        # (CORDIC: in the multiplier blocks' registers, :func:`multiply_stages`; the exact norm
-        # keeps a one-cycle product for its 64-cycle bound, see :meth:`readout_stages`)
+        # (in the multiplier blocks' registers, :func:`multiply_stages`)
         ro = Signal(root_layout)
         rp = Pipeline(m, Const(1), root_valid, name="readout")
         rp.carry(b_exp=root.e - cfg.gain_frac)
-        if self.readout_stages(cfg) == 1:
-            rms = rp.stage(rms=root.m * cfg.readout_constant).rms
-        else:
-            rms = multiply_stages(rp, root.m, Const(cfg.readout_constant))
+        rms = multiply_stages(rp, root.m, Const(cfg.readout_constant))
         assert rp.latency == self.readout_stages(cfg)
         m.d.comb += [ro.rms.eq(rms), ro.b_exp.eq(rp.carried["b_exp"])]
         ro_valid = rp.valid
@@ -365,21 +364,26 @@ class _Norm(OperatorComponent):
         m.d.comb += feed_ok.eq(qq.w_rdy)
         sq_w = 2 * cfg.in_width + d.bit_length()
         sum_w = cfg.in_width + d.bit_length()
+        # the products in the multiplier blocks' registers (:func:`multiply_stages`)
         pipe = Pipeline(m, Const(1), accept, name="sq")
-        s1 = pipe.stage(x2=x * x, x=x, end=row_end)
+        pipe.carry(x=x, end=row_end)
+        x2 = multiply_stages(pipe, x, x)[:2 * cfg.in_width].as_unsigned()   # a square: no sign
+        xs, end = pipe.carried["x"], pipe.carried["end"]
         acc2, acc1 = Signal(unsigned(sq_w)), Signal(signed(sum_w))
-        new2, new1 = (acc2 + s1.x2)[:sq_w], (acc1 + s1.x)[:sum_w].as_signed()
-        with m.If(s1.valid):
-            m.d.sync += [acc2.eq(Mux(s1.end, 0, new2)), acc1.eq(Mux(s1.end, 0, new1))]
-        ends = Pipeline(m, Const(1), s1.valid & s1.end, name="q")
+        new2, new1 = (acc2 + x2)[:sq_w], (acc1 + xs)[:sum_w].as_signed()
+        with m.If(pipe.valid):
+            m.d.sync += [acc2.eq(Mux(end, 0, new2)), acc1.eq(Mux(end, 0, new1))]
+        ends = Pipeline(m, Const(1), pipe.valid & end, name="q")
         t1 = ends.stage(sq=new2, s=new1)
         eps2 = cfg.eps_code ** 2
         if cfg.centred:
-            t2 = ends.stage(a=t1.sq * d, b=t1.s * t1.s)
-            q = ends.stage(q=(d * (t2.a - t2.b) + eps2)[:qw])
+            ends.carry(a=t1.sq * d)
+            b = multiply_stages(ends, t1.s, t1.s)
+            q = ends.stage(q=(d * (ends.carried["a"] - b) + eps2)[:qw])
         else:
             t2 = ends.stage(a=t1.sq)
             q = ends.stage(q=(t2.a + eps2)[:qw])
+        assert pipe.latency + ends.latency == self.exact_sums(cfg)
         m.d.comb += [qq.w_data.eq(q.q), qq.w_en.eq(q.valid),
                      unit.i.valid.eq(qq.r_rdy), unit.i.payload.eq(qq.r_data), qq.r_en.eq(unit.i.ready)]
         return unit.o, unit.o_valid, qq.r_rdy & unit.i.ready
