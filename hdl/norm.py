@@ -357,15 +357,19 @@ class SqrtNode(ConfigComponent):
         m.d.sync += pipe.eq(Cat(take, pipe[:-1]))
         with m.If(take):
             m.d.sync += [q1.eq(self.i.payload), bits.eq(bit_length(m, self.i.payload, name="q_bits"))]
-        half = Signal(signed(qw.bit_length() + 2), name="sqrt_half")
-        m.d.comb += half.eq((bits - 2 * w + 1) >> 1)
         lmax, rmax = 2 * w - 1, max(qw - 2 * w + 1, 0)          # the shifts' ranges
         left, right = Signal(range(lmax + 1), name="sqrt_left"), Signal(range(rmax + 1), name="sqrt_right")
         e1, e2 = Signal(signed(cfg.exp_width), name="sqrt_e1"), Signal(signed(cfg.exp_width), name="sqrt_e2")
         with m.If(pipe[0]):
-            m.d.sync += [q2.eq(q1), e1.eq(half),
-                         left.eq(Mux(half < 0, Mux(-2 * half > lmax, lmax, -2 * half), 0)),
-                         right.eq(Mux(half > 0, Mux(2 * half > rmax, rmax, 2 * half), 0))]
+            m.d.sync += q2.eq(q1)
+            # e and the amounts are functions of the bit length alone: a table of constants (a LUT
+            # level or two) rather than the subtraction and the clamps
+            with m.Switch(bits):
+                for n in range(qw + 1):
+                    half = (n - 2 * w + 1) >> 1
+                    with m.Case(n):
+                        m.d.sync += [e1.eq(half), left.eq(min(max(-2 * half, 0), lmax)),
+                                     right.eq(min(max(2 * half, 0), rmax))]
         coarse = Signal(unsigned(max(qw, 2 * w)), name="sqrt_coarse")
         fine_l, fine_r = Signal(3, name="sqrt_fine_left"), Signal(3, name="sqrt_fine_right")
         with m.If(pipe[1]):

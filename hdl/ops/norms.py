@@ -377,9 +377,11 @@ class _Norm(OperatorComponent):
         t1 = ends.stage(sq=new2, s=new1)
         eps2 = cfg.eps_code ** 2
         if cfg.centred:
-            ends.carry(a=t1.sq * d)
+            # Q = d (d sq - S**2) + eps**2 = (d**2 sq + eps**2) - d S**2: the first term beside the
+            # product's stages, so that Q's stage is d S**2 (a constant multiply) and one subtraction
+            ends.carry(a=t1.sq * (d * d) + eps2)
             b = multiply_stages(ends, t1.s, t1.s)
-            q = ends.stage(q=(d * (ends.carried["a"] - b) + eps2)[:qw])
+            q = ends.stage(q=(ends.carried["a"] - d * b)[:qw])
         else:
             t2 = ends.stage(a=t1.sq)
             q = ends.stage(q=(t2.a + eps2)[:qw])
