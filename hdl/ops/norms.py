@@ -381,7 +381,7 @@ class _Norm(OperatorComponent):
             # product's stages, so that Q's stage is d S**2 (a constant multiply) and one subtraction
             ends.carry(a=t1.sq * (d * d) + eps2)
             b = multiply_stages(ends, t1.s, t1.s)
-            q = ends.stage(q=(ends.carried["a"] - d * b)[:qw])
+            q = ends.stage(q=(ends.carried["a"] - _times_constant(b, d))[:qw])
         else:
             t2 = ends.stage(a=t1.sq)
             q = ends.stage(q=(t2.a + eps2)[:qw])
@@ -389,6 +389,32 @@ class _Norm(OperatorComponent):
         m.d.comb += [qq.w_data.eq(q.q), qq.w_en.eq(q.valid),
                      unit.i.valid.eq(qq.r_rdy), unit.i.payload.eq(qq.r_data), qq.r_en.eq(unit.i.ready)]
         return unit.o, unit.o_valid, qq.r_rdy & unit.i.ready
+
+
+def _csd(c: int) -> list[tuple[int, int]]:
+    """The canonical signed digits of ``c >= 0``: ``[(sign, k)]`` with ``c = sum sign 2**k``."""
+    digits, k = [], 0
+    while c:
+        if c & 1:
+            digit = 2 - (c & 3)            # +1 when c = 1 mod 4, -1 when c = 3 mod 4
+            digits.append((digit, k))
+            c -= digit
+        c >>= 1
+        k += 1
+    return digits
+
+
+def _times_constant(value, c: int):
+    """``value * c`` as the shifted adds of ``c``'s signed digits when it has at most three (so a
+    constant such as d = 384 = 2**8 + 2**7 costs one adder, not an unregistered multiplier block),
+    else the product."""
+    digits = _csd(c)
+    if not 0 < len(digits) <= 3:
+        return value * c
+    total = 0
+    for sign, k in digits:
+        total = total + (value << k) if sign > 0 else total - (value << k)
+    return total
 
 
 class RMSNorm(_Norm):
