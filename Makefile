@@ -90,13 +90,12 @@ target-sweep: setup
 
 # the architecture sweep (docs/arch-sweep/, issue 13 item 5): per-level against shared CORDIC, the
 # exact norm, a ring of one row, Softmax's online normaliser, beside the element-wise defaults; ECP5
-# synthesis, Fmax at --freq 200 and elements per cycle on Verilator (about 1.5 h on 2 cores: a
-# unit per level is 12k LUT-eq, and LayerNorm's takes nextpnr over 25 min); the
+# synthesis, Fmax at --freq 200 and elements per cycle on Verilator (about 45 min on 2 cores); the
 # synthetic activations (no capture holds all six operators; the choices do not change the results)
 arch-sweep: setup
 	$(VENV)/bin/spikeops sweep --spec docs/arch-sweep/grid.toml \
 		--out docs/arch-sweep --cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 200 --rate \
-		--timeout 3600
+		--timeout 1800
 
 # Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float
 # against converted.  `eval-table`: the original and all-replaced rows, one process per core (about
