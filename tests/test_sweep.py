@@ -618,6 +618,8 @@ def test_the_rate_stage_measures_what_a_smaller_ring_costs(tmp_path):
     # one shared CORDIC unit does a merge a cycle: 20 merges for a row of 16 (17 leaves with eps)
     assert one_row < full - 0.1 and 0.75 < full <= 0.8, (one_row, full)
     assert "rate" in rep["meta"]["stages"] and "el/cycle" in (tmp_path / "out" / "report.md").read_text()
+    # a row operator's latency front compares its latency at its longest row (here d: rows of d)
+    assert [r["latency_longest_row"] for r in rows] == [r["latency_cycles"] for r in rows]
     with pytest.raises(ValueError, match=r"sweep: rate=-1 is not allowed; allowed: elements in \[1, 10000000\]"):
         run_sweep([grid.make_entry("rmsnorm")], opts(tmp_path, rate=-1))
     from spikeops.gen.sweep.report import _throughput

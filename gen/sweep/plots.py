@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .pareto import front_rows
+from .report import latency_column
 
 __all__ = ["plot_op", "save_figure"]
 
@@ -57,11 +58,13 @@ def plot_op(op: str, rows, path, *, error_column: str = "err_max_real") -> Path:
     panels = [dict(y=error_column, maximise=False, log=True, ylabel=f"{error_column.replace('_', ' ')} (real units)",
                    title="error against area"),
               dict(y="fmax_mhz", maximise=True, log=False, ylabel="Fmax (MHz), nextpnr-ecp5", title="Fmax against area")]
-    latency_label = "latency (cycles; rows: beyond the row's length)"
-    if differ(LATENCY):
-        panels.append(dict(y=LATENCY, maximise=False, log=False, ylabel=latency_label, title="latency against area"))
+    latency = latency_column(rows)
+    latency_label = ("latency at the longest row (cycles after its last input)" if latency != LATENCY
+                     else "latency (cycles; rows: beyond the row's length)")
+    if differ(latency):
+        panels.append(dict(y=latency, maximise=False, log=False, ylabel=latency_label, title="latency against area"))
         if any(r.get("fmax_mhz") not in (None, "") for r in rows):
-            panels.append(dict(y="fmax_mhz", maximise=True, log=False, x=LATENCY, ylabel="Fmax (MHz), nextpnr-ecp5",
+            panels.append(dict(y="fmax_mhz", maximise=True, log=False, x=latency, ylabel="Fmax (MHz), nextpnr-ecp5",
                                xlabel=latency_label, title="Fmax against latency"))
     if differ("throughput_meps"):
         panels.append(dict(y="throughput_meps", maximise=True, log=False,

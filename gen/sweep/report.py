@@ -10,7 +10,8 @@ SB_LUT4 + SB_CARRY), place-and-route (``fmax_mhz, timing_met, critical_path_ns``
 elements per second at the measured Fmax: Fmax times the measured elements per cycle, or Fmax / II
 for an element-wise operator) and ``meps_per_klut`` (that per thousand ECP5 LUT-eq), ``latency``
 (cycles; Softmax ``n + c``), ``latency_cycles`` (the number: a row operator's ``c``, from a row's
-last input to its first output beyond the row's length) and ``ii`` from the manifest, ``seconds_<stage>`` (tool time, also
+last input to its first output beyond the row's length), ``latency_longest_row`` (a row operator's
+latency at its longest row, ``d_max`` or ``d``: what its latency front compares) and ``ii`` from the manifest, ``seconds_<stage>`` (tool time, also
 for cached stages), ``cached`` (stages taken from the cache), ``status`` (``ok``, ``failed``: a stage
 failed, ``invalid``: the configuration was refused), ``failed_stages``, ``message``, the Pareto
 flags, ``model_<metric>`` for ``--model-accuracy``, the divergence figures for ``--model-divergence``
@@ -27,7 +28,7 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["flat_row", "write_csv", "write_json", "write_markdown", "scrub", "columns", "fmt", "DIVERGENCE_COLUMNS",
+__all__ = ["flat_row", "latency_column", "LONGEST_ROW_LATENCY", "write_csv", "write_json", "write_markdown", "scrub", "columns", "fmt", "DIVERGENCE_COLUMNS",
            "DIVERGENCE_INFO", "divergence_column", "mark_divergence_fronts", "plot_divergence"]
 
 ERROR_COLUMNS = ("activations", "elements", "err_max_lsb", "err_mean_lsb", "err_max_real", "err_mean_real",
@@ -91,6 +92,16 @@ def scrub(text: str) -> str:
     return re.sub(r"/tmp/[^\s:'\"]*", "<tmp>", text)
 
 
+#: a row operator's latency at its longest row (``d_max`` or ``d``): the number its latency front and
+#: panel compare, so that ``n + 56`` and a fixed 59 are compared where they differ most
+LONGEST_ROW_LATENCY = "latency_longest_row"
+
+
+def latency_column(rows) -> str:
+    """The latency the fronts compare: at the longest row for row operators, else the cycles."""
+    return LONGEST_ROW_LATENCY if any(r.get(LONGEST_ROW_LATENCY) is not None for r in rows) else "latency_cycles"
+
+
 def _latency(manifest_latency: dict | None):
     """``(latency as the manifest words it, its number, ii)``."""
     if not manifest_latency:
@@ -130,6 +141,10 @@ def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latenc
             row["elements_per_cycle"] = r["elements_per_cycle"]
         latency = latency or r.get("latency")
     row["latency"], row["latency_cycles"], row["ii"] = _latency(latency or fallback_latency)
+    per_element = (latency or fallback_latency or {}).get("first_output_after_last_input_per_element")
+    if per_element is not None and point.cfg is not None and row["latency_cycles"] is not None:
+        longest = getattr(point.cfg, "d_max", None) or point.cfg.d
+        row[LONGEST_ROW_LATENCY] = row["latency_cycles"] + per_element * longest
     _throughput(row, registry.get(point.op).shape.is_row)
     row.update(seconds)
     row["cached"] = cached
@@ -302,7 +317,7 @@ def write_markdown(report: dict, path, plots: dict):
         if op in plots:
             lines += [f"![{op}: error and Fmax against ECP5 LUT-equivalent]({Path(plots[op]).name})", ""]
         for label, key in ((f"{err_col} against ECP5 LUT-eq", "pareto_error"), ("Fmax against ECP5 LUT-eq", "pareto_fmax"),
-                           ("latency against ECP5 LUT-eq", "pareto_latency"),
+                           ("latency (row operators: at the longest row) against ECP5 LUT-eq", "pareto_latency"),
                            ("Melem/s against ECP5 LUT-eq", "pareto_throughput")):
             front = [r for r in ops_rows if r.get(key)]
             if front:

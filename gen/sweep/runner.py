@@ -246,7 +246,7 @@ def _mark_fronts(rows, error_column: str):
             r["pareto_error"] = id(r) in err
             r["pareto_fmax"] = id(r) in fmax
         # the architecture trades: marked only where the operator's points differ in them
-        for key, column, maximise in (("pareto_latency", "latency_cycles", False),
+        for key, column, maximise in (("pareto_latency", report.latency_column(mine), False),
                                       ("pareto_throughput", "throughput_meps", True)):
             if len({r.get(column) for r in mine if r.get(column) not in (None, "")}) > 1:
                 front = {id(r) for r in front_rows(mine, "ecp5_lut_equivalent", column, maximise_y=maximise)}
