@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["pareto_front", "front_rows"]
+__all__ = ["pareto_front", "front_rows", "latency_column", "LONGEST_ROW_LATENCY"]
 
 
 def pareto_front(points, *, maximise_y: bool = False) -> list[int]:
@@ -23,3 +23,13 @@ def front_rows(rows, x: str, y: str, *, maximise_y: bool = False) -> list[dict]:
     """The rows on the front of columns ``x`` and ``y`` (rows missing either value take no part)."""
     usable = [r for r in rows if r.get(x) not in (None, "") and r.get(y) not in (None, "")]
     return [usable[i] for i in pareto_front([(r[x], r[y]) for r in usable], maximise_y=maximise_y)]
+
+
+#: a row operator's latency at its longest row (``d_max`` or ``d``): the number its latency front and
+#: panel compare, so that ``n + 56`` and a fixed 59 are compared where they differ most
+LONGEST_ROW_LATENCY = "latency_longest_row"
+
+
+def latency_column(rows) -> str:
+    """The latency the fronts compare: at the longest row for row operators, else the cycles."""
+    return LONGEST_ROW_LATENCY if any(r.get(LONGEST_ROW_LATENCY) is not None for r in rows) else "latency_cycles"

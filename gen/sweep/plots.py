@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pareto import front_rows
-from .report import latency_column
+from .pareto import front_rows, latency_column
 
 __all__ = ["plot_op", "save_figure"]
 

@@ -28,7 +28,9 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["flat_row", "latency_column", "LONGEST_ROW_LATENCY", "write_csv", "write_json", "write_markdown", "scrub", "columns", "fmt", "DIVERGENCE_COLUMNS",
+from .pareto import LONGEST_ROW_LATENCY
+
+__all__ = ["flat_row", "write_csv", "write_json", "write_markdown", "scrub", "columns", "fmt", "DIVERGENCE_COLUMNS",
            "DIVERGENCE_INFO", "divergence_column", "mark_divergence_fronts", "plot_divergence"]
 
 ERROR_COLUMNS = ("activations", "elements", "err_max_lsb", "err_mean_lsb", "err_max_real", "err_mean_real",
@@ -90,16 +92,6 @@ def scrub(text: str) -> str:
     if home not in ("/", ""):
         text = text.replace(home, "~")
     return re.sub(r"/tmp/[^\s:'\"]*", "<tmp>", text)
-
-
-#: a row operator's latency at its longest row (``d_max`` or ``d``): the number its latency front and
-#: panel compare, so that ``n + 56`` and a fixed 59 are compared where they differ most
-LONGEST_ROW_LATENCY = "latency_longest_row"
-
-
-def latency_column(rows) -> str:
-    """The latency the fronts compare: at the longest row for row operators, else the cycles."""
-    return LONGEST_ROW_LATENCY if any(r.get(LONGEST_ROW_LATENCY) is not None for r in rows) else "latency_cycles"
 
 
 def _latency(manifest_latency: dict | None):

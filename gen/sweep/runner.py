@@ -13,7 +13,7 @@ from ..target import FpgaTarget
 from . import accuracy, grid, report, stages
 from .cache import StageCache
 from .executors import make_executor
-from .pareto import front_rows
+from .pareto import front_rows, latency_column
 
 __all__ = ["Options", "run_sweep", "model_accuracy_function", "model_divergence_function", "default_cache",
            "MODEL_POINTS"]
@@ -246,7 +246,7 @@ def _mark_fronts(rows, error_column: str):
             r["pareto_error"] = id(r) in err
             r["pareto_fmax"] = id(r) in fmax
         # the architecture trades: marked only where the operator's points differ in them
-        for key, column, maximise in (("pareto_latency", report.latency_column(mine), False),
+        for key, column, maximise in (("pareto_latency", latency_column(mine), False),
                                       ("pareto_throughput", "throughput_meps", True)):
             if len({r.get(column) for r in mine if r.get(column) not in (None, "")}) > 1:
                 front = {id(r) for r in front_rows(mine, "ecp5_lut_equivalent", column, maximise_y=maximise)}
