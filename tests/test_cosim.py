@@ -101,12 +101,12 @@ def test_online_softmax(sim):
     _suite("softmax", cfg, sim, exhaustive=False)
 
 
-@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("sim", [pytest.param(s, marks=pytest.mark.slow) if s == "icarus" else s for s in SIMS])
 @pytest.mark.parametrize("op", ["rmsnorm", "layernorm"])
 def test_norm_with_a_cordic_unit_per_level(op, sim):
     """The CORDIC tree with one unit per level (``norm_units=per_level``): full rate with every row's
     first output checked against the timing model, idle cycles and backpressure, the corners, a
-    reset in the middle of a row and the captured activations."""
+    reset in the middle of a row and the captured activations (Icarus, ten times slower: ``slow``)."""
     cfg = registry.get(op).default(d=64, norm_units="per_level")
     _suite(op, cfg, sim, exhaustive=False)
 
