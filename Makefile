@@ -90,7 +90,7 @@ target-sweep: setup
 
 # the architecture sweep (docs/arch-sweep/, issue 13 item 5): per-level against shared CORDIC, the
 # exact norm, a ring of one row, Softmax's online normaliser, beside the element-wise defaults; ECP5
-# synthesis, Fmax at --freq 200 and elements per cycle on Verilator (about 45 min on 2 cores); the
+# synthesis, Fmax at --freq 200 and elements per cycle on Verilator (2,335 s of stage time, 2026-12-05); the
 # synthetic activations (no capture holds all six operators; the choices do not change the results)
 arch-sweep: setup
 	$(VENV)/bin/spikeops sweep --spec docs/arch-sweep/grid.toml \

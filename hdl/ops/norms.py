@@ -105,6 +105,7 @@ class _Norm(OperatorComponent):
         queue: ``x**2`` in the multiplier blocks' stages, the sums, for LayerNorm ``S**2`` in the
         blocks' stages too, then ``Q``."""
         return MULTIPLY_STAGES + 1 + (MULTIPLY_STAGES if config.centred else 1) + 1
+
     #: binary neurons per division stage without a ``target_mhz``: two, so that a row's first
     #: output keeps within 200 cycles of its last input with the CORDIC norm and 64 with the exact
     #: one (RMSNorm d 576, LayerNorm d 384) now that shift scaling and the operands are staged for
