@@ -104,13 +104,14 @@ def test_online_softmax(sim):
     _suite("softmax", cfg, sim, exhaustive=False)
 
 
-@pytest.mark.parametrize("op, sim", [pytest.param(op, s, marks=() if (op, s) == ("rmsnorm", "verilator") else pytest.mark.slow)
-                                     for op in ("rmsnorm", "layernorm") for s in SIMS])
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op", ["rmsnorm", "layernorm"])
 def test_norm_with_a_cordic_unit_per_level(op, sim):
     """The CORDIC tree with one unit per level (``norm_units=per_level``): full rate with every row's
     first output checked against the timing model, idle cycles and backpressure, the corners, a
-    reset in the middle of a row and the captured activations (RMSNorm on Verilator in the default suite,
-    the other three ``slow``)."""
+    reset in the middle of a row and the captured activations (``slow``: the default suite has the
+    per-level tree in Amaranth's simulator, ``tests/test_hdl_sim.py`` and ``tests/test_norm_stream.py``)."""
     cfg = registry.get(op).default(d=64, norm_units="per_level")
     _suite(op, cfg, sim, exhaustive=False)
 
