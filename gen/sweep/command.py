@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser):
                         "operator without a front, e.g. with --no-synth) or all valid points")
     h = p.add_argument_group("hardware")
     h.add_argument("--families", default="ecp5,ice40", help="synthesis families (default: ecp5,ice40)")
-    h.add_argument("--no-synth", action="store_true", help="no synthesis")
+    h.add_argument("--no-synth", action="store_true",
+                   help="no synthesis (LUT-eq, FF, DSP, BRAM); place-and-route is a stage of its own: --no-pnr")
     h.add_argument("--no-pnr", action="store_true", help="no place-and-route")
     h.add_argument("--rate", type=int, nargs="?", const=RATE_ELEMENTS, default=0, metavar="N",
                    help=f"measure elements per cycle on Verilator (N random elements back to back, default "
