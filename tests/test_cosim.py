@@ -3,8 +3,10 @@
 Default run: every operator at its default configuration on both simulators - random rows under
 full rate (latency checked against the documented formula), random idle cycles and backpressure,
 the corner cases, a reset in the middle of a row, heavy-tailed activations, and every input code of
-the elementwise operators.  ``-m slow`` adds further configurations (the paper's exp table and 8-bit
-grid, unary divisions, the exact norm, floor rounding).  ``SPIKEOPS_SIM=icarus|verilator`` limits
+the elementwise operators; the ECP5-block emission, GELU's other forms, the range-reduced exp and
+the online Softmax too, the first three on Icarus only.  ``-m slow`` adds their Verilator halves and
+further configurations (the paper's exp table and 8-bit grid, unary divisions, the exact norm, floor
+rounding, a CORDIC unit per level).  ``SPIKEOPS_SIM=icarus|verilator`` limits
 the simulators (``make regress SIM=...``).
 """
 
