@@ -12,7 +12,7 @@ from spikeops.golden.division import DivisionConfig, divide
 from spikeops.golden.exp import ExpConfig, pwl_exp
 from spikeops.golden.fixed import quantize
 from spikeops.golden.neurons import LIFConfig, lif_step
-from spikeops.golden.norm import NormConfig, cordic_root, node_of, sqrt_node, sum_of_squares
+from spikeops.golden.norm import NormConfig, cordic_root, level_sizes, node_of, sqrt_node, sum_of_squares
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
 from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
@@ -169,6 +169,31 @@ def test_per_level_units_answer_at_their_bound_and_never_stall(length):
     assert [r - a for r, a in zip(results, accepted[length - 1::length])] == [tree_latency(cfg)] * 3
     shared = tree_latency(cfg.replace(units="shared"))
     assert shared - tree_latency(cfg) == 2 * (LEAF_PAIRS + cfg.levels) + 4
+
+
+@pytest.mark.parametrize("length, first_leaf", [(13, True), (65, True), (66, False), (100, True)])
+def test_shared_unit_wastes_no_cycle_when_it_is_the_limit(length, first_leaf):
+    """The shared unit does one merge a cycle and a vector needs ``sum_l ceil(L_l / 2)`` of them
+    (the odd levels' zero pairs included): where that exceeds the leaves streamed, the leaf stream
+    is held, and once the leaf-pair queue has filled each vector takes exactly that many cycles (no
+    cycle of the unit idles while a pair waits), so the rate is ``streamed / merges``."""
+    cfg = NormConfig(length=length, width=10, iterations=4, guard_bits=1, leaf_bits=16)
+    merges = sum((size + 1) // 2 for size in level_sizes(cfg))
+    streamed = length - int(first_leaf)
+    assert merges > streamed
+    rows = 8
+    v = np.random.default_rng(length).integers(0, 1 << 16, (rows, streamed))
+    lm, le = node_of(v, cfg.width)
+    dut = PolarNorm(cfg, first_leaf=(1 << (cfg.width - 1), 0) if first_leaf else None)
+    items = [(lambda a, b: lambda ctx: (ctx.set(dut.i.payload.m, a), ctx.set(dut.i.payload.e, b)))(int(a), int(b))
+             for a, b in zip(lm.ravel(), le.ravel())]
+    got, accepted, _ = _run_norm_unit(dut, items, rows, 0.0)
+    if first_leaf:
+        lm, le = np.insert(lm, 0, 1 << (cfg.width - 1), axis=1), np.insert(le, 0, 0, axis=1)
+    want = cordic_root(lm, le, cfg)
+    assert got == list(zip(want[0].tolist(), want[1].tolist()))
+    per_vector = np.diff(accepted[streamed - 1::streamed])
+    assert per_vector[-3:].tolist() == [merges] * 3, per_vector
 
 
 def test_norm_units_need_the_cordic_tree():
