@@ -95,6 +95,13 @@ class NormConfig(Config):
         return (self.length - 1).bit_length()
 
     @functools.cached_property
+    def merges(self) -> int:
+        """CORDIC merges per vector: ``sum_l ceil(L_l / 2)`` over :func:`level_sizes` (``length - 1``
+        plus one zero pair per odd level); one shared unit does one a cycle, so it takes at most
+        ``min(1, leaves streamed / merges)`` leaves a cycle."""
+        return sum((n + 1) // 2 for n in level_sizes(self))
+
+    @functools.cached_property
     def gain(self) -> float:
         return cordic_gain(self.iterations) ** self.levels if self.method == "cordic" else 1.0
 

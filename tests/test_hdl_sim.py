@@ -12,7 +12,7 @@ from spikeops.golden.division import DivisionConfig, divide
 from spikeops.golden.exp import ExpConfig, pwl_exp
 from spikeops.golden.fixed import quantize
 from spikeops.golden.neurons import LIFConfig, lif_step
-from spikeops.golden.norm import NormConfig, cordic_root, level_sizes, node_of, sqrt_node, sum_of_squares
+from spikeops.golden.norm import NormConfig, cordic_root, node_of, sqrt_node, sum_of_squares
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, layernorm, rmsnorm
 from spikeops.golden.ops.sigmoid import GELUConfig, SigmoidConfig, SiLUConfig, gelu, sigmoid, silu
 from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
@@ -97,6 +97,12 @@ def test_index_multiplier_is_exact():
     assert np.array_equal((u * mult) >> s, (u * cfg.K) // (2 * cfg.H_codes))
 
 
+def _leaf_items(dut, lm, le):
+    """Payload setters for a tree's leaf nodes ``(lm, le)``, row after row."""
+    return [(lambda a, b: lambda ctx: (ctx.set(dut.i.payload.m, a), ctx.set(dut.i.payload.e, b)))(int(a), int(b))
+            for a, b in zip(lm.ravel(), le.ravel())]
+
+
 def _run_norm_unit(dut, items, expect, gaps):
     """Drive ``dut.i`` with ``items`` (payload setters) under random idle cycles; collect ``expect``
     results from ``o_valid``/``o``, and the cycles of every accepted item and every result."""
@@ -160,8 +166,7 @@ def test_per_level_units_answer_at_their_bound_and_never_stall(length):
     v = np.random.default_rng(length).integers(0, 1 << 16, (3, length))
     lm, le = node_of(v, cfg.width)
     dut = PolarNorm(cfg)
-    items = [(lambda a, b: lambda ctx: (ctx.set(dut.i.payload.m, a), ctx.set(dut.i.payload.e, b)))(int(a), int(b))
-             for a, b in zip(lm.ravel(), le.ravel())]
+    items = _leaf_items(dut, lm, le)
     got, accepted, results = _run_norm_unit(dut, items, 3, 0.0)
     want = cordic_root(lm, le, cfg)
     assert got == list(zip(want[0].tolist(), want[1].tolist()))
@@ -178,15 +183,14 @@ def test_shared_unit_wastes_no_cycle_when_it_is_the_limit(length, first_leaf):
     is held, and once the leaf-pair queue has filled each vector takes exactly that many cycles (no
     cycle of the unit idles while a pair waits), so the rate is ``streamed / merges``."""
     cfg = NormConfig(length=length, width=10, iterations=4, guard_bits=1, leaf_bits=16)
-    merges = sum((size + 1) // 2 for size in level_sizes(cfg))
+    merges = cfg.merges
     streamed = length - int(first_leaf)
     assert merges > streamed
     rows = 8
     v = np.random.default_rng(length).integers(0, 1 << 16, (rows, streamed))
     lm, le = node_of(v, cfg.width)
     dut = PolarNorm(cfg, first_leaf=(1 << (cfg.width - 1), 0) if first_leaf else None)
-    items = [(lambda a, b: lambda ctx: (ctx.set(dut.i.payload.m, a), ctx.set(dut.i.payload.e, b)))(int(a), int(b))
-             for a, b in zip(lm.ravel(), le.ravel())]
+    items = _leaf_items(dut, lm, le)
     got, accepted, _ = _run_norm_unit(dut, items, rows, 0.0)
     if first_leaf:
         lm, le = np.insert(lm, 0, 1 << (cfg.width - 1), axis=1), np.insert(le, 0, 0, axis=1)
