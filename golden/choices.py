@@ -88,4 +88,5 @@ class NormUnits(Choice):
 
     SHARED = "shared"        # one pipelined unit serves every level (area of one unit)
     PER_LEVEL = "per_level"  # a unit per level, each pair issued the cycle it forms (less latency)
+    SPLIT = "split"          # the leaf level's own unit and one shared by the others (full rate at any length)
 

@@ -29,9 +29,11 @@ leading ``width`` bits (floor), ``e = bit_length(u) - width``.  The root ``(m, e
   operator as an integer multiply;
 * ``units`` (hardware only: the tree, its order and its results do not depend on it) spreads the
   merges over CORDIC units: ``"shared"``, one pipelined unit for every level (the leaf pairs queue
-  for the cycles the upper levels leave free), or ``"per_level"``, one unit per level, each pair
-  merged the cycle it forms (``levels`` units' area for ``2 levels + 12`` fewer cycles after
-  the last leaf, :func:`spikeops.hdl.norm.tree_latency`).
+  for the cycles the upper levels leave free; at most ``leaves / merges`` leaves a cycle,
+  :func:`tree_merges`), ``"split"``, the leaf level's own unit and one shared by the levels above
+  (two units, a leaf every cycle at any length), or ``"per_level"``, one unit per level, each pair
+  merged the cycle it forms (``levels`` units' area for the fewest cycles after the last leaf,
+  :func:`spikeops.hdl.norm.tree_latency`).
 
 Every node keeps ``width`` significant bits whatever the scale of the row, so no block exponent of
 the whole row is needed before the first merge: small rows and rows with outliers get the same
@@ -56,7 +58,7 @@ from .config import Config
 from .shift import normalise
 
 __all__ = ["NormConfig", "node_of", "node_product", "merge", "cordic_root", "sqrt_node", "polar_norm",
-           "sum_of_squares", "level_sizes", "METHODS"]
+           "sum_of_squares", "level_sizes", "tree_merges", "METHODS"]
 
 METHODS = NormMethod.values()
 
@@ -96,10 +98,8 @@ class NormConfig(Config):
 
     @functools.cached_property
     def merges(self) -> int:
-        """CORDIC merges per vector: ``sum_l ceil(L_l / 2)`` over :func:`level_sizes` (``length - 1``
-        plus one zero pair per odd level); one shared unit does one a cycle, so it takes at most
-        ``min(1, leaves streamed / merges)`` leaves a cycle."""
-        return sum((n + 1) // 2 for n in level_sizes(self))
+        """CORDIC merges per vector: :func:`tree_merges` of ``length``."""
+        return tree_merges(self.length)
 
     @functools.cached_property
     def gain(self) -> float:
@@ -141,11 +141,23 @@ class NormConfig(Config):
 
 def level_sizes(cfg: NormConfig) -> list[int]:
     """Nodes entering each level: ``L_0 = length``, ``L_(l+1) = ceil(L_l / 2)`` (``levels`` of them)."""
-    sizes, n = [], cfg.length
-    for _ in range(cfg.levels):
+    return _sizes(cfg.length)
+
+
+def _sizes(length: int) -> list[int]:
+    sizes, n = [], length
+    while n > 1:
         sizes.append(n)
         n = (n + 1) // 2
     return sizes
+
+
+def tree_merges(length: int) -> int:
+    """CORDIC merges per vector of ``length`` leaves: ``sum_l ceil(L_l / 2)`` over the level sizes
+    (``length - 1`` plus one zero pair per odd level).  One unit shared by every level does one a
+    cycle, so it takes at most ``min(1, leaves streamed / merges)`` leaves a cycle (65 leaves: 70
+    merges); the ``split`` layout gives the leaf level a unit of its own and so takes one a cycle."""
+    return sum((n + 1) // 2 for n in _sizes(length))
 
 
 def _normalised(x: np.ndarray, e: np.ndarray, width: int):

@@ -12,8 +12,14 @@ pair formed from the unit's own results (levels >= 1) is issued the cycle it for
 wait in a four-pair queue for cycles the upper levels leave free, and the leaf stream stalls while
 that queue is full.  The upper levels never wait, so a node reaches the next level
 ``iterations + 2`` cycles after its pair formed, and the leaf pairs wait a bounded number of cycles.
-``units="per_level"``: a unit per level, every pair issued the cycle it forms, the leaf stream never
-stalled; ``levels`` units for the queue's wait saved (:func:`tree_latency` gives both bounds).
+That unit does one merge a cycle, and a vector needs :attr:`NormConfig.merges` of them (65 leaves:
+70), so it holds the leaves when that exceeds the leaves streamed.  ``units="split"``: the leaf
+level's own unit (every leaf pair issued the cycle it forms) and one shared by the levels above,
+whose queue of :data:`SPLIT_PAIRS` holds the pairs of the leaf unit's results (reserved as the
+leaves that complete them are accepted, since the leaf unit cannot wait): two units, a leaf every
+cycle at any length.  ``units="per_level"``: a unit per level, every pair issued the cycle it forms,
+the leaf stream never stalled; ``levels`` units for the queue's wait saved (:func:`tree_latency`
+gives the three bounds).
 
 :class:`SqrtNode` (``method="exact"``): ``i`` streams integer sums of squares ``Q``; for each it
 shifts ``Q`` by an even amount to ``2 width`` bits and takes a digit-by-digit integer square root,
@@ -34,7 +40,8 @@ from .cordic import UNIT_EXTRA, cordic_unit, field_shapes, merge_fields, zero_pa
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, bit_length, leading_one, right_shift_stages
 
-__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_stages", "NODE_STAGES", "tree_latency"]
+__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_stages", "NODE_STAGES", "tree_latency", "LEAF_PAIRS",
+           "SPLIT_PAIRS"]
 
 
 def node_layout(cfg: NormConfig) -> data.StructLayout:
@@ -63,6 +70,9 @@ def node_stages(pipe, value, cfg: NormConfig):
 
 #: pairs of leaves that may wait for the shared unit (the leaf stream stalls beyond them; a power of two)
 LEAF_PAIRS = 4
+#: entries of the ``split`` layout's queue of level-1 pairs (a power of two): reserved as the leaves
+#: that will complete them are accepted, since the leaf unit in between cannot wait
+SPLIT_PAIRS = 8
 
 
 def tree_latency(cfg: NormConfig) -> int:
@@ -74,18 +84,23 @@ def tree_latency(cfg: NormConfig) -> int:
     cycle through it, and a wait of at most ``2 (LEAF_PAIRS + levels) + 3`` cycles (the pairs ahead
     of it each need a cycle the upper levels leave free, and the upper levels take at most one cycle
     in two beyond the ``levels`` left nodes already waiting, each of their pairs needing two
-    results)."""
+    results).  The ``split`` layout has the same bound one level up: the leaf unit's result enters
+    a queue of at most :data:`SPLIT_PAIRS` entries served by a unit with ``levels - 1`` levels, so
+    ``2 (SPLIT_PAIRS + levels - 1) + 4`` cycles beyond the levels' own (none with one level)."""
     if cfg.levels == 0:
         return 1
     merges = cfg.levels * (cfg.iterations + UNIT_EXTRA)
-    if cfg.units == NormUnits.PER_LEVEL:
+    if cfg.units == NormUnits.PER_LEVEL or (cfg.units == NormUnits.SPLIT and cfg.levels == 1):
         return merges
+    if cfg.units == NormUnits.SPLIT:
+        return merges + 2 * (SPLIT_PAIRS + cfg.levels - 1) + 4
     return merges + 2 * (LEAF_PAIRS + cfg.levels) + 4
 
 
 class PolarNorm(ConfigComponent):
     """The streaming CORDIC tree of one :class:`spikeops.golden.norm.NormConfig` (``method="cordic"``),
-    with one CORDIC unit for every level (``units="shared"``) or one per level (``"per_level"``)."""
+    with one CORDIC unit for every level (``units="shared"``), the leaf level's own and one for the
+    rest (``"split"``), or one per level (``"per_level"``)."""
 
     class Signature(ConfigSignature):
         config_type = NormConfig
@@ -121,18 +136,20 @@ class PolarNorm(ConfigComponent):
             with m.If(self.i.valid):
                 m.d.sync += self.o.eq(self.i.payload)
             return m
-        if cfg.units == NormUnits.PER_LEVEL:
+        if cfg.units == NormUnits.PER_LEVEL or (cfg.units == NormUnits.SPLIT and cfg.levels == 1):
             self._per_level(m, cfg)
+        elif cfg.units == NormUnits.SPLIT:
+            self._split(m, cfg)
         else:
-            self._shared(m, cfg)
+            self._shared_leaves(m, cfg)
         return m
 
     def _leaf_level(self, m, cfg, accept):
         """Level 0: the leaves pair in arrival order (the constant ``first_leaf`` as leaf 0 of every
-        vector when given).  Returns ``(formed, forms)``: the pair the leaf on ``i`` forms
-        (``(left, leaf)``, or ``(leaf, zero)`` for an odd count's last leaf) and whether it forms one;
-        the left node and the count (``last0``, a register: the next leaf is the vector's last) are
-        updated when ``accept``."""
+        vector when given).  Returns ``(formed, forms, count0, last0)``: the pair the leaf on ``i``
+        forms (``(left, leaf)``, or ``(leaf, zero)`` for an odd count's last leaf), whether it forms
+        one, the leaf's number in its vector and ``last0`` (a register: the leaf is the vector's
+        last); the left node and the count are updated when ``accept``."""
         layout = node_layout(cfg)
         zero = {"m": 0, "e": cfg.zero_exp}
         size = level_sizes(cfg)[0]
@@ -157,69 +174,74 @@ class PolarNorm(ConfigComponent):
                 m.d.sync += [left0.eq(layout.const(first)), left0_v.eq(int(preload))]
             with m.Else():
                 m.d.sync += left0_v.eq(~left0_v)
-        return formed, left0_v | last0
+        return formed, left0_v | last0, count0, last0
 
     def _per_level(self, m, cfg):
         """One unit per level: level 0's pairs enter unit 0 the cycle they form, and each unit's
         results pair (in order, a level's odd last node with the zero node) into the next level's
         unit; the last unit's result is the root.  The leaf stream never waits."""
-        layout = node_layout(cfg)
         shapes = field_shapes(cfg)
-        sizes = level_sizes(cfg)
         m.d.comb += self.i.ready.eq(1)
         accept = self.i.valid
-        formed, forms = self._leaf_level(m, cfg, accept)
+        formed, forms, _, _ = self._leaf_level(m, cfg, accept)
         pair_fields, pair_valid = merge_fields(m, formed[0], formed[1], cfg, prefix="level0_"), accept & forms
         for l in range(cfg.levels):
-            fields = {k: Signal(shape, name=f"level{l}_issue_{k}") for k, shape in shapes.items()}
-            valid = Signal(name=f"level{l}_issue_valid")
-            m.d.sync += [valid.eq(pair_valid)] + [fields[k].eq(pair_fields[k]) for k in shapes]
-            out = cordic_unit(m, cfg, fields, valid, Const(1, 1), Signal(layout, name=f"level{l}_result"),
-                              prefix=f"level{l}_")
+            out = self._unit_at(m, cfg, l, pair_fields, pair_valid)
             if l == cfg.levels - 1:
                 m.d.sync += self.o_valid.eq(out.valid)
                 with m.If(out.valid):
                     m.d.sync += self.o.eq(out.res)
                 break
-            # level l + 1: the left node waiting for its partner, and ``last`` (a register: the
-            # next node is the level's last, so it pairs with the zero node when no left node waits)
-            size = sizes[l + 1]
-            left = Signal(layout, name=f"left{l + 1}")
-            left_v = Signal(name=f"left{l + 1}_valid")
-            count = Signal(range(size), name=f"count{l + 1}")
-            last = Signal(name=f"count{l + 1}_last", init=int(size == 1))
-            with m.If(out.valid):
-                m.d.sync += [count.eq(Mux(last, 0, count + 1)),
-                             last.eq(Mux(last, size == 1, count == size - 2))]
-                with m.If(~(left_v | last)):
-                    m.d.sync += left.eq(out.res)
-                with m.If(last):
-                    m.d.sync += left_v.eq(0)
-                with m.Else():
-                    m.d.sync += left_v.eq(~left_v)
+            left, left_v, last = self._level_pairing(m, cfg, l + 1, out.res, out.valid)
             with_left = merge_fields(m, left, out.res, cfg, prefix=f"level{l + 1}_")
             with_zero = zero_pair_fields(out.res, out.zero)
             pair_fields = {k: Mux(left_v, with_left[k], Value.cast(with_zero[k])) for k in shapes}
             pair_valid = out.valid & (left_v | last)
 
-    def _shared(self, m, cfg):
-        """One unit for every level: a pair formed from the unit's own results (levels >= 1) is
-        issued the cycle it forms; pairs of leaves wait in a queue of :data:`LEAF_PAIRS` for cycles
-        the upper levels leave free, and the leaf stream stalls while it is full.  Which pair issues
-        is decided the cycle before, from registers (the result's level is known a stage ahead, and
-        each level's state and the queue's occupancy are flags), so the issue only picks fields."""
-        levels = cfg.levels
+    @staticmethod
+    def _level_pairing(m, cfg, l, node, valid):
+        """Level ``l >= 1`` fed by one unit's results (``node`` when ``valid``), in order: returns the
+        left node waiting for its partner, its valid bit and ``last`` (a register: the next node is
+        the level's last, so it pairs with the zero node when no left node waits); the result on
+        ``node`` forms a pair when ``left_v | last``."""
+        layout = node_layout(cfg)
+        size = level_sizes(cfg)[l]
+        left = Signal(layout, name=f"left{l}")
+        left_v = Signal(name=f"left{l}_valid")
+        count = Signal(range(size), name=f"count{l}")
+        last = Signal(name=f"count{l}_last", init=int(size == 1))
+        with m.If(valid):
+            m.d.sync += [count.eq(Mux(last, 0, count + 1)),
+                         last.eq(Mux(last, size == 1, count == size - 2))]
+            with m.If(~(left_v | last)):
+                m.d.sync += left.eq(node)
+            with m.If(last):
+                m.d.sync += left_v.eq(0)
+            with m.Else():
+                m.d.sync += left_v.eq(~left_v)
+        return left, left_v, last
+
+    def _shared(self, m, cfg, base: int = 0):
+        """One unit for every level from ``base`` up: a pair formed from the unit's own results
+        (levels above ``base``) is issued the cycle it forms; the pairs of level ``base`` (leaf
+        pairs, or with ``base = 1`` the pairs of the leaf unit's results, :meth:`_split`) wait in a
+        queue for cycles the upper levels leave free.  Which pair issues is decided the cycle before,
+        from registers (the result's level is known a stage ahead, and each level's state and the
+        queue's occupancy are flags), so the issue only picks fields.  Returns the queue's
+        ``(write, data, read)``: the caller fills it (``write``, ``data``: a pair of nodes) and
+        holds its source while it may overflow."""
+        levels = cfg.levels - base                 # the levels this unit serves
         layout = node_layout(cfg)
         sizes = level_sizes(cfg)
-        # A pair's level travels with it one-hot (``levels`` bits); the issue decision is
-        # registered: which pair enters the unit this cycle was decided the cycle before, so this
-        # cycle only computes the fields of the pairs that may issue and picks one (an AND-OR
-        # multiplexer): the result with its level's left node (``partner``, fetched the cycle
-        # before), the result with the zero node (a level's odd last node), or the leaf pair at the
-        # queue's head; ``candidates`` is filled below
+        # A pair's level (above ``base``) travels with it one-hot (``levels`` bits); the issue
+        # decision is registered: which pair enters the unit this cycle was decided the cycle
+        # before, so this cycle only computes the fields of the pairs that may issue and picks one
+        # (an AND-OR multiplexer): the result with its level's left node (``partner``, fetched the
+        # cycle before), the result with the zero node (a level's odd last node), or the pair at
+        # the queue's head; ``candidates`` is filled below
         issue_pair = Signal(name="issue_pair")     # the result with ``partner``
         issue_zero = Signal(name="issue_zero")     # the result with the zero node
-        issue_leaf = Signal(name="issue_leaf")     # the leaf pair at the queue's head
+        issue_leaf = Signal(name="issue_leaf")     # the pair at the queue's head
         partner = Signal(layout, name="partner")
         fields = {k: Signal(shape, name=f"align_{k}") for k, shape in field_shapes(cfg).items()}
         lvl = Signal(levels, name="align_lvl")
@@ -236,18 +258,19 @@ class PolarNorm(ConfigComponent):
         with m.If(res_valid & res_lvl[levels - 1]):
             m.d.sync += self.o.eq(res)
 
-        # levels >= 1: a result pairs with the waiting left node of the next level.  Per level,
-        # registers: the left node and its valid bit, the count of nodes, ``lastf`` (the next node
-        # is the level's last) and ``prelast`` (the one after it is), so that the next cycle's
-        # state is a function of flags, with no adder or comparison on the way to the decision
+        # levels above ``base``: a result pairs with the waiting left node of the next level.  Per
+        # level, registers: the left node and its valid bit, the count of nodes, ``lastf`` (the
+        # next node is the level's last) and ``prelast`` (the one after it is), so that the next
+        # cycle's state is a function of flags, with no adder or comparison on the way to the decision
         pick_pair, pick_zero, pick_left, pick_res = [], [], [], []
-        for l in range(1, levels):
+        for j in range(1, levels):
+            l = base + j                           # the tree's level; tag bit j - 1 brings its nodes
             left = Signal(layout, name=f"left{l}")
             left_v = Signal(name=f"left{l}_valid")
             count = Signal(range(sizes[l]), name=f"count{l}")
             lastf = Signal(name=f"count{l}_last", init=int(sizes[l] == 1))
             prelast = Signal(name=f"count{l}_prelast", init=int(sizes[l] == 2))
-            at = res_valid & res_lvl[l - 1]
+            at = res_valid & res_lvl[j - 1]
             store = at & ~left_v & ~lastf          # the result waits as the left node
             next_v = Mux(at, ~left_v & ~lastf, left_v)
             next_last = Mux(at, Mux(lastf, sizes[l] == 1, prelast), lastf)
@@ -260,13 +283,13 @@ class PolarNorm(ConfigComponent):
                 m.d.sync += left.eq(res)
             # next cycle's result is of level l - 1: it pairs with the left node (then waiting), or
             # with the zero node when it is its level's last and no left node waits
-            comes = pre_valid & pre_lvl[l - 1]
+            comes = pre_valid & pre_lvl[j - 1]
             pick_pair.append(comes & next_v)
             pick_zero.append(comes & ~next_v & next_last)
-            pick_left.append(Mux(pre_lvl[l - 1], left.as_value(), 0))
+            pick_left.append(Mux(pre_lvl[j - 1], left.as_value(), 0))
             # next cycle's ``store`` with the result after it of the same level (so that it pairs
             # with the stored one), decided now
-            pick_res.append(pp_lvl[l - 1] & comes & ~next_v & ~next_last)
+            pick_res.append(pp_lvl[j - 1] & comes & ~next_v & ~next_last)
         up_next = Cat(*pick_pair, *pick_zero).any()
         if levels > 1:
             # the partner: the result being stored as its level's left node this cycle (``use_res``,
@@ -282,28 +305,26 @@ class PolarNorm(ConfigComponent):
             candidates.append((issue_pair, {**merge_fields(m, partner, res, cfg), "lvl": level_up}))
             candidates.append((issue_zero, {**zero_pair_fields(res, res_zero), "lvl": level_up}))
 
-        # level 0: formed pairs wait in a queue of LEAF_PAIRS entries (distributed RAM, read
-        # asynchronously at a registered address) for cycles the upper levels leave free, and the
-        # leaf stream stalls when it is full.  ``held`` (a thermometer code: held[k] = more than k
-        # pairs wait) is a register, and so is ``last0``, so the stream's ready is a function of
-        # registers and the next cycle's leaf issue only waits for this cycle's write
+        # level ``base``: its pairs wait in a queue (distributed RAM, read asynchronously at a
+        # registered address) for cycles the upper levels leave free.  ``held`` (a thermometer
+        # code: held[k] = more than k pairs wait) is a register, so the next cycle's issue from the
+        # queue only waits for this cycle's write
+        depth = SPLIT_PAIRS if base else LEAF_PAIRS
         pair_layout = data.ArrayLayout(layout, 2)
-        m.submodules.pairs = pairs = memory.Memory(shape=unsigned(pair_layout.size), depth=LEAF_PAIRS, init=[])
+        m.submodules.pairs = pairs = memory.Memory(shape=unsigned(pair_layout.size), depth=depth, init=[])
         wr, rd = pairs.write_port(), pairs.read_port(domain="comb")
-        produce = Signal(range(LEAF_PAIRS), name="pairs_produce")
-        consume = Signal(range(LEAF_PAIRS), name="pairs_consume")
-        held = Signal(LEAF_PAIRS, name="pairs_held")
+        produce = Signal(range(depth), name="pairs_produce")
+        consume = Signal(range(depth), name="pairs_consume")
+        held = Signal(depth, name="pairs_held")
         head = data.View(pair_layout, rd.data)
-        accept = Signal(name="leaf_accept")
-        formed, forms = self._leaf_level(m, cfg, accept)
-        m.d.comb += [self.i.ready.eq(~(forms & held[-1])), accept.eq(self.i.valid & self.i.ready)]
-        write, read = accept & forms, issue_leaf
-        m.d.comb += [wr.addr.eq(produce), wr.data.eq(formed.as_value()), wr.en.eq(write), rd.addr.eq(consume)]
+        write = Signal(name="pairs_write")
+        m.d.comb += [wr.addr.eq(produce), wr.en.eq(write), rd.addr.eq(consume)]
         with m.If(write):
-            m.d.sync += produce.eq(produce + 1)    # LEAF_PAIRS is a power of two: the pointers wrap
-        with m.If(read):
+            m.d.sync += produce.eq(produce + 1)    # the depth is a power of two: the pointers wrap
+        with m.If(issue_leaf):
             m.d.sync += consume.eq(consume + 1)
-        next_held = Mux(write & ~read, Cat(Const(1, 1), held[:-1]), Mux(read & ~write, held[1:], held))
+        next_held = Mux(write & ~issue_leaf, Cat(Const(1, 1), held[:-1]),
+                        Mux(issue_leaf & ~write, held[1:], held))
         m.d.sync += [held.eq(next_held), issue_leaf.eq(next_held[0] & ~up_next)]
         candidates.append((issue_leaf, {**merge_fields(m, head[0], head[1], cfg), "lvl": Const(1, levels)}))
         for k, reg in {**fields, "lvl": lvl}.items():   # at most one select is high
@@ -311,6 +332,55 @@ class PolarNorm(ConfigComponent):
             for sel, f in candidates:
                 picked = picked | Mux(sel, Value.cast(f[k]).as_unsigned(), 0)
             m.d.sync += reg.eq(picked)
+        return write, wr.data, issue_leaf, held
+
+    def _shared_leaves(self, m, cfg):
+        """``units="shared"``: the queue holds pairs of leaves, and the leaf stream stalls while it
+        is full (``held`` and ``last0`` are registers, so the stream's ready is a function of
+        registers)."""
+        write, data_in, _, held = self._shared(m, cfg)
+        accept = Signal(name="leaf_accept")
+        formed, forms, _, _ = self._leaf_level(m, cfg, accept)
+        m.d.comb += [self.i.ready.eq(~(forms & held[-1])), accept.eq(self.i.valid & self.i.ready),
+                     write.eq(accept & forms), data_in.eq(formed.as_value())]
+
+    def _split(self, m, cfg):
+        """``units="split"``: the leaf level's own unit (each leaf pair issued the cycle it forms,
+        as with a unit per level) and one unit shared by the levels above (:meth:`_shared` with
+        ``base = 1``), whose queue holds the pairs of the leaf unit's results.  Each unit has at
+        most about one merge in two to do, so neither limits the rate at any length.  The leaf unit
+        cannot wait, so a leaf that forms a pair whose result completes a level-1 pair reserves its
+        queue entry when it is accepted (``used``: entries reserved or held), and the leaf stream
+        stalls while fewer than two entries are free: the queue never overflows."""
+        write, data_in, read, _ = self._shared(m, cfg, base=1)
+        accept = Signal(name="leaf_accept")
+        formed, forms, count0, last0 = self._leaf_level(m, cfg, accept)
+        out = self._unit_at(m, cfg, 0, merge_fields(m, formed[0], formed[1], cfg, prefix="level0_"), accept & forms)
+        left, left_v, last = self._level_pairing(m, cfg, 1, out.res, out.valid)
+        zero = node_layout(cfg).const({"m": 0, "e": cfg.zero_exp})
+        m.d.comb += [write.eq(out.valid & (left_v | last)),
+                     data_in.eq(Mux(left_v, Cat(left.as_value(), out.res.as_value()),
+                                    Cat(out.res.as_value(), zero.as_value())))]
+        # the level-1 node a leaf pair makes is number count0 // 2 of its vector: it completes a
+        # level-1 pair when that is odd, or when it is the last (the leaf is the vector's last)
+        bit1 = count0[1] if len(count0) > 1 else Const(0, 1)
+        reserve = accept & forms & (bit1 | last0)
+        used = Signal(range(SPLIT_PAIRS + 1), name="pairs_used")
+        room = Signal(name="pairs_room", init=1)
+        used_next = Signal(range(SPLIT_PAIRS + 2), name="pairs_used_next")
+        m.d.comb += used_next.eq(used + reserve - read)
+        m.d.sync += [used.eq(used_next), room.eq(used_next <= SPLIT_PAIRS - 2)]
+        m.d.comb += [self.i.ready.eq(room), accept.eq(self.i.valid & room)]
+
+    @staticmethod
+    def _unit_at(m, cfg, l, pair_fields, pair_valid):
+        """Level ``l``'s own unit (``per_level`` and ``split``): the pair's fields registered the
+        cycle it forms, then the unit."""
+        fields = {k: Signal(shape, name=f"level{l}_issue_{k}") for k, shape in field_shapes(cfg).items()}
+        valid = Signal(name=f"level{l}_issue_valid")
+        m.d.sync += [valid.eq(pair_valid)] + [fields[k].eq(pair_fields[k]) for k in fields]
+        return cordic_unit(m, cfg, fields, valid, Const(1, 1), Signal(node_layout(cfg), name=f"level{l}_result"),
+                           prefix=f"level{l}_")
 
 
 class SqrtNode(ConfigComponent):

@@ -62,7 +62,7 @@ def _norm(draw):
     gw = draw(st.integers(3, 16))
     d = draw(st.integers(1, 12))
     method = draw(st.sampled_from(["cordic", "exact"]))
-    units = draw(st.sampled_from(["shared", "per_level"])) if method == "cordic" else "shared"
+    units = draw(st.sampled_from(["shared", "per_level", "split"])) if method == "cordic" else "shared"
     return {"d": d, "norm_units": units, "buffer_depth": draw(st.sampled_from([0, 0, d, 2 * d + 1])),
             "in_width": w, "in_frac": draw(st.integers(0, w - 1)),
             "out_width": ow, "out_frac": draw(st.integers(0, ow - 1)), "gamma_width": gw,

@@ -70,3 +70,24 @@ def test_one_rule_from_set_to_a_configuration():
     # out_width given with out_frac is taken as it is; formats without out_width take out_frac alone
     assert build_config("rmsnorm", ["out_frac=8", "out_width=20"]).out_format.describe() == "s20.8"
     assert build_config("softmax", ["out_frac=8"]).out_format.describe() == "u9.8"
+
+
+def test_the_norms_choose_a_second_cordic_unit_only_where_one_is_the_limit():
+    """``norm_units`` follows d: one shared CORDIC unit where its bound (``d / merges``) is at least
+    0.96 (0.95 and the measured rate's margin below the bound), else ``split``; the defaults keep their hashes (result caches and plan
+    digests hold), a choice the user states is kept, and the exact norm has no units."""
+    from spikeops.golden.ops.norms import SHARED_RATE_FLOOR, LayerNormConfig, RMSNormConfig
+    from spikeops.golden.norm import tree_merges
+
+    rms = [*range(64, 75), 76, 80, 81, 82, 84, 88, 96, 128, 129, 130, 132, 136]
+    for cls, leaves, want in ((RMSNormConfig, lambda d: d + 1, rms),
+                              (LayerNormConfig, lambda d: d, [*range(65, 72), 73, 81, 129])):
+        split = [d for d in range(64, 4097) if cls(d=d).norm_units == "split"]
+        assert split == want
+        assert all((d / tree_merges(leaves(d)) < SHARED_RATE_FLOOR) == (d in want) for d in range(64, 4097))
+        assert cls().norm_units == "shared" and cls(norm_method="exact", d=64).norm_units == "shared"
+        assert cls().replace(d=65).norm_units == "split" and cls(d=65).replace(d=384).norm_units == "shared"
+        assert cls(d=65, norm_units="shared").replace(d=66).norm_units == "shared"
+    assert RMSNormConfig().stable_hash() == "02726fd3a9966e85"
+    assert LayerNormConfig(d=384).stable_hash() == LayerNormConfig(d=384, norm_units="shared").stable_hash()
+    assert RMSNormConfig(d=64).stable_hash() != RMSNormConfig(d=64, norm_units="shared").stable_hash()

@@ -19,7 +19,7 @@ from spikeops.golden.ops.softmax import SoftmaxConfig, softmax
 from spikeops.hdl.division import DivisionNeuronGroup, division_latency
 from spikeops.hdl.exp import PWLExp, index_multiplier
 from spikeops.hdl.neurons import LIFPopulation
-from spikeops.hdl.norm import LEAF_PAIRS, PolarNorm, SqrtNode, tree_latency
+from spikeops.hdl.norm import LEAF_PAIRS, SPLIT_PAIRS, PolarNorm, SqrtNode, tree_latency
 from spikeops.hdl.ops.norms import LayerNorm, RMSNorm
 from spikeops.hdl.ops.sigmoid import GELU, Sigmoid, SiLU
 from spikeops.hdl.ops.softmax import Softmax
@@ -132,14 +132,14 @@ def _run_norm_unit(dut, items, expect, gaps):
     return got, accepted, results
 
 
-@pytest.mark.parametrize("units", ["shared", "per_level"])
+@pytest.mark.parametrize("units", ["shared", "per_level", "split"])
 @pytest.mark.parametrize("first_leaf", [False, True])
 @pytest.mark.parametrize("length", [1, 2, 3, 6, 13, 64])
 @pytest.mark.parametrize("gaps", [0.0, 0.3])
 def test_polar_norm_tree(length, first_leaf, gaps, units):
     """The streaming tree gives golden's root for every vector, vectors back to back or with idle
     cycles, leaves of every scale and zero vectors, within its latency bound, with one CORDIC unit
-    or one per level."""
+    or one per level, or the leaf level's own and one shared by the rest."""
     if first_leaf and length < 2:
         with pytest.raises(ValueError, match="first_leaf needs length >= 2"):
             PolarNorm(NormConfig(length=1), first_leaf=(1, 0))
@@ -148,7 +148,7 @@ def test_polar_norm_tree(length, first_leaf, gaps, units):
                                       units=units), first_leaf, gaps)
 
 
-@pytest.mark.parametrize("units", ["shared", "per_level"])
+@pytest.mark.parametrize("units", ["shared", "per_level", "split"])
 @pytest.mark.parametrize("iterations, guard_bits", [(1, 0), (2, 5)])
 def test_polar_norm_tree_short_unit(iterations, guard_bits, units):
     """The unit's first vectoring step shares its stage with the alignment: one step (that stage
@@ -200,11 +200,39 @@ def test_shared_unit_wastes_no_cycle_when_it_is_the_limit(length, first_leaf):
     assert per_vector[-3:].tolist() == [merges] * 3, per_vector
 
 
+@pytest.mark.parametrize("iterations", [4, 12])
+@pytest.mark.parametrize("length, first_leaf", [(13, True), (65, True), (66, False), (100, True), (129, True)])
+def test_split_units_take_a_leaf_every_cycle(length, first_leaf, iterations):
+    """Where one shared unit is the limit (``merges > leaves streamed``), the ``split`` layout (the
+    leaf level's own unit, one shared by the levels above, its queue of level-1 pairs reserved as
+    the leaves arrive) takes a leaf every cycle, rows back to back, and every root comes within
+    :func:`tree_latency`, which is ``2 (SPLIT_PAIRS + levels - 1) + 4`` cycles above a unit per
+    level's."""
+    cfg = NormConfig(length=length, width=10, iterations=iterations, guard_bits=1, leaf_bits=16, units="split")
+    streamed = length - int(first_leaf)
+    assert cfg.merges > streamed
+    rows = 8
+    v = np.random.default_rng(length).integers(0, 1 << 16, (rows, streamed))
+    lm, le = node_of(v, cfg.width)
+    dut = PolarNorm(cfg, first_leaf=(1 << (cfg.width - 1), 0) if first_leaf else None)
+    got, accepted, results = _run_norm_unit(dut, _leaf_items(dut, lm, le), rows, 0.0)
+    if first_leaf:
+        lm, le = np.insert(lm, 0, 1 << (cfg.width - 1), axis=1), np.insert(le, 0, 0, axis=1)
+    want = cordic_root(lm, le, cfg)
+    assert got == list(zip(want[0].tolist(), want[1].tolist()))
+    assert accepted == list(range(rows * streamed))
+    lasts = accepted[streamed - 1::streamed]
+    assert all(0 < r - a <= tree_latency(cfg) for r, a in zip(results, lasts))
+    per_level = tree_latency(cfg.replace(units="per_level"))
+    assert tree_latency(cfg) - per_level == 2 * (SPLIT_PAIRS + cfg.levels - 1) + 4
+
+
 def test_norm_units_need_the_cordic_tree():
     with pytest.raises(ValueError, match=r"norm: units='per_level' needs the CORDIC tree \(method='exact' has no "
                                          r"units\); allowed with it: 'shared'"):
         NormConfig(method="exact", units="per_level")
-    with pytest.raises(ValueError, match=r"rmsnorm: norm_units='one' is not allowed; allowed: 'shared', 'per_level'"):
+    with pytest.raises(ValueError, match=r"rmsnorm: norm_units='one' is not allowed; allowed: 'shared', 'per_level', "
+                                         r"'split'$"):
         RMSNormConfig(norm_units="one")
 
 

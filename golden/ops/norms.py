@@ -44,17 +44,38 @@ import numpy as np
 
 from .. import reference
 from ..config import OperatorConfig
-from ..choices import DivArch, NormMethod, Rounding
+from ..choices import DivArch, NormMethod, NormUnits, Rounding
 from ..division import DivisionConfig, divide
 from ..fixed import FixedFormat, check_codes, quantize
-from ..norm import NormConfig, cordic_root, node_of, node_product, sqrt_node, sum_of_squares
+from ..norm import NormConfig, cordic_root, node_of, node_product, sqrt_node, sum_of_squares, tree_merges
 
 __all__ = ["NormOpConfig", "RMSNormConfig", "LayerNormConfig", "rmsnorm", "layernorm", "check_row",
+           "default_norm_units", "SHARED_RATE_FLOOR",
            "norm_leaves", "norm_root", "helmert_constants"]
 
 #: the PolarNorm's parameters as this operator's options name them
 _NORM_NAMES = {"length": "leaves", "width": "norm_width", "method": "norm_method",
                "iterations": "cordic_iterations", "guard_bits": "norm_guard_bits", "units": "norm_units"}
+
+
+#: the bound on elements a cycle below which one CORDIC unit shared by every level is not the
+#: default: 0.95 (issue 13's floor) plus a margin, as the measured rate sits up to 0.005 below the
+#: bound when the unit is nearly always busy (the leaf pairs' queue fills now and then)
+SHARED_RATE_FLOOR = 0.96
+
+
+def default_norm_units(cfg: "NormOpConfig") -> str:
+    """The CORDIC tree's default layout: ``"shared"`` (one unit) where its bound ``d / merges``
+    (:func:`spikeops.golden.norm.tree_merges` of the leaves) is at least :data:`SHARED_RATE_FLOOR`,
+    else ``"split"`` (a second unit for the leaf level, one element a cycle at any d): from d 64 to
+    16,384 that is RMSNorm at d 64-74, 76, 80-82, 84, 88, 96, 128-130, 132 and 136, LayerNorm at d
+    65-71, 73, 81 and 129.  The exact norm has no units (``"shared"``).  A value the validation
+    will refuse gets ``"shared"``, so that the error names it."""
+    d = cfg.d
+    if cfg.norm_method != NormMethod.CORDIC or isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        return NormUnits.SHARED.value
+    leaves = d if cfg.centred else d + 1
+    return NormUnits.SHARED.value if d >= SHARED_RATE_FLOOR * tree_merges(leaves) else NormUnits.SPLIT.value
 
 
 @dataclass(frozen=True)
@@ -73,8 +94,9 @@ class NormOpConfig(OperatorConfig):
     cordic_iterations: int = 12
     norm_width: int = 24
     norm_guard_bits: int = 2
-    #: the CORDIC tree's units (hardware only): one shared by every level, or one per level
-    norm_units: str = "shared"
+    #: the CORDIC tree's units (hardware only): one shared by every level, the leaf level's own
+    #: and one shared by the rest, or one per level; None: :func:`default_norm_units`
+    norm_units: str | None = None
     gain_frac: int = 30
     div_guard_bits: int = 8
     div_arch: str = "binary"
@@ -86,6 +108,8 @@ class NormOpConfig(OperatorConfig):
     target_mhz: float | None = None
 
     centred = False
+
+    DEPENDENT_DEFAULTS = {"norm_units": (("d", "norm_method"), lambda c: default_norm_units(c))}
 
     def _validate(self):
         self._int("d", 1, 1 << 14)
