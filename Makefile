@@ -10,7 +10,7 @@ JOBS   ?= 2
 # one torch/OpenMP thread per pytest worker: JOBS workers on JOBS cores, no oversubscription
 TEST_ENV := OMP_NUM_THREADS=1
 
-.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep arch-sweep eval eval-table eval-quick capture-data clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep arch-sweep short-norms eval eval-table eval-quick capture-data clean
 
 setup: $(STAMP)
 
@@ -95,6 +95,14 @@ target-sweep: setup
 arch-sweep: setup
 	$(VENV)/bin/spikeops sweep --spec docs/arch-sweep/grid.toml \
 		--out docs/arch-sweep --cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 200 --rate \
+		--timeout 1800
+
+# the norms at short rows (docs/short-norms/, issue 13 item 1): the split CORDIC units (the default
+# where one shared unit cannot keep up) beside one shared unit and one per level, ECP5 synthesis,
+# Fmax at --freq 200 and elements per cycle on Verilator
+short-norms: setup
+	$(VENV)/bin/spikeops sweep --spec docs/short-norms/grid.toml \
+		--out docs/short-norms --cache out/sweep-cache --jobs $(JOBS) --families ecp5 --freq 200 --rate \
 		--timeout 1800
 
 # Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float

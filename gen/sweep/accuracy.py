@@ -134,16 +134,24 @@ def _capture(path: str, sha256: str):
     return load_capture(path)
 
 
-@functools.lru_cache(maxsize=8)
-def load(source: Source, op: str) -> Activations:
-    """The activations of ``op`` from ``source`` (cached per process).
+def load(source: Source, op: str, cfg=None) -> Activations:
+    """The activations of ``op`` from ``source`` (cached per process); the synthetic stand-in is
+    made at ``cfg``'s row length when the operator's rows have a fixed one (a norm's ``d``: a sweep
+    over ``d`` needs no model of that width), else at the default configuration.
 
     Captured instances may have different (calibrated) input formats, so each is dequantised in
     its own format (one group per instance; ``rows`` draws rows without replacement over all the
     instances' rows in forward order); masked rows lose the columns past every selected row's last
     valid position (:meth:`spikeops.golden.capture.Captured.block`), elementwise rows are flattened."""
     if source.path is None:
-        return _synthetic(op)
+        rec = registry.get(op)
+        d = None if cfg is None else rec.fixed_row_length(cfg)
+        return _synthetic(op, None if d == rec.fixed_row_length(rec.default()) else d)
+    return _captured(source, op)
+
+
+@functools.lru_cache(maxsize=8)
+def _captured(source: Source, op: str) -> Activations:
     rec = registry.get(op)
     cap = _capture(source.path, source.sha256)
     try:
@@ -168,11 +176,13 @@ def load(source: Source, op: str) -> Activations:
     return Activations(op, groups, source.label)
 
 
-def _synthetic(op: str) -> Activations:
-    """``verif.stimulus.make(op, default, "activations")`` in real units (masked rows padded)."""
+@functools.lru_cache(maxsize=8)
+def _synthetic(op: str, d: int | None = None) -> Activations:
+    """``verif.stimulus.make(op, default, "activations")`` in real units (masked rows padded), with
+    rows of ``d`` elements when given (operators whose rows have a fixed length)."""
     from spikeops.verif.stimulus import make
     rec = registry.get(op)
-    cfg = rec.default()
+    cfg = rec.default() if d is None else rec.default(**{rec.row_param: d})
     stim = make(op, cfg, "activations", size=SYNTHETIC_SIZE, seed=0)
     fmt = cfg.in_format
     if not rec.shape.is_row:

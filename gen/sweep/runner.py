@@ -138,12 +138,11 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     described = {}
     if opts.error:
         for op in ops:
-            acts = accuracy.load(source, op)
-            described[op] = acts.describe()
+            described[op] = accuracy.load(source, op).describe()
             for p in points:
                 if p.op == op and p.cfg is not None:
                     try:
-                        accuracy.check_point(acts, p.cfg)
+                        accuracy.check_point(accuracy.load(source, op, p.cfg), p.cfg)
                     except ValueError as err:
                         p.cfg, p.invalid = None, str(err)
 

@@ -85,7 +85,7 @@ def run(task: Task) -> dict:
     try:
         cfg = task.config()
         if task.stage == "error":
-            out = accuracy.errors(accuracy.load(task.source, task.op), cfg, task.source.scales)
+            out = accuracy.errors(accuracy.load(task.source, task.op, cfg), cfg, task.source.scales)
         elif task.stage.startswith("synth-"):
             out = _synth(task.op, task.hardware_config(), task.stage.removeprefix("synth-"), task.timeout)
         elif task.stage == "pnr":
