@@ -651,3 +651,14 @@ def test_a_synthetic_sweep_over_a_norms_width(tmp_path):
                     opts(tmp_path))
     assert [r["status"] for r in rep["rows"]] == ["ok"] * 3, [r.get("message") for r in rep["rows"]]
     assert all(r["err_max_lsb"] < 1.0 for r in rep["rows"])
+
+
+def test_an_operator_in_entries_of_different_bases_reports_each(tmp_path):
+    """Two entries of one operator with different bases (RMSNorm at d 8 and d 13): the report names
+    both bases and both activations' row lengths."""
+    rep = run_sweep([grid.make_entry("rmsnorm", base={"d": 8}), grid.make_entry("rmsnorm", base={"d": 13})],
+                    opts(tmp_path))
+    assert [r["status"] for r in rep["rows"]] == ["ok"] * 2
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert 'Base changes to the default: `{"d": 8}`, `{"d": 13}`.' in text
+    assert "rows of up to 8." in text and "rows of up to 13." in text

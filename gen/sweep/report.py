@@ -270,9 +270,10 @@ def write_markdown(report: dict, path, plots: dict):
         swept = meta["swept"][op]
         lines += [f"## {op}", ""]
         if meta["base"].get(op):
-            lines += [f"Base changes to the default: `{json.dumps(meta['base'][op])}`.", ""]
-        acts = meta.get("activations_by_op", {}).get(op)
-        if acts:
+            bases = meta["base"][op] if isinstance(meta["base"][op], list) else [meta["base"][op]]
+            lines += [f"Base changes to the default: {', '.join(f'`{json.dumps(b)}`' for b in bases)}.", ""]
+        described = meta.get("activations_by_op", {}).get(op)
+        for acts in described if isinstance(described, list) else [described] if described else []:
             size = (f"{acts['rows']:,} rows of up to {acts['row_length']:,}" if "row_length" in acts
                     else f"{acts['elements']:,} elements")
             formats = acts["in_formats"]

@@ -78,6 +78,15 @@ def model_divergence_function():
     return divergence
 
 
+def _bases(entries) -> dict:
+    """Each operator's base changes: one dict, or a list when its entries have different bases."""
+    out = {}
+    for e in entries:
+        if e.base and e.base not in out.setdefault(e.op, []):
+            out[e.op].append(e.base)
+    return {op: b[0] if len(b) == 1 else b for op, b in out.items() if b}
+
+
 def _check(opts: Options):
     for f in opts.families:
         if f not in ("ecp5", "ice40"):
@@ -138,13 +147,17 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
     described = {}
     if opts.error:
         for op in ops:
-            described[op] = accuracy.load(source, op).describe()
+            seen = []                              # each distinct activations' description
             for p in points:
                 if p.op == op and p.cfg is not None:
+                    acts = accuracy.load(source, op, p.cfg)
+                    if acts.describe() not in seen:
+                        seen.append(acts.describe())
                     try:
-                        accuracy.check_point(accuracy.load(source, op, p.cfg), p.cfg)
+                        accuracy.check_point(acts, p.cfg)
                     except ValueError as err:
                         p.cfg, p.invalid = None, str(err)
+            described[op] = seen[0] if len(seen) == 1 else seen or accuracy.load(source, op).describe()
 
     results = {p.id: {} for p in points}
     cached = {p.id: 0 for p in points}
@@ -193,7 +206,7 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
             "pareto_error": opts.pareto_error, "model_accuracy": opts.model_accuracy,
             "model_points": opts.model_points, "model_divergence": divergence,
             "tool_versions": stages.tool_versions(), "swept": _swept(points),
-            "base": {e.op: e.base for e in entries if e.base},
+            "base": _bases(entries),
             "cache": {"stages": sum(len(v) for v in results.values()), "cached": sum(cached.values())},
             "wall_seconds": round(time.perf_counter() - t0, 1)}
     rep = {"meta": meta, "rows": rows}
