@@ -18,7 +18,11 @@ A :class:`RowBuffer` is either
       cycle c + 2:  data, from the register (which loads every cycle)
 
 so a registered buffer suits a pipeline that never stalls (a credit pipeline): under a stall the
-register would move on to the latch's next entry while the stage waiting for it holds.
+register would move on to the latch's next entry while the stage waiting for it holds.  With
+``hold`` the register loads only in a cycle with ``en`` (on ``DP16KD``, its output clock enable),
+so the read is two stages that advance with ``en``: for a pipeline whose stages all share that
+enable, the data of a read made at stage ``k`` leave the register while the same element is at
+stage ``k + 2``, however long it stalls in between.
 
 A write and a read of the same entry in the same cycle are never made by the passes here (the read
 value would differ between the two circuits).
@@ -45,8 +49,8 @@ class _RegisteredRam(Elaboratable):
     """A ``depth``-entry RAM of ``shape`` with one write port and ``read_ports`` read ports whose
     data leave a register two cycles after the address (module docstring)."""
 
-    def __init__(self, shape, depth: int, init, read_ports: int, name: str):
-        self.shape, self.depth, self.init = shape, depth, list(init)
+    def __init__(self, shape, depth: int, init, read_ports: int, name: str, hold: bool = False):
+        self.shape, self.depth, self.init, self.hold = shape, depth, list(init), hold
         self.width = Shape.cast(shape).width
         self.w_addr = Signal(range(depth), name=f"{name}_waddr")
         self.w_data = Signal(shape, name=f"{name}_wdata")
@@ -73,7 +77,7 @@ class _RegisteredRam(Elaboratable):
                     init = dp16kd_initvals([(w >> lo) & ((1 << n) - 1) for w in words]) if words else None
                     m.submodules[f"bram{k}_{b}"] = dp16kd(
                         mode, DP16KDPort(addr=self.w_addr, ce=self.w_en, we=self.w_en, di=raw_w[lo:lo + n]),
-                        DP16KDPort(addr=addr, ce=en, do=do), initvals=init)
+                        DP16KDPort(addr=addr, ce=en, oce=en if self.hold else 1, do=do), initvals=init)
         else:
             mem = m.submodules.mem = memory.Memory(shape=self.shape, depth=self.depth, init=self.init)
             wr = mem.write_port()
@@ -81,7 +85,8 @@ class _RegisteredRam(Elaboratable):
             for addr, en, out in zip(self.r_addr, self.r_en, self.r_data):
                 rd = mem.read_port()
                 m.d.comb += [rd.addr.eq(addr), rd.en.eq(en)]
-                m.d.sync += out.eq(rd.data)
+                with m.If(en if self.hold else 1):
+                    m.d.sync += out.eq(rd.data)
         return m
 
 
@@ -92,15 +97,18 @@ class RowBuffer:
 
     ``write(m, addr, data, en)`` and ``read(m, addr, en, port=0)`` drive the ports; read data
     (``self.data`` for port 0, ``self.port_data(k)``) appear :attr:`latency` cycles after an enabled
-    read: 1 plain (holding while ``en`` is low), 2 registered.
+    read: 1 plain (holding while ``en`` is low), 2 registered (with ``hold``, two reads with ``en``:
+    module docstring).
     """
 
     def __init__(self, m, name: str, shape, depth: int, init=(), read_ports: int = 1,
-                 registered: bool = False):
+                 registered: bool = False, hold: bool = False):
+        if hold and not registered:
+            raise ValueError(f"RowBuffer {name}: hold=True needs registered=True (a plain buffer's latch holds)")
         self.depth = depth
         self.latency = 2 if registered else 1
         if registered:
-            ram = m.submodules[name] = _RegisteredRam(shape, depth, init, read_ports, name)
+            ram = m.submodules[name] = _RegisteredRam(shape, depth, init, read_ports, name, hold)
             self._w = (ram.w_addr, ram.w_data, ram.w_en)
             self._r = list(zip(ram.r_addr, ram.r_en, ram.r_data))
         else:

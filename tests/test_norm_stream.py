@@ -98,9 +98,15 @@ def test_fixed_delay_model_by_hand():
     assert u.latency(2) == 15 and "u(r-1) + 8" in u.describe()
 
 
-def test_backpressure_and_idle_cycles_lose_nothing():
-    cfg = RMSNormConfig(d=16, cordic_iterations=6)
-    _run("rmsnorm", cfg, 5, valid_p=0.7, ready_p=0.5, seed=3)
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("units", ["shared", "split"])
+def test_backpressure_and_idle_cycles_lose_nothing(op, units):
+    """Idle cycles, backpressure, and with one shared CORDIC unit at d 17 (20 merges a row) the
+    tree holding the leaf pipeline now and then: LayerNorm's Helmert constants, read through a
+    registered table that advances with the pipeline, stay with their elements."""
+    cfg = OPS[op][0](d=17, cordic_iterations=6, norm_units=units)
+    _run(op, cfg, 5, valid_p=0.7, ready_p=0.5, seed=3)
+    _run(op, cfg, 6)
     cfg = LayerNormConfig(d=16, norm_method="exact")
     _run("layernorm", cfg, 5, valid_p=0.7, ready_p=0.5, seed=4)
 

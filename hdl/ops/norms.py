@@ -331,14 +331,16 @@ class _Norm(OperatorComponent):
         if cfg.helmert:
             cm, ce = helmert_constants(cfg)
             c_layout = data.StructLayout({"m": unsigned(ncfg.width), "e": signed(8)})
+            # c_j from the blocks' output register (0.97 ns from the clock, not the data latch's
+            # 5.8): the read advances with the stages' enable, so c_j appears two stages on
             crom = RowBuffer(m, "helmert", c_layout, cfg.d,
-                             init=[{"m": int(a), "e": int(b)} for a, b in zip(cm, ce)])
+                             init=[{"m": int(a), "e": int(b)} for a, b in zip(cm, ce)], registered=True, hold=True)
             pipe.carry(total=total, j=j)
             jx = multiply_stages(pipe, j, x)
-            crom.read(m, pipe.carried.pop("j"), en)   # c_j appears with the next stage
+            crom.read(m, pipe.carried.pop("j"), en)
             diff = pipe.stage(v=jx - pipe.carried.pop("total"))
-            pipe.carry(cm=crom.data.m, ce=crom.data.e)
             c = pipe.stage(c=abs(diff.v)).c
+            pipe.carry(cm=crom.data.m, ce=crom.data.e)
             nm, ne = node_stages(pipe, c, ncfg)
             pipe.carry(ne=ne, zero=nm == 0)
             p = multiply_stages(pipe, nm, pipe.carried.pop("cm"))
