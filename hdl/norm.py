@@ -228,8 +228,9 @@ class PolarNorm(ConfigComponent):
         queue for cycles the upper levels leave free.  Which pair issues is decided the cycle before,
         from registers (the result's level is known a stage ahead, and each level's state and the
         queue's occupancy are flags), so the issue only picks fields.  Returns the queue's
-        ``(write, data, read)``: the caller fills it (``write``, ``data``: a pair of nodes) and
-        holds its source while it may overflow."""
+        ``(write, data, read, held)``: the caller enters a pair of nodes (``data``) with ``write``,
+        sees ``read`` (the head issues) and ``held`` (a thermometer code of the occupancy), and
+        holds its source while the queue may overflow."""
         levels = cfg.levels - base                 # the levels this unit serves
         layout = node_layout(cfg)
         sizes = level_sizes(cfg)
