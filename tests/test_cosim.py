@@ -6,7 +6,7 @@ the corner cases, a reset in the middle of a row, heavy-tailed activations, and 
 the elementwise operators; the ECP5-block emission, GELU's other forms, the range-reduced exp and
 the online Softmax too, the first three on Icarus only.  ``-m slow`` adds their Verilator halves and
 further configurations (the paper's exp table and 8-bit grid, unary divisions, the exact norm, floor
-rounding, a CORDIC unit per level, the split CORDIC units on Verilator).  ``SPIKEOPS_SIM=icarus|verilator`` limits
+rounding, a CORDIC unit per level, the split CORDIC units).  ``SPIKEOPS_SIM=icarus|verilator`` limits
 the simulators (``make regress SIM=...``).
 """
 
@@ -106,17 +106,19 @@ def test_online_softmax(sim):
     _suite("softmax", cfg, sim, exhaustive=False)
 
 
-@pytest.mark.parametrize("sim, units", [*[pytest.param(s, "per_level", marks=pytest.mark.slow) for s in SIMS],
-                                        *[pytest.param(s, "split", marks=pytest.mark.slow) if s == "verilator"
-                                          else (s, "split") for s in SIMS]])
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("units", ["per_level", "split"])
 @pytest.mark.parametrize("op, d", [("rmsnorm", 64), ("layernorm", 65)])
 def test_norm_with_more_cordic_units(op, d, units, sim):
     """The CORDIC tree with one unit per level (``norm_units=per_level``) or the leaf level's own unit
     beside one shared by the rest (``split``, the default at these d, where one shared unit would
     take 64/70 and 65/70 elements a cycle): full rate with every row's first output checked against
     the timing model, idle cycles and backpressure, the corners, a reset in the middle of a row and
-    the captured activations (``slow`` but split on Icarus: the default suite has both trees in
-    Amaranth's simulator, ``tests/test_hdl_sim.py`` and ``tests/test_norm_stream.py``)."""
+    the captured activations (``slow``: the default suite has both trees in Amaranth's simulator,
+    ``tests/test_hdl_sim.py`` and ``tests/test_norm_stream.py``, and the split tree's Verilog where
+    a small d defaults to it: the stepped RMSNorm at d 8 on Icarus, ``tests/test_steps_cosim.py``,
+    and the sweep's rate stage at d 16 on Verilator, ``tests/test_sweep.py``)."""
     cfg = registry.get(op).default(d=d, norm_units=units)
     assert registry.get(op).default(d=d).norm_units == "split"
     _suite(op, cfg, sim, exhaustive=False)
