@@ -75,6 +75,12 @@ LEAF_PAIRS = 4
 SPLIT_PAIRS = 8
 
 
+def built_units(cfg: NormConfig) -> NormUnits:
+    """The layout :class:`PolarNorm` builds for ``cfg``: its ``units``, but with one level ``split``
+    is a unit per level (the leaf level's unit is the root's)."""
+    return NormUnits.PER_LEVEL if cfg.units == NormUnits.SPLIT and cfg.levels == 1 else NormUnits(cfg.units)
+
+
 def tree_latency(cfg: NormConfig) -> int:
     """Cycles from accepting a vector's last leaf to the root's ``o_valid``, at most (the bound the
     operators schedule by): ``iterations + 2`` per level (:data:`spikeops.hdl.cordic.UNIT_EXTRA`:
@@ -90,9 +96,10 @@ def tree_latency(cfg: NormConfig) -> int:
     if cfg.levels == 0:
         return 1
     merges = cfg.levels * (cfg.iterations + UNIT_EXTRA)
-    if cfg.units == NormUnits.PER_LEVEL or (cfg.units == NormUnits.SPLIT and cfg.levels == 1):
+    units = built_units(cfg)
+    if units == NormUnits.PER_LEVEL:
         return merges
-    if cfg.units == NormUnits.SPLIT:
+    if units == NormUnits.SPLIT:
         return merges + 2 * (SPLIT_PAIRS + cfg.levels - 1) + 4
     return merges + 2 * (LEAF_PAIRS + cfg.levels) + 4
 
@@ -136,9 +143,10 @@ class PolarNorm(ConfigComponent):
             with m.If(self.i.valid):
                 m.d.sync += self.o.eq(self.i.payload)
             return m
-        if cfg.units == NormUnits.PER_LEVEL or (cfg.units == NormUnits.SPLIT and cfg.levels == 1):
+        units = built_units(cfg)
+        if units == NormUnits.PER_LEVEL:
             self._per_level(m, cfg)
-        elif cfg.units == NormUnits.SPLIT:
+        elif units == NormUnits.SPLIT:
             self._split(m, cfg)
         else:
             self._shared_leaves(m, cfg)

@@ -186,16 +186,7 @@ def test_shared_unit_wastes_no_cycle_when_it_is_the_limit(length, first_leaf):
     merges = cfg.merges
     streamed = length - int(first_leaf)
     assert merges > streamed
-    rows = 8
-    v = np.random.default_rng(length).integers(0, 1 << 16, (rows, streamed))
-    lm, le = node_of(v, cfg.width)
-    dut = PolarNorm(cfg, first_leaf=(1 << (cfg.width - 1), 0) if first_leaf else None)
-    items = _leaf_items(dut, lm, le)
-    got, accepted, _ = _run_norm_unit(dut, items, rows, 0.0)
-    if first_leaf:
-        lm, le = np.insert(lm, 0, 1 << (cfg.width - 1), axis=1), np.insert(le, 0, 0, axis=1)
-    want = cordic_root(lm, le, cfg)
-    assert got == list(zip(want[0].tolist(), want[1].tolist()))
+    accepted, _ = _rows_back_to_back(cfg, first_leaf, 8)
     per_vector = np.diff(accepted[streamed - 1::streamed])
     assert per_vector[-3:].tolist() == [merges] * 3, per_vector
 
@@ -212,19 +203,27 @@ def test_split_units_take_a_leaf_every_cycle(length, first_leaf, iterations):
     streamed = length - int(first_leaf)
     assert cfg.merges > streamed
     rows = 8
-    v = np.random.default_rng(length).integers(0, 1 << 16, (rows, streamed))
-    lm, le = node_of(v, cfg.width)
+    accepted, results = _rows_back_to_back(cfg, first_leaf, rows)
+    assert accepted == list(range(rows * streamed))
+    lasts = accepted[streamed - 1::streamed]
+    assert all(0 < r - a <= tree_latency(cfg) for r, a in zip(results, lasts))
+    per_level = tree_latency(cfg.replace(units="per_level"))
+    assert tree_latency(cfg) - per_level == 2 * (SPLIT_PAIRS + cfg.levels - 1) + 4
+
+
+def _rows_back_to_back(cfg, first_leaf, rows):
+    """``rows`` random vectors through :class:`PolarNorm` at ``cfg`` with no idle cycle (a constant
+    first leaf when ``first_leaf``): every root checked against golden's; returns the cycles of the
+    accepted leaves and of the roots."""
+    streamed = cfg.length - int(first_leaf)
+    lm, le = node_of(np.random.default_rng(cfg.length).integers(0, 1 << 16, (rows, streamed)), cfg.width)
     dut = PolarNorm(cfg, first_leaf=(1 << (cfg.width - 1), 0) if first_leaf else None)
     got, accepted, results = _run_norm_unit(dut, _leaf_items(dut, lm, le), rows, 0.0)
     if first_leaf:
         lm, le = np.insert(lm, 0, 1 << (cfg.width - 1), axis=1), np.insert(le, 0, 0, axis=1)
     want = cordic_root(lm, le, cfg)
     assert got == list(zip(want[0].tolist(), want[1].tolist()))
-    assert accepted == list(range(rows * streamed))
-    lasts = accepted[streamed - 1::streamed]
-    assert all(0 < r - a <= tree_latency(cfg) for r, a in zip(results, lasts))
-    per_level = tree_latency(cfg.replace(units="per_level"))
-    assert tree_latency(cfg) - per_level == 2 * (SPLIT_PAIRS + cfg.levels - 1) + 4
+    return accepted, results
 
 
 def test_norm_units_need_the_cordic_tree():

@@ -151,8 +151,9 @@ def run_sweep(entries, opts: Options, *, run_stage=None) -> dict:
             for p in points:
                 if p.op == op and p.cfg is not None:
                     acts = accuracy.load(source, op, p.cfg)
-                    if acts.describe() not in seen:
-                        seen.append(acts.describe())
+                    desc = acts.describe()
+                    if desc not in seen:
+                        seen.append(desc)
                     try:
                         accuracy.check_point(acts, p.cfg)
                     except ValueError as err:

@@ -74,8 +74,7 @@ def default_norm_units(cfg: "NormOpConfig") -> str:
     d = cfg.d
     if cfg.norm_method != NormMethod.CORDIC or isinstance(d, bool) or not isinstance(d, int) or d < 1:
         return NormUnits.SHARED.value
-    leaves = d if cfg.centred else d + 1
-    return NormUnits.SHARED.value if d >= SHARED_RATE_FLOOR * tree_merges(leaves) else NormUnits.SPLIT.value
+    return NormUnits.SHARED.value if d >= SHARED_RATE_FLOOR * tree_merges(cfg.leaves) else NormUnits.SPLIT.value
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class NormOpConfig(OperatorConfig):
 
     centred = False
 
-    DEPENDENT_DEFAULTS = {"norm_units": (("d", "norm_method"), lambda c: default_norm_units(c))}
+    DEPENDENT_DEFAULTS = {"norm_units": (("d", "norm_method"), default_norm_units)}
 
     def _validate(self):
         self._int("d", 1, 1 << 14)
