@@ -74,10 +74,16 @@ class OperatorComponent(ConfigComponent):
     LEADING_ONE_STAGES = 1
 
     @classmethod
+    def fixed_neurons_per_stage(cls, config) -> int:
+        """Binary division neurons per pipeline stage for ``config`` without a ``target_mhz``
+        (:data:`NEURONS_PER_STAGE`; an operator whose choice depends on its method overrides it)."""
+        return cls.NEURONS_PER_STAGE
+
+    @classmethod
     def neurons_per_stage(cls, config) -> int:
         """Binary division neurons per pipeline stage for ``config``."""
         from .pipelining import neurons_per_stage
-        return neurons_per_stage(config, cls.NEURONS_PER_STAGE)
+        return neurons_per_stage(config, cls.fixed_neurons_per_stage(config))
 
     @classmethod
     def leading_one_stages(cls, config) -> int:
@@ -95,4 +101,4 @@ class OperatorComponent(ConfigComponent):
     def pipelining(cls, config) -> dict:
         """What the generator chose for ``config``'s ``target_mhz`` and why (the manifest's entry)."""
         from .pipelining import report
-        return report(config, cls.NEURONS_PER_STAGE, cls.LEADING_ONE_STAGES)
+        return report(config, cls.fixed_neurons_per_stage(config), cls.LEADING_ONE_STAGES)

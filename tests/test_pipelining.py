@@ -38,8 +38,8 @@ def test_no_target_keeps_the_fixed_pipeline(op):
     cfg = rec.default()
     assert cfg.target_mhz is None
     cls = rec.component()
-    assert cls.neurons_per_stage(cfg) == cls.NEURONS_PER_STAGE
-    assert report(cfg, cls.NEURONS_PER_STAGE)["choice"].startswith("fixed")
+    assert cls.neurons_per_stage(cfg) == cls.fixed_neurons_per_stage(cfg)
+    assert report(cfg, cls.fixed_neurons_per_stage(cfg))["choice"].startswith("fixed")
     # configurations made before target_mhz (and Softmax's normalizer, the norms' norm_units)
     # existed keep their hash; a target changes it
     params = {k: v for k, v in cfg.params().items() if k not in ("target_mhz", "normalizer", "norm_units")}
@@ -49,10 +49,16 @@ def test_no_target_keeps_the_fixed_pipeline(op):
     assert rec.config_from_json({k: v for k, v in cfg.params().items() if k != "target_mhz"}) == cfg
 
 
-def test_the_norms_default_two_neurons_and_a_target_overrides():
-    rec = registry.get("rmsnorm")
-    assert rec.component().neurons_per_stage(rec.default()) == 2
-    assert rec.component().neurons_per_stage(rec.default(target_mhz=200)) == 1
+@pytest.mark.parametrize("op", ["rmsnorm", "layernorm"])
+def test_the_norms_neurons_follow_the_method_and_a_target_overrides(op):
+    # the CORDIC norm: one neuron a stage within issue 13's 200 cycles; the exact norm: two, within 64
+    rec, cls = registry.get(op), registry.get(op).component()
+    cordic, exact = rec.default(), rec.default(norm_method="exact")
+    assert cls.neurons_per_stage(cordic) == 1 and cls.latency_for(cordic) <= 200
+    assert cls.neurons_per_stage(exact) == 2 and cls.latency_for(exact) <= 64
+    assert cls.neurons_per_stage(exact.replace(target_mhz=200)) == 1
+    assert cls.neurons_per_stage(cordic.replace(target_mhz=50)) > 1
+    assert report(exact, cls.fixed_neurons_per_stage(exact))["division_neurons_per_stage"] == 2
 
 
 def test_report_says_when_the_division_limits_the_clock():

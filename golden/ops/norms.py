@@ -90,14 +90,14 @@ class NormOpConfig(OperatorConfig):
     gamma_frac: int = 12
     eps: float = 1e-5
     norm_method: str = "cordic"
-    cordic_iterations: int = 12
+    cordic_iterations: int = 11
     norm_width: int = 24
     norm_guard_bits: int = 2
     #: the CORDIC tree's units (hardware only): one shared by every level, the leaf level's own
     #: and one shared by the rest, or one per level; None: :func:`default_norm_units`
     norm_units: str | None = None
     gain_frac: int = 30
-    div_guard_bits: int = 8
+    div_guard_bits: int = 4
     div_arch: str = "binary"
     rounding: str = "nearest"
     #: elements the RTL's ring buffer holds (hardware only; results do not depend on it): 0 sizes

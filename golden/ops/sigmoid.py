@@ -84,7 +84,7 @@ class SigmoidFamilyConfig(OperatorConfig):
     exp_frac: int = 12
     slope_frac: int = 8
     exp_method: str = "uniform"
-    div_guard_bits: int = 8
+    div_guard_bits: int = 4
     div_arch: str = "binary"
     rounding: str = "nearest"
     #: the clock the generator pipelines for, MHz (hardware only; None: the fixed pipeline)

@@ -81,7 +81,7 @@ class SoftmaxConfig(OperatorConfig):
     exp_frac: int = 12
     slope_frac: int = 8
     exp_method: str = "uniform"
-    div_guard_bits: int = 8
+    div_guard_bits: int = 4
     div_arch: str = "binary"
     rounding: str = "nearest"
     buffer_depth: int | None = None  # elements held by the RTL's row buffer: about 2 d_max

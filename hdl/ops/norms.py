@@ -30,6 +30,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
+from spikeops.golden.choices import NormMethod
 from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
@@ -106,11 +107,17 @@ class _Norm(OperatorComponent):
         blocks' stages too, then ``Q``."""
         return MULTIPLY_STAGES + 1 + (MULTIPLY_STAGES if config.centred else 1) + 1
 
-    #: binary neurons per division stage without a ``target_mhz``: two, so that a row's first
-    #: output keeps within 200 cycles of its last input with the CORDIC norm and 64 with the exact
-    #: one (RMSNorm d 576, LayerNorm d 384) now that shift scaling and the operands are staged for
-    #: the clock (:mod:`spikeops.hdl.pipelining`)
+    #: binary neurons per division stage without a ``target_mhz`` with the exact norm: two, so that
+    #: a row's first output keeps within issue 13's 64 cycles of its last input (RMSNorm d 576,
+    #: LayerNorm d 384)
     NEURONS_PER_STAGE = 2
+
+    @classmethod
+    def fixed_neurons_per_stage(cls, config) -> int:
+        """One binary neuron a division stage with the CORDIC norm (two chained neurons were the
+        norms' critical path, 7.0-7.4 ns; the tree's 11 vectoring steps pay for the 9 cycles more
+        within the 200-cycle bound), two with the exact norm (:data:`NEURONS_PER_STAGE`)."""
+        return 1 if NormMethod(config.norm_method) is NormMethod.CORDIC else cls.NEURONS_PER_STAGE
 
     @classmethod
     def timing(cls, config) -> FixedDelay:
