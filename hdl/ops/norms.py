@@ -227,8 +227,10 @@ class _Norm(OperatorComponent):
         at_end = Signal(init=int(d == 1), name="j_last")  # j == d - 1, as a register
         total = Signal(signed(sum_w))             # sum of the row's elements so far
         x = self.i.payload.data
-        feed_ok = Signal()                        # the norm's input side can take an element
-        m.d.comb += self.i.ready.eq(~full & rowq.w_rdy & feed_ok)
+        # the port's ready is registers only (the ring, the row queue, the feed's skid): the norm's
+        # stall enable reaches the skid below, not the counters and queues of the receive side
+        held_v = Signal(name="feed_held")
+        m.d.comb += self.i.ready.eq(~full & rowq.w_rdy & ~held_v)
         accept = self.i.valid & self.i.ready
         row_end = accept & at_end
         xbuf.write(m, wr, x, accept)
@@ -242,8 +244,24 @@ class _Norm(OperatorComponent):
             with m.If(self.i.payload.last != at_end):
                 m.d.sync += self.error.eq(1)
 
+        # -- the feed: each accepted element with its index and the row's sum before it, through
+        # a skid register to the norm's input side (taken the cycle it is accepted while the norm
+        # keeps up; held, and the port not ready, for the cycles it does not)
+        feed_layout = data.StructLayout({"x": signed(cfg.in_width), "j": range(d), "total": signed(sum_w),
+                                         "end": 1})
+        now, held, feed = Signal(feed_layout), Signal(feed_layout, name="feed_data"), Signal(feed_layout)
+        feed_ok = Signal()                        # the norm's input side takes an element
+        m.d.comb += [now.x.eq(x), now.j.eq(j), now.total.eq(total), now.end.eq(at_end),
+                     feed.eq(Mux(held_v, held, now))]
+        take = (held_v | accept) & feed_ok
+        with m.If(held_v):
+            with m.If(feed_ok):
+                m.d.sync += held_v.eq(0)
+        with m.Elif(accept & ~feed_ok):
+            m.d.sync += [held.eq(now), held_v.eq(1)]
+
         # -- the norm --------------------------------------------------------------------------
-        root, root_valid, due_in = self._norm(m, cfg, accept, row_end, x, j, total, feed_ok)
+        root, root_valid, due_in = self._norm(m, cfg, take, feed, feed_ok)
         # the send pass may take a row when its token leaves a delay line: to_send cycles after the
         # row's last input (the tree's bound), or after the square-root unit took it
         delay = timing.to_send - timing.unit_start
@@ -321,12 +339,13 @@ class _Norm(OperatorComponent):
         p3.finish(Cat(y[:fmt.width], p3.carried["last"]))
         return m
 
-    def _norm(self, m, cfg, accept, row_end, x, j, total, feed_ok):
-        """The norm's input side; returns the root node, its valid pulse and the event the send
-        pass's delay counts from."""
+    def _norm(self, m, cfg, take, feed, feed_ok):
+        """The norm's input side, taking ``feed`` (an element, its index, the row's sum before it,
+        whether it ends its row) when ``take``, and driving ``feed_ok`` (it can take one); returns
+        the root node, its valid pulse and the event the send pass's delay counts from."""
         ncfg = cfg.norm
         if ncfg.method == "exact":
-            return self._exact(m, cfg, accept, row_end, x, feed_ok)
+            return self._exact(m, cfg, take, feed, feed_ok)
         em, ee = golden_node_of(cfg.eps_code, ncfg.width)
         m.submodules.norm = tree = PolarNorm(ncfg, first_leaf=(int(em), int(ee)))
         # the leaf pipeline stalls with the tree's input, through a skid register, so that the
@@ -334,7 +353,8 @@ class _Norm(OperatorComponent):
         skid = SkidOutput(m, name="leaf_skid")
         en = skid.enable
         m.d.comb += feed_ok.eq(en)
-        pipe = Pipeline(m, en, accept & (j != 0) if cfg.helmert else accept, name="leaf")
+        x, j, total = feed.x, feed.j, feed.total
+        pipe = Pipeline(m, en, take & (j != 0) if cfg.helmert else take, name="leaf")
         if cfg.helmert:
             cm, ce = helmert_constants(cfg)
             c_layout = data.StructLayout({"m": unsigned(ncfg.width), "e": signed(8)})
@@ -363,9 +383,9 @@ class _Norm(OperatorComponent):
         assert pipe.latency == self.leaf_stages(cfg)
         valid, node = skid.connect(leaf.valid, Cat(leaf.m, leaf.e), tree.i.ready)
         m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.eq(node)]
-        return tree.o, tree.o_valid, row_end
+        return tree.o, tree.o_valid, take & feed.end
 
-    def _exact(self, m, cfg, accept, row_end, x, feed_ok):
+    def _exact(self, m, cfg, take, feed, feed_ok):
         """Sums of the exact norm as the row arrives; ``Q`` into the square-root unit at its end."""
         ncfg, d = cfg.norm, cfg.d
         m.submodules.norm = unit = SqrtNode(ncfg)
@@ -375,9 +395,9 @@ class _Norm(OperatorComponent):
         sq_w = 2 * cfg.in_width + d.bit_length()
         sum_w = cfg.in_width + d.bit_length()
         # the products in the multiplier blocks' registers (:func:`multiply_stages`)
-        pipe = Pipeline(m, Const(1), accept, name="sq")
-        pipe.carry(x=x, end=row_end)
-        x2 = multiply_stages(pipe, x, x)[:2 * cfg.in_width].as_unsigned()   # a square: no sign
+        pipe = Pipeline(m, Const(1), take, name="sq")
+        pipe.carry(x=feed.x, end=feed.end)
+        x2 = multiply_stages(pipe, feed.x, feed.x)[:2 * cfg.in_width].as_unsigned()   # a square: no sign
         xs, end = pipe.carried["x"], pipe.carried["end"]
         acc2, acc1 = Signal(unsigned(sq_w)), Signal(signed(sum_w))
         new2, new1 = (acc2 + x2)[:sq_w], (acc1 + xs)[:sum_w].as_signed()
