@@ -151,6 +151,64 @@ def test_row_store_merges_what_two_processes_save(tmp_path):
     assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["all.json", "all.json.lock"]
 
 
+def _counting(lm):
+    """``lm`` whose body counts its forward passes (one per batch)."""
+    calls = []
+    body = lm.model.model
+    forward = body.forward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    body.forward = counted
+    return calls
+
+
+def test_shards_and_an_interrupted_run_give_the_uninterrupted_scores(tmp_path):
+    """Two shards in separate stores (processes) and a run stopped after its first kept batch all
+    end with the same numbers as one plain run: the same batches, the scores kept exactly."""
+    lm, req = _lm(_tiny_llama()), _requests()
+    plain = score_tokens(lm, req, batch_tokens=40, progress=False)
+    key = {"model": "m"}
+    # two shards, each in its own store (as two processes would have)
+    a, b = RowStore(tmp_path, "all", key), RowStore(tmp_path, "all", key)
+    ta, tb = Timer(), Timer()
+    first = score_tokens(lm, req, batch_tokens=40, progress=False, timer=ta, resume=a.resume("piqa", (0, 2)))
+    assert first is None                                  # shard 1's batches are not scored yet
+    last = b.resume("piqa", (1, 2))
+    assert 0 < len(last.kept) < len(req)                  # what shard 0 kept
+    assert score_tokens(lm, req, batch_tokens=40, progress=False, timer=tb, resume=last) == plain
+    assert last.totals["tokens"] == ta.tokens + tb.tokens and last.totals["tokens"] > 0
+    b.save("piqa", {"acc": 1.0})                          # the task's result: its scores are dropped
+    assert not a.partial_path.exists()
+
+    # interrupted: the run stops after its first keep; the next resumes without re-scoring it
+    store = RowStore(tmp_path, "float", key)
+    crash = store.resume("arc_easy", every=0.0)
+    real = crash._keep
+
+    def keep_then_stop(*args):
+        real(*args)
+        raise KeyboardInterrupt
+
+    crash._keep = keep_then_stop
+    with pytest.raises(KeyboardInterrupt):
+        score_tokens(lm, req, batch_tokens=40, progress=False, resume=crash)
+    again = RowStore(tmp_path, "float", key).resume("arc_easy")
+    calls = _counting(lm)
+    assert score_tokens(lm, req, batch_tokens=40, progress=False, resume=again) == plain
+    batches = len(calls)
+    calls.clear()
+    score_tokens(lm, req, batch_tokens=40, progress=False)
+    assert batches == len(calls) - 1                      # every batch but the kept one
+    # --fresh (resume=False) drops what was kept; another key never sees it
+    assert RowStore(tmp_path, "float", dict(key, limit=3)).resume("arc_easy").kept == {}
+    assert RowStore(tmp_path, "float", key, resume=False).resume("arc_easy").kept == {}
+    with pytest.raises(ValueError, match="shard"):
+        store.resume("piqa", (2, 2))
+
+
 def test_source_id_tells_checkpoints_in_folders_of_the_same_name_apart(tmp_path):
     for run, size in (("run1", 10), ("run2", 11)):
         (tmp_path / run / "final").mkdir(parents=True)
@@ -180,6 +238,31 @@ def test_evaluate_tasks_reuses_kept_results_and_saves_new_ones(monkeypatch):
     # everything kept: the model is never touched
     again = evaluate_tasks(None, tasks=("piqa", "arc_easy"), ppl_limit=0, done=dict(kept, **saved))
     assert again["avg"] == row["avg"] and calls == ["arc_easy"]
+
+
+def test_evaluate_tasks_leaves_a_task_another_shard_has_not_finished(monkeypatch):
+    def fake_task(lm, task, limit, batch_tokens, timer, progress, resume=None):
+        assert resume is not None and resume.shard == (1, 2)
+        return None if task == "piqa" else {"acc": 0.5, "acc_norm": 0.5, "docs": 2, "requests": 8}
+
+    monkeypatch.setattr(evaluate, "multiple_choice_task", fake_task)
+    saved = {}
+    from spikeops.gen.llm.scoring import Resume
+
+    row = evaluate_tasks(object(), tasks=("piqa", "arc_easy"), ppl_limit=0, save=lambda n, r: saved.update({n: r}),
+                         resume=lambda name: Resume({}, None, shard=(1, 2)))
+    assert row is None and list(saved) == ["arc_easy"]
+
+
+def test_shard_option_names_what_is_allowed():
+    import argparse
+
+    from spikeops.gen.llm.command import _shard
+
+    assert _shard("1/4") == (1, 4)
+    for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="0 <= I < N"):
+            _shard(bad)
 
 
 def test_plan_digest_ignores_calibration_timing_but_not_configurations():

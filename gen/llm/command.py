@@ -32,6 +32,19 @@ def parse_layers(text: str | None):
     return out
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``--shard I/N`` as ``(I, N)``."""
+    import argparse
+
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        i = n = None
+    if i is None or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text!r} is not allowed; allowed: I/N with 0 <= I < N, e.g. 0/2")
+    return i, n
+
+
 def _configs(sets) -> dict:
     """``["silu.out_frac=14", ...]`` -> ``{"silu": {"out_frac": 14}}`` (the operators checked; the
     values are checked against the model's configurations by :func:`_base_configs`)."""
@@ -201,7 +214,7 @@ def _cmd_eval(args) -> int:
                            ablations=ablations, snn=snn, out_dir=args.out, batch_tokens=args.batch_tokens,
                            n_sentences=args.sentences, calibration_texts=args.calibration_texts,
                            rows=args.rows, resume=not args.fresh, speed_repeats=args.speed_repeats,
-                           changes=changes)
+                           changes=changes, shard=args.shard)
     print(format_table(rep))
     print(f"eval: {rep['wall_seconds']:.0f} s; results in {args.out}/eval.json and eval.md")
     return 0
@@ -316,6 +329,10 @@ def add_commands(sub):
                    help="compute only these rows ('original' and/or ablations; default: all of them); rows "
                         "kept in DIR/rows/ are reused, so rows can run in separate processes into one DIR")
     p.add_argument("--fresh", action="store_true", help="recompute results kept in DIR/rows/ by an earlier run")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                   help="score only every N-th batch of each task, from the I-th (0 <= I < N): N processes "
+                        "with the N shards into one --out share each task; every run keeps its scores in "
+                        "DIR/rows/ as they come, so an interrupted task resumes where it stopped (default 0/1)")
     p.add_argument("--speed-repeats", type=int, default=5,
                    help="repeats of the alternating float/converted speed probe (0: skip)")
     p.add_argument("--out", default="out/eval", metavar="DIR")

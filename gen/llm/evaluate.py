@@ -18,14 +18,18 @@ from .scoring import Timer, loglikelihoods, perplexity
 __all__ = ["multiple_choice_task", "evaluate_tasks", "summarise", "embedding_agreement", "speed_probe"]
 
 
-def multiple_choice_task(lm, task, limit, batch_tokens, timer, progress) -> dict:
-    """Accuracy and length-normalised accuracy of ``lm`` on the first ``limit`` documents of ``task``."""
+def multiple_choice_task(lm, task, limit, batch_tokens, timer, progress, resume=None) -> dict | None:
+    """Accuracy and length-normalised accuracy of ``lm`` on the first ``limit`` documents of ``task``
+    (None while another shard has requests left: ``resume``, :class:`~.scoring.Resume`)."""
     docs = data.task_docs(task, limit)
     pairs, spans = [], []
     for d in docs:
         spans.append((len(pairs), len(d.continuations)))
         pairs += list(zip(d.contexts, d.continuations))
-    lls = loglikelihoods(lm, pairs, batch_tokens=batch_tokens, desc=task, timer=timer, progress=progress)
+    lls = loglikelihoods(lm, pairs, batch_tokens=batch_tokens, desc=task, timer=timer, progress=progress,
+                         **({"resume": resume} if resume is not None else {}))
+    if lls is None:
+        return None
     hit = hit_norm = 0
     for d, (start, n) in zip(docs, spans):
         ll = np.array(lls[start:start + n])
@@ -35,34 +39,48 @@ def multiple_choice_task(lm, task, limit, batch_tokens, timer, progress) -> dict
     return {"acc": hit / len(docs), "acc_norm": hit_norm / len(docs), "docs": len(docs), "requests": len(pairs)}
 
 
-def _timed(fn, *args, **kwargs) -> dict:
+def _timed(fn, *args, resume=None, **kwargs) -> dict | None:
+    """``fn``'s result with its model time, tokens and wall time (with ``resume``: those of every
+    run and process that scored it)."""
     timer, t0 = Timer(), time.perf_counter()
-    out = fn(*args, timer=timer, **kwargs)
+    out = fn(*args, timer=timer, **kwargs, **({"resume": resume} if resume is not None else {}))
+    if out is None:
+        return None
     out.update(model_seconds=timer.seconds, tokens=timer.tokens, wall_seconds=time.perf_counter() - t0)
+    if resume is not None and resume.totals is not None:
+        out.update(resume.totals)
     return out
 
 
 def evaluate_tasks(lm, tasks=data.TASKS, limit=None, ppl_limit=None, batch_tokens=4096,
-                   progress=True, done=None, save=None) -> dict:
+                   progress=True, done=None, save=None, resume=None) -> dict | None:
     """Multiple-choice accuracies and LAMBADA perplexity of a decoder, with timing.
 
     ``done`` maps a task (or ``"lambada"``) to a result kept from an earlier run, which is reused;
-    ``save(name, result)`` is called as each result is ready (so an interrupted run keeps them)."""
+    ``save(name, result)`` is called as each result is ready (so an interrupted run keeps them).
+    ``resume(name)`` gives the :class:`~.scoring.Resume` of a task (its per-request scores kept as
+    they come, and the shard of its batches this call scores): a task another shard has not
+    finished is left out, and the row is then None (not complete yet)."""
     done = dict(done or {})
-    results = {}
-    jobs = [(t, lambda t=t: _timed(multiple_choice_task, lm, t, limit, batch_tokens, progress=progress))
+    results, left = {}, []
+    jobs = [(t, lambda r, t=t: _timed(multiple_choice_task, lm, t, limit, batch_tokens, progress=progress,
+                                      resume=r))
             for t in tasks]
     if ppl_limit != 0:
-        jobs.append(("lambada", lambda: _timed(perplexity, lm, data.lambada_passages(ppl_limit),
-                                               batch_tokens=batch_tokens, progress=progress)))
+        jobs.append(("lambada", lambda r: _timed(perplexity, lm, data.lambada_passages(ppl_limit),
+                                                 batch_tokens=batch_tokens, progress=progress, resume=r)))
     for name, run in jobs:
         if name in done:
             results[name] = done[name]
             continue
-        results[name] = run()
+        result = run(resume(name) if resume is not None else None)
+        if result is None:
+            left.append(name)
+            continue
+        results[name] = result
         if save is not None:
-            save(name, results[name])
-    return summarise(results, tasks)
+            save(name, result)
+    return None if left else summarise(results, tasks)
 
 
 def summarise(results: dict, tasks) -> dict:

@@ -43,12 +43,15 @@ class RowStore:
 
     ``key`` says what produced them (model, limits, plan digest, scoring, back end, batch size);
     results stored under another key are stale and never reused.  Saving holds a lock on the file
-    and merges with what is on disk, so two processes on one row lose nothing."""
+    and merges with what is on disk, so two processes on one row lose nothing.  While a task runs,
+    its per-request scores are kept in ``<label>.partial.json`` (:meth:`resume`), so that an
+    interrupted task resumes where it stopped and processes with different shards of its batches
+    finish it together."""
 
     def __init__(self, out_dir, label: str, key: dict, resume: bool = True):
         self.path = Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
         self.label, self.key, self.results = label, key, {}
-        self.stale = False
+        self.stale, self.resumed = False, resume
         kept = self._read()
         if kept is not None:
             if kept.get("key") == key and resume:
@@ -62,15 +65,73 @@ class RowStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def save(self, name: str, result: dict):
+    @property
+    def partial_path(self) -> Path:
+        """Where the per-request scores of unfinished tasks are kept (:meth:`resume`)."""
+        return self.path.with_name(self.path.stem + ".partial.json")
+
+    def _locked(self):
+        import contextlib
         import fcntl
 
+        @contextlib.contextmanager
+        def lock():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path.with_name(self.path.name + ".lock"), "w") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                yield
+        return lock()
+
+    def _partial(self) -> dict:
+        """The kept per-request scores under this key (``{task: entry}``); others' are stale."""
+        try:
+            kept = json.loads(self.partial_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return kept.get("tasks", {}) if kept.get("key") == self.key else {}
+
+    def _write_partial(self, tasks: dict):
+        if tasks:
+            write_atomic(self.partial_path, json.dumps({"label": self.label, "key": self.key, "tasks": tasks}) + "\n")
+        else:
+            self.partial_path.unlink(missing_ok=True)
+
+    def resume(self, name: str, shard: tuple[int, int] = (0, 1), every: float = 60.0):
+        """The :class:`~spikeops.gen.llm.scoring.Resume` of task ``name``: the scores kept by
+        earlier runs and other processes under this key (none with ``resume=False``), and a
+        ``keep`` that merges new ones into ``<label>.partial.json`` under the row's lock."""
+        from .scoring import Resume
+
+        if not self.resumed:                       # --fresh: what earlier runs kept is dropped
+            with self._locked():
+                tasks = self._partial()
+                if tasks.pop(name, None) is not None:
+                    self._write_partial(tasks)
+        entry = self._partial().get(name, {})
+        kept = {int(i): tuple(v) for i, v in entry.get("scores", {}).items()}
+
+        def keep(new: dict, seconds: float, tokens: int, wall: float) -> dict:
+            with self._locked():
+                tasks = self._partial()
+                e = tasks.setdefault(name, {"scores": {}, "model_seconds": 0.0, "tokens": 0, "wall_seconds": 0.0})
+                e["scores"].update((str(i), [float(v), bool(g)]) for i, (v, g) in new.items())
+                e["model_seconds"] += seconds
+                e["tokens"] += int(tokens)
+                e["wall_seconds"] += wall
+                self._write_partial(tasks)
+            return {**e, "scores": {int(i): tuple(v) for i, v in e["scores"].items()}}
+
+        return Resume(kept, keep, shard=shard, every=every)
+
+    def save(self, name: str, result: dict):
         self.results[name] = result
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._locked():
             kept = self._read()
             if kept is not None and kept.get("key") == self.key:
                 self.results = {**kept.get("results", {}), **self.results}
             write_atomic(self.path, json.dumps({"label": self.label, "key": self.key, "results": self.results},
                                                indent=1) + "\n")
+            tasks = self._partial()
+            if name in tasks:                       # the task is done: its scores are not needed
+                del tasks[name]
+                self._write_partial(tasks)

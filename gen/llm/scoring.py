@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-__all__ = ["encode_pair", "shared_packs", "pack_limit", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer"]
+__all__ = ["encode_pair", "shared_packs", "pack_limit", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer",
+           "Resume"]
 
 
 class Timer:
@@ -31,6 +32,34 @@ class Timer:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class Resume:
+    """The scores of one scoring call kept while it runs, so that an interrupted run resumes where
+    it stopped and processes can share the work.
+
+    The batches of a call are fixed by the requests and ``batch_tokens`` (longest first), so batch
+    ``b`` holds the same requests in every process and every run.  A batch whose requests are all
+    in ``kept`` is not run again; ``shard = (i, n)`` runs only the batches with ``b % n == i`` (the
+    others are left to the processes with the other shards).  Every ``every`` seconds, and at the
+    end, ``keep(new, seconds, tokens, wall)`` stores the newly scored requests (index ->
+    ``(log-probability, is_greedy)``) with the model time, tokens and wall time spent on them, and
+    returns everything stored so far by every process: ``{"scores": {...}, "model_seconds": ...,
+    "tokens": ..., "wall_seconds": ...}`` (kept as :attr:`totals`).  The scores are the same numbers
+    an uninterrupted run computes (the same batches; JSON keeps a float exactly)."""
+
+    def __init__(self, kept: dict, keep, shard: tuple[int, int] = (0, 1), every: float = 60.0):
+        i, n = shard
+        if not (isinstance(n, int) and isinstance(i, int) and 0 <= i < n):
+            raise ValueError(f"shard={shard!r} is not allowed; allowed: (i, n) with 0 <= i < n")
+        self.kept, self._keep, self.shard, self.every = dict(kept), keep, (i, n), every
+        self.totals: dict | None = None
+
+    def keep(self, new: dict, seconds: float, tokens: int, wall: float) -> dict:
+        entry = self._keep(new, seconds, tokens, wall)
+        self.kept = dict(entry["scores"])
+        self.totals = {k: entry[k] for k in ("model_seconds", "tokens", "wall_seconds")}
+        return self.kept
 
 
 def encode_pair(tok, context: str, continuation: str, max_len: int = 2048) -> tuple[list, int]:
@@ -134,12 +163,15 @@ def pack_limit(model, max_pack: int) -> int:
 
 
 def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
-                 progress: bool = True, min_shared: int = 4, max_pack: int = 1024) -> list[tuple[float, bool]]:
+                 progress: bool = True, min_shared: int = 4, max_pack: int = 1024,
+                 resume: Resume | None = None) -> list[tuple[float, bool]] | None:
     """``(sum of log-probabilities, is_greedy)`` of each request ``(ids, n)`` (as :func:`encode_pair`
     gives: the model reads ``ids[:-1]``, the last ``n`` targets are scored); ``is_greedy`` says
     whether every scored target is the argmax of its logits (lm-eval's flag).  Requests with the
     same context of at least ``min_shared`` tokens share one pass over it (:func:`shared_packs`,
-    packs of at most :func:`pack_limit` tokens; ``max_pack=0`` turns sharing off)."""
+    packs of at most :func:`pack_limit` tokens; ``max_pack=0`` turns sharing off).  With ``resume``
+    (:class:`Resume`) kept scores are reused and new ones kept as they come; None when requests are
+    left that another shard has not scored yet."""
     import torch
     from tqdm.auto import tqdm
 
@@ -158,8 +190,23 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
     if pad is None:
         pad = lm.tokenizer.eos_token_id
     bar = tqdm(total=len(requests), desc=desc, unit="req", disable=not progress, leave=False)
+    new, mark = {}, (time.perf_counter(), timer.seconds if timer else 0.0, timer.tokens if timer else 0)
+
+    def keep():
+        nonlocal new, mark
+        now = (time.perf_counter(), timer.seconds if timer else 0.0, timer.tokens if timer else 0)
+        resume.keep(new, now[1] - mark[1], now[2] - mark[2], now[0] - mark[0])
+        new, mark = {}, now
+
     with torch.no_grad():
-        for idx in _batches(lengths, batch_tokens):
+        for b, idx in enumerate(_batches(lengths, batch_tokens)):
+            members = [i for j in idx for i in packs[j]]
+            if resume is not None:
+                if all(i in resume.kept for i in members):
+                    bar.update(len(members))
+                    continue
+                if b % resume.shard[1] != resume.shard[0]:
+                    continue
             width = max(lengths[j] for j in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
             att = torch.zeros((len(idx), width), dtype=torch.long)
@@ -208,23 +255,38 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
             for i, v, g in zip(owner, lp, hit):
                 ll[i] += float(v)
                 greedy[i] = greedy[i] and bool(g)
-            bar.update(sum(len(packs[j]) for j in idx))
+            bar.update(len(members))
+            if resume is not None:
+                new.update((i, (ll[i], greedy[i])) for i in members)
+                if time.perf_counter() - mark[0] >= resume.every:
+                    keep()
     bar.close()
+    if resume is not None:
+        keep()
+        if len(resume.kept) < len(requests) or any(i not in resume.kept for i in range(len(requests))):
+            return None
+        return [tuple(resume.kept[i]) for i in range(len(requests))]
     return list(zip(ll, greedy))
 
 
 def loglikelihoods(lm, pairs, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
-                   progress: bool = True) -> list[float]:
-    """Sum of log-probabilities of each continuation given its context (``pairs`` of strings)."""
+                   progress: bool = True, resume: Resume | None = None) -> list[float] | None:
+    """Sum of log-probabilities of each continuation given its context (``pairs`` of strings);
+    None when another shard has requests left (``resume``, :func:`score_tokens`)."""
     enc = [encode_pair(lm.tokenizer, c, x) for c, x in pairs]
-    return [ll for ll, _ in score_tokens(lm, enc, batch_tokens=batch_tokens, desc=desc, timer=timer,
-                                         progress=progress)]
+    scores = score_tokens(lm, enc, batch_tokens=batch_tokens, desc=desc, timer=timer, progress=progress,
+                          resume=resume)
+    return None if scores is None else [ll for ll, _ in scores]
 
 
-def perplexity(lm, texts, *, batch_tokens: int = 4096, timer: Timer | None = None, progress: bool = True) -> dict:
-    """Token perplexity over ``texts`` (each passage scored on its own after an end-of-text token)."""
+def perplexity(lm, texts, *, batch_tokens: int = 4096, timer: Timer | None = None, progress: bool = True,
+               resume: Resume | None = None) -> dict | None:
+    """Token perplexity over ``texts`` (each passage scored on its own after an end-of-text token);
+    None when another shard has passages left (``resume``)."""
     lls = loglikelihoods(lm, [("", t) for t in texts], batch_tokens=batch_tokens, desc="perplexity",
-                         timer=timer, progress=progress)
+                         timer=timer, progress=progress, resume=resume)
+    if lls is None:
+        return None
     tokens = sum(encode_pair(lm.tokenizer, "", t)[1] for t in texts)
     nll = -sum(lls)
     return {"perplexity": math.exp(nll / tokens), "nll": nll, "tokens": tokens, "passages": len(texts)}

@@ -52,14 +52,18 @@ def _encoder_rows(session, ablations, n_sentences, progress, configs=None) -> di
 def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=None,
                      ablations=tuple(ABLATIONS), out_dir=None, batch_tokens: int = 4096, progress: bool = True,
                      n_sentences: int = 300, calibration_texts: int = 32, log=print, rows=None,
-                     resume: bool = True, speed_repeats: int = 5, changes=None, snn=()) -> dict:
+                     resume: bool = True, speed_repeats: int = 5, changes=None, snn=(),
+                     shard: tuple[int, int] = (0, 1)) -> dict:
     """The evaluation table: float against converted, per ablation; writes ``eval.json``,
     ``eval.md`` and each plan (``plan-<ablation>.json``) into ``out_dir`` when given.
 
     Decoder rows are kept per task in ``out_dir/rows/`` as they finish: a rerun with the same
     settings (``resume``) reuses them, and ``rows`` (labels: ``original`` and ablations) restricts
     what this call computes, so rows can run in separate processes into one ``out_dir`` and a last
-    call assembles the table.  ``speed_repeats`` > 0 adds the alternating speed probe
+    call assembles the table.  Within a task the per-request scores are kept as they come
+    (:meth:`RowStore.resume`): an interrupted task resumes where it stopped, and ``shard = (i, n)``
+    scores only every ``n``-th batch from the ``i``-th, so ``n`` processes with the ``n`` shards share
+    one task (the last to finish its shard completes the task).  ``speed_repeats`` > 0 adds the alternating speed probe
     (:func:`spikeops.gen.llm.evaluate.speed_probe`, on the last ablation).  ``changes``
     (``{op: {parameter: value}}``, the command line's ``--set op.key=value``) change the operators'
     base configurations, sized for the model (:func:`spikeops.gen.llm.plan.default_config`).
@@ -128,8 +132,14 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
                 what = "original (float) model" if plan is None else f"{label} replaced ({len(plan.instances)} instances)"
                 log(f"eval: {what}: {', '.join(todo)}" + (f" (kept: {', '.join(done)})" if done else ""))
             lm = session.lm if plan is None else (session.converted(plan) if todo else None)
-            report["rows"][label] = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
-                                                   save=store.save if store else None)
+            row = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
+                                 save=store.save if store else None,
+                                 resume=(lambda name, store=store: store.resume(name, shard)) if store else None)
+            if row is None:
+                log(f"eval: {label}: this shard ({shard[0]}/{shard[1]}) is done; other shards have requests left")
+                missing.append(label)
+                continue
+            report["rows"][label] = row
         if spiking:
             from .snn.table import snn_rows
             plan = plans.get("all") or session.plan(configs=configs)
