@@ -37,8 +37,8 @@ from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConf
 from ..carry import add_or_subtract, negated_if
 from ..division import division_latency, division_stages
 from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, tree_latency
-from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_stages,
-                        stepped)
+from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_latency,
+                        multiply_stages, product_sum_stages, stepped)
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
 from ..component import OperatorComponent
@@ -94,11 +94,21 @@ class _Norm(OperatorComponent):
     def leaf_stages(config) -> int:
         """Cycles of the leaf pipeline, from accepting an element to its leaf at the tree: RMSNorm
         ``|x|`` and the node (:data:`spikeops.hdl.norm.NODE_STAGES`); LayerNorm
-        the product ``j x``, ``- S_j``, the magnitude, the node, its product with ``c_j``, the
-        leaf register (normalising the product)."""
+        the product ``j x``, ``- S_j``, the magnitude, the node, its product with ``c_j`` (its
+        partial products summed over two stages: :meth:`helmert_sum_stages`), the leaf register
+        (normalising the product)."""
         if config.helmert:
-            return MULTIPLY_STAGES + 2 + NODE_STAGES + MULTIPLY_STAGES + 1
+            return (MULTIPLY_STAGES + 2 + NODE_STAGES + multiply_latency(_Norm.helmert_sum_stages(config))
+                    + 1)
         return 1 + NODE_STAGES
+
+    @staticmethod
+    def helmert_sum_stages(config) -> int:
+        """Stages of the sum of the node-times-``c_j`` product's partial products: two for the
+        four blocks of 24-bit mantissas (one stage, 7.6 ns, was LayerNorm's critical path at seed
+        2), :func:`spikeops.hdl.pipeline.product_sum_stages`."""
+        w = unsigned(config.norm.width)
+        return product_sum_stages(w, w)
 
     @staticmethod
     def exact_sums(config) -> int:
@@ -370,7 +380,7 @@ class _Norm(OperatorComponent):
             pipe.carry(cm=crom.data.m, ce=crom.data.e)
             nm, ne = node_stages(pipe, c, ncfg)
             pipe.carry(ne=ne, zero=nm == 0)
-            p = multiply_stages(pipe, nm, pipe.carried.pop("cm"))
+            p = multiply_stages(pipe, nm, pipe.carried.pop("cm"), sum_stages=self.helmert_sum_stages(cfg))
             top = p[2 * ncfg.width - 1]
             pm = Mux(top, p >> ncfg.width, p >> (ncfg.width - 1))[:ncfg.width]
             pe = pipe.carried.pop("ne") + pipe.carried.pop("ce") + Mux(top, ncfg.width, ncfg.width - 1)
