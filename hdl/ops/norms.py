@@ -161,9 +161,19 @@ class _Norm(OperatorComponent):
 
     @staticmethod
     def readout_stages(config) -> int:
-        """Cycles of the read-out ``R = m C``: the multiplier blocks' stages
-        (:data:`spikeops.hdl.pipeline.MULTIPLY_STAGES`), after either norm."""
-        return MULTIPLY_STAGES
+        """Cycles of the read-out ``R = m C``: the multiplier blocks' stages, then the partial
+        products' sum (:meth:`readout_sum_stages`), after either norm."""
+        return multiply_latency(_Norm.readout_sum_stages(config))
+
+    @staticmethod
+    def readout_sum_stages(config) -> int:
+        """Stages of the read-out's partial-product sum: with the CORDIC norm two for four blocks
+        (one stage off the blocks, 6.3-6.7 ns, was both norms' critical path at seed 1 once their
+        division took one neuron a stage), :func:`spikeops.hdl.pipeline.product_sum_stages`; one
+        with the exact norm, whose 64-cycle bound has no cycle to spare (LayerNorm)."""
+        if NormMethod(config.norm_method) is not NormMethod.CORDIC:
+            return 1
+        return product_sum_stages(unsigned(config.norm.width), Const(config.readout_constant).shape())
 
     @staticmethod
     def sign_stages(config) -> int:
@@ -284,7 +294,7 @@ class _Norm(OperatorComponent):
         ro = Signal(root_layout)
         rp = Pipeline(m, Const(1), root_valid, name="readout")
         rp.carry(b_exp=root.e - cfg.gain_frac)
-        rms = multiply_stages(rp, root.m, Const(cfg.readout_constant))
+        rms = multiply_stages(rp, root.m, Const(cfg.readout_constant), sum_stages=self.readout_sum_stages(cfg))
         assert rp.latency == self.readout_stages(cfg)
         m.d.comb += [ro.rms.eq(rms), ro.b_exp.eq(rp.carried["b_exp"])]
         ro_valid = rp.valid
