@@ -107,9 +107,11 @@ short-norms: setup
 
 # Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float
 # against converted.  `eval-table`: the original and all-replaced rows, one process per core (about
-# 1.5 h on 2 cores); `eval`: also the three ablation rows.  Each task's result is kept in
-# out/eval/rows/ as it finishes, so an interrupted run resumes; the last call assembles the table
-# from the kept rows and runs the alternating speed probe.  `eval-quick`: the first 200 documents.
+# 1.5-3.5 h on 2 cores, by the machine); `eval`: also the three ablation rows.  Each task's result
+# is kept in out/eval/rows/ as it finishes, and within a task its per-request scores every minute,
+# so an interrupted run resumes where it stopped (`--shard I/N` splits one row's tasks over N
+# processes); the last call assembles the table from the kept rows and runs the alternating speed
+# probe.  `eval-quick`: the first 200 documents.
 EVAL := OMP_NUM_THREADS=1 $(VENV)/bin/spikeops eval --speed-repeats 0 --out out/eval
 # two evaluations side by side, one per core; make fails if either does, and an interrupt stops both
 define eval_pair
