@@ -70,8 +70,9 @@ def test_the_recurrence_element_by_element_and_the_sums_band(row):
 
 
 def test_outputs_against_float64_and_against_the_three_passes():
-    """On rows of normal activations the outputs stay within an LSB of float64 softmax, as close
-    as the three-pass form with the same exponential (``exp_method="range"``)."""
+    """On rows of normal activations the outputs stay within about an LSB of float64 softmax, as
+    close as the three-pass form with the same exponential (``exp_method="range"``): 0.88 with 6 or
+    more division guard bits, 1.07 with the default 4 (the three passes: 1.10 and 1.16)."""
     rng = np.random.default_rng(0)
     x = quantize(rng.normal(0, 3, (200, 300)), CFG.in_format)
     mask = rng.random(x.shape) < 0.95
@@ -79,8 +80,10 @@ def test_outputs_against_float64_and_against_the_three_passes():
     ref = ref / ref.sum(-1, keepdims=True) * 2 ** CFG.out_frac
     err_online = np.abs(softmax(x, CFG, mask=mask) - ref)
     err_rows = np.abs(softmax(x, CFG.replace(normalizer="row_max"), mask=mask) - ref)
-    assert err_online.max() <= 1.0 and err_online.mean() <= 0.3
-    assert err_online.mean() <= err_rows.mean() * 1.05
+    assert err_online.max() <= 1.1 and err_online.mean() <= 0.3
+    assert err_online.mean() <= err_rows.mean() * 1.05 and err_online.max() <= err_rows.max()
+    wide = CFG.replace(div_guard_bits=6)
+    assert np.abs(softmax(x, wide, mask=mask) - ref).max() <= 1.0
     assert np.all(softmax(x, CFG, mask=mask)[~mask] == 0)
 
 
@@ -104,8 +107,9 @@ def test_the_configuration_names_what_the_online_form_needs():
     with pytest.raises(ValueError, match=r"softmax: normalizer='streaming' is not allowed; allowed: 'row_max', "
                                          r"'online'"):
         SoftmaxConfig(normalizer="streaming", exp_method="range")
-    # the default's hash is the one from before the parameter existed (caches and plans hold)
-    assert SoftmaxConfig().stable_hash() == "5af06f717b810d77"
+    # the default's hash is the one its other parameters give, as before the parameter existed
+    # (pinned: it changed with division guard bits 4 on 2026-12-06)
+    assert SoftmaxConfig().stable_hash() == "b371053c79da71c8"
     assert CFG.stable_hash() != CFG.replace(normalizer="row_max").stable_hash()
     assert CFG.e_width == CFG.exp.mant_frac + 1 and CFG.division.num_width == CFG.e_width
 
