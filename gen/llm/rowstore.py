@@ -4,6 +4,7 @@ produced the results (:func:`source_id` of the weights, :func:`plan_digest` of t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -70,17 +71,15 @@ class RowStore:
         """Where the per-request scores of unfinished tasks are kept (:meth:`resume`)."""
         return self.path.with_name(self.path.stem + ".partial.json")
 
+    @contextlib.contextmanager
     def _locked(self):
-        import contextlib
+        """Hold the row's lock (every process that saves or keeps scores takes it)."""
         import fcntl
 
-        @contextlib.contextmanager
-        def lock():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path.with_name(self.path.name + ".lock"), "w") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
-                yield
-        return lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
 
     def _partial(self) -> dict:
         """The kept per-request scores under this key (``{task: entry}``); others' are stale."""

@@ -263,7 +263,7 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
     bar.close()
     if resume is not None:
         keep()
-        if len(resume.kept) < len(requests) or any(i not in resume.kept for i in range(len(requests))):
+        if any(i not in resume.kept for i in range(len(requests))):
             return None
         return [tuple(resume.kept[i]) for i in range(len(requests))]
     return list(zip(ll, greedy))
