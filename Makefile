@@ -106,27 +106,18 @@ short-norms: setup
 		--timeout 1800
 
 # Table 1: zero-shot accuracy (five tasks, full validation sets) and LAMBADA perplexity, float
-# against converted.  `eval-table`: the original and all-replaced rows, one process per core (about
-# 1.5-3.5 h on 2 cores, by the machine); `eval`: also the three ablation rows.  Each task's result
-# is kept in out/eval/rows/ as it finishes, and within a task its per-request scores every minute,
-# so an interrupted run resumes where it stopped (`--shard I/N` splits one row's tasks over N
-# processes); the last call assembles the table from the kept rows and runs the alternating speed
-# probe.  `eval-quick`: the first 200 documents.
-EVAL := OMP_NUM_THREADS=1 $(VENV)/bin/spikeops eval --speed-repeats 0 --out out/eval
-# two evaluations side by side, one per core; make fails if either does, and an interrupt stops both
-define eval_pair
-	$(EVAL) $(1) & a=$$!; $(EVAL) $(2) & b=$$!; trap 'kill $$a $$b 2>/dev/null' INT TERM HUP; \
-		wait $$a; ra=$$?; wait $$b; rb=$$?; test $$ra = 0 && test $$rb = 0
-endef
-
+# against converted.  `eval-table`: the original and all-replaced rows (about 1.5-3.5 h on 2 cores,
+# by the machine); `eval`: also the three ablation rows.  `--jobs N` runs the rows, and the shards of
+# a row when there are fewer rows than workers, as jobs in N processes (`spikeops.gen.llm.jobs`;
+# `--executor dask --scheduler ADDRESS` on a cluster).  Each task's result is kept in out/eval/rows/
+# as it finishes, and within a task its per-request scores every minute, so an interrupted run
+# resumes where it stopped; the table is assembled from the kept rows when every job has ended, and
+# the alternating speed probe runs then.  `eval-quick`: the first 200 documents.
 eval-table: setup
-	$(call eval_pair,--ablations all --rows original,--ablations all --rows all)
-	$(VENV)/bin/spikeops eval --ablations all --out out/eval
+	$(VENV)/bin/spikeops eval --ablations all --jobs $(JOBS) --out out/eval
 
 eval: setup
-	$(call eval_pair,--rows original all,--rows "activation only")
-	$(call eval_pair,--rows "softmax only",--rows "norms only")
-	$(VENV)/bin/spikeops eval --out out/eval
+	$(VENV)/bin/spikeops eval --jobs $(JOBS) --out out/eval
 	$(VENV)/bin/spikeops eval --model minilm --out out/eval-minilm
 
 eval-quick: setup

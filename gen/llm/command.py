@@ -200,7 +200,7 @@ def _cmd_eval(args) -> int:
     from .operators import set_backend
     from .table import ABLATIONS, evaluation_table, format_table
     check_counts("eval", args, limit=1, ppl_limit=0, batch_tokens=1, sentences=1, speed_repeats=0,
-                  calibration_texts=1)
+                  calibration_texts=1, jobs=1, row_shards=1)
     check_writable(args.out, "--out", folder=True)
     changes = _configs(args.set)
     _, family, hf_config = model_config(args.model)
@@ -210,6 +210,8 @@ def _cmd_eval(args) -> int:
     if snn:
         _refuse_encoder("eval", snn[0], args.model, family)
     ablations = args.ablations if args.ablations is not None else ([] if snn else list(ABLATIONS))
+    if args.jobs > 1 or args.executor != "local" or args.scheduler is not None or args.row_shards is not None:
+        return _eval_jobs(args, changes, snn, family, ablations)
     rep = evaluation_table(args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
                            ablations=ablations, snn=snn, out_dir=args.out, batch_tokens=args.batch_tokens,
                            n_sentences=args.sentences, calibration_texts=args.calibration_texts,
@@ -217,6 +219,54 @@ def _cmd_eval(args) -> int:
                            changes=changes, shard=args.shard)
     print(format_table(rep))
     print(f"eval: {rep['wall_seconds']:.0f} s; results in {args.out}/eval.json and eval.md")
+    return 0
+
+
+def _eval_jobs(args, changes, snn, family: str, ablations) -> int:
+    """``eval`` with its rows (and their shards) as jobs on an executor (:mod:`.jobs`), then the
+    table assembled here from what they kept; non-zero when a job failed."""
+    from ..sweep.executors import make_executor
+    from .jobs import plan_jobs, run_jobs, worker_threads
+    from .operators import get_backend
+    from .rowstore import RowStore
+    from .table import check_rows, evaluation_table, format_table, row_labels
+
+    t0 = time.perf_counter()
+    if family == "bert":
+        raise ValueError(f"eval: --jobs/--executor is not allowed for {args.model} (a bert model: its rows are "
+                         "not kept per task); allowed: --jobs 1 without --executor, --scheduler or --row-shards")
+    if tuple(args.shard) != (0, 1):
+        raise ValueError(f"eval: --shard {args.shard[0]}/{args.shard[1]} with --jobs/--executor is not allowed; "
+                         "allowed: --row-shards N (each row split into N jobs), or --shard in a run without --jobs")
+    labels = row_labels(ablations, snn)
+    rows = labels if args.rows is None else check_rows(args.rows, labels)
+    options = dict(model=args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
+                   ablations=ablations, snn=snn, out_dir=args.out, batch_tokens=args.batch_tokens,
+                   n_sentences=args.sentences, calibration_texts=args.calibration_texts, changes=changes)
+    jobs = plan_jobs(rows, options, jobs=args.jobs, shards=args.row_shards, backend=get_backend(),
+                     threads=worker_threads(args.executor, args.jobs))
+    executor = make_executor(args.executor, jobs=args.jobs, scheduler=args.scheduler, cmd="eval")
+    where = (f"a Dask cluster ({args.scheduler or f'local, {args.jobs} workers'})" if args.executor == "dask"
+             else f"{args.jobs} local worker{'s' if args.jobs > 1 else ''}")
+    shards = jobs[0].shard[1] if jobs else 0
+    print(f"eval: {len(jobs)} jobs ({len(rows)} rows x {shards} shards) on {where}; each keeps its results in "
+          f"{args.out}/rows/ as they come")
+    try:
+        if args.fresh:                          # each job resumes: what was kept goes first
+            dropped = [r for r in rows if RowStore.discard(args.out, r)]
+            if dropped:
+                print(f"eval: --fresh: kept results of {', '.join(dropped)} dropped")
+        failed = run_jobs(jobs, executor)
+    finally:
+        executor.close()
+    rep = evaluation_table(**options, rows=[], resume=True, speed_repeats=args.speed_repeats)
+    print(format_table(rep))
+    print(f"eval: {time.perf_counter() - t0:.0f} s; results in {args.out}/eval.json and eval.md")
+    if failed:
+        names = "; ".join(f"{j.describe()}: {r.get('message', '')}" for j, r in failed)
+        print(f"eval: {len(failed)} of {len(jobs)} jobs failed ({names}); what the others kept is in "
+              f"{args.out}/rows/, and the same command resumes")
+        return 1
     return 0
 
 
@@ -333,6 +383,18 @@ def add_commands(sub):
                    help="score only every N-th batch of each task, from the I-th (0 <= I < N): N processes "
                         "with the N shards into one --out share each task; every run keeps its scores in "
                         "DIR/rows/ as they come, so an interrupted task resumes where it stopped (default 0/1)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="run the rows (and their shards, --row-shards) as jobs in N worker processes, each "
+                        "keeping its results in DIR/rows/; the table is assembled when all have ended (default 1: "
+                        "everything in this process)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="where the jobs run: local processes (--jobs) or a Dask cluster (--scheduler)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default with --executor dask: a local cluster of --jobs workers; "
+                        "its workers must see --out at the same path)")
+    p.add_argument("--row-shards", type=int, default=None, metavar="N",
+                   help="split each row into N jobs by its batches (default with --jobs/--executor: enough "
+                        "for every worker, ceil(jobs / rows))")
     p.add_argument("--speed-repeats", type=int, default=5,
                    help="repeats of the alternating float/converted speed probe (0: skip)")
     p.add_argument("--out", default="out/eval", metavar="DIR")

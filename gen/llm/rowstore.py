@@ -122,6 +122,19 @@ class RowStore:
 
         return Resume(kept, keep, shard=shard, every=every)
 
+    @classmethod
+    def discard(cls, out_dir, label: str) -> bool:
+        """Drop what is kept of row ``label`` in ``out_dir`` (its results and its partial scores,
+        under the row's lock): ``--fresh`` before jobs that each resume.  True when there was any."""
+        store = cls.__new__(cls)
+        store.path = Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
+        if not (store.path.exists() or store.partial_path.exists()):
+            return False
+        with store._locked():
+            for f in (store.path, store.partial_path):
+                f.unlink(missing_ok=True)
+        return True
+
     def save(self, name: str, result: dict):
         self.results[name] = result
         with self._locked():

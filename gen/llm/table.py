@@ -25,7 +25,7 @@ from .scoring import Timer, embed
 from .session import Session
 from .sites import KINDS
 
-__all__ = ["ABLATIONS", "TASK_LABELS", "evaluation_table", "format_table"]
+__all__ = ["ABLATIONS", "TASK_LABELS", "row_labels", "check_rows", "evaluation_table", "format_table"]
 
 #: ablation label -> kinds replaced (the paper's protocol: one operator type at a time, then all)
 ABLATIONS = {"softmax only": ("softmax",), "activation only": ("activation",), "norms only": ("norm",),
@@ -49,11 +49,30 @@ def _encoder_rows(session, ablations, n_sentences, progress, configs=None) -> di
     return rows
 
 
+def row_labels(ablations=tuple(ABLATIONS), snn=()) -> list:
+    """The table's row labels in order: ``original``, the ablations, then the quantised and spiking
+    networks' rows of the ``snn`` specs (ValueError for an unknown ablation or a bad spec)."""
+    from .snn.table import snn_configs
+
+    bad = [a for a in ablations if a not in ABLATIONS]
+    if bad:
+        raise ValueError(f"ablations {bad} are unknown; allowed: {', '.join(ABLATIONS)}")
+    return ["original", *ablations, *(c.describe() for c in snn_configs(snn))]
+
+
+def check_rows(rows, labels) -> list:
+    """``rows`` (``--rows``) as a list, each one of ``labels`` (ValueError naming the others)."""
+    bad = [r for r in rows if r not in labels]
+    if bad:
+        raise ValueError(f"rows {bad} are not allowed; allowed: {', '.join(labels)} (original and the ablations)")
+    return list(rows)
+
+
 def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_limit=None,
                      ablations=tuple(ABLATIONS), out_dir=None, batch_tokens: int = 4096, progress: bool = True,
                      n_sentences: int = 300, calibration_texts: int = 32, log=print, rows=None,
                      resume: bool = True, speed_repeats: int = 5, changes=None, snn=(),
-                     shard: tuple[int, int] = (0, 1)) -> dict:
+                     shard: tuple[int, int] = (0, 1), assemble: bool = True) -> dict:
     """The evaluation table: float against converted, per ablation; writes ``eval.json``,
     ``eval.md`` and each plan (``plan-<ablation>.json``) into ``out_dir`` when given.
 
@@ -63,7 +82,9 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
     call assembles the table.  Within a task the per-request scores are kept as they come
     (:meth:`RowStore.resume`): an interrupted task resumes where it stopped, and ``shard = (i, n)``
     scores only every ``n``-th batch from the ``i``-th, so ``n`` processes with the ``n`` shards share
-    one task (the last to finish its shard completes the task).  ``speed_repeats`` > 0 adds the alternating speed probe
+    one task (the last to finish its shard completes the task); :mod:`spikeops.gen.llm.jobs` runs rows and
+    shards as jobs on the sweep's executors.  ``assemble=False`` (a job's call) keeps its rows
+    without writing ``eval.json`` and ``eval.md``.  ``speed_repeats`` > 0 adds the alternating speed probe
     (:func:`spikeops.gen.llm.evaluate.speed_probe`, on the last ablation).  ``changes``
     (``{op: {parameter: value}}``, the command line's ``--set op.key=value``) change the operators'
     base configurations, sized for the model (:func:`spikeops.gen.llm.plan.default_config`).
@@ -79,15 +100,9 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
 
     from .snn.table import snn_configs
 
-    bad = [a for a in ablations if a not in ABLATIONS]
-    if bad:
-        raise ValueError(f"ablations {bad} are unknown; allowed: {', '.join(ABLATIONS)}")
     spiking = snn_configs(snn)
-    labels = ["original", *ablations, *(c.describe() for c in spiking)]
-    rows = labels if rows is None else list(rows)
-    bad = [r for r in rows if r not in labels]
-    if bad:
-        raise ValueError(f"rows {bad} are not allowed; allowed: {', '.join(labels)} (original and the ablations)")
+    labels = row_labels(ablations, snn)
+    rows = labels if rows is None else check_rows(rows, labels)
     t0 = time.perf_counter()
     session = Session(model, calibration_texts=calibration_texts, quiet=not progress)
     log(f"eval: {model} ({session.lm.family}) loaded and calibrated on {session.calibration['tokens']} tokens "
@@ -147,7 +162,7 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
                 plan.save(out / "plan-snn.json")
             done, more = snn_rows(session, spiking, plan=plan, tasks=tasks, limit=limit, ppl_limit=ppl_limit,
                                   batch_tokens=batch_tokens, progress=progress, out=out, key=key, rows=rows,
-                                  resume=resume, log=log)
+                                  resume=resume, log=log, shard=shard)
             report["rows"].update(done)
             missing += more
         if missing:
@@ -163,7 +178,7 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
             report["speed"] = dict(speed_probe(session.lm, session.converted(plans[label]), repeats=speed_repeats,
                                                batch_tokens=batch_tokens), ablation=label)
     report["wall_seconds"] = time.perf_counter() - t0
-    if out:
+    if out and assemble:
         write_atomic(out / "eval.json", json.dumps(report, indent=1) + "\n")
         write_atomic(out / "eval.md", format_table(report) + "\n")
     return report

@@ -109,14 +109,15 @@ class DaskExecutor:
             self.cluster.close()
 
 
-def make_executor(kind: str = "local", *, jobs: int = 2, scheduler: str | None = None):
-    """The executor for ``--executor kind --jobs N --scheduler ADDRESS``."""
+def make_executor(kind: str = "local", *, jobs: int = 2, scheduler: str | None = None, cmd: str = "sweep"):
+    """The executor for ``--executor kind --jobs N --scheduler ADDRESS`` (``cmd`` names the command
+    in the errors)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"sweep: jobs={jobs!r} is not allowed; allowed: an integer >= 1")
+        raise ValueError(f"{cmd}: jobs={jobs!r} is not allowed; allowed: an integer >= 1")
     if kind == "dask":
         return DaskExecutor(scheduler, jobs=jobs)
     if kind != "local":
-        raise ValueError(f"sweep: executor={kind!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
+        raise ValueError(f"{cmd}: executor={kind!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
     if scheduler is not None:
-        raise ValueError("sweep: --scheduler is for --executor dask")
+        raise ValueError(f"{cmd}: --scheduler is for --executor dask")
     return InlineExecutor() if jobs == 1 else LocalExecutor(jobs)

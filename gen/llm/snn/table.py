@@ -66,10 +66,12 @@ def activity_summary(lm, passages: int = ACTIVITY_PASSAGES, max_tokens: int = AC
 
 
 def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, progress, out, key, rows,
-             resume, log) -> tuple[dict, list]:
+             resume, log, shard: tuple[int, int] = (0, 1)) -> tuple[dict, list]:
     """Evaluate each of ``configs`` (:func:`snn_configs`) whose label is in ``rows`` (None: all) on
     ``session``'s model with ``plan``'s operators; returns ``({label: row}, [labels neither computed
-    nor kept])``.  ``key`` is the ANN rows' RowStore key (model, limits, scoring, back end)."""
+    nor kept])``.  ``key`` is the ANN rows' RowStore key (model, limits, scoring, back end).  As for
+    the ANN rows, a task's per-request scores are kept as they come and ``shard = (i, n)`` scores
+    every ``n``-th batch from the ``i``-th; shard 0 also makes the activity pass."""
     from ..evaluate import evaluate_tasks
     from ..rowstore import RowStore, plan_digest
 
@@ -91,11 +93,16 @@ def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, p
         if todo:
             log(f"eval: {label}: {', '.join(todo)}" + (f" (kept: {', '.join(done)})" if done else ""))
         row = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
-                             save=store.save if store else None)
-        if activity is None:
+                             save=store.save if store else None,
+                             resume=(lambda name, store=store: store.resume(name, shard)) if store else None)
+        if activity is None and shard[0] == 0:
             activity = activity_summary(lm)
             if store:
                 store.save("activity", activity)
+        if row is None or activity is None:    # other shards have requests or the activity pass left
+            log(f"eval: {label}: this shard ({shard[0]}/{shard[1]}) is done; other shards have work left")
+            missing.append(label)
+            continue
         row["activity"] = activity
         row["snn"] = cfg.to_json()
         results[label] = row
