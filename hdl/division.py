@@ -98,9 +98,13 @@ def check_leading_one_stages(value, owner: str = "division"):
 
 
 def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp_range=(0, 0),
-                    neurons_per_stage: int = 1, leading_one_stages: int = 1):
+                    neurons_per_stage: int = 1, leading_one_stages: int = 1, b_leading_one=None):
     """Add the II=1 Division Neuron Group to ``pipe``; return ``q`` (aligned with ``pipe.valid``).
-    ``b_exp`` is B's power-of-two exponent, known to lie in ``b_exp_range``.
+    ``b_exp`` is B's power-of-two exponent, known to lie in ``b_exp_range``.  ``b_leading_one``:
+    B's leading-one position (``bit_length(B) - 1``) where the caller has it without a priority
+    encoder (the norms' B is a normalised mantissa times a constant, so its leading one is one of two
+    bits); any value when B is 0, whose quotient is ``q_max`` whatever the shifts.  The result is the
+    same; only B's priority encoder leaves the first stage.
 
     Shift scaling takes :data:`SCALING_STAGES` stages (one more with ``leading_one_stages=2``), so
     that no stage holds more than one priority encoder (half of one with two stages), half a barrel
@@ -134,17 +138,22 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     hi = qw + t
     check_leading_one_stages(leading_one_stages)
     extra = {} if isinstance(b_exp, int) else {"b_exp": b_exp}
+    if b_leading_one is not None:
+        extra["b_lead"] = b_leading_one
     if leading_one_stages == 2:
-        ga, gb = leading_one_groups(a), leading_one_groups(b)
+        ga = leading_one_groups(a)
+        gb = leading_one_groups(b) if b_leading_one is None else []
         s = pipe.stage(a=a, b=b, **{f"ga{i}_p": p for i, (p, _) in enumerate(ga)},
                        **{f"ga{i}_nz": nz for i, (_, nz) in enumerate(ga)},
                        **{f"gb{i}_p": p for i, (p, _) in enumerate(gb)},
                        **{f"gb{i}_nz": nz for i, (_, nz) in enumerate(gb)}, **extra)
         (p_a, nz_a), (p_b, _) = (leading_one_of_groups([(s[f"g{x}{i}_p"], s[f"g{x}{i}_nz"]) for i in range(len(g))])
-                                 for x, g in (("a", ga), ("b", gb)))
+                                 if g else (None, None) for x, g in (("a", ga), ("b", gb)))
         a, b, extra = s.a, s.b, {k: s[k] for k in extra}
     else:
-        (p_a, nz_a), (p_b, _) = leading_one(a), leading_one(b)
+        (p_a, nz_a), (p_b, _) = leading_one(a), (leading_one(b) if b_leading_one is None else (None, None))
+    if b_leading_one is not None:
+        p_b = extra.pop("b_lead")
     s = pipe.stage(a=a, b=b, p_a=p_a, nz_a=nz_a, p_b=p_b, **extra)
     b_exp = s["b_exp"] if extra else b_exp
     # I = A << k = (A << hi) >> (hi - k) and theta = B << (t - bl_b) = (B << (t - 1)) >> p_b: right

@@ -213,3 +213,27 @@ def test_shape_and_range_errors():
 def test_config_errors(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [RMSNormConfig, LayerNormConfig])
+@pytest.mark.parametrize("method, kwargs", [
+    ("cordic", {}), ("cordic", dict(norm_width=6, in_width=5, in_frac=2, d=7)), ("exact", {}),
+    ("exact", dict(norm_width=5, in_width=4, in_frac=1, d=3, eps=0.25)),
+    ("cordic", dict(gain_frac=8, d=64)), ("exact", dict(gain_frac=30, d=2, in_width=6, in_frac=3))])
+def test_the_divisor_has_its_leading_one_in_the_top_two_bits(cls, method, kwargs):
+    """The RTL takes B's leading one from B's top bit alone (``hdl/ops/norms.py``): B = m C with the
+    root's mantissa m normalised, so ``bit_length(B)`` is ``den_width`` or ``den_width - 1`` (or B is
+    0).  Random, constant, zero, saturated and one-hot rows."""
+    from spikeops.golden.ops.norms import norm_root
+
+    cfg = cls(norm_method=method, **kwargs)
+    rng = np.random.default_rng(7)
+    lo, hi = cfg.in_format.min_code, cfg.in_format.max_code
+    rows = [rng.integers(lo, hi + 1, size=(200, cfg.d)), np.zeros((1, cfg.d), np.int64),
+            np.full((1, cfg.d), hi), np.full((1, cfg.d), lo), np.eye(cfg.d, dtype=np.int64)[:4] * hi,
+            rng.integers(-1, 2, size=(50, cfg.d))]
+    m, _ = norm_root(np.concatenate(rows).astype(np.int64), cfg)
+    b = [int(v) * cfg.readout_constant for v in np.asarray(m).reshape(-1)]
+    w = cfg.division.den_width
+    assert all(v == 0 or v.bit_length() in (w - 1, w) for v in b), sorted({v.bit_length() for v in b})
+    assert any(v.bit_length() == w for v in b) or any(v.bit_length() == w - 1 for v in b)
