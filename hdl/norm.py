@@ -236,9 +236,11 @@ class PolarNorm(ConfigComponent):
         queue for cycles the upper levels leave free.  Which pair issues is decided the cycle before,
         from registers (the result's level is known a stage ahead, and each level's state and the
         queue's occupancy are flags), so the issue only picks fields.  Returns the queue's
-        ``(write, data, read, held)``: the caller enters a pair of nodes (``data``) with ``write``,
-        sees ``read`` (the head issues) and ``held`` (a thermometer code of the occupancy), and
-        holds its source while the queue may overflow."""
+        ``(write, data, read, held)``: the caller enters a pair's fields (``data``, packed by
+        :meth:`_queued_fields`, so that the exponents' differences and the shift amounts are worked
+        out before the queue and its read feeds the unit's input registers through the issue's
+        multiplexer alone) with ``write``, sees ``read`` (the head issues) and ``held`` (a
+        thermometer code of the occupancy), and holds its source while the queue may overflow."""
         levels = cfg.levels - base                 # the levels this unit serves
         layout = node_layout(cfg)
         sizes = level_sizes(cfg)
@@ -314,12 +316,14 @@ class PolarNorm(ConfigComponent):
             candidates.append((issue_pair, {**merge_fields(m, partner, res, cfg), "lvl": level_up}))
             candidates.append((issue_zero, {**zero_pair_fields(res, res_zero), "lvl": level_up}))
 
-        # level ``base``: its pairs wait in a queue (distributed RAM, read asynchronously at a
-        # registered address) for cycles the upper levels leave free.  ``held`` (a thermometer
+        # level ``base``: its pairs' fields wait in a queue (distributed RAM, read asynchronously at
+        # a registered address) for cycles the upper levels leave free.  ``held`` (a thermometer
         # code: held[k] = more than k pairs wait) is a register, so the next cycle's issue from the
-        # queue only waits for this cycle's write
+        # queue only waits for this cycle's write.  The fields, not the nodes: the read then reaches
+        # the unit's input registers through the issue's multiplexer alone (with the exponents'
+        # differences after it, the read was the norms' critical path: 6.6-7.2 ns, 9-10 levels)
         depth = SPLIT_PAIRS if base else LEAF_PAIRS
-        pair_layout = data.ArrayLayout(layout, 2)
+        pair_layout = self._fields_layout(cfg)
         m.submodules.pairs = pairs = memory.Memory(shape=unsigned(pair_layout.size), depth=depth, init=[])
         wr, rd = pairs.write_port(), pairs.read_port(domain="comb")
         produce = Signal(range(depth), name="pairs_produce")
@@ -335,7 +339,7 @@ class PolarNorm(ConfigComponent):
         next_held = Mux(write & ~issue_leaf, Cat(Const(1, 1), held[:-1]),
                         Mux(issue_leaf & ~write, held[1:], held))
         m.d.sync += [held.eq(next_held), issue_leaf.eq(next_held[0] & ~up_next)]
-        candidates.append((issue_leaf, {**merge_fields(m, head[0], head[1], cfg), "lvl": Const(1, levels)}))
+        candidates.append((issue_leaf, {**{k: head[k] for k in field_shapes(cfg)}, "lvl": Const(1, levels)}))
         for k, reg in {**fields, "lvl": lvl}.items():   # at most one select is high
             picked = 0
             for sel, f in candidates:
@@ -351,7 +355,8 @@ class PolarNorm(ConfigComponent):
         accept = Signal(name="leaf_accept")
         formed, forms, _, _ = self._leaf_level(m, cfg, accept)
         m.d.comb += [self.i.ready.eq(~(forms & held[-1])), accept.eq(self.i.valid & self.i.ready),
-                     write.eq(accept & forms), data_in.eq(formed.as_value())]
+                     write.eq(accept & forms),
+                     data_in.eq(self._queued_fields(m, cfg, merge_fields(m, formed[0], formed[1], cfg, prefix="queued_")))]
 
     def _split(self, m, cfg):
         """``units="split"``: the leaf level's own unit (each leaf pair issued the cycle it forms,
@@ -367,9 +372,11 @@ class PolarNorm(ConfigComponent):
         out = self._unit_at(m, cfg, 0, merge_fields(m, formed[0], formed[1], cfg, prefix="level0_"), accept & forms)
         left, left_v, last = self._level_pairing(m, cfg, 1, out.res, out.valid)
         zero = node_layout(cfg).const({"m": 0, "e": cfg.zero_exp})
-        m.d.comb += [write.eq(out.valid & (left_v | last)),
-                     data_in.eq(Mux(left_v, Cat(left.as_value(), out.res.as_value()),
-                                    Cat(out.res.as_value(), zero.as_value())))]
+        pa, pb = Signal(node_layout(cfg), name="queued_a"), Signal(node_layout(cfg), name="queued_b")
+        m.d.comb += [pa.eq(Mux(left_v, left.as_value(), out.res.as_value())),
+                     pb.eq(Mux(left_v, out.res.as_value(), zero.as_value())),
+                     write.eq(out.valid & (left_v | last)),
+                     data_in.eq(self._queued_fields(m, cfg, merge_fields(m, pa, pb, cfg, prefix="queued_")))]
         # the level-1 node a leaf pair makes is number count0 // 2 of its vector: it completes a
         # level-1 pair when that is odd, or when it is the last (the leaf is the vector's last)
         bit1 = count0[1] if len(count0) > 1 else Const(0, 1)
@@ -380,6 +387,17 @@ class PolarNorm(ConfigComponent):
         m.d.comb += used_next.eq(used + reserve - read)
         m.d.sync += [used.eq(used_next), room.eq(used_next <= SPLIT_PAIRS - 2)]
         m.d.comb += [self.i.ready.eq(room), accept.eq(self.i.valid & room)]
+
+    @staticmethod
+    def _fields_layout(cfg):
+        """The layout of a pair's fields in the queue (:func:`~spikeops.hdl.cordic.field_shapes`)."""
+        return data.StructLayout(field_shapes(cfg))
+
+    def _queued_fields(self, m, cfg, fields: dict):
+        """``fields`` (:func:`~spikeops.hdl.cordic.merge_fields`) packed for the queue's write."""
+        packed = Signal(self._fields_layout(cfg), name="queued_fields")
+        m.d.comb += [packed[k].eq(v) for k, v in fields.items()]
+        return packed.as_value()
 
     @staticmethod
     def _unit_at(m, cfg, l, pair_fields, pair_valid):
