@@ -26,7 +26,8 @@ from spikeops.golden.norm import NormConfig
 
 from .carry import add_or_subtract
 
-__all__ = ["UNIT_EXTRA", "UnitOutput", "field_shapes", "merge_fields", "zero_pair_fields", "cordic_unit"]
+__all__ = ["UNIT_EXTRA", "UnitOutput", "field_shapes", "difference_shapes", "pair_differences", "fields_of_differences",
+           "merge_fields", "zero_pair_fields", "cordic_unit"]
 
 #: stages of the unit beyond its ``iterations`` vectoring steps: the fields' input register (the
 #: pair's issue) and the aligned operands' register
@@ -45,25 +46,46 @@ def field_shapes(cfg: NormConfig) -> dict:
             "s_b": unsigned(sbits), "far_b": 1, "e": signed(cfg.exp_width), "zero": 1}
 
 
-def merge_fields(m, a, b, cfg: NormConfig, prefix: str = "") -> dict:
-    """The fields of the pair ``(a, b)`` (nodes with ``m`` and ``e``): the mantissas, each one's
-    shift ``max(E - e, 0)`` as its low bits and a flag for ``>= 2**bits`` (no compare with
-    ``width + guard_bits``: a shift from there to ``2**bits - 1`` gives 0 as well), ``E``, and the
-    zero test (nodes are normalised, the mantissa's top bit set, or the zero node)."""
-    sbits = _shift_bits(cfg)
+def difference_shapes(cfg: NormConfig) -> dict:
+    """The shapes of a pair's differences (:func:`pair_differences`)."""
+    w, diff = cfg.width, signed(cfg.exp_width + 1)
+    return {"m_a": unsigned(w), "m_b": unsigned(w), "d_ab": diff, "d_ba": diff, "e": signed(cfg.exp_width),
+            "zero": 1}
+
+
+def pair_differences(m, a, b, cfg: NormConfig, prefix: str = "") -> dict:
+    """The first half of :func:`merge_fields`: the mantissas, the exponents' differences both ways
+    (two carry chains side by side), ``E = max(e_a, e_b)`` and the zero test (nodes are normalised,
+    the mantissa's top bit set, or the zero node)."""
     diff = signed(cfg.exp_width + 1)
     d_ab, d_ba = Signal(diff, name=f"{prefix}d_ab"), Signal(diff, name=f"{prefix}d_ba")
     m.d.comb += [d_ab.eq(a.e - b.e), d_ba.eq(b.e - a.e)]
+    return {"m_a": a.m, "m_b": b.m, "d_ab": d_ab, "d_ba": d_ba, "e": Mux(d_ab[-1], b.e, a.e),
+            "zero": ~(a.m[-1] | b.m[-1])}
 
-    def amount(d):
-        du = d.as_unsigned()
-        far = ~d[-1] & du[sbits:len(d) - 1].any() if len(d) - 1 > sbits else Const(0, 1)
-        return Mux(d[-1], 0, du[:sbits]), far
 
-    s_a, far_a = amount(d_ba)
-    s_b, far_b = amount(d_ab)
-    return {"m_a": a.m, "m_b": b.m, "s_a": s_a, "far_a": far_a, "s_b": s_b, "far_b": far_b,
-            "e": Mux(d_ab[-1], b.e, a.e), "zero": ~(a.m[-1] | b.m[-1])}
+def fields_of_differences(d: dict, cfg: NormConfig) -> dict:
+    """The second half of :func:`merge_fields`: each mantissa's shift ``max(E - e, 0)`` as its low
+    bits and a flag for ``>= 2**bits`` (no compare with ``width + guard_bits``: a shift from there
+    to ``2**bits - 1`` gives 0 as well), from the differences (no carry chain)."""
+    sbits = _shift_bits(cfg)
+
+    def amount(diff):
+        du = Value.cast(diff).as_unsigned()
+        far = ~du[-1] & du[sbits:len(du) - 1].any() if len(du) - 1 > sbits else Const(0, 1)
+        return Mux(du[-1], 0, du[:sbits]), far
+
+    s_a, far_a = amount(d["d_ba"])
+    s_b, far_b = amount(d["d_ab"])
+    return {"m_a": d["m_a"], "m_b": d["m_b"], "s_a": s_a, "far_a": far_a, "s_b": s_b, "far_b": far_b,
+            "e": d["e"], "zero": d["zero"]}
+
+
+def merge_fields(m, a, b, cfg: NormConfig, prefix: str = "") -> dict:
+    """The fields of the pair ``(a, b)`` (nodes with ``m`` and ``e``): the mantissas, each one's
+    shift ``max(E - e, 0)`` (:func:`fields_of_differences`), ``E``, and the zero test
+    (:func:`pair_differences`)."""
+    return fields_of_differences(pair_differences(m, a, b, cfg, prefix), cfg)
 
 
 def zero_pair_fields(node, node_zero) -> dict:

@@ -36,7 +36,8 @@ from amaranth.lib.wiring import In, Out
 from spikeops.golden.choices import NormUnits
 from spikeops.golden.norm import NormConfig, level_sizes
 
-from .cordic import UNIT_EXTRA, cordic_unit, field_shapes, merge_fields, zero_pair_fields
+from .cordic import (UNIT_EXTRA, cordic_unit, difference_shapes, field_shapes, fields_of_differences, merge_fields,
+                     pair_differences, zero_pair_fields)
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, bit_length, leading_one, right_shift_stages
 
@@ -236,10 +237,9 @@ class PolarNorm(ConfigComponent):
         queue for cycles the upper levels leave free.  Which pair issues is decided the cycle before,
         from registers (the result's level is known a stage ahead, and each level's state and the
         queue's occupancy are flags), so the issue only picks fields.  Returns the queue's
-        ``(write, data, read, held)``: the caller enters a pair's fields (``data``, packed by
-        :meth:`_queued_fields`, so that the exponents' differences and the shift amounts are worked
-        out before the queue and its read feeds the unit's input registers through the issue's
-        multiplexer alone) with ``write``, sees ``read`` (the head issues) and ``held`` (a
+        ``(write, data, read, held)``: the caller enters a pair's differences (``data``, packed by
+        :meth:`_queued`: the exponents' differences are worked out before the queue, the shift
+        amounts after it, so that neither side holds both) with ``write``, sees ``read`` (the head issues) and ``held`` (a
         thermometer code of the occupancy), and holds its source while the queue may overflow."""
         levels = cfg.levels - base                 # the levels this unit serves
         layout = node_layout(cfg)
@@ -319,11 +319,11 @@ class PolarNorm(ConfigComponent):
         # level ``base``: its pairs' fields wait in a queue (distributed RAM, read asynchronously at
         # a registered address) for cycles the upper levels leave free.  ``held`` (a thermometer
         # code: held[k] = more than k pairs wait) is a register, so the next cycle's issue from the
-        # queue only waits for this cycle's write.  The fields, not the nodes: the read then reaches
-        # the unit's input registers through the issue's multiplexer alone (with the exponents'
-        # differences after it, the read was the norms' critical path: 6.6-7.2 ns, 9-10 levels)
+        # queue only waits for this cycle's write.  The exponents' differences, not the exponents:
+        # with the differences after it, the read was the norms' critical path (6.6-7.2 ns, 9-10
+        # levels); with the shift amounts before it too, the write was (6.6-7.4 ns)
         depth = SPLIT_PAIRS if base else LEAF_PAIRS
-        pair_layout = self._fields_layout(cfg)
+        pair_layout = self._queue_layout(cfg)
         m.submodules.pairs = pairs = memory.Memory(shape=unsigned(pair_layout.size), depth=depth, init=[])
         wr, rd = pairs.write_port(), pairs.read_port(domain="comb")
         produce = Signal(range(depth), name="pairs_produce")
@@ -339,7 +339,8 @@ class PolarNorm(ConfigComponent):
         next_held = Mux(write & ~issue_leaf, Cat(Const(1, 1), held[:-1]),
                         Mux(issue_leaf & ~write, held[1:], held))
         m.d.sync += [held.eq(next_held), issue_leaf.eq(next_held[0] & ~up_next)]
-        candidates.append((issue_leaf, {**{k: head[k] for k in field_shapes(cfg)}, "lvl": Const(1, levels)}))
+        queued = fields_of_differences({k: head[k] for k in difference_shapes(cfg)}, cfg)
+        candidates.append((issue_leaf, {**queued, "lvl": Const(1, levels)}))
         for k, reg in {**fields, "lvl": lvl}.items():   # at most one select is high
             picked = 0
             for sel, f in candidates:
@@ -356,7 +357,7 @@ class PolarNorm(ConfigComponent):
         formed, forms, _, _ = self._leaf_level(m, cfg, accept)
         m.d.comb += [self.i.ready.eq(~(forms & held[-1])), accept.eq(self.i.valid & self.i.ready),
                      write.eq(accept & forms),
-                     data_in.eq(self._queued_fields(m, cfg, merge_fields(m, formed[0], formed[1], cfg, prefix="queued_")))]
+                     data_in.eq(self._queued(m, cfg, pair_differences(m, formed[0], formed[1], cfg, prefix="queued_")))]
 
     def _split(self, m, cfg):
         """``units="split"``: the leaf level's own unit (each leaf pair issued the cycle it forms,
@@ -376,7 +377,7 @@ class PolarNorm(ConfigComponent):
         m.d.comb += [pa.eq(Mux(left_v, left.as_value(), out.res.as_value())),
                      pb.eq(Mux(left_v, out.res.as_value(), zero.as_value())),
                      write.eq(out.valid & (left_v | last)),
-                     data_in.eq(self._queued_fields(m, cfg, merge_fields(m, pa, pb, cfg, prefix="queued_")))]
+                     data_in.eq(self._queued(m, cfg, pair_differences(m, pa, pb, cfg, prefix="queued_")))]
         # the level-1 node a leaf pair makes is number count0 // 2 of its vector: it completes a
         # level-1 pair when that is odd, or when it is the last (the leaf is the vector's last)
         bit1 = count0[1] if len(count0) > 1 else Const(0, 1)
@@ -389,14 +390,15 @@ class PolarNorm(ConfigComponent):
         m.d.comb += [self.i.ready.eq(room), accept.eq(self.i.valid & room)]
 
     @staticmethod
-    def _fields_layout(cfg):
-        """The layout of a pair's fields in the queue (:func:`~spikeops.hdl.cordic.field_shapes`)."""
-        return data.StructLayout(field_shapes(cfg))
+    def _queue_layout(cfg):
+        """The layout of a pair in the queue (:func:`~spikeops.hdl.cordic.difference_shapes`)."""
+        return data.StructLayout(difference_shapes(cfg))
 
-    def _queued_fields(self, m, cfg, fields: dict):
-        """``fields`` (:func:`~spikeops.hdl.cordic.merge_fields`) packed for the queue's write."""
-        packed = Signal(self._fields_layout(cfg), name="queued_fields")
-        m.d.comb += [packed[k].eq(v) for k, v in fields.items()]
+    def _queued(self, m, cfg, differences: dict):
+        """A pair's ``differences`` (:func:`~spikeops.hdl.cordic.pair_differences`) packed for the
+        queue's write."""
+        packed = Signal(self._queue_layout(cfg), name="queued_pair")
+        m.d.comb += [packed[k].eq(v) for k, v in differences.items()]
         return packed.as_value()
 
     @staticmethod
