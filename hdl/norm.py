@@ -239,8 +239,9 @@ class PolarNorm(ConfigComponent):
         queue's occupancy are flags), so the issue only picks fields.  Returns the queue's
         ``(write, data, read, held)``: the caller enters a pair's differences (``data``, packed by
         :meth:`_queued`: the exponents' differences are worked out before the queue, the shift
-        amounts after it, so that neither side holds both) with ``write``, sees ``read`` (the head issues) and ``held`` (a
-        thermometer code of the occupancy), and holds its source while the queue may overflow."""
+        amounts after it, so that neither side holds both) with ``write``, sees ``read`` (the head
+        issues) and ``held`` (a thermometer code of the occupancy), and holds its source while the
+        queue may overflow."""
         levels = cfg.levels - base                 # the levels this unit serves
         layout = node_layout(cfg)
         sizes = level_sizes(cfg)
