@@ -236,4 +236,4 @@ def test_the_divisor_has_its_leading_one_in_the_top_two_bits(cls, method, kwargs
     b = [int(v) * cfg.readout_constant for v in np.asarray(m).reshape(-1)]
     w = cfg.division.den_width
     assert all(v == 0 or v.bit_length() in (w - 1, w) for v in b), sorted({v.bit_length() for v in b})
-    assert any(v.bit_length() == w for v in b) or any(v.bit_length() == w - 1 for v in b)
+    assert sum(v != 0 for v in b) > len(b) // 2          # the rule was checked on real divisors, not zeros

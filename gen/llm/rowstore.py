@@ -50,7 +50,7 @@ class RowStore:
     finish it together."""
 
     def __init__(self, out_dir, label: str, key: dict, resume: bool = True):
-        self.path = Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
+        self.path = self.row_path(out_dir, label)
         self.label, self.key, self.results = label, key, {}
         self.stale, self.resumed = False, resume
         kept = self._read()
@@ -66,20 +66,34 @@ class RowStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    @staticmethod
+    def row_path(out_dir, label: str) -> Path:
+        """Where row ``label``'s results are kept in ``out_dir``."""
+        return Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
+
+    @staticmethod
+    def _partial_of(path: Path) -> Path:
+        return path.with_name(path.stem + ".partial.json")
+
     @property
     def partial_path(self) -> Path:
         """Where the per-request scores of unfinished tasks are kept (:meth:`resume`)."""
-        return self.path.with_name(self.path.stem + ".partial.json")
+        return self._partial_of(self.path)
 
+    @staticmethod
     @contextlib.contextmanager
-    def _locked(self):
-        """Hold the row's lock (every process that saves or keeps scores takes it)."""
+    def _lock(path: Path):
+        """Hold the lock of the row kept at ``path`` (every process that saves or keeps scores takes it)."""
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "w") as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             yield
+
+    def _locked(self):
+        """Hold this row's lock (:meth:`_lock`)."""
+        return self._lock(self.path)
 
     def _partial(self) -> dict:
         """The kept per-request scores under this key (``{task: entry}``); others' are stale."""
@@ -126,12 +140,12 @@ class RowStore:
     def discard(cls, out_dir, label: str) -> bool:
         """Drop what is kept of row ``label`` in ``out_dir`` (its results and its partial scores,
         under the row's lock): ``--fresh`` before jobs that each resume.  True when there was any."""
-        store = cls.__new__(cls)
-        store.path = Path(out_dir) / "rows" / f"{label.replace(' ', '-')}.json"
-        if not (store.path.exists() or store.partial_path.exists()):
+        path = cls.row_path(out_dir, label)
+        files = (path, cls._partial_of(path))
+        if not any(f.exists() for f in files):
             return False
-        with store._locked():
-            for f in (store.path, store.partial_path):
+        with cls._lock(path):
+            for f in files:
                 f.unlink(missing_ok=True)
         return True
 

@@ -353,7 +353,7 @@ class _Norm(OperatorComponent):
         # den_width - 2 or den_width - 1: one LUT instead of a priority encoder on the row's root,
         # which fans out across the division (6.75 ns, LayerNorm seed 1 at ee16ff8)
         den_w = cfg.division.den_width
-        b_lead = Const(den_w - 2, range(den_w)) + row_root.rms[den_w - 1] if den_w >= 2 else None
+        b_lead = Const(den_w - 2, range(den_w)) + row_root.rms[den_w - 1]   # den_w >= norm_width >= 2
         q = division_stages(p3, a, row_root.rms, cfg.division, b_exp=row_root.b_exp,
                             b_exp_range=self.b_exp_range(cfg), b_leading_one=b_lead, **self.division_options(cfg))
         fmt = cfg.out_format
