@@ -80,6 +80,13 @@ class OperatorComponent(ConfigComponent):
         return cls.NEURONS_PER_STAGE
 
     @classmethod
+    def fixed_leading_one_stages(cls, config) -> int:
+        """Stages of the division's leading-one detection for ``config`` without a ``target_mhz``
+        (:data:`LEADING_ONE_STAGES`; an operator whose choice depends on its configuration
+        overrides it)."""
+        return cls.LEADING_ONE_STAGES
+
+    @classmethod
     def neurons_per_stage(cls, config) -> int:
         """Binary division neurons per pipeline stage for ``config``."""
         from .pipelining import neurons_per_stage
@@ -89,7 +96,7 @@ class OperatorComponent(ConfigComponent):
     def leading_one_stages(cls, config) -> int:
         """Stages of the division's leading-one detection for ``config``."""
         from .pipelining import leading_one_stages
-        return leading_one_stages(config, cls.LEADING_ONE_STAGES)
+        return leading_one_stages(config, cls.fixed_leading_one_stages(config))
 
     @classmethod
     def division_options(cls, config) -> dict:
@@ -101,4 +108,4 @@ class OperatorComponent(ConfigComponent):
     def pipelining(cls, config) -> dict:
         """What the generator chose for ``config``'s ``target_mhz`` and why (the manifest's entry)."""
         from .pipelining import report
-        return report(config, cls.fixed_neurons_per_stage(config), cls.LEADING_ONE_STAGES)
+        return report(config, cls.fixed_neurons_per_stage(config), cls.fixed_leading_one_stages(config))

@@ -41,7 +41,7 @@ from .cordic import (UNIT_EXTRA, cordic_unit, difference_shapes, field_shapes, f
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, bit_length, leading_one, right_shift_stages
 
-__all__ = ["PolarNorm", "SqrtNode", "node_layout", "node_stages", "NODE_STAGES", "tree_latency", "LEAF_PAIRS",
+__all__ = ["PolarNorm", "SqrtNode", "built_units", "node_layout", "node_stages", "NODE_STAGES", "tree_latency", "LEAF_PAIRS",
            "SPLIT_PAIRS"]
 
 
@@ -82,7 +82,7 @@ def built_units(cfg: NormConfig) -> NormUnits:
     return NormUnits.PER_LEVEL if cfg.units == NormUnits.SPLIT and cfg.levels == 1 else NormUnits(cfg.units)
 
 
-def tree_latency(cfg: NormConfig) -> int:
+def tree_latency(cfg: NormConfig, pair_register: bool = False) -> int:
     """Cycles from accepting a vector's last leaf to the root's ``o_valid``, at most (the bound the
     operators schedule by): ``iterations + 2`` per level (:data:`spikeops.hdl.cordic.UNIT_EXTRA`:
     the pair's issue, the alignment, the steps, the last one into the result's register), the
@@ -93,7 +93,9 @@ def tree_latency(cfg: NormConfig) -> int:
     in two beyond the ``levels`` left nodes already waiting, each of their pairs needing two
     results).  The ``split`` layout has the same bound one level up: the leaf unit's result enters
     a queue of at most :data:`SPLIT_PAIRS` entries served by a unit with ``levels - 1`` levels, so
-    ``2 (SPLIT_PAIRS + levels - 1) + 4`` cycles beyond the levels' own (none with one level)."""
+    ``2 (SPLIT_PAIRS + levels - 1) + 4`` cycles beyond the levels' own (none with one level).
+    ``pair_register`` (the shared layout's leaf pairs registered before the queue,
+    :class:`PolarNorm`) adds one cycle to the shared bound."""
     if cfg.levels == 0:
         return 1
     merges = cfg.levels * (cfg.iterations + UNIT_EXTRA)
@@ -102,13 +104,18 @@ def tree_latency(cfg: NormConfig) -> int:
         return merges
     if units == NormUnits.SPLIT:
         return merges + 2 * (SPLIT_PAIRS + cfg.levels - 1) + 4
-    return merges + 2 * (LEAF_PAIRS + cfg.levels) + 4
+    return merges + 2 * (LEAF_PAIRS + cfg.levels) + 4 + int(pair_register)
 
 
 class PolarNorm(ConfigComponent):
     """The streaming CORDIC tree of one :class:`spikeops.golden.norm.NormConfig` (``method="cordic"``),
     with one CORDIC unit for every level (``units="shared"``), the leaf level's own and one for the
-    rest (``"split"``), or one per level (``"per_level"``)."""
+    rest (``"split"``), or one per level (``"per_level"``).
+
+    ``pair_register`` (``units="shared"`` only; hardware only, no result depends on it): each leaf
+    pair passes a register before the queue's write, so that the leaf stream's last stage, the
+    pairing and the exponents' differences are not one path into the queue (the norms' critical
+    path at 6.6-7.1 ns on ECP5), for one cycle more of :func:`tree_latency`."""
 
     class Signature(ConfigSignature):
         config_type = NormConfig
@@ -122,9 +129,16 @@ class PolarNorm(ConfigComponent):
             return {"i": In(stream.Signature(node_layout(config))),
                     "o": Out(node_layout(config)), "o_valid": Out(1)}
 
-    def __init__(self, config, *, first_leaf: tuple[int, int] | None = None):
+    def __init__(self, config, *, first_leaf: tuple[int, int] | None = None, pair_register: bool = False):
         self.first_leaf = first_leaf
         super().__init__(config)
+        if not isinstance(pair_register, bool):
+            raise ValueError(f"PolarNorm: pair_register={pair_register!r} is not allowed; allowed: False or True")
+        if pair_register and (config.levels == 0 or built_units(config) != NormUnits.SHARED):
+            raise ValueError(f"PolarNorm: pair_register=True is not allowed with units={str(config.units)!r} and "
+                             f"{config.levels} levels; allowed: units='shared' with at least one level (the leaf "
+                             "pairs' queue)")
+        self.pair_register = bool(pair_register)
         if first_leaf is not None:
             if config.length < 2:
                 raise ValueError("PolarNorm: a first_leaf needs length >= 2")
@@ -352,13 +366,23 @@ class PolarNorm(ConfigComponent):
     def _shared_leaves(self, m, cfg):
         """``units="shared"``: the queue holds pairs of leaves, and the leaf stream stalls while it
         is full (``held`` and ``last0`` are registers, so the stream's ready is a function of
-        registers)."""
+        registers).  With ``pair_register`` a pair is written the cycle after it forms, so the
+        stream also stalls when a registered pair would fill the queue (it never overflows, and a
+        pair has as many ahead of it as without the register)."""
         write, data_in, _, held = self._shared(m, cfg)
         accept = Signal(name="leaf_accept")
         formed, forms, _, _ = self._leaf_level(m, cfg, accept)
-        m.d.comb += [self.i.ready.eq(~(forms & held[-1])), accept.eq(self.i.valid & self.i.ready),
-                     write.eq(accept & forms),
-                     data_in.eq(self._queued(m, cfg, pair_differences(m, formed[0], formed[1], cfg, prefix="queued_")))]
+        full = held[-1]
+        if self.pair_register:
+            pair = Signal(data.ArrayLayout(node_layout(cfg), 2), name="leaf_pair")
+            pair_v = Signal(name="leaf_pair_valid")
+            m.d.sync += [pair.eq(formed), pair_v.eq(accept & forms)]   # loaded every cycle: no enable
+            full = held[-1] | (pair_v & held[-2])
+            write_now, a, b = pair_v, pair[0], pair[1]
+        else:
+            write_now, a, b = accept & forms, formed[0], formed[1]
+        m.d.comb += [self.i.ready.eq(~(forms & full)), accept.eq(self.i.valid & self.i.ready), write.eq(write_now),
+                     data_in.eq(self._queued(m, cfg, pair_differences(m, a, b, cfg, prefix="queued_")))]
 
     def _split(self, m, cfg):
         """``units="split"``: the leaf level's own unit (each leaf pair issued the cycle it forms,

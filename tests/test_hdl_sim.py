@@ -132,29 +132,49 @@ def _run_norm_unit(dut, items, expect, gaps):
     return got, accepted, results
 
 
-@pytest.mark.parametrize("units", ["shared", "per_level", "split"])
+#: the tree's layouts: ``units`` and the shared layout's ``pair_register``
+LAYOUTS = pytest.mark.parametrize("units, pair_register", [("shared", False), ("shared", True), ("per_level", False),
+                                                            ("split", False)],
+                                  ids=["shared", "shared-pair_register", "per_level", "split"])
+
+
+@LAYOUTS
 @pytest.mark.parametrize("first_leaf", [False, True])
 @pytest.mark.parametrize("length", [1, 2, 3, 6, 13, 64])
 @pytest.mark.parametrize("gaps", [0.0, 0.3])
-def test_polar_norm_tree(length, first_leaf, gaps, units):
+def test_polar_norm_tree(length, first_leaf, gaps, units, pair_register):
     """The streaming tree gives golden's root for every vector, vectors back to back or with idle
     cycles, leaves of every scale and zero vectors, within its latency bound, with one CORDIC unit
-    or one per level, or the leaf level's own and one shared by the rest."""
+    (its leaf pairs registered before their queue or not) or one per level, or the leaf level's own
+    and one shared by the rest."""
     if first_leaf and length < 2:
         with pytest.raises(ValueError, match="first_leaf needs length >= 2"):
             PolarNorm(NormConfig(length=1), first_leaf=(1, 0))
         return
+    if pair_register and length == 1:
+        return                                      # no tree: refused, test_pair_register_needs_the_shared_queue
     _check_polar_norm_tree(NormConfig(length=length, width=12, iterations=7, guard_bits=2, leaf_bits=24,
-                                      units=units), first_leaf, gaps)
+                                      units=units), first_leaf, gaps, pair_register)
 
 
-@pytest.mark.parametrize("units", ["shared", "per_level", "split"])
+def test_pair_register_needs_the_shared_queue():
+    for cfg in (NormConfig(length=5, units="per_level"), NormConfig(length=5, units="split"), NormConfig(length=1)):
+        with pytest.raises(ValueError, match=r"PolarNorm: pair_register=True is not allowed with units='.*' and "
+                                             r"\d levels; allowed: units='shared' with at least one level"):
+            PolarNorm(cfg, pair_register=True)
+    with pytest.raises(ValueError, match=r"pair_register=1 is not allowed; allowed: False or True"):
+        PolarNorm(NormConfig(length=5), pair_register=1)
+    cfg = NormConfig(length=5)
+    assert tree_latency(cfg, pair_register=True) == tree_latency(cfg) + 1
+
+
+@LAYOUTS
 @pytest.mark.parametrize("iterations, guard_bits", [(1, 0), (2, 5)])
-def test_polar_norm_tree_short_unit(iterations, guard_bits, units):
+def test_polar_norm_tree_short_unit(iterations, guard_bits, units, pair_register):
     """The unit's first vectoring step shares its stage with the alignment: one step (that stage
     also normalises) and two, with no guard bits and many, still give golden's root."""
     _check_polar_norm_tree(NormConfig(length=13, width=10, iterations=iterations, guard_bits=guard_bits,
-                                      leaf_bits=24, units=units), True, 0.2)
+                                      leaf_bits=24, units=units), True, 0.2, pair_register)
 
 
 @pytest.mark.parametrize("length", [2, 5, 64, 577])
@@ -176,19 +196,23 @@ def test_per_level_units_answer_at_their_bound_and_never_stall(length):
     assert shared - tree_latency(cfg) == 2 * (LEAF_PAIRS + cfg.levels) + 4
 
 
+@pytest.mark.parametrize("pair_register", [False, True])
 @pytest.mark.parametrize("length, first_leaf", [(13, True), (65, True), (66, False), (100, True)])
-def test_shared_unit_wastes_no_cycle_when_it_is_the_limit(length, first_leaf):
+def test_shared_unit_wastes_no_cycle_when_it_is_the_limit(length, first_leaf, pair_register):
     """The shared unit does one merge a cycle and a vector needs ``sum_l ceil(L_l / 2)`` of them
     (the odd levels' zero pairs included): where that exceeds the leaves streamed, the leaf stream
     is held, and once the leaf-pair queue has filled each vector takes exactly that many cycles (no
-    cycle of the unit idles while a pair waits), so the rate is ``streamed / merges``."""
+    cycle of the unit idles while a pair waits), so the rate is ``streamed / merges``, with the
+    leaf pairs registered before their queue too; every root within :func:`tree_latency`."""
     cfg = NormConfig(length=length, width=10, iterations=4, guard_bits=1, leaf_bits=16)
     merges = cfg.merges
     streamed = length - int(first_leaf)
     assert merges > streamed
-    accepted, _ = _rows_back_to_back(cfg, first_leaf, 8)
-    per_vector = np.diff(accepted[streamed - 1::streamed])
+    accepted, results = _rows_back_to_back(cfg, first_leaf, 8, pair_register)
+    lasts = accepted[streamed - 1::streamed]
+    per_vector = np.diff(lasts)
     assert per_vector[-3:].tolist() == [merges] * 3, per_vector
+    assert all(0 < r - a <= tree_latency(cfg, pair_register) for r, a in zip(results, lasts))
 
 
 @pytest.mark.parametrize("iterations", [4, 12])
@@ -211,13 +235,13 @@ def test_split_units_take_a_leaf_every_cycle(length, first_leaf, iterations):
     assert tree_latency(cfg) - per_level == 2 * (SPLIT_PAIRS + cfg.levels - 1) + 4
 
 
-def _rows_back_to_back(cfg, first_leaf, rows):
+def _rows_back_to_back(cfg, first_leaf, rows, pair_register=False):
     """``rows`` random vectors through :class:`PolarNorm` at ``cfg`` with no idle cycle (a constant
     first leaf when ``first_leaf``): every root checked against golden's; returns the cycles of the
     accepted leaves and of the roots."""
     streamed = cfg.length - int(first_leaf)
     lm, le = node_of(np.random.default_rng(cfg.length).integers(0, 1 << 16, (rows, streamed)), cfg.width)
-    dut = PolarNorm(cfg, first_leaf=(1 << (cfg.width - 1), 0) if first_leaf else None)
+    dut = PolarNorm(cfg, first_leaf=(1 << (cfg.width - 1), 0) if first_leaf else None, pair_register=pair_register)
     got, accepted, results = _run_norm_unit(dut, _leaf_items(dut, lm, le), rows, 0.0)
     if first_leaf:
         lm, le = np.insert(lm, 0, 1 << (cfg.width - 1), axis=1), np.insert(le, 0, 0, axis=1)
@@ -235,7 +259,7 @@ def test_norm_units_need_the_cordic_tree():
         RMSNormConfig(norm_units="one")
 
 
-def _check_polar_norm_tree(cfg, first_leaf, gaps):
+def _check_polar_norm_tree(cfg, first_leaf, gaps, pair_register=False):
     length = cfg.length
     rng = np.random.default_rng(length)
     v = rng.integers(0, 1 << 24, (5, length)) >> rng.integers(0, 24, (5, 1))
@@ -251,13 +275,13 @@ def _check_polar_norm_tree(cfg, first_leaf, gaps):
             ctx.set(dut.i.payload.e, int(le[r, j]))
         return put
 
-    dut = PolarNorm(cfg, first_leaf=(int(lm[0, 0]), int(le[0, 0])) if first_leaf else None)
+    dut = PolarNorm(cfg, first_leaf=(int(lm[0, 0]), int(le[0, 0])) if first_leaf else None, pair_register=pair_register)
     items = [item(r, j) for r in range(5) for j in range(start, length)]
     got, accepted, results = _run_norm_unit(dut, items, 5, gaps)
     want = cordic_root(lm, le, cfg)
     assert got == list(zip(want[0].tolist(), want[1].tolist()))
     lasts = accepted[length - start - 1::length - start]
-    assert all(0 <= res - last <= tree_latency(cfg) for res, last in zip(results, lasts))
+    assert all(0 <= res - last <= tree_latency(cfg, pair_register) for res, last in zip(results, lasts))
 
 
 @pytest.mark.parametrize("length", [1, 3, 577])

@@ -30,13 +30,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.choices import NormMethod
+from spikeops.golden.choices import NormMethod, NormUnits
 from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
 from ..carry import add_or_subtract, negated_if
 from ..division import division_latency, division_stages
-from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, tree_latency
+from ..norm import NODE_STAGES, PolarNorm, SqrtNode, built_units, node_stages, tree_latency
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_latency,
                         multiply_stages, product_sum_stages, stepped)
 from ..rowbuffer import RingPass, RowBuffer
@@ -129,6 +129,40 @@ class _Norm(OperatorComponent):
         within the 200-cycle bound), two with the exact norm (:data:`NEURONS_PER_STAGE`)."""
         return 1 if NormMethod(config.norm_method) is NormMethod.CORDIC else cls.NEURONS_PER_STAGE
 
+    #: issue 13's bounds on a row's first output after its last input, cycles, by norm method
+    LATENCY_BOUND = {NormMethod.CORDIC: 200, NormMethod.EXACT: 64}
+
+    @classmethod
+    def latency_bound(cls, config) -> int:
+        """The most cycles from a row's last input to its first output that the spare registers
+        below may bring the latency to (:data:`LATENCY_BOUND`)."""
+        return cls.LATENCY_BOUND[NormMethod(config.norm_method)]
+
+    @classmethod
+    def fixed_leading_one_stages(cls, config) -> int:
+        """Without a ``target_mhz``: the division's leading-one detection in two stages where the
+        latency bound has the cycle (LayerNorm d 384: A's priority encoder, 6.8 ns at seed 3, was
+        its critical path), else in one (RMSNorm d 576 is at its bound)."""
+        plain = {"neurons_per_stage": cls.neurons_per_stage(config), "leading_one_stages": 2}
+        return 2 if cls._timing(config, plain, False).latency(config.d) <= cls.latency_bound(config) else 1
+
+    @classmethod
+    def pair_register(cls, config) -> bool:
+        """Whether the CORDIC tree registers its leaf pairs before their queue
+        (:class:`spikeops.hdl.norm.PolarNorm`): with the shared unit, where the latency bound has
+        the cycle after :meth:`fixed_leading_one_stages` took its own (the queue's write, from the
+        leaf pipeline's last stage, was the norms' critical path at 6.6-7.1 ns)."""
+        ncfg = config.norm
+        if ncfg.method != "cordic" or ncfg.levels == 0 or built_units(ncfg) != NormUnits.SHARED:
+            return False
+        return cls._timing(config, cls.division_options(config), True).latency(config.d) <= cls.latency_bound(config)
+
+    @classmethod
+    def pipelining(cls, config) -> dict:
+        """The generator's choices for ``config`` (:meth:`OperatorComponent.pipelining`), with the
+        tree's pair register."""
+        return {**super().pipelining(config), "tree_pair_register": cls.pair_register(config)}
+
     @classmethod
     def timing(cls, config) -> FixedDelay:
         """The row timing model: the send pass takes a row ``to_send`` cycles after its last input
@@ -139,16 +173,21 @@ class _Norm(OperatorComponent):
         the row at the division; the due line keeps at least one cycle), then ``to_output`` more to
         its first output (the take, the operand stages (:meth:`operand_stages`), the division
         pipeline, :meth:`sign_stages`, the output queue)."""
+        return cls._timing(config, cls.division_options(config), cls.pair_register(config))
+
+    @classmethod
+    def _timing(cls, config, division_options: dict, pair_register: bool) -> FixedDelay:
+        """:meth:`timing` with the division's options and the tree's pair register given."""
         ncfg = config.norm
         to_output = 2 + cls.operand_stages(config) + credit_latency(
-            division_latency(config.division, **cls.division_options(config)) + cls.sign_stages(config))
+            division_latency(config.division, **division_options) + cls.sign_stages(config))
         if ncfg.method == "exact":
             sq = SqrtNode.latency(ncfg)
             sums = cls.exact_sums(config)
             due, start = sums + 2 + sq + cls.readout_stages(config) + 2, sums + 2
             return FixedDelay(to_send=due - min(cls.root_lead(config), due - start - 1), to_output=to_output,
                               unit_start=start, unit_period=sq)
-        due = cls.leaf_stages(config) + tree_latency(ncfg) + cls.readout_stages(config) + 2
+        due = cls.leaf_stages(config) + tree_latency(ncfg, pair_register) + cls.readout_stages(config) + 2
         return FixedDelay(to_send=due - min(cls.root_lead(config), due - 1), to_output=to_output)
 
     @classmethod
@@ -248,15 +287,21 @@ class _Norm(OperatorComponent):
         at_end = Signal(init=int(d == 1), name="j_last")  # j == d - 1, as a register
         total = Signal(signed(sum_w))             # sum of the row's elements so far
         x = self.i.payload.data
-        # the port's ready is registers only (the ring, the row queue, the feed's skid): the norm's
-        # stall enable reaches the skid below, not the counters and queues of the receive side
+        # the port's ready is registers only (the ring, the row queue, the feed's skid, and at a
+        # row's end the norm's input side): the norm's stall reaches the skid below and that one
+        # LUT, not the counters and queues of the receive side
         held_v = Signal(name="feed_held")
         # room for a row's descriptor, as a register from last cycle's level: at most one is written
         # a cycle, so level < nq + 1 then leaves one entry free now (the queue's w_rdy, a compare on
         # its level, was on the way to ready and every counter: 6.7-8.2 ns at three seeds)
         rowq_room = Signal(init=1, name="rowq_room")
         m.d.sync += rowq_room.eq(rowq.level < nq + 1)
-        m.d.comb += self.i.ready.eq(~full & rowq_room & ~held_v)
+        # a row's last element only when the norm's input side takes it at once (``feed_ok``, a
+        # register): the norm then counts from the row's last input, as the timing model does (a
+        # last element held in the skid made its row's first output a cycle late, unless the
+        # previous row's outputs masked it)
+        feed_ok = Signal()                        # the norm's input side takes an element
+        m.d.comb += self.i.ready.eq(~full & rowq_room & ~held_v & (feed_ok | ~at_end))
         accept = self.i.valid & self.i.ready
         row_end = accept & at_end
         xbuf.write(m, wr, x, accept)
@@ -276,7 +321,6 @@ class _Norm(OperatorComponent):
         feed_layout = data.StructLayout({"x": signed(cfg.in_width), "j": range(d), "total": signed(sum_w),
                                          "end": 1})
         now, held, feed = Signal(feed_layout), Signal(feed_layout, name="feed_data"), Signal(feed_layout)
-        feed_ok = Signal()                        # the norm's input side takes an element
         m.d.comb += [now.x.eq(x), now.j.eq(j), now.total.eq(total), now.end.eq(at_end),
                      feed.eq(Mux(held_v, held, now))]
         take = (held_v | accept) & feed_ok
@@ -379,7 +423,7 @@ class _Norm(OperatorComponent):
         if ncfg.method == "exact":
             return self._exact(m, cfg, take, feed, feed_ok)
         em, ee = golden_node_of(cfg.eps_code, ncfg.width)
-        m.submodules.norm = tree = PolarNorm(ncfg, first_leaf=(int(em), int(ee)))
+        m.submodules.norm = tree = PolarNorm(ncfg, first_leaf=(int(em), int(ee)), pair_register=self.pair_register(cfg))
         # the leaf pipeline stalls with the tree's input, through a skid register, so that the
         # tree's ``ready`` reaches the skid only and the stages' enable is a register
         skid = SkidOutput(m, name="leaf_skid")
