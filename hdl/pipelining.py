@@ -27,9 +27,11 @@ The target also sets the stages of the shift scaling's leading-one detection: on
 :data:`LOD_SPLIT_MHZ`, two above it (each 8-bit group's leading one, then the groups').
 
 Without a target (``target_mhz=None``) each operator keeps its fixed choice: one neuron a stage in
-Softmax and the sigmoid family, two in the norms (their latency bound, issue 13); two leading-one
-stages in Softmax and the sigmoid family, one in the norms.  The choice never
-changes a result, only the latency (which the manifest, the testbench and the formulas follow).
+Softmax, the sigmoid family and the CORDIC norms, two in the exact norms (their 64-cycle bound,
+issue 13); two leading-one stages in Softmax and the sigmoid family, and in a norm two where its
+latency bound has the cycle, else one (``fixed_leading_one_stages``; a norm then spends a cycle
+still left on its CORDIC tree's pair register).  The choice never changes a result, only the
+latency (which the manifest, the testbench and the formulas follow).
 """
 
 from __future__ import annotations
