@@ -41,8 +41,8 @@ from .cordic import (UNIT_EXTRA, cordic_unit, difference_shapes, field_shapes, f
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, bit_length, leading_one, right_shift_stages
 
-__all__ = ["PolarNorm", "SqrtNode", "built_units", "node_layout", "node_stages", "NODE_STAGES", "tree_latency", "LEAF_PAIRS",
-           "SPLIT_PAIRS"]
+__all__ = ["PolarNorm", "SqrtNode", "built_units", "node_layout", "node_stages", "NODE_STAGES", "tree_latency",
+           "LEAF_PAIRS", "SPLIT_PAIRS"]
 
 
 def node_layout(cfg: NormConfig) -> data.StructLayout:
