@@ -104,14 +104,14 @@ def test_spare_cycles_go_to_registers(op, d, method):
     cfg = cls(d=d, norm_method=method, norm_units="shared")
     bound = comp.latency_bound(cfg)
     lod, reg = comp.leading_one_stages(cfg), comp.pair_register(cfg)
-    plain = {"neurons_per_stage": comp.neurons_per_stage(cfg), "leading_one_stages": 1}
+    nps = comp.neurons_per_stage(cfg)
 
     def latency(stages, register):
-        return comp._timing(cfg, {**plain, "leading_one_stages": stages}, register).latency(d)
+        return comp._timing(cfg, {"neurons_per_stage": nps, "leading_one_stages": stages}, register).latency(d)
 
-    assert comp.latency_for(cfg) == latency(lod, reg)
+    assert comp.latency_for(cfg) == latency(lod, reg) <= max(bound, latency(1, False))  # spent within the bound
     assert (lod == 2) == (latency(2, False) <= bound)
-    if method == "exact" or d == 1:
+    if method == "exact":
         assert not reg
     else:
         assert reg == (latency(lod, True) <= bound)
@@ -119,6 +119,20 @@ def test_spare_cycles_go_to_registers(op, d, method):
     assert comp.pipelining(cfg)["leading_one_stages"] == lod
     if d == cls().d and method == "cordic":
         assert (lod, reg) == ((2, True) if op == "layernorm" else (1, False))
+
+
+@pytest.mark.parametrize("op, d", [("rmsnorm", 64), ("rmsnorm", 68), ("layernorm", 130)])
+def test_a_rows_last_element_waits_for_the_norm_at_the_port(op, d):
+    """Where the shared CORDIC unit is the limit (more merges than leaves), the norm's input side
+    stalls now and then; a row's last element is accepted only when the norm takes it at once, so
+    every row's first output is where the model, counting from the last input, says (a last element
+    held in the feed's skid made its row a cycle late at RMSNorm d 64 and 68 with the tree's pair
+    register)."""
+    cls, comp, _ = OPS[op]
+    cfg = cls(d=d, norm_units="shared")
+    assert cfg.norm.merges > d
+    _, last_in, first_out = _run(op, cfg, 8)
+    assert first_out == comp.first_outputs(cfg, [d] * 8, last_in)
 
 
 def test_fixed_delay_model_by_hand():
