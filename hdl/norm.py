@@ -33,7 +33,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.choices import NormUnits
+from spikeops.golden.choices import NormMethod, NormUnits
 from spikeops.golden.norm import NormConfig, level_sizes
 
 from .cordic import (UNIT_EXTRA, cordic_unit, difference_shapes, field_shapes, fields_of_differences, merge_fields,
@@ -41,7 +41,7 @@ from .cordic import (UNIT_EXTRA, cordic_unit, difference_shapes, field_shapes, f
 from .component import ConfigComponent, ConfigSignature
 from .shift import SHIFT_STAGES, bit_length, leading_one, right_shift_stages
 
-__all__ = ["PolarNorm", "SqrtNode", "built_units", "node_layout", "node_stages", "NODE_STAGES", "tree_latency",
+__all__ = ["PolarNorm", "SqrtNode", "queues_leaf_pairs", "node_layout", "node_stages", "NODE_STAGES", "tree_latency",
            "LEAF_PAIRS", "SPLIT_PAIRS"]
 
 
@@ -80,6 +80,12 @@ def built_units(cfg: NormConfig) -> NormUnits:
     """The layout :class:`PolarNorm` builds for ``cfg``: its ``units``, but with one level ``split``
     is a unit per level (the leaf level's unit is the root's)."""
     return NormUnits.PER_LEVEL if cfg.units == NormUnits.SPLIT and cfg.levels == 1 else NormUnits(cfg.units)
+
+
+def queues_leaf_pairs(cfg: NormConfig) -> bool:
+    """Whether :class:`PolarNorm` at ``cfg`` queues its leaf pairs for a shared unit (the CORDIC
+    tree with at least one level, built ``shared``): where its ``pair_register`` may go."""
+    return cfg.method == NormMethod.CORDIC and cfg.levels > 0 and built_units(cfg) == NormUnits.SHARED
 
 
 def tree_latency(cfg: NormConfig, pair_register: bool = False) -> int:
@@ -134,11 +140,11 @@ class PolarNorm(ConfigComponent):
         super().__init__(config)
         if not isinstance(pair_register, bool):
             raise ValueError(f"PolarNorm: pair_register={pair_register!r} is not allowed; allowed: False or True")
-        if pair_register and (config.levels == 0 or built_units(config) != NormUnits.SHARED):
+        if pair_register and not queues_leaf_pairs(config):
             raise ValueError(f"PolarNorm: pair_register=True is not allowed with units={str(config.units)!r} and "
                              f"{config.levels} levels; allowed: units='shared' with at least one level (the leaf "
                              "pairs' queue)")
-        self.pair_register = bool(pair_register)
+        self.pair_register = pair_register
         if first_leaf is not None:
             if config.length < 2:
                 raise ValueError("PolarNorm: a first_leaf needs length >= 2")

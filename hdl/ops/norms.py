@@ -30,13 +30,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out
 
-from spikeops.golden.choices import NormMethod, NormUnits
+from spikeops.golden.choices import NormMethod
 from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
 from ..carry import add_or_subtract, negated_if
 from ..division import division_latency, division_stages
-from ..norm import NODE_STAGES, PolarNorm, SqrtNode, built_units, node_stages, tree_latency
+from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, queues_leaf_pairs, tree_latency
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_latency,
                         multiply_stages, product_sum_stages, stepped)
 from ..rowbuffer import RingPass, RowBuffer
@@ -143,8 +143,8 @@ class _Norm(OperatorComponent):
         """Without a ``target_mhz``: the division's leading-one detection in two stages where the
         latency bound has the cycle (LayerNorm d 384: A's priority encoder, 6.8 ns at seed 3, was
         its critical path), else in one (RMSNorm d 576 is at its bound)."""
-        plain = {"neurons_per_stage": cls.neurons_per_stage(config), "leading_one_stages": 2}
-        return 2 if cls._timing(config, plain, False).latency(config.d) <= cls.latency_bound(config) else 1
+        two = {"neurons_per_stage": cls.neurons_per_stage(config), "leading_one_stages": 2}
+        return 2 if cls._timing(config, two, False).latency(config.d) <= cls.latency_bound(config) else 1
 
     @classmethod
     def pair_register(cls, config) -> bool:
@@ -152,8 +152,7 @@ class _Norm(OperatorComponent):
         (:class:`spikeops.hdl.norm.PolarNorm`): with the shared unit, where the latency bound has
         the cycle after :meth:`fixed_leading_one_stages` took its own (the queue's write, from the
         leaf pipeline's last stage, was the norms' critical path at 6.6-7.1 ns)."""
-        ncfg = config.norm
-        if ncfg.method != "cordic" or ncfg.levels == 0 or built_units(ncfg) != NormUnits.SHARED:
+        if not queues_leaf_pairs(config.norm):
             return False
         return cls._timing(config, cls.division_options(config), True).latency(config.d) <= cls.latency_bound(config)
 
