@@ -175,10 +175,11 @@ class PolarNorm(ConfigComponent):
 
     def _leaf_level(self, m, cfg, accept):
         """Level 0: the leaves pair in arrival order (the constant ``first_leaf`` as leaf 0 of every
-        vector when given).  Returns ``(formed, forms, count0, last0)``: the pair the leaf on ``i``
-        forms (``(left, leaf)``, or ``(leaf, zero)`` for an odd count's last leaf), whether it forms
-        one, the leaf's number in its vector and ``last0`` (a register: the leaf is the vector's
-        last); the left node and the count are updated when ``accept``."""
+        vector when given).  Returns ``(formed, forms, count0, last0, next_forms)``: the pair the
+        leaf on ``i`` forms (``(left, leaf)``, or ``(leaf, zero)`` for an odd count's last leaf),
+        whether it forms one (a function of two registers), the leaf's number in its vector,
+        ``last0`` (a register: the leaf is the vector's last) and what ``forms`` will be next cycle;
+        the left node and the count are updated when ``accept``."""
         layout = node_layout(cfg)
         zero = {"m": 0, "e": cfg.zero_exp}
         size = level_sizes(cfg)[0]
@@ -194,16 +195,16 @@ class PolarNorm(ConfigComponent):
             m.d.comb += [formed[0].eq(left0), formed[1].eq(leaf)]
         with m.Else():
             m.d.comb += [formed[0].eq(leaf), formed[1].eq(layout.const(zero))]
+        next_left_v = Mux(accept, Mux(last0, int(preload), ~left0_v), left0_v)
+        next_last = Mux(accept, Mux(last0, int(preload) == size - 1, count0 == size - 2), last0)
+        m.d.sync += [left0_v.eq(next_left_v), last0.eq(next_last)]
         with m.If(accept):
-            m.d.sync += [count0.eq(Mux(last0, int(preload), count0 + 1)),
-                         last0.eq(Mux(last0, int(preload) == size - 1, count0 == size - 2))]
+            m.d.sync += count0.eq(Mux(last0, int(preload), count0 + 1))
             with m.If(~(left0_v | last0)):
                 m.d.sync += left0.eq(leaf)
             with m.If(last0):
-                m.d.sync += [left0.eq(layout.const(first)), left0_v.eq(int(preload))]
-            with m.Else():
-                m.d.sync += left0_v.eq(~left0_v)
-        return formed, left0_v | last0, count0, last0
+                m.d.sync += left0.eq(layout.const(first))
+        return formed, left0_v | last0, count0, last0, next_left_v | next_last
 
     def _per_level(self, m, cfg):
         """One unit per level: level 0's pairs enter unit 0 the cycle they form, and each unit's
@@ -212,7 +213,7 @@ class PolarNorm(ConfigComponent):
         shapes = field_shapes(cfg)
         m.d.comb += self.i.ready.eq(1)
         accept = self.i.valid
-        formed, forms, _, _ = self._leaf_level(m, cfg, accept)
+        formed, forms, *_ = self._leaf_level(m, cfg, accept)
         pair_fields, pair_valid = merge_fields(m, formed[0], formed[1], cfg, prefix="level0_"), accept & forms
         for l in range(cfg.levels):
             out = self._unit_at(m, cfg, l, pair_fields, pair_valid)
@@ -367,27 +368,30 @@ class PolarNorm(ConfigComponent):
             for sel, f in candidates:
                 picked = picked | Mux(sel, Value.cast(f[k]).as_unsigned(), 0)
             m.d.sync += reg.eq(picked)
-        return write, wr.data, issue_leaf, held
+        return write, wr.data, issue_leaf, held, next_held
 
     def _shared_leaves(self, m, cfg):
         """``units="shared"``: the queue holds pairs of leaves, and the leaf stream stalls while it
-        is full (``held`` and ``last0`` are registers, so the stream's ready is a function of
-        registers).  With ``pair_register`` a pair is written the cycle after it forms, so the
-        stream also stalls when a registered pair would fill the queue (it never overflows, and a
-        pair has as many ahead of it as without the register)."""
-        write, data_in, _, held = self._shared(m, cfg)
+        is full.  The stream's ready is a register, loaded with its next value (``~(forms & full)``
+        of the next state), so that a source may stall on it with one LUT.  With
+        ``pair_register`` a pair is written the cycle after it forms, so the stream also stalls when
+        a registered pair would fill the queue (it never overflows, and a pair has as many ahead of
+        it as without the register)."""
+        write, data_in, _, held, next_held = self._shared(m, cfg)
         accept = Signal(name="leaf_accept")
-        formed, forms, _, _ = self._leaf_level(m, cfg, accept)
-        full = held[-1]
+        formed, forms, _, _, next_forms = self._leaf_level(m, cfg, accept)
+        ready = Signal(init=1, name="leaf_ready")   # ~(forms & full); at reset the queue is empty
         if self.pair_register:
             pair = Signal(data.ArrayLayout(node_layout(cfg), 2), name="leaf_pair")
             pair_v = Signal(name="leaf_pair_valid")
             m.d.sync += [pair.eq(formed), pair_v.eq(accept & forms)]   # loaded every cycle: no enable
-            full = held[-1] | (pair_v & held[-2])
+            next_full = next_held[-1] | (accept & forms & next_held[-2])
             write_now, a, b = pair_v, pair[0], pair[1]
         else:
+            next_full = next_held[-1]
             write_now, a, b = accept & forms, formed[0], formed[1]
-        m.d.comb += [self.i.ready.eq(~(forms & full)), accept.eq(self.i.valid & self.i.ready), write.eq(write_now),
+        m.d.sync += ready.eq(~(next_forms & next_full))
+        m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready), write.eq(write_now),
                      data_in.eq(self._queued(m, cfg, pair_differences(m, a, b, cfg, prefix="queued_")))]
 
     def _split(self, m, cfg):
@@ -398,9 +402,9 @@ class PolarNorm(ConfigComponent):
         cannot wait, so a leaf that forms a pair whose result completes a level-1 pair reserves its
         queue entry when it is accepted (``used``: entries reserved or held), and the leaf stream
         stalls while fewer than two entries are free: the queue never overflows."""
-        write, data_in, read, _ = self._shared(m, cfg, base=1)
+        write, data_in, read, *_ = self._shared(m, cfg, base=1)
         accept = Signal(name="leaf_accept")
-        formed, forms, count0, last0 = self._leaf_level(m, cfg, accept)
+        formed, forms, count0, last0, _ = self._leaf_level(m, cfg, accept)
         out = self._unit_at(m, cfg, 0, merge_fields(m, formed[0], formed[1], cfg, prefix="level0_"), accept & forms)
         left, left_v, last = self._level_pairing(m, cfg, 1, out.res, out.valid)
         zero = node_layout(cfg).const({"m": 0, "e": cfg.zero_exp})

@@ -29,7 +29,7 @@ from amaranth.lib import memory
 
 from .dsp import MULTIPLIER_LATENCY, MULTIPLIER_WIDTH, Multiplier
 
-__all__ = ["Pipeline", "Stage", "CreditPipeline", "SkidOutput", "credit_latency", "multiply_stages",
+__all__ = ["Pipeline", "Stage", "CreditPipeline", "credit_latency", "multiply_stages",
            "reaches", "stepped", "multiply_latency", "product_blocks", "product_sum_stages", "MULTIPLY_STAGES", "DSP_WIDTH"]
 
 
@@ -185,42 +185,6 @@ class CreditPipeline(Pipeline):
         m.d.sync += [held.eq(stepped(held, self._accept, taken)),
                      self.room.eq(~reaches(held, self._accept, taken, self.capacity))]
         return o
-
-
-class SkidOutput:
-    """The end of a stalling :class:`Pipeline` as a stream whose ``ready`` does not reach the
-    pipeline's registers: one skid register catches the last stage's element when the sink is
-    not ready, and the pipeline's enable is the register ``enable`` (high while the skid is empty),
-    so the sink's ``ready`` fans out only to the skid.  Build the pipeline with ``enable`` as its
-    advance condition, then call :meth:`connect` with its last stage::
-
-        offered = last.valid & enable               (the element leaves the pipeline this cycle)
-        valid   = skid_valid | offered,   payload = skid_valid ? skid : last stage
-        skid   <= the offered element if the sink does not take it; emptied when the sink takes it
-
-    No cycle is added while the sink keeps up, nothing is dropped or duplicated, and order is kept.
-    """
-
-    def __init__(self, m, *, name: str = "skid"):
-        self.m, self.name = m, name
-        self.enable = Signal(init=1, name=f"{name}_enable")
-
-    def connect(self, valid, payload, ready):
-        """Drive from the last stage (``valid``, ``payload``); ``ready``: the sink's.  Returns the
-        stream's ``(valid, payload)``."""
-        m = self.m
-        payload = Value.cast(payload)
-        held = Signal(payload.shape(), name=f"{self.name}_data")
-        held_v = ~self.enable
-        offered = valid & self.enable
-        out_valid = held_v | offered
-        out = Mux(held_v, held, payload)
-        with m.If(held_v):
-            with m.If(ready):
-                m.d.sync += self.enable.eq(1)
-        with m.Elif(offered & ~ready):
-            m.d.sync += [held.eq(payload), self.enable.eq(0)]
-        return out_valid, out
 
 
 #: pipeline stages of :func:`multiply_stages`: the multiplier blocks' two registers, then the sum

@@ -105,7 +105,8 @@ def _leaf_items(dut, lm, le):
 
 def _run_norm_unit(dut, items, expect, gaps):
     """Drive ``dut.i`` with ``items`` (payload setters) under random idle cycles; collect ``expect``
-    results from ``o_valid``/``o``, and the cycles of every accepted item and every result."""
+    results from ``o_valid``/``o``, and the cycles of every accepted item and every result.  Every
+    cycle, ``i.ready`` must not wait on ``i.valid`` or the payload (a source stalls on it)."""
     got, accepted, results = [], [], []
     rng = np.random.default_rng(len(items))
 
@@ -113,9 +114,12 @@ def _run_norm_unit(dut, items, expect, gaps):
         k, cycle = 0, 0
         while len(got) < expect and cycle < 50_000:
             offer = k < len(items) and rng.random() >= gaps
+            ctx.set(dut.i.valid, 0)
+            idle_ready = ctx.get(dut.i.ready)
             ctx.set(dut.i.valid, int(offer))
             if offer:
                 items[k](ctx)
+            assert ctx.get(dut.i.ready) == idle_ready, f"i.ready follows i.valid at cycle {cycle}"
             _, _, ready = await ctx.tick().sample(dut.i.ready)
             if offer and ready:
                 accepted.append(cycle)

@@ -37,7 +37,7 @@ from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConf
 from ..carry import add_or_subtract, negated_if
 from ..division import division_latency, division_stages
 from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, queues_leaf_pairs, tree_latency
-from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, SkidOutput, Stage, credit_latency, multiply_latency,
+from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, Stage, credit_latency, multiply_latency,
                         multiply_stages, product_sum_stages, stepped)
 from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
@@ -297,12 +297,13 @@ class _Norm(OperatorComponent):
         # seeds), so that ready is one LUT (two with ``full`` apart: ``feed_held`` -> ``ring_full``,
         # 7.14 ns, LayerNorm seed 3)
         room = Signal(init=1, name="receive_room")
-        # a row's last element only when the norm's input side takes it at once (``feed_ok``, a
-        # register): the norm then counts from the row's last input, as the timing model does (a
-        # last element held in the skid made its row's first output a cycle late, unless the
-        # previous row's outputs masked it)
+        # a row's last element only when the norm's input side surely takes it at once
+        # (``feed_sure``, a register that implies ``feed_ok``): the norm then counts from the row's
+        # last input, as the timing model does (a last element held in the skid made its row's
+        # first output a cycle late, unless the previous row's outputs masked it)
         feed_ok = Signal()                        # the norm's input side takes an element
-        m.d.comb += self.i.ready.eq(room & ~held_v & (feed_ok | ~at_end))
+        feed_sure = Signal()
+        m.d.comb += self.i.ready.eq(room & ~held_v & (feed_sure | ~at_end))
         accept = self.i.valid & self.i.ready
         row_end = accept & at_end
         xbuf.write(m, wr, x, accept)
@@ -332,7 +333,7 @@ class _Norm(OperatorComponent):
             m.d.sync += [held.eq(now), held_v.eq(1)]
 
         # -- the norm --------------------------------------------------------------------------
-        root, root_valid, due_in = self._norm(m, cfg, take, feed, feed_ok)
+        root, root_valid, due_in = self._norm(m, cfg, take, feed, feed_ok, feed_sure)
         # the send pass may take a row when its token leaves a delay line: to_send cycles after the
         # row's last input (the tree's bound), or after the square-root unit took it
         delay = timing.to_send - timing.unit_start
@@ -418,20 +419,23 @@ class _Norm(OperatorComponent):
         p3.finish(Cat(y[:fmt.width], p3.carried["last"]))
         return m
 
-    def _norm(self, m, cfg, take, feed, feed_ok):
+    def _norm(self, m, cfg, take, feed, feed_ok, feed_sure):
         """The norm's input side, taking ``feed`` (an element, its index, the row's sum before it,
-        whether it ends its row) when ``take``, and driving ``feed_ok`` (it can take one); returns
+        whether it ends its row) when ``take``, and driving ``feed_ok`` (it can take one) and
+        ``feed_sure`` (a register, or a function of registers, that implies ``feed_ok``); returns
         the root node, its valid pulse and the event the send pass's delay counts from."""
         ncfg = cfg.norm
         if ncfg.method == "exact":
+            m.d.comb += feed_sure.eq(feed_ok)
             return self._exact(m, cfg, take, feed, feed_ok)
         em, ee = golden_node_of(cfg.eps_code, ncfg.width)
         m.submodules.norm = tree = PolarNorm(ncfg, first_leaf=(int(em), int(ee)), pair_register=self.pair_register(cfg))
-        # the leaf pipeline stalls with the tree's input, through a skid register, so that the
-        # tree's ``ready`` reaches the skid only and the stages' enable is a register
-        skid = SkidOutput(m, name="leaf_skid")
-        en = skid.enable
-        m.d.comb += feed_ok.eq(en)
+        # the leaf pipeline stalls while its last stage holds a leaf the tree does not take: the
+        # tree's ``ready`` is a register, so the stages' enable is one LUT (a skid register in
+        # between put its multiplexer on the way from the leaf to the pair queue's write, and the
+        # stages' enable on every leaf bit of it: RMSNorm's critical path, 7.0 ns)
+        en = Signal(name="leaf_enable")
+        m.d.comb += [feed_ok.eq(en), feed_sure.eq(tree.i.ready)]
         x, j, total = feed.x, feed.j, feed.total
         pipe = Pipeline(m, en, take & (j != 0) if cfg.helmert else take, name="leaf")
         if cfg.helmert:
@@ -460,8 +464,8 @@ class _Norm(OperatorComponent):
             lm, le = node_stages(pipe, s1.mag, ncfg)      # registered but for a zero test
             leaf = Stage(pipe.valid, {"m": lm, "e": le})
         assert pipe.latency == self.leaf_stages(cfg)
-        valid, node = skid.connect(leaf.valid, Cat(leaf.m, leaf.e), tree.i.ready)
-        m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.eq(node)]
+        m.d.comb += [en.eq(~leaf.valid | tree.i.ready), tree.i.valid.eq(leaf.valid),
+                     tree.i.payload.eq(Cat(leaf.m, leaf.e))]
         return tree.o, tree.o_valid, take & feed.end
 
     def _exact(self, m, cfg, take, feed, feed_ok):
