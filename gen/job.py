@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .job_fpga import collect_fpga, fpga_row
+from .job_fpga import collect_fpga, fmax_cell, fpga_row
 from .llm.defaults import CALIBRATION_TEXTS
 from .target import FpgaTarget, target_from_args
 
@@ -265,7 +265,7 @@ def format_summary(report: dict) -> str:
         ok = f"{c.get('elements', 0)} ({c.get('sim', '-')})" if c.get("passed") else f"FAILED ({c.get('message', '')[:60]})"
         rate = f"{c['elements_per_cycle']:.3f}" if c.get("elements_per_cycle") else "-"
         cells = [s.get(k, "-") for k in ("lut_equivalent", "ff", "dsp", "bram")]
-        fmax = f"{p['fmax_mhz']:.1f}" if p else ("FAILED" if f else "-")
+        fmax = fmax_cell(f)
         lines.append(f"| {op} | {r['instances']} ({r['instances_at_config']} at this config) | "
                      f"{e['err_max_lsb']:.2f} / {e['err_mean_lsb']:.3f} | {ok} | {rate} | " + " | ".join(map(str, cells))
                      + f" | {fmax} | {lat_s} |")

@@ -3,7 +3,7 @@ synthesise and place-and-route it in a worker process, and collect the rows into
 
 from __future__ import annotations
 
-__all__ = ["fpga_row", "collect_fpga"]
+__all__ = ["fpga_row", "collect_fpga", "fmax_cell", "target_note"]
 
 
 def fpga_row(op: str, cfg, weights: dict, out_dir: str, target, timeout: float) -> dict:
@@ -31,4 +31,20 @@ def collect_fpga(operators: dict, futures: dict, clock, label: str = ""):
         operators[op]["fpga"] = row
         p = row.get("pnr", {})
         clock.stage(f"  {op}{label}: " + (f"LUT-eq {p['synthesis']['lut_equivalent']}, Fmax {p['fmax_mhz']:.1f} MHz"
+                                          f"{target_note(p)}"
                                           if p else f"place-and-route FAILED: {row.get('error')}"))
+
+
+def fmax_cell(row: dict) -> str:
+    """The Fmax column of an :func:`fpga_row` result: MHz, with the flow's target when
+    place-and-route did not meet it; ``FAILED`` when the row has no result, ``-`` when there is no
+    row."""
+    p = row.get("pnr")
+    if not p:
+        return "FAILED" if row else "-"
+    return f"{p['fmax_mhz']:.1f}{target_note(p)}"
+
+
+def target_note(pnr: dict) -> str:
+    """`` (under its T MHz target)`` when a place-and-route result did not meet its target, else ``""``."""
+    return "" if pnr.get("timing_met", True) else f" (under its {pnr['target_mhz']:g} MHz target)"

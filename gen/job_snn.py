@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .job_fpga import fpga_row
+from .job_fpga import fmax_cell, fpga_row
 
 __all__ = ["check_snn_spec", "spiking_stage", "summary_lines"]
 
@@ -112,7 +112,7 @@ def summary_lines(spiking: dict, plain: dict) -> list[str]:
         s = p.get("synthesis", {})
         ps = plain.get(op, {}).get("fpga", {}).get("pnr", {}).get("synthesis", {})
         ok = f"{c.get('elements', 0)} ({c.get('sim', '-')})" if c.get("passed") else "FAILED"
-        fmax = f"{p['fmax_mhz']:.1f}" if p else "-"
+        fmax = fmax_cell(r.get("fpga", {}))
         lines.append(f"| {op} | {r['site']} | {'yes' if r['golden_equals_network'] else 'NO'} | {ok} | "
                      + " | ".join(str(s.get(k, "-")) for k in ("lut_equivalent", "ff", "dsp", "bram"))
                      + f" | {fmax} | {ps.get('lut_equivalent', '-')} | {ps.get('bram', '-')} |")

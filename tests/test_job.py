@@ -96,3 +96,9 @@ def test_summary_table_lists_every_operator(tiny):
                                                                                    "dsp": 4, "bram": 2}}}}}}
     text = format_summary(rep)
     assert "| silu | 3 (2 at this config) |" in text and "| 10 (verilator) | 0.980 | 1766 | 1833 | 4 | 2 | 59.3 | 25 |" in text
+    # an operator under the flow's target says so; a failed place-and-route says FAILED
+    silu = rep["operators"]["silu"]
+    silu["fpga"]["pnr"].update(timing_met=False, target_mhz=100.0)
+    assert "| 59.3 (under its 100 MHz target) | 25 |" in format_summary(rep)
+    silu["fpga"] = {"latency": {"kind": "fixed", "cycles": 25}, "error": "place-and-route timed out"}
+    assert "| - | - | - | - | FAILED | 25 |" in format_summary(rep)
