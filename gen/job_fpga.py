@@ -3,7 +3,7 @@ synthesise and place-and-route it in a worker process, and collect the rows into
 
 from __future__ import annotations
 
-__all__ = ["fpga_row", "collect_fpga", "fmax_cell", "target_note"]
+__all__ = ["fpga_row", "collect_fpga", "fmax_cell"]
 
 
 def fpga_row(op: str, cfg, weights: dict, out_dir: str, target, timeout: float) -> dict:
@@ -31,7 +31,7 @@ def collect_fpga(operators: dict, futures: dict, clock, label: str = ""):
         operators[op]["fpga"] = row
         p = row.get("pnr", {})
         clock.stage(f"  {op}{label}: " + (f"LUT-eq {p['synthesis']['lut_equivalent']}, Fmax {p['fmax_mhz']:.1f} MHz"
-                                          f"{target_note(p)}"
+                                          f"{_target_note(p)}"
                                           if p else f"place-and-route FAILED: {row.get('error')}"))
 
 
@@ -42,9 +42,9 @@ def fmax_cell(row: dict) -> str:
     p = row.get("pnr")
     if not p:
         return "FAILED" if row else "-"
-    return f"{p['fmax_mhz']:.1f}{target_note(p)}"
+    return f"{p['fmax_mhz']:.1f}{_target_note(p)}"
 
 
-def target_note(pnr: dict) -> str:
+def _target_note(pnr: dict) -> str:
     """`` (under its T MHz target)`` when a place-and-route result did not meet its target, else ``""``."""
     return "" if pnr.get("timing_met", True) else f" (under its {pnr['target_mhz']:g} MHz target)"

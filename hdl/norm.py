@@ -381,15 +381,16 @@ class PolarNorm(ConfigComponent):
         accept = Signal(name="leaf_accept")
         formed, forms, _, _, next_forms = self._leaf_level(m, cfg, accept)
         ready = Signal(init=1, name="leaf_ready")   # ~(forms & full); at reset the queue is empty
+        pairs_now = accept & forms                  # a pair forms this cycle
         if self.pair_register:
             pair = Signal(data.ArrayLayout(node_layout(cfg), 2), name="leaf_pair")
             pair_v = Signal(name="leaf_pair_valid")
-            m.d.sync += [pair.eq(formed), pair_v.eq(accept & forms)]   # loaded every cycle: no enable
-            next_full = next_held[-1] | (accept & forms & next_held[-2])
+            m.d.sync += [pair.eq(formed), pair_v.eq(pairs_now)]   # loaded every cycle: no enable
+            next_full = next_held[-1] | (pairs_now & next_held[-2])   # next cycle's pair_v & held[-2]
             write_now, a, b = pair_v, pair[0], pair[1]
         else:
             next_full = next_held[-1]
-            write_now, a, b = accept & forms, formed[0], formed[1]
+            write_now, a, b = pairs_now, formed[0], formed[1]
         m.d.sync += ready.eq(~(next_forms & next_full))
         m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready), write.eq(write_now),
                      data_in.eq(self._queued(m, cfg, pair_differences(m, a, b, cfg, prefix="queued_")))]

@@ -298,7 +298,7 @@ class _Norm(OperatorComponent):
         # 7.14 ns, LayerNorm seed 3)
         room = Signal(init=1, name="receive_room")
         # a row's last element only when the norm's input side surely takes it at once
-        # (``feed_sure``, a register that implies ``feed_ok``): the norm then counts from the row's
+        # (``feed_sure``, from registers, implies ``feed_ok``): the norm then counts from the row's
         # last input, as the timing model does (a last element held in the skid made its row's
         # first output a cycle late, unless the previous row's outputs masked it)
         feed_ok = Signal()                        # the norm's input side takes an element
