@@ -4,6 +4,7 @@ the network settles, every site's accumulated total equals the QANN's, bit for b
 Llama; SmolLM2 on two prompts)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -228,6 +229,35 @@ def test_runs_below_settle_and_the_settled_fast_path(tiny):
     long = base.with_config(SNNConfig.parse(f"T={full.settle_steps + 3},L=4")).run(ids, record=True)
     assert long.settled and long.settle_steps == full.settle_steps and long.steps == full.steps
     assert all(torch.equal(long.records[k], q.records[k]) for k in q.records)
+
+
+def test_one_run_gives_every_smaller_T_bit_for_bit(tiny):
+    model, cal, _b = tiny
+    ids = torch.randint(0, 97, (2, 11), generator=torch.Generator().manual_seed(4))
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0  # left padding: the mask travels with every step count
+    base = convert(model, SNNConfig.parse("T=5,L=2"), cal)
+    settle = base.with_config(SNNConfig.parse("T=settle,fast=0,L=2")).run(ids, mask).settle_steps
+    top = settle + 2
+    net = base.with_config(SNNConfig.parse(f"T={top},L=2"))
+    keys = (1, 2, 3, settle, top)
+    run = net.run(ids, mask, checkpoints=keys)
+    assert sorted(run.hidden_at) == sorted(set(keys)) and torch.equal(run.hidden_at[top], run.hidden)
+    seen = []
+    for t in sorted(set(keys)):
+        alone = base.with_config(SNNConfig.parse(f"T={t},L=2")).run(ids, mask).hidden
+        assert torch.equal(run.hidden_at[t], alone), t
+        seen.append(alone)
+    assert not torch.equal(seen[0], seen[1])  # the step counts really differ below settle
+    assert torch.equal(run.hidden_at[settle], run.hidden)  # settled: later steps change nothing
+    assert torch.equal(net.model.views([2, top], input_ids=ids, attention_mask=mask)[2], run.hidden_at[2])
+    for spec, keys, needle in (("T=3,L=2", [4], "checkpoint T=4 is out of range; allowed: 1 to the network's T=3"),
+                               ("T=3,L=2", [0], "checkpoint T=0 is out of range"),
+                               ("mode=qann", [1], "not allowed for QANN W8A8; allowed: a time-stepped network"),
+                               ("T=settle,L=2", [1], "allowed: a time-stepped network with a fixed T"),
+                               ("T=3,L=2,division=tl", [1], "division=tl (the operators' grids depend on T)")):
+        with pytest.raises(ValueError, match=re.escape(needle)):
+            base.with_config(SNNConfig.parse(spec)).run(ids, checkpoints=keys)
 
 
 def test_masks_survive_the_conversion(tiny):

@@ -69,6 +69,54 @@ def test_eval_snn_rows_score_account_and_resume(tiny, tmp_path, capsys, monkeypa
     assert len(calls) == n + 1 and calls[-1].model.snn.T == 3
 
 
+def test_a_t_sweep_is_one_pass_and_each_row_equals_its_own_run(tiny, tmp_path, monkeypatch):
+    from spikeops.gen.llm import evaluate
+    from spikeops.gen.llm.jobs import plan_jobs
+    from spikeops.gen.llm.table import row_groups
+
+    base = ["eval", "--model", str(tiny), "--tasks", "piqa", "--limit", "3", "--ppl-limit", "2",
+            "--calibration-texts", "2", "--speed-repeats", "0"]
+    calls, real = [], evaluate.multiple_choice_task
+    monkeypatch.setattr(evaluate, "multiple_choice_task",
+                        lambda *a, **k: calls.append((getattr(a[0].model, "snn", None) and a[0].model.snn.T,
+                                                      k.get("views"))) or real(*a, **k))
+    sweep = tmp_path / "sweep"
+    specs = ["--snn", "T=1,L=4,ops=spikeops", "--snn", "T=2,L=4,ops=spikeops", "--snn", "T=4,L=4,ops=spikeops"]
+    assert main(base + specs + ["--out", str(sweep)]) == 0
+    assert calls == [(None, None), (4, [1, 2, 4])]  # the float row; one pass at the largest T, a view per row
+    assert list(json.loads((sweep / "eval.json").read_text())["rows"]) == ["original"] + [
+        f"SNN T={t} L=4 W8A8" for t in (1, 2, 4)]
+    png = sweep / "accuracy-vs-T.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    alone = tmp_path / "alone"
+    for t in (1, 2, 4):
+        assert main(base + ["--snn", f"T={t},L=4,ops=spikeops", "--out", str(alone)]) == 0
+    assert calls[2:] == [(None, None), (1, None), (2, None), (4, None)]
+    kept = lambda out, t: json.loads((out / "rows" / f"SNN-T={t}-L=4-W8A8.json").read_text())["results"]
+    for t in (1, 2, 4):
+        g, w = kept(sweep, t), kept(alone, t)
+        assert g["piqa"]["acc"] == w["piqa"]["acc"], t
+        assert g["lambada"]["nll"] == w["lambada"]["nll"], t  # the same floats, bit for bit
+        assert g["activity"]["steps_run"] == w["activity"]["steps_run"] == t
+    assert len({kept(sweep, t)["lambada"]["nll"] for t in (1, 2, 4)}) == 3
+    # kept: a rerun scores nothing; each row kept on its own
+    n = len(calls)
+    assert main(base + specs + ["--out", str(sweep)]) == 0 and len(calls) == n
+    assert all((sweep / "rows" / f"SNN-T={t}-L=4-W8A8.json").exists() for t in (1, 2, 4))
+    # as jobs: a step group is one job (its shards), the other rows one each
+    snn = ["T=1,L=4", "T=3,L=4", "mode=qann"]
+    rows = ["original", "SNN T=1 L=4 W8A8, float ops", "SNN T=1 L=4 W8A8", "SNN T=3 L=4 W8A8, float ops",
+            "SNN T=3 L=4 W8A8", "QANN W8A8, float ops", "QANN W8A8"]
+    groups = row_groups(rows, snn)
+    assert groups == ["original", ("SNN T=1 L=4 W8A8, float ops", "SNN T=3 L=4 W8A8, float ops"),
+                      ("SNN T=1 L=4 W8A8", "SNN T=3 L=4 W8A8"), "QANN W8A8, float ops", "QANN W8A8"]
+    assert row_groups(rows[2:3], snn) == ["SNN T=1 L=4 W8A8"]
+    jobs = plan_jobs(groups, {}, jobs=2, shards=2)
+    assert jobs[2].rows == ["SNN T=1 L=4 W8A8, float ops", "SNN T=3 L=4 W8A8, float ops"]
+    assert jobs[2].describe() == "SNN T=1 L=4 W8A8, float ops + SNN T=3 L=4 W8A8, float ops (shard 0/2)"
+    assert len(jobs) == 10
+
+
 def test_capture_snn_records_the_totals_inside_the_network(tiny, tmp_path):
     from spikeops.gen.llm.plan import Plan
 

@@ -229,7 +229,7 @@ def _eval_jobs(args, changes, snn, family: str, ablations) -> int:
     from .jobs import plan_jobs, run_jobs, worker_threads
     from .operators import get_backend
     from .rowstore import RowStore
-    from .table import check_rows, evaluation_table, format_table, row_labels
+    from .table import check_rows, evaluation_table, format_table, row_groups, row_labels
 
     t0 = time.perf_counter()
     if family == "bert":
@@ -243,13 +243,15 @@ def _eval_jobs(args, changes, snn, family: str, ablations) -> int:
     options = dict(model=args.model, tasks=args.tasks, limit=args.limit, ppl_limit=args.ppl_limit,
                    ablations=ablations, snn=snn, out_dir=args.out, batch_tokens=args.batch_tokens,
                    n_sentences=args.sentences, calibration_texts=args.calibration_texts, changes=changes)
-    jobs = plan_jobs(rows, options, jobs=args.jobs, shards=args.row_shards, backend=get_backend(),
+    jobs = plan_jobs(row_groups(rows, snn), options, jobs=args.jobs, shards=args.row_shards, backend=get_backend(),
                      threads=worker_threads(args.executor, args.jobs))
     executor = make_executor(args.executor, jobs=args.jobs, scheduler=args.scheduler, cmd="eval")
     where = (f"a Dask cluster ({args.scheduler or f'local, {args.jobs} workers'})" if args.executor == "dask"
              else f"{args.jobs} local worker{'s' if args.jobs > 1 else ''}")
     shards = jobs[0].shard[1] if jobs else 0
-    print(f"eval: {len(jobs)} jobs ({len(rows)} rows x {shards} shards) on {where}; each keeps its results in "
+    passes = len(jobs) // max(shards, 1)
+    what = f"{len(rows)} rows" + (f" in {passes} passes" if passes != len(rows) else "")
+    print(f"eval: {len(jobs)} jobs ({what} x {shards} shards) on {where}; each keeps its results in "
           f"{args.out}/rows/ as they come")
     try:
         if args.fresh:                          # each job resumes: what was kept goes first

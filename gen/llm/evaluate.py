@@ -13,74 +13,99 @@ import time
 import numpy as np
 
 from . import data
-from .scoring import Timer, loglikelihoods, perplexity
+from .scoring import Timer, loglikelihoods, per_view, perplexity
 
 __all__ = ["multiple_choice_task", "evaluate_tasks", "summarise", "embedding_agreement", "speed_probe"]
 
 
-def multiple_choice_task(lm, task, limit, batch_tokens, timer, progress, resume=None) -> dict | None:
+def multiple_choice_task(lm, task, limit, batch_tokens, timer, progress, resume=None, views=None) -> dict | None:
     """Accuracy and length-normalised accuracy of ``lm`` on the first ``limit`` documents of ``task``
-    (None while another shard has requests left: ``resume``, :class:`~.scoring.Resume`)."""
+    (None while another shard has requests left: ``resume``, :class:`~.scoring.Resume`); with
+    ``views`` (:func:`~.scoring.score_tokens`), ``{key: result}``."""
     docs = data.task_docs(task, limit)
     pairs, spans = [], []
     for d in docs:
         spans.append((len(pairs), len(d.continuations)))
         pairs += list(zip(d.contexts, d.continuations))
     lls = loglikelihoods(lm, pairs, batch_tokens=batch_tokens, desc=task, timer=timer, progress=progress,
-                         **({"resume": resume} if resume is not None else {}))
-    if lls is None:
-        return None
-    hit = hit_norm = 0
-    for d, (start, n) in zip(docs, spans):
-        ll = np.array(lls[start:start + n])
-        chars = np.array([len(c) for c in d.continuations], dtype=np.float64)
-        hit += int(np.argmax(ll) == d.gold)
-        hit_norm += int(np.argmax(ll / chars) == d.gold)
-    return {"acc": hit / len(docs), "acc_norm": hit_norm / len(docs), "docs": len(docs), "requests": len(pairs)}
+                         resume=resume, views=views)
+
+    def result(lls):
+        hit = hit_norm = 0
+        for d, (start, n) in zip(docs, spans):
+            ll = np.array(lls[start:start + n])
+            chars = np.array([len(c) for c in d.continuations], dtype=np.float64)
+            hit += int(np.argmax(ll) == d.gold)
+            hit_norm += int(np.argmax(ll / chars) == d.gold)
+        return {"acc": hit / len(docs), "acc_norm": hit_norm / len(docs), "docs": len(docs), "requests": len(pairs)}
+
+    return per_view(lls, views, result)
 
 
-def _timed(fn, *args, resume=None, **kwargs) -> dict | None:
+def _timed(fn, *args, resume=None, views=None, **kwargs) -> dict | None:
     """``fn``'s result with its model time, tokens and wall time (with ``resume``: those of every
-    run and process that scored it)."""
+    run and process that scored it; with ``views``, per view, each charged the shared pass)."""
     timer, t0 = Timer(), time.perf_counter()
-    out = fn(*args, timer=timer, **kwargs, **({"resume": resume} if resume is not None else {}))
+    extra = {k: v for k, v in (("resume", resume), ("views", views)) if v is not None}
+    out = fn(*args, timer=timer, **kwargs, **extra)
     if out is None:
         return None
-    out.update(model_seconds=timer.seconds, tokens=timer.tokens, wall_seconds=time.perf_counter() - t0)
-    if resume is not None and resume.totals is not None:
-        out.update(resume.totals)
+    parts = {None: (out, resume)} if views is None else {k: (out[k], (resume or {}).get(k)) for k in views}
+    for res, r in parts.values():
+        res.update(model_seconds=timer.seconds, tokens=timer.tokens, wall_seconds=time.perf_counter() - t0)
+        if r is not None and r.totals is not None:
+            res.update(r.totals)
     return out
 
 
 def evaluate_tasks(lm, tasks=data.TASKS, limit=None, ppl_limit=None, batch_tokens=4096,
-                   progress=True, done=None, save=None, resume=None) -> dict | None:
+                   progress=True, done=None, save=None, resume=None, views=None) -> dict | None:
     """Multiple-choice accuracies and LAMBADA perplexity of a decoder, with timing.
 
     ``done`` maps a task (or ``"lambada"``) to a result kept from an earlier run, which is reused;
     ``save(name, result)`` is called as each result is ready (so an interrupted run keeps them).
     ``resume(name)`` gives the :class:`~.scoring.Resume` of a task (its per-request scores kept as
     they come, and the shard of its batches this call scores): a task another shard has not
-    finished is left out, and the row is then None (not complete yet)."""
-    done = dict(done or {})
-    results, left = {}, []
+    finished is left out, and the row is then None (not complete yet).
+
+    ``views`` (keys; :func:`~.scoring.score_tokens`) scores several outputs of ``lm`` in one pass,
+    one row per key: ``done`` is then ``{key: {task: result}}``, ``save(key, name, result)``,
+    ``resume(key, name)``, and the result ``{key: row}`` (None until every view's row is complete).
+    A task runs when some view has not kept it."""
+    keys = [None] if views is None else list(views)
+    done = {None: dict(done or {})} if views is None else {k: dict((done or {}).get(k, {})) for k in keys}
+    results, left = {k: {} for k in keys}, []
     jobs = [(t, lambda r, t=t: _timed(multiple_choice_task, lm, t, limit, batch_tokens, progress=progress,
-                                      resume=r))
+                                      resume=r, views=views))
             for t in tasks]
     if ppl_limit != 0:
         jobs.append(("lambada", lambda r: _timed(perplexity, lm, data.lambada_passages(ppl_limit),
-                                                 batch_tokens=batch_tokens, progress=progress, resume=r)))
+                                                 batch_tokens=batch_tokens, progress=progress, resume=r,
+                                                 views=views)))
     for name, run in jobs:
-        if name in done:
-            results[name] = done[name]
+        if all(name in done[k] for k in keys):
+            for k in keys:
+                results[k][name] = done[k][name]
             continue
-        result = run(resume(name) if resume is not None else None)
+        if resume is None:
+            r = None
+        else:
+            r = resume(name) if views is None else {k: resume(k, name) for k in keys}
+        result = run(r)
         if result is None:
             left.append(name)
             continue
-        results[name] = result
-        if save is not None:
-            save(name, result)
-    return None if left else summarise(results, tasks)
+        for k in keys:
+            res = result if views is None else result[k]
+            if name in done[k]:        # kept before: the kept result stands
+                res = done[k][name]
+            elif save is not None:
+                save(name, res) if views is None else save(k, name, res)
+            results[k][name] = res
+    if left:
+        return None
+    rows = {k: summarise(results[k], tasks) for k in keys}
+    return rows[None] if views is None else rows
 
 
 def summarise(results: dict, tasks) -> dict:

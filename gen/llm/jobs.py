@@ -3,7 +3,8 @@
 
 A job is one row (``original``, an ablation, or a quantised or spiking network) or one shard of
 it: :func:`run_row` calls :func:`spikeops.gen.llm.table.evaluation_table` for that row alone
-(``rows=[label]``, ``shard=(i, n)``) in the worker, which keeps its results per task in
+(``rows=[label]``, ``shard=(i, n)``) in the worker; spiking rows that one run scores together (the
+T sweep of one network, :func:`spikeops.gen.llm.snn.table.step_groups`) are one job, which keeps its results per task in
 ``<out>/rows/`` (:class:`spikeops.gen.llm.rowstore.RowStore`, locked, merged) and its per-request
 scores as they come.  The jobs therefore share nothing but the output folder, a stopped run resumes
 from what they kept, and the last call, in the process that started them, assembles ``eval.json``
@@ -40,21 +41,30 @@ class RowJob:
     shard: tuple = (0, 1)
     backend: str = "fast"
     threads: int = 1
+    #: rows scored with ``label`` in the same pass (the rest of its step group)
+    also: tuple = ()
+
+    @property
+    def rows(self) -> list:
+        return [self.label, *self.also]
 
     def describe(self) -> str:
-        return self.label if self.shard == (0, 1) else f"{self.label} (shard {self.shard[0]}/{self.shard[1]})"
+        what = " + ".join(self.rows)
+        return what if self.shard == (0, 1) else f"{what} (shard {self.shard[0]}/{self.shard[1]})"
 
 
 def plan_jobs(labels, options: dict, *, jobs: int, shards: int | None = None, backend: str = "fast",
               threads: int = 1) -> list[RowJob]:
-    """The jobs for rows ``labels``: each row split into ``shards`` shards of its batches (default:
-    enough for ``jobs`` workers, ``ceil(jobs / rows)``), in row order."""
+    """The jobs for rows ``labels`` (each a label, or a tuple of labels one pass scores together):
+    each split into ``shards`` shards of its batches (default: enough for ``jobs`` workers,
+    ``ceil(jobs / rows)``), in row order."""
     if not labels:
         return []
     n = shards if shards is not None else max(1, math.ceil(jobs / len(labels)))
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"eval: --row-shards {n!r} is not allowed; allowed: an integer >= 1")
-    return [RowJob(label, options, (i, n), str(backend), threads) for label in labels for i in range(n)]
+    groups = [(g,) if isinstance(g, str) else tuple(g) for g in labels]
+    return [RowJob(g[0], options, (i, n), str(backend), threads, g[1:]) for g in groups for i in range(n)]
 
 
 def run_row(job: RowJob) -> dict:
@@ -71,7 +81,7 @@ def run_row(job: RowJob) -> dict:
 
         torch.set_num_threads(max(1, job.threads))
         set_backend(job.backend)
-        evaluation_table(**job.options, rows=[job.label], shard=tuple(job.shard), speed_repeats=0, progress=False,
+        evaluation_table(**job.options, rows=job.rows, shard=tuple(job.shard), speed_repeats=0, progress=False,
                          log=lines.append, assemble=False)
         return {"status": "ok", "seconds": time.perf_counter() - t0, "log": lines, "message": ""}
     except Exception as err:  # noqa: BLE001 - reported as the job's result

@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-__all__ = ["encode_pair", "shared_packs", "pack_limit", "score_tokens", "loglikelihoods", "perplexity", "embed", "Timer",
-           "Resume"]
+__all__ = ["encode_pair", "shared_packs", "pack_limit", "score_tokens", "per_view", "loglikelihoods", "perplexity",
+           "embed", "Timer", "Resume"]
 
 
 class Timer:
@@ -164,17 +164,31 @@ def pack_limit(model, max_pack: int) -> int:
 
 def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
                  progress: bool = True, min_shared: int = 4, max_pack: int = 1024,
-                 resume: Resume | None = None) -> list[tuple[float, bool]] | None:
+                 resume=None, views=None):
     """``(sum of log-probabilities, is_greedy)`` of each request ``(ids, n)`` (as :func:`encode_pair`
     gives: the model reads ``ids[:-1]``, the last ``n`` targets are scored); ``is_greedy`` says
     whether every scored target is the argmax of its logits (lm-eval's flag).  Requests with the
     same context of at least ``min_shared`` tokens share one pass over it (:func:`shared_packs`,
     packs of at most :func:`pack_limit` tokens; ``max_pack=0`` turns sharing off).  With ``resume``
     (:class:`Resume`) kept scores are reused and new ones kept as they come; None when requests are
-    left that another shard has not scored yet."""
+    left that another shard has not scored yet.
+
+    ``views`` (keys, e.g. time-step counts) scores several outputs of one pass: the model's body
+    then has ``views(keys, input_ids, attention_mask, position_ids)`` returning ``{key:
+    last_hidden_state}`` (:meth:`spikeops.gen.llm.snn.network._Body.views`: a spiking network's
+    hidden state after each of several step counts), ``resume`` is ``{key: Resume}`` and the result
+    ``{key: scores}``.  A batch runs unless every view has kept its requests; each view's
+    :class:`Resume` is charged the whole pass's time and tokens."""
     import torch
     from tqdm.auto import tqdm
 
+    keys = [None] if views is None else list(views)
+    if views is not None and not keys:
+        raise ValueError("score_tokens: views=[] is not allowed; allowed: None or at least one key")
+    resumes = None if resume is None else ({None: resume} if views is None else dict(resume))
+    if resumes is not None and set(resumes) != set(keys):
+        raise ValueError(f"score_tokens: resume for views {sorted(resumes, key=str)} is not allowed; allowed: "
+                         f"one Resume per view {keys}")
     requests = list(requests)
     for ids, n in requests:
         if not 1 <= n <= len(ids) - 1:
@@ -183,29 +197,33 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
     packs = shared_packs(requests, min_shared, limit) if limit > 0 else [[i] for i in range(len(requests))]
     layouts = [_layout(requests, p) for p in packs]
     lengths = [len(t) for t, _, _, _ in layouts]
-    ll, greedy = [0.0] * len(requests), [True] * len(requests)
+    ll = {k: [0.0] * len(requests) for k in keys}
+    greedy = {k: [True] * len(requests) for k in keys}
     model = lm.model
     body, head = model.model, model.lm_head
     pad = lm.tokenizer.pad_token_id
     if pad is None:
         pad = lm.tokenizer.eos_token_id
     bar = tqdm(total=len(requests), desc=desc, unit="req", disable=not progress, leave=False)
-    new, mark = {}, (time.perf_counter(), timer.seconds if timer else 0.0, timer.tokens if timer else 0)
+    new = {k: {} for k in keys}
+    mark = (time.perf_counter(), timer.seconds if timer else 0.0, timer.tokens if timer else 0)
+    shard = None if resumes is None else next(iter(resumes.values())).shard
 
     def keep():
         nonlocal new, mark
         now = (time.perf_counter(), timer.seconds if timer else 0.0, timer.tokens if timer else 0)
-        resume.keep(new, now[1] - mark[1], now[2] - mark[2], now[0] - mark[0])
-        new, mark = {}, now
+        for k in keys:
+            resumes[k].keep(new[k], now[1] - mark[1], now[2] - mark[2], now[0] - mark[0])
+        new, mark = {k: {} for k in keys}, now
 
     with torch.no_grad():
         for b, idx in enumerate(_batches(lengths, batch_tokens)):
             members = [i for j in idx for i in packs[j]]
-            if resume is not None:
-                if all(i in resume.kept for i in members):
+            if resumes is not None:
+                if all(i in r.kept for r in resumes.values() for i in members):
                     bar.update(len(members))
                     continue
-                if b % resume.shard[1] != resume.shard[0]:
+                if b % shard[1] != shard[0]:
                     continue
             width = max(lengths[j] for j in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
@@ -234,62 +252,88 @@ def score_tokens(lm, requests, *, batch_tokens: int = 4096, desc: str = "scoring
                     owner += [i] * len(c)
             t0 = time.perf_counter()
             if shared:
-                mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill_(
-                    ~allowed, torch.finfo(torch.float32).min)
-                h = body(input_ids=ids, attention_mask=mask, position_ids=position).last_hidden_state
+                inputs = dict(input_ids=ids, attention_mask=torch.zeros(allowed.shape, dtype=torch.float32).masked_fill_(
+                    ~allowed, torch.finfo(torch.float32).min), position_ids=position)
             else:
-                h = body(input_ids=ids, attention_mask=att).last_hidden_state
-            hs, tgt = h[rows, cols], torch.tensor(targets)
-            lp, hit = [], []
-            # the head in row chunks: a (positions x vocabulary) logit matrix of a whole batch is
-            # gigabytes; log_softmax is per row, so the values do not depend on the chunking
-            for k in range(0, len(targets), HEAD_CHUNK):
-                logits = head(hs[k:k + HEAD_CHUNK]).float()
-                t = tgt[k:k + HEAD_CHUNK]
-                lp.append(torch.log_softmax(logits, dim=-1)[torch.arange(len(t)), t].double())
-                hit.append(logits.argmax(dim=-1) == t)
-            lp, hit = torch.cat(lp).numpy(), torch.cat(hit).numpy()
+                inputs = dict(input_ids=ids, attention_mask=att)
+            if views is None:
+                hidden = {None: body(**inputs).last_hidden_state}
+            else:
+                hidden = body.views(keys, **inputs)
+            tgt = torch.tensor(targets)
+            for k in keys:
+                lp, hit = _head_scores(head, hidden[k][rows, cols], tgt)
+                for i, v, g in zip(owner, lp, hit):
+                    ll[k][i] += float(v)
+                    greedy[k][i] = greedy[k][i] and bool(g)
             if timer is not None:
                 timer.seconds += time.perf_counter() - t0
                 timer.tokens += int(att.sum())
-            for i, v, g in zip(owner, lp, hit):
-                ll[i] += float(v)
-                greedy[i] = greedy[i] and bool(g)
             bar.update(len(members))
-            if resume is not None:
-                new.update((i, (ll[i], greedy[i])) for i in members)
-                if time.perf_counter() - mark[0] >= resume.every:
+            if resumes is not None:
+                for k in keys:
+                    new[k].update((i, (ll[k][i], greedy[k][i])) for i in members)
+                if time.perf_counter() - mark[0] >= resumes[keys[0]].every:
                     keep()
     bar.close()
-    if resume is not None:
+    if resumes is not None:
         keep()
-        if any(i not in resume.kept for i in range(len(requests))):
+        if any(i not in r.kept for r in resumes.values() for i in range(len(requests))):
             return None
-        return [tuple(resume.kept[i]) for i in range(len(requests))]
-    return list(zip(ll, greedy))
+        out = {k: [tuple(resumes[k].kept[i]) for i in range(len(requests))] for k in keys}
+    else:
+        out = {k: list(zip(ll[k], greedy[k])) for k in keys}
+    return out[None] if views is None else out
+
+
+def _head_scores(head, hs, tgt):
+    """Log-probabilities (float64) of targets ``tgt`` and whether each is the argmax, for hidden
+    states ``hs`` ``(positions, hidden)``.  The head runs in row chunks: a (positions x vocabulary)
+    logit matrix of a whole batch is gigabytes; log_softmax is per row, so the values do not depend
+    on the chunking."""
+    import torch
+
+    lp, hit = [], []
+    for k in range(0, len(tgt), HEAD_CHUNK):
+        logits = head(hs[k:k + HEAD_CHUNK]).float()
+        t = tgt[k:k + HEAD_CHUNK]
+        lp.append(torch.log_softmax(logits, dim=-1)[torch.arange(len(t)), t].double())
+        hit.append(logits.argmax(dim=-1) == t)
+    return torch.cat(lp).numpy(), torch.cat(hit).numpy()
+
+
+def per_view(result, views, fn):
+    """``fn`` applied to a scoring result: to the result itself when ``views`` is None, else to
+    each view's (``{key: fn(result[key])}``); None stays None (another shard has work left)."""
+    if result is None:
+        return None
+    return fn(result) if views is None else {k: fn(result[k]) for k in views}
 
 
 def loglikelihoods(lm, pairs, *, batch_tokens: int = 4096, desc: str = "scoring", timer: Timer | None = None,
-                   progress: bool = True, resume: Resume | None = None) -> list[float] | None:
+                   progress: bool = True, resume=None, views=None):
     """Sum of log-probabilities of each continuation given its context (``pairs`` of strings);
-    None when another shard has requests left (``resume``, :func:`score_tokens`)."""
+    None when another shard has requests left (``resume``, :func:`score_tokens`); with ``views``,
+    ``{key: sums}``."""
     enc = [encode_pair(lm.tokenizer, c, x) for c, x in pairs]
     scores = score_tokens(lm, enc, batch_tokens=batch_tokens, desc=desc, timer=timer, progress=progress,
-                          resume=resume)
-    return None if scores is None else [ll for ll, _ in scores]
+                          resume=resume, views=views)
+    return per_view(scores, views, lambda sc: [ll for ll, _ in sc])
 
 
 def perplexity(lm, texts, *, batch_tokens: int = 4096, timer: Timer | None = None, progress: bool = True,
-               resume: Resume | None = None) -> dict | None:
+               resume=None, views=None) -> dict | None:
     """Token perplexity over ``texts`` (each passage scored on its own after an end-of-text token);
-    None when another shard has passages left (``resume``)."""
+    None when another shard has passages left (``resume``); with ``views``, ``{key: result}``."""
     lls = loglikelihoods(lm, [("", t) for t in texts], batch_tokens=batch_tokens, desc="perplexity",
-                         timer=timer, progress=progress, resume=resume)
-    if lls is None:
-        return None
+                         timer=timer, progress=progress, resume=resume, views=views)
     tokens = sum(encode_pair(lm.tokenizer, "", t)[1] for t in texts)
-    nll = -sum(lls)
-    return {"perplexity": math.exp(nll / tokens), "nll": nll, "tokens": tokens, "passages": len(texts)}
+
+    def result(ls):
+        nll = -sum(ls)
+        return {"perplexity": math.exp(nll / tokens), "nll": nll, "tokens": tokens, "passages": len(texts)}
+
+    return per_view(lls, views, result)
 
 
 def embed(lm, sentences, *, batch: int = 64, timer: Timer | None = None) -> np.ndarray:

@@ -25,7 +25,7 @@ from .scoring import Timer, embed
 from .session import Session
 from .sites import KINDS
 
-__all__ = ["ABLATIONS", "TASK_LABELS", "row_labels", "check_rows", "evaluation_table", "format_table"]
+__all__ = ["ABLATIONS", "TASK_LABELS", "row_labels", "row_groups", "check_rows", "evaluation_table", "format_table"]
 
 #: ablation label -> kinds replaced (the paper's protocol: one operator type at a time, then all)
 ABLATIONS = {"softmax only": ("softmax",), "activation only": ("activation",), "norms only": ("norm",),
@@ -58,6 +58,24 @@ def row_labels(ablations=tuple(ABLATIONS), snn=()) -> list:
     if bad:
         raise ValueError(f"ablations {bad} are unknown; allowed: {', '.join(ABLATIONS)}")
     return ["original", *ablations, *(c.describe() for c in snn_configs(snn))]
+
+
+def row_groups(rows, snn=()) -> list:
+    """``rows`` (labels) as jobs: each label alone, except the spiking rows one pass scores together
+    (:func:`spikeops.gen.llm.snn.table.step_groups`), which form a tuple; in the order of ``rows``."""
+    from .snn.table import snn_configs, step_groups
+
+    of = {}
+    for group in step_groups(snn_configs(snn)):
+        members = tuple(c.describe() for c in group if c.describe() in rows)
+        for m in members:
+            of[m] = members
+    out = []
+    for r in rows:
+        g = of.get(r, r)
+        if g not in out:
+            out.append(g if isinstance(g, str) or len(g) > 1 else g[0])
+    return out
 
 
 def check_rows(rows, labels) -> list:
@@ -181,7 +199,20 @@ def evaluation_table(model: str = "smollm2", tasks=data.TASKS, limit=None, ppl_l
     if out and assemble:
         write_atomic(out / "eval.json", json.dumps(report, indent=1) + "\n")
         write_atomic(out / "eval.md", format_table(report) + "\n")
+        if spiking:
+            _plot(report, out / "accuracy-vs-T.png", log)
     return report
+
+
+def _plot(report: dict, path: Path, log):
+    """The spiking rows' accuracy against T (:mod:`spikeops.gen.llm.snn.plot`), when matplotlib is
+    installed (the ``dev`` extra)."""
+    try:
+        from .snn.plot import accuracy_plot
+        if accuracy_plot(report, path):
+            log(f"eval: accuracy against T in {path}")
+    except ImportError as err:
+        log(f"eval: no plot ({err}); pip install matplotlib for {path.name}")
 
 
 def _fmt_delta(v, ref, scale=100.0):

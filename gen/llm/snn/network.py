@@ -106,6 +106,9 @@ class Run:
     records: dict | None = None
     activity: dict | None = None
     seconds: float = 0.0
+    #: ``{t: hidden}``: the hidden state the same network at ``T = t`` gives, for each asked-for
+    #: checkpoint ``t`` (:meth:`SpikingLlama.run`)
+    hidden_at: dict = field(default_factory=dict)
 
 
 class _Body(nn.Module):
@@ -121,6 +124,12 @@ class _Body(nn.Module):
 
         run = self._owner[0].run(input_ids, attention_mask, position_ids)
         return BaseModelOutputWithPast(last_hidden_state=run.hidden)
+
+    def views(self, keys, input_ids=None, attention_mask=None, position_ids=None) -> dict:
+        """``{T: last_hidden_state}`` of the same network at each time-step count of ``keys`` (at
+        most the network's own ``T``), all from one run (:meth:`SpikingLlama.run`'s checkpoints):
+        the scoring code's views (:func:`spikeops.gen.llm.scoring.score_views`)."""
+        return self._owner[0].run(input_ids, attention_mask, position_ids, checkpoints=keys).hidden_at
 
 
 class SpikingLlama(nn.Module):
@@ -178,10 +187,18 @@ class SpikingLlama(nn.Module):
 
     # -- running -------------------------------------------------------------------------------------
     def run(self, input_ids, attention_mask=None, position_ids=None, *, record: bool = False,
-            activity: bool = False) -> Run:
+            activity: bool = False, checkpoints=()) -> Run:
         """One forward pass (module docstring); ``record`` keeps every site's total, ``activity``
-        counts spikes, operations and energy."""
+        counts spikes, operations and energy.
+
+        ``checkpoints`` (time-step counts ``t``, at most ``T``) adds ``Run.hidden_at[t]``: the hidden
+        state of the same network run for ``t`` steps, bit for bit.  Step ``t`` of every layer
+        depends only on steps ``<= t`` of its input (the input arrives at step 0, nothing looks
+        ahead, and with ``division=plan`` no operator depends on ``T``), so the first ``t`` steps of
+        this run are the whole ``T = t`` run and the final norm's output after them is its hidden
+        state: one run at the largest ``T`` gives the rows of every smaller one."""
         t0 = time.perf_counter()
+        checkpoints = self._checkpoints(checkpoints)
         B, S = input_ids.shape
         valid = valid_mask(attention_mask, B, S)
         pos = position_ids if position_ids is not None else torch.arange(S)[None].expand(B, S)
@@ -215,9 +232,12 @@ class SpikingLlama(nn.Module):
                     layer.release()
             self.final.op.reset((B, S, self.config.hidden_size))
             final_last = -1
+            hidden_at = {}
             for t, dR in enumerate(incs):
                 if self.final.op.step(dR) is not None or dR is not None:
                     final_last = t
+                if t + 1 in checkpoints:
+                    hidden_at[t + 1] = self.final.hidden()
         last = max([final_last] + [layer.last_active for layer in self.layers])
         settled = (not self.snn.spiking) or last + 1 < limit
         steps = 1 if not self.snn.spiking else min(limit, last + 2)
@@ -229,11 +249,30 @@ class SpikingLlama(nn.Module):
             for layer in self.layers:
                 records.update(layer.records())
         run = Run(self.final.hidden(), steps, settled, last + 1 if settled else None, per_layer, records)
+        for t in checkpoints:  # after the last increment nothing changes any more
+            run.hidden_at[t] = hidden_at.get(t, run.hidden)
         if ctr is not None:
             run.activity = ctr.report(self.layers, self.final, steps, per_layer)
         run.seconds = time.perf_counter() - t0
         self.last_run = run
         return run
+
+    def _checkpoints(self, checkpoints) -> tuple:
+        """``checkpoints`` checked: time-step counts in ``[1, T]`` of a time-stepped network with
+        ``division=plan`` (ValueError naming the value and what is allowed)."""
+        out = tuple(sorted({int(t) for t in checkpoints or ()}))
+        if not out:
+            return out
+        if not self.snn.spiking or self.snn.T is None:
+            raise ValueError(f"snn: checkpoints {list(out)} are not allowed for {self.snn.describe()}; allowed: "
+                             "a time-stepped network with a fixed T")
+        if self.snn.division != Division.PLAN:
+            raise ValueError(f"snn: checkpoints {list(out)} are not allowed with division={self.snn.division} "
+                             "(the operators' grids depend on T); allowed: division=plan")
+        bad = [t for t in out if not 1 <= t <= self.snn.T]
+        if bad:
+            raise ValueError(f"snn: checkpoint T={bad[0]} is out of range; allowed: 1 to the network's T={self.snn.T}")
+        return out
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
         """Logits (a transformers ``CausalLMOutputWithPast``)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["snn_configs", "snn_rows", "activity_summary", "format_activity", "ACTIVITY_PASSAGES"]
+__all__ = ["snn_configs", "step_groups", "snn_rows", "activity_summary", "format_activity", "ACTIVITY_PASSAGES"]
 
 #: LAMBADA passages the activity and energy account of a row runs on
 ACTIVITY_PASSAGES = 4
@@ -65,48 +65,93 @@ def activity_summary(lm, passages: int = ACTIVITY_PASSAGES, max_tokens: int = AC
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
+def step_groups(configs) -> list[list]:
+    """``configs`` in groups that one run can score together: time-stepped networks with a fixed
+    ``T`` and ``division=plan`` that differ in nothing but ``T`` (the run at the largest ``T`` gives
+    every smaller one's hidden state, :meth:`.network.SpikingLlama.run`'s checkpoints); every other
+    configuration alone.  Groups in the order of their first member; members in the given order."""
+    from .config import Division
+
+    groups: dict = {}
+    for k, cfg in enumerate(configs):
+        shares = cfg.spiking and cfg.T is not None and cfg.division == Division.PLAN
+        key = cfg.replace(T=None).network_hash() if shares else ("alone", k)
+        groups.setdefault(key, []).append(cfg)
+    return list(groups.values())
+
+
 def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, progress, out, key, rows,
              resume, log, shard: tuple[int, int] = (0, 1)) -> tuple[dict, list]:
     """Evaluate each of ``configs`` (:func:`snn_configs`) whose label is in ``rows`` (None: all) on
     ``session``'s model with ``plan``'s operators; returns ``({label: row}, [labels neither computed
     nor kept])``.  ``key`` is the ANN rows' RowStore key (model, limits, scoring, back end).  As for
     the ANN rows, a task's per-request scores are kept as they come and ``shard = (i, n)`` scores
-    every ``n``-th batch from the ``i``-th; shard 0 also makes the activity pass."""
+    every ``n``-th batch from the ``i``-th; shard 0 also makes the activity pass.
+
+    Rows that differ only in ``T`` (:func:`step_groups`) are scored in one pass of the network at
+    the largest ``T`` still to score, each row a view of it (its hidden state after its own ``T``
+    steps, bit for bit what a run of its own gives): the T sweep costs its largest ``T``, not the
+    sum.  Each row is still kept on its own, under its own key; each is charged the shared pass's
+    time."""
     from ..evaluate import evaluate_tasks
     from ..rowstore import RowStore, plan_digest
 
     results, missing = {}, []
-    for cfg in configs:
-        label = cfg.describe()
-        store = (RowStore(out, label, dict(key, plan=plan_digest(plan), snn=cfg.network_hash()),
-                          resume or (rows is not None and label not in rows)) if out else None)
-        done = dict(store.results) if store else {}
-        if store and store.stale:
-            log(f"eval: {label}: kept results in {store.path} were made with other settings; not reused")
-        activity = done.pop("activity", None)
-        todo = [t for t in [*tasks, *(["lambada"] if ppl_limit != 0 else [])] if t not in done]
-        if rows is not None and label not in rows:
-            if todo or activity is None:
+    for group in step_groups(configs):
+        entries = []
+        for cfg in group:
+            label = cfg.describe()
+            store = (RowStore(out, label, dict(key, plan=plan_digest(plan), snn=cfg.network_hash()),
+                              resume or (rows is not None and label not in rows)) if out else None)
+            done = dict(store.results) if store else {}
+            if store and store.stale:
+                log(f"eval: {label}: kept results in {store.path} were made with other settings; not reused")
+            activity = done.pop("activity", None)
+            todo = [t for t in [*tasks, *(["lambada"] if ppl_limit != 0 else [])] if t not in done]
+            wanted = rows is None or label in rows
+            entries.append(dict(cfg=cfg, label=label, store=store, done=done, activity=activity, todo=todo,
+                                wanted=wanted, row=None))
+        scoring = [e for e in entries if e["wanted"] and e["todo"]]
+        for e in scoring:
+            log(f"eval: {e['label']}: {', '.join(e['todo'])}" + (f" (kept: {', '.join(e['done'])})" if e["done"] else ""))
+        if len(scoring) > 1:
+            top = max(scoring, key=lambda e: e["cfg"].T)
+            by_t = {e["cfg"].T: e for e in scoring}
+            log(f"eval: {', '.join(e['label'] for e in scoring)}: one pass at T={top['cfg'].T}, "
+                f"each row at its own step count")
+            lm = session.spiking(top["cfg"], plan)
+            got = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress,
+                                 done={t: e["done"] for t, e in by_t.items()}, views=sorted(by_t),
+                                 save=(lambda t, name, res: by_t[t]["store"].save(name, res)) if out else None,
+                                 resume=(lambda t, name: by_t[t]["store"].resume(name, shard)) if out else None)
+            for t, e in by_t.items():
+                e["row"], e["todo"] = (None, e["todo"]) if got is None else (got[t], [])
+                e["scored"] = True
+        for e in entries:
+            cfg, label, store, done, activity = e["cfg"], e["label"], e["store"], e["done"], e["activity"]
+            if not e["wanted"]:
+                if e["todo"] or activity is None:
+                    missing.append(label)
+                    continue
+            lm = session.spiking(cfg, plan) if ((e["todo"] and not e.get("scored")) or activity is None) else None
+            row = e["row"]
+            if row is None and not e.get("scored"):
+                row = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
+                                     save=store.save if store else None,
+                                     resume=(lambda name, store=store: store.resume(name, shard)) if store else None)
+            if activity is None and shard[0] == 0:
+                activity = activity_summary(lm)
+                if store:
+                    store.save("activity", activity)
+            if row is None or activity is None:    # other shards have requests or the activity pass left
+                log(f"eval: {label}: this shard ({shard[0]}/{shard[1]}) is done; other shards have work left")
                 missing.append(label)
                 continue
-        lm = session.spiking(cfg, plan) if (todo or activity is None) else None
-        if todo:
-            log(f"eval: {label}: {', '.join(todo)}" + (f" (kept: {', '.join(done)})" if done else ""))
-        row = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
-                             save=store.save if store else None,
-                             resume=(lambda name, store=store: store.resume(name, shard)) if store else None)
-        if activity is None and shard[0] == 0:
-            activity = activity_summary(lm)
-            if store:
-                store.save("activity", activity)
-        if row is None or activity is None:    # other shards have requests or the activity pass left
-            log(f"eval: {label}: this shard ({shard[0]}/{shard[1]}) is done; other shards have work left")
-            missing.append(label)
-            continue
-        row["activity"] = activity
-        row["snn"] = cfg.to_json()
-        results[label] = row
-    return results, missing
+            row["activity"] = activity
+            row["snn"] = cfg.to_json()
+            results[label] = row
+    order = [c.describe() for c in configs]
+    return {k: results[k] for k in order if k in results}, sorted(missing, key=order.index)
 
 
 def format_activity(rows: dict) -> str:
