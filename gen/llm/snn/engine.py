@@ -108,6 +108,10 @@ class SpikingLayer:
     ``F``: the residual grid; ``Rb``: the RoPE tables' fraction bits; ``factors``: the smoothing
     factors of this layer (:mod:`.smooth`)."""
 
+    #: the quantiser site whose neurons feed each linear layer
+    LIN_SOURCE = {"q": "attn_in", "k": "attn_in", "v": "attn_in", "o": "attn_out", "gate": "mlp_in",
+                  "up": "mlp_in", "down": "mlp_mid"}
+
     def __init__(self, layer, index: int, snn, scales: dict, ops: dict, F: int, Rb: int, factors=None):
         sa, mlp = layer.self_attn, layer.mlp
         for part in ("q_proj", "k_proj", "v_proj", "o_proj"):
@@ -165,8 +169,7 @@ class SpikingLayer:
         # static bounds on every rescaled increment: the run-time overflow guards are skipped
         # wherever they prove that no product leaves 62 bits
         half = {site: 1 << (snn.bits(site) - 1) for site in SITES}
-        src = {"q": "attn_in", "k": "attn_in", "v": "attn_in", "o": "attn_out", "gate": "mlp_in",
-               "up": "mlp_in", "down": "mlp_mid"}
+        src = self.LIN_SOURCE
         acc = {k: v.in_features * half[src[k]] * snn.w_max + (0 if v.bias is None else int(v.bias.abs().max()))
                for k, v in self.lin.items()}
         rq = self.rq
@@ -194,6 +197,11 @@ class SpikingLayer:
         self.n = {"attn_in": mk("attn_in", (B, S, hid)), "q": mk("q", (B, H, S, D)), "k": mk("k", (B, Hkv, S, D)),
                   "v": mk("v", (B, Hkv, S, D)), "p": mk("p", (B, H, S, S)), "attn_out": mk("attn_out", (B, S, H * D)),
                   "mlp_in": mk("mlp_in", (B, S, hid)), "mlp_mid": mk("mlp_mid", (B, S, inter))}
+        # a step's spikes: at most L, and the difference of two counts in the levels; without L (the
+        # QANN: one step from a zero count) the count itself
+        for key, lin in self.lin.items():
+            lo, hi = self.snn.site_levels(self.LIN_SOURCE[key])
+            lin.in_max = min(L, hi - lo) if L is not None else max(-lo, hi)
         self.norm1.reset((B, S, hid))
         self.norm2.reset((B, S, hid))
         self.softmax.reset((B, H, S, S))

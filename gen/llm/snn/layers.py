@@ -72,11 +72,13 @@ class IntLinear:
         self.sigma = self.s_w * self.s_in
         self.bias = bias_codes(bias, self.s_in, self.s_w)
         self.out_features, self.in_features = self.w_int.shape
+        #: a bound on the magnitude of every input element (a step's spikes), or None: unknown
+        self.in_max: int | None = None
 
     def __call__(self, spikes: torch.Tensor | None, first: bool, lead: tuple = ()) -> torch.Tensor | None:
         """The step's accumulator increment (int64) or None when nothing arrives; ``lead`` is the
         shape before the feature axis (for the bias at step 0 when no spike arrives)."""
-        acc = None if spikes is None else int_matmul(spikes, self.wT, self._cache)
+        acc = None if spikes is None else int_matmul(spikes, self.wT, self._cache, self.in_max)
         if first and self.bias is not None:
             acc = self.bias.expand(*lead, -1).clone() if acc is None else acc + self.bias
         return acc

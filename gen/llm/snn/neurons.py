@@ -42,8 +42,9 @@ class IFNeurons:
 
     ``step(I)`` integrates the current ``I`` (int64, or None for no input) and returns the spikes
     ``s_t`` (int64, or None when no neuron fires); ``count`` is the running total ``C`` (the spike
-    train's sum, what downstream products use), ``pending`` whether some neuron would still fire
-    without further input.
+    train's sum, what downstream products use; updated in place, so read it after a step rather
+    than keep it across steps), ``pending`` whether some neuron would still fire without further
+    input.
     """
 
     def __init__(self, shape, G: int, L: int | None, lo: int, hi: int, name: str = ""):
@@ -69,16 +70,20 @@ class IFNeurons:
         self.steps += 1
         if current is None and not self.pending:
             return None
+        v = self.v
         if current is not None:
-            self.v += current
-        s = self.v >> self.G
+            v += current
+        # in place on one new tensor (the spikes): each pass over a population the size of the
+        # attention probabilities costs, and a fresh tensor per operation costs more
+        s = torch.bitwise_right_shift(v, self.G)
         if self.L is not None:
             s.clamp_(-self.L, self.L)
-        c = (self.count + s).clamp_(self.lo, self.hi)  # clamp(s, lo - C, hi - C), as C + s in the levels
-        s = c - self.count
+        s += self.count
+        s.clamp_(self.lo, self.hi)  # clamp(s, lo - C, hi - C), as C + s in the levels
+        s -= self.count
         fired = bool(s.any())
         if fired:
-            self.count = c
-            self.v -= s << self.G
+            self.count += s
+            v.sub_(s, alpha=1 << self.G)
         self._pending = None if fired or current is not None else False
         return s if fired else None

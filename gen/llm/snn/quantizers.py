@@ -190,9 +190,11 @@ def _exact_dtype(bound: int):
     return torch.int64
 
 
-def int_matmul(a: torch.Tensor, b: torch.Tensor, b_float: dict | None = None) -> torch.Tensor:
+def int_matmul(a: torch.Tensor, b: torch.Tensor, b_float: dict | None = None, a_max: int | None = None) -> torch.Tensor:
     """``a @ b`` exactly for integer tensors (int64 result); see the module docstring.
-    ``b_float`` caches ``b`` converted per dtype and its largest magnitude (a weight matrix)."""
+    ``b_float`` caches ``b`` converted per dtype and its largest magnitude (a weight matrix);
+    ``a_max``, a bound on ``|a|`` known beforehand (a step's spikes: ``L``), spares the pass over
+    ``a`` that measures its row sums when ``k * a_max * max|b|`` already proves float32 exact."""
     if a.numel() == 0 or b.numel() == 0:
         return torch.matmul(a.to(torch.float64), b.to(torch.float64)).to(torch.int64)
     if b_float is not None:
@@ -201,7 +203,10 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, b_float: dict | None = None) ->
             top = b_float["max"] = int(b.abs().max())
     else:
         top = int(b.abs().max())
-    bound = int(a.abs().sum(-1).max()) * top
+    if a_max is not None and a.shape[-1] * a_max * top < _F32_EXACT:
+        bound = a.shape[-1] * a_max * top
+    else:
+        bound = int(a.abs().sum(-1).max()) * top
     dt = _exact_dtype(bound)
     if dt is torch.int64:
         return torch.matmul(a.to(torch.int64), b.to(torch.int64))
