@@ -10,7 +10,7 @@ JOBS   ?= 2
 # one torch/OpenMP thread per pytest worker: JOBS workers on JOBS cores, no oversubscription
 TEST_ENV := OMP_NUM_THREADS=1
 
-.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep arch-sweep short-norms eval eval-table eval-quick capture-data clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep arch-sweep short-norms eval eval-table eval-quick snn-table capture-data clean
 
 setup: $(STAMP)
 
@@ -122,6 +122,17 @@ eval: setup
 
 eval-quick: setup
 	$(VENV)/bin/spikeops eval --limit 200 --ppl-limit 200 --out out/eval-quick
+
+# The spiking network's table (docs/snn/table/): the first 200 documents of the five tasks and 100
+# LAMBADA passages; the float model, the QANN (= the network at settle) and the network at T = 1, 2,
+# 4, 8, 16 for L = 16 and L = 1 (ST-BIF+), W8A8 and W6A6, each with float and with spikeops
+# nonlinear operators.  Each T sweep is one pass at T = 16 (every smaller T a view of it), one job;
+# 13 jobs, about 20 h on 2 cores; resumable from what out/snn-table keeps, as eval-table is.
+SNN_SPECS := mode=qann mode=qann,W=6,A=6 \
+	$(foreach w,8 6,$(foreach l,16 1,$(foreach t,1 2 4 8 16,T=$(t),L=$(l),W=$(w),A=$(w))))
+snn-table: setup
+	$(VENV)/bin/spikeops eval --tasks piqa arc_easy arc_challenge hellaswag winogrande --limit 200 \
+		--ppl-limit 100 --speed-repeats 0 --jobs $(JOBS) --out out/snn-table $(foreach s,$(SNN_SPECS),--snn $(s))
 
 # the real activations shipped for the co-simulation and the error report (verif/captured.py)
 capture-data: setup

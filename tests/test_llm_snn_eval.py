@@ -62,6 +62,7 @@ def test_eval_snn_rows_score_account_and_resume(tiny, tmp_path, capsys, monkeypa
             != rep["rows"]["QANN W8A8, float ops"]["lambada"]["perplexity"])
     md = (out / "eval.md").read_text()
     assert "| SNN T=2 L=4 W8A8 |" in md and "Activity and energy per token" in md
+    assert "What the spikeops operators cost against float operators" in md and "| QANN W8A8 | " in md
     assert (out / "plan-snn.json").exists()
     n = len(calls)
     assert main(args) == 0 and len(calls) == n  # every row kept: nothing recomputed
@@ -115,6 +116,31 @@ def test_a_t_sweep_is_one_pass_and_each_row_equals_its_own_run(tiny, tmp_path, m
     assert jobs[2].rows == ["SNN T=1 L=4 W8A8, float ops", "SNN T=3 L=4 W8A8, float ops"]
     assert jobs[2].describe() == "SNN T=1 L=4 W8A8, float ops + SNN T=3 L=4 W8A8, float ops (shard 0/2)"
     assert len(jobs) == 10
+
+
+def test_the_operators_cost_against_float_operators_and_the_target():
+    from spikeops.gen.llm.snn.table import format_ops_cost, ops_cost
+
+    def row(accs, ppl, snn=True):
+        r = {"tasks": {t: {"acc": a} for t, a in accs.items()}, "avg": {"acc": sum(accs.values()) / len(accs)},
+             "lambada": {"perplexity": ppl}}
+        return dict(r, snn={}) if snn else r
+
+    rows = {"original": row({"piqa": 0.7, "arc_easy": 0.5}, 40.0, snn=False),
+            "A, float ops": row({"piqa": 0.700, "arc_easy": 0.500}, 50.0), "A": row({"piqa": 0.695, "arc_easy": 0.500}, 50.5),
+            "B, float ops": row({"piqa": 0.700, "arc_easy": 0.500}, 50.0), "B": row({"piqa": 0.685, "arc_easy": 0.510}, 49.0),
+            "C, float ops": row({"piqa": 0.700, "arc_easy": 0.500}, 50.0), "C": row({"piqa": 0.690, "arc_easy": 0.500}, 50.0),
+            "D": row({"piqa": 0.1, "arc_easy": 0.1}, 1e3)}  # no float-ops twin: not compared
+    cost = {c["network"]: c for c in ops_cost(rows)}
+    assert list(cost) == ["A", "B", "C"]
+    assert cost["A"]["meets_target"] and cost["A"]["avg_drop"] == pytest.approx(0.25)
+    assert cost["A"]["ppl_change_percent"] == pytest.approx(1.0)
+    assert not cost["B"]["meets_target"] and cost["B"]["worst_task"] == "piqa"  # 1.5 on one task
+    assert cost["B"]["avg_drop"] == pytest.approx(0.25) and cost["B"]["worst_drop"] == pytest.approx(1.5)
+    assert not cost["C"]["meets_target"] and cost["C"]["avg_drop"] == pytest.approx(0.5)  # the average
+    md = format_ops_cost(rows, {"piqa": "PIQA"})
+    assert "| A | +0.25 | PIQA (+0.5) | +1.00 % | met |" in md and "| B | +0.25 | PIQA (+1.5) | -2.00 % | missed |" in md
+    assert format_ops_cost({"original": rows["original"]}) == ""
 
 
 def test_capture_snn_records_the_totals_inside_the_network(tiny, tmp_path):

@@ -261,8 +261,9 @@ def format_table(report: dict) -> str:
         lines.append("")
     lines.append("The slowdown column is each row's own throughput (model time per token) against the float row's.")
     if any("activity" in r for r in rows.values()):
-        from .snn.table import format_activity
-        lines += ["", format_activity(rows)]
+        from .snn.table import format_activity, format_ops_cost
+        cost = format_ops_cost(rows, TASK_LABELS)
+        lines += ["", format_activity(rows)] + (["", cost] if cost else [])
     sp = report.get("speed")
     if sp:
         lines.append(f"Speed probe ({sp['requests']} HellaSwag requests, {sp['tokens']} tokens, float and "

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["snn_configs", "step_groups", "snn_rows", "activity_summary", "format_activity", "ACTIVITY_PASSAGES"]
+__all__ = ["snn_configs", "step_groups", "snn_rows", "activity_summary", "format_activity", "ops_cost",
+           "format_ops_cost", "ACTIVITY_PASSAGES", "TARGET_AVG_POINTS", "TARGET_TASK_POINTS"]
+
+#: issue 14's target: the spikeops operators cost at most this many points of average accuracy
+#: against the same network with float operators ...
+TARGET_AVG_POINTS = 0.3
+#: ... and no task loses more than this many
+TARGET_TASK_POINTS = 1.0
 
 #: LAMBADA passages the activity and energy account of a row runs on
 ACTIVITY_PASSAGES = 4
@@ -168,3 +175,44 @@ def format_activity(rows: dict) -> str:
                      f"{a.get('ac_per_token', 0):.3g} | {a.get('ann_mac_per_token', 0):.3g} | "
                      f"{a['energy_ratio']:.3f} | {a['operators_share_of_energy']:.4f} |")
     return "\n".join(lines) if len(lines) > 4 else ""
+
+
+def ops_cost(rows: dict) -> list[dict]:
+    """Per network with both rows (``X`` and ``X, float ops``): what the spikeops operators cost
+    against the float operators, in points (positive: spikeops lower): the average accuracy, the
+    worst task, LAMBADA perplexity (relative), and whether the target holds (at most
+    :data:`TARGET_AVG_POINTS` on the average, :data:`TARGET_TASK_POINTS` on any task)."""
+    out = []
+    for label, r in rows.items():
+        f = rows.get(f"{label}, float ops")
+        if "snn" not in r or f is None:
+            continue
+        tasks = [t for t in r["tasks"] if t in f["tasks"]]
+        drops = {t: (f["tasks"][t]["acc"] - r["tasks"][t]["acc"]) * 100 for t in tasks}
+        worst = max(drops, key=drops.get) if drops else None
+        avg = (f["avg"]["acc"] - r["avg"]["acc"]) * 100
+        ppl = (r["lambada"]["perplexity"] / f["lambada"]["perplexity"] - 1) * 100 \
+            if "lambada" in r and "lambada" in f else None
+        out.append({"network": label, "avg_drop": avg, "worst_task": worst,
+                    "worst_drop": drops[worst] if worst else 0.0, "ppl_change_percent": ppl,
+                    "meets_target": avg <= TARGET_AVG_POINTS and all(d <= TARGET_TASK_POINTS for d in drops.values())})
+    return out
+
+
+def format_ops_cost(rows: dict, names: dict | None = None) -> str:
+    """Markdown: :func:`ops_cost` per network ("" when no network has both rows); ``names`` gives
+    the tasks' display names."""
+    cost = ops_cost(rows)
+    if not cost:
+        return ""
+    lines = [f"### What the spikeops operators cost against float operators, same network (target: at most "
+             f"{TARGET_AVG_POINTS} points on the average, {TARGET_TASK_POINTS} on any task)", "",
+             "| network | average drop (points) | worst task (drop) | LAMBADA ppl change | target |",
+             "|---|---|---|---|---|"]
+    names = names or {}
+    for c in cost:
+        worst = f"{names.get(c['worst_task'], c['worst_task'])} ({c['worst_drop']:+.1f})" if c["worst_task"] else "-"
+        ppl = f"{c['ppl_change_percent']:+.2f} %" if c["ppl_change_percent"] is not None else "-"
+        lines.append(f"| {c['network']} | {c['avg_drop']:+.2f} | {worst} | {ppl} | "
+                     f"{'met' if c['meets_target'] else 'missed'} |")
+    return "\n".join(lines)
