@@ -10,7 +10,7 @@ JOBS   ?= 2
 # one torch/OpenMP thread per pytest worker: JOBS workers on JOBS cores, no oversubscription
 TEST_ENV := OMP_NUM_THREADS=1
 
-.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep arch-sweep short-norms eval eval-table eval-quick snn-table capture-data clean
+.PHONY: setup run test test-slow test-all regress bench cosim-bench synth errors sweep-example defaults-sweep target-sweep arch-sweep short-norms eval eval-table eval-quick snn-table snn-settle-full capture-data clean
 
 setup: $(STAMP)
 
@@ -133,6 +133,12 @@ SNN_SPECS := mode=qann mode=qann,W=6,A=6 \
 snn-table: setup
 	$(VENV)/bin/spikeops eval --tasks piqa arc_easy arc_challenge hellaswag winogrande --limit 200 \
 		--ppl-limit 100 --speed-repeats 0 --jobs $(JOBS) --out out/snn-table $(foreach s,$(SNN_SPECS),--snn $(s))
+
+# The W8A8 network at settle (the QANN, proven equal) on the full validation sets, with float and
+# with spikeops operators (the float model's row is Table 1's); about 12 h on 2 cores, resumable.
+snn-settle-full: setup
+	$(VENV)/bin/spikeops eval --snn mode=qann --rows "QANN W8A8, float ops" "QANN W8A8" --speed-repeats 0 \
+		--jobs $(JOBS) --out out/snn-settle-full
 
 # the real activations shipped for the co-simulation and the error report (verif/captured.py)
 capture-data: setup
