@@ -71,37 +71,36 @@ def evaluate_tasks(lm, tasks=data.TASKS, limit=None, ppl_limit=None, batch_token
     ``views`` (keys; :func:`~.scoring.score_tokens`) scores several outputs of ``lm`` in one pass,
     one row per key: ``done`` is then ``{key: {task: result}}``, ``save(key, name, result)``,
     ``resume(key, name)``, and the result ``{key: row}`` (None until every view's row is complete).
-    A task runs when some view has not kept it."""
+    A task runs for the views that have not kept it."""
     keys = [None] if views is None else list(views)
     done = {None: dict(done or {})} if views is None else {k: dict((done or {}).get(k, {})) for k in keys}
     results, left = {k: {} for k in keys}, []
-    jobs = [(t, lambda r, t=t: _timed(multiple_choice_task, lm, t, limit, batch_tokens, progress=progress,
-                                      resume=r, views=views))
+    jobs = [(t, lambda r, v, t=t: _timed(multiple_choice_task, lm, t, limit, batch_tokens, progress=progress,
+                                         resume=r, views=v))
             for t in tasks]
     if ppl_limit != 0:
-        jobs.append(("lambada", lambda r: _timed(perplexity, lm, data.lambada_passages(ppl_limit),
-                                                 batch_tokens=batch_tokens, progress=progress, resume=r,
-                                                 views=views)))
+        jobs.append(("lambada", lambda r, v: _timed(perplexity, lm, data.lambada_passages(ppl_limit),
+                                                    batch_tokens=batch_tokens, progress=progress, resume=r,
+                                                    views=v)))
     for name, run in jobs:
-        if all(name in done[k] for k in keys):
-            for k in keys:
+        for k in keys:
+            if name in done[k]:
                 results[k][name] = done[k][name]
+        need = [k for k in keys if name not in done[k]]
+        if not need:
             continue
-        if resume is None:
-            r = None
+        if views is None:
+            result = run(None if resume is None else resume(name), None)
+            got = None if result is None else {None: result}
         else:
-            r = resume(name) if views is None else {k: resume(k, name) for k in keys}
-        result = run(r)
-        if result is None:
+            got = run(None if resume is None else {k: resume(k, name) for k in need}, need)
+        if got is None:
             left.append(name)
             continue
-        for k in keys:
-            res = result if views is None else result[k]
-            if name in done[k]:        # kept before: the kept result stands
-                res = done[k][name]
-            elif save is not None:
-                save(name, res) if views is None else save(k, name, res)
-            results[k][name] = res
+        for k in need:
+            if save is not None:
+                save(name, got[k]) if views is None else save(k, name, got[k])
+            results[k][name] = got[k]
     if left:
         return None
     rows = {k: summarise(results[k], tasks) for k in keys}
