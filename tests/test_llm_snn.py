@@ -124,6 +124,22 @@ def test_int_matmul_is_exact_beyond_float32():
     assert torch.equal(int_matmul(big, torch.full((4, 1), 1 << 20, dtype=torch.int64)), big @ torch.full((4, 1), 1 << 20))
 
 
+@pytest.mark.parametrize("int8", [False, True])
+def test_int_matmul_paths_are_exact_with_weights_cached(monkeypatch, int8):
+    """Every path of a cached weight matrix (float32 by the static or the measured bound, float64,
+    and torch's int8 product, forced here whatever this machine's timing says) gives a @ w."""
+    from spikeops.gen.llm.snn import quantizers
+
+    monkeypatch.setattr(quantizers, "int8_products_pay", lambda: int8)
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randint(-127, 128, (700, 40), generator=gen)
+    cache = {}
+    for hi, a_max in ((2, 2), (16, None), (127, None), (128, None), (1 << 12, None)):
+        a = torch.randint(-hi, hi + 1, (3, 5, 700), generator=gen)
+        assert torch.equal(int_matmul(a, w, cache, a_max), a @ w), hi
+    assert (cache["int8"] is not None) == int8 and cache["max"] == int(w.abs().max())
+
+
 def test_requant_is_a_shift_for_powers_of_two_and_rounds_otherwise():
     r = Requant(2.0 ** -5, 16, min_G=1)
     assert (r.G, r.m_int, r.exact) == (5, 1, True)

@@ -26,13 +26,17 @@ format (round half up; a pure shift when the ratio is a power of two).
 **Integer matrix products** (:func:`int_matmul`): exact.  Integer operands go through float32
 when ``max_row sum |a| * max |b| < 2**24`` (every partial sum is then an integer float32 holds,
 whatever order the BLAS sums in), else float64 below ``2**53``, else int64.  Torch's int8 x int8
--> int32 product is not used: on a CPU without VNNI (AVX2 only) it ran 46 times slower than the
-float32 product of the same matrices.
+-> int32 product (a weight matrix of at most 8 bits times operands that fit int8, exact while
+``k * max|a| * max|w| < 2**31``) is used only where it is faster than float32 on this machine
+(:func:`int8_products_pay`, timed once per process): on a CPU with VNNI it can be; on one
+without (AVX2 only) it ran 46 times slower.  Every path gives the same integers.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 
 import numpy as np
 import torch
@@ -47,6 +51,7 @@ MSE_CANDIDATES = 96
 POW2_CANDIDATES = 16
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
+_I32_EXACT = 1 << 31
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
@@ -190,9 +195,51 @@ def _exact_dtype(bound: int):
     return torch.int64
 
 
+@functools.lru_cache(maxsize=None)
+def int8_products_pay() -> bool:
+    """Whether torch's int8 x int8 -> int32 product beats the float32 product on this machine, on
+    a linear layer's shape (512 x 576 spikes times 576 x 1536 weights, best of three each); False
+    when torch has no CPU kernel for it.  Timed once per process: the answer changes the speed of
+    :func:`int_matmul`, never its result."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(-16, 17, (512, 576), generator=gen)
+    b = torch.randint(-127, 128, (576, 1536), generator=gen)
+    a8, b8, af, bf = a.to(torch.int8), b.to(torch.int8), a.to(torch.float32), b.to(torch.float32)
+
+    def best(fn):
+        fn()
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    try:
+        t8 = best(lambda: torch._int_mm(a8, b8))
+    except (RuntimeError, AttributeError):
+        return False
+    return t8 < 0.8 * best(lambda: af @ bf)
+
+
+def _int8_matmul(a: torch.Tensor, b8: torch.Tensor, top: int):
+    """``a @ b`` by torch's int8 x int8 -> int32 product when ``a`` fits int8 and no sum can leave
+    int32 (``k * max|a| * max|b| < 2**31``); None otherwise."""
+    lo, hi = (int(v) for v in torch.aminmax(a))
+    k = a.shape[-1]
+    if lo < -128 or hi > 127 or k * max(-lo, hi) * top >= _I32_EXACT:
+        return None
+    try:
+        out = torch._int_mm(a.reshape(-1, k).to(torch.int8), b8)
+    except (RuntimeError, AttributeError):  # a torch without the CPU kernel: the float paths
+        return None
+    return out.reshape(*a.shape[:-1], b8.shape[-1]).to(torch.int64)
+
+
 def int_matmul(a: torch.Tensor, b: torch.Tensor, b_float: dict | None = None, a_max: int | None = None) -> torch.Tensor:
     """``a @ b`` exactly for integer tensors (int64 result); see the module docstring.
-    ``b_float`` caches ``b`` converted per dtype and its largest magnitude (a weight matrix);
+    ``b_float`` caches ``b`` converted per dtype and its largest magnitude (a weight matrix: int8
+    operands then go through torch's int8 product where :func:`int8_products_pay`);
     ``a_max``, a bound on ``|a|`` known beforehand (a step's spikes: ``L``), spares the pass over
     ``a`` that measures its row sums when ``k * a_max * max|b|`` already proves float32 exact."""
     if a.numel() == 0 or b.numel() == 0:
@@ -201,6 +248,12 @@ def int_matmul(a: torch.Tensor, b: torch.Tensor, b_float: dict | None = None, a_
         top = b_float.get("max")
         if top is None:
             top = b_float["max"] = int(b.abs().max())
+            pays = b.dim() == 2 and top <= 127 and int8_products_pay()
+            b_float["int8"] = b.to(torch.int8).contiguous() if pays else None
+        if b_float["int8"] is not None:
+            out = _int8_matmul(a, b_float["int8"], top)
+            if out is not None:
+                return out
     else:
         top = int(b.abs().max())
     if a_max is not None and a.shape[-1] * a_max * top < _F32_EXACT:
