@@ -63,6 +63,8 @@ def test_eval_snn_rows_score_account_and_resume(tiny, tmp_path, capsys, monkeypa
     md = (out / "eval.md").read_text()
     assert "| SNN T=2 L=4 W8A8 |" in md and "Activity and energy per token" in md
     assert "What the spikeops operators cost against float operators" in md and "| QANN W8A8 | " in md
+    piqa = rep["rows"]["QANN W8A8"]["tasks"]["piqa"]
+    assert len(piqa["correct"]) == 3 and piqa["correct"].count("1") == round(piqa["acc"] * 3)
     assert (out / "plan-snn.json").exists()
     n = len(calls)
     assert main(args) == 0 and len(calls) == n  # every row kept: nothing recomputed
@@ -139,8 +141,28 @@ def test_the_operators_cost_against_float_operators_and_the_target():
     assert cost["B"]["avg_drop"] == pytest.approx(0.25) and cost["B"]["worst_drop"] == pytest.approx(1.5)
     assert not cost["C"]["meets_target"] and cost["C"]["avg_drop"] == pytest.approx(0.5)  # the average
     md = format_ops_cost(rows, {"piqa": "PIQA"})
-    assert "| A | +0.25 | PIQA (+0.5) | +1.00 % | met |" in md and "| B | +0.25 | PIQA (+1.5) | -2.00 % | missed |" in md
+    assert "| A | +0.25 | PIQA (+0.5) | - | +1.00 % | met |" in md
+    assert "| B | +0.25 | PIQA (+1.5) | - | -2.00 % | missed |" in md
     assert format_ops_cost({"original": rows["original"]}) == ""
+    # with the documents each row got right: the paired comparison
+    rows["A, float ops"]["tasks"]["piqa"]["correct"] = "1" * 12 + "0" * 8
+    rows["A"]["tasks"]["piqa"]["correct"] = "0" * 10 + "11" + "0" * 8  # 10 lost, 0 gained: p = 2 / 2**10
+    for r in ("A, float ops", "A"):
+        rows[r]["tasks"]["arc_easy"]["correct"] = "10" * 10
+    a = {c["network"]: c for c in ops_cost(rows)}["A"]
+    assert a["worst_paired"] == {"only_a": 10, "only_b": 0, "p": pytest.approx(2 / 1024)}
+    assert a["paired"]["only_a"] == 10 and a["paired"]["only_b"] == 0
+    assert "| A | +0.25 | piqa (+0.5; 10 / 0 (p 0.00)) | 10 / 0 (p 0.00) |" in format_ops_cost(rows)
+
+
+def test_mcnemar_is_the_exact_binomial_test():
+    from spikeops.gen.llm.evaluate import mcnemar
+
+    assert mcnemar("1100", "1100") == {"only_a": 0, "only_b": 0, "p": 1.0}
+    assert mcnemar("10", "01") == {"only_a": 1, "only_b": 1, "p": 1.0}
+    m = mcnemar("111110", "000001")  # 5 against 1: 2 * (1 + 6) / 64
+    assert (m["only_a"], m["only_b"]) == (5, 1) and m["p"] == pytest.approx(14 / 64)
+    assert mcnemar("10", "1") is None and mcnemar("", "") is None
 
 
 def test_capture_snn_records_the_totals_inside_the_network(tiny, tmp_path):

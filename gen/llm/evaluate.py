@@ -8,6 +8,7 @@ The table built from these scores is :mod:`spikeops.gen.llm.table`.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -15,13 +16,15 @@ import numpy as np
 from . import data
 from .scoring import Timer, loglikelihoods, per_view, perplexity
 
-__all__ = ["multiple_choice_task", "evaluate_tasks", "summarise", "embedding_agreement", "speed_probe"]
+__all__ = ["multiple_choice_task", "mcnemar", "evaluate_tasks", "summarise", "embedding_agreement", "speed_probe"]
 
 
 def multiple_choice_task(lm, task, limit, batch_tokens, timer, progress, resume=None, views=None) -> dict | None:
     """Accuracy and length-normalised accuracy of ``lm`` on the first ``limit`` documents of ``task``
     (None while another shard has requests left: ``resume``, :class:`~.scoring.Resume`); with
-    ``views`` (:func:`~.scoring.score_tokens`), ``{key: result}``."""
+    ``views`` (:func:`~.scoring.score_tokens`), ``{key: result}``.  ``correct`` is a string with
+    one ``0``/``1`` per document, in order (whether the most likely choice is the gold one): two
+    models' strings give a paired test of their difference (:func:`mcnemar`)."""
     docs = data.task_docs(task, limit)
     pairs, spans = [], []
     for d in docs:
@@ -31,15 +34,31 @@ def multiple_choice_task(lm, task, limit, batch_tokens, timer, progress, resume=
                          resume=resume, views=views)
 
     def result(lls):
-        hit = hit_norm = 0
+        right, hit_norm = [], 0
         for d, (start, n) in zip(docs, spans):
             ll = np.array(lls[start:start + n])
             chars = np.array([len(c) for c in d.continuations], dtype=np.float64)
-            hit += int(np.argmax(ll) == d.gold)
+            right.append(int(np.argmax(ll) == d.gold))
             hit_norm += int(np.argmax(ll / chars) == d.gold)
-        return {"acc": hit / len(docs), "acc_norm": hit_norm / len(docs), "docs": len(docs), "requests": len(pairs)}
+        # per document, in order: paired comparisons of two models on the same documents
+        return {"acc": sum(right) / len(docs), "acc_norm": hit_norm / len(docs), "docs": len(docs),
+                "requests": len(pairs), "correct": "".join(map(str, right))}
 
     return per_view(lls, views, result)
+
+
+def mcnemar(a: str, b: str) -> dict | None:
+    """The paired comparison of two models on the same documents from their ``correct`` strings:
+    ``only_a`` (documents only ``a`` gets right), ``only_b``, and the exact two-sided McNemar
+    p-value (binomial, ``n = only_a + only_b``, p = 1/2): the probability of a split at least this
+    uneven if neither model were better.  None when the strings do not cover the same documents."""
+    if not a or not b or len(a) != len(b):
+        return None
+    only_a = sum(x == "1" and y == "0" for x, y in zip(a, b))
+    only_b = sum(x == "0" and y == "1" for x, y in zip(a, b))
+    n, k = only_a + only_b, min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p": min(1.0, 2 * tail)}
 
 
 def _timed(fn, *args, resume=None, views=None, **kwargs) -> dict | None:

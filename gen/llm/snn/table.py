@@ -181,7 +181,12 @@ def ops_cost(rows: dict) -> list[dict]:
     """Per network with both rows (``X`` and ``X, float ops``): what the spikeops operators cost
     against the float operators, in points (positive: spikeops lower): the average accuracy, the
     worst task, LAMBADA perplexity (relative), and whether the target holds (at most
-    :data:`TARGET_AVG_POINTS` on the average, :data:`TARGET_TASK_POINTS` on any task)."""
+    :data:`TARGET_AVG_POINTS` on the average, :data:`TARGET_TASK_POINTS` on any task).  Where both
+    rows kept which documents they got right, the paired comparison (:func:`~..evaluate.mcnemar`;
+    ``a`` the float operators) of the worst task and of all documents together says whether the
+    difference is more than the documents two near-equal networks split by chance."""
+    from ..evaluate import mcnemar
+
     out = []
     for label, r in rows.items():
         f = rows.get(f"{label}, float ops")
@@ -193,8 +198,14 @@ def ops_cost(rows: dict) -> list[dict]:
         avg = (f["avg"]["acc"] - r["avg"]["acc"]) * 100
         ppl = (r["lambada"]["perplexity"] / f["lambada"]["perplexity"] - 1) * 100 \
             if "lambada" in r and "lambada" in f else None
+        paired = {t: mcnemar(f["tasks"][t].get("correct", ""), r["tasks"][t].get("correct", "")) for t in tasks}
+        whole = None
+        if tasks and all(paired.values()):
+            whole = mcnemar("".join(f["tasks"][t]["correct"] for t in tasks),
+                            "".join(r["tasks"][t]["correct"] for t in tasks))
         out.append({"network": label, "avg_drop": avg, "worst_task": worst,
                     "worst_drop": drops[worst] if worst else 0.0, "ppl_change_percent": ppl,
+                    "worst_paired": paired.get(worst), "paired": whole,
                     "meets_target": avg <= TARGET_AVG_POINTS and all(d <= TARGET_TASK_POINTS for d in drops.values())})
     return out
 
@@ -207,12 +218,21 @@ def format_ops_cost(rows: dict, names: dict | None = None) -> str:
         return ""
     lines = [f"### What the spikeops operators cost against float operators, same network (target: at most "
              f"{TARGET_AVG_POINTS} points on the average, {TARGET_TASK_POINTS} on any task)", "",
-             "| network | average drop (points) | worst task (drop) | LAMBADA ppl change | target |",
-             "|---|---|---|---|---|"]
+             "| network | average drop (points) | worst task (drop) | documents only float / only spikeops "
+             "right (paired p) | LAMBADA ppl change | target |",
+             "|---|---|---|---|---|---|"]
     names = names or {}
+
+    def split(m):
+        return f"{m['only_a']} / {m['only_b']} (p {m['p']:.2f})" if m else "-"
+
     for c in cost:
         worst = f"{names.get(c['worst_task'], c['worst_task'])} ({c['worst_drop']:+.1f})" if c["worst_task"] else "-"
+        if c["worst_paired"]:
+            worst = worst[:-1] + f"; {split(c['worst_paired'])})"
         ppl = f"{c['ppl_change_percent']:+.2f} %" if c["ppl_change_percent"] is not None else "-"
-        lines.append(f"| {c['network']} | {c['avg_drop']:+.2f} | {worst} | {ppl} | "
+        lines.append(f"| {c['network']} | {c['avg_drop']:+.2f} | {worst} | {split(c['paired'])} | {ppl} | "
                      f"{'met' if c['meets_target'] else 'missed'} |")
+    lines += ["", "A paired p above about 0.05 says the two networks' difference on those documents is within "
+              "what chance splits between two near-equal networks give; the drop alone cannot say so."]
     return "\n".join(lines)
