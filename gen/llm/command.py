@@ -369,7 +369,8 @@ def add_commands(sub):
     p.add_argument("--snn", action="append", default=[], metavar="SPEC",
                    help="a quantised or spiking network's rows, e.g. T=4,L=16,W=8,A=8 or mode=qann (each with "
                         "float and with spikeops nonlinear operators unless the spec names ops=); repeat for "
-                        "more rows (spikeops.gen.llm.snn.config lists the keys)")
+                        "more rows; specs that differ only in T are scored in one pass at the largest T "
+                        "(spikeops.gen.llm.snn.config lists the keys)")
     p.add_argument("--batch-tokens", type=int, default=4096)
     p.add_argument("--sentences", type=int, default=300, help="sentences for an encoder's embedding check")
     p.add_argument("--calibration-texts", type=int, default=CALIBRATION_TEXTS,
