@@ -128,7 +128,7 @@ class _Body(nn.Module):
     def views(self, keys, input_ids=None, attention_mask=None, position_ids=None) -> dict:
         """``{T: last_hidden_state}`` of the same network at each time-step count of ``keys`` (at
         most the network's own ``T``), all from one run (:meth:`SpikingLlama.run`'s checkpoints):
-        the scoring code's views (:func:`spikeops.gen.llm.scoring.score_views`)."""
+        the scoring code's views (:func:`spikeops.gen.llm.scoring.score_tokens`)."""
         return self._owner[0].run(input_ids, attention_mask, position_ids, checkpoints=keys).hidden_at
 
 
