@@ -127,7 +127,7 @@ eval-quick: setup
 # LAMBADA passages; the float model, the QANN (= the network at settle) and the network at T = 1, 2,
 # 4, 8, 16 for L = 16 and L = 1 (ST-BIF+), W8A8 and W6A6, each with float and with spikeops
 # nonlinear operators.  Each T sweep is one pass at T = 16 (every smaller T a view of it), one job;
-# 13 jobs, about 22 h on 2 cores; resumable from what out/snn-table keeps, as eval-table is.
+# 13 jobs, about 27 h on 2 cores; resumable from what out/snn-table keeps, as eval-table is.
 SNN_SPECS := mode=qann mode=qann,W=6,A=6 \
 	$(foreach w,8 6,$(foreach l,16 1,$(foreach t,1 2 4 8 16,T=$(t),L=$(l),W=$(w),A=$(w))))
 snn-table: setup
