@@ -127,7 +127,7 @@ eval-quick: setup
 # LAMBADA passages; the float model, the QANN (= the network at settle) and the network at T = 1, 2,
 # 4, 8, 16 for L = 16 and L = 1 (ST-BIF+), W8A8 and W6A6, each with float and with spikeops
 # nonlinear operators.  Each T sweep is one pass at T = 16 (every smaller T a view of it), one job;
-# 13 jobs, about 27 h on 2 cores; resumable from what out/snn-table keeps, as eval-table is.
+# 13 jobs, an estimated 27 h on 2 cores (from the first hour's rates); resumable from what out/snn-table keeps, as eval-table is.
 SNN_SPECS := mode=qann mode=qann,W=6,A=6 \
 	$(foreach w,8 6,$(foreach l,16 1,$(foreach t,1 2 4 8 16,T=$(t),L=$(l),W=$(w),A=$(w))))
 snn-table: setup
@@ -135,7 +135,7 @@ snn-table: setup
 		--ppl-limit 100 --speed-repeats 0 --jobs $(JOBS) --out out/snn-table $(foreach s,$(SNN_SPECS),--snn $(s))
 
 # The W8A8 network at settle (the QANN, proven equal) on the full validation sets, with float and
-# with spikeops operators (the float model's row is Table 1's); about 12 h on 2 cores, resumable.
+# with spikeops operators (the float model's row is Table 1's); not run yet, resumable.
 snn-settle-full: setup
 	$(VENV)/bin/spikeops eval --snn mode=qann --rows "QANN W8A8, float ops" "QANN W8A8" --speed-repeats 0 \
 		--jobs $(JOBS) --out out/snn-settle-full

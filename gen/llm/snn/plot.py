@@ -51,7 +51,7 @@ def accuracy_plot(report: dict, path) -> bool:
     colours = {}
     for (W, A, L, ops), rows in sorted(fam.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
         c = colours.setdefault((W, A, L), f"C{len(colours) % 10}")
-        ts = sorted(rows, key=lambda t: xpos(t))
+        ts = sorted(rows, key=xpos)
         style = dict(color=c, marker="o", linestyle="-" if ops == "spikeops" else "--",
                      label=f"W{W}A{A} L={L}, {ops} ops")
         ax_acc.plot([xpos(t) for t in ts], [rows[t]["avg"]["acc"] * 100 for t in ts], **style)

@@ -117,7 +117,7 @@ def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, p
             todo = [t for t in [*tasks, *(["lambada"] if ppl_limit != 0 else [])] if t not in done]
             wanted = rows is None or label in rows
             entries.append(dict(cfg=cfg, label=label, store=store, done=done, activity=activity, todo=todo,
-                                wanted=wanted, row=None))
+                                wanted=wanted, row=None, scored=False))
         scoring = [e for e in entries if e["wanted"] and e["todo"]]
         for e in scoring:
             log(f"eval: {e['label']}: {', '.join(e['todo'])}" + (f" (kept: {', '.join(e['done'])})" if e["done"] else ""))
@@ -140,9 +140,9 @@ def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, p
                 if e["todo"] or activity is None:
                     missing.append(label)
                     continue
-            lm = session.spiking(cfg, plan) if ((e["todo"] and not e.get("scored")) or activity is None) else None
+            lm = session.spiking(cfg, plan) if ((e["todo"] and not e["scored"]) or activity is None) else None
             row = e["row"]
-            if row is None and not e.get("scored"):
+            if row is None and not e["scored"]:
                 row = evaluate_tasks(lm, tasks, limit, ppl_limit, batch_tokens, progress, done=done,
                                      save=store.save if store else None,
                                      resume=(lambda name, store=store: store.resume(name, shard)) if store else None)
