@@ -218,6 +218,22 @@ def test_source_id_tells_checkpoints_in_folders_of_the_same_name_apart(tmp_path)
     assert source_id(tmp_path / "run1" / "final") == one
 
 
+def test_source_id_follows_content_not_path_or_time(tmp_path, monkeypatch):
+    """The same weights installed elsewhere (another machine's venv: other path, other mtime) keep
+    their kept rows; a changed byte of the same size does not."""
+    import os
+    monkeypatch.setenv("SPIKEOPS_CACHE", str(tmp_path / "cache"))
+    for where in ("a", "b"):
+        (tmp_path / where / "m").mkdir(parents=True)
+        (tmp_path / where / "m" / "w.bin").write_bytes(b"weights")
+    os.utime(tmp_path / "b" / "m" / "w.bin", ns=(1, 1))
+    first = source_id(tmp_path / "a" / "m")
+    assert source_id(tmp_path / "b" / "m") == first == source_id(tmp_path / "a" / "m")  # second from the cache
+    (tmp_path / "b" / "m" / "w.bin").write_bytes(b"weightz")
+    assert source_id(tmp_path / "b" / "m") != first
+    assert source_id(tmp_path / "b" / "m" / "w.bin") != source_id(tmp_path / "a" / "m" / "w.bin")
+
+
 def test_evaluate_tasks_reuses_kept_results_and_saves_new_ones(monkeypatch):
     calls = []
 

