@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "cache_root", "CACHE_VARIABLE", "check_writable", "first_missing", "remove_empty_folders",
+__all__ = ["write_atomic", "file_mode", "cache_root", "CACHE_VARIABLE", "check_writable", "first_missing", "remove_empty_folders",
            "staged_folder"]
 
 CACHE_VARIABLE = "SPIKEOPS_CACHE"
@@ -29,6 +29,13 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "spikeops")
 
 
+def file_mode() -> int:
+    """The mode ``open`` gives a new file here: ``0o666`` less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file of this process in the same folder,
     renamed into place: a killed writer leaves no torn file, and of two processes writing the same
@@ -37,6 +44,7 @@ def write_atomic(path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would make every output private to its writer
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
