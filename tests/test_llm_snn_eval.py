@@ -70,6 +70,14 @@ def test_eval_snn_rows_score_account_and_resume(tiny, tmp_path, capsys, monkeypa
     assert main(args) == 0 and len(calls) == n  # every row kept: nothing recomputed
     assert main(args[:-4] + ["--snn", "T=3,L=4", "--rows", "SNN T=3 L=4 W8A8", "--out", str(out)]) == 0
     assert len(calls) == n + 1 and calls[-1].model.snn.T == 3
+    # a calibration that came out different (another CPU's float sums) never reuses these rows
+    from spikeops.gen.llm.snn import Calibration
+    key = json.loads((out / "rows" / "QANN W8A8.json".replace(" ", "-")).read_text())["key"]
+    assert len(key["calibration"]) == 16
+    monkeypatch.setattr(Calibration, "digest", lambda self: "0" * 16)
+    n = len(calls)
+    assert main(args[:-2] + ["--rows", "QANN W8A8", "--out", str(out)]) == 0
+    assert len(calls) == n + 1 and "were made with other settings" in capsys.readouterr().out
 
 
 def test_a_t_sweep_is_one_pass_and_each_row_equals_its_own_run(tiny, tmp_path, monkeypatch):

@@ -70,9 +70,34 @@ class Calibration:
             out[name] = activation_scale(o["sample"], o["max"], 1 << snn.bits(name), snn.scale, snn.pow2)
         return out
 
+    def digest(self) -> str:
+        """sha256 (16 hex digits) of what the conversion reads from the calibration: every site's
+        observations (maximum, sample, per-channel maxima and channels, bit for bit) and the
+        operators' statistics.  Kept results carry it, so a calibration that came out different (another
+        CPU's float kernels summing in another order) never shares rows with this one."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256()
+        for name, o in sorted(self.sites.items()):
+            h.update(f"{name}:{float(o['max']).hex()}".encode())
+            for k in ("sample", "chmax", "ch"):
+                if k in o:
+                    a = np.ascontiguousarray(o[k])
+                    h.update(f"{k}:{a.dtype.str}:{a.shape}".encode())
+                    h.update(a.tobytes())
+        h.update(json.dumps(self.stats, sort_keys=True, default=_stat_json).encode())
+        return h.hexdigest()[:16]
+
     def residual_max(self) -> float:
         """The largest residual-stream magnitude the norms saw."""
         return max([v["in"] for v in self.stats.values() if v.get("in")] + [1.0])
+
+
+def _stat_json(v):
+    """An operator statistic as JSON (numpy scalars and arrays exactly, floats as hex)."""
+    a = np.asarray(v)
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "hex": a.tobytes().hex()}
 
 
 def calibrate(model, batches, info: dict | None = None, stats: dict | None = None) -> Calibration:

@@ -93,7 +93,9 @@ def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, p
     ``session``'s model with ``plan``'s operators; returns ``({label: row}, [labels neither computed
     nor kept])``.  ``key`` is the ANN rows' RowStore key (model, limits, scoring, back end).  As for
     the ANN rows, a task's per-request scores are kept as they come and ``shard = (i, n)`` scores
-    every ``n``-th batch from the ``i``-th; shard 0 also makes the activity pass.
+    every ``n``-th batch from the ``i``-th; shard 0 also makes the activity pass.  The rows' key adds
+the plan's digest, the network's parameters and the SNN calibration's digest
+(:meth:`spikeops.gen.llm.snn.Calibration.digest`).
 
     Rows that differ only in ``T`` (:func:`step_groups`) are scored in one pass of the network at
     the largest ``T`` still to score, each row a view of it (its hidden state after its own ``T``
@@ -104,6 +106,8 @@ def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, p
     from ..rowstore import RowStore, plan_digest
 
     results, missing = {}, []
+    # the quantisers' scales come from the calibration: rows of another calibration are not these rows
+    key = dict(key, calibration=session.snn_calibration().digest()) if configs else key
     for group in step_groups(configs):
         entries = []
         for cfg in group:
