@@ -94,8 +94,8 @@ def snn_rows(session, configs, *, plan, tasks, limit, ppl_limit, batch_tokens, p
     nor kept])``.  ``key`` is the ANN rows' RowStore key (model, limits, scoring, back end).  As for
     the ANN rows, a task's per-request scores are kept as they come and ``shard = (i, n)`` scores
     every ``n``-th batch from the ``i``-th; shard 0 also makes the activity pass.  The rows' key adds
-the plan's digest, the network's parameters and the SNN calibration's digest
-(:meth:`spikeops.gen.llm.snn.Calibration.digest`).
+    the plan's digest, the network's parameters and the SNN calibration's digest
+    (:meth:`spikeops.gen.llm.snn.Calibration.digest`).
 
     Rows that differ only in ``T`` (:func:`step_groups`) are scored in one pass of the network at
     the largest ``T`` still to score, each row a view of it (its hidden state after its own ``T``
