@@ -228,7 +228,15 @@ def test_source_id_follows_content_not_path_or_time(tmp_path, monkeypatch):
         (tmp_path / where / "m" / "w.bin").write_bytes(b"weights")
     os.utime(tmp_path / "b" / "m" / "w.bin", ns=(1, 1))
     first = source_id(tmp_path / "a" / "m")
-    assert source_id(tmp_path / "b" / "m") == first == source_id(tmp_path / "a" / "m")  # second from the cache
+    assert source_id(tmp_path / "b" / "m") == first
+    cache = tmp_path / "cache" / "digests.json"
+    assert len(json.loads(cache.read_text())) == 2  # one content digest per file, by path, size and mtime
+    # a second call reads the digest from the cache, not the file: a doctored entry shows through
+    stamps = json.loads(cache.read_text())
+    cache.write_text(json.dumps({k: ("0" * 64 if "/a/" in k else v) for k, v in stamps.items()}))
+    assert source_id(tmp_path / "a" / "m") != first == source_id(tmp_path / "b" / "m")
+    cache.write_text(json.dumps(stamps))
+    assert source_id(tmp_path / "a" / "m") == first
     (tmp_path / "b" / "m" / "w.bin").write_bytes(b"weightz")
     assert source_id(tmp_path / "b" / "m") != first
     assert source_id(tmp_path / "b" / "m" / "w.bin") != source_id(tmp_path / "a" / "m" / "w.bin")

@@ -31,36 +31,37 @@ def source_id(path) -> str:
     name, size and content of every file.  Content, not path or modification time: the same pinned
     wheel installed on another machine (another path, another mtime) keeps its rows valid, and two
     checkpoints in folders of the same name never share results unless their files are identical.
-    Each file's content digest is cached by (path, size, mtime) in ``$SPIKEOPS_CACHE/digests.json``."""
+    Each file's content digest is cached by (path, size, mtime) in ``$SPIKEOPS_CACHE/digests.json``
+    (read once and written once per call)."""
     path = Path(path).resolve()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    h = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.relative_to(path) if f != path else f.name}:{st.st_size}:{_file_digest(f, st)}\n".encode())
-    return f"{path.name}-{h.hexdigest()[:12]}"
-
-
-def _file_digest(f: Path, st) -> str:
-    """sha256 of one file's bytes, read from the digest cache when its path, size and mtime match."""
     cache = cache_root() / "digests.json"
-    stamp = f"{f}:{st.st_size}:{st.st_mtime_ns}"
     try:
         kept = json.loads(cache.read_text())
     except (OSError, ValueError):
         kept = {}
     if not isinstance(kept, dict):
         kept = {}
-    if stamp in kept:
-        return kept[stamp]
+    h, new = hashlib.sha256(), 0
+    for f in files:
+        st = f.stat()
+        stamp = f"{f}:{st.st_size}:{st.st_mtime_ns}"
+        if stamp not in kept:
+            kept[stamp], new = _file_digest(f), new + 1
+        h.update(f"{f.relative_to(path) if f != path else f.name}:{st.st_size}:{kept[stamp]}\n".encode())
+    if new:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the hashing next time
+            write_atomic(cache, json.dumps(kept, sort_keys=True, indent=0))
+    return f"{path.name}-{h.hexdigest()[:12]}"
+
+
+def _file_digest(f: Path) -> str:
+    """sha256 of one file's bytes."""
     h = hashlib.sha256()
     with open(f, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    kept[stamp] = h.hexdigest()
-    with contextlib.suppress(OSError):  # a read-only cache only costs the hashing next time
-        write_atomic(cache, json.dumps(kept, sort_keys=True, indent=0))
-    return kept[stamp]
+    return h.hexdigest()
 
 
 class RowStore:
