@@ -36,6 +36,7 @@ from amaranth.lib.wiring import In, Out
 from spikeops.golden.choices import NormMethod, NormUnits
 from spikeops.golden.norm import NormConfig, level_sizes
 
+from .claims import Claims
 from .cordic import (UNIT_EXTRA, cordic_unit, difference_shapes, field_shapes, fields_of_differences, merge_fields,
                      pair_differences, zero_pair_fields)
 from .component import ConfigComponent, ConfigSignature
@@ -532,4 +533,5 @@ class SqrtNode(ConfigComponent):
                     m.d.sync += [num.eq(trial[:2 * w]), res.eq((res >> 1) | bit)]
                 with m.Else():
                     m.d.sync += res.eq(res >> 1)
+        self.claims = Claims().add(~busy | (step <= w), f"sqrt: a busy unit's step <= {w}")
         return m

@@ -27,6 +27,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import memory
 
+from .claims import Claims
 from .dsp import MULTIPLIER_LATENCY, MULTIPLIER_WIDTH, Multiplier
 
 __all__ = ["Pipeline", "Stage", "CreditPipeline", "credit_latency", "multiply_stages",
@@ -75,6 +76,8 @@ class Pipeline:
         self.latency = 0
         self.name = name
         self.carried = {}
+        self.valids = []          # each stage's valid bit, in order (:meth:`claims` counts them)
+        self.stage_carried = []   # each stage's carried registers (a dict a stage), in order
 
     def carry(self, **values):
         """Values that travel along every later stage (re-registered at each one), aligned with the
@@ -93,6 +96,8 @@ class Pipeline:
             for k, v in self.carried.items():
                 self.carried[k] = self._register(prefix + "c_" + k, v)
         self.valid = valid
+        self.valids.append(valid)
+        self.stage_carried.append(dict(self.carried))
         return Stage(valid, regs)
 
     def _register(self, name, value):
@@ -184,7 +189,28 @@ class CreditPipeline(Pipeline):
         # ``held + accept - taken``: the sink's ready reaches a multiplexer, not a chain
         m.d.sync += [held.eq(stepped(held, self._accept, taken)),
                      self.room.eq(~reaches(held, self._accept, taken, self.capacity))]
+        self.held = held
+        self._queue = (produce, produce_1, consume, consume_1, empty, depth)
         return o
+
+    def claims(self) -> Claims:
+        """The facts of a finished pipeline (:mod:`spikeops.hdl.claims`): ``held`` counts the
+        valid stages, the queued elements and the output register; it never passes
+        :attr:`capacity` and ``room`` says whether it is below; the pointers' successors are their
+        successors, and an empty queue has equal pointers."""
+        produce, produce_1, consume, consume_1, empty, depth = self._queue
+        wrap = produce < consume
+        count = Mux(empty, 0, Mux(produce == consume, depth, Mux(wrap, produce + depth - consume, produce - consume)))
+        in_stages = sum((v.as_unsigned() for v in self.valids), Const(0, 1))
+        c = Claims(held=self.held)
+        n = self.name
+        c.add(self.held == in_stages + count + self.o.valid, f"{n}: held = valid stages + queued + output register")
+        c.add(self.held <= self.capacity, f"{n}: held <= capacity {self.capacity}")
+        c.add(self.room == (self.held != self.capacity), f"{n}: room = held < capacity")
+        c.add(produce_1 == (produce + 1)[:len(produce)], f"{n}: produce_1 = produce + 1")
+        c.add(consume_1 == (consume + 1)[:len(consume)], f"{n}: consume_1 = consume + 1")
+        c.add(~empty | (produce == consume), f"{n}: an empty queue has produce = consume")
+        return c
 
 
 #: pipeline stages of :func:`multiply_stages`: the multiplier blocks' two registers, then the sum

@@ -33,6 +33,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Elaboratable, Module, Mux, Shape, ShapeCastable, Signal, Value
 from amaranth.lib import data, memory
 
+from .claims import Claims
 from .dp16kd import DP16KD_WIDTH, DP16KDPort, dp16kd, dp16kd_initvals, dp16kd_mode
 from .dsp import Primitives, primitives_of
 
@@ -163,3 +164,21 @@ class RingPass:
         with m.If(self.take):
             m.d.sync += [busy.eq(1), left.eq(incoming.n), self.row.eq(incoming),
                          self.first.eq(1), self.last.eq(incoming.n == 1)]
+        self.busy, self.left, self._name = busy, left, name
+        self.incoming = incoming     # the descriptor the queue offers
+
+    @property
+    def remaining(self):
+        """Entries of the row being read still to read (0 when idle)."""
+        return Mux(self.busy, self.left, 0)
+
+    def claims(self) -> Claims:
+        """The facts of the pass (:mod:`spikeops.hdl.claims`): while busy, the row has an entry,
+        between one and the row's length are left, and ``last`` says whether one is.  (That a
+        descriptor the queue offers has an entry is its owner's fact: it knows what it writes.)"""
+        n = self._name
+        c = Claims()
+        c.add(~self.busy | ((self.left >= 1) & (self.left <= self.row.n) & (self.last == (self.left == 1))),
+              f"{n}: a busy pass has 1 <= left <= n entries left and last = (left = 1)")
+        c.add(~self.busy | (self.row.n >= 1), f"{n}: a row being read has an entry")
+        return c

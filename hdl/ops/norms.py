@@ -35,6 +35,7 @@ from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
 from ..carry import add_or_subtract, negated_if
+from ..claims import Claims
 from ..division import division_latency, division_stages
 from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, queues_leaf_pairs, tree_latency
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, Stage, credit_latency, multiply_latency,
@@ -417,7 +418,36 @@ class _Norm(OperatorComponent):
         else:
             y = p3.stage(y=negated_if(m, q, p3.carried["neg"], "sign")).y
         p3.finish(Cat(y[:fmt.width], p3.carried["last"]))
+        self.claims = self._claims(p3, send, rowq, used, full, j, at_end, depth, dict(
+            held_v=held_v, held=held, line=line, due_rows=due_rows))
         return m
+
+    def _claims(self, p3, send, rowq, used, full, j, at_end, depth, feed) -> Claims:
+        """The facts of a reachable state (:mod:`spikeops.hdl.claims`): the ring's entries not yet
+        read by the send pass are the row being received (``j`` of them) and the rows whose
+        descriptors wait in the row queue or are being read; every accepted element is in the ring
+        or the send pipeline.  Exact norm: each row in the row queue is on its way to being due
+        (in the sums' pipelines, the Q queue, the square-root unit's delay line) or due; a row's
+        last element never waits in the feed's skid (the port takes it only when the norm can)."""
+        d = self.config.d
+        c = Claims(held=used + p3.held, open=j)
+        c.extend(p3.claims()).extend(send.claims())
+        c.add(used <= depth, f"ring: used <= depth {depth}")
+        c.add(full == (used == depth), "ring: full = (used = depth)")
+        c.add(at_end == (j == d - 1), "receive: j_last = (j = d - 1)")
+        c.add(used - j == d * rowq.level + send.remaining,
+              "ring: used - j = d x queued rows + entries left of the row being read")
+        c.assume(~rowq.r_rdy | (send.incoming.n == d), "row queue: a descriptor offered was written (n = d)")
+        flight = getattr(self, "_rows_to_root", None)
+        if flight is not None:
+            sq, ends, qq = flight["sq"], flight["ends"], flight["qq"]
+            c.part(flight["unit"])
+            c.add(~feed["held_v"] | ~feed["held"].end, "feed: a row's last element never waits in the skid")
+            on_way = (sum((v & k["end"] for v, k in zip(sq.valids, sq.stage_carried)), Const(0, 1))
+                      + sum(ends.valids, Const(0, 1)) + qq.level + sum(feed["line"], Const(0, 1)))
+            c.add(rowq.level == feed["due_rows"] + on_way,
+                  "rows queued = rows due + rows in the sums' pipelines, the Q queue and the delay line")
+        return c
 
     def _norm(self, m, cfg, take, feed, feed_ok, feed_sure):
         """The norm's input side, taking ``feed`` (an element, its index, the row's sum before it,
@@ -499,6 +529,7 @@ class _Norm(OperatorComponent):
             t2 = ends.stage(a=t1.sq)
             q = ends.stage(q=(t2.a + eps2)[:qw])
         assert pipe.latency + ends.latency == self.exact_sums(cfg)
+        self._rows_to_root = dict(sq=pipe, ends=ends, qq=qq, unit=unit)   # for :meth:`_claims`
         m.d.comb += [qq.w_data.eq(q.q), qq.w_en.eq(q.valid),
                      unit.i.valid.eq(qq.r_rdy), unit.i.payload.eq(qq.r_data), qq.r_en.eq(unit.i.ready)]
         return unit.o, unit.o_valid, qq.r_rdy & unit.i.ready

@@ -40,6 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeops.golden.ops.softmax import SoftmaxConfig
 
+from ..claims import Claims
 from ..component import OperatorComponent
 from ..division import division_latency, division_stages
 from ..exp import RANGE_MANTISSA_STAGES, exp_latency, exp_stages, exp_table_rom, range_mantissa_stages
@@ -240,7 +241,8 @@ class Softmax(OperatorComponent):
         if cfg.online:
             self._online_reduce(m, a, a_v, xbuf, sumq, sum_layout)
         else:
-            release, ahead_count = self._row_max_reduce(m, a, a_v, xbuf, sumq, sum_layout, el, rom)
+            parts = {}
+            release, ahead_count = self._row_max_reduce(m, a, a_v, xbuf, sumq, sum_layout, el, rom, parts)
 
         # -- pass 3: send (reads while the output queue has room; the datapath never stalls) -----
         issue = Signal()
@@ -266,9 +268,55 @@ class Softmax(OperatorComponent):
         q = division_stages(p3, e3, p3.carried.pop("total"), cfg.division,  # S enters stage 1 only
                             **self.division_options(cfg))
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
+        self.claims = None if cfg.online else self._claims(
+            dict(parts, p3=p3, send=send, sumq=sumq, used=used, held=held, row_n=row_n, ready=ready, a=a,
+                 a_v=a_v, depth=depth, nq=nq))
         return m
 
-    def _row_max_reduce(self, m, a, a_v, xbuf, sumq, sum_layout, el, rom):
+    def _claims(self, p) -> Claims:
+        """The facts of a reachable state (``normalizer="row_max"``, :mod:`spikeops.hdl.claims`).
+        Every accepted element is in the ring (``used``: not yet read by the send pass) or the send
+        pipeline.  The ring's entries not yet read by the send pass are the open row's (``row_n``)
+        and those of the rows on their way: ended in stages A to C, the registered descriptor, the
+        row queue, the row pass 2 reads, their ends in pass 2's pipeline, the registered sum, the
+        result queue and the row the send pass reads.  ``held`` and ``ahead`` count those rows
+        before and after pass 2 takes them."""
+        cfg = self.config
+        d_max = cfg.d_max
+        c = Claims(held=p["used"] + p["p3"].held, open=p["row_n"])
+        red, send, p2 = p["red"], p["send"], p["p2"]
+        c.extend(p["p3"].claims()).extend(send.claims()).extend(red.claims())
+        rowq = c.shadow(p["rowq"], lambda w: data.View(p["row_layout"], w).n, low=1, high=d_max, name="rowq")
+        sumq = c.shadow(p["sumq"], lambda w: data.View(p["sum_layout"], w).n, low=1, high=d_max, name="sumq")
+        ends = [(v & e.end, e.n) for v, e in ((p["a_v"], p["a"]), (p["b_v"], p["b"]), (p["c_v"], p["c"]))]
+        lasts = [(v & k["last"], k["n"]) for v, k in zip(p2.valids, p2.stage_carried)]
+        used, depth, nq, held, ahead = p["used"], p["depth"], p["nq"], p["held"], p["ahead"]
+
+        def count(terms):
+            return sum((f.as_unsigned() for f, _ in terms), Const(0, 1))
+
+        def total(terms):
+            return sum((Mux(f, n, 0) for f, n in terms), Const(0, 1))
+
+        c.add(used <= depth, f"ring: used <= depth {depth}")
+        c.add(held <= nq + 1, f"rows before pass 2: held <= {nq + 1}")
+        c.add(p["ready"] == ((used != depth) & (held != nq + 1)), "receive: ready = room in the ring and the row queue")
+        c.add(p["row_n"] <= d_max - 1, f"receive: row_n <= {d_max - 1}")
+        c.add(held == count(ends) + p["pending"] + p["rowq"].level,
+              "rows before pass 2 = ends in stages A to C + the registered descriptor + the row queue's")
+        c.add(ahead == red.busy + count(lasts) + p["ended_v"] + p["sumq"].level,
+              "rows between the passes = pass 2's row + its ends in pass 2's pipeline + the registered sum + the result queue's")
+        c.add(ahead <= nq, f"rows between the passes: ahead <= {nq}")
+        c.add(p["ahead_full"] == (ahead == nq), "pass 2: ahead_full = (ahead = nq)")
+        for (f, n) in ends + lasts + [(p["pending"], p["pushed"].n), (p["ended_v"], p["ended"].n)]:
+            c.add(~f | ((n >= 1) & (n <= d_max)), f"a row on its way has 1 to {d_max} elements")
+        c.add(used - p["row_n"] == total(ends) + Mux(p["pending"], p["pushed"].n, 0) + rowq.total
+              + Mux(red.busy, red.row.n, 0) + total(lasts) + Mux(p["ended_v"], p["ended"].n, 0) + sumq.total
+              + send.remaining,
+              "ring: used - row_n = the elements of the rows on their way not yet read by the send pass")
+        return c
+
+    def _row_max_reduce(self, m, a, a_v, xbuf, sumq, sum_layout, el, rom, parts):
         """``normalizer="row_max"``: stages B and C after A, the running maximum, the ring's write,
         the row queue and pass 2 (the exponentials and their sum), which writes ``sumq``.  Return
         the event that releases a row (pass 2 takes it) and a function that adds the count of rows
@@ -342,6 +390,10 @@ class Softmax(OperatorComponent):
         done = Signal(sum_layout)
         m.d.comb += [done.n.eq(ended.n), done.ref.eq(ended.mx), done.total.eq(acc),
                      sumq.w_data.eq(done.as_value()), sumq.w_en.eq(ended_v)]
+
+        parts.update(b=b, b_v=b_v, c=c, c_v=c_v, pending=pending, pushed=pushed, rowq=rowq, row_layout=row_layout,
+                     sum_layout=sum_layout, red=red, p2=p2, ended=ended, ended_v=ended_v, ahead=ahead,
+                     ahead_full=ahead_full)
 
         def ahead_count(send_take):
             m.d.sync += [ahead.eq(stepped(ahead, red.take, send_take)),

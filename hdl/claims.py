@@ -1,0 +1,139 @@
+"""What a stream component's reachable states satisfy: the facts an induction proof of its stream
+contract needs (:mod:`spikeops.verif.formal`).
+
+A bounded proof from reset sees only reachable states; an induction step starts from any state that
+satisfies the property, including ones no input sequence reaches (a pipeline holding elements its
+counters do not know of, a queue whose count disagrees with its pointers), and fails there.  The
+facts below rule those states out.  Each primitive states its own (:class:`~.pipeline.CreditPipeline`,
+:class:`~.rowbuffer.RingPass`) and an operator adds the ones that tie its parts together, as
+Amaranth expressions over its registers, gathered in :class:`Claims` during ``elaborate``:
+
+``claims``
+    ``(condition, text)`` pairs true in every reachable state; a proof asserts each one (so they
+    are proved, not trusted) and the induction may then start only where they hold.
+``contracts``
+    ``(condition, text)`` pairs a proof *assumes*: what a library part guarantees and its own
+    proofs establish (an ``amaranth.lib.fifo`` queue gives back what was written to it), stated on
+    its ports because its memory cannot appear in an expression.
+``shadows``
+    :class:`ShadowQueue` models of library queues, which the proof's harness builds beside the
+    component (they never reach an emission): a queue's memory cannot appear in an expression, so a
+    fact about what it holds (the sum of its descriptors' row lengths) is stated on its shadow,
+    and the contract ties the queue's head to the shadow's.
+``held``
+    the number of elements accepted at ``i`` and not yet taken from ``o``;
+``open``
+    the number of those that belong to the row being received (not yet ended).
+
+The harness's own counters (elements in, out, and in completed rows) are then tied to ``held`` and
+``open``; with them "no output without an element owed since the reset" and "a quiet period empties
+the component" become properties of one step.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value
+
+__all__ = ["Claims", "ShadowQueue"]
+
+
+class Claims:
+    """The facts of one component (module docstring).  ``add`` a claim, ``assume`` a contract,
+    ``extend`` with a part's; ``held`` and ``open`` are set by the component."""
+
+    def __init__(self, held=None, open=None):
+        self.claims: list[tuple[Value, str]] = []
+        self.contracts: list[tuple[Value, str]] = []
+        self.shadows: list[ShadowQueue] = []
+        self.parts: list = []      # submodules whose own ``claims`` exist once they are elaborated
+        self.held = held
+        self.open = Const(0) if open is None else open
+
+    def add(self, condition, text: str):
+        self.claims.append((Value.cast(condition), text))
+        return self
+
+    def assume(self, condition, text: str):
+        self.contracts.append((Value.cast(condition), text))
+        return self
+
+    def extend(self, other: "Claims"):
+        self.claims += other.claims
+        self.contracts += other.contracts
+        self.shadows += other.shadows
+        self.parts += other.parts
+        return self
+
+    def part(self, component):
+        """A submodule whose facts (its ``claims``, set by its own ``elaborate``, which runs after
+        this component's) join these: :meth:`resolved` gathers them."""
+        self.parts.append(component)
+        return self
+
+    def resolved(self) -> "Claims":
+        """These facts with every part's (recursively), once the design is elaborated."""
+        out = Claims(self.held, self.open)
+        out.claims, out.contracts, out.shadows = list(self.claims), list(self.contracts), list(self.shadows)
+        for component in self.parts:
+            sub = getattr(component, "claims", None)
+            if sub is None:
+                raise ValueError(f"{type(component).__name__}: no facts after elaboration (its elaborate sets "
+                                 "``claims``)")
+            out.extend(sub.resolved())
+        return out
+
+    def shadow(self, queue, value, *, low: int, high: int, name: str) -> "ShadowQueue":
+        """A :class:`ShadowQueue` of ``queue`` (an ``amaranth.lib.fifo`` queue) holding
+        ``value(entry)`` of each entry, every one in ``[low, high]``; its facts and contract join
+        these."""
+        sq = ShadowQueue(queue, value, low=low, high=high, name=name)
+        self.shadows.append(sq)
+        self.extend(sq.claims())
+        return sq
+
+
+class ShadowQueue:
+    """A model of an ``amaranth.lib.fifo`` queue's entries (one value of each, ``value(data)``),
+    built by a proof's harness (:meth:`elaborate`): written when the queue takes a write, its head
+    dropped when the queue is read.  :attr:`total` is the sum of the values it holds.
+
+    Facts: it holds as many entries as the queue's ``level``, each in ``[low, high]``.  Contract (a
+    property of the library queue, which Amaranth's own proofs establish): an entry the queue
+    offers is the shadow's head."""
+
+    def __init__(self, queue, value, *, low: int, high: int, name: str):
+        self.queue, self.value, self.low, self.high, self.name = queue, value, low, high, name
+        self.depth = queue.depth
+        self.entries = [Signal(range(high + 1), name=f"{name}_shadow{k}") for k in range(self.depth)]
+        self.head = Signal(range(self.depth), name=f"{name}_shadow_head")
+        self.count = Signal(range(self.depth + 1), name=f"{name}_shadow_count")
+        rows = Array(self.entries)
+        self._at = lambda k: rows[Mux(self.head + k >= self.depth, self.head + k - self.depth, self.head + k)]
+        self.total = sum((Mux(k < self.count, self._at(k), 0) for k in range(self.depth)), Const(0, 1))
+
+    def claims(self) -> Claims:
+        c = Claims()
+        n, q = self.name, self.queue
+        c.add(self.count == q.level, f"{n}: the shadow holds as many entries as the queue")
+        c.add(self.head < self.depth, f"{n}: the shadow's head is an entry")
+        for k in range(self.depth):
+            v = self._at(k)
+            c.add((k >= self.count) | ((v >= self.low) & (v <= self.high)),
+                  f"{n}: a held entry's value is in [{self.low}, {self.high}]")
+        c.assume(~q.r_rdy | (self.value(q.r_data) == self._at(0)), f"{n}: the queue offers the shadow's head")
+        return c
+
+    def elaborate(self, m: Module):
+        """The shadow's registers in the harness's module ``m``."""
+        q = self.queue
+        write = q.w_en & q.w_rdy
+        read = q.r_en & q.r_rdy
+        tail = self.head + self.count
+        at_tail = Mux(tail >= self.depth, tail - self.depth, tail)
+        with m.If(write):
+            for k, e in enumerate(self.entries):
+                with m.If(at_tail == k):
+                    m.d.sync += e.eq(self.value(q.w_data))
+        with m.If(read):
+            m.d.sync += self.head.eq(Mux(self.head == self.depth - 1, 0, self.head + 1))
+        m.d.sync += self.count.eq(self.count + write - read)
