@@ -135,6 +135,14 @@ def test_register_reset_by_induction(tmp_path, bug, status):
     assert r.mode == "prove" and r.status == status, (r, r.log_tail())
 
 
+def test_reach_refuses_a_depth_short_of_the_quiet_period(tmp_path):
+    """A proof from any reachable state whose depth ends before the quiet period would pass
+    without checking anything: refused, naming the depth and what is allowed."""
+    target = formal.small_target("rmsnorm")
+    with pytest.raises(ValueError, match=rf"depth=10 .* allowed: at least {target.quiet() + 1}"):
+        formal.prove(target, "no_drop", mode="reach", depth=10, root=tmp_path)
+
+
 @pytest.mark.slow
 def test_quiet_period_catches_a_send_pass_that_never_starts(tmp_path, monkeypatch):
     """RMSNorm whose send pass never takes a row: its facts still hold (the rows stay counted), so

@@ -452,6 +452,9 @@ def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | No
     if prop == "valid_comb":
         return _prove_structural(target, root)
     mode = mode or ("prove" if prop in INDUCTIVE else target.modes.get(prop, "bmc"))
+    if mode == "reach" and depth is not None and depth < target.quiet() + 1:
+        raise ValueError(f"{target.name}: depth={depth} is too short for a proof from any reachable state; "
+                         f"allowed: at least {target.quiet() + 1} (the quiet period and its check)")
     if mode == "reach":
         # the start states are those the facts allow, and every cycle is assumed to keep them: sound
         # only once they are proved inductive for this component (the reset induction asserts them)
@@ -532,7 +535,11 @@ def main(argv=None):
             if why:
                 print(f"{op:10s} {prop:10s} not run: {why}", flush=True)
                 continue
-            r = prove(target, prop, depth=args.depth, mode=args.mode, timeout=args.timeout)
+            try:
+                r = prove(target, prop, depth=args.depth, mode=args.mode, timeout=args.timeout)
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             print(r, flush=True)
             failed += not r.passed
     return 1 if failed else 0
