@@ -59,9 +59,10 @@ real bug, which its counterexample (``run/engine_0/trace_induct.vcd``) tells.
 
 The same facts give the row operators' ``no_drop`` without a depth (``mode reach``,
 :data:`MODES`): no register starts at its initial value (the ``.sby`` script drops them),
-the harness assumes the facts in the first cycle, so the proof starts in any state they allow,
-which includes every reachable state (the reset induction proves them inductive), then assumes
-quiet cycles without a reset, and the solver checks that the quiet period has emptied the
+the harness assumes the facts in every cycle, so the proof starts in any state they allow, which
+includes every reachable state (the reset induction, which runs first, proves them inductive; every
+state of such a trace is then reachable too, so they are lemmas there), assumes quiet cycles without
+a reset, and the solver checks that the quiet period has emptied the
 component: one unrolled check at the period's end (the steps before it are ``skip``-ped: the
 property cannot fail there).
 
@@ -155,7 +156,8 @@ class Target:
     from a row's last input to its first output.  ``max_depth``: where set, the bounded proofs stop
     there, below :meth:`depth`'s bound (the solver's time grows about 1.5x a step beyond it), and
     a proof whose property needs more (``no_drop``'s quiet period) is not run: see
-    :data:`DEPTH_LIMITS`.
+    :data:`DEPTH_LIMITS`.  ``modes``: the properties proved on the component's facts and how
+    (``prove`` or ``reach``, :data:`MODES`).
     """
 
     name: str
