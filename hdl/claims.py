@@ -20,14 +20,18 @@ Amaranth expressions over its registers, gathered in :class:`Claims` during ``el
     component (they never reach an emission): a queue's memory cannot appear in an expression, so a
     fact about what it holds (the sum of its descriptors' row lengths) is stated on its shadow,
     and the contract ties the queue's head to the shadow's.
+``parts``
+    submodules whose own facts join these (they are elaborated after the component that holds
+    them, so :meth:`Claims.resolved` gathers them once the design is);
 ``held``
     the number of elements accepted at ``i`` and not yet taken from ``o``;
 ``open``
     the number of those that belong to the row being received (not yet ended).
 
 The harness's own counters (elements in, out, and in completed rows) are then tied to ``held`` and
-``open``; with them "no output without an element owed since the reset" and "a quiet period empties
-the component" become properties of one step.
+``open``; with them "no output without an element owed since the reset" becomes a property of one
+step (an induction closes on it), and "a quiet period empties the component" can be checked from
+every state the facts allow, so from every reachable one.
 """
 
 from __future__ import annotations
