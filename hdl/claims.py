@@ -9,11 +9,13 @@ facts below rule those states out.  Each primitive states its own (:class:`~.pip
 Amaranth expressions over its registers, gathered in :class:`Claims` during ``elaborate``:
 
 ``claims``
-    ``(condition, text)`` pairs true in every reachable state; a proof asserts each one (so they
-    are proved, not trusted) and the induction may then start only where they hold.
+    ``(condition, text)`` pairs true in every reachable state; an induction asserts each one (so
+    they are proved, not trusted, and the induction may start only where they hold); a proof from
+    any reachable state, made after that induction, assumes them.
 ``contracts``
     ``(condition, text)`` pairs a proof *assumes*: what a library part guarantees and its own
-    proofs establish (an ``amaranth.lib.fifo`` queue gives back what was written to it), stated on
+    tests check formally (an ``amaranth.lib.fifo`` queue gives back what was written to it: Amaranth's
+    ``FIFOModelEquivalenceSpec``, bounded), stated on
     its ports because its memory cannot appear in an expression.
 ``shadows``
     :class:`ShadowQueue` models of library queues, which the proof's harness builds beside the
@@ -102,8 +104,8 @@ class ShadowQueue:
     dropped when the queue is read.  :attr:`total` is the sum of the values it holds.
 
     Facts: it holds as many entries as the queue's ``level``, each in ``[low, high]``.  Contract (a
-    property of the library queue, which Amaranth's own proofs establish): an entry the queue
-    offers is the shadow's head."""
+    property of the library queue: Amaranth's own tests prove its queues equivalent to a model
+    queue, to a bounded depth): an entry the queue offers is the shadow's head."""
 
     def __init__(self, queue, value, *, low: int, high: int, name: str):
         self.queue, self.value, self.low, self.high, self.name = queue, value, low, high, name

@@ -173,12 +173,11 @@ class RingPass:
         return Mux(self.busy, self.left, 0)
 
     def claims(self) -> Claims:
-        """The facts of the pass (:mod:`spikeops.hdl.claims`): while busy, the row has an entry,
-        between one and the row's length are left, and ``last`` says whether one is.  (That a
+        """The facts of the pass (:mod:`spikeops.hdl.claims`): while busy, between one entry and
+        the row's length are left (so the row has one), and ``last`` says whether one is.  (That a
         descriptor the queue offers has an entry is its owner's fact: it knows what it writes.)"""
         n = self._name
         c = Claims()
         c.add(~self.busy | ((self.left >= 1) & (self.left <= self.row.n) & (self.last == (self.left == 1))),
               f"{n}: a busy pass has 1 <= left <= n entries left and last = (left = 1)")
-        c.add(~self.busy | (self.row.n >= 1), f"{n}: a row being read has an entry")
         return c

@@ -242,16 +242,17 @@ def small_target(op: str) -> Target:
 class Harness(Elaboratable):
     """The component of ``target`` with free inputs and the assertions of property ``prop``."""
 
-    def __init__(self, target: Target, prop: str, *, depth: int | None = None, induction: bool = False,
-                 from_reachable: bool = False):
+    def __init__(self, target: Target, prop: str, *, depth: int | None = None, mode: str = "bmc"):
         if prop not in PROPERTIES or prop == "valid_comb":
             allowed = ", ".join(p for p in PROPERTIES if p != "valid_comb")
             raise ValueError(f"property {prop!r} is not one a harness states (valid_comb is structural: "
                              f"prove() checks the netlist); allowed: {allowed}")
         self.target, self.prop = target, prop
         self.depth = target.depth(prop) if depth is None else depth
-        self.induction = induction
-        self.from_reachable = from_reachable
+        # the component's facts: proved with the property in an induction (``hold`` needs none),
+        # assumed as lemmas in a proof from any reachable state
+        self.on_facts = (mode == "prove" and prop not in INDUCTIVE) or mode == "reach"
+        self.from_reachable = mode == "reach"
 
     def _dut(self, m, name, platform):
         """A component instance with free inputs."""
@@ -313,38 +314,29 @@ class Harness(Elaboratable):
         with m.If(o_take):
             m.d.sync += n_out.eq(n_out + 1)
 
-        facts = getattr(dut, "claims", None) if self.induction or self.from_reachable else None
-        facts = None if facts is None else facts.resolved()
-        if self.from_reachable:
-            # the start: any state where the facts hold (every reachable one: the reset induction
-            # proves them inductive), the counters tied to the component's, no quiet cycle yet;
-            # then only quiet cycles (``no_drop``'s quiet period from any reachable state)
-            if facts is None:
-                raise ValueError(f"{t.name}: a proof from any reachable state needs the component's facts "
-                                 "(spikeops.hdl.claims)")
-            # every state of the trace is reachable, so the facts hold in each: assumed in every
-            # cycle, they are lemmas the solver need not rediscover
-            for cond, text in facts.claims:
-                m.d.comb += Assume(cond, text)
-            m.d.comb += [Assume(n_in - n_out == facts.held), Assume(n_in - n_done == pos),
-                         Assume(pos == facts.open)]
-            for cond, text in facts.contracts:
-                m.d.comb += Assume(cond, text)
-            for shadow in facts.shadows:
-                shadow.elaborate(m)
-            # no reset either: one would clear the quiet count, so no trace with it reaches the check
-            m.d.comb += [Assume(~i_take & o.ready), Assume(~ResetSignal())]
-            facts = None
+        facts = getattr(dut, "claims", None) if self.on_facts else None
+        if self.from_reachable and facts is None:   # (plain induction without facts may still close)
+            raise ValueError(f"{t.name}: a proof from any reachable state needs the component's facts "
+                             "(spikeops.hdl.claims: its elaborate sets ``claims``)")
         if facts is not None:
+            # from any reachable state every state of the trace is reachable, so the facts hold in
+            # each: assumed in every cycle, they are lemmas the solver need not rediscover; in an
+            # induction they are asserted, so proved with the property
+            state = Assume if self.from_reachable else Assert
+            facts = facts.resolved()
             for cond, text in facts.claims:
-                m.d.comb += Assert(cond, text)
+                m.d.comb += state(cond, text)
             for cond, text in facts.contracts:
                 m.d.comb += Assume(cond, text)
             for shadow in facts.shadows:
                 shadow.elaborate(m)
-            m.d.comb += [Assert(n_in - n_out == facts.held, "elements in - out = elements the component holds"),
-                         Assert(n_in - n_done == pos, "elements in - in completed rows = the open row's"),
-                         Assert(pos == facts.open, "the open row's elements = the component's count of them")]
+            m.d.comb += [state(n_in - n_out == facts.held, "elements in - out = elements the component holds"),
+                         state(n_in - n_done == pos, "elements in - in completed rows = the open row's"),
+                         state(pos == facts.open, "the open row's elements = the component's count of them")]
+        if self.from_reachable:
+            # then only quiet cycles (``no_drop``'s quiet period), and no reset: one would clear the
+            # quiet count, so no trace with it reaches the check
+            m.d.comb += [Assume(~i_take & o.ready), Assume(~ResetSignal())]
         if self.prop == "reset":
             with m.If(o.valid):
                 m.d.comb += Assert(n_out < n_done, "an output with no completed row owed since the reset")
@@ -464,12 +456,11 @@ def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | No
         if not facts.passed:
             facts.prop, facts.mode = prop, f"reach: its facts' induction failed ({facts.status})"
             return facts
-    harness = Harness(target, prop, depth=depth, induction=mode == "prove" and prop not in INDUCTIVE,
-                      from_reachable=mode == "reach")
+    harness = Harness(target, prop, depth=depth, mode=mode)
     # ``formal``: amaranth.lib.fifo's queues then state their own pointer and level facts, which an
     # induction step needs (a bounded proof starts from the initial state, where they hold anyway)
     text = rtlil.convert(harness, name="top", ports=[], emit_src=False,
-                         platform="formal" if harness.induction or harness.from_reachable else None)
+                         platform="formal" if harness.on_facts else None)
     key = target.key or hashlib.sha256(text.encode()).hexdigest()[:8]
     work = Path(root or BUILD_ROOT) / f"{target.name}-{key}-{prop}"
     if work.exists():
