@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("amaranth")
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -155,6 +155,32 @@ def test_quiet_period_catches_a_send_pass_that_never_starts(tmp_path, monkeypatc
     monkeypatch.setattr(rowbuffer.RingPass, "__init__", never)
     r = formal.prove(formal.small_target("rmsnorm"), "no_drop", root=tmp_path)
     assert r.mode == "reach" and r.status == "FAIL", (r, r.log_tail())
+
+
+@pytest.mark.slow
+def test_order_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch):
+    """RMSNorm whose send pass reads the ring one entry ahead: every count and fact holds (its
+    reset induction passes), so only the k-th element's answer can show that the k-th output
+    answers another element, and the order proof does: a zero input answered non-zero."""
+    real = rowbuffer.RingPass.__init__
+
+    class Ahead:
+        def __init__(self, buf):
+            self.buf, self.depth = buf, buf.depth
+
+        def read(self, m, addr, en, port=0):
+            self.buf.read(m, Mux(addr == self.depth - 1, 0, addr + 1), en, port=port)
+
+    def ahead(self, m, buf, port, queue, layout, *, advance=1, allow=1, name):
+        real(self, m, Ahead(buf) if name == "s" else buf, port, queue, layout, advance=advance, allow=allow, name=name)
+
+    monkeypatch.setattr(rowbuffer.RingPass, "__init__", ahead)
+    target = formal.small_target("rmsnorm")
+    facts = formal.prove(target, "reset", root=tmp_path)
+    assert facts.passed and facts.mode == "prove", facts
+    r = formal.prove(target, "order", depth=target.row_len + target.latency + 8, root=tmp_path)
+    assert r.mode == "bmc" and r.status == "FAIL", (r, r.log_tail())
+    assert any("zero" in t for t in r.failed_assertions()), r
 
 
 @pytest.mark.parametrize("bug,mode,status", [(None, "reach", "PASS"), ("hidden", "reach", "FAIL"),

@@ -121,10 +121,10 @@ _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_wi
 #: so a row's first output comes 48 cycles after its first input at the earliest: its order proof
 #: stops at 50 (192 s on a loaded 2-core machine, 2026-12-07), which sees it; at 46 it could not
 #: (:meth:`Target.reachable` refuses such a depth as vacuous).  The norms' (latency 34 and 37 at
-#: d=2) reach their first output within 40 (RMSNorm order: 16 s to 40; step 53 alone took more than
-#: 3 minutes, 2026-12-07).  Before the pipelining, the three-pass Softmax (latency 20) took about
-#: 1.5x longer a step from step 22 on, and the norms 3 minutes a step from step 40 on.
-DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 40, "layernorm": 40}
+#: d=2, rule 74 and 80) stop at 56 and 64: 7.1 and 8.5 minutes, the two run side by side on the
+#: 2-core machine (2026-12-07); beyond them each step takes longer than the one before, 1.3 to 4
+#: minutes (RMSNorm's step 61 3.0 minutes, LayerNorm's step 67 4.1), so the rule is hours away.
+DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 56, "layernorm": 64}
 #: the induction's length: every fact is one-step inductive, the harness's counters lag a cycle
 INDUCTION_DEPTH = 2
 #: the small configuration of each operator that the proofs run at
