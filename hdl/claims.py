@@ -25,6 +25,12 @@ Amaranth expressions over its registers, gathered in :class:`Claims` during ``el
 ``parts``
     submodules whose own facts join these (they are elaborated after the component that holds
     them, so :meth:`Claims.resolved` gathers them once the design is);
+``sequence``
+    the held elements in output order, as segments ``(count, check)`` (the output register, a
+    queue, each pipeline stage, a ring): ``count`` elements each, and ``check(m, i, tag)`` the
+    conditions that hold when the ``i``-th of them is the element a proof tagged at the input
+    (``tag.end``: it ended its row; ``tag.payload``: its input), for a proof that the ``k``-th
+    output answers the ``k``-th input (``order``) by induction; empty where not stated;
 ``held``
     the number of elements accepted at ``i`` and not yet taken from ``o``;
 ``open``
@@ -52,6 +58,7 @@ class Claims:
         self.contracts: list[tuple[Value, str]] = []
         self.shadows: list[ShadowQueue] = []
         self.parts: list = []      # submodules whose own ``claims`` exist once they are elaborated
+        self.sequence: list = []   # (count, check) segments of the held elements, output first
         self.held = held
         self.open = Const(0) if open is None else open
 
@@ -70,6 +77,12 @@ class Claims:
         self.parts += other.parts
         return self
 
+    def segment(self, count, check):
+        """The next ``count`` held elements in output order (after the segments added before), and
+        ``check(m, i, tag)``: the conditions true when the ``i``-th of them is the tagged one."""
+        self.sequence.append((Value.cast(count), check))
+        return self
+
     def part(self, component):
         """A submodule whose facts (its ``claims``, set by its own ``elaborate``, which runs after
         this component's) join these: :meth:`resolved` gathers them."""
@@ -80,6 +93,7 @@ class Claims:
         """These facts with every part's (recursively), once the design is elaborated."""
         out = Claims(self.held, self.open)
         out.claims, out.contracts, out.shadows = list(self.claims), list(self.contracts), list(self.shadows)
+        out.sequence = list(self.sequence)
         for component in self.parts:
             sub = getattr(component, "claims", None)
             if sub is None:

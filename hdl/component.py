@@ -72,6 +72,9 @@ class OperatorComponent(ConfigComponent):
     NEURONS_PER_STAGE = 1
     #: stages of the division's leading-one detection without a ``target_mhz``
     LEADING_ONE_STAGES = 1
+    #: its facts (``claims``, elaborated for the ``"formal"`` platform) list the elements it holds
+    #: in output order (:attr:`spikeops.hdl.claims.Claims.sequence`), so a proof can follow one
+    ORDER_FACTS = False
 
     @classmethod
     def fixed_neurons_per_stage(cls, config) -> int:

@@ -191,7 +191,32 @@ class CreditPipeline(Pipeline):
                      self.room.eq(~reaches(held, self._accept, taken, self.capacity))]
         self.held = held
         self._queue = (produce, produce_1, consume, consume_1, empty, depth)
+        self._mem = mem
         return o
+
+    def queued(self):
+        """The number of elements in the queue (an expression of its pointers)."""
+        produce, _, consume, _, empty, depth = self._queue
+        wrap = produce < consume
+        return Mux(empty, 0, Mux(produce == consume, depth, Mux(wrap, produce + depth - consume, produce - consume)))
+
+    def segments(self, claims: Claims, output, entry, stage):
+        """Add the held elements to ``claims``' sequence in output order: the output register
+        (``output(m, tag)``: its conditions when it holds the tagged element), the queue (``entry(m,
+        bits, tag)`` on the entry's bits, read through an asynchronous port added for the proof:
+        call this only when elaborating for one) and the valid stages, last first (``stage(s,
+        carried, tag)`` with the stage's carried registers)."""
+        consume = self._queue[2]
+        peek = self._mem.read_port(domain="comb")
+
+        def at_queue(m, i, tag):      # the queue's depth is a power of 2: the index wraps
+            m.d.comb += peek.addr.eq((consume + i)[:len(consume)])
+            return entry(m, peek.data, tag)
+
+        claims.segment(self.o.valid, lambda m, i, tag: output(m, tag))
+        claims.segment(self.queued(), at_queue)
+        for s in reversed(range(len(self.valids))):
+            claims.segment(self.valids[s], lambda m, i, tag, s=s: stage(s, self.stage_carried[s], tag))
 
     def claims(self) -> Claims:
         """The facts of a finished pipeline (:mod:`spikeops.hdl.claims`): ``held`` counts the
@@ -199,8 +224,7 @@ class CreditPipeline(Pipeline):
         :attr:`capacity` and ``room`` says whether it is below; the pointers' successors are their
         successors, and an empty queue has equal pointers."""
         produce, produce_1, consume, consume_1, empty, depth = self._queue
-        wrap = produce < consume
-        count = Mux(empty, 0, Mux(produce == consume, depth, Mux(wrap, produce + depth - consume, produce - consume)))
+        count = self.queued()
         in_stages = sum((v.as_unsigned() for v in self.valids), Const(0, 1))
         c = Claims(held=self.held)
         n = self.name

@@ -29,8 +29,13 @@ The properties (one proof each, :data:`PROPERTIES`):
     golden model's output for the recorded input (a table of every input code, so this is also a
     bit-exact proof of the function).  Row operators: its ``last`` equals "the ``k``-th input ended
     a row" (``last``, or the row length reached: ``d`` of the norms, ``d_max`` of Softmax, which
-    splits a longer row); Softmax: a masked input answers 0; RMSNorm: a zero input answers 0
-    (LayerNorm: only the row structure).  Also: outputs accepted <= inputs.
+    splits a longer row).  Also: outputs accepted <= inputs.  RMSNorm: by induction on its facts,
+    which say where the tagged element is (below), so from every reachable state.
+``zero``
+    The same tag, for the row operators whose answer to some input is known without its row:
+    Softmax's ``k``-th output answers 0 when the ``k``-th input was masked, RMSNorm's when it was 0
+    (LayerNorm has no such input).  A proof of its own, as it follows the element's value through
+    the datapath (its multipliers and division), which ``order``'s proof need not.
 ``reset``
     After a reset in any cycle, no output of an earlier row appears: ``o.valid`` only while an
     element of a row completed since the reset is still owed (outputs < inputs of completed rows).
@@ -56,6 +61,15 @@ The row operators' ``reset`` proofs close that way by an induction of length
 platform ``"formal"``, under which ``amaranth.lib.fifo`` states its own pointer facts.  A failed
 induction names the facts that broke (:meth:`ProofResult.failed_assertions`): a missing fact or a
 real bug, which its counterexample (``run/engine_0/trace_induct.vcd``) tells.
+
+A norm's ``order`` closes by induction the same way (RMSNorm's does: :data:`MODES`; LayerNorm's,
+on the same facts, gave no verdict in 25 minutes): their facts also list the elements they
+hold in output order (:attr:`~spikeops.hdl.claims.Claims.sequence`: the output register, the output
+queue, read through a port added for the proof, each pipeline stage, the ring), so the harness can
+say where the tagged element is (the ``(k - n_out)``-th of them) and assert what each place knows
+of it (its ``last``, or for a ring entry where it falls in its row).  The harness's counters are
+then :data:`COUNTER_WIDTH` bits wide whatever the depth, so that a start state may hold as many
+elements as the component can.
 
 The same facts give the row operators' ``no_drop`` without a depth (``mode reach``,
 :data:`MODES`): no register starts at its initial value (the ``.sby`` script drops them),
@@ -99,7 +113,7 @@ __all__ = ["PROPERTIES", "SMALL", "Target", "Harness", "ProofResult", "prove", "
 
 BUILD_ROOT = Path(os.environ.get("SPIKEOPS_BUILD", "build")) / "formal"
 
-PROPERTIES = ("valid_comb", "hold", "order", "reset", "no_drop")
+PROPERTIES = ("valid_comb", "hold", "order", "zero", "reset", "no_drop")
 #: the properties that close by induction; ``valid_comb`` is structural, the rest are bounded
 INDUCTIVE = ("hold",)
 #: the Yosys script of the structural ``valid_comb`` proof (on ``top.il``, the bare component)
@@ -115,18 +129,17 @@ _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
                    div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
-#: the bounded depth each operator's bounded proofs (now the row operators' ``order``: their
-#: ``reset`` and ``no_drop`` rest on facts, :data:`MODES`) reach in minutes where that is below
-#: 2 latency + 2 row length.  Softmax's latency at d_max=3 is 44 (its pipelining for clock speed),
-#: so a row's first output comes 48 cycles after its first input at the earliest: its order proof
-#: stops at 50 (192 s on a loaded 2-core machine, 2026-12-07), which sees it; at 46 it could not
-#: (:meth:`Target.reachable` refuses such a depth as vacuous).  The norms' (latency 34 and 37 at
-#: d=2, rule 74 and 80) stop at 56 and 64: 7.1 and 8.5 minutes, the two run side by side on the
-#: 2-core machine (2026-12-07); beyond them each step takes longer than the one before, 1.3 to 4
-#: minutes (RMSNorm's step 61 3.0 minutes, LayerNorm's step 67 4.1), so the rule is hours away.
+#: the depth each operator's bounded proofs (``zero``, Softmax's and LayerNorm's ``order``) reach
+#: in minutes, below 2 latency + 2 row length.  Softmax's latency at d_max=3 is 44, so a row's first
+#: output comes 48 cycles after its first input at the earliest: depth 50 sees it (192 s on a loaded
+#: 2-core machine, 2026-12-07), 46 could not (:meth:`Target.reachable` refuses a vacuous depth).
+#: RMSNorm (latency 34 at d=2, rule 74) reached 56 in 7.1 minutes, LayerNorm 64 in 8.5, side by
+#: side (2026-12-07); each step beyond takes longer than the one before (1.3 to 4 minutes).
 DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 56, "layernorm": 64}
 #: the induction's length: every fact is one-step inductive, the harness's counters lag a cycle
 INDUCTION_DEPTH = 2
+#: the harness's counters' width in a proof on facts: room for more than any component holds
+COUNTER_WIDTH = 10
 #: the small configuration of each operator that the proofs run at
 SMALL = {
     "softmax": dict(_EXP_SMALL, d_max=3, out_frac=3, buffer_depth=4),  # the ring wraps within a row
@@ -138,10 +151,11 @@ SMALL = {
 }
 #: the proofs of each operator at :data:`SMALL` that rest on the component's facts
 #: (:mod:`spikeops.hdl.claims`) and so hold from every reachable state, not only to a depth:
-#: ``prove`` closes by induction, ``reach`` starts from any state the facts allow (module docstring);
-#: the others are bounded.  Every row operator states its facts (the elementwise ones' proofs reach
-#: their bounds without them)
-MODES = {op: {"reset": "prove", "no_drop": "reach"} for op in SMALL if registry.get(op).shape.is_row}
+#: ``prove`` closes by induction, ``reach`` starts from any state the facts allow (module
+#: docstring); the others are bounded.  Every row operator states its facts, and ``order`` rests on
+#: them where they say where each held element is (its component's ``ORDER_FACTS``)
+MODES = {op: {"reset": "prove", "no_drop": "reach", **({"order": "prove"} if rec.component().ORDER_FACTS else {})}
+         for op, rec in ((op, registry.get(op)) for op in SMALL) if rec.shape.is_row}
 
 
 @dataclass
@@ -176,6 +190,10 @@ class Target:
         being sent, one waiting), each its latency and its row of outputs, plus margin."""
         return 2 * (self.latency + self.row_len) + 4
 
+    def mode(self, prop: str) -> str:
+        """How ``prop`` is proved by default: ``prove`` (induction), ``reach`` or ``bmc``."""
+        return "prove" if prop in INDUCTIVE else self.modes.get(prop, "bmc")
+
     def depth(self, prop: str) -> int:
         """The bounded depth: at least 2 latency + 2 row length; no_drop needs the quiet period
         after rows have entered."""
@@ -200,7 +218,9 @@ class Target:
             return (f"{self.name}: no_drop needs a quiet period of {self.quiet()} cycles after the inputs, "
                     f"beyond the reachable depth {self.max_depth}")
         first_output = self.row_len + self.latency + 1
-        if prop in ("order", "reset") and self.max_depth is not None and first_output > self.max_depth:
+        if prop == "zero" and self.zero_when is None:
+            return f"{self.name}: no input has an answer known without its row (a masked or a zero input)"
+        if prop in ("order", "zero", "reset") and self.max_depth is not None and first_output > self.max_depth:
             return (f"{self.name}: a row's first output comes {first_output} cycles after its first input at "
                     f"the earliest, beyond the reachable depth {self.max_depth}: a bounded {prop} proof would "
                     "hold without seeing an output")
@@ -243,11 +263,16 @@ class Harness(Elaboratable):
     """The component of ``target`` with free inputs and the assertions of property ``prop``."""
 
     def __init__(self, target: Target, prop: str, *, depth: int | None = None, mode: str = "bmc"):
+        self._MustUse__silence = True      # until checked: a refused harness is not an unused one
         if prop not in PROPERTIES or prop == "valid_comb":
             allowed = ", ".join(p for p in PROPERTIES if p != "valid_comb")
             raise ValueError(f"property {prop!r} is not one a harness states (valid_comb is structural: "
                              f"prove() checks the netlist); allowed: {allowed}")
+        if prop == "zero" and target.zero_when is None:
+            raise ValueError(f"property 'zero' does not apply to {target.name}: no input has an answer known "
+                             "without its row")
         self.target, self.prop = target, prop
+        self._MustUse__silence = False
         self.depth = target.depth(prop) if depth is None else depth
         # the component's facts: proved with the property in an induction (``hold`` needs none),
         # assumed as lemmas in a proof from any reachable state
@@ -282,6 +307,11 @@ class Harness(Elaboratable):
         i_take = i.valid & i.ready
         o_take = o.valid & o.ready
         cw = max(4, (self.depth + 2).bit_length() + 1)
+        if self.on_facts:
+            # an induction's start state may hold as many elements as the component can (its
+            # counters' difference equals ``held``), however short the induction: counters as
+            # narrow as its depth would cap ``held`` and leave the fuller states unproved
+            cw = max(cw, COUNTER_WIDTH)
 
         if self.prop == "hold":
             stall = Signal(name="prev_stall")
@@ -351,7 +381,7 @@ class Harness(Elaboratable):
                 m.d.sync += quiet.eq(0)
             with m.If(quiet == t.quiet()):
                 m.d.comb += Assert(n_out == n_done, "an element of a completed row is still owed")
-        else:  # order
+        else:  # order, zero: the k-th output answers the k-th input
             m.d.comb += Assert(n_out <= n_in, "more outputs than inputs")
             k = AnyConst(cw)
             tagged = Signal(name="tagged")
@@ -359,22 +389,50 @@ class Harness(Elaboratable):
             t_x = Signal(len(Value.cast(i.payload)), name="tag_payload")
             with m.If(i_take & (n_in == k)):
                 m.d.sync += [tagged.eq(1), t_end.eq(ends), t_x.eq(Value.cast(i.payload))]
+            if facts is not None and facts.sequence:
+                _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, t_x, i, cw)
             with m.If(o_take & (n_out == k)):
                 m.d.comb += Assert(tagged, "the k-th output came before the k-th input")
-                if t.row_end is not None:
-                    m.d.comb += Assert(o.payload.last == t_end, "the k-th output's last is not the k-th input's row end")
-                if t.table is not None:
-                    oshape = Value.cast(o.payload).shape()
-                    table = Array(Const(v or 0, oshape) for v in t.table)
-                    known = Array(Const(v is not None) for v in t.table)
-                    x = t_x[:len(i.payload)]
-                    with m.If(known[x]):
-                        m.d.comb += Assert(Value.cast(o.payload) == table[x], "the k-th output is not f(k-th input)")
-                if t.zero_when is not None:
-                    view = i.payload.shape()(t_x)
-                    with m.If(t.zero_when(view)):
+                if self.prop == "zero":
+                    with m.If(t.zero_when(i.payload.shape()(t_x))):
                         m.d.comb += Assert(o.payload.data == 0, "a masked (Softmax) or zero (RMSNorm) input answered non-zero")
+                else:
+                    if t.row_end is not None:
+                        m.d.comb += Assert(o.payload.last == t_end, "the k-th output's last is not the k-th input's row end")
+                    if t.table is not None:
+                        oshape = Value.cast(o.payload).shape()
+                        table = Array(Const(v or 0, oshape) for v in t.table)
+                        known = Array(Const(v is not None) for v in t.table)
+                        x = t_x[:len(i.payload)]
+                        with m.If(known[x]):
+                            m.d.comb += Assert(Value.cast(o.payload) == table[x], "the k-th output is not f(k-th input)")
         return m
+
+
+class _Tag:
+    """The tagged input as a component's order facts see it (:attr:`Claims.sequence`)."""
+
+    def __init__(self, end, payload):
+        self.end, self.payload = end, payload
+
+
+def _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, t_x, i, cw):
+    """Where the tagged element is among those the component holds, and what it is there: it is
+    the ``(k - n_out)``-th in output order, in the segment that covers that index; that
+    segment's conditions (asserted in an induction, so proved with the property)."""
+    inside = Signal(name="tag_inside")
+    j = Signal(cw, name="tag_index")      # the outputs still to come before it
+    m.d.comb += [inside.eq(tagged & (n_out <= k)), j.eq(k - n_out)]
+    m.d.comb += Assert(tagged == (k < n_in), "order: tagged = the k-th input has come")
+    m.d.comb += Assert(~inside | (j < facts.held), "order: the tagged element, not yet out, is held")
+    tag = _Tag(t_end, i.payload.shape()(t_x))
+    start = Const(0, 1)
+    for count, check in facts.sequence:
+        conds = check(m, (j - start)[:cw], tag)
+        with m.If(inside & (j >= start) & (j < start + count)):
+            for cond, text in conds:
+                m.d.comb += Assert(cond, text)
+        start = start + count
 
 
 @dataclass
@@ -445,7 +503,7 @@ def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | No
     prepare()  # the yowasp tools sit beside this Python, which need not be on PATH
     if prop == "valid_comb":
         return _prove_structural(target, root)
-    mode = mode or ("prove" if prop in INDUCTIVE else target.modes.get(prop, "bmc"))
+    mode = mode or target.mode(prop)
     if mode == "reach" and depth is not None and depth < target.quiet() + 1:
         raise ValueError(f"{target.name}: depth={depth} is too short for a proof from any reachable state; "
                          f"allowed: at least {target.quiet() + 1} (the quiet period and its check)")

@@ -420,6 +420,8 @@ class _Norm(OperatorComponent):
         p3.finish(Cat(y[:fmt.width], p3.carried["last"]))
         self.claims = self._claims(p3, send, rowq, used, full, j, at_end, depth, dict(
             held_v=held_v, held=held, line=line, due_rows=due_rows))
+        if platform == "formal":
+            self._sequence(self.claims, p3, send, used)
         return m
 
     def _claims(self, p3, send, rowq, used, full, j, at_end, depth, feed) -> Claims:
@@ -438,6 +440,7 @@ class _Norm(OperatorComponent):
         c.add(used - j == d * rowq.level + send.remaining,
               "ring: used - j = d x queued rows + entries left of the row being read")
         c.assume(~rowq.r_rdy | (send.incoming.n == d), "row queue: a descriptor offered was written (n = d)")
+        c.add(~send.busy | (send.row.n == d), "send: the row being read has d entries")
         flight = getattr(self, "_rows_to_root", None)
         if flight is not None:
             sq, ends, qq = flight["sq"], flight["ends"], flight["qq"]
@@ -448,6 +451,22 @@ class _Norm(OperatorComponent):
             c.add(rowq.level == feed["due_rows"] + on_way,
                   "rows queued = rows due + rows in the sums' pipelines, the Q queue and the delay line")
         return c
+
+    def _sequence(self, c: Claims, p3, send, used):
+        """The held elements in output order (:attr:`Claims.sequence`, for a proof only: it adds a
+        read port to the output queue): the output register, the queue and the stages carry each
+        element's ``last``; the ring's ``used`` entries follow the send pass's row, ``d`` to a row,
+        so an entry ends its row when its index from the send pass's position, plus the entries of
+        that row already sent, is ``d - 1`` modulo ``d``."""
+        d, width = self.config.d, self.config.out_format.width
+
+        def same(last, tag, where):
+            return [(last == tag.end, f"order: {where}'s last is the tagged input's")]
+
+        p3.segments(c, lambda m, tag: same(self.o.payload.last, tag, "the output register"),
+                    lambda m, bits, tag: same(bits[width], tag, "a queued element"),
+                    lambda s, carried, tag: same(carried["last"], tag, f"stage {s + 1}"))
+        c.segment(used, lambda m, i, tag: same(((i + d - send.remaining) % d) == d - 1, tag, "a ring entry"))
 
     def _norm(self, m, cfg, take, feed, feed_ok, feed_sure):
         """The norm's input side, taking ``feed`` (an element, its index, the row's sum before it,
@@ -563,6 +582,9 @@ def _times_constant(value, c: int):
 
 class RMSNorm(_Norm):
     """Stream RMSNorm over rows of ``d`` elements (one :class:`RMSNormConfig`)."""
+
+    # :meth:`_sequence` (LayerNorm states it too, but its induction gave no verdict in 25 minutes)
+    ORDER_FACTS = True
 
     class Signature(_Norm.Signature):
         config_type = RMSNormConfig
