@@ -79,7 +79,8 @@ class Claims:
 
     def segment(self, count, check):
         """The next ``count`` held elements in output order (after the segments added before), and
-        ``check(m, i, tag)``: the conditions true when the ``i``-th of them is the tagged one."""
+        ``check(m, i, tag)``: the conditions true when the ``i``-th of them is the tagged one.  (A
+        part's segments are not merged by :meth:`extend`: the component states the whole order.)"""
         self.sequence.append((Value.cast(count), check))
         return self
 

@@ -115,7 +115,8 @@ def test_reset_by_induction(tmp_path, op):
 def test_order_induction_catches_an_inverted_row_end(tmp_path, monkeypatch):
     """RMSNorm whose send pipeline carries each element's ``last`` inverted (with rows of two, every
     row then ends at its first element; every count and the send pass's facts stay right): the
-    order induction does not pass it."""
+    order induction does not pass it, and names the place where the tagged element's row end is
+    wrong."""
     real = pipeline.Pipeline.carry
 
     def inverted(self, **values):
@@ -126,6 +127,7 @@ def test_order_induction_catches_an_inverted_row_end(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline.Pipeline, "carry", inverted)
     r = formal.prove(formal.small_target("rmsnorm"), "order", root=tmp_path)
     assert r.mode == "prove" and not r.passed, (r, r.log_tail())
+    assert any("stage 1's last is the tagged input's" in t for t in r.failed_assertions()), r
 
 
 def test_zero_refused_where_no_input_answers_zero(tmp_path):
@@ -180,7 +182,7 @@ def test_quiet_period_catches_a_send_pass_that_never_starts(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_order_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch):
+def test_zero_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch):
     """RMSNorm whose send pass reads the ring one entry ahead: every count and fact holds (its
     reset induction passes), so only the k-th element's value can show that the k-th output
     answers another element, and the zero proof does: a zero input answered non-zero."""
