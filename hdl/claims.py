@@ -27,10 +27,10 @@ Amaranth expressions over its registers, gathered in :class:`Claims` during ``el
     them, so :meth:`Claims.resolved` gathers them once the design is);
 ``sequence``
     the held elements in output order, as segments ``(count, check)`` (the output register, a
-    queue, each pipeline stage, a ring): ``count`` elements each, and ``check(m, i, tag)`` the
+    queue, each pipeline stage, a ring): ``count`` elements each, and ``check(m, i, end)`` the
     conditions that hold when the ``i``-th of them is the element a proof tagged at the input
-    (``tag.end``: it ended its row; ``tag.payload``: its input), for a proof that the ``k``-th
-    output answers the ``k``-th input (``order``) by induction; empty where not stated;
+    (``end``: whether it ended its row), for a proof that the ``k``-th output answers the ``k``-th
+    input (``order``) by induction; empty where not stated;
 ``held``
     the number of elements accepted at ``i`` and not yet taken from ``o``;
 ``open``
@@ -79,7 +79,7 @@ class Claims:
 
     def segment(self, count, check):
         """The next ``count`` held elements in output order (after the segments added before), and
-        ``check(m, i, tag)``: the conditions true when the ``i``-th of them is the tagged one.  (A
+        ``check(m, i, end)``: the conditions true when the ``i``-th of them is the tagged one.  (A
         part's segments are not merged by :meth:`extend`: the component states the whole order.)"""
         self.sequence.append((Value.cast(count), check))
         return self

@@ -202,21 +202,21 @@ class CreditPipeline(Pipeline):
 
     def segments(self, claims: Claims, output, entry, stage):
         """Add the held elements to ``claims``' sequence in output order: the output register
-        (``output(m, tag)``: its conditions when it holds the tagged element), the queue (``entry(m,
-        bits, tag)`` on the entry's bits, read through an asynchronous port added for the proof:
-        call this only when elaborating for one) and the valid stages, last first (``stage(s,
-        carried, tag)`` with the stage's carried registers)."""
+        (``output(end)``: its conditions when it holds the tagged element, ``end`` whether that
+        ended its row), the queue (``entry(bits, end)`` on the entry's bits, read through an
+        asynchronous port added for the proof: call this only when elaborating for one) and the
+        valid stages, last first (``stage(s, carried, end)`` with the stage's carried registers)."""
         consume = self._queue[2]
         peek = self._mem.read_port(domain="comb")
 
-        def at_queue(m, i, tag):      # the queue's depth is a power of 2: the index wraps
+        def at_queue(m, i, end):      # the queue's depth is a power of 2: the index wraps
             m.d.comb += peek.addr.eq((consume + i)[:len(consume)])
-            return entry(m, peek.data, tag)
+            return entry(peek.data, end)
 
-        claims.segment(self.o.valid, lambda m, i, tag: output(m, tag))
+        claims.segment(self.o.valid, lambda m, i, end: output(end))
         claims.segment(self.queued(), at_queue)
         for s in reversed(range(len(self.valids))):
-            claims.segment(self.valids[s], lambda m, i, tag, s=s: stage(s, self.stage_carried[s], tag))
+            claims.segment(self.valids[s], lambda m, i, end, s=s: stage(s, self.stage_carried[s], end))
 
     def claims(self) -> Claims:
         """The facts of a finished pipeline (:mod:`spikeops.hdl.claims`): ``held`` counts the

@@ -133,7 +133,7 @@ _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_wi
 #: in minutes, below 2 latency + 2 row length.  Softmax's latency at d_max=3 is 44, so a row's first
 #: output comes 48 cycles after its first input at the earliest: depth 50 sees it (192 s on a loaded
 #: 2-core machine, 2026-12-07), 46 could not (:meth:`Target.reachable` refuses a vacuous depth).
-#: RMSNorm (latency 34 at d=2, rule 74) reached 56 in 7.1 minutes, LayerNorm 64 in 8.5, side by
+#: RMSNorm (latency 34 at d=2, rule 74) reached 56 in 7.1 minutes, LayerNorm 64 in 7.1, side by
 #: side (2026-12-07); each step beyond takes longer than the one before (1.3 to 4 minutes).
 DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 56, "layernorm": 64}
 #: the induction's length: every fact is one-step inductive, the harness's counters lag a cycle
@@ -190,6 +190,14 @@ class Target:
         being sent, one waiting), each its latency and its row of outputs, plus margin."""
         return 2 * (self.latency + self.row_len) + 4
 
+    def inapplicable(self, prop: str) -> str | None:
+        """Why ``prop`` says nothing of this component (``zero`` without an input whose answer is
+        known alone), or None."""
+        if prop == "zero" and self.zero_when is None:
+            return (f"property 'zero' does not apply to {self.name}: no input has an answer known without its "
+                    "row (a masked or a zero input)")
+        return None
+
     def mode(self, prop: str) -> str:
         """How ``prop`` is proved by default: ``prove`` (induction), ``reach`` or ``bmc``."""
         return "prove" if prop in INDUCTIVE else self.modes.get(prop, "bmc")
@@ -218,8 +226,8 @@ class Target:
             return (f"{self.name}: no_drop needs a quiet period of {self.quiet()} cycles after the inputs, "
                     f"beyond the reachable depth {self.max_depth}")
         first_output = self.row_len + self.latency + 1
-        if prop == "zero" and self.zero_when is None:
-            return f"{self.name}: no input has an answer known without its row (a masked or a zero input)"
+        if self.inapplicable(prop):
+            return self.inapplicable(prop)
         if prop in ("order", "zero", "reset") and self.max_depth is not None and first_output > self.max_depth:
             return (f"{self.name}: a row's first output comes {first_output} cycles after its first input at "
                     f"the earliest, beyond the reachable depth {self.max_depth}: a bounded {prop} proof would "
@@ -268,9 +276,8 @@ class Harness(Elaboratable):
             allowed = ", ".join(p for p in PROPERTIES if p != "valid_comb")
             raise ValueError(f"property {prop!r} is not one a harness states (valid_comb is structural: "
                              f"prove() checks the netlist); allowed: {allowed}")
-        if prop == "zero" and target.zero_when is None:
-            raise ValueError(f"property 'zero' does not apply to {target.name}: no input has an answer known "
-                             "without its row")
+        if target.inapplicable(prop):
+            raise ValueError(target.inapplicable(prop))
         self.target, self.prop = target, prop
         self._MustUse__silence = False
         self.depth = target.depth(prop) if depth is None else depth
@@ -390,7 +397,7 @@ class Harness(Elaboratable):
             with m.If(i_take & (n_in == k)):
                 m.d.sync += [tagged.eq(1), t_end.eq(ends), t_x.eq(Value.cast(i.payload))]
             if facts is not None and facts.sequence:
-                _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, t_x, i, cw)
+                _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, cw)
             with m.If(o_take & (n_out == k)):
                 m.d.comb += Assert(tagged, "the k-th output came before the k-th input")
                 if self.prop == "zero":
@@ -409,14 +416,7 @@ class Harness(Elaboratable):
         return m
 
 
-class _Tag:
-    """The tagged input as a component's order facts see it (:attr:`Claims.sequence`)."""
-
-    def __init__(self, end, payload):
-        self.end, self.payload = end, payload
-
-
-def _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, t_x, i, cw):
+def _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, cw):
     """Where the tagged element is among those the component holds, and what it is there: it is
     the ``(k - n_out)``-th in output order, in the segment that covers that index; that
     segment's conditions (asserted in an induction, so proved with the property)."""
@@ -425,10 +425,9 @@ def _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, t_x, i, cw):
     m.d.comb += [inside.eq(tagged & (n_out <= k)), j.eq(k - n_out)]
     m.d.comb += Assert(tagged == (k < n_in), "order: tagged = the k-th input has come")
     m.d.comb += Assert(~inside | (j < facts.held), "order: the tagged element, not yet out, is held")
-    tag = _Tag(t_end, i.payload.shape()(t_x))
     start = Const(0, 1)
     for count, check in facts.sequence:
-        conds = check(m, (j - start)[:cw], tag)
+        conds = check(m, (j - start)[:cw], t_end)
         with m.If(inside & (j >= start) & (j < start + count)):
             for cond, text in conds:
                 m.d.comb += Assert(cond, text)

@@ -460,13 +460,13 @@ class _Norm(OperatorComponent):
         that row already sent, is ``d - 1`` modulo ``d``."""
         d, width = self.config.d, self.config.out_format.width
 
-        def same(last, tag, where):
-            return [(last == tag.end, f"order: {where}'s last is the tagged input's")]
+        def same(last, end, where):
+            return [(last == end, f"order: {where}'s last is the tagged input's")]
 
-        p3.segments(c, lambda m, tag: same(self.o.payload.last, tag, "the output register"),
-                    lambda m, bits, tag: same(bits[width], tag, "a queued element"),
-                    lambda s, carried, tag: same(carried["last"], tag, f"stage {s + 1}"))
-        c.segment(used, lambda m, i, tag: same(((i + d - send.remaining) % d) == d - 1, tag, "a ring entry"))
+        p3.segments(c, lambda end: same(self.o.payload.last, end, "the output register"),
+                    lambda bits, end: same(bits[width], end, "a queued element"),
+                    lambda s, carried, end: same(carried["last"], end, f"stage {s + 1}"))
+        c.segment(used, lambda m, i, end: same(((i + d - send.remaining) % d) == d - 1, end, "a ring entry"))
 
     def _norm(self, m, cfg, take, feed, feed_ok, feed_sure):
         """The norm's input side, taking ``feed`` (an element, its index, the row's sum before it,
