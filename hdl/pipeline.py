@@ -218,6 +218,17 @@ class CreditPipeline(Pipeline):
         for s in reversed(range(len(self.valids))):
             claims.segment(self.valids[s], lambda m, i, end, s=s: stage(s, self.stage_carried[s], end))
 
+    def last_segments(self, claims: Claims, width: int):
+        """:meth:`segments` of a row operator whose elements leave as ``Cat(y[:width], last)`` and
+        carry ``last`` through the stages: wherever the tagged element is, its ``last`` is
+        whether it ended its row."""
+        def same(last, end, where):
+            return [(last == end, f"order: {where}'s last is the tagged input's")]
+
+        self.segments(claims, lambda end: same(self.o.payload.last, end, "the output register"),
+                      lambda bits, end: same(bits[width], end, "a queued element"),
+                      lambda s, carried, end: same(carried["last"], end, f"stage {s + 1}"))
+
     def claims(self) -> Claims:
         """The facts of a finished pipeline (:mod:`spikeops.hdl.claims`): ``held`` counts the
         valid stages, the queued elements and the output register; it never passes

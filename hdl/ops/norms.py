@@ -458,15 +458,10 @@ class _Norm(OperatorComponent):
         element's ``last``; the ring's ``used`` entries follow the send pass's row, ``d`` to a row,
         so an entry ends its row when its index from the send pass's position, plus the entries of
         that row already sent, is ``d - 1`` modulo ``d``."""
-        d, width = self.config.d, self.config.out_format.width
-
-        def same(last, end, where):
-            return [(last == end, f"order: {where}'s last is the tagged input's")]
-
-        p3.segments(c, lambda end: same(self.o.payload.last, end, "the output register"),
-                    lambda bits, end: same(bits[width], end, "a queued element"),
-                    lambda s, carried, end: same(carried["last"], end, f"stage {s + 1}"))
-        c.segment(used, lambda m, i, end: same(((i + d - send.remaining) % d) == d - 1, end, "a ring entry"))
+        d = self.config.d
+        p3.last_segments(c, self.config.out_format.width)
+        c.segment(used, lambda m, i, end: [((((i + d - send.remaining) % d) == d - 1) == end,
+                                            "order: a ring entry's place in its row is the tagged input's")])
 
     def _norm(self, m, cfg, take, feed, feed_ok, feed_sure):
         """The norm's input side, taking ``feed`` (an element, its index, the row's sum before it,
