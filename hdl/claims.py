@@ -128,9 +128,17 @@ class ShadowQueue:
         self.entries = [Signal(range(high + 1), name=f"{name}_shadow{k}") for k in range(self.depth)]
         self.head = Signal(range(self.depth), name=f"{name}_shadow_head")
         self.count = Signal(range(self.depth + 1), name=f"{name}_shadow_count")
-        rows = Array(self.entries)
-        self._at = lambda k: rows[Mux(self.head + k >= self.depth, self.head + k - self.depth, self.head + k)]
-        self.total = sum((Mux(k < self.count, self._at(k), 0) for k in range(self.depth)), Const(0, 1))
+        self._rows = Array(self.entries)
+        self.total = sum(self.values(), Const(0, 1))
+
+    def at(self, k: int):
+        """The value of the ``k``-th entry from the head (meaningful for ``k < count``)."""
+        head = self.head
+        return self._rows[Mux(head + k >= self.depth, head + k - self.depth, head + k)]
+
+    def values(self) -> list:
+        """Each entry's value from the head, 0 past the last held one (``depth`` of them)."""
+        return [Mux(k < self.count, self.at(k), 0) for k in range(self.depth)]
 
     def claims(self) -> Claims:
         c = Claims()
@@ -138,10 +146,10 @@ class ShadowQueue:
         c.add(self.count == q.level, f"{n}: the shadow holds as many entries as the queue")
         c.add(self.head < self.depth, f"{n}: the shadow's head is an entry")
         for k in range(self.depth):
-            v = self._at(k)
+            v = self.at(k)
             c.add((k >= self.count) | ((v >= self.low) & (v <= self.high)),
                   f"{n}: a held entry's value is in [{self.low}, {self.high}]")
-        c.assume(~q.r_rdy | (self.value(q.r_data) == self._at(0)), f"{n}: the queue offers the shadow's head")
+        c.assume(~q.r_rdy | (self.value(q.r_data) == self.at(0)), f"{n}: the queue offers the shadow's head")
         return c
 
     def elaborate(self, m: Module):

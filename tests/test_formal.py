@@ -112,20 +112,20 @@ def test_reset_by_induction(tmp_path, op):
 
 
 @pytest.mark.slow
-def test_order_induction_catches_an_inverted_row_end(tmp_path, monkeypatch):
-    """RMSNorm whose send pipeline carries each element's ``last`` inverted (with rows of two, every
-    row then ends at its first element; every count and the send pass's facts stay right): the
-    order induction does not pass it, and names the place where the tagged element's row end is
-    wrong."""
+@pytest.mark.parametrize("op,send", [("rmsnorm", "y"), ("softmax", "q")])
+def test_order_induction_catches_an_inverted_row_end(tmp_path, monkeypatch, op, send):
+    """An operator whose send pipeline carries each element's ``last`` inverted (every count and
+    the send pass's facts stay right): the order induction does not pass it, and names the place
+    where the tagged element's row end is wrong."""
     real = pipeline.Pipeline.carry
 
     def inverted(self, **values):
-        if self.name == "y" and "last" in values:
+        if self.name == send and "last" in values:
             values["last"] = ~values["last"]
         real(self, **values)
 
     monkeypatch.setattr(pipeline.Pipeline, "carry", inverted)
-    r = formal.prove(formal.small_target("rmsnorm"), "order", root=tmp_path)
+    r = formal.prove(formal.small_target(op), "order", root=tmp_path)
     assert r.mode == "prove" and not r.passed, (r, r.log_tail())
     assert any("stage 1's last is the tagged input's" in t for t in r.failed_assertions()), r
 

@@ -29,8 +29,8 @@ The properties (one proof each, :data:`PROPERTIES`):
     golden model's output for the recorded input (a table of every input code, so this is also a
     bit-exact proof of the function).  Row operators: its ``last`` equals "the ``k``-th input ended
     a row" (``last``, or the row length reached: ``d`` of the norms, ``d_max`` of Softmax, which
-    splits a longer row).  Also: outputs accepted <= inputs.  RMSNorm: by induction on its facts,
-    which say where the tagged element is (below), so from every reachable state.
+    splits a longer row).  Also: outputs accepted <= inputs.  RMSNorm and Softmax: by induction on
+    their facts, which say where the tagged element is (below), so from every reachable state.
 ``zero``
     The same tag, for the row operators whose answer to some input is known without its row:
     Softmax's ``k``-th output answers 0 when the ``k``-th input was masked, RMSNorm's when it was 0
@@ -62,12 +62,13 @@ platform ``"formal"``, under which ``amaranth.lib.fifo`` states its own pointer 
 induction names the facts that broke (:meth:`ProofResult.failed_assertions`): a missing fact or a
 real bug, which its counterexample (``run/engine_0/trace_induct.vcd``) tells.
 
-A norm's ``order`` closes by induction the same way (RMSNorm's does: :data:`MODES`; LayerNorm's,
-on the same facts, gave no verdict in 25 minutes): their facts also list the elements they
-hold in output order (:attr:`~spikeops.hdl.claims.Claims.sequence`: the output register, the output
-queue, read through a port added for the proof, each pipeline stage, the ring), so the harness can
-say where the tagged element is (the ``(k - n_out)``-th of them) and assert what each place knows
-of it (its ``last``, or for a ring entry where it falls in its row).  The harness's counters are
+``order`` closes by induction the same way where the facts also list the elements held in output
+order (:attr:`~spikeops.hdl.claims.Claims.sequence`: the output register, the output queue, read
+through a port added for the proof, each pipeline stage, the ring; RMSNorm and Softmax, :data:`MODES`;
+LayerNorm's, on the same facts as RMSNorm's, gave no verdict in an hour), so the harness can say
+where the tagged element is (the ``(k - n_out)``-th of them) and assert what each place knows of it
+(its ``last``, or for a ring entry whether it ends a row: the norms' rows have ``d`` entries,
+Softmax's end where the running sum of the lengths of the rows on their way says).  The harness's counters are
 then :data:`COUNTER_WIDTH` bits wide whatever the depth, so that a start state may hold as many
 elements as the component can.
 
@@ -135,12 +136,10 @@ _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
                    div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
-#: the depth each operator's bounded proofs (``zero``, Softmax's and LayerNorm's ``order``) reach
-#: in minutes, below 2 latency + 2 row length.  Softmax's latency at d_max=3 is 44, so a row's first
-#: output comes 48 cycles after its first input at the earliest: depth 50 sees it (192 s on a loaded
-#: 2-core machine, 2026-12-07), 46 could not (:meth:`Target.reachable` refuses a vacuous depth).
-#: RMSNorm (latency 34 at d=2, rule 74) reached 56 in 7.1 minutes, LayerNorm 64 in 7.1, side by
-#: side (2026-12-07); each step beyond takes longer than the one before (1.3 to 4 minutes).
+#: the depth each operator's bounded proofs (``zero``, LayerNorm's ``order``) reach in minutes,
+#: below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first output 48 cycles
+#: after its first input, so 46 was vacuous, :meth:`Target.reachable`) 50, RMSNorm (34 at d=2) 56,
+#: LayerNorm 64; each step beyond takes longer than the one before (x1.3 to x1.6 a step, 2026-12-07).
 DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 56, "layernorm": 64}
 #: the induction's length: every fact is one-step inductive, the harness's counters lag a cycle
 INDUCTION_DEPTH = 2
@@ -155,11 +154,9 @@ SMALL = {
     "rmsnorm": _NORM_SMALL,
     "layernorm": _NORM_SMALL,
 }
-#: the proofs of each operator at :data:`SMALL` that rest on the component's facts
-#: (:mod:`spikeops.hdl.claims`) and so hold from every reachable state, not only to a depth:
-#: ``prove`` closes by induction, ``reach`` starts from any state the facts allow (module
-#: docstring); the others are bounded.  Every row operator states its facts, and ``order`` rests on
-#: them where they say where each held element is (its component's ``ORDER_FACTS``)
+#: the proofs at :data:`SMALL` that rest on the component's facts (:mod:`spikeops.hdl.claims`), so
+#: hold from every reachable state: ``prove`` by induction, ``reach`` from any state the facts allow
+#: (module docstring); ``order`` where they say where each held element is (``ORDER_FACTS``)
 MODES = {op: {"reset": "prove", "no_drop": "reach", **({"order": "prove"} if rec.component().ORDER_FACTS else {})}
          for op, rec in ((op, registry.get(op)) for op in SMALL) if rec.shape.is_row}
 

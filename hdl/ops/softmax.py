@@ -79,6 +79,8 @@ class Softmax(OperatorComponent):
 
     #: the division's leading ones in two stages without a target (the row sum is 40 bits wide)
     LEADING_ONE_STAGES = 2
+    #: :meth:`_sequence` (``normalizer="row_max"``; the online form states no facts)
+    ORDER_FACTS = True
 
     class Signature(OperatorSignature):
         config_type = SoftmaxConfig
@@ -270,17 +272,18 @@ class Softmax(OperatorComponent):
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
         self.claims = None if cfg.online else self._claims(
             dict(parts, p3=p3, send=send, sumq=sumq, used=used, held=held, row_n=row_n, ready=ready, a=a,
-                 a_v=a_v, depth=depth, nq=nq))
+                 a_v=a_v, depth=depth, nq=nq), order=platform == "formal")
         return m
 
-    def _claims(self, p) -> Claims:
+    def _claims(self, p, order: bool = False) -> Claims:
         """The facts of a reachable state (``normalizer="row_max"``, :mod:`spikeops.hdl.claims`).
         Every accepted element is in the ring (``used``: not yet read by the send pass) or the send
         pipeline.  The ring's entries not yet read by the send pass are the open row's (``row_n``)
         and those of the rows on their way: ended in stages A to C, the registered descriptor, the
         row queue, the row pass 2 reads, their ends in pass 2's pipeline, the registered sum, the
         result queue and the row the send pass reads.  ``held`` and ``ahead`` count those rows
-        before and after pass 2 takes them."""
+        before and after pass 2 takes them.  ``order``: the held elements in output order too
+        (:meth:`_sequence`; for a proof only, as it adds a read port to the output queue)."""
         cfg = self.config
         d_max = cfg.d_max
         c = Claims(held=p["used"] + p["p3"].held, open=p["row_n"])
@@ -314,7 +317,40 @@ class Softmax(OperatorComponent):
               + Mux(red.busy, red.row.n, 0) + total(lasts) + Mux(p["ended_v"], p["ended"].n, 0) + sumq.total
               + send.remaining,
               "ring: used - row_n = the elements of the rows on their way not yet read by the send pass")
+        if order:
+            self._sequence(c, p, rowq, sumq, ends, lasts)
         return c
+
+    def _sequence(self, c: Claims, p, rowq, sumq, ends, lasts):
+        """The held elements in output order (:attr:`Claims.sequence`): the output register, the
+        queue and the stages carry each element's ``last``; the ring's ``used`` entries are the
+        rows on their way, oldest first (the send pass's row, the result queue's from its head, the
+        registered sum, pass 2's pipeline from its last stage, pass 2's row, the row queue's, the
+        registered descriptor, stages C to A), then the open row.  An entry ends its row when the
+        entries up to it are exactly those of the rows up to one of them: its index plus one is a
+        running sum of their lengths (the open row has none)."""
+        red, send = p["red"], p["send"]
+
+        def length(valid, n):
+            return Mux(valid, n, 0)
+
+        rows = ([send.remaining] + sumq.values() + [length(p["ended_v"], p["ended"].n)]
+                + [length(v, n) for v, n in reversed(lasts)] + [length(red.busy, red.row.n)]
+                + rowq.values() + [length(p["pending"], p["pushed"].n)]
+                + [length(v, n) for v, n in reversed(ends)])
+        sums, run = [], Const(0, 1)
+        for n in rows:
+            run = run + n
+            sums.append(run)
+
+        def ring(m, i, end):
+            ends_row = Const(0)
+            for total in sums:
+                ends_row = ends_row | (i + 1 == total)
+            return [(ends_row == end, "order: a ring entry's place among the rows' ends is the tagged input's")]
+
+        p["p3"].last_segments(c, self.config.out_format.width)
+        c.segment(p["used"], ring)
 
     def _row_max_reduce(self, m, a, a_v, xbuf, sumq, sum_layout, el, rom, parts):
         """``normalizer="row_max"``: stages B and C after A, the running maximum, the ring's write,
