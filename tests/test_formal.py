@@ -112,7 +112,7 @@ def test_reset_by_induction(tmp_path, op):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("op,send", [("rmsnorm", "y"), ("softmax", "q")])
+@pytest.mark.parametrize("op,send", [("rmsnorm", "y"), ("layernorm", "y"), ("softmax", "q")])
 def test_order_induction_catches_an_inverted_row_end(tmp_path, monkeypatch, op, send):
     """An operator whose send pipeline carries each element's ``last`` inverted (every count and
     the send pass's facts stay right): the order induction does not pass it, and names the place

@@ -29,7 +29,7 @@ The properties (one proof each, :data:`PROPERTIES`):
     golden model's output for the recorded input (a table of every input code, so this is also a
     bit-exact proof of the function).  Row operators: its ``last`` equals "the ``k``-th input ended
     a row" (``last``, or the row length reached: ``d`` of the norms, ``d_max`` of Softmax, which
-    splits a longer row).  Also: outputs accepted <= inputs.  RMSNorm and Softmax: by induction on
+    splits a longer row).  Also: outputs accepted <= inputs.  Row operators: by induction on
     their facts, which say where the tagged element is (below), so from every reachable state.
 ``zero``
     The same tag, for the row operators whose answer to some input is known without its row:
@@ -64,8 +64,8 @@ real bug, which its counterexample (``run/engine_0/trace_induct.vcd``) tells.
 
 ``order`` closes by induction the same way where the facts also list the elements held in output
 order (:attr:`~spikeops.hdl.claims.Claims.sequence`: the output register, the output queue, read
-through a port added for the proof, each pipeline stage, the ring; RMSNorm and Softmax, :data:`MODES`;
-LayerNorm's, on the same facts as RMSNorm's, gave no verdict in an hour), so the harness can say
+through a port added for the proof, each pipeline stage, the ring; every row operator,
+:data:`MODES`), so the harness can say
 where the tagged element is (the ``(k - n_out)``-th of them) and assert what each place knows of it
 (its ``last``, or for a ring entry whether it ends a row: the norms' rows have ``d`` entries,
 Softmax's end where the running sum of the lengths of the rows on their way says).  The harness's counters are
@@ -136,10 +136,10 @@ _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
                    div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
-#: the depth each operator's bounded proofs (``zero``, LayerNorm's ``order``) reach in minutes,
-#: below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first output 48 cycles
-#: after its first input, so 46 was vacuous, :meth:`Target.reachable`) 50, RMSNorm (34 at d=2) 56,
-#: LayerNorm 64; each step beyond takes longer than the one before (x1.3 to x1.6 a step, 2026-12-07).
+#: the depth each operator's bounded proofs (``zero``; LayerNorm's ``order`` under ``--mode bmc``)
+#: reach in minutes, below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first
+#: output 48 cycles after its first input, so 46 was vacuous, :meth:`Target.reachable`) 50, RMSNorm
+#: (34 at d=2) 56, LayerNorm 64; each step beyond takes x1.3 to x1.6 the one before (2026-12-07).
 DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 56, "layernorm": 64}
 #: the induction's length: every fact is one-step inductive, the harness's counters lag a cycle
 INDUCTION_DEPTH = 2
