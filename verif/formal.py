@@ -62,15 +62,14 @@ platform ``"formal"``, under which ``amaranth.lib.fifo`` states its own pointer 
 induction names the facts that broke (:meth:`ProofResult.failed_assertions`): a missing fact or a
 real bug, which its counterexample (``run/engine_0/trace_induct.vcd``) tells.
 
-``order`` closes by induction the same way where the facts also list the elements held in output
-order (:attr:`~spikeops.hdl.claims.Claims.sequence`: the output register, the output queue, read
-through a port added for the proof, each pipeline stage, the ring; every row operator,
-:data:`MODES`), so the harness can say
-where the tagged element is (the ``(k - n_out)``-th of them) and assert what each place knows of it
-(its ``last``, or for a ring entry whether it ends a row: the norms' rows have ``d`` entries,
-Softmax's end where the running sum of the lengths of the rows on their way says).  The harness's counters are
-then :data:`COUNTER_WIDTH` bits wide whatever the depth, so that a start state may hold as many
-elements as the component can.
+``order`` closes by induction the same way (every row operator's, :data:`MODES`): the facts also
+list the elements held in output order (:attr:`~spikeops.hdl.claims.Claims.sequence`: the output
+register, the output queue, read through a port added for the proof, each pipeline stage, the
+ring), so the harness can say where the tagged element is (the ``(k - n_out)``-th of them) and
+assert what each place knows of it (its ``last``, or for a ring entry whether it ends a row: the
+norms' rows have ``d`` entries, Softmax's end where the running sums of the lengths of the rows on
+their way say).  The harness's counters are then :data:`COUNTER_WIDTH` bits wide whatever the
+depth, so that a start state may hold as many elements as the component can.
 
 The same facts give the row operators' ``no_drop`` without a depth (``mode reach``,
 :data:`MODES`): no register starts at its initial value (the ``.sby`` script drops them),
@@ -136,8 +135,8 @@ _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
                    div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
-#: the depth each operator's bounded proofs (``zero``; LayerNorm's ``order`` under ``--mode bmc``)
-#: reach in minutes, below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first
+#: the depth each operator's bounded proofs (``zero``; ``order`` under ``--mode bmc``) reach in
+#: minutes, below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first
 #: output 48 cycles after its first input, so 46 was vacuous, :meth:`Target.reachable`) 50, RMSNorm
 #: (34 at d=2) 56, LayerNorm 64; each step beyond takes x1.3 to x1.6 the one before (2026-12-07).
 DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 56, "layernorm": 64}
