@@ -138,7 +138,7 @@ _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_wi
 #: the depth each operator's bounded proofs (``zero``; ``order`` under ``--mode bmc``) reach in
 #: minutes, below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first
 #: output 48 cycles after its first input, so 46 was vacuous, :meth:`Target.reachable`) 50, RMSNorm
-#: (34 at d=2) 56, LayerNorm 64; each step beyond takes x1.3 to x1.6 the one before (2026-12-07).
+#: (34 at d=2) 56, LayerNorm 64; each step beyond takes x1.2 to x2.5 the one before (2026-12-07).
 DEPTH_LIMITS = {"softmax": 50, "rmsnorm": 56, "layernorm": 64}
 #: the induction's length: every fact is one-step inductive, the harness's counters lag a cycle
 INDUCTION_DEPTH = 2
@@ -228,8 +228,8 @@ class Target:
             return (f"{self.name}: no_drop needs a quiet period of {self.quiet()} cycles after the inputs, "
                     f"beyond the reachable depth {self.max_depth}")
         first_output = self.row_len + self.latency + 1
-        if self.inapplicable(prop):
-            return self.inapplicable(prop)
+        if why := self.inapplicable(prop):
+            return why
         if prop in ("order", "zero", "reset") and self.max_depth is not None and first_output > self.max_depth:
             return (f"{self.name}: a row's first output comes {first_output} cycles after its first input at "
                     f"the earliest, beyond the reachable depth {self.max_depth}: a bounded {prop} proof would "
@@ -278,8 +278,8 @@ class Harness(Elaboratable):
             allowed = ", ".join(p for p in PROPERTIES if p != "valid_comb")
             raise ValueError(f"property {prop!r} is not one a harness states (valid_comb is structural: "
                              f"prove() checks the netlist); allowed: {allowed}")
-        if target.inapplicable(prop):
-            raise ValueError(target.inapplicable(prop))
+        if why := target.inapplicable(prop):
+            raise ValueError(why)
         self.target, self.prop = target, prop
         self._MustUse__silence = False
         self.depth = target.depth(prop) if depth is None else depth

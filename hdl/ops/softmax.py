@@ -298,9 +298,15 @@ class Softmax(OperatorComponent):
         def count(terms):
             return sum((f.as_unsigned() for f, _ in terms), Const(0, 1))
 
-        def total(terms):
-            return sum((Mux(f, n, 0) for f, n in terms), Const(0, 1))
+        def length(valid, n):
+            return Mux(valid, n, 0)
 
+        # the rows on their way, oldest first: the send pass's, the result queue's from its head, the
+        # registered sum, pass 2's pipeline from its last stage, pass 2's row, the row queue's, the
+        # registered descriptor, stages C to A (the open row follows them)
+        rows = ([send.remaining] + sumq.values() + [length(p["ended_v"], p["ended"].n)]
+                + [length(f, n) for f, n in reversed(lasts)] + [length(red.busy, red.row.n)]
+                + rowq.values() + [length(p["pending"], p["pushed"].n)] + [length(f, n) for f, n in reversed(ends)])
         c.add(used <= depth, f"ring: used <= depth {depth}")
         c.add(held <= nq + 1, f"rows before pass 2: held <= {nq + 1}")
         c.add(p["ready"] == ((used != depth) & (held != nq + 1)), "receive: ready = room in the ring and the row queue")
@@ -313,31 +319,18 @@ class Softmax(OperatorComponent):
         c.add(p["ahead_full"] == (ahead == nq), "pass 2: ahead_full = (ahead = nq)")
         for (f, n) in ends + lasts + [(p["pending"], p["pushed"].n), (p["ended_v"], p["ended"].n)]:
             c.add(~f | ((n >= 1) & (n <= d_max)), f"a row on its way has 1 to {d_max} elements")
-        c.add(used - p["row_n"] == total(ends) + Mux(p["pending"], p["pushed"].n, 0) + rowq.total
-              + Mux(red.busy, red.row.n, 0) + total(lasts) + Mux(p["ended_v"], p["ended"].n, 0) + sumq.total
-              + send.remaining,
+        c.add(used - p["row_n"] == sum(rows, Const(0, 1)),
               "ring: used - row_n = the elements of the rows on their way not yet read by the send pass")
         if order:
-            self._sequence(c, p, rowq, sumq, ends, lasts)
+            self._sequence(c, p, rows)
         return c
 
-    def _sequence(self, c: Claims, p, rowq, sumq, ends, lasts):
+    def _sequence(self, c: Claims, p, rows):
         """The held elements in output order (:attr:`Claims.sequence`): the output register, the
-        queue and the stages carry each element's ``last``; the ring's ``used`` entries are the
-        rows on their way, oldest first (the send pass's row, the result queue's from its head, the
-        registered sum, pass 2's pipeline from its last stage, pass 2's row, the row queue's, the
-        registered descriptor, stages C to A), then the open row.  An entry ends its row when the
-        entries up to it are exactly those of the rows up to one of them: its index plus one is a
-        running sum of their lengths (the open row has none)."""
-        red, send = p["red"], p["send"]
-
-        def length(valid, n):
-            return Mux(valid, n, 0)
-
-        rows = ([send.remaining] + sumq.values() + [length(p["ended_v"], p["ended"].n)]
-                + [length(v, n) for v, n in reversed(lasts)] + [length(red.busy, red.row.n)]
-                + rowq.values() + [length(p["pending"], p["pushed"].n)]
-                + [length(v, n) for v, n in reversed(ends)])
+        queue and the stages carry each element's ``last``; the ring's ``used`` entries are those
+        of the rows on their way (``rows``: their lengths, oldest first), then the open row's.  An
+        entry ends its row when the entries up to it are exactly those of the rows up to one of
+        them: its index plus one is a running sum of their lengths (the open row has none)."""
         sums, run = [], Const(0, 1)
         for n in rows:
             run = run + n
