@@ -12,6 +12,9 @@ Amaranth expressions over its registers, gathered in :class:`Claims` during ``el
     ``(condition, text)`` pairs true in every reachable state; an induction asserts each one (so
     they are proved, not trusted, and the induction may start only where they hold); a proof from
     any reachable state, made after that induction, assumes them.
+``value_claims``
+    claims that only a proof of ``zero`` needs (where the tagged element's value is, beyond where
+    it is in order): asserted in that proof alone, so that the others carry none of their cost;
 ``contracts``
     ``(condition, text)`` pairs a proof *assumes*: what a library part guarantees and its own
     tests check formally (an ``amaranth.lib.fifo`` queue gives back what was written to it: Amaranth's
@@ -27,10 +30,16 @@ Amaranth expressions over its registers, gathered in :class:`Claims` during ``el
     them, so :meth:`Claims.resolved` gathers them once the design is);
 ``sequence``
     the held elements in output order, as segments ``(count, check)`` (the output register, a
-    queue, each pipeline stage, a ring): ``count`` elements each, and ``check(m, i, end)`` the
+    queue, each pipeline stage, a ring): ``count`` elements each, and ``check(m, i, tag)`` the
     conditions that hold when the ``i``-th of them is the element a proof tagged at the input
-    (``end``: whether it ended its row), for a proof that the ``k``-th output answers the ``k``-th
-    input (``order``) by induction; empty where not stated;
+    (:class:`Tag`: whether it ended its row, whether its answer is 0), for a proof that the
+    ``k``-th output answers the ``k``-th input (``order``, ``zero``) by induction; empty where not
+    stated;
+``settle``
+    the most cycles an element spends where the sequence's conditions state nothing of its value
+    (a pipeline's stages, :meth:`~.pipeline.CreditPipeline.row_segments`): a proof of ``zero`` by
+    induction is that much longer than one of ``order``, so that an element there at its start
+    reaches a place where its value is checked within it;
 ``held``
     the number of elements accepted at ``i`` and not yet taken from ``o``;
 ``open``
@@ -44,9 +53,22 @@ every state the facts allow, so from every reachable one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Array, Const, Module, Mux, Signal, Value
 
-__all__ = ["Claims", "ShadowQueue"]
+__all__ = ["Claims", "ShadowQueue", "Tag"]
+
+
+@dataclass(frozen=True)
+class Tag:
+    """What a proof knows of the element it tagged at the input, for the conditions of
+    :attr:`Claims.sequence`: ``end``, whether it ended its row; ``zero``, whether its answer must
+    be 0 (a masked Softmax input, a zero RMSNorm input: the ``zero`` proof; ``Const(0)`` in the
+    others, so the value conditions, ``~zero | ...``, cost them nothing)."""
+
+    end: Value
+    zero: Value
 
 
 class Claims:
@@ -55,15 +77,22 @@ class Claims:
 
     def __init__(self, held=None, open=None):
         self.claims: list[tuple[Value, str]] = []
+        self.value_claims: list[tuple[Value, str]] = []
         self.contracts: list[tuple[Value, str]] = []
         self.shadows: list[ShadowQueue] = []
         self.parts: list = []      # submodules whose own ``claims`` exist once they are elaborated
         self.sequence: list = []   # (count, check) segments of the held elements, output first
+        self.settle = 0            # cycles an element may spend where no value is stated of it
         self.held = held
         self.open = Const(0) if open is None else open
 
     def add(self, condition, text: str):
         self.claims.append((Value.cast(condition), text))
+        return self
+
+    def add_value(self, condition, text: str):
+        """A claim for the ``zero`` proof alone (module docstring)."""
+        self.value_claims.append((Value.cast(condition), text))
         return self
 
     def assume(self, condition, text: str):
@@ -72,6 +101,7 @@ class Claims:
 
     def extend(self, other: "Claims"):
         self.claims += other.claims
+        self.value_claims += other.value_claims
         self.contracts += other.contracts
         self.shadows += other.shadows
         self.parts += other.parts
@@ -79,7 +109,8 @@ class Claims:
 
     def segment(self, count, check):
         """The next ``count`` held elements in output order (after the segments added before), and
-        ``check(m, i, end)``: the conditions true when the ``i``-th of them is the tagged one.  (A
+        ``check(m, i, tag)``: the conditions true when the ``i``-th of them is the tagged one
+        (:class:`Tag`).  (A
         part's segments are not merged by :meth:`extend`: the component states the whole order.)"""
         self.sequence.append((Value.cast(count), check))
         return self
@@ -94,7 +125,8 @@ class Claims:
         """These facts with every part's (recursively), once the design is elaborated."""
         out = Claims(self.held, self.open)
         out.claims, out.contracts, out.shadows = list(self.claims), list(self.contracts), list(self.shadows)
-        out.sequence = list(self.sequence)
+        out.value_claims = list(self.value_claims)
+        out.sequence, out.settle = list(self.sequence), self.settle
         for component in self.parts:
             sub = getattr(component, "claims", None)
             if sub is None:

@@ -75,6 +75,9 @@ class OperatorComponent(ConfigComponent):
     #: its facts (``claims``, elaborated for the ``"formal"`` platform) list the elements it holds
     #: in output order (:attr:`spikeops.hdl.claims.Claims.sequence`), so a proof can follow one
     ORDER_FACTS = False
+    #: and say, of the element a proof tagged, that it holds its answer's zero wherever its value is
+    #: known (:class:`spikeops.hdl.claims.Tag`), so a proof can follow it to a zero output
+    ZERO_FACTS = False
 
     @classmethod
     def fixed_neurons_per_stage(cls, config) -> int:

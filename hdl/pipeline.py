@@ -202,32 +202,45 @@ class CreditPipeline(Pipeline):
 
     def segments(self, claims: Claims, output, entry, stage):
         """Add the held elements to ``claims``' sequence in output order: the output register
-        (``output(end)``: its conditions when it holds the tagged element, ``end`` whether that
-        ended its row), the queue (``entry(bits, end)`` on the entry's bits, read through an
-        asynchronous port added for the proof: call this only when elaborating for one) and the
-        valid stages, last first (``stage(s, carried, end)`` with the stage's carried registers)."""
+        (``output(tag)``: its conditions when it holds the tagged element, a
+        :class:`~spikeops.hdl.claims.Tag`), the queue (``entry(bits, tag)`` on the entry's bits,
+        read through an asynchronous port added for the proof: call this only when elaborating for
+        one) and the valid stages, last first (``stage(s, carried, tag)`` with the stage's carried
+        registers)."""
         consume = self._queue[2]
         peek = self._mem.read_port(domain="comb")
 
-        def at_queue(m, i, end):      # the queue's depth is a power of 2: the index wraps
+        def at_queue(m, i, tag):      # the queue's depth is a power of 2: the index wraps
             m.d.comb += peek.addr.eq((consume + i)[:len(consume)])
-            return entry(peek.data, end)
+            return entry(peek.data, tag)
 
-        claims.segment(self.o.valid, lambda m, i, end: output(end))
+        claims.segment(self.o.valid, lambda m, i, tag: output(tag))
         claims.segment(self.queued(), at_queue)
         for s in reversed(range(len(self.valids))):
-            claims.segment(self.valids[s], lambda m, i, end, s=s: stage(s, self.stage_carried[s], end))
+            claims.segment(self.valids[s], lambda m, i, tag, s=s: stage(s, self.stage_carried[s], tag))
 
-    def last_segments(self, claims: Claims, width: int):
+    def row_segments(self, claims: Claims, width: int, zero=None):
         """:meth:`segments` of a row operator whose elements leave as ``Cat(y[:width], last)`` and
         carry ``last`` through the stages: wherever the tagged element is, its ``last`` is
-        whether it ended its row."""
-        def same(last, end, where):
-            return [(last == end, f"order: {where}'s last is the tagged input's")]
+        whether it ended its row; in the output register and the queue, ``y`` is 0 when its answer
+        must be (:class:`~spikeops.hdl.claims.Tag`), and in stage ``s`` (from 0) ``zero(s,
+        carried)`` where that gives a condition (None: the stage states no value).  An element in a
+        stage that states none reaches one that does, or the queue, within
+        :attr:`~spikeops.hdl.claims.Claims.settle` cycles: one more than the last such stage."""
+        def same(bits, tag, where):
+            return [(bits[width] == tag.end, f"order: {where}'s last is the tagged input's"),
+                    (~tag.zero | (bits[:width] == 0), f"zero: {where} holds 0 for the tagged input")]
 
-        self.segments(claims, lambda end: same(self.o.payload.last, end, "the output register"),
-                      lambda bits, end: same(bits[width], end, "a queued element"),
-                      lambda s, carried, end: same(carried["last"], end, f"stage {s + 1}"))
+        def stage(s, carried, tag):
+            conds = [(carried["last"] == tag.end, f"order: stage {s + 1}'s last is the tagged input's")]
+            if (cond := zero and zero(s, carried)) is not None:
+                conds.append((~tag.zero | cond, f"zero: stage {s + 1} holds the tagged input's zero"))
+            return conds
+
+        self.segments(claims, lambda tag: same(Value.cast(self.o.payload), tag, "the output register"),
+                      lambda bits, tag: same(bits, tag, "a queued element"), stage)
+        silent = [s for s in range(len(self.valids)) if not zero or zero(s, self.stage_carried[s]) is None]
+        claims.settle = max(claims.settle, max(silent, default=-1) + 1)
 
     def claims(self) -> Claims:
         """The facts of a finished pipeline (:mod:`spikeops.hdl.claims`): ``held`` counts the

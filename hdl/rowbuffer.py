@@ -37,7 +37,14 @@ from .claims import Claims
 from .dp16kd import DP16KD_WIDTH, DP16KDPort, dp16kd, dp16kd_initvals, dp16kd_mode
 from .dsp import Primitives, primitives_of
 
-__all__ = ["RowBuffer", "RingPass"]
+__all__ = ["RowBuffer", "RingPass", "ring_add"]
+
+
+def ring_add(ptr, k, depth: int):
+    """The entry ``k`` places after ``ptr`` in a ring of ``depth`` entries (``0 <= ptr < depth``,
+    ``0 <= k <= depth``)."""
+    total = ptr + k
+    return Mux(total >= depth, total - depth, total)
 
 
 def _raw_bits(shape, value) -> int:
@@ -59,6 +66,7 @@ class _RegisteredRam(Elaboratable):
         self.r_addr = [Signal(range(depth), name=f"{name}_raddr{k}") for k in range(read_ports)]
         self.r_en = [Signal(name=f"{name}_ren{k}") for k in range(read_ports)]
         self.r_data = [Signal(shape, name=f"{name}_rdata{k}", reset_less=True) for k in range(read_ports)]
+        self.peeks = []     # (addr, data) of asynchronous read ports for a proof (:meth:`RowBuffer.peek`)
 
     def elaborate(self, platform):
         m = Module()
@@ -66,6 +74,8 @@ class _RegisteredRam(Elaboratable):
         # contents are laid out for the 18-bit mode only (:func:`dp16kd_initvals`)
         blocks = mode is not None and (not self.init or mode == DP16KD_WIDTH)
         if primitives_of(platform) == Primitives.ECP5 and blocks:
+            if self.peeks:
+                raise ValueError("RowBuffer.peek: a proof's read port needs the inferred memory, not DP16KD blocks")
             raw_w = Value.cast(self.w_data)
             words = [_raw_bits(self.shape, v) for v in self.init]
             for k, (addr, en, out) in enumerate(zip(self.r_addr, self.r_en, self.r_data)):
@@ -88,6 +98,9 @@ class _RegisteredRam(Elaboratable):
                 m.d.comb += [rd.addr.eq(addr), rd.en.eq(en)]
                 with m.If(en if self.hold else 1):
                     m.d.sync += out.eq(rd.data)
+            for addr, out in self.peeks:
+                rd = mem.read_port(domain="comb")
+                m.d.comb += [rd.addr.eq(addr), out.eq(rd.data)]
         return m
 
 
@@ -108,12 +121,15 @@ class RowBuffer:
             raise ValueError(f"RowBuffer {name}: hold=True needs registered=True (a plain buffer's latch holds)")
         self.depth = depth
         self.latency = 2 if registered else 1
+        self.shape, self.name, self._peeks = shape, name, []
         if registered:
             ram = m.submodules[name] = _RegisteredRam(shape, depth, init, read_ports, name, hold)
             self._w = (ram.w_addr, ram.w_data, ram.w_en)
             self._r = list(zip(ram.r_addr, ram.r_en, ram.r_data))
+            self._ram, self._mem = ram, None
         else:
             mem = m.submodules[name] = memory.Memory(shape=shape, depth=depth, init=list(init))
+            self._ram, self._mem = None, mem
             wr = mem.write_port()
             self._w = (wr.addr, wr.data, wr.en)
             self._r = [(rd.addr, rd.en, rd.data) for rd in (mem.read_port() for _ in range(read_ports))]
@@ -131,6 +147,23 @@ class RowBuffer:
     def read(self, m, addr, en, port: int = 0):
         m.d.comb += [self._r[port][0].eq(addr), self._r[port][1].eq(en)]
 
+    def peek(self, m):
+        """An asynchronous read port of its own, ``(addr, data)``: ``data`` is the entry at ``addr``
+        in the same cycle (``addr`` is driven by the caller, which may be a proof's harness).  For a
+        proof's facts about what the buffer holds (:mod:`spikeops.hdl.claims`), never for an
+        emission: block RAM has no such port, and the ``ecp5`` mapping refuses it.  Ask for it while
+        elaborating the component that holds the buffer (``m``), before the buffer is."""
+        k = len(self._peeks)
+        addr = Signal(range(self.depth), name=f"{self.name}_peek{k}_addr")
+        data = Signal(self.shape, name=f"{self.name}_peek{k}")
+        if self._ram is not None:
+            self._ram.peeks.append((addr, data))
+        else:
+            rd = self._mem.read_port(domain="comb")
+            m.d.comb += [rd.addr.eq(addr), data.eq(rd.data)]
+        self._peeks.append(addr)
+        return addr, data
+
 
 class RingPass:
     """One pass over rows held in a ring of ``buf.depth`` entries: it takes a row's descriptor from
@@ -138,7 +171,8 @@ class RingPass:
     when idle or on the row's last read, then reads the row's ``n`` entries in order, one per cycle
     where ``advance`` is high, through read port ``port`` of ``buf`` (data one cycle later).
 
-    ``issue``: an entry is read this cycle; ``first``/``last``: it is the row's first/last;
+    ``issue``: an entry is read this cycle; ``ptr``: the entry read at the next issue;
+    ``first``/``last``: it is the row's first/last;
     ``row``: the descriptor of the row being read; ``take``: a descriptor is taken this cycle
     (``allow`` must be high too).  ``first`` and ``last`` are registers (``last`` is whether one
     entry is left, decided when the count changes), so ``take`` is one LUT off registers.
@@ -164,7 +198,7 @@ class RingPass:
         with m.If(self.take):
             m.d.sync += [busy.eq(1), left.eq(incoming.n), self.row.eq(incoming),
                          self.first.eq(1), self.last.eq(incoming.n == 1)]
-        self.busy, self.left, self._name = busy, left, name
+        self.busy, self.left, self.ptr, self._name = busy, left, ptr, name
         self.incoming = incoming     # the descriptor the queue offers
 
     @property

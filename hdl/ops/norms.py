@@ -460,10 +460,11 @@ class _Norm(OperatorComponent):
         read port to the output queue): the output register, the queue and the stages carry each
         element's ``last``; the ring's ``used`` entries follow the send pass's row, ``d`` to a row,
         so an entry ends its row when its index from the send pass's position, plus the entries of
-        that row already sent, is ``d - 1`` modulo ``d``."""
+        that row already sent, is ``d - 1`` modulo ``d``.  (No values: RMSNorm's ``zero`` would
+        need its roots' facts, nonzero from the square-root unit to the division, so it is bounded.)"""
         d = self.config.d
-        p3.last_segments(c, self.config.out_format.width)
-        c.segment(used, lambda m, i, end: [((((i + d - send.remaining) % d) == d - 1) == end,
+        p3.row_segments(c, self.config.out_format.width)
+        c.segment(used, lambda m, i, tag: [((((i + d - send.remaining) % d) == d - 1) == tag.end,
                                             "order: a ring entry's place in its row is the tagged input's")])
 
     def _norm(self, m, cfg, take, feed, feed_ok, feed_sure):

@@ -46,7 +46,7 @@ from ..division import division_latency, division_stages
 from ..exp import RANGE_MANTISSA_STAGES, exp_latency, exp_stages, exp_table_rom, range_mantissa_stages
 from ..online import ONLINE_STAGES, biased_exponent, online_sum_stages, reference_shape, saturated
 from ..pipeline import CreditPipeline, Pipeline, credit_latency, reaches, stepped
-from ..rowbuffer import RingPass, RowBuffer
+from ..rowbuffer import RingPass, RowBuffer, ring_add
 from ..shift import SHIFT_STAGES, right_shift_stages
 from ..timing import FixedDelay, ThreePasses
 from .base import OperatorSignature
@@ -69,8 +69,8 @@ def _exp_of(pipe, buf, port, mx, cfg, rom):
     pipe.carry(arg_hm=ecfg.H_codes - mx)
     pipe.stage()                         # the buffer's output register
     x, hm = buf.port_data(port), pipe.carried.pop("arg_hm")
-    s = pipe.stage(z=(x + hm)[:ecfg.in_width].as_signed(), masked=x == cfg.in_format.mask_code)
-    pipe.carry(masked=s.masked)
+    pipe.carry(masked=x == cfg.in_format.mask_code)
+    s = pipe.stage(z=(x + hm)[:ecfg.in_width].as_signed())
     return exp_stages(pipe, s.z, ecfg, rom)
 
 
@@ -80,7 +80,7 @@ class Softmax(OperatorComponent):
     #: the division's leading ones in two stages without a target (the row sum is 40 bits wide)
     LEADING_ONE_STAGES = 2
     #: :meth:`_sequence` (``normalizer="row_max"``; the online form states no facts)
-    ORDER_FACTS = True
+    ORDER_FACTS = ZERO_FACTS = True
 
     class Signature(OperatorSignature):
         config_type = SoftmaxConfig
@@ -272,18 +272,19 @@ class Softmax(OperatorComponent):
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
         self.claims = None if cfg.online else self._claims(
             dict(parts, p3=p3, send=send, sumq=sumq, used=used, held=held, row_n=row_n, ready=ready, a=a,
-                 a_v=a_v, depth=depth, nq=nq), order=platform == "formal")
+                 a_v=a_v, depth=depth, nq=nq, xbuf=xbuf, wr=wr), order=m if platform == "formal" else None)
         return m
 
-    def _claims(self, p, order: bool = False) -> Claims:
+    def _claims(self, p, order=None) -> Claims:
         """The facts of a reachable state (``normalizer="row_max"``, :mod:`spikeops.hdl.claims`).
         Every accepted element is in the ring (``used``: not yet read by the send pass) or the send
         pipeline.  The ring's entries not yet read by the send pass are the open row's (``row_n``)
         and those of the rows on their way: ended in stages A to C, the registered descriptor, the
         row queue, the row pass 2 reads, their ends in pass 2's pipeline, the registered sum, the
         result queue and the row the send pass reads.  ``held`` and ``ahead`` count those rows
-        before and after pass 2 takes them.  ``order``: the held elements in output order too
-        (:meth:`_sequence`; for a proof only, as it adds a read port to the output queue)."""
+        before and after pass 2 takes them.  ``order``: the component's module, to state the held
+        elements in output order too (:meth:`_sequence`; for a proof only, as it adds read ports
+        to the output queue and the ring)."""
         cfg = self.config
         d_max = cfg.d_max
         c = Claims(held=p["used"] + p["p3"].held, open=p["row_n"])
@@ -321,29 +322,64 @@ class Softmax(OperatorComponent):
             c.add(~f | ((n >= 1) & (n <= d_max)), f"a row on its way has 1 to {d_max} elements")
         c.add(used - p["row_n"] == sum(rows, Const(0, 1)),
               "ring: used - row_n = the elements of the rows on their way not yet read by the send pass")
-        if order:
-            self._sequence(c, p, rows)
+        if order is not None:
+            self._sequence(order, c, p, rows)
         return c
 
-    def _sequence(self, c: Claims, p, rows):
+    def _sequence(self, m, c: Claims, p, rows):
         """The held elements in output order (:attr:`Claims.sequence`): the output register, the
         queue and the stages carry each element's ``last``; the ring's ``used`` entries are those
         of the rows on their way (``rows``: their lengths, oldest first), then the open row's.  An
         entry ends its row when the entries up to it are exactly those of the rows up to one of
-        them: its index plus one is a running sum of their lengths (the open row has none)."""
+        them: its index plus one is a running sum of their lengths (the open row has none).
+
+        For the ``zero`` proof (:meth:`Claims.add_value`): the ring's write pointer is the send
+        pass's plus ``used``; the newest of the ``used`` entries are still in stages A to C (oldest
+        C), each with the address it will write, and of the rows that end there or of the open row,
+        so an entry a pass reads is written and an unread entry is never written.  Where the tagged
+        input's answer must be 0 (it was masked), the place that holds it says so: a written ring
+        entry or a stage A to C holds the mask code, so does the buffer's output register at the
+        send pipeline's second stage, the later stages carry ``masked`` (the first, the ring's read
+        in the buffer's data latch, states nothing: :attr:`Claims.settle`)."""
         sums, run = [], Const(0, 1)
         for n in rows:
             run = run + n
             sums.append(run)
+        xbuf, send, used, depth, wr = p["xbuf"], p["send"], p["used"], p["depth"], p["wr"]
+        c.add_value(wr == ring_add(send.ptr, used, depth),
+                    "ring: the write pointer is the send pass's plus the unread entries")
+        newer = Const(0, 1)      # the valid stages after this one
+        tail = p["row_n"]        # the elements of the open row and of the rows ending in those stages
+        for v, s, name in ((p["a_v"], p["a"], "A"), (p["b_v"], p["b"], "B"), (p["c_v"], p["c"], "C")):
+            c.add_value(~v | (s.addr == ring_add(wr, depth - 1 - newer, depth)),
+                        f"receive: stage {name}'s address is the write pointer less its place from the newest")
+            newer, tail = newer + v, tail + Mux(v & s.end, s.n, 0)
+            c.add_value(newer <= tail, f"receive: the elements in stages A to {name} are of the open row or of "
+                        "rows ending there")
+        written = used - newer
+        addr, entry = xbuf.peek(m)
+        mask = self.config.in_format.mask_code
 
-        def ring(m, i, end):
+        def ring(m, i, tag):
             ends_row = Const(0)
             for total in sums:
                 ends_row = ends_row | (i + 1 == total)
-            return [(ends_row == end, "order: a ring entry's place among the rows' ends is the tagged input's")]
+            m.d.comb += addr.eq(ring_add(send.ptr, i, depth))
+            conds = [(ends_row == tag.end, "order: a ring entry's place among the rows' ends is the tagged input's"),
+                     (~tag.zero | (i >= written) | (entry == mask), "zero: the tagged input's ring entry holds the mask code")]
+            older = Const(0, 1)
+            for v, s, name in ((p["c_v"], p["c"], "C"), (p["b_v"], p["b"], "B"), (p["a_v"], p["a"], "A")):
+                conds.append((~tag.zero | ~v | (i != written + older) | (s.x == mask),
+                              f"zero: receive stage {name} holds the tagged input's mask code"))
+                older = older + v
+            return conds
 
-        p["p3"].last_segments(c, self.config.out_format.width)
-        c.segment(p["used"], ring)
+        # the ring's read leaves the buffer's output register in stage ``xbuf.latency`` (from 1), and
+        # the stages after it carry its mask test
+        out_reg = xbuf.port_data(1) == mask
+        p["p3"].row_segments(c, self.config.out_format.width, zero=lambda s, carried: carried.get(
+            "masked", out_reg if s == xbuf.latency - 1 else None))
+        c.segment(used, ring)
 
     def _row_max_reduce(self, m, a, a_v, xbuf, sumq, sum_layout, el, rom, parts):
         """``normalizer="row_max"``: stages B and C after A, the running maximum, the ring's write,
