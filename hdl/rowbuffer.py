@@ -69,13 +69,13 @@ class _RegisteredRam(Elaboratable):
         self.peeks = []     # (addr, data) of asynchronous read ports for a proof (:meth:`RowBuffer.peek`)
 
     def elaborate(self, platform):
-        m = Module()
         mode = dp16kd_mode(self.depth)
         # contents are laid out for the 18-bit mode only (:func:`dp16kd_initvals`)
         blocks = mode is not None and (not self.init or mode == DP16KD_WIDTH)
+        if primitives_of(platform) == Primitives.ECP5 and blocks and self.peeks:
+            raise ValueError("RowBuffer.peek: a proof's read port needs the inferred memory, not DP16KD blocks")
+        m = Module()
         if primitives_of(platform) == Primitives.ECP5 and blocks:
-            if self.peeks:
-                raise ValueError("RowBuffer.peek: a proof's read port needs the inferred memory, not DP16KD blocks")
             raw_w = Value.cast(self.w_data)
             words = [_raw_bits(self.shape, v) for v in self.init]
             for k, (addr, en, out) in enumerate(zip(self.r_addr, self.r_en, self.r_data)):

@@ -1,17 +1,20 @@
-"""The proofs' model of a library queue (:class:`spikeops.hdl.claims.ShadowQueue`), in Amaranth's
-simulator: beside a real ``amaranth.lib.fifo`` queue under random writes and reads, its count, its
+"""What the proofs read beside a component, in Amaranth's simulator.  The model of a library queue
+(:class:`spikeops.hdl.claims.ShadowQueue`): beside a real ``amaranth.lib.fifo`` queue under random writes and reads, its count, its
 entries from the head (``at``, ``values``) and their sum (``total``) are the queue's contents, and
-the queue offers the shadow's head (the contract a proof assumes)."""
+the queue offers the shadow's head (the contract a proof assumes).  A row buffer's peek port
+(:meth:`spikeops.hdl.rowbuffer.RowBuffer.peek`) reads what was written."""
 
 import random
 from collections import deque
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Fragment, Module, Signal, signed
 from amaranth.lib import fifo
 from amaranth.sim import Simulator
 
 from spikeops.hdl.claims import ShadowQueue
+from spikeops.hdl.dsp import PrimitivePlatform
+from spikeops.hdl.rowbuffer import RowBuffer
 
 
 @pytest.mark.parametrize("depth", [2, 3, 5])
@@ -57,3 +60,47 @@ def test_shadow_queue_follows_the_queue(depth):
     sim.run()
     # the random traffic filled the queue and read from it: the checks above ran on both
     assert checked["cycles"] == 300 and checked["full"] > 0 and checked["offers"] > 50
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_peek_reads_the_entry_in_the_same_cycle(registered):
+    """:meth:`RowBuffer.peek`, the proofs' view of a ring entry: after random writes, the entry at
+    any address is what was last written there, in the same cycle (plain and registered buffers)."""
+    m = Module()
+    buf = RowBuffer(m, "buf", signed(4), 5, registered=registered)
+    w_addr, w_data, w_en = Signal(range(5)), Signal(signed(4)), Signal()
+    buf.write(m, w_addr, w_data, w_en)
+    buf.read(m, 0, 1)
+    addr, data = buf.peek(m)
+    rng = random.Random(registered)
+    model = [0] * 5
+    checked = []
+
+    async def bench(ctx):
+        for _ in range(200):
+            a, v, en = rng.randrange(5), rng.randrange(-8, 8), rng.random() < 0.6
+            ctx.set(w_addr, a)
+            ctx.set(w_data, v)
+            ctx.set(w_en, en)
+            look = rng.randrange(5)
+            ctx.set(addr, look)
+            assert ctx.get(data) == model[look]
+            checked.append(look)
+            await ctx.tick()
+            if en:
+                model[a] = v
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(checked) == 200 and any(model)
+
+
+def test_peek_is_refused_on_block_ram():
+    """A proof's read port has no block-RAM counterpart: the ecp5 mapping refuses it."""
+    m = Module()
+    buf = RowBuffer(m, "buf", signed(4), 64, registered=True)
+    buf.peek(m)
+    with pytest.raises(ValueError, match="peek: a proof's read port needs the inferred memory"):
+        Fragment.get(m, PrimitivePlatform("ecp5"))

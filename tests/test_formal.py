@@ -216,12 +216,13 @@ def test_zero_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_zero_induction_catches_a_send_pass_reading_the_wrong_entry(tmp_path, monkeypatch):
     """The same on Softmax, whose ``zero`` is an induction on its value facts: it does not pass,
-    and names the place past the ring read where the tagged masked input's mask is lost."""
+    and names the place where the tagged masked input's mask is lost: the buffer's output register
+    at send stage 2, which holds the entry after it (15 s)."""
     _send_pass_reads_ahead(monkeypatch)
     target = formal.small_target("softmax")
     r = formal.prove(target, "zero", root=tmp_path)
     assert r.mode == "prove" and not r.passed, (r, r.log_tail())
-    assert any(t.startswith("zero: ") for t in r.failed_assertions()), r
+    assert any(t.startswith("zero: stage 2 ") for t in r.failed_assertions()), r
 
 
 @pytest.mark.parametrize("bug,mode,status", [(None, "reach", "PASS"), ("hidden", "reach", "FAIL"),
