@@ -231,15 +231,17 @@ class CreditPipeline(Pipeline):
             return [(bits[width] == tag.end, f"order: {where}'s last is the tagged input's"),
                     (~tag.zero | (bits[:width] == 0), f"zero: {where} holds 0 for the tagged input")]
 
+        values = [zero(s, carried) if zero else None for s, carried in enumerate(self.stage_carried)]
+
         def stage(s, carried, tag):
             conds = [(carried["last"] == tag.end, f"order: stage {s + 1}'s last is the tagged input's")]
-            if (cond := zero and zero(s, carried)) is not None:
-                conds.append((~tag.zero | cond, f"zero: stage {s + 1} holds the tagged input's zero"))
+            if values[s] is not None:
+                conds.append((~tag.zero | values[s], f"zero: stage {s + 1} holds the tagged input's zero"))
             return conds
 
         self.segments(claims, lambda tag: same(Value.cast(self.o.payload), tag, "the output register"),
                       lambda bits, tag: same(bits, tag, "a queued element"), stage)
-        silent = [s for s in range(len(self.valids)) if not zero or zero(s, self.stage_carried[s]) is None]
+        silent = [s for s, value in enumerate(values) if value is None]
         claims.settle = max(claims.settle, max(silent, default=-1) + 1)
 
     def claims(self) -> Claims:

@@ -121,7 +121,7 @@ class RowBuffer:
             raise ValueError(f"RowBuffer {name}: hold=True needs registered=True (a plain buffer's latch holds)")
         self.depth = depth
         self.latency = 2 if registered else 1
-        self.shape, self.name, self._peeks = shape, name, []
+        self.shape, self.name, self._peeks = shape, name, 0
         if registered:
             ram = m.submodules[name] = _RegisteredRam(shape, depth, init, read_ports, name, hold)
             self._w = (ram.w_addr, ram.w_data, ram.w_en)
@@ -153,7 +153,7 @@ class RowBuffer:
         proof's facts about what the buffer holds (:mod:`spikeops.hdl.claims`), never for an
         emission: block RAM has no such port, and the ``ecp5`` mapping refuses it.  Ask for it while
         elaborating the component that holds the buffer (``m``), before the buffer is."""
-        k = len(self._peeks)
+        k = self._peeks
         addr = Signal(range(self.depth), name=f"{self.name}_peek{k}_addr")
         data = Signal(self.shape, name=f"{self.name}_peek{k}")
         if self._ram is not None:
@@ -161,7 +161,7 @@ class RowBuffer:
         else:
             rd = self._mem.read_port(domain="comb")
             m.d.comb += [rd.addr.eq(addr), data.eq(rd.data)]
-        self._peeks.append(addr)
+        self._peeks += 1
         return addr, data
 
 

@@ -272,18 +272,18 @@ class Softmax(OperatorComponent):
         p3.finish(Cat(Mux(p3.carried["masked"], 0, q)[:cfg.out_format.width], p3.carried["last"]))
         self.claims = None if cfg.online else self._claims(
             dict(parts, p3=p3, send=send, sumq=sumq, used=used, held=held, row_n=row_n, ready=ready, a=a,
-                 a_v=a_v, depth=depth, nq=nq, xbuf=xbuf, wr=wr), order=m if platform == "formal" else None)
+                 a_v=a_v, depth=depth, nq=nq, xbuf=xbuf, wr=wr), module=m if platform == "formal" else None)
         return m
 
-    def _claims(self, p, order=None) -> Claims:
+    def _claims(self, p, module=None) -> Claims:
         """The facts of a reachable state (``normalizer="row_max"``, :mod:`spikeops.hdl.claims`).
         Every accepted element is in the ring (``used``: not yet read by the send pass) or the send
         pipeline.  The ring's entries not yet read by the send pass are the open row's (``row_n``)
         and those of the rows on their way: ended in stages A to C, the registered descriptor, the
         row queue, the row pass 2 reads, their ends in pass 2's pipeline, the registered sum, the
         result queue and the row the send pass reads.  ``held`` and ``ahead`` count those rows
-        before and after pass 2 takes them.  ``order``: the component's module, to state the held
-        elements in output order too (:meth:`_sequence`; for a proof only, as it adds read ports
+        before and after pass 2 takes them.  ``module``: the component's module, given when
+        elaborating for a proof, to state the held elements in output order too (:meth:`_sequence`; for a proof only, as it adds read ports
         to the output queue and the ring)."""
         cfg = self.config
         d_max = cfg.d_max
@@ -322,8 +322,8 @@ class Softmax(OperatorComponent):
             c.add(~f | ((n >= 1) & (n <= d_max)), f"a row on its way has 1 to {d_max} elements")
         c.add(used - p["row_n"] == sum(rows, Const(0, 1)),
               "ring: used - row_n = the elements of the rows on their way not yet read by the send pass")
-        if order is not None:
-            self._sequence(order, c, p, rows)
+        if module is not None:
+            self._sequence(module, c, p, rows)
         return c
 
     def _sequence(self, m, c: Claims, p, rows):
@@ -348,9 +348,10 @@ class Softmax(OperatorComponent):
         xbuf, send, used, depth, wr = p["xbuf"], p["send"], p["used"], p["depth"], p["wr"]
         c.add_value(wr == ring_add(send.ptr, used, depth),
                     "ring: the write pointer is the send pass's plus the unread entries")
+        receive = [(p["a_v"], p["a"], "A"), (p["b_v"], p["b"], "B"), (p["c_v"], p["c"], "C")]  # newest first
         newer = Const(0, 1)      # the valid stages after this one
         tail = p["row_n"]        # the elements of the open row and of the rows ending in those stages
-        for v, s, name in ((p["a_v"], p["a"], "A"), (p["b_v"], p["b"], "B"), (p["c_v"], p["c"], "C")):
+        for v, s, name in receive:
             c.add_value(~v | (s.addr == ring_add(wr, depth - 1 - newer, depth)),
                         f"receive: stage {name}'s address is the write pointer less its place from the newest")
             newer, tail = newer + v, tail + Mux(v & s.end, s.n, 0)
@@ -368,7 +369,7 @@ class Softmax(OperatorComponent):
             conds = [(ends_row == tag.end, "order: a ring entry's place among the rows' ends is the tagged input's"),
                      (~tag.zero | (i >= written) | (entry == mask), "zero: the tagged input's ring entry holds the mask code")]
             older = Const(0, 1)
-            for v, s, name in ((p["c_v"], p["c"], "C"), (p["b_v"], p["b"], "B"), (p["a_v"], p["a"], "A")):
+            for v, s, name in reversed(receive):
                 conds.append((~tag.zero | ~v | (i != written + older) | (s.x == mask),
                               f"zero: receive stage {name} holds the tagged input's mask code"))
                 older = older + v
