@@ -19,12 +19,16 @@ Amaranth expressions over its registers, gathered in :class:`Claims` during ``el
     ``(condition, text)`` pairs a proof *assumes*: what a library part guarantees and its own
     tests check formally (an ``amaranth.lib.fifo`` queue gives back what was written to it: Amaranth's
     ``FIFOModelEquivalenceSpec``, bounded), stated on
-    its ports because its memory cannot appear in an expression.
+    its ports because its memory cannot appear in an expression;
+``value_contracts``
+    contracts that only a proof of ``zero`` assumes (those of the shadows of :meth:`Claims.shadow`
+    with ``value=True``);
 ``shadows``
     :class:`ShadowQueue` models of library queues, which the proof's harness builds beside the
     component (they never reach an emission): a queue's memory cannot appear in an expression, so a
     fact about what it holds (the sum of its descriptors' row lengths) is stated on its shadow,
-    and the contract ties the queue's head to the shadow's.
+    and the contract ties the queue's head to the shadow's; a shadow of values (``value_only``:
+    RMSNorm's roots, none 0) is built, and its facts asserted, in a proof of ``zero`` alone;
 ``parts``
     submodules whose own facts join these (they are elaborated after the component that holds
     them, so :meth:`Claims.resolved` gathers them once the design is);
@@ -79,6 +83,7 @@ class Claims:
         self.claims: list[tuple[Value, str]] = []
         self.value_claims: list[tuple[Value, str]] = []
         self.contracts: list[tuple[Value, str]] = []
+        self.value_contracts: list[tuple[Value, str]] = []
         self.shadows: list[ShadowQueue] = []
         self.parts: list = []      # submodules whose own ``claims`` exist once they are elaborated
         self.sequence: list = []   # (count, check) segments of the held elements, output first
@@ -103,6 +108,7 @@ class Claims:
         self.claims += other.claims
         self.value_claims += other.value_claims
         self.contracts += other.contracts
+        self.value_contracts += other.value_contracts
         self.shadows += other.shadows
         self.parts += other.parts
         return self
@@ -125,7 +131,7 @@ class Claims:
         """These facts with every part's (recursively), once the design is elaborated."""
         out = Claims(self.held, self.open)
         out.claims, out.contracts, out.shadows = list(self.claims), list(self.contracts), list(self.shadows)
-        out.value_claims = list(self.value_claims)
+        out.value_claims, out.value_contracts = list(self.value_claims), list(self.value_contracts)
         out.sequence, out.settle = list(self.sequence), self.settle
         for component in self.parts:
             sub = getattr(component, "claims", None)
@@ -135,13 +141,18 @@ class Claims:
             out.extend(sub.resolved())
         return out
 
-    def shadow(self, queue, value, *, low: int, high: int, name: str) -> "ShadowQueue":
+    def shadow(self, queue, value, *, low: int, high: int, name: str, value_only: bool = False) -> "ShadowQueue":
         """A :class:`ShadowQueue` of ``queue`` (an ``amaranth.lib.fifo`` queue) holding
         ``value(entry)`` of each entry, every one in ``[low, high]``; its facts and contract join
-        these."""
-        sq = ShadowQueue(queue, value, low=low, high=high, name=name)
+        these, as value claims and contracts where ``value_only`` (the ``zero`` proof's alone)."""
+        sq = ShadowQueue(queue, value, low=low, high=high, name=name, value_only=value_only)
         self.shadows.append(sq)
-        self.extend(sq.claims())
+        facts = sq.claims()
+        if value_only:
+            self.value_claims += facts.claims
+            self.value_contracts += facts.contracts
+        else:
+            self.extend(facts)
         return sq
 
 
@@ -154,8 +165,9 @@ class ShadowQueue:
     property of the library queue: Amaranth's own tests prove its queues equivalent to a model
     queue, to a bounded depth): an entry the queue offers is the shadow's head."""
 
-    def __init__(self, queue, value, *, low: int, high: int, name: str):
+    def __init__(self, queue, value, *, low: int, high: int, name: str, value_only: bool = False):
         self.queue, self.value, self.low, self.high, self.name = queue, value, low, high, name
+        self.value_only = value_only
         self.depth = queue.depth
         self.entries = [Signal(range(high + 1), name=f"{name}_shadow{k}") for k in range(self.depth)]
         self.head = Signal(range(self.depth), name=f"{name}_shadow_head")

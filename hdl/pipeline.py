@@ -78,6 +78,7 @@ class Pipeline:
         self.carried = {}
         self.valids = []          # each stage's valid bit, in order (:meth:`claims` counts them)
         self.stage_carried = []   # each stage's carried registers (a dict a stage), in order
+        self.stage_fields = []    # each stage's own registers (the values given to :meth:`stage`)
 
     def carry(self, **values):
         """Values that travel along every later stage (re-registered at each one), aligned with the
@@ -98,6 +99,7 @@ class Pipeline:
         self.valid = valid
         self.valids.append(valid)
         self.stage_carried.append(dict(self.carried))
+        self.stage_fields.append(regs)
         return Stage(valid, regs)
 
     def _register(self, name, value):
@@ -224,14 +226,17 @@ class CreditPipeline(Pipeline):
         carry ``last`` through the stages: wherever the tagged element is, its ``last`` is
         whether it ended its row; in the output register and the queue, ``y`` is 0 when its answer
         must be (:class:`~spikeops.hdl.claims.Tag`), and in stage ``s`` (from 0) ``zero(s,
-        carried)`` where that gives a condition (None: the stage states no value).  An element in a
-        stage that states none reaches one that does, or the queue, within
-        :attr:`~spikeops.hdl.claims.Claims.settle` cycles: one more than the last such stage."""
+        registers)`` where that gives a condition (None: the stage states no value; ``registers``:
+        the stage's own and its carried ones, by name).  The pipeline never stalls, so an element
+        crosses a run of stages that state none in as many cycles, from the ring's read before the
+        first stage or from a stage that states one: :attr:`~spikeops.hdl.claims.Claims.settle` is
+        at least the longest such run."""
         def same(bits, tag, where):
             return [(bits[width] == tag.end, f"order: {where}'s last is the tagged input's"),
                     (~tag.zero | (bits[:width] == 0), f"zero: {where} holds 0 for the tagged input")]
 
-        values = [zero(s, carried) if zero else None for s, carried in enumerate(self.stage_carried)]
+        values = [zero(s, {**fields, **carried}) if zero else None
+                  for s, (fields, carried) in enumerate(zip(self.stage_fields, self.stage_carried))]
 
         def stage(s, carried, tag):
             conds = [(carried["last"] == tag.end, f"order: stage {s + 1}'s last is the tagged input's")]
@@ -241,8 +246,11 @@ class CreditPipeline(Pipeline):
 
         self.segments(claims, lambda tag: same(Value.cast(self.o.payload), tag, "the output register"),
                       lambda bits, tag: same(bits, tag, "a queued element"), stage)
-        silent = [s for s, value in enumerate(values) if value is None]
-        claims.settle = max(claims.settle, max(silent, default=-1) + 1)
+        run = longest = 0
+        for value in values:
+            run = run + 1 if value is None else 0
+            longest = max(longest, run)
+        claims.settle = max(claims.settle, longest)
 
     def claims(self) -> Claims:
         """The facts of a finished pipeline (:mod:`spikeops.hdl.claims`): ``held`` counts the

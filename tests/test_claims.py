@@ -12,7 +12,7 @@ from amaranth.hdl import Fragment, Module, Signal, signed
 from amaranth.lib import fifo
 from amaranth.sim import Simulator
 
-from spikeops.hdl.claims import ShadowQueue
+from spikeops.hdl.claims import Claims, ShadowQueue
 from spikeops.hdl.dsp import PrimitivePlatform
 from spikeops.hdl.rowbuffer import RowBuffer
 
@@ -104,3 +104,24 @@ def test_peek_is_refused_on_block_ram():
     buf.peek(m)
     with pytest.raises(ValueError, match="peek: a proof's read port needs the inferred memory"):
         Fragment.get(m, PrimitivePlatform("ecp5"))
+
+
+def test_a_value_only_shadow_joins_the_zero_proof_alone():
+    """:meth:`Claims.shadow` with ``value_only``: its facts and contract go to ``value_claims`` and
+    ``value_contracts`` (the ``zero`` proof's), the plain shadow's to ``claims`` and ``contracts``;
+    both survive :meth:`Claims.extend` and :meth:`Claims.resolved`."""
+    m = Module()
+    m.submodules.a = a = fifo.SyncFIFOBuffered(width=4, depth=3)
+    m.submodules.b = b = fifo.SyncFIFOBuffered(width=4, depth=3)
+    part = Claims()
+    plain = part.shadow(a, lambda w: w, low=0, high=15, name="a")
+    values = part.shadow(b, lambda w: w != 0, low=1, high=1, name="b", value_only=True)
+    c = Claims().extend(part).resolved()
+    assert not plain.value_only and values.value_only and c.shadows == [plain, values]
+    texts = [t for _, t in c.claims]
+    value_texts = [t for _, t in c.value_claims]
+    assert any(t.startswith("a: ") for t in texts) and not any(t.startswith("b: ") for t in texts)
+    assert any(t.startswith("b: ") for t in value_texts) and not any(t.startswith("a: ") for t in value_texts)
+    assert [t for _, t in c.contracts] == ["a: the queue offers the shadow's head"]
+    assert [t for _, t in c.value_contracts] == ["b: the queue offers the shadow's head"]
+    Fragment.get(m, None)   # the queues are the module's (no warning of an unused one)

@@ -34,8 +34,8 @@ The properties (one proof each, :data:`PROPERTIES`):
 ``zero``
     The same tag, for the row operators whose answer to some input is known without its row:
     Softmax's ``k``-th output answers 0 when the ``k``-th input was masked, RMSNorm's when it was 0
-    (LayerNorm has no such input): it follows a value, which ``order`` need not.  Softmax: by
-    induction on its facts (below); RMSNorm: bounded (:data:`DEPTH_LIMITS`).
+    (LayerNorm has no such input): it follows a value, which ``order`` need not.  By induction on
+    their facts (below).
 ``reset``
     After a reset in any cycle, no output of an earlier row appears: ``o.valid`` only while an
     element of a row completed since the reset is still owed (outputs < inputs of completed rows).
@@ -72,7 +72,11 @@ their way say).  The harness's counters are then :data:`COUNTER_WIDTH` bits wide
 depth, so that a start state may hold as many elements as the component can.  Softmax's ``zero``
 too (``ZERO_FACTS``): each place also says the tagged masked input is masked there (the mask code,
 ``masked``, or 0), and an induction longer by :attr:`~spikeops.hdl.claims.Claims.settle` crosses
-the stages that say nothing (the ring's read, the mask test).
+the stages that say nothing (the ring's read, the mask test).  RMSNorm's ``zero`` likewise
+(:mod:`spikeops.hdl.ops.norm_facts`): the tagged zero's places hold it (the ring entry, the send
+pipeline's stages, the division's membrane below its threshold, the output), and the rows' roots
+are normalised wherever they wait (the register, the root queue, the square-root unit, whose ``Q``,
+in its queue, is never 0, nor the sum of squares that makes it wrap).
 
 The same facts give the row operators' ``no_drop`` without a depth (``mode reach``,
 :data:`MODES`): no register starts at its initial value (the ``.sby`` script drops them),
@@ -129,7 +133,7 @@ _EXP_SMALL = dict(in_width=4, in_frac=2, H=2, K=4, exp_frac=4, slope_frac=2, div
 _NORM_SMALL = dict(d=2, in_width=4, in_frac=2, out_width=4, out_frac=2, gamma_width=3, gamma_frac=1,
                    eps=0.5, norm_method="exact", norm_width=4, norm_guard_bits=0, gain_frac=8,
                    div_guard_bits=2, div_arch="thermometer", buffer_depth=4)  # a ring of two rows
-#: the depth each operator's bounded proofs (RMSNorm's ``zero``; the others under ``--mode bmc``) reach in
+#: the depth each operator's bounded proofs (``--mode bmc``) reach in
 #: minutes, below 2 latency + 2 row length: Softmax (latency 44 at d_max=3; a row's first
 #: output 48 cycles after its first input, so 46 was vacuous, :meth:`Target.reachable`) 50, RMSNorm
 #: (34 at d=2) 56, LayerNorm 64; each step beyond takes x1.2 to x2.5 the one before (2026-12-07).
@@ -364,10 +368,12 @@ class Harness(Elaboratable):
                 self.depth = max(self.depth, INDUCTION_DEPTH + facts.settle)
             for cond, text in facts.claims + (facts.value_claims if self.prop == "zero" else []):
                 m.d.comb += state(cond, text)
-            for cond, text in facts.contracts:
+            values = self.prop == "zero"
+            for cond, text in facts.contracts + (facts.value_contracts if values else []):
                 m.d.comb += Assume(cond, text)
             for shadow in facts.shadows:
-                shadow.elaborate(m)
+                if values or not shadow.value_only:
+                    shadow.elaborate(m)
             m.d.comb += [state(n_in - n_out == facts.held, "elements in - out = elements the component holds"),
                          state(n_in - n_done == pos, "elements in - in completed rows = the open row's"),
                          state(pos == facts.open, "the open row's elements = the component's count of them")]
