@@ -534,4 +534,27 @@ class SqrtNode(ConfigComponent):
                 with m.Else():
                     m.d.sync += res.eq(res >> 1)
         self.claims = Claims().add(~busy | (step <= w), f"sqrt: a busy unit's step <= {w}")
+        if self.nonzero_input:
+            self._root_claims(busy, step, num, res, bit)
         return m
+
+    #: set by a parent whose every ``Q`` is not 0 (and whose facts say so): :meth:`_root_claims`
+    nonzero_input = False
+
+    def _root_claims(self, busy, step, num, res, bit):
+        """Value claims (a ``zero`` proof's, :mod:`spikeops.hdl.claims`) of a unit whose ``Q`` is
+        never 0: the shifted ``Q`` has its leading one in its top two bits (``2w`` or ``2w - 1``
+        bits), so the first digit is 1 and each later one shifts the root's leading one down a bit:
+        after ``s`` digits it is bit ``2w - 1 - s``, and the root comes out with its top bit set
+        (normalised).  ``bit``, the digit's weight, is ``2**(2w - 2 - 2s)``."""
+        w = self.config.width
+        c = self.claims
+        c.add_value(~busy | (step != 0) | ((res == 0) & (num[2 * w - 2:] != 0)),
+                    "sqrt: at its first digit the root is 0 and the shifted Q has its leading one in its top two bits")
+        for s in range(w + 1):
+            weight = 1 << (2 * w - 2 - 2 * s) if 2 * w - 2 - 2 * s >= 0 else 0
+            c.add_value(~busy | (step != s) | (bit == weight), f"sqrt: after {s} digits the digit's weight is {weight}")
+            if s:
+                c.add_value(~busy | (step != s) | ((res >> (2 * w - 1 - s)) == 1),
+                            f"sqrt: after {s} digits the root's leading one is bit {2 * w - 1 - s}")
+        c.add_value(~self.o_valid | self.o.m[w - 1], "sqrt: a root out has its top bit set")

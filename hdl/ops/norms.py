@@ -35,7 +35,6 @@ from spikeops.golden.norm import node_of as golden_node_of
 from spikeops.golden.ops.norms import LayerNormConfig, RMSNormConfig, NormOpConfig, helmert_constants
 
 from ..carry import add_or_subtract, negated_if
-from ..claims import Claims
 from ..division import division_latency, division_stages
 from ..norm import NODE_STAGES, PolarNorm, SqrtNode, node_stages, queues_leaf_pairs, tree_latency
 from ..pipeline import (MULTIPLY_STAGES, CreditPipeline, Pipeline, Stage, credit_latency, multiply_latency,
@@ -44,12 +43,13 @@ from ..rowbuffer import RingPass, RowBuffer
 from ..timing import FixedDelay
 from ..component import OperatorComponent
 from .base import OperatorSignature
+from .norm_facts import norm_claims, norm_sequence
 
 __all__ = ["RMSNorm", "LayerNorm"]
 
 
 class _Norm(OperatorComponent):
-    #: :meth:`_sequence`
+    #: :func:`~.norm_facts.norm_sequence`
     ORDER_FACTS = True
 
     class Signature(OperatorSignature):
@@ -394,11 +394,15 @@ class _Norm(OperatorComponent):
         firsts = Signal(lead - 1, name="first_issued")
         m.d.sync += firsts.eq(Cat(send.issue & send.first, firsts[:-1]))
         join = firsts[-1]
-        row_root = Signal(root_layout)
+        # normalised from the start, and loaded only with a root the queue offers: should the tree's
+        # bound be wrong (never expected: ``error`` rises), the row keeps the last root rather than
+        # the queue's stale output (a zero root would answer a zero input with the largest quotient)
+        row_root = Signal(root_layout, init={"rms": 1 << (cfg.division.den_width - 1)})
         m.d.comb += rootq.r_en.eq(join)
         with m.If(join):
-            m.d.sync += row_root.eq(rootq.r_data)
-            with m.If(~rootq.r_rdy):                # the tree's bound was wrong: never expected
+            with m.If(rootq.r_rdy):
+                m.d.sync += row_root.eq(rootq.r_data)
+            with m.Else():
                 m.d.sync += self.error.eq(1)
         # B = m C with the root's mantissa m normalised (``norm_width`` bits, the top one set; 0 only
         # for a zero root, whose quotient is q_max whatever the shifts), so B's leading one is bit
@@ -421,51 +425,14 @@ class _Norm(OperatorComponent):
         else:
             y = p3.stage(y=negated_if(m, q, p3.carried["neg"], "sign")).y
         p3.finish(Cat(y[:fmt.width], p3.carried["last"]))
-        self.claims = self._claims(p3, send, rowq, used, full, j, at_end, depth, dict(
-            held_v=held_v, held=held, line=line, due_rows=due_rows))
+        parts = dict(p3=p3, send=send, rowq=rowq, rootq=rootq, row_root=row_root, xbuf=xbuf, wr=wr, used=used,
+                     full=full, depth=depth, j=j, at_end=at_end, held_v=held_v, held=held, line=line,
+                     due_rows=due_rows, readout=rp, flight=getattr(self, "_rows_to_root", None))
+        self.claims = norm_claims(d, parts)
         if platform == "formal":
-            self._sequence(self.claims, p3, send, used)
+            norm_sequence(m, self.claims, d, parts, cfg.out_format.width,
+                          zero=self.ZERO_FACTS and parts["flight"] is not None)
         return m
-
-    def _claims(self, p3, send, rowq, used, full, j, at_end, depth, feed) -> Claims:
-        """The facts of a reachable state (:mod:`spikeops.hdl.claims`): the ring's entries not yet
-        read by the send pass are the row being received (``j`` of them) and the rows whose
-        descriptors wait in the row queue or are being read; every accepted element is in the ring
-        or the send pipeline.  Exact norm: each row in the row queue is on its way to being due
-        (in the sums' pipelines, the Q queue, the square-root unit's delay line) or due; a row's
-        last element never waits in the feed's skid (the port takes it only when the norm can)."""
-        d = self.config.d
-        c = Claims(held=used + p3.held, open=j)
-        c.extend(p3.claims()).extend(send.claims())
-        c.add(used <= depth, f"ring: used <= depth {depth}")
-        c.add(full == (used == depth), "ring: full = (used = depth)")
-        c.add(at_end == (j == d - 1), "receive: j_last = (j = d - 1)")
-        c.add(used - j == d * rowq.level + send.remaining,
-              "ring: used - j = d x queued rows + entries left of the row being read")
-        c.assume(~rowq.r_rdy | (send.incoming.n == d), "row queue: a descriptor offered was written (n = d)")
-        c.add(~send.busy | (send.row.n == d), "send: the row being read has d entries")
-        flight = getattr(self, "_rows_to_root", None)
-        if flight is not None:
-            sq, ends, qq = flight["sq"], flight["ends"], flight["qq"]
-            c.part(flight["unit"])
-            c.add(~feed["held_v"] | ~feed["held"].end, "feed: a row's last element never waits in the skid")
-            on_way = (sum((v & k["end"] for v, k in zip(sq.valids, sq.stage_carried)), Const(0, 1))
-                      + sum(ends.valids, Const(0, 1)) + qq.level + sum(feed["line"], Const(0, 1)))
-            c.add(rowq.level == feed["due_rows"] + on_way,
-                  "rows queued = rows due + rows in the sums' pipelines, the Q queue and the delay line")
-        return c
-
-    def _sequence(self, c: Claims, p3, send, used):
-        """The held elements in output order (:attr:`Claims.sequence`, for a proof only: it adds a
-        read port to the output queue): the output register, the queue and the stages carry each
-        element's ``last``; the ring's ``used`` entries follow the send pass's row, ``d`` to a row,
-        so an entry ends its row when its index from the send pass's position, plus the entries of
-        that row already sent, is ``d - 1`` modulo ``d``.  (No values: RMSNorm's ``zero`` would
-        need its roots' facts, nonzero from the square-root unit to the division, so it is bounded.)"""
-        d = self.config.d
-        p3.row_segments(c, self.config.out_format.width)
-        c.segment(used, lambda m, i, tag: [((((i + d - send.remaining) % d) == d - 1) == tag.end,
-                                            "order: a ring entry's place in its row is the tagged input's")])
 
     def _norm(self, m, cfg, take, feed, feed_ok, feed_sure):
         """The norm's input side, taking ``feed`` (an element, its index, the row's sum before it,
@@ -547,7 +514,8 @@ class _Norm(OperatorComponent):
             t2 = ends.stage(a=t1.sq)
             q = ends.stage(q=(t2.a + eps2)[:qw])
         assert pipe.latency + ends.latency == self.exact_sums(cfg)
-        self._rows_to_root = dict(sq=pipe, ends=ends, qq=qq, unit=unit)   # for :meth:`_claims`
+        self._rows_to_root = dict(sq=pipe, ends=ends, qq=qq, unit=unit, acc2=acc2,   # for norm_facts
+                                  max_sq=4 ** (cfg.in_width - 1))
         m.d.comb += [qq.w_data.eq(q.q), qq.w_en.eq(q.valid),
                      unit.i.valid.eq(qq.r_rdy), unit.i.payload.eq(qq.r_data), qq.r_en.eq(unit.i.ready)]
         return unit.o, unit.o_valid, qq.r_rdy & unit.i.ready
@@ -581,6 +549,10 @@ def _times_constant(value, c: int):
 
 class RMSNorm(_Norm):
     """Stream RMSNorm over rows of ``d`` elements (one :class:`RMSNormConfig`)."""
+
+    #: a zero input answers 0 where its row's root is normalised (:func:`~.norm_facts.norm_sequence`;
+    #: stated for the exact norm, the proofs' configuration)
+    ZERO_FACTS = True
 
     class Signature(_Norm.Signature):
         config_type = RMSNormConfig
