@@ -22,13 +22,13 @@ Amaranth expressions over its registers, gathered in :class:`Claims` during ``el
     its ports because its memory cannot appear in an expression;
 ``value_contracts``
     contracts that only a proof of ``zero`` assumes (those of the shadows of :meth:`Claims.shadow`
-    with ``value=True``);
+    with ``value_only=True``);
 ``shadows``
     :class:`ShadowQueue` models of library queues, which the proof's harness builds beside the
     component (they never reach an emission): a queue's memory cannot appear in an expression, so a
     fact about what it holds (the sum of its descriptors' row lengths) is stated on its shadow,
     and the contract ties the queue's head to the shadow's; a shadow of values (``value_only``:
-    RMSNorm's roots, none 0) is built, and its facts asserted, in a proof of ``zero`` alone;
+    RMSNorm's roots, each normalised) is built, and its facts asserted, in a proof of ``zero`` alone;
 ``parts``
     submodules whose own facts join these (they are elaborated after the component that holds
     them, so :meth:`Claims.resolved` gathers them once the design is);

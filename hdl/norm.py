@@ -471,6 +471,9 @@ class SqrtNode(ConfigComponent):
     #: shift in two halves (coarse, then the low three bits)
     PREPARE = 4
 
+    #: set by a parent whose every ``Q`` is not 0 (and whose facts say so): :meth:`_root_claims`
+    nonzero_input = False
+
     @classmethod
     def latency(cls, cfg: NormConfig) -> int:
         """Cycles from taking a ``Q`` to ``o_valid`` (the next ``Q`` is taken one cycle later):
@@ -537,9 +540,6 @@ class SqrtNode(ConfigComponent):
         if self.nonzero_input:
             self._root_claims(busy, step, num, res, bit)
         return m
-
-    #: set by a parent whose every ``Q`` is not 0 (and whose facts say so): :meth:`_root_claims`
-    nonzero_input = False
 
     def _root_claims(self, busy, step, num, res, bit):
         """Value claims (a ``zero`` proof's, :mod:`spikeops.hdl.claims`) of a unit whose ``Q`` is

@@ -1,7 +1,7 @@
 """The facts of a norm operator's reachable states (:mod:`spikeops.hdl.claims`), for the proofs of
 its stream contract (:mod:`spikeops.verif.formal`): the counts that tie its ring, queues and
 pipelines together, the held elements in output order, and for RMSNorm's ``zero`` (a zero input
-answers 0) where the tagged input's zero is and why its row's root is not 0.
+answers 0) where the tagged input's zero is and why its row's root is normalised.
 
 ``p`` holds the operator's parts by name (:meth:`~spikeops.hdl.ops.norms._Norm.elaborate`): the
 send pipeline ``p3`` and pass ``send``, the ring ``xbuf`` with its write pointer ``wr`` and unread
@@ -57,11 +57,10 @@ def norm_sequence(m, c: Claims, d: int, p, out_width: int, zero: bool):
     so an entry ends its row when its index from the send pass's position, plus the entries of that
     row already sent, is ``d - 1`` modulo ``d``.
 
-    ``zero`` (RMSNorm, exact norm: :func:`_root_facts`): a zero input's ring entry holds 0, read
-    where the write pointer (the send pass's plus ``used``) says; the output register and queue hold
-    0 for it.  The send pipeline's stages state no value (:attr:`Claims.settle`: an induction longer
-    by its stages carries the zero through the products and the division), which needs the row's
-    root not 0 where the division reads it."""
+    ``zero`` (RMSNorm, exact norm): a zero input's ring entry holds 0, read where the write pointer
+    (the send pass's plus ``used``) says; so do its send stages (:func:`_zero_stages`), the output
+    register and the queue, which needs the row's root normalised where the division reads it
+    (:func:`_root_facts`)."""
     send, used, depth = p["send"], p["used"], p["depth"]
     p["p3"].row_segments(c, out_width, zero=_zero_stages(p) if zero else None)
 
@@ -86,11 +85,11 @@ def _zero_stages(p):
     """Where the tagged zero input is in the send pipeline, what its stage holds (``zero(s,
     registers)`` of :meth:`~spikeops.hdl.pipeline.CreditPipeline.row_segments`): the buffer's
     output register 0, then ``|v| = 0``, the product 0; at the division's input stages a zero
-    dividend (and its leading-one test says so) and the row's root ``b`` with its leading one in its top two bits, where ``b_lead`` /
-    ``p_b`` say, and no saturation; the neurons' membrane below their threshold, no spike, ``q``
+    dividend (and its leading-one test says so) and the row's root ``b`` with its leading one in
+    its top two bits, where ``b_lead`` / ``p_b`` say, and no saturation; the neurons' membrane below their threshold, no spike, ``q``
     and ``y`` 0.  The stages inside the multiplier blocks and the shifts state nothing (at most
     two in a row: :attr:`Claims.settle`)."""
-    xbuf, top = p["xbuf"], len(p["row_root"].rms) - 2
+    xbuf, top = p["xbuf"], _root_top(p)
 
     def normalised(r):
         lead = r.get("b_lead", r.get("p_b"))
@@ -112,6 +111,12 @@ def _zero_stages(p):
     return zero
 
 
+def _root_top(p) -> int:
+    """A normalised root's leading one is bit ``top`` or ``top + 1`` of ``row_root.rms`` (the
+    division's ``b_leading_one``, :meth:`~spikeops.hdl.ops.norms._Norm.elaborate`)."""
+    return len(p["row_root"].rms) - 2
+
+
 def _root_facts(c: Claims, d: int, p):
     """Why the root a row's elements meet in the division is normalised, its leading one in its top
     two bits, where the division takes it to be (``b_leading_one``; a zero root answers the largest
@@ -122,10 +127,11 @@ def _root_facts(c: Claims, d: int, p):
     most ``max_sq`` for each element of its row already in it, so that ``Q = sum + eps**2`` does not
     wrap to 0 in its ``q_width`` bits.  That count is ``(j - in flight) mod d``, the elements in
     flight being those in the squares' stages and the feed's skid, oldest first, each ending its row
-    where its place in it says.  The square-root unit, the read-out and the sums' stages state
-    nothing: an induction longer than the send pipeline's stages crosses them too."""
+    where its place in it says.  The square-root unit states its own (given a ``Q`` that is never
+    0); the squares' and the sums' stages, the unit's preparation and the read-out state nothing, so
+    they set :attr:`Claims.settle`."""
     flight, rootq, row_root = p["flight"], p["rootq"], p["row_root"]
-    top = len(row_root.rms) - 2     # a root's leading one: bit top or top + 1 (the division's b_leading_one)
+    top = _root_top(p)
     c.add_value(row_root.rms[top:] != 0, "root: the row's root (row_root) has its leading one in its top two bits")
     c.shadow(rootq, lambda w: Value.cast(w)[top:top + 2] != 0, low=1, high=1, name="rootq", value_only=True)
     qq, sq = flight["qq"], flight["sq"]
