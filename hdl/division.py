@@ -34,7 +34,7 @@ from .pipeline import CreditPipeline, Pipeline, credit_latency
 from .shift import (SHIFT_STAGES, barrel_shift, bit_length, leading_one, leading_one_groups, leading_one_of_groups,
                     right_shift_stages)
 
-__all__ = ["DivisionNeuronGroup", "division_stages", "division_latency", "check_pipelined"]
+__all__ = ["DivisionNeuronGroup", "division_stages", "division_latency", "check_pipelined", "zero_dividend"]
 
 
 def _shift_amounts(bl_a, bl_b, b_exp, cfg: DivisionConfig, b_exp_range):
@@ -137,6 +137,7 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
     cw = qw + t + 1
     hi = qw + t
     check_leading_one_stages(leading_one_stages)
+    first = pipe.latency
     extra = {} if isinstance(b_exp, int) else {"b_exp": b_exp}
     if b_leading_one is not None:
         extra["b_lead"] = b_leading_one
@@ -201,12 +202,44 @@ def division_stages(pipe: Pipeline, a, b, cfg: DivisionConfig, *, b_exp=0, b_exp
             if j:
                 a_j = s.a
                 neg = a_j[w - 1]                   # P_j's sign (a_j's top bit)
+        pipe.spans["division"] = range(first, pipe.latency)
         return Mux(sat, cfg.q_max, ~nq[:qw])
     # thermometer: neuron i fires iff I >= i * theta (one step), then the population count
     fires = [s.v >= s.theta * i for i in range(1, cfg.q_max + 1)]
     s2 = pipe.stage(fires=Cat(*fires), sat=s.sat)
     count = _popcount([s2.fires[i] for i in range(cfg.q_max)])
-    return pipe.stage(q=Mux(s2.sat, cfg.q_max, count)).q
+    q = pipe.stage(q=Mux(s2.sat, cfg.q_max, count)).q
+    pipe.spans["division"] = range(first, pipe.latency)
+    return q
+
+
+def zero_dividend(pipe: Pipeline, b_placed):
+    """What the stages :func:`division_stages` added to ``pipe`` hold while they carry a zero
+    dividend that B's placement makes a zero quotient, as ``zero(s, registers)`` for
+    :meth:`~spikeops.hdl.pipeline.CreditPipeline.row_segments` (a condition, or None where the stage
+    states nothing or is not the division's).
+
+    At the scaling stages that hold A and B: ``A = 0``, its leading-one test says so (``nz_a``), no
+    saturation (``div_sat``), and ``b_placed(registers)``, the caller's statement that B's leading
+    one is where the stage's ``b_lead`` / ``p_b`` says (the caller knows B's range; B = 0 answers
+    ``q_max``).  Then the membrane ``I = theta >> 1`` (or 0) is below ``theta`` and no saturation;
+    no thermometer neuron fires; ``q = 0``.  The shift stages and the binary neurons' stages state
+    nothing (their run lengthens :attr:`~spikeops.hdl.claims.Claims.settle`)."""
+    span = pipe.spans["division"]
+
+    def zero(s, r):
+        if s not in span:
+            return None
+        if "q" in r:
+            return r["q"] == 0
+        if "fires" in r:
+            return ~r["sat"] & (r["fires"] == 0)
+        if "v" in r and "theta" in r:
+            return ~r["sat"] & (r["v"] < r["theta"])
+        if "a" in r and "b" in r:
+            return (r["a"] == 0) & ~r.get("nz_a", Const(0)) & b_placed(r) & ~r.get("div_sat", Const(0))
+        return None
+    return zero
 
 
 def _popcount(bits):

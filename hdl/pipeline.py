@@ -79,6 +79,9 @@ class Pipeline:
         self.valids = []          # each stage's valid bit, in order (:meth:`claims` counts them)
         self.stage_carried = []   # each stage's carried registers (a dict a stage), in order
         self.stage_fields = []    # each stage's own registers (the values given to :meth:`stage`)
+        #: runs of stages a primitive added, by its name (a ``range`` of stage indices from 0), so
+        #: that the primitive, which knows their registers, states what they hold
+        self.spans = {}
 
     def carry(self, **values):
         """Values that travel along every later stage (re-registered at each one), aligned with the

@@ -135,6 +135,38 @@ def test_zero_refused_where_no_input_answers_zero(tmp_path):
         formal.prove(formal.small_target("layernorm"), "zero", root=tmp_path)
 
 
+@pytest.mark.parametrize("arch,states", [
+    ("thermometer", [True, True, True, False, False, True, True, True]),
+    ("binary", [True, True, True, False, False, True, False, False])])
+def test_the_division_states_what_its_own_stages_hold_for_a_zero_dividend(monkeypatch, arch, states):
+    """:func:`spikeops.hdl.division.zero_dividend` knows the division's stages by the span it
+    recorded: the scaling stages holding A and B, the membrane's and the thermometer's neurons
+    state a value, the shift stages and the binary neurons none, a stage outside the division none.
+    A norm's zero harness builds with either division (the norms' facts once read the thermometer's
+    registers by name, and the binary one's neurons raised KeyError)."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Const, Fragment
+
+    from spikeops.golden.division import DivisionConfig
+    from spikeops.hdl.division import division_stages, zero_dividend
+
+    m = Module()
+    pipe = pipeline.Pipeline(m, Const(1), Signal())
+    pipe.stage(x=Signal(4))                               # a stage before the division
+    cfg = DivisionConfig(num_width=6, den_width=4, q_width=3, shift=2, arch=arch)
+    division_stages(pipe, Signal(6), Signal(4), cfg, neurons_per_stage=2, leading_one_stages=2)
+    assert pipe.spans["division"] == range(1, pipe.latency)
+    zero = zero_dividend(pipe, lambda r: Const(1))
+    stated = [zero(s, {**f, **c}) is not None for s, (f, c) in enumerate(zip(pipe.stage_fields, pipe.stage_carried))]
+    assert stated == [False] + states
+    Fragment.get(m, None)                                 # elaborated: no unused-module warnings
+
+    monkeypatch.setitem(formal.SMALL, "rmsnorm", dict(formal.SMALL["rmsnorm"], div_arch=arch))
+    h = formal.Harness(formal.small_target("rmsnorm"), "zero", mode="prove")
+    rtlil.convert(h, name="top", ports=[], emit_src=False, platform="formal")
+    assert h.depth > formal.INDUCTION_DEPTH          # the runs of stages that state nothing
+
+
 def test_reset_induction_catches_a_pass_that_survives_reset(tmp_path, monkeypatch):
     """A send pass whose state survives a reset (it would read a row from before the reset) fails
     the induction: the facts it breaks are named."""

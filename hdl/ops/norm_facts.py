@@ -15,6 +15,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Value
 
 from ..claims import Claims
+from ..division import zero_dividend
 from ..norm import SqrtNode
 from ..rowbuffer import ring_add
 
@@ -84,29 +85,25 @@ def norm_sequence(m, c: Claims, d: int, p, out_width: int, zero: bool):
 def _zero_stages(p):
     """Where the tagged zero input is in the send pipeline, what its stage holds (``zero(s,
     registers)`` of :meth:`~spikeops.hdl.pipeline.CreditPipeline.row_segments`): the buffer's
-    output register 0, then ``|v| = 0``, the product 0; at the division's input stages a zero
-    dividend (and its leading-one test says so) and the row's root ``b`` with its leading one in
-    its top two bits, where ``b_lead`` / ``p_b`` say, and no saturation; the neurons' membrane below their threshold, no spike, ``q``
-    and ``y`` 0.  The stages inside the multiplier blocks and the shifts state nothing (at most
-    two in a row: :attr:`Claims.settle`)."""
+    output register 0, then ``|v| = 0``, the product 0; in the division's stages what a zero
+    dividend holds (:func:`~spikeops.hdl.division.zero_dividend`), the row's root ``b`` with its
+    leading one in its top two bits, where ``b_lead`` / ``p_b`` say; ``y`` 0.  The stages inside
+    the multiplier blocks and the shifts state nothing (at most two in a row: :attr:`Claims.settle`)."""
     xbuf, top = p["xbuf"], _root_top(p)
 
     def normalised(r):
         lead = r.get("b_lead", r.get("p_b"))
         return (r["b"][top:] != 0) & (lead == top + r["b"][top + 1])
+    division = zero_dividend(p["p3"], normalised)
 
     def zero(s, r):
         if s == xbuf.latency - 1:
             return xbuf.port_data(0) == 0      # the send pass reads port 0
-        for name in ("y", "q", "p", "av"):
+        if s in p["p3"].spans["division"]:
+            return division(s, r)
+        for name in ("y", "p", "av"):
             if name in r:
                 return r[name] == 0
-        if "fires" in r:
-            return ~r["sat"] & (r["fires"] == 0)
-        if "theta" in r:
-            return ~r["sat"] & (r["v"] < r["theta"])
-        if "a" in r and "b" in r:
-            return (r["a"] == 0) & ~r.get("nz_a", Const(0)) & normalised(r) & ~r.get("div_sat", Const(0))
         return None
     return zero
 
