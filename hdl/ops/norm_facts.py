@@ -88,7 +88,8 @@ def _zero_stages(p):
     output register 0, then ``|v| = 0``, the product 0; in the division's stages what a zero
     dividend holds (:func:`~spikeops.hdl.division.zero_dividend`), the row's root ``b`` with its
     leading one in its top two bits, where ``b_lead`` / ``p_b`` say; ``y`` 0.  The stages inside
-    the multiplier blocks and the shifts state nothing (at most two in a row: :attr:`Claims.settle`)."""
+    the multiplier blocks and the shifts state nothing (at most three in a row: :attr:`Claims.settle`, so
+    the induction is 5 long)."""
     xbuf, top = p["xbuf"], _root_top(p)
 
     def normalised(r):
