@@ -172,6 +172,22 @@ def test_regression_refuses_a_missing_simulator(monkeypatch):
         env.unavailable_reason("questa")
 
 
+def test_every_testbench_module_keeps_its_assertions_rewritten():
+    """cocotb rewrites the assertions of the modules ``simulator_env`` names, and only those (every
+    module, numpy's included, would be parsed from source in every run): each verif module with a
+    cocotb test is named, and each name is such a module."""
+    import re
+    from pathlib import Path
+
+    import spikeops.verif as verif
+    with_tests = {p.name for p in Path(verif.__file__).parent.glob("*.py")
+                  if re.search(r"^@cocotb\.test\(", p.read_text(), re.M)}
+    assert with_tests == set(env.TESTBENCH_FILES)
+    sim_env = env.simulator_env(SPIKEOPS_TB_JOB="job.json")
+    assert sim_env["COCOTB_REWRITE_ASSERTION_FILES"].split() == list(env.TESTBENCH_FILES)
+    assert sim_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1" and sim_env["SPIKEOPS_TB_JOB"] == "job.json"
+
+
 def test_exhaustive_stimulus_is_for_elementwise_operators():
     with pytest.raises(ValueError, match=r"kind='exhaustive' covers every input code of an elementwise operator"):
         make("softmax", registry.get("softmax").default(), "exhaustive")

@@ -95,7 +95,7 @@ def run_tests(runner, module: str, top: str, build_dir: Path, job_env: dict, tag
     t0 = time.perf_counter()
     try:
         runner.test(test_module=module, hdl_toplevel=top, build_dir=build_dir, test_dir=build_dir,
-                    extra_env=job_env, results_xml=str(xml), log_file=log)
+                    extra_env=env.simulator_env(**job_env), results_xml=str(xml), log_file=log)
     except SystemExit:  # inside pytest the runner exits on a failed cocotb test: report below
         pass
     seconds = time.perf_counter() - t0
@@ -204,7 +204,7 @@ class Regression:
         t0 = time.perf_counter()
         try:
             self._runner.test(test_module="spikeops.verif.tb", hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
-                              test_dir=self.dir, extra_env={"SPIKEOPS_TB_JOB": str(job_file)},
+                              test_dir=self.dir, extra_env=env.simulator_env(SPIKEOPS_TB_JOB=str(job_file)),
                               plusargs=plusargs + [f"+n_out={n}"], waves=self.waves,
                               results_xml=str(self.dir / f"{tag}.results.xml"), log_file=files["log"])
         except SystemExit:  # inside pytest the runner exits on a failed cocotb test: report below
