@@ -3,9 +3,10 @@
 Default run: every operator at its default configuration on both simulators - random rows under
 full rate (latency checked against the documented formula), random idle cycles and backpressure,
 the corner cases, a reset in the middle of a row, heavy-tailed activations, and every input code of
-the elementwise operators; the ECP5-block emission, GELU's other forms, the range-reduced exp and
-the online Softmax too, the first three on Icarus only.  ``-m slow`` adds their Verilator halves and
-further configurations (the paper's exp table and 8-bit grid, unary divisions, the exact norm, floor
+the elementwise operators; the ECP5-block emission, GELU's other forms, the range-reduced exp, the
+online Softmax and Softmax at the model's context, on Icarus only (the Verilator runs of the last
+two took 82 and 104 s; the default configurations run on both).  ``-m slow`` adds their Verilator
+halves and further configurations (the paper's exp table and 8-bit grid, unary divisions, the exact norm, floor
 rounding, a CORDIC unit per level, the split CORDIC units).  ``SPIKEOPS_SIM=icarus|verilator`` limits
 the simulators (``make regress SIM=...``).
 """
@@ -97,7 +98,7 @@ def test_range_reduced_exp(op, sim):
                    valid_p=0.8, ready_p=0.6, seed=9))
 
 
-@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("sim", VERILATOR_SLOW)
 def test_online_softmax(sim):
     """Softmax with the online normaliser (a row's first output a fixed 53 cycles after its last
     input): full rate with every row's first output checked against the timing model, idle cycles
@@ -124,7 +125,7 @@ def test_norm_with_more_cordic_units(op, d, units, sim):
     _suite(op, cfg, sim, exhaustive=False)
 
 
-@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("sim", VERILATOR_SLOW)
 @pytest.mark.parametrize("normalizer", ["row_max", pytest.param("online", marks=pytest.mark.slow)])
 def test_softmax_rows_of_the_models_context(sim, normalizer):
     """Softmax sized for SmolLM2's context (d_max=8192, as the conversion now plans it): two full
