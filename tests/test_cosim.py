@@ -173,10 +173,11 @@ def test_regression_refuses_a_missing_simulator(monkeypatch):
         env.unavailable_reason("questa")
 
 
-def test_every_testbench_module_keeps_its_assertions_rewritten():
+def test_every_testbench_module_keeps_its_assertions_rewritten(monkeypatch):
     """cocotb rewrites the assertions of the modules ``simulator_env`` names, and only those (every
     module, numpy's included, would be parsed from source in every run): each verif module with a
-    cocotb test is named, and each name is such a module."""
+    cocotb test is named, and each name is such a module; a user's own setting reaches the
+    simulator instead (cocotb's runner puts the process environment over ``extra_env``)."""
     import re
     from pathlib import Path
 
@@ -187,6 +188,13 @@ def test_every_testbench_module_keeps_its_assertions_rewritten():
     sim_env = env.simulator_env(SPIKEOPS_TB_JOB="job.json")
     assert sim_env["COCOTB_REWRITE_ASSERTION_FILES"].split() == list(env.TESTBENCH_FILES)
     assert sim_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1" and sim_env["SPIKEOPS_TB_JOB"] == "job.json"
+    from cocotb_tools.runner import get_runner
+    monkeypatch.setenv("COCOTB_REWRITE_ASSERTION_FILES", "*.py")
+    runner = get_runner("icarus")
+    runner.env = dict(sim_env)
+    runner._set_env_common()                        # what runner.test does before starting the simulator
+    assert runner.env["COCOTB_REWRITE_ASSERTION_FILES"] == "*.py"
+    assert runner.env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1" and runner.env["SPIKEOPS_TB_JOB"] == "job.json"
 
 
 def test_exhaustive_stimulus_is_for_elementwise_operators():
