@@ -197,6 +197,30 @@ def test_every_testbench_module_keeps_its_assertions_rewritten(monkeypatch):
     assert runner.env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1" and runner.env["SPIKEOPS_TB_JOB"] == "job.json"
 
 
+def test_verilator_compiles_the_design_at_the_chosen_level(monkeypatch, tmp_path):
+    """``SPIKEOPS_VERILATOR_OPT_FAST`` reaches the compile of the design's own C++ (the tests set
+    -O0; here -O1, which nothing else sets), and a level the compiler does not take is refused
+    naming the variable, the value and the levels."""
+    from spikeops.verif.runner import build_top, cocotb_runner
+    if env.unavailable_reason("verilator"):
+        pytest.skip(env.unavailable_reason("verilator"))
+    monkeypatch.setenv(env.OPT_FAST_VARIABLE, "-O9")
+    with pytest.raises(ValueError, match=r"SPIKEOPS_VERILATOR_OPT_FAST='-O9' is not allowed; allowed: -O0, -Og, "
+                                         r"-O1, -O2, -O3, -Os"):
+        cocotb_runner("verilator")
+    cocotb_runner("icarus")                          # Icarus has no such step: the variable is not read
+    monkeypatch.setenv(env.OPT_FAST_VARIABLE, "-O1")
+    src = tmp_path / "count.v"
+    src.write_text("module count(input wire clk, output reg [7:0] q);\n"
+                   "  initial q = 0;\n  always @(posedge clk) q <= q + 1;\nendmodule\n")
+    build_top("verilator", src, "count", tmp_path / "b")
+    compiles = [ln for ln in (tmp_path / "b" / "build.log").read_text().splitlines()
+                if " -c " in ln and ln.split()[-1].startswith("Vtop")]   # the design's own files
+    assert compiles and all(" -O1 " in ln and " -Os " not in ln for ln in compiles), compiles
+    monkeypatch.delenv(env.OPT_FAST_VARIABLE)
+    assert env.verilator_opt_fast() is None
+
+
 def test_exhaustive_stimulus_is_for_elementwise_operators():
     with pytest.raises(ValueError, match=r"kind='exhaustive' covers every input code of an elementwise operator"):
         make("softmax", registry.get("softmax").default(), "exhaustive")

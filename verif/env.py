@@ -21,7 +21,8 @@ from spikeops.golden.choices import Choice
 from . import objcache
 
 __all__ = ["Simulator", "SIMULATORS", "prepare", "unavailable_reason", "verilator_command", "cache_root",
-           "CACHE_VARIABLE", "TESTBENCH_FILES", "simulator_env"]
+           "CACHE_VARIABLE", "TESTBENCH_FILES", "simulator_env", "OPT_FAST_VARIABLE", "OPT_FAST_LEVELS",
+           "verilator_opt_fast"]
 
 #: the environment variable that moves every spikeops cache
 CACHE_VARIABLE = "SPIKEOPS_CACHE"
@@ -75,6 +76,32 @@ def prepare():
     if "OBJCACHE" not in os.environ:
         os.environ["OBJCACHE"] = f"{shlex.quote(sys.executable)} {shlex.quote(objcache.__file__)}"
         os.environ.setdefault(objcache.DIR_VARIABLE, str(cache_root() / "verilator-objects"))
+
+
+#: the environment variable that sets how a Verilator build compiles the design's own C++
+OPT_FAST_VARIABLE = "SPIKEOPS_VERILATOR_OPT_FAST"
+#: the levels it accepts (the compiler's ``-O`` flags)
+OPT_FAST_LEVELS = ("-O0", "-Og", "-O1", "-O2", "-O3", "-Os")
+
+
+def verilator_opt_fast() -> str | None:
+    """``$SPIKEOPS_VERILATOR_OPT_FAST``: the ``OPT_FAST`` of a Verilator build (the flag its
+    makefile compiles the design's own C++ with), or None (unset or empty) for Verilator's own
+    ``-Os``.
+
+    The design's C++ is most of a build: the default LayerNorm's took 143 s at ``-Os`` and 50 s at
+    ``-O0``, and its 100,000-element run 7.1 s against 11.7 s (a loaded 2-core machine,
+    2026-12-08).  A short run (a test, a sweep point) is faster at ``-O0``; a long one (millions of
+    captured elements) at the default.  The test suite sets ``-O0`` (``tests/conftest.py``) unless
+    the variable is set.  A build folder built at one level is reused at another (make does not
+    track flags): delete it to rebuild."""
+    value = os.environ.get(OPT_FAST_VARIABLE, "")
+    if value == "":
+        return None
+    if value not in OPT_FAST_LEVELS:
+        raise ValueError(f"{OPT_FAST_VARIABLE}={value!r} is not allowed; allowed: {', '.join(OPT_FAST_LEVELS)} "
+                         f"(or unset for Verilator's -Os)")
+    return value
 
 
 #: the cocotb test modules of :mod:`spikeops.verif` (``tests/test_cosim.py`` checks that every

@@ -24,7 +24,7 @@ from . import env
 from .stimulus import Stimulus, pack
 from .wrapper import MAX_ELEMENTS, WRAPPER_TOP, wrapper_verilog
 
-__all__ = ["Regression", "RunResult", "BUILD_ROOT", "weights_key", "build_top", "run_tests"]
+__all__ = ["Regression", "RunResult", "BUILD_ROOT", "weights_key", "cocotb_runner", "build_top", "run_tests"]
 
 BUILD_ROOT = Path(os.environ.get("SPIKEOPS_BUILD", "build")) / "sim"
 BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal", "-O3"]}
@@ -74,14 +74,33 @@ def weights_key(weights: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
+def cocotb_runner(sim: str):
+    """cocotb's runner for ``sim``; on Verilator, its make step gets ``OPT_FAST`` from
+    :func:`spikeops.verif.env.verilator_opt_fast` when that is set."""
+    from cocotb_tools.runner import Verilator, get_runner
+    opt_fast = env.verilator_opt_fast() if sim == "verilator" else None
+    if opt_fast is None:
+        return get_runner(sim)
+
+    class _Verilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            make = cmds[-1]
+            if not make or make[0] != "make":
+                raise RuntimeError(f"cocotb's Verilator build ends with {make!r}, not make: "
+                                   f"{env.OPT_FAST_VARIABLE} cannot be applied")
+            return [*cmds[:-1], [*make, f"OPT_FAST={opt_fast}"]]
+
+    return _Verilator()
+
+
 def build_top(sim: str, source: Path, top: str, build_dir: Path):
     """Build the emitted ``source`` (top module ``top``) for cocotb on ``sim`` in ``build_dir``;
     return the cocotb runner (RuntimeError when ``sim`` is missing)."""
     reason = env.unavailable_reason(sim)
     if reason:
         raise RuntimeError(f"{sim}: {reason}")
-    from cocotb_tools.runner import get_runner
-    runner = get_runner(sim)
+    runner = cocotb_runner(sim)
     runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir, timescale=("1ns", "1ps"),
                  build_args=BUILD_ARGS[sim], log_file=build_dir / "build.log")
     return runner
@@ -126,7 +145,6 @@ class Regression:
         reason = env.unavailable_reason(self.sim)
         if reason:
             raise RuntimeError(f"{self.sim}: {reason}")
-        from cocotb_tools.runner import get_runner
         self.dir.mkdir(parents=True, exist_ok=True)
         manifest = emit(self.op, self.cfg, self.dir / "rtl_new", primitives=self.primitives, **self.weights)
         self.manifest = manifest
@@ -141,7 +159,7 @@ class Regression:
                 path.write_text(text)
             sources.append(path)
         (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        runner = get_runner(self.sim)
+        runner = cocotb_runner(self.sim)
         runner.build(sources=sources, hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
                      timescale=("1ns", "1ps"), build_args=BUILD_ARGS[self.sim], waves=self.waves,
                      log_file=self.dir / "build.log")
