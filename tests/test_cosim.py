@@ -231,21 +231,32 @@ def test_exhaustive_stimulus_is_for_elementwise_operators():
 def test_ecp5_primitives(op, sim):
     """The emission with ECP5 blocks (``primitives=ecp5``, what the ECP5 flows synthesise: registered
     multipliers, tables with the block RAM's output register) on the blocks' simulation models:
-    bit-exact and cycle-exact, the timing checked, under backpressure and through a reset."""
-    _ecp5_suite(op, sim)
+    bit-exact and cycle-exact, the timing checked, under backpressure and through a reset.  A row
+    operator's rows are 64 long here (five rows a run: the models cost Icarus about 10 ms a cycle);
+    its default row length is ``slow`` (``test_ecp5_primitives_at_the_default_row``)."""
+    rec = registry.get(op)
+    _ecp5_suite(op, rec.default(**({rec.row_param: 64} if rec.row_param else {})), sim,
+                size=320 if rec.shape.is_row else 600)
 
 
-def _ecp5_suite(op, sim):
-    cfg = registry.get(op).default()
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("op", [op for op in OPS if registry.get(op).shape.is_row])
+def test_ecp5_primitives_at_the_default_row(op, sim):
+    """The same with a row operator's default configuration (rows of 384 to 1,024)."""
+    _ecp5_suite(op, registry.get(op).default(), sim, size=3000)
+
+
+def _ecp5_suite(op, cfg, sim, *, size):
     reg = _regression(op, cfg, sim, primitives="ecp5")
     assert reg.manifest["primitives"] == "ecp5" and reg.manifest["simulation_files"]
     assert "MULT18X18D" in (reg.dir / "rtl_new" / reg.manifest["files"][0]).read_text()
-    size = 3000 if registry.get(op).shape.is_row else 1000
+    rows = registry.get(op).shape.is_row
     _check(reg.run(make(op, cfg, "random", size=size, seed=1), name="full-rate", check_latency=True))
     _check(reg.run(make(op, cfg, "activations", size=size, seed=2), name="backpressure",
                    valid_p=0.7, ready_p=0.55, seed=7))
     res = reg.run(make(op, cfg, "random", size=size, seed=4), name="reset", valid_p=0.9, ready_p=0.7,
-                  reset_row=1 if registry.get(op).shape.is_row else 200)
+                  reset_row=1 if rows else 200)
     _check(res)
     assert res.did_reset == 1
 
