@@ -72,7 +72,8 @@ class OperatorComponent(ConfigComponent):
     NEURONS_PER_STAGE = 1
     #: stages of the division's leading-one detection without a ``target_mhz``
     LEADING_ONE_STAGES = 1
-    #: its facts (``claims``, elaborated for the ``"formal"`` platform) list the elements it holds
+    #: its facts (``claims``, elaborated for the ``"formal"`` platform only, None otherwise: they never
+    #: reach an emission, and a row operator's grow with its queues) list the elements it holds
     #: in output order (:attr:`spikeops.hdl.claims.Claims.sequence`), so a proof can follow one
     ORDER_FACTS = False
     #: and say, of the element a proof tagged, that it holds its answer's zero wherever its value is

@@ -428,8 +428,9 @@ class _Norm(OperatorComponent):
         parts = dict(p3=p3, send=send, rowq=rowq, rootq=rootq, row_root=row_root, xbuf=xbuf, wr=wr, used=used,
                      full=full, depth=depth, j=j, at_end=at_end, held_v=held_v, held=held, line=line,
                      due_rows=due_rows, readout=rp, flight=getattr(self, "_rows_to_root", None))
-        self.claims = norm_claims(d, parts)
+        self.claims = None                      # the facts are a proof's alone: never in an emission
         if platform == "formal":
+            self.claims = norm_claims(d, parts)
             norm_sequence(m, self.claims, d, parts, cfg.out_format.width,
                           zero=self.ZERO_FACTS and parts["flight"] is not None)
         return m
