@@ -125,3 +125,18 @@ def test_a_value_only_shadow_joins_the_zero_proof_alone():
     assert [t for _, t in c.contracts] == ["a: the queue offers the shadow's head"]
     assert [t for _, t in c.value_contracts] == ["b: the queue offers the shadow's head"]
     Fragment.get(m, None)   # the queues are the module's (no warning of an unused one)
+
+
+@pytest.mark.parametrize("op", ["softmax", "rmsnorm", "layernorm"])
+def test_a_row_operator_states_its_facts_for_a_proof_alone(op):
+    """The facts are built when the operator is elaborated for the ``formal`` platform (what the
+    proofs' harness uses) and not for an emission, where nothing reads them (Softmax's grew as the
+    square of its row queue's depth: 77 s of an emission at d_max 8192)."""
+    from spikeops.verif.formal import small_target
+    target = small_target(op)
+    emitted, proved = target.make(), target.make()
+    Fragment.get(emitted, None)
+    Fragment.get(proved, "formal")
+    assert emitted.claims is None
+    facts = proved.claims.resolved()
+    assert facts.claims and facts.sequence and facts.held is not None
