@@ -201,9 +201,10 @@ def test_every_testbench_module_keeps_its_assertions_rewritten(monkeypatch):
 
 def test_verilator_compiles_the_design_at_the_chosen_level(monkeypatch, tmp_path):
     """``SPIKEOPS_VERILATOR_OPT_FAST`` reaches the compile of the design's own C++ (the tests set
-    -O0; here -O1, which nothing else sets), and a level the compiler does not take is refused
-    naming the variable, the value and the levels."""
-    from spikeops.verif.runner import build_top, cocotb_runner
+    -O0; here -O1, which nothing else sets) over a caller's ``opt_fast`` (the sweep's rate stage
+    asks for -O0), which applies when the variable is unset; a level the compiler does not take is
+    refused naming the variable or the argument, the value and the levels."""
+    from spikeops.verif.runner import cocotb_runner
     if env.unavailable_reason("verilator"):
         pytest.skip(env.unavailable_reason("verilator"))
     monkeypatch.setenv(env.OPT_FAST_VARIABLE, "-O9")
@@ -211,16 +212,27 @@ def test_verilator_compiles_the_design_at_the_chosen_level(monkeypatch, tmp_path
                                          r"-O1, -O2, -O3, -Os"):
         cocotb_runner("verilator")
     cocotb_runner("icarus")                          # Icarus has no such step: the variable is not read
-    monkeypatch.setenv(env.OPT_FAST_VARIABLE, "-O1")
+    with pytest.raises(ValueError, match=r"cocotb_runner: opt_fast='O2' is not allowed; allowed: -O0, "):
+        cocotb_runner("verilator", "O2")
     src = tmp_path / "count.v"
     src.write_text("module count(input wire clk, output reg [7:0] q);\n"
                    "  initial q = 0;\n  always @(posedge clk) q <= q + 1;\nendmodule\n")
-    build_top("verilator", src, "count", tmp_path / "b")
-    compiles = [ln for ln in (tmp_path / "b" / "build.log").read_text().splitlines()
-                if " -c " in ln and ln.split()[-1].startswith("Vtop")]   # the design's own files
-    assert compiles and all(" -O1 " in ln and " -Os " not in ln for ln in compiles), compiles
+
+    def design_compiles(runner, name):
+        runner.build(sources=[src], hdl_toplevel="count", build_dir=tmp_path / name, timescale=("1ns", "1ps"),
+                     build_args=["-Wno-fatal"], log_file=tmp_path / name / "build.log")
+        lines = (tmp_path / name / "build.log").read_text().splitlines()
+        out = [ln for ln in lines if " -c " in ln and ln.split()[-1].startswith("Vtop")]   # the design's own files
+        assert out, lines
+        return out
+
+    monkeypatch.setenv(env.OPT_FAST_VARIABLE, "-O1")
+    assert all(" -O1 " in ln and " -O2 " not in ln and " -Os " not in ln
+               for ln in design_compiles(cocotb_runner("verilator", "-O2"), "env"))
     monkeypatch.delenv(env.OPT_FAST_VARIABLE)
     assert env.verilator_opt_fast() is None
+    assert all(" -O2 " in ln and " -Os " not in ln for ln in design_compiles(cocotb_runner("verilator", "-O2"), "arg"))
+    assert all(" -Os " in ln for ln in design_compiles(cocotb_runner("verilator"), "own"))
 
 
 def test_exhaustive_stimulus_is_for_elementwise_operators():

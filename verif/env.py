@@ -93,7 +93,8 @@ def verilator_opt_fast() -> str | None:
     ``-O0``, and its 100,000-element run 7.1 s against 11.7 s (a loaded 2-core machine,
     2026-12-08).  A short run (a test, a sweep point) is faster at ``-O0``; a long one (millions of
     captured elements) at the default.  The test suite sets ``-O0`` (``tests/conftest.py``) unless
-    the variable is set.  A build folder built at one level is reused at another (make does not
+    the variable is set, and the sweep's rate stage asks for it (a caller's ``opt_fast``, which the
+    variable overrides: :func:`spikeops.verif.runner.cocotb_runner`).  A build folder built at one level is reused at another (make does not
     track flags): delete it to rebuild."""
     value = os.environ.get(OPT_FAST_VARIABLE, "")
     if value == "":

@@ -74,11 +74,15 @@ def weights_key(weights: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def cocotb_runner(sim: str):
-    """cocotb's runner for ``sim``; on Verilator, its make step gets ``OPT_FAST`` from
-    :func:`spikeops.verif.env.verilator_opt_fast` when that is set."""
+def cocotb_runner(sim: str, opt_fast: str | None = None):
+    """cocotb's runner for ``sim``; on Verilator, its make step gets ``OPT_FAST``: the
+    environment's (:func:`spikeops.verif.env.verilator_opt_fast`) when set, else ``opt_fast``
+    (None: Verilator's own)."""
     from cocotb_tools.runner import Verilator, get_runner
-    opt_fast = env.verilator_opt_fast() if sim == "verilator" else None
+    if opt_fast is not None and opt_fast not in env.OPT_FAST_LEVELS:
+        raise ValueError(f"cocotb_runner: opt_fast={opt_fast!r} is not allowed; allowed: "
+                         f"{', '.join(env.OPT_FAST_LEVELS)} or None")
+    opt_fast = (env.verilator_opt_fast() or opt_fast) if sim == "verilator" else None
     if opt_fast is None:
         return get_runner(sim)
 
@@ -128,8 +132,10 @@ class Regression:
     """The regression of ``op`` at ``cfg`` on ``sim`` (``weights``: gamma/beta codes of the norms)."""
 
     def __init__(self, op: str, cfg, sim: str, *, weights=None, waves: bool | None = None,
-                 root: Path | None = None, primitives=Primitives.GENERIC):
+                 root: Path | None = None, primitives=Primitives.GENERIC, opt_fast: str | None = None):
         self.op, self.cfg, self.sim = op, cfg, sim
+        #: Verilator's ``OPT_FAST`` when the environment sets none (:func:`cocotb_runner`)
+        self.opt_fast = opt_fast
         self.weights = dict(weights or {})
         self.primitives = Primitives.parse(primitives, "Regression", "primitives")
         self.waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
@@ -159,7 +165,7 @@ class Regression:
                 path.write_text(text)
             sources.append(path)
         (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        runner = cocotb_runner(self.sim)
+        runner = cocotb_runner(self.sim, self.opt_fast)
         runner.build(sources=sources, hdl_toplevel=WRAPPER_TOP, build_dir=self.dir,
                      timescale=("1ns", "1ps"), build_args=BUILD_ARGS[self.sim], waves=self.waves,
                      log_file=self.dir / "build.log")
