@@ -214,6 +214,9 @@ def test_verilator_compiles_the_design_at_the_chosen_level(monkeypatch, tmp_path
     cocotb_runner("icarus")                          # Icarus has no such step: the variable is not read
     with pytest.raises(ValueError, match=r"cocotb_runner: opt_fast='O2' is not allowed; allowed: -O0, "):
         cocotb_runner("verilator", "O2")
+    with pytest.raises(ValueError, match=r"Regression: opt_fast='fast' is not allowed; allowed: -O0, .*-Os "
+                                         r"\(or None for Verilator's -Os\)"):
+        Regression("sigmoid", registry.get("sigmoid").default(), "verilator", opt_fast="fast")
     src = tmp_path / "count.v"
     src.write_text("module count(input wire clk, output reg [7:0] q);\n"
                    "  initial q = 0;\n  always @(posedge clk) q <= q + 1;\nendmodule\n")

@@ -22,7 +22,7 @@ from . import objcache
 
 __all__ = ["Simulator", "SIMULATORS", "prepare", "unavailable_reason", "verilator_command", "cache_root",
            "CACHE_VARIABLE", "TESTBENCH_FILES", "simulator_env", "OPT_FAST_VARIABLE", "OPT_FAST_LEVELS",
-           "verilator_opt_fast"]
+           "verilator_opt_fast", "check_opt_fast"]
 
 #: the environment variable that moves every spikeops cache
 CACHE_VARIABLE = "SPIKEOPS_CACHE"
@@ -97,11 +97,13 @@ def verilator_opt_fast() -> str | None:
     variable overrides: :func:`spikeops.verif.runner.cocotb_runner`).  A build folder built at one level is reused at another (make does not
     track flags): delete it to rebuild."""
     value = os.environ.get(OPT_FAST_VARIABLE, "")
-    if value == "":
-        return None
-    if value not in OPT_FAST_LEVELS:
-        raise ValueError(f"{OPT_FAST_VARIABLE}={value!r} is not allowed; allowed: {', '.join(OPT_FAST_LEVELS)} "
-                         f"(or unset for Verilator's -Os)")
+    return check_opt_fast(value, OPT_FAST_VARIABLE, "or unset for Verilator's -Os") if value else None
+
+
+def check_opt_fast(value, name: str, otherwise: str = "or None for Verilator's -Os"):
+    """``value`` if it is one of :data:`OPT_FAST_LEVELS` (or None), else ValueError naming ``name``."""
+    if value is not None and value not in OPT_FAST_LEVELS:
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: {', '.join(OPT_FAST_LEVELS)} ({otherwise})")
     return value
 
 

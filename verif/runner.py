@@ -79,9 +79,7 @@ def cocotb_runner(sim: str, opt_fast: str | None = None):
     environment's (:func:`spikeops.verif.env.verilator_opt_fast`) when set, else ``opt_fast``
     (None: Verilator's own)."""
     from cocotb_tools.runner import Verilator, get_runner
-    if opt_fast is not None and opt_fast not in env.OPT_FAST_LEVELS:
-        raise ValueError(f"cocotb_runner: opt_fast={opt_fast!r} is not allowed; allowed: "
-                         f"{', '.join(env.OPT_FAST_LEVELS)} or None")
+    env.check_opt_fast(opt_fast, "cocotb_runner: opt_fast")
     opt_fast = (env.verilator_opt_fast() or opt_fast) if sim == "verilator" else None
     if opt_fast is None:
         return get_runner(sim)
@@ -135,7 +133,7 @@ class Regression:
                  root: Path | None = None, primitives=Primitives.GENERIC, opt_fast: str | None = None):
         self.op, self.cfg, self.sim = op, cfg, sim
         #: Verilator's ``OPT_FAST`` when the environment sets none (:func:`cocotb_runner`)
-        self.opt_fast = opt_fast
+        self.opt_fast = env.check_opt_fast(opt_fast, "Regression: opt_fast")
         self.weights = dict(weights or {})
         self.primitives = Primitives.parse(primitives, "Regression", "primitives")
         self.waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
