@@ -94,8 +94,8 @@ def verilator_opt_fast() -> str | None:
     2026-12-08).  A short run (a test, a sweep point) is faster at ``-O0``; a long one (millions of
     captured elements) at the default.  The test suite sets ``-O0`` (``tests/conftest.py``) unless
     the variable is set, and the sweep's rate stage asks for it (a caller's ``opt_fast``, which the
-    variable overrides: :func:`spikeops.verif.runner.cocotb_runner`).  A build folder built at one level is reused at another (make does not
-    track flags): delete it to rebuild."""
+    variable overrides: :func:`spikeops.verif.runner.cocotb_runner`).  A build folder built at one
+    level is reused at another (make does not track flags): delete it to rebuild."""
     value = os.environ.get(OPT_FAST_VARIABLE, "")
     return check_opt_fast(value, OPT_FAST_VARIABLE, "or unset for Verilator's -Os") if value else None
 
