@@ -9,9 +9,9 @@ settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-# the tests' Verilator runs are short: the design's C++ compiled at -O0 builds about 2-3 times
-# faster than at Verilator's -Os and runs their few thousand cycles as fast
-# (spikeops.verif.env.verilator_opt_fast); a value of one's own wins
+# the tests' Verilator runs are short: the design's C++ compiled at -O0 builds faster than at
+# Verilator's -Os (default LayerNorm 143 -> 50 s, Softmax 65 -> 44 s) and runs their few thousand
+# cycles about as fast (spikeops.verif.env.verilator_opt_fast); a value of one's own wins
 os.environ.setdefault("SPIKEOPS_VERILATOR_OPT_FAST", "-O0")
 
 

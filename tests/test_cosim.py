@@ -130,8 +130,8 @@ def test_norm_with_more_cordic_units(op, d, units, sim):
 def test_softmax_rows_of_the_models_context(sim, normalizer):
     """Softmax sized for SmolLM2's context (d_max=8192, as the conversion now plans it): two full
     8,192-element rows around a short one at full rate (latency checked); with idle cycles and
-    backpressure, a reset in the middle of the first long row and the short row after it (the
-    second long row, 13,000 more cycles at these rates, adds nothing the full-rate run has not)."""
+    backpressure, a reset in the middle of the first long row and the short row after it (a second
+    long row there, 8,192 more elements at these rates, adds nothing the full-rate run has not)."""
     from spikeops.golden.fixed import quantize
     from spikeops.verif.stimulus import Stimulus
     extra = {"exp_method": "range", "normalizer": "online"} if normalizer == "online" else {}
